@@ -1,0 +1,39 @@
+# Strata build. `make test` is what CI runs (through .ci/run).
+GO        ?= go
+BIN       := bin
+CMDS      := $(notdir $(wildcard cmd/*))
+PROTO_DIR := pkg/proto/registry/v1
+PROTOS    := $(wildcard $(PROTO_DIR)/*.proto)
+TEST_TIMEOUT ?= 15m
+
+.PHONY: all build test lint proto clean
+
+all: build
+
+## build: every binary under cmd/ into bin/ (static, CGO_ENABLED=0)
+build:
+	@mkdir -p $(BIN)
+	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/ $(addprefix ./cmd/,$(CMDS))
+	@echo "built: $(addprefix $(BIN)/,$(CMDS))"
+
+## test: unit and in-process cluster tests, under the race detector
+test:
+	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
+
+## lint: gofmt and go vet
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '\.pb\.go$$')); \
+	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+## proto: regenerate pkg/proto from the .proto files (needs protoc: apt-get install protobuf-compiler)
+proto:
+	protoc -I $(PROTO_DIR) \
+	  --plugin=protoc-gen-go="$$($(GO) tool -n protoc-gen-go)" \
+	  --plugin=protoc-gen-go-grpc="$$($(GO) tool -n protoc-gen-go-grpc)" \
+	  --go_out=$(PROTO_DIR) --go_opt=paths=source_relative \
+	  --go-grpc_out=$(PROTO_DIR) --go-grpc_opt=paths=source_relative \
+	  $(PROTOS)
+
+clean:
+	rm -rf $(BIN)

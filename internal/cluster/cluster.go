@@ -1,0 +1,324 @@
+// Package cluster wraps hashicorp/memberlist: every Strata node of every role
+// joins one gossip pool, which is the cluster's failure detector and the way
+// meta nodes find each other. Node meta carries the node's role and
+// addresses, so a pool member says what it is and where to reach it.
+//
+// The view is level-triggered: Members returns the pool as it is now, and
+// Changed signals that it may have changed. Consumers reconcile against the
+// snapshot instead of replaying events, so a missed or merged signal loses
+// nothing.
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+
+	"github.com/strata-registry/strata/internal/clock"
+	"github.com/strata-registry/strata/internal/obs"
+)
+
+// Role is what a pool member does.
+type Role string
+
+// Roles.
+const (
+	RoleMeta    Role = "meta"
+	RoleData    Role = "data"
+	RoleSession Role = "session"
+)
+
+// Valid reports whether r is a known role.
+func (r Role) Valid() bool {
+	return r == RoleMeta || r == RoleData || r == RoleSession
+}
+
+// State is a pool member's state as gossip reports it.
+type State int
+
+// States. Suspect nodes are reported Alive: memberlist is still probing them,
+// and callers apply their own grace period after Dead anyway.
+const (
+	StateAlive State = iota
+	StateDead
+	StateLeft
+)
+
+func (s State) String() string {
+	switch s {
+	case StateAlive:
+		return "alive"
+	case StateDead:
+		return "dead"
+	case StateLeft:
+		return "left"
+	}
+	return "unknown"
+}
+
+// Meta is what a node announces about itself in the pool. It must encode to
+// at most memberlist.MetaMaxSize (512) bytes.
+type Meta struct {
+	Role Role   `json:"role"`
+	GRPC string `json:"grpc,omitempty"`
+	HTTP string `json:"http,omitempty"`
+	Zone string `json:"zone,omitempty"`
+	// Raft is a meta node's Raft transport address.
+	Raft string `json:"raft,omitempty"`
+	// Expect is a meta node's --bootstrap-expect (0 once it has joined a
+	// cluster or when it never bootstraps).
+	Expect int `json:"expect,omitempty"`
+}
+
+// Member is one node of the pool.
+type Member struct {
+	ID    string
+	Addr  string // gossip address, host:port
+	Meta  Meta
+	State State
+	// Since is when this process saw the member enter State.
+	Since time.Time
+}
+
+// Config configures an Agent.
+type Config struct {
+	// NodeID is the node's unique name in the pool.
+	NodeID string
+	// BindAddr and BindPort are where gossip listens (TCP and UDP). Port 0
+	// picks a free port; Addr reports it.
+	BindAddr string
+	BindPort int
+	// AdvertiseAddr, when set, is the address other nodes use.
+	AdvertiseAddr string
+	// Join lists seed addresses (host:port). The agent retries until one
+	// answers, so seeds may start in any order.
+	Join []string
+	// Meta is announced to the pool.
+	Meta Meta
+	// Profile picks memberlist timings: "lan" (production) or "local"
+	// (loopback tests: faster probes and suspicion).
+	Profile string
+	// RetryJoin is the pause between join attempts.
+	RetryJoin time.Duration
+}
+
+// forgetAfter is how long a dead or left node stays in Members.
+const forgetAfter = time.Hour
+
+// ErrBadConfig wraps configuration errors.
+var ErrBadConfig = errors.New("cluster: bad config")
+
+// Agent is this process's membership in the pool.
+type Agent struct {
+	cfg    Config
+	logger *slog.Logger
+	clock  clock.Clock
+	ml     *memberlist.Memberlist
+	meta   []byte
+
+	changed chan struct{}
+
+	mu sync.Mutex
+	// members holds every node seen; dead and left ones for forgetAfter.
+	members map[string]Member
+}
+
+// New validates cfg and creates the memberlist, binding its port and
+// starting its gossip goroutines. It does not join anyone: JoinLoop does.
+// The caller must end it with Leave or Kill.
+func New(cfg Config, logger *slog.Logger, clk clock.Clock) (*Agent, error) {
+	if cfg.NodeID == "" {
+		return nil, fmt.Errorf("%w: empty node id", ErrBadConfig)
+	}
+	if !cfg.Meta.Role.Valid() {
+		return nil, fmt.Errorf("%w: unknown role %q", ErrBadConfig, cfg.Meta.Role)
+	}
+	meta, err := json.Marshal(cfg.Meta)
+	if err != nil {
+		return nil, fmt.Errorf("%w: encode meta: %v", ErrBadConfig, err)
+	}
+	if len(meta) > memberlist.MetaMaxSize {
+		return nil, fmt.Errorf("%w: node meta is %d bytes, memberlist allows %d", ErrBadConfig, len(meta), memberlist.MetaMaxSize)
+	}
+	if cfg.RetryJoin <= 0 {
+		cfg.RetryJoin = time.Second
+	}
+	a := &Agent{
+		cfg:     cfg,
+		logger:  obs.Or(logger),
+		clock:   clock.Or(clk),
+		meta:    meta,
+		changed: make(chan struct{}, 1),
+		members: make(map[string]Member),
+	}
+	var mc *memberlist.Config
+	switch cfg.Profile {
+	case "", "lan":
+		mc = memberlist.DefaultLANConfig()
+		mc.DeadNodeReclaimTime = 5 * time.Second
+	case "local":
+		mc = memberlist.DefaultLocalConfig()
+		mc.ProbeInterval = 200 * time.Millisecond
+		mc.ProbeTimeout = 100 * time.Millisecond
+		mc.SuspicionMult = 2
+		mc.GossipInterval = 50 * time.Millisecond
+		mc.PushPullInterval = 5 * time.Second
+		mc.DeadNodeReclaimTime = 200 * time.Millisecond
+	default:
+		return nil, fmt.Errorf("%w: unknown gossip profile %q (want lan or local)", ErrBadConfig, cfg.Profile)
+	}
+	// A node that restarts under its name on a new address (a rescheduled
+	// container, a test harness restart) takes its name back once the old
+	// incarnation is dead; memberlist's default never lets it.
+	mc.Name = cfg.NodeID
+	mc.BindAddr = cfg.BindAddr
+	mc.BindPort = cfg.BindPort
+	mc.AdvertisePort = cfg.BindPort
+	if cfg.AdvertiseAddr != "" {
+		mc.AdvertiseAddr = cfg.AdvertiseAddr
+	}
+	mc.Delegate = delegate{a}
+	mc.Events = events{a}
+	mc.Logger = obs.StdLogger(a.logger.With("component", "memberlist"), slog.LevelInfo)
+	ml, err := memberlist.Create(mc)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: start gossip on %s:%d: %w", cfg.BindAddr, cfg.BindPort, err)
+	}
+	a.ml = ml
+	return a, nil
+}
+
+// Addr returns the gossip address other nodes join, host:port.
+func (a *Agent) Addr() string {
+	n := a.ml.LocalNode()
+	return net.JoinHostPort(n.Addr.String(), strconv.Itoa(int(n.Port)))
+}
+
+// JoinLoop joins the seeds, retrying until one answers or ctx ends. With no
+// seeds (the first node of a cluster) it returns at once. It returns nil:
+// failing to join is not fatal, the node keeps trying until it stops.
+func (a *Agent) JoinLoop(ctx context.Context) error {
+	seeds := slices.DeleteFunc(slices.Clone(a.cfg.Join), func(s string) bool { return s == "" || s == a.Addr() })
+	if len(seeds) == 0 {
+		return nil
+	}
+	t := a.clock.NewTicker(a.cfg.RetryJoin)
+	defer t.Stop()
+	for {
+		n, err := a.ml.Join(seeds)
+		if n > 0 {
+			a.logger.Info("joined gossip pool", "seeds", seeds, "contacted", n)
+			return nil
+		}
+		a.logger.Warn("join gossip pool failed, retrying", "seeds", seeds, "err", err, "every", a.cfg.RetryJoin)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C():
+		}
+	}
+}
+
+// Leave tells the pool this node is going (others see "left", not "dead")
+// and stops gossip.
+func (a *Agent) Leave() {
+	if err := a.ml.Leave(2 * time.Second); err != nil {
+		a.logger.Warn("leave gossip pool", "err", err)
+	}
+	if err := a.ml.Shutdown(); err != nil {
+		a.logger.Warn("shut down gossip", "err", err)
+	}
+}
+
+// Kill stops gossip at once without leaving, as a crash would: others see
+// the node dead after their probes fail.
+func (a *Agent) Kill() {
+	_ = a.ml.Shutdown()
+}
+
+// Members returns every node the pool knows, this one included, sorted by ID.
+func (a *Agent) Members() []Member {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := make([]Member, 0, len(a.members))
+	for _, m := range a.members {
+		out = append(out, m)
+	}
+	slices.SortFunc(out, func(x, y Member) int {
+		if x.ID < y.ID {
+			return -1
+		} else if x.ID > y.ID {
+			return 1
+		}
+		return 0
+	})
+	return out
+}
+
+// Changed receives a value after the pool changes. Signals merge: one
+// receive may stand for many changes, so the reader re-reads Members. It has
+// a single intended reader.
+func (a *Agent) Changed() <-chan struct{} { return a.changed }
+
+func (a *Agent) notify() {
+	select {
+	case a.changed <- struct{}{}:
+	default:
+	}
+}
+
+func (a *Agent) record(n *memberlist.Node, st State) {
+	m := Member{
+		ID:    n.Name,
+		Addr:  net.JoinHostPort(n.Addr.String(), strconv.Itoa(int(n.Port))),
+		State: st,
+		Since: a.clock.Now(),
+	}
+	if err := json.Unmarshal(n.Meta, &m.Meta); err != nil {
+		a.logger.Warn("ignoring pool member with unreadable meta", "node", n.Name, "err", err)
+		return
+	}
+	a.mu.Lock()
+	if old, ok := a.members[m.ID]; ok && old.State == m.State {
+		m.Since = old.Since
+	}
+	a.members[m.ID] = m
+	// Forget nodes long gone, so restarts under new names cannot grow the map.
+	for id, o := range a.members {
+		if o.State != StateAlive && m.Since.Sub(o.Since) > forgetAfter {
+			delete(a.members, id)
+		}
+	}
+	a.mu.Unlock()
+	a.notify()
+}
+
+type events struct{ a *Agent }
+
+func (e events) NotifyJoin(n *memberlist.Node)   { e.a.record(n, StateAlive) }
+func (e events) NotifyUpdate(n *memberlist.Node) { e.a.record(n, StateAlive) }
+func (e events) NotifyLeave(n *memberlist.Node) {
+	st := StateDead
+	if n.State == memberlist.StateLeft {
+		st = StateLeft
+	}
+	e.a.record(n, st)
+}
+
+// delegate announces this node's meta; Strata sends no user messages.
+type delegate struct{ a *Agent }
+
+func (d delegate) NodeMeta(limit int) []byte                  { return d.a.meta }
+func (d delegate) NotifyMsg([]byte)                           {}
+func (d delegate) GetBroadcasts(overhead, limit int) [][]byte { return nil }
+func (d delegate) LocalState(join bool) []byte                { return nil }
+func (d delegate) MergeRemoteState(buf []byte, join bool)     {}

@@ -1,0 +1,71 @@
+package meta
+
+import (
+	"errors"
+	"fmt"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Errors a meta node returns. The service maps each to a gRPC code in
+// toStatus; messages carry the "meta:" prefix.
+var (
+	ErrNotLeader      = errors.New("meta: not leader")
+	ErrNoLeader       = errors.New("meta: no leader elected")
+	ErrNotInitialized = errors.New("meta: cluster not initialized yet")
+	ErrInvalid        = errors.New("meta: invalid argument")
+	ErrDuplicateNode  = errors.New("meta: node id already registered with another address")
+	ErrUnknownNode    = errors.New("meta: node not registered")
+	ErrStaleTable     = errors.New("meta: slot table changed since it was read")
+	ErrShuttingDown   = errors.New("meta: shutting down")
+)
+
+// NotLeaderError is returned by a follower that cannot forward; Leader is the
+// leader's gRPC address when known.
+type NotLeaderError struct {
+	Leader string
+}
+
+func (e *NotLeaderError) Error() string {
+	if e.Leader == "" {
+		return ErrNoLeader.Error()
+	}
+	return fmt.Sprintf("%s (leader at %s)", ErrNotLeader, e.Leader)
+}
+
+// Unwrap lets errors.Is(err, ErrNotLeader) match.
+func (e *NotLeaderError) Unwrap() error {
+	if e.Leader == "" {
+		return ErrNoLeader
+	}
+	return ErrNotLeader
+}
+
+const (
+	maxNodeIDLen  = 128
+	maxZoneLen    = 64
+	maxAddressLen = 256
+)
+
+func invalid(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
+}
+
+// validNodeID accepts printable UTF-8 without spaces, 1..128 bytes.
+func validNodeID(id string) error {
+	if id == "" {
+		return errors.New("empty node id")
+	}
+	if len(id) > maxNodeIDLen {
+		return fmt.Errorf("node id is %d bytes, at most %d allowed", len(id), maxNodeIDLen)
+	}
+	if !utf8.ValidString(id) {
+		return errors.New("node id is not valid UTF-8")
+	}
+	for _, r := range id {
+		if !unicode.IsPrint(r) || unicode.IsSpace(r) {
+			return fmt.Errorf("node id %q has a space or control character", id)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,369 @@
+package meta
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+	"sync"
+
+	"github.com/hashicorp/raft"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	"github.com/strata-registry/strata/internal/cluster"
+	"github.com/strata-registry/strata/internal/slot"
+	registryv1 "github.com/strata-registry/strata/pkg/proto/registry/v1"
+)
+
+// forwardedKey marks a request a follower forwarded, so a second follower
+// (during an election) answers "not leader" instead of forwarding again.
+const forwardedKey = "strata-forwarded"
+
+// leaderKey is the response header naming the leader's gRPC address when a
+// node could not serve or forward a leader-only call.
+const leaderKey = "strata-meta-leader"
+
+// service implements registryv1.MetaServiceServer.
+type service struct {
+	registryv1.UnimplementedMetaServiceServer
+	s *Server
+}
+
+// RegisterNode adds a data or session node, or confirms it. Registering the
+// same node again is a no-op; the same id at another address is refused
+// unless the gossip pool shows the node alive at the new address.
+func (v *service) RegisterNode(ctx context.Context, req *registryv1.RegisterNodeRequest) (*registryv1.RegisterNodeResponse, error) {
+	if resp, ok, err := forward(ctx, v.s, func(c registryv1.MetaServiceClient, ctx context.Context) (*registryv1.RegisterNodeResponse, error) {
+		return c.RegisterNode(ctx, req)
+	}); ok {
+		return resp, err
+	}
+	m, err := memberFromProto(req.GetNode())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	if err := v.s.register(m); err != nil {
+		return nil, toStatus(err)
+	}
+	return &registryv1.RegisterNodeResponse{TableEpoch: v.s.fsm.Current().Table.Epoch}, nil
+}
+
+func (s *Server) register(m Member) error {
+	st := s.fsm.Current()
+	if !st.Initialized() {
+		return ErrNotInitialized
+	}
+	old, exists := st.Members[m.ID]
+	if exists && old == m {
+		return nil
+	}
+	replace := false
+	if exists && (old.GRPC != m.GRPC || old.Role != m.Role) {
+		// The pool is the authority on where a node lives now.
+		for _, p := range s.agent.Members() {
+			if p.ID == m.ID && p.State == cluster.StateAlive && p.Meta.GRPC == m.GRPC && p.Meta.Role == m.Role {
+				replace = true
+			}
+		}
+		if !replace {
+			if old.Role != m.Role {
+				return invalid("node %s is registered as %s, not %s", m.ID, old.Role, m.Role)
+			}
+			return fmt.Errorf("%w: %s is at %s, not %s", ErrDuplicateNode, m.ID, old.GRPC, m.GRPC)
+		}
+	}
+	return s.propose(command{Op: opUpsert, Member: &m, Replace: replace || exists})
+}
+
+// Heartbeat records a data node's per-slot sync status (proposing only what
+// changed) and a session node's client count.
+func (v *service) Heartbeat(ctx context.Context, req *registryv1.HeartbeatRequest) (*registryv1.HeartbeatResponse, error) {
+	if resp, ok, err := forward(ctx, v.s, func(c registryv1.MetaServiceClient, ctx context.Context) (*registryv1.HeartbeatResponse, error) {
+		return c.Heartbeat(ctx, req)
+	}); ok {
+		return resp, err
+	}
+	if err := v.s.heartbeat(req); err != nil {
+		return nil, toStatus(err)
+	}
+	return &registryv1.HeartbeatResponse{TableEpoch: v.s.fsm.Current().Table.Epoch}, nil
+}
+
+func (s *Server) heartbeat(req *registryv1.HeartbeatRequest) error {
+	if err := validNodeID(req.GetNodeId()); err != nil {
+		return invalid("%v", err)
+	}
+	st := s.fsm.Current()
+	m, ok := st.Members[req.GetNodeId()]
+	if !ok {
+		return fmt.Errorf("%w: %s (register first)", ErrUnknownNode, req.GetNodeId())
+	}
+	if m.Role == cluster.RoleSession {
+		if len(req.GetSlots()) > 0 {
+			return invalid("session node %s reported slot status; only data nodes hold slots", m.ID)
+		}
+		s.loads.set(m.ID, req.GetClientCount())
+		return nil
+	}
+	if len(req.GetSlots()) > st.Settings.Count {
+		return invalid("%d slot reports, the cluster has %d slots", len(req.GetSlots()), st.Settings.Count)
+	}
+	rows := make([]syncRow, 0, len(req.GetSlots()))
+	for _, r := range req.GetSlots() {
+		if int(r.GetSlotId()) >= st.Settings.Count {
+			return invalid("slot %d out of range: the cluster has %d slots (0..%d)", r.GetSlotId(), st.Settings.Count, st.Settings.Count-1)
+		}
+		rows = append(rows, syncRow{Slot: slot.ID(r.GetSlotId()), LeaderEpoch: r.GetLeaderEpoch(), Synced: r.GetSynced()})
+	}
+	changes := syncChanges(st, slot.NodeID(m.ID), rows)
+	if len(changes) == 0 {
+		return nil
+	}
+	if err := s.propose(command{Op: opSync, NodeID: m.ID, Sync: changes}); err != nil {
+		return err
+	}
+	s.signalArrange()
+	return nil
+}
+
+// WatchSlotTable sends every table newer than the request's epoch, oldest
+// first, then each new one as it commits. It is served from this node's
+// replica, so any meta node can serve watchers.
+func (v *service) WatchSlotTable(req *registryv1.WatchSlotTableRequest, stream grpc.ServerStreamingServer[registryv1.SlotTable]) error {
+	last := req.GetAfterEpoch()
+	for {
+		st, changed := v.s.fsm.Watch()
+		for _, t := range st.TablesAfter(last) {
+			if err := stream.Send(tableToProto(st, t)); err != nil {
+				return err
+			}
+			last = t.Epoch
+		}
+		select {
+		case <-stream.Context().Done():
+			return stream.Context().Err()
+		case <-v.s.stopping:
+			return status.Error(codes.Unavailable, ErrShuttingDown.Error())
+		case <-changed:
+		}
+	}
+}
+
+// ListSessions returns the live sessions, lightest first (the caller's zone
+// first when it names one). Loads live on the leader, so followers forward.
+func (v *service) ListSessions(ctx context.Context, req *registryv1.ListSessionsRequest) (*registryv1.ListSessionsResponse, error) {
+	if resp, ok, err := forward(ctx, v.s, func(c registryv1.MetaServiceClient, ctx context.Context) (*registryv1.ListSessionsResponse, error) {
+		return c.ListSessions(ctx, req)
+	}); ok {
+		return resp, err
+	}
+	if len(req.GetZone()) > maxZoneLen {
+		return nil, toStatus(invalid("zone is %d bytes, at most %d allowed", len(req.GetZone()), maxZoneLen))
+	}
+	st := v.s.fsm.Current()
+	var out []*registryv1.SessionInfo
+	for _, id := range sortedIDs(st.Members) {
+		m := st.Members[id]
+		if m.Role != cluster.RoleSession {
+			continue
+		}
+		out = append(out, &registryv1.SessionInfo{Node: memberToProto(m), ClientCount: v.s.loads.get(id)})
+	}
+	zone := req.GetZone()
+	slices.SortStableFunc(out, func(a, b *registryv1.SessionInfo) int {
+		az, bz := a.GetNode().GetZone() == zone, b.GetNode().GetZone() == zone
+		if zone != "" && az != bz {
+			if az {
+				return -1
+			}
+			return 1
+		}
+		return cmp.Compare(a.GetClientCount(), b.GetClientCount())
+	})
+	return &registryv1.ListSessionsResponse{Sessions: out}, nil
+}
+
+// GetLeader answers from this node's view.
+func (v *service) GetLeader(ctx context.Context, _ *registryv1.GetLeaderRequest) (*registryv1.GetLeaderResponse, error) {
+	_, id := v.s.raft.raft.LeaderWithID()
+	resp := &registryv1.GetLeaderResponse{Term: v.s.raft.raft.CurrentTerm()}
+	if id != "" {
+		for _, p := range v.s.metaPeers() {
+			if p.GetId() == string(id) {
+				resp.Leader = p
+			}
+		}
+	}
+	return resp, nil
+}
+
+// GetClusterInfo answers from this node's replica.
+func (v *service) GetClusterInfo(ctx context.Context, _ *registryv1.GetClusterInfoRequest) (*registryv1.GetClusterInfoResponse, error) {
+	st := v.s.fsm.Current()
+	resp := &registryv1.GetClusterInfoResponse{
+		ClusterId:   st.ClusterID,
+		SlotCount:   uint32(st.Settings.Count),
+		Replicas:    uint32(st.Settings.Replicas),
+		Meta:        v.s.metaPeers(),
+		TableEpoch:  st.Table.Epoch,
+		Term:        v.s.raft.raft.CurrentTerm(),
+		CommitIndex: v.s.raft.raft.CommitIndex(),
+	}
+	for _, id := range sortedIDs(st.Members) {
+		resp.Members = append(resp.Members, memberToProto(st.Members[id]))
+	}
+	return resp, nil
+}
+
+// metaPeers lists the Raft servers with the addresses the pool announces.
+func (s *Server) metaPeers() []*registryv1.MetaPeer {
+	fut := s.raft.raft.GetConfiguration()
+	if fut.Error() != nil {
+		return nil
+	}
+	_, leader := s.raft.raft.LeaderWithID()
+	pool := map[string]cluster.Member{}
+	for _, m := range s.agent.Members() {
+		if m.Meta.Role == cluster.RoleMeta {
+			pool[m.ID] = m
+		}
+	}
+	var out []*registryv1.MetaPeer
+	for _, srv := range fut.Configuration().Servers {
+		p := &registryv1.MetaPeer{
+			Id: string(srv.ID), RaftAddress: string(srv.Address),
+			Voter: srv.Suffrage == raft.Voter, Leader: srv.ID == leader,
+		}
+		if m, ok := pool[string(srv.ID)]; ok {
+			p.GrpcAddress, p.HttpAddress = m.Meta.GRPC, m.Meta.HTTP
+		}
+		if string(srv.ID) == s.cfg.NodeID {
+			p.GrpcAddress, p.HttpAddress = s.grpcAddr, s.httpAddr
+		}
+		out = append(out, p)
+	}
+	slices.SortFunc(out, func(a, b *registryv1.MetaPeer) int { return cmp.Compare(a.GetId(), b.GetId()) })
+	return out
+}
+
+// leaderGRPC returns the leader's gRPC address, or "" when unknown.
+func (s *Server) leaderGRPC() string {
+	for _, p := range s.metaPeers() {
+		if p.GetLeader() {
+			return p.GetGrpcAddress()
+		}
+	}
+	return ""
+}
+
+// forward sends a leader-only call to the leader when this node is not it.
+// ok is false when this node should serve the call itself.
+func forward[R any](ctx context.Context, s *Server, call func(registryv1.MetaServiceClient, context.Context) (R, error)) (resp R, ok bool, err error) {
+	if s.raft.raft.State() == raft.Leader {
+		return resp, false, nil
+	}
+	leader := s.leaderGRPC()
+	md, _ := metadata.FromIncomingContext(ctx)
+	if leader == "" || len(md.Get(forwardedKey)) > 0 {
+		_ = grpc.SetHeader(ctx, metadata.Pairs(leaderKey, leader))
+		return resp, true, toStatus(&NotLeaderError{Leader: leader})
+	}
+	conn, err := s.fwd.dial(leader)
+	if err != nil {
+		return resp, true, toStatus(&NotLeaderError{Leader: leader})
+	}
+	ctx = metadata.AppendToOutgoingContext(ctx, forwardedKey, s.cfg.NodeID)
+	resp, err = call(registryv1.NewMetaServiceClient(conn), ctx)
+	return resp, true, err
+}
+
+// forwarder caches client connections to other meta nodes.
+type forwarder struct {
+	s     *Server
+	mu    sync.Mutex
+	conns map[string]*grpc.ClientConn
+}
+
+func newForwarder(s *Server) *forwarder {
+	return &forwarder{s: s, conns: map[string]*grpc.ClientConn{}}
+}
+
+// dial returns a (lazily connecting) connection to addr.
+func (f *forwarder) dial(addr string) (*grpc.ClientConn, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if c, ok := f.conns[addr]; ok {
+		return c, nil
+	}
+	creds := insecure.NewCredentials()
+	tc, err := f.s.cfg.TLS.Client()
+	if err != nil {
+		return nil, err
+	}
+	if tc != nil {
+		if host, _, err := net.SplitHostPort(addr); err == nil {
+			tc.ServerName = host
+		}
+		creds = credentials.NewTLS(tc)
+	}
+	c, err := grpc.NewClient(addr, grpc.WithTransportCredentials(creds))
+	if err != nil {
+		return nil, err
+	}
+	// Keep the cache small: meta groups have 3 to 5 nodes, so anything
+	// past that is a stale address.
+	if len(f.conns) >= 8 {
+		for a, old := range f.conns {
+			_ = old.Close()
+			delete(f.conns, a)
+		}
+	}
+	f.conns[addr] = c
+	return c, nil
+}
+
+func (f *forwarder) close() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for a, c := range f.conns {
+		_ = c.Close()
+		delete(f.conns, a)
+	}
+}
+
+// toStatus maps meta errors to gRPC statuses; it is the only place that
+// does. Anything unrecognized is Internal.
+func toStatus(err error) error {
+	if err == nil {
+		return nil
+	}
+	if _, ok := status.FromError(err); ok {
+		return err
+	}
+	var nle *NotLeaderError
+	switch {
+	case errors.As(err, &nle):
+		return status.Error(codes.Unavailable, err.Error())
+	case errors.Is(err, ErrInvalid):
+		return status.Error(codes.InvalidArgument, err.Error())
+	case errors.Is(err, ErrDuplicateNode):
+		return status.Error(codes.AlreadyExists, err.Error())
+	case errors.Is(err, ErrUnknownNode):
+		return status.Error(codes.NotFound, err.Error())
+	case errors.Is(err, ErrNotLeader), errors.Is(err, ErrNoLeader), errors.Is(err, ErrNotInitialized),
+		errors.Is(err, ErrShuttingDown), errors.Is(err, ErrStaleTable):
+		return status.Error(codes.Unavailable, err.Error())
+	case errors.Is(err, context.DeadlineExceeded):
+		return status.Error(codes.DeadlineExceeded, err.Error())
+	case errors.Is(err, context.Canceled):
+		return status.Error(codes.Canceled, err.Error())
+	}
+	return status.Error(codes.Internal, err.Error())
+}

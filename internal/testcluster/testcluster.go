@@ -1,0 +1,381 @@
+// Package testcluster runs real Strata nodes inside one test process: real
+// Raft on bolt in temp dirs, real memberlist and gRPC over loopback, every
+// listener bound to 127.0.0.1:0 by the harness and passed in. Each node has
+// its own logger (a file in its dir, printed when the test fails) and its own
+// Prometheus registry.
+//
+//	c := testcluster.Start(t, testcluster.Spec{Meta: 3})
+//	leader := c.WaitLeader(t)
+//	c.Stop(t, leader.Index)          // as a crash: no graceful leave
+//	c.Restart(t, leader.Index)       // same data dir, new ports
+//
+// Later tiers add data and session nodes here.
+package testcluster
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/strata-registry/strata/internal/meta"
+	"github.com/strata-registry/strata/internal/slot"
+	registryv1 "github.com/strata-registry/strata/pkg/proto/registry/v1"
+)
+
+// DefaultWait bounds the harness's waits; generous for -race on 2 cores.
+const DefaultWait = 20 * time.Second
+
+// Spec says what to start.
+type Spec struct {
+	// Meta is the number of meta nodes (BootstrapExpect is set to it).
+	Meta int
+	// MetaConfig, when set, adjusts each meta node's config (from
+	// meta.TestConfig) before it starts.
+	MetaConfig func(i int, c *meta.Config)
+}
+
+// Cluster is a running set of nodes. Its methods are for the test's own
+// goroutine.
+type Cluster struct {
+	spec  Spec
+	dir   string
+	metas []*MetaNode
+}
+
+// MetaNode is one meta node of the cluster.
+type MetaNode struct {
+	Index    int
+	ID       string
+	Dir      string
+	Registry *prometheus.Registry
+	Config   meta.Config
+
+	mu      sync.Mutex
+	server  *meta.Server
+	cancel  context.CancelFunc
+	done    chan error
+	logFile *os.File
+	gossip  string // last known gossip address, to rejoin after a restart
+}
+
+// Server returns the running server, or nil when stopped.
+func (n *MetaNode) Server() *meta.Server {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.server
+}
+
+// Running reports whether the node is started.
+func (n *MetaNode) Running() bool { return n.Server() != nil }
+
+// Start starts the cluster and waits until every meta node has joined and a
+// leader has set the cluster up. Everything stops at test cleanup.
+func Start(t testing.TB, spec Spec) *Cluster {
+	t.Helper()
+	if spec.Meta < 1 {
+		t.Fatalf("testcluster: spec needs at least one meta node, got %d", spec.Meta)
+	}
+	c := &Cluster{spec: spec, dir: t.TempDir()}
+	t.Cleanup(func() { c.cleanup(t) })
+	for i := range spec.Meta {
+		id := fmt.Sprintf("meta-%d", i)
+		cfg := meta.TestConfig()
+		cfg.NodeID = id
+		cfg.DataDir = filepath.Join(c.dir, id)
+		cfg.BootstrapExpect = spec.Meta
+		if spec.MetaConfig != nil {
+			spec.MetaConfig(i, &cfg)
+		}
+		n := &MetaNode{Index: i, ID: id, Dir: cfg.DataDir, Config: cfg}
+		c.metas = append(c.metas, n)
+		c.startMeta(t, n)
+	}
+	c.WaitLeader(t)
+	Eventually(t, DefaultWait, func() error {
+		for _, n := range c.LiveMetas() {
+			if !n.Server().State().Initialized() {
+				return fmt.Errorf("%s has not applied the cluster init", n.ID)
+			}
+		}
+		return nil
+	})
+	return c
+}
+
+// AddMeta starts one more meta node (not part of the bootstrap) that joins
+// the running cluster; the leader adds it as a voter.
+func (c *Cluster) AddMeta(t testing.TB) *MetaNode {
+	t.Helper()
+	i := len(c.metas)
+	id := fmt.Sprintf("meta-%d", i)
+	cfg := meta.TestConfig()
+	cfg.NodeID = id
+	cfg.DataDir = filepath.Join(c.dir, id)
+	if c.spec.MetaConfig != nil {
+		c.spec.MetaConfig(i, &cfg)
+	}
+	n := &MetaNode{Index: i, ID: id, Dir: cfg.DataDir, Config: cfg}
+	c.metas = append(c.metas, n)
+	c.startMeta(t, n)
+	return n
+}
+
+func (c *Cluster) startMeta(t testing.TB, n *MetaNode) {
+	t.Helper()
+	if err := os.MkdirAll(n.Dir, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	lf, err := os.OpenFile(filepath.Join(n.Dir, "node.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := n.Config
+	cfg.Join = c.gossipSeeds(n)
+	reg := prometheus.NewRegistry()
+	deps := meta.Deps{
+		Logger:       slog.New(slog.NewTextHandler(lf, &slog.HandlerOptions{Level: slog.LevelDebug})).With("node", n.ID),
+		Registry:     reg,
+		GRPCListener: Listen(t),
+		HTTPListener: Listen(t),
+		RaftListener: Listen(t),
+	}
+	srv, err := meta.New(cfg, deps)
+	if err != nil {
+		t.Fatalf("testcluster: new %s: %v", n.ID, err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	select {
+	case <-srv.Ready():
+	case err := <-done:
+		cancel()
+		t.Fatalf("testcluster: %s exited while starting: %v", n.ID, err)
+	case <-time.After(DefaultWait):
+		cancel()
+		t.Fatalf("testcluster: %s not ready after %v", n.ID, DefaultWait)
+	}
+	n.mu.Lock()
+	n.server, n.cancel, n.done, n.logFile, n.Registry = srv, cancel, done, lf, reg
+	n.gossip = srv.GossipAddr()
+	n.mu.Unlock()
+}
+
+// gossipSeeds returns the gossip addresses of the other meta nodes known so far.
+func (c *Cluster) gossipSeeds(self *MetaNode) []string {
+	var out []string
+	for _, n := range c.metas {
+		n.mu.Lock()
+		if n != self && n.gossip != "" {
+			out = append(out, n.gossip)
+		}
+		n.mu.Unlock()
+	}
+	return out
+}
+
+// GossipSeeds returns the gossip addresses of the meta nodes, for other
+// roles to join the pool.
+func (c *Cluster) GossipSeeds() []string { return c.gossipSeeds(nil) }
+
+// Meta returns meta node i.
+func (c *Cluster) Meta(i int) *MetaNode { return c.metas[i] }
+
+// LiveMetas returns the running meta nodes.
+func (c *Cluster) LiveMetas() []*MetaNode {
+	var out []*MetaNode
+	for _, n := range c.metas {
+		if n.Running() {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// MetaAddrs returns the gRPC addresses of the running meta nodes.
+func (c *Cluster) MetaAddrs() []string {
+	var out []string
+	for _, n := range c.LiveMetas() {
+		out = append(out, n.Server().GRPCAddr())
+	}
+	return out
+}
+
+// Stop stops meta node i as a crash would (no graceful leave, no
+// leadership transfer) and waits for it to exit.
+func (c *Cluster) Stop(t testing.TB, i int) {
+	t.Helper()
+	n := c.metas[i]
+	n.mu.Lock()
+	srv, cancel, done := n.server, n.cancel, n.done
+	n.server = nil
+	n.mu.Unlock()
+	if srv == nil {
+		return
+	}
+	srv.Kill()
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("testcluster: %s exited with: %v", n.ID, err)
+	}
+	_ = n.logFile.Close()
+}
+
+// Restart starts a stopped meta node again on the same data dir (with new
+// ports: the cluster learns its new addresses through gossip).
+func (c *Cluster) Restart(t testing.TB, i int) {
+	t.Helper()
+	if c.metas[i].Running() {
+		t.Fatalf("testcluster: %s is running", c.metas[i].ID)
+	}
+	c.startMeta(t, c.metas[i])
+}
+
+// WaitLeader waits until every running meta node agrees on one leader, and
+// returns it.
+func (c *Cluster) WaitLeader(t testing.TB) *MetaNode {
+	t.Helper()
+	var leader *MetaNode
+	Eventually(t, DefaultWait, func() error {
+		leader = nil
+		live := c.LiveMetas()
+		for _, n := range live {
+			if n.Server().IsLeader() {
+				if leader != nil {
+					return fmt.Errorf("two leaders: %s and %s", leader.ID, n.ID)
+				}
+				leader = n
+			}
+		}
+		if leader == nil {
+			return errors.New("no leader")
+		}
+		for _, n := range live {
+			conn := Dial(t, n.Server().GRPCAddr())
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			resp, err := registryv1.NewMetaServiceClient(conn).GetLeader(ctx, &registryv1.GetLeaderRequest{})
+			cancel()
+			_ = conn.Close()
+			if err != nil {
+				return fmt.Errorf("%s: GetLeader: %v", n.ID, err)
+			}
+			if resp.GetLeader().GetId() != leader.ID || resp.GetLeader().GetGrpcAddress() == "" {
+				return fmt.Errorf("%s sees leader %q, not %s", n.ID, resp.GetLeader().GetId(), leader.ID)
+			}
+		}
+		return nil
+	})
+	return leader
+}
+
+// WaitEpoch waits until every running meta node has applied a slot table of
+// at least epoch, and returns the leader's table.
+func (c *Cluster) WaitEpoch(t testing.TB, epoch uint64) slot.Table {
+	t.Helper()
+	var table slot.Table
+	Eventually(t, DefaultWait, func() error {
+		for _, n := range c.LiveMetas() {
+			st := n.Server().State()
+			if st.Table.Epoch < epoch {
+				return fmt.Errorf("%s at epoch %d, want >= %d", n.ID, st.Table.Epoch, epoch)
+			}
+			if n.Server().IsLeader() {
+				table = st.Table
+			}
+		}
+		if table.Slots == nil {
+			return errors.New("no leader")
+		}
+		return nil
+	})
+	return table
+}
+
+func (c *Cluster) cleanup(t testing.TB) {
+	for i := range c.metas {
+		c.Stop(t, i)
+	}
+	if t.Failed() {
+		for _, n := range c.metas {
+			dumpLog(t, n.ID, filepath.Join(n.Dir, "node.log"))
+		}
+	}
+}
+
+// dumpLog prints the last lines of a node's log to the test output.
+func dumpLog(t testing.TB, id, path string) {
+	f, err := os.Open(path)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	var lines []string
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 0, 64*1024), 1<<20)
+	for sc.Scan() {
+		lines = append(lines, sc.Text())
+		if len(lines) > 200 {
+			lines = slices.Delete(lines, 0, 1)
+		}
+	}
+	t.Logf("---- last %d lines of %s (%s) ----", len(lines), id, path)
+	for _, l := range lines {
+		t.Log(l)
+	}
+}
+
+// Listen binds 127.0.0.1:0; the caller (or the server it is passed to)
+// closes it.
+func Listen(t testing.TB) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("testcluster: listen: %v", err)
+	}
+	return ln
+}
+
+// Dial returns a plaintext client connection to addr.
+func Dial(t testing.TB, addr string) *grpc.ClientConn {
+	t.Helper()
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecureCreds()))
+	if err != nil {
+		t.Fatalf("testcluster: dial %s: %v", addr, err)
+	}
+	return conn
+}
+
+func insecureCreds() credentials.TransportCredentials { return insecure.NewCredentials() }
+
+// Eventually calls f until it returns nil, failing the test with f's last
+// error if timeout passes first. It polls; it never sleeps for a condition.
+func Eventually(t testing.TB, timeout time.Duration, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not true after %v: %v", timeout, err)
+		}
+		<-tick.C
+	}
+}
