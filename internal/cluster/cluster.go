@@ -77,6 +77,10 @@ type Meta struct {
 	// Expect is a meta node's --bootstrap-expect (0 once it has joined a
 	// cluster or when it never bootstraps).
 	Expect int `json:"expect,omitempty"`
+	// Leaving is set just before a graceful leave. memberlist reports a
+	// leave and a failure alike to the event delegate, so the intent
+	// travels in the meta, as an update, ahead of the leave itself.
+	Leaving bool `json:"leaving,omitempty"`
 }
 
 // Member is one node of the pool.
@@ -123,7 +127,9 @@ type Agent struct {
 	logger *slog.Logger
 	clock  clock.Clock
 	ml     *memberlist.Memberlist
-	meta   []byte
+
+	metaMu sync.Mutex
+	meta   []byte // encoded Meta, announced through the delegate
 
 	changed chan struct{}
 
@@ -231,6 +237,16 @@ func (a *Agent) JoinLoop(ctx context.Context) error {
 // Leave tells the pool this node is going (others see "left", not "dead")
 // and stops gossip.
 func (a *Agent) Leave() {
+	m := a.cfg.Meta
+	m.Leaving = true
+	if b, err := json.Marshal(m); err == nil {
+		a.metaMu.Lock()
+		a.meta = b
+		a.metaMu.Unlock()
+		if err := a.ml.UpdateNode(time.Second); err != nil {
+			a.logger.Warn("announce leave", "err", err)
+		}
+	}
 	if err := a.ml.Leave(2 * time.Second); err != nil {
 		a.logger.Warn("leave gossip pool", "err", err)
 	}
@@ -308,7 +324,8 @@ func (e events) NotifyJoin(n *memberlist.Node)   { e.a.record(n, StateAlive) }
 func (e events) NotifyUpdate(n *memberlist.Node) { e.a.record(n, StateAlive) }
 func (e events) NotifyLeave(n *memberlist.Node) {
 	st := StateDead
-	if n.State == memberlist.StateLeft {
+	var m Meta
+	if n.State == memberlist.StateLeft || (json.Unmarshal(n.Meta, &m) == nil && m.Leaving) {
 		st = StateLeft
 	}
 	e.a.record(n, st)
@@ -317,7 +334,11 @@ func (e events) NotifyLeave(n *memberlist.Node) {
 // delegate announces this node's meta; Strata sends no user messages.
 type delegate struct{ a *Agent }
 
-func (d delegate) NodeMeta(limit int) []byte                  { return d.a.meta }
+func (d delegate) NodeMeta(limit int) []byte {
+	d.a.metaMu.Lock()
+	defer d.a.metaMu.Unlock()
+	return d.a.meta
+}
 func (d delegate) NotifyMsg([]byte)                           {}
 func (d delegate) GetBroadcasts(overhead, limit int) [][]byte { return nil }
 func (d delegate) LocalState(join bool) []byte                { return nil }

@@ -65,19 +65,24 @@ func (s *State) DataNodes() []slot.NodeID {
 	return out
 }
 
-// TablesAfter returns the tables newer than epoch that the state still holds,
-// oldest first. If the watcher is too far behind, it gets the newest alone.
-func (s *State) TablesAfter(epoch uint64) []slot.Table {
-	var out []slot.Table
-	for _, t := range s.history {
-		if t.Epoch > epoch {
-			out = append(out, t)
+// TablesAfter returns what a watcher that has seen epoch should receive,
+// oldest first. A new watcher (resume false) gets the current table alone.
+// A resuming watcher gets every newer table the state still holds, so it
+// sees each epoch in order; one too far behind gets the current table alone.
+func (s *State) TablesAfter(epoch uint64, resume bool) []slot.Table {
+	if s.Table.Epoch <= epoch {
+		return nil
+	}
+	if resume && len(s.history) > 0 && s.history[0].Epoch <= epoch+1 {
+		var out []slot.Table
+		for _, t := range s.history {
+			if t.Epoch > epoch {
+				out = append(out, t)
+			}
 		}
+		return out
 	}
-	if len(out) == 0 && s.Table.Epoch > epoch {
-		out = append(out, s.Table)
-	}
-	return out
+	return []slot.Table{s.Table}
 }
 
 // tableHistory bounds State.history.

@@ -1,6 +1,8 @@
 package meta
 
 import (
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/strata-registry/strata/internal/cluster"
@@ -76,5 +78,7 @@ func (l *liveness) plan(now time.Time, pool []cluster.Member, members map[string
 			delete(l.missingSince, id)
 		}
 	}
+	slices.SortFunc(upserts, func(a, b Member) int { return strings.Compare(a.ID, b.ID) })
+	slices.Sort(removes)
 	return upserts, removes
 }

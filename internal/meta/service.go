@@ -138,14 +138,18 @@ func (s *Server) heartbeat(req *registryv1.HeartbeatRequest) error {
 // replica, so any meta node can serve watchers.
 func (v *service) WatchSlotTable(req *registryv1.WatchSlotTableRequest, stream grpc.ServerStreamingServer[registryv1.SlotTable]) error {
 	last := req.GetAfterEpoch()
+	// After the first look, the stream resumes from what it sent, so even a
+	// watcher that started before any table sees every epoch.
+	resume := last > 0
 	for {
 		st, changed := v.s.fsm.Watch()
-		for _, t := range st.TablesAfter(last) {
+		for _, t := range st.TablesAfter(last, resume) {
 			if err := stream.Send(tableToProto(st, t)); err != nil {
 				return err
 			}
 			last = t.Epoch
 		}
+		resume = true
 		select {
 		case <-stream.Context().Done():
 			return stream.Context().Err()

@@ -217,7 +217,13 @@ func (c *Cluster) MetaAddrs() []string {
 
 // Stop stops meta node i as a crash would (no graceful leave, no
 // leadership transfer) and waits for it to exit.
-func (c *Cluster) Stop(t testing.TB, i int) {
+func (c *Cluster) Stop(t testing.TB, i int) { c.stop(t, i, true) }
+
+// StopGraceful stops meta node i as SIGTERM does: it leaves the pool if its
+// config says so, and waits for it to exit.
+func (c *Cluster) StopGraceful(t testing.TB, i int) { c.stop(t, i, false) }
+
+func (c *Cluster) stop(t testing.TB, i int, crash bool) {
 	t.Helper()
 	n := c.metas[i]
 	n.mu.Lock()
@@ -227,7 +233,9 @@ func (c *Cluster) Stop(t testing.TB, i int) {
 	if srv == nil {
 		return
 	}
-	srv.Kill()
+	if crash {
+		srv.Kill()
+	}
 	cancel()
 	if err := <-done; err != nil {
 		t.Errorf("testcluster: %s exited with: %v", n.ID, err)

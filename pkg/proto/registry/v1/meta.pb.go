@@ -622,8 +622,10 @@ func (x *HeartbeatResponse) GetTableEpoch() uint64 {
 
 type WatchSlotTableRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// after_epoch: the stream starts with the current table if its epoch is
-	// greater than after_epoch (0 always sends the current table).
+	// after_epoch is the newest epoch the watcher has. 0 (a new watcher):
+	// the stream starts with the current table. A resuming watcher gets every
+	// newer epoch in order while meta still holds them (the last 64), else the
+	// current table. Then each new epoch as it commits.
 	AfterEpoch    uint64 `protobuf:"varint,1,opt,name=after_epoch,json=afterEpoch,proto3" json:"after_epoch,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

@@ -1,0 +1,161 @@
+// Command meta runs a Strata meta node: one member of the Raft group that
+// owns cluster membership and the slot table.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/strata-registry/strata/internal/cli"
+	"github.com/strata-registry/strata/internal/meta"
+)
+
+type options struct {
+	cfg       meta.Config
+	grpcAddr  string
+	httpAddr  string
+	raftAddr  string
+	gossip    string
+	advertise string
+	logLevel  string
+	logFormat string
+}
+
+func main() {
+	if err := newCommand().Execute(); err != nil {
+		os.Exit(1)
+	}
+}
+
+func newCommand() *cobra.Command {
+	o := &options{cfg: meta.DefaultConfig()}
+	cmd := &cobra.Command{
+		Use:   "meta",
+		Short: "Run a Strata meta node (Raft group for membership and the slot table)",
+		Long: `meta runs one node of Strata's meta tier. Start 3 (or 5) with the same
+--bootstrap-expect and --join pointing at each other; they form a Raft group,
+and every data and session node joins the same gossip pool through --join.
+
+Every flag can also be set from the environment: STRATA_ plus the flag name
+in upper snake case (--node-id is STRATA_NODE_ID). Flags win over the
+environment.`,
+		Example: `  meta --node-id meta-1 --data-dir /var/lib/strata/meta-1 --bootstrap-expect 3 \
+       --join meta-2:7946,meta-3:7946`,
+		SilenceUsage: true,
+		Args:         cobra.NoArgs,
+		PreRunE:      func(cmd *cobra.Command, _ []string) error { return cli.ApplyEnv(cmd) },
+		RunE:         func(cmd *cobra.Command, _ []string) error { return run(cmd, o) },
+	}
+	f := cmd.Flags()
+	c := &o.cfg
+	f.StringVar(&c.NodeID, "node-id", cli.Hostname(), "unique node name in Raft and the gossip pool")
+	f.StringVar(&c.DataDir, "data-dir", "data/meta", "directory for the Raft log, stable store and snapshots")
+	f.StringVar(&c.Zone, "zone", "", "zone (availability zone or rack) announced to the cluster")
+	f.StringVar(&o.grpcAddr, "grpc-addr", ":9615", "listen address for the MetaService gRPC API")
+	f.StringVar(&o.httpAddr, "http-addr", ":9616", "listen address for admin HTTP (/healthz, /readyz, /metrics, /api/v1, pprof)")
+	f.StringVar(&o.raftAddr, "raft-addr", ":9614", "listen address for Raft traffic between meta nodes")
+	f.StringVar(&o.gossip, "gossip-addr", ":7946", "listen address for memberlist gossip (TCP and UDP)")
+	f.StringVar(&o.advertise, "advertise-host", "", "host other nodes use to reach this one (default: the bound host, or the hostname when bound on all interfaces)")
+	f.StringSliceVar(&c.Join, "join", nil, "gossip seeds to join, host:port, comma separated (any role)")
+	f.IntVar(&c.BootstrapExpect, "bootstrap-expect", 0, "form a new cluster once this many meta nodes have met (3 or 5; 0 joins an existing cluster)")
+	f.BoolVar(&c.LeaveOnShutdown, "leave-on-shutdown", false, "leave the pool on shutdown, which removes this node from the Raft voters (for decommissioning)")
+	f.IntVar(&c.Slots, "slots", c.Slots, "slot count for a new cluster (fixed once the cluster exists)")
+	f.IntVar(&c.Replicas, "replicas", c.Replicas, "copies of each slot, leader included, for a new cluster")
+	f.IntVar(&c.MaxMoves, "max-moves", c.MaxMoves, "most voluntary slot moves per arranger round")
+	f.DurationVar(&c.JoinGrace, "join-grace", c.JoinGrace, "how long a node must be alive in the pool before it becomes a member")
+	f.DurationVar(&c.DeadGrace, "dead-grace", c.DeadGrace, "how long a node must be dead before it stops being a member")
+	f.DurationVar(&c.ArrangeInterval, "arrange-interval", c.ArrangeInterval, "least time between slot arranger rounds")
+	f.DurationVar(&c.ReconcileInterval, "reconcile-interval", c.ReconcileInterval, "how often the leader reconciles the pool with Raft and the members")
+	f.DurationVar(&c.RaftHeartbeatTimeout, "raft-heartbeat-timeout", c.RaftHeartbeatTimeout, "Raft heartbeat timeout")
+	f.DurationVar(&c.RaftElectionTimeout, "raft-election-timeout", c.RaftElectionTimeout, "Raft election timeout")
+	f.StringVar(&c.TLS.CertFile, "tls-cert", "", "PEM certificate for gRPC and Raft (enables TLS)")
+	f.StringVar(&c.TLS.KeyFile, "tls-key", "", "PEM private key for --tls-cert")
+	f.StringVar(&c.TLS.CAFile, "tls-ca", "", "PEM CA bundle to verify peers")
+	f.BoolVar(&c.TLS.RequireClientCert, "tls-client-auth", false, "require client certificates (mutual TLS)")
+	f.StringVar(&c.AdminToken, "admin-token", "", "bearer token required on /api and /debug (health and metrics stay open)")
+	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	f.StringVar(&o.logFormat, "log-format", "text", "text or json")
+	cli.DescribeEnv(f)
+	return cmd
+}
+
+func run(cmd *cobra.Command, o *options) error {
+	logger, err := cli.Logger(cmd.ErrOrStderr(), o.logLevel, o.logFormat, o.cfg.NodeID)
+	if err != nil {
+		return err
+	}
+	gossipHost, gossipPort, err := splitPort(o.gossip)
+	if err != nil {
+		return fmt.Errorf("--gossip-addr: %w", err)
+	}
+	o.cfg.GossipBind, o.cfg.GossipPort = gossipHost, gossipPort
+	if o.advertise != "" {
+		o.cfg.GossipAdvertise = o.advertise
+	}
+	var lns []net.Listener
+	closeAll := func() {
+		for _, ln := range lns {
+			_ = ln.Close()
+		}
+	}
+	listen := func(flag, addr string, advertise *string) (net.Listener, error) {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return nil, fmt.Errorf("--%s: %w", flag, err)
+		}
+		lns = append(lns, ln)
+		if *advertise, err = cli.Advertise(ln.Addr(), o.advertise); err != nil {
+			return nil, err
+		}
+		return ln, nil
+	}
+	grpcLn, err := listen("grpc-addr", o.grpcAddr, &o.cfg.GRPCAdvertise)
+	if err != nil {
+		closeAll()
+		return err
+	}
+	httpLn, err := listen("http-addr", o.httpAddr, &o.cfg.HTTPAdvertise)
+	if err != nil {
+		closeAll()
+		return err
+	}
+	raftLn, err := listen("raft-addr", o.raftAddr, &o.cfg.RaftAdvertise)
+	if err != nil {
+		closeAll()
+		return err
+	}
+	srv, err := meta.New(o.cfg, meta.Deps{Logger: logger, GRPCListener: grpcLn, HTTPListener: httpLn, RaftListener: raftLn})
+	if err != nil {
+		closeAll()
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := srv.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		logger.Error("meta node failed", "err", err)
+		return err
+	}
+	return nil
+}
+
+func splitPort(addr string) (string, int, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, err
+	}
+	p, err := net.LookupPort("tcp", port)
+	if err != nil {
+		return "", 0, err
+	}
+	if host == "" {
+		host = "0.0.0.0"
+	}
+	return host, p, nil
+}

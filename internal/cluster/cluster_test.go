@@ -1,0 +1,69 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+)
+
+func start(t *testing.T, id string, join ...string) *Agent {
+	t.Helper()
+	a, err := New(Config{NodeID: id, BindAddr: "127.0.0.1", Profile: "local", Join: join, RetryJoin: 20 * time.Millisecond,
+		Meta: Meta{Role: RoleData, GRPC: "127.0.0.1:1", Zone: "z"}}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.JoinLoop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+func waitState(t *testing.T, a *Agent, id string, want State) Member {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		for _, m := range a.Members() {
+			if m.ID == id && m.State == want {
+				return m
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s never saw %s %s; members: %+v", a.cfg.NodeID, id, want, a.Members())
+		}
+		select {
+		case <-a.Changed():
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+func TestAgent_LeaveIsNotDeath(t *testing.T) {
+	a := start(t, "a")
+	defer a.Kill()
+	b := start(t, "b", a.Addr())
+	c := start(t, "c", a.Addr())
+	m := waitState(t, a, "b", StateAlive)
+	if m.Meta.Role != RoleData || m.Meta.Zone != "z" || m.Meta.GRPC != "127.0.0.1:1" {
+		t.Fatalf("meta did not travel: %+v", m.Meta)
+	}
+	waitState(t, a, "c", StateAlive)
+	b.Leave()
+	waitState(t, a, "b", StateLeft)
+	c.Kill()
+	waitState(t, a, "c", StateDead)
+}
+
+func TestNew_RejectsBadConfig(t *testing.T) {
+	for _, cfg := range []Config{
+		{NodeID: "", Meta: Meta{Role: RoleData}},
+		{NodeID: "x", Meta: Meta{Role: "chef"}},
+		{NodeID: "x", Meta: Meta{Role: RoleData, Zone: fmt.Sprintf("%0600d", 0)}},
+		{NodeID: "x", Meta: Meta{Role: RoleData}, Profile: "wan?"},
+	} {
+		if _, err := New(cfg, nil, nil); err == nil {
+			t.Errorf("config %+v accepted", cfg)
+		}
+	}
+}
