@@ -6,7 +6,7 @@ PROTO_DIR := pkg/proto/registry/v1
 PROTOS    := $(wildcard $(PROTO_DIR)/*.proto)
 TEST_TIMEOUT ?= 15m
 
-.PHONY: all build test lint proto clean
+.PHONY: all build test lint proto run clean
 
 all: build
 
@@ -19,6 +19,10 @@ build:
 ## test: unit and in-process cluster tests, under the race detector
 test:
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
+
+## run: a local cluster on loopback, no Docker (META=3); Ctrl-C stops it
+run: build
+	META=$(or $(META),3) ./deploy/local/run.sh
 
 ## lint: gofmt and go vet
 lint:
@@ -36,4 +40,4 @@ proto:
 	  $(PROTOS)
 
 clean:
-	rm -rf $(BIN)
+	rm -rf $(BIN) run
