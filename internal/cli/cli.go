@@ -30,7 +30,9 @@ func ApplyEnv(cmd *cobra.Command) error {
 		if err != nil || f.Changed || f.Name == "help" {
 			return
 		}
-		if v, ok := os.LookupEnv(EnvName(f.Name)); ok {
+		// An empty variable counts as unset: compose files often define
+		// variables they leave blank.
+		if v := os.Getenv(EnvName(f.Name)); v != "" {
 			if serr := cmd.Flags().Set(f.Name, v); serr != nil {
 				err = fmt.Errorf("%s=%q: %w", EnvName(f.Name), v, serr)
 			}
@@ -56,7 +58,7 @@ func Logger(w io.Writer, level, format, node string) (*slog.Logger, error) {
 	}
 	opts := &slog.HandlerOptions{Level: lv}
 	var h slog.Handler
-	switch format {
+	switch strings.ToLower(format) {
 	case "text":
 		h = slog.NewTextHandler(w, opts)
 	case "json":

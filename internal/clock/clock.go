@@ -65,8 +65,12 @@ func (f *Fake) Now() time.Time {
 	return f.now
 }
 
-// NewTicker returns a ticker driven by Advance.
+// NewTicker returns a ticker driven by Advance. Like time.NewTicker, it
+// panics if d <= 0.
 func (f *Fake) NewTicker(d time.Duration) Ticker {
+	if d <= 0 {
+		panic("clock: non-positive interval for NewTicker")
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	t := &fakeTicker{c: make(chan time.Time, 1), period: d, next: f.now.Add(d), clock: f}
@@ -103,6 +107,12 @@ func (t *fakeTicker) C() <-chan time.Time { return t.c }
 func (t *fakeTicker) Stop() {
 	t.clock.mu.Lock()
 	defer t.clock.mu.Unlock()
+	// Advance sends under the same lock, so draining here guarantees C
+	// receives nothing after Stop, as with time.Ticker since Go 1.23.
+	select {
+	case <-t.c:
+	default:
+	}
 	for i, o := range t.clock.tickers {
 		if o == t {
 			t.clock.tickers = append(t.clock.tickers[:i], t.clock.tickers[i+1:]...)

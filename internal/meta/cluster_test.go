@@ -64,9 +64,9 @@ func TestMeta_ElectsLeader_FailoverKeepsState_RestartCatchesUp(t *testing.T) {
 	})
 }
 
-func metaClient(t *testing.T, addr string) registryv1.MetaServiceClient {
+func metaClient(t *testing.T, c *testcluster.Cluster, addr string) registryv1.MetaServiceClient {
 	t.Helper()
-	conn := testcluster.Dial(t, addr)
+	conn := c.Dial(t, addr)
 	t.Cleanup(func() { _ = conn.Close() })
 	return registryv1.NewMetaServiceClient(conn)
 }

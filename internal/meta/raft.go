@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -109,30 +110,93 @@ func raftTLS(cfg Config) (*tls.Config, error) {
 }
 
 // streamLayer is raft.StreamLayer over a listener the caller bound, so
-// tests can pass a 127.0.0.1:0 listener.
+// tests can pass a 127.0.0.1:0 listener. It tracks the connections it
+// accepts and dials and closes them with the listener: raft's
+// NetworkTransport leaves inbound handlers blocked in Read otherwise.
 type streamLayer struct {
 	net.Listener
 	advertise net.Addr
 	tls       *tls.Config
+
+	mu     sync.Mutex
+	conns  map[net.Conn]struct{}
+	closed bool
+}
+
+func (s *streamLayer) track(c net.Conn) (net.Conn, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		_ = c.Close()
+		return nil, net.ErrClosed
+	}
+	if s.conns == nil {
+		s.conns = map[net.Conn]struct{}{}
+	}
+	s.conns[c] = struct{}{}
+	return &trackedConn{Conn: c, layer: s}, nil
+}
+
+func (s *streamLayer) forget(c net.Conn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.conns, c)
 }
 
 func (s *streamLayer) Accept() (net.Conn, error) {
 	c, err := s.Listener.Accept()
-	if err != nil || s.tls == nil {
-		return c, err
+	if err != nil {
+		return nil, err
 	}
-	return tls.Server(c, s.tls), nil
+	if s.tls != nil {
+		c = tls.Server(c, s.tls)
+	}
+	return s.track(c)
+}
+
+// Close closes the listener and every connection still open.
+func (s *streamLayer) Close() error {
+	err := s.Listener.Close()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	for c := range s.conns {
+		_ = c.Close()
+	}
+	clear(s.conns)
+	return err
 }
 
 func (s *streamLayer) Addr() net.Addr { return s.advertise }
 
 func (s *streamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
 	d := &net.Dialer{Timeout: timeout}
+	var (
+		c   net.Conn
+		err error
+	)
 	if s.tls == nil {
-		return d.Dial("tcp", string(address))
+		c, err = d.Dial("tcp", string(address))
+	} else {
+		host, _, _ := net.SplitHostPort(string(address))
+		cfg := s.tls.Clone()
+		cfg.ServerName = host
+		c, err = tls.DialWithDialer(d, "tcp", string(address), cfg)
 	}
-	host, _, _ := net.SplitHostPort(string(address))
-	c := s.tls.Clone()
-	c.ServerName = host
-	return tls.DialWithDialer(d, "tcp", string(address), c)
+	if err != nil {
+		return nil, err
+	}
+	return s.track(c)
+}
+
+// trackedConn removes itself from its layer when closed.
+type trackedConn struct {
+	net.Conn
+	layer *streamLayer
+	once  sync.Once
+}
+
+func (c *trackedConn) Close() error {
+	c.once.Do(func() { c.layer.forget(c.Conn) })
+	return c.Conn.Close()
 }

@@ -99,7 +99,7 @@ func TestMeta_BadInput_ClearStatus_ChangesNothing(t *testing.T) {
 		}, codes.InvalidArgument, "zone"},
 	}
 	for _, target := range []*testcluster.MetaNode{leader, follower} {
-		client := metaClient(t, target.Server().GRPCAddr())
+		client := metaClient(t, c, target.Server().GRPCAddr())
 		for _, tc := range cases {
 			t.Run(target.ID+"/"+tc.name, func(t *testing.T) {
 				before := leader.Server().State()
@@ -160,7 +160,7 @@ func TestMeta_FollowerForwards_ListSessionsByLoad(t *testing.T) {
 			follower = n
 		}
 	}
-	client := metaClient(t, follower.Server().GRPCAddr())
+	client := metaClient(t, c, follower.Server().GRPCAddr())
 	for i := range 2 {
 		_, err := client.RegisterNode(ctxT(t), &registryv1.RegisterNodeRequest{Node: &registryv1.Node{
 			Id: fmt.Sprintf("s-%d", i), Role: registryv1.Role_ROLE_SESSION, GrpcAddress: fmt.Sprintf("127.0.0.1:%d", 1000+i), Zone: "z1",
@@ -202,7 +202,7 @@ func TestMeta_JoiningMetaBecomesVoter_LeavingOneIsRemoved(t *testing.T) {
 	}})
 	n := c.AddMeta(t)
 	voters := func() (map[string]bool, error) {
-		info, err := metaClient(t, c.WaitLeader(t).Server().GRPCAddr()).GetClusterInfo(ctxT(t), &registryv1.GetClusterInfoRequest{})
+		info, err := metaClient(t, c, c.WaitLeader(t).Server().GRPCAddr()).GetClusterInfo(ctxT(t), &registryv1.GetClusterInfoRequest{})
 		if err != nil {
 			return nil, err
 		}

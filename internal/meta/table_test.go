@@ -187,7 +187,7 @@ func TestMeta_WatchSlotTable_EveryEpochInOrder_ReconnectGetsCurrent(t *testing.T
 	if follower.Server().IsLeader() {
 		follower = c.LiveMetas()[1]
 	}
-	client := metaClient(t, follower.Server().GRPCAddr())
+	client := metaClient(t, c, follower.Server().GRPCAddr())
 	ctx := ctxT(t)
 	stream, err := client.WatchSlotTable(ctx, &registryv1.WatchSlotTableRequest{})
 	if err != nil {

@@ -39,33 +39,52 @@ var tags = []struct {
 	{"[ERROR]", slog.LevelError},
 }
 
-// Write logs each line of p.
+// Write logs p as records. A library writes one record per call; its
+// first line carries the level tag, and any untagged lines after it (hclog
+// prints multi-line values that way) belong to the same record.
 func (w *Writer) Write(p []byte) (int, error) {
-	for line := range bytes.Lines(p) {
-		w.line(strings.TrimSpace(string(line)))
+	var (
+		level   slog.Level
+		msg     []string
+		pending bool
+	)
+	flush := func() {
+		if pending && level >= w.floor {
+			w.logger.Log(context.Background(), level, strings.Join(msg, "\n"))
+		}
+		pending, msg = false, nil
 	}
+	for line := range bytes.Lines(p) {
+		s := strings.TrimSpace(string(line))
+		if s == "" {
+			continue
+		}
+		lv, rest, tagged := parseTag(s)
+		if pending && !tagged {
+			msg = append(msg, s)
+			continue
+		}
+		flush()
+		level, msg, pending = lv, []string{rest}, true
+	}
+	flush()
 	return len(p), nil
 }
 
-func (w *Writer) line(s string) {
-	if s == "" {
-		return
+// parseTag finds a "[LEVEL]" tag at the start of s, or after a timestamp
+// (digits and "/:.-T " only), and returns the level and the text after it.
+// Untagged lines are INFO.
+func parseTag(s string) (slog.Level, string, bool) {
+	i := strings.IndexByte(s, '[')
+	if i < 0 || strings.TrimLeft(s[:i], "0123456789/:.-T ") != "" {
+		return slog.LevelInfo, s, false
 	}
-	level := slog.LevelInfo
-	if i := strings.Index(s, "["); i >= 0 {
-		rest := s[i:]
-		for _, t := range tags {
-			if strings.HasPrefix(rest, t.tag) {
-				level = t.level
-				s = strings.TrimSpace(rest[len(t.tag):])
-				break
-			}
+	for _, t := range tags {
+		if strings.HasPrefix(s[i:], t.tag) {
+			return t.level, strings.TrimSpace(s[i+len(t.tag):]), true
 		}
 	}
-	if level < w.floor {
-		return
-	}
-	w.logger.Log(context.Background(), level, s)
+	return slog.LevelInfo, s, false
 }
 
 // StdLogger returns a *log.Logger (memberlist's logger type) writing to l.

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 
 	"github.com/strata-registry/strata/internal/cluster"
 	registryv1 "github.com/strata-registry/strata/pkg/proto/registry/v1"
@@ -38,6 +39,7 @@ type Peer struct {
 	// tables records every table received, in order.
 	tables []*registryv1.SlotTable
 	conns  map[string]*grpc.ClientConn
+	creds  credentials.TransportCredentials
 }
 
 // conn returns a cached connection to addr.
@@ -47,7 +49,7 @@ func (p *Peer) conn(addr string) (*grpc.ClientConn, error) {
 	if c, ok := p.conns[addr]; ok {
 		return c, nil
 	}
-	c, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecureCreds()))
+	c, err := grpc.NewClient(addr, grpc.WithTransportCredentials(p.creds))
 	if err != nil {
 		return nil, err
 	}
@@ -77,8 +79,12 @@ func (c *Cluster) StartPeer(t testing.TB, id string, role cluster.Role) *Peer {
 	if err != nil {
 		t.Fatalf("testcluster: peer %s: %v", id, err)
 	}
+	creds, err := c.creds()
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	p := &Peer{ID: id, Role: role, agent: agent, cancel: cancel, log: lf, addrs: c.MetaAddrs(), conns: map[string]*grpc.ClientConn{}}
+	p := &Peer{creds: creds, ID: id, Role: role, agent: agent, cancel: cancel, log: lf, addrs: c.MetaAddrs(), conns: map[string]*grpc.ClientConn{}}
 	if err := agent.JoinLoop(ctx); err != nil {
 		t.Fatal(err)
 	}

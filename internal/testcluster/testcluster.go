@@ -33,6 +33,7 @@ import (
 
 	"github.com/strata-registry/strata/internal/meta"
 	"github.com/strata-registry/strata/internal/slot"
+	"github.com/strata-registry/strata/internal/tlsconf"
 	registryv1 "github.com/strata-registry/strata/pkg/proto/registry/v1"
 )
 
@@ -46,6 +47,8 @@ type Spec struct {
 	// MetaConfig, when set, adjusts each meta node's config (from
 	// meta.TestConfig) before it starts.
 	MetaConfig func(i int, c *meta.Config)
+	// TLS, when set, secures every node and the harness's own clients.
+	TLS tlsconf.Config
 }
 
 // Cluster is a running set of nodes. Its methods are for the test's own
@@ -97,6 +100,7 @@ func Start(t testing.TB, spec Spec) *Cluster {
 		cfg.NodeID = id
 		cfg.DataDir = filepath.Join(c.dir, id)
 		cfg.BootstrapExpect = spec.Meta
+		cfg.TLS = spec.TLS
 		if spec.MetaConfig != nil {
 			spec.MetaConfig(i, &cfg)
 		}
@@ -125,6 +129,7 @@ func (c *Cluster) AddMeta(t testing.TB) *MetaNode {
 	cfg := meta.TestConfig()
 	cfg.NodeID = id
 	cfg.DataDir = filepath.Join(c.dir, id)
+	cfg.TLS = c.spec.TLS
 	if c.spec.MetaConfig != nil {
 		c.spec.MetaConfig(i, &cfg)
 	}
@@ -273,7 +278,7 @@ func (c *Cluster) WaitLeader(t testing.TB) *MetaNode {
 			return errors.New("no leader")
 		}
 		for _, n := range live {
-			conn := Dial(t, n.Server().GRPCAddr())
+			conn := c.Dial(t, n.Server().GRPCAddr())
 			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 			resp, err := registryv1.NewMetaServiceClient(conn).GetLeader(ctx, &registryv1.GetLeaderRequest{})
 			cancel()
@@ -357,17 +362,29 @@ func Listen(t testing.TB) net.Listener {
 	return ln
 }
 
-// Dial returns a plaintext client connection to addr.
-func Dial(t testing.TB, addr string) *grpc.ClientConn {
+// Dial returns a client connection to addr, with the cluster's TLS when it
+// has any. The caller closes it.
+func (c *Cluster) Dial(t testing.TB, addr string) *grpc.ClientConn {
 	t.Helper()
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecureCreds()))
+	creds, err := c.creds()
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(creds))
 	if err != nil {
 		t.Fatalf("testcluster: dial %s: %v", addr, err)
 	}
 	return conn
 }
 
-func insecureCreds() credentials.TransportCredentials { return insecure.NewCredentials() }
+// creds returns the transport credentials clients of this cluster use.
+func (c *Cluster) creds() (credentials.TransportCredentials, error) {
+	tc, err := c.spec.TLS.Client()
+	if err != nil || tc == nil {
+		return insecure.NewCredentials(), err
+	}
+	return credentials.NewTLS(tc), nil
+}
 
 // Eventually calls f until it returns nil, failing the test with f's last
 // error if timeout passes first. It polls; it never sleeps for a condition.

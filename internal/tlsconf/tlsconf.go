@@ -41,11 +41,11 @@ func (c Config) Validate() error {
 
 // Server returns the config for a listening node, or nil when TLS is off.
 func (c Config) Server() (*tls.Config, error) {
-	if !c.Enabled() {
-		return nil, nil
-	}
 	if err := c.Validate(); err != nil {
 		return nil, err
+	}
+	if !c.Enabled() {
+		return nil, nil
 	}
 	cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
 	if err != nil {
@@ -58,6 +58,9 @@ func (c Config) Server() (*tls.Config, error) {
 			return nil, err
 		}
 		out.ClientCAs = pool
+		// With a CA, a client certificate is verified when offered and,
+		// with RequireClientCert, demanded.
+		out.ClientAuth = tls.VerifyClientCertIfGiven
 		if c.RequireClientCert {
 			out.ClientAuth = tls.RequireAndVerifyClientCert
 		}
@@ -68,11 +71,11 @@ func (c Config) Server() (*tls.Config, error) {
 // Client returns the config for dialing other nodes, or nil when TLS is off.
 // The node's own certificate is presented, for mutual TLS.
 func (c Config) Client() (*tls.Config, error) {
-	if !c.Enabled() {
-		return nil, nil
-	}
 	if err := c.Validate(); err != nil {
 		return nil, err
+	}
+	if !c.Enabled() {
+		return nil, nil
 	}
 	out := &tls.Config{MinVersion: tls.VersionTLS12}
 	if c.CertFile != "" {

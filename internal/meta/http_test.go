@@ -1,0 +1,162 @@
+package meta_test
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/strata-registry/strata/internal/cluster"
+	"github.com/strata-registry/strata/internal/meta"
+	"github.com/strata-registry/strata/internal/testcluster"
+	"github.com/strata-registry/strata/internal/tlsconf"
+	registryv1 "github.com/strata-registry/strata/pkg/proto/registry/v1"
+)
+
+func get(t *testing.T, url, token string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(ctxT(t), http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func TestMeta_AdminHTTP_HealthReadyMetricsAPI_TokenGuarded(t *testing.T) {
+	c := testcluster.Start(t, testcluster.Spec{Meta: 3, MetaConfig: func(_ int, cfg *meta.Config) { cfg.AdminToken = "s3cret" }})
+	for i := range 2 {
+		c.StartPeer(t, fmt.Sprintf("data-%d", i), cluster.RoleData).SetSynced(true)
+	}
+	leader := c.WaitLeader(t)
+	testcluster.Eventually(t, testcluster.DefaultWait, func() error { return fullTable(leader.Server().State()) })
+
+	for _, n := range c.LiveMetas() {
+		base := "http://" + n.Server().HTTPAddr()
+		if code, body := get(t, base+"/healthz", ""); code != http.StatusOK || !strings.Contains(body, n.ID) {
+			t.Fatalf("%s /healthz: %d %s", n.ID, code, body)
+		}
+		if code, body := get(t, base+"/readyz", ""); code != http.StatusOK || !strings.Contains(body, leader.Server().GRPCAddr()) {
+			t.Fatalf("%s /readyz: %d %s", n.ID, code, body)
+		}
+	}
+	base := "http://" + leader.Server().HTTPAddr()
+	code, body := get(t, base+"/metrics", "")
+	if code != http.StatusOK {
+		t.Fatalf("/metrics: %d", code)
+	}
+	for _, want := range []string{
+		`strata_meta_raft_state{state="Leader"} 1`,
+		`strata_meta_members{role="data"} 2`,
+		`strata_meta_slots_without_leader 0`,
+		`strata_meta_slot_leaders{node="data-0"} 128`,
+		"strata_meta_raft_commit_index",
+		"strata_meta_slot_table_epoch",
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+
+	for _, path := range []string{"/api/v1/slots", "/api/v1/members", "/debug/pprof/"} {
+		if code, _ := get(t, base+path, ""); code != http.StatusUnauthorized {
+			t.Errorf("%s without token: %d, want 401", path, code)
+		}
+		if code, _ := get(t, base+path, "wrong"); code != http.StatusUnauthorized {
+			t.Errorf("%s with a wrong token: %d, want 401", path, code)
+		}
+	}
+	code, body = get(t, base+"/api/v1/slots", "s3cret")
+	if code != http.StatusOK {
+		t.Fatalf("/api/v1/slots: %d %s", code, body)
+	}
+	var slots struct {
+		Epoch uint64 `json:"epoch"`
+		Slots []struct {
+			ID        uint32   `json:"id"`
+			Leader    string   `json:"leader"`
+			Followers []string `json:"followers"`
+		} `json:"slots"`
+	}
+	if err := json.Unmarshal([]byte(body), &slots); err != nil {
+		t.Fatal(err)
+	}
+	if len(slots.Slots) != 256 || slots.Epoch == 0 || slots.Slots[7].Leader == "" || len(slots.Slots[7].Followers) != 1 {
+		t.Fatalf("/api/v1/slots: epoch %d, %d slots, slot 7 %+v", slots.Epoch, len(slots.Slots), slots.Slots[7])
+	}
+	code, body = get(t, base+"/api/v1/members", "s3cret")
+	if code != http.StatusOK || !strings.Contains(body, `"data-1"`) || !strings.Contains(body, `"meta-2"`) {
+		t.Fatalf("/api/v1/members: %d %s", code, body)
+	}
+}
+
+func TestMeta_MutualTLS_ClusterFormsAndRefusesPlaintext(t *testing.T) {
+	certs := testcluster.Certs(t, t.TempDir())
+	c := testcluster.Start(t, testcluster.Spec{Meta: 3, TLS: certs})
+	c.StartPeer(t, "data-0", cluster.RoleData).SetSynced(true)
+	leader := c.WaitLeader(t)
+	testcluster.Eventually(t, testcluster.DefaultWait, func() error { return fullTable(leader.Server().State()) })
+
+	// Forwarding between meta nodes runs over TLS too.
+	var follower *testcluster.MetaNode
+	for _, n := range c.LiveMetas() {
+		if n != leader {
+			follower = n
+		}
+	}
+	if _, err := metaClient(t, c, follower.Server().GRPCAddr()).RegisterNode(ctxT(t), &registryv1.RegisterNodeRequest{Node: &registryv1.Node{
+		Id: "session-x", Role: registryv1.Role_ROLE_SESSION, GrpcAddress: "127.0.0.1:1",
+	}}); err != nil {
+		t.Fatalf("register through a TLS follower: %v", err)
+	}
+
+	// Plaintext and certificate-less clients are refused.
+	plain, err := grpc.NewClient(leader.Server().GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plain.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if _, err := registryv1.NewMetaServiceClient(plain).GetLeader(ctx, &registryv1.GetLeaderRequest{}); err == nil {
+		t.Fatal("plaintext client served by a TLS node")
+	}
+	tc, err := clientTLSWithoutCert(certs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	anon, err := grpc.NewClient(leader.Server().GRPCAddr(), grpc.WithTransportCredentials(credentials.NewTLS(tc)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer anon.Close()
+	if _, err := registryv1.NewMetaServiceClient(anon).GetLeader(ctx, &registryv1.GetLeaderRequest{}); err == nil {
+		t.Fatal("client without a certificate served under mutual TLS")
+	}
+}
+
+// clientTLSWithoutCert trusts the cluster's CA but presents no certificate.
+func clientTLSWithoutCert(c tlsconf.Config) (*tls.Config, error) {
+	full, err := c.Client()
+	if err != nil {
+		return nil, err
+	}
+	return &tls.Config{RootCAs: full.RootCAs, MinVersion: tls.VersionTLS12}, nil
+}
