@@ -115,6 +115,12 @@ type Config struct {
 	RetryJoin time.Duration
 }
 
+// leavePropagate is how long Leave lets the "leaving" update spread before
+// the leave itself, per profile (Serf's LeavePropagateDelay plays the same
+// part). A peer that gets the leave first marks the node dead at that
+// incarnation and then ignores the update, so the order matters.
+var leavePropagate = map[string]time.Duration{"": time.Second, "lan": time.Second, "local": 150 * time.Millisecond}
+
 // forgetAfter is how long a dead or left node stays in Members.
 const forgetAfter = time.Hour
 
@@ -246,6 +252,9 @@ func (a *Agent) Leave() {
 		if err := a.ml.UpdateNode(time.Second); err != nil {
 			a.logger.Warn("announce leave", "err", err)
 		}
+		t := a.clock.NewTicker(leavePropagate[a.cfg.Profile])
+		<-t.C()
+		t.Stop()
 	}
 	if err := a.ml.Leave(2 * time.Second); err != nil {
 		a.logger.Warn("leave gossip pool", "err", err)
