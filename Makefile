@@ -6,7 +6,7 @@ PROTO_DIR := pkg/proto/registry/v1
 PROTOS    := $(wildcard $(PROTO_DIR)/*.proto)
 TEST_TIMEOUT ?= 15m
 
-.PHONY: all build test lint proto run clean
+.PHONY: all build test lint proto run bench clean
 
 all: build
 
@@ -23,6 +23,14 @@ test:
 ## run: a local cluster on loopback, no Docker (META=3); Ctrl-C stops it
 run: build
 	META=$(or $(META),3) ./deploy/local/run.sh
+
+## bench: every Go benchmark (with -benchmem); results go to bench/out/
+BENCH_OUT ?= bench/out/bench-$(shell date +%Y%m%d-%H%M%S).txt
+bench:
+	@mkdir -p $(dir $(BENCH_OUT))
+	@echo "running benchmarks; results also go to $(BENCH_OUT)"
+	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./... | tee $(BENCH_OUT)
+	@echo "results written to $(BENCH_OUT)"
 
 ## lint: gofmt and go vet
 lint:

@@ -183,7 +183,7 @@ func New(cfg Config, logger *slog.Logger, clk clock.Clock) (*Agent, error) {
 		mc.ProbeTimeout = 100 * time.Millisecond
 		mc.SuspicionMult = 2
 		mc.GossipInterval = 50 * time.Millisecond
-		mc.PushPullInterval = 5 * time.Second
+		mc.PushPullInterval = time.Second
 		mc.DeadNodeReclaimTime = 200 * time.Millisecond
 	default:
 		return nil, fmt.Errorf("%w: unknown gossip profile %q (want lan or local)", ErrBadConfig, cfg.Profile)

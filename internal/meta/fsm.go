@@ -257,16 +257,21 @@ func apply(cur *State, c command) (*State, error) {
 	return &next, nil
 }
 
-// applySync records a data node's reports, skipping reports for slots it
-// does not follow or for a leader epoch other than the current one.
+// reportApplies says whether a sync report counts: it must name a slot the
+// node follows, at the slot's current leader epoch.
+func reportApplies(cur *State, node slot.NodeID, r syncRow) bool {
+	if int(r.Slot) >= len(cur.Table.Slots) {
+		return false
+	}
+	s := cur.Table.Slots[r.Slot]
+	return r.LeaderEpoch == s.LeaderEpoch && slices.Contains(s.Followers, node)
+}
+
+// applySync records the reports that apply.
 func applySync(cur *State, node slot.NodeID, rows []syncRow) slot.SyncState {
 	out := cloneSync(cur.Sync)
 	for _, r := range rows {
-		if int(r.Slot) >= len(cur.Table.Slots) {
-			continue
-		}
-		s := cur.Table.Slots[r.Slot]
-		if r.LeaderEpoch != s.LeaderEpoch || !slices.Contains(s.Followers, node) {
+		if !reportApplies(cur, node, r) {
 			continue
 		}
 		if r.Synced {
@@ -289,14 +294,7 @@ func applySync(cur *State, node slot.NodeID, rows []syncRow) slot.SyncState {
 func syncChanges(cur *State, node slot.NodeID, rows []syncRow) []syncRow {
 	var out []syncRow
 	for _, r := range rows {
-		if int(r.Slot) >= len(cur.Table.Slots) {
-			continue
-		}
-		s := cur.Table.Slots[r.Slot]
-		if r.LeaderEpoch != s.LeaderEpoch || !slices.Contains(s.Followers, node) {
-			continue
-		}
-		if cur.Sync.Synced(r.Slot, node) != r.Synced {
+		if reportApplies(cur, node, r) && cur.Sync.Synced(r.Slot, node) != r.Synced {
 			out = append(out, r)
 		}
 	}
