@@ -75,6 +75,7 @@ environment.`,
 	f.DurationVar(&c.ReconcileInterval, "reconcile-interval", c.ReconcileInterval, "how often the leader reconciles the pool with Raft and the members")
 	f.DurationVar(&c.RaftHeartbeatTimeout, "raft-heartbeat-timeout", c.RaftHeartbeatTimeout, "Raft heartbeat timeout")
 	f.DurationVar(&c.RaftElectionTimeout, "raft-election-timeout", c.RaftElectionTimeout, "Raft election timeout")
+	f.DurationVar(&c.RaftLeaderLeaseTimeout, "raft-leader-lease-timeout", c.RaftLeaderLeaseTimeout, "how long a leader stays leader without reaching a quorum (at most the heartbeat timeout)")
 	f.StringVar(&c.TLS.CertFile, "tls-cert", "", "PEM certificate for gRPC and Raft (enables TLS)")
 	f.StringVar(&c.TLS.KeyFile, "tls-key", "", "PEM private key for --tls-cert")
 	f.StringVar(&c.TLS.CAFile, "tls-ca", "", "PEM CA bundle to verify peers")
@@ -97,7 +98,10 @@ func run(cmd *cobra.Command, o *options) error {
 	}
 	o.cfg.GossipBind, o.cfg.GossipPort = gossipHost, gossipPort
 	if o.advertise != "" {
-		o.cfg.GossipAdvertise = o.advertise
+		// memberlist needs an IP; the other addresses may keep a hostname.
+		if o.cfg.GossipAdvertise, err = cli.ResolveIP(o.advertise); err != nil {
+			return fmt.Errorf("--advertise-host: %w", err)
+		}
 	}
 	var lns []net.Listener
 	closeAll := func() {
@@ -138,8 +142,8 @@ func run(cmd *cobra.Command, o *options) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// cobra prints a returned error; logging it too would say it twice.
 	if err := srv.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
-		logger.Error("meta node failed", "err", err)
 		return err
 	}
 	return nil

@@ -88,6 +88,27 @@ func Advertise(bound net.Addr, host string) (string, error) {
 	return net.JoinHostPort(h, port), nil
 }
 
+// ResolveIP returns host if it is an IP, else its first IPv4 address (or
+// first address of any kind).
+func ResolveIP(host string) (string, error) {
+	if ip := net.ParseIP(host); ip != nil {
+		return host, nil
+	}
+	ips, err := net.LookupIP(host)
+	if err != nil {
+		return "", err
+	}
+	for _, ip := range ips {
+		if ip.To4() != nil {
+			return ip.String(), nil
+		}
+	}
+	if len(ips) == 0 {
+		return "", fmt.Errorf("%s has no address", host)
+	}
+	return ips[0].String(), nil
+}
+
 // Hostname returns the machine's hostname, or "node" if it has none.
 func Hostname() string {
 	h, err := os.Hostname()

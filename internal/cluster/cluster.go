@@ -4,9 +4,9 @@
 // addresses, so a pool member says what it is and where to reach it.
 //
 // The view is level-triggered: Members returns the pool as it is now, and
-// Changed signals that it may have changed. Consumers reconcile against the
-// snapshot instead of replaying events, so a missed or merged signal loses
-// nothing.
+// Changed returns a channel closed at the next change. Consumers reconcile
+// against the snapshot instead of replaying events, so merged signals lose
+// nothing, and any number of goroutines may wait.
 package cluster
 
 import (
@@ -74,8 +74,8 @@ type Meta struct {
 	Zone string `json:"zone,omitempty"`
 	// Raft is a meta node's Raft transport address.
 	Raft string `json:"raft,omitempty"`
-	// Expect is a meta node's --bootstrap-expect (0 once it has joined a
-	// cluster or when it never bootstraps).
+	// Expect is a meta node's --bootstrap-expect; 0 when it started with
+	// Raft state on disk or never bootstraps.
 	Expect int `json:"expect,omitempty"`
 	// Leaving is set just before a graceful leave. memberlist reports a
 	// leave and a failure alike to the event delegate, so the intent
@@ -137,11 +137,13 @@ type Agent struct {
 	metaMu sync.Mutex
 	meta   []byte // encoded Meta, announced through the delegate
 
-	changed chan struct{}
-
 	mu sync.Mutex
 	// members holds every node seen; dead and left ones for forgetAfter.
 	members map[string]Member
+	// changed is closed, and replaced, at every change of members.
+	changed chan struct{}
+	// stopped is set by Leave or Kill; memberlist panics on a second stop.
+	stopped bool
 }
 
 // New validates cfg and creates the memberlist, binding its port and
@@ -169,13 +171,16 @@ func New(cfg Config, logger *slog.Logger, clk clock.Clock) (*Agent, error) {
 		logger:  obs.Or(logger),
 		clock:   clock.Or(clk),
 		meta:    meta,
-		changed: make(chan struct{}, 1),
+		changed: make(chan struct{}),
 		members: make(map[string]Member),
 	}
 	var mc *memberlist.Config
 	switch cfg.Profile {
 	case "", "lan":
 		mc = memberlist.DefaultLANConfig()
+		// A node that restarts under its name on a new address (a
+		// rescheduled container) takes the name back once the old
+		// incarnation is dead; memberlist's default never lets it.
 		mc.DeadNodeReclaimTime = 5 * time.Second
 	case "local":
 		mc = memberlist.DefaultLocalConfig()
@@ -188,9 +193,6 @@ func New(cfg Config, logger *slog.Logger, clk clock.Clock) (*Agent, error) {
 	default:
 		return nil, fmt.Errorf("%w: unknown gossip profile %q (want lan or local)", ErrBadConfig, cfg.Profile)
 	}
-	// A node that restarts under its name on a new address (a rescheduled
-	// container, a test harness restart) takes its name back once the old
-	// incarnation is dead; memberlist's default never lets it.
 	mc.Name = cfg.NodeID
 	mc.BindAddr = cfg.BindAddr
 	mc.BindPort = cfg.BindPort
@@ -215,23 +217,33 @@ func (a *Agent) Addr() string {
 	return net.JoinHostPort(n.Addr.String(), strconv.Itoa(int(n.Port)))
 }
 
-// JoinLoop joins the seeds, retrying until one answers or ctx ends. With no
-// seeds (the first node of a cluster) it returns at once. It returns nil:
-// failing to join is not fatal, the node keeps trying until it stops.
+// JoinLoop joins the seeds, retrying until one answers, and then keeps the
+// pool whole until ctx ends: every RetryJoin it tries to reach a few members
+// it believes dead, and the seeds when it sees no one else alive.
+// memberlist stops gossiping to the dead after a while, so without this two
+// sides of a long partition would see each other dead for good (Serf's
+// reconnect does the same). It returns nil when ctx ends.
 func (a *Agent) JoinLoop(ctx context.Context) error {
 	seeds := slices.DeleteFunc(slices.Clone(a.cfg.Join), func(s string) bool { return s == "" || s == a.Addr() })
-	if len(seeds) == 0 {
-		return nil
-	}
 	t := a.clock.NewTicker(a.cfg.RetryJoin)
 	defer t.Stop()
+	joined := len(seeds) == 0
+	round := 0
 	for {
-		n, err := a.ml.Join(seeds)
-		if n > 0 {
-			a.logger.Info("joined gossip pool", "seeds", seeds, "contacted", n)
-			return nil
+		if !joined {
+			n, err := a.ml.Join(seeds)
+			if n > 0 {
+				a.logger.Info("joined gossip pool", "seeds", seeds, "contacted", n)
+				joined = true
+			} else {
+				a.logger.Warn("join gossip pool failed, retrying", "seeds", seeds, "err", err, "every", a.cfg.RetryJoin)
+			}
+		} else if targets := a.reconnectTargets(seeds, round); len(targets) > 0 {
+			if n, _ := a.ml.Join(targets); n > 0 {
+				a.logger.Info("reconnected to gossip members", "tried", targets, "contacted", n)
+			}
+			round++
 		}
-		a.logger.Warn("join gossip pool failed, retrying", "seeds", seeds, "err", err, "every", a.cfg.RetryJoin)
 		select {
 		case <-ctx.Done():
 			return nil
@@ -240,9 +252,40 @@ func (a *Agent) JoinLoop(ctx context.Context) error {
 	}
 }
 
+// reconnectMax bounds the dead members tried per round: each unreachable
+// one costs a TCP timeout.
+const reconnectMax = 3
+
+// reconnectTargets picks up to reconnectMax dead members, rotating through
+// them round by round, plus the seeds when nobody else is alive.
+func (a *Agent) reconnectTargets(seeds []string, round int) []string {
+	var dead []string
+	alive := 0
+	for _, m := range a.Members() {
+		switch {
+		case m.ID == a.cfg.NodeID:
+		case m.State == StateAlive:
+			alive++
+		case m.State == StateDead:
+			dead = append(dead, m.Addr)
+		}
+	}
+	var out []string
+	for i := range min(len(dead), reconnectMax) {
+		out = append(out, dead[(round*reconnectMax+i)%len(dead)])
+	}
+	if alive == 0 {
+		out = append(out, seeds...)
+	}
+	return out
+}
+
 // Leave tells the pool this node is going (others see "left", not "dead")
 // and stops gossip.
 func (a *Agent) Leave() {
+	if !a.stop() {
+		return
+	}
 	m := a.cfg.Meta
 	m.Leaving = true
 	if b, err := json.Marshal(m); err == nil {
@@ -252,9 +295,8 @@ func (a *Agent) Leave() {
 		if err := a.ml.UpdateNode(time.Second); err != nil {
 			a.logger.Warn("announce leave", "err", err)
 		}
-		t := a.clock.NewTicker(leavePropagate[a.cfg.Profile])
-		<-t.C()
-		t.Stop()
+		// Network propagation, not a lease: real time, whatever the clock.
+		time.Sleep(leavePropagate[a.cfg.Profile])
 	}
 	if err := a.ml.Leave(2 * time.Second); err != nil {
 		a.logger.Warn("leave gossip pool", "err", err)
@@ -267,7 +309,20 @@ func (a *Agent) Leave() {
 // Kill stops gossip at once without leaving, as a crash would: others see
 // the node dead after their probes fail.
 func (a *Agent) Kill() {
-	_ = a.ml.Shutdown()
+	if a.stop() {
+		_ = a.ml.Shutdown()
+	}
+}
+
+// stop reports whether this call is the one that stops the agent.
+func (a *Agent) stop() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.stopped {
+		return false
+	}
+	a.stopped = true
+	return true
 }
 
 // Members returns every node the pool knows, this one included, sorted by ID.
@@ -289,16 +344,12 @@ func (a *Agent) Members() []Member {
 	return out
 }
 
-// Changed receives a value after the pool changes. Signals merge: one
-// receive may stand for many changes, so the reader re-reads Members. It has
-// a single intended reader.
-func (a *Agent) Changed() <-chan struct{} { return a.changed }
-
-func (a *Agent) notify() {
-	select {
-	case a.changed <- struct{}{}:
-	default:
-	}
+// Changed returns a channel closed at the next change of the pool. Read
+// Members after it fires; call Changed again for the change after that.
+func (a *Agent) Changed() <-chan struct{} {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.changed
 }
 
 func (a *Agent) record(n *memberlist.Node, st State) {
@@ -323,8 +374,9 @@ func (a *Agent) record(n *memberlist.Node, st State) {
 			delete(a.members, id)
 		}
 	}
+	close(a.changed)
+	a.changed = make(chan struct{})
 	a.mu.Unlock()
-	a.notify()
 }
 
 type events struct{ a *Agent }
@@ -332,9 +384,11 @@ type events struct{ a *Agent }
 func (e events) NotifyJoin(n *memberlist.Node)   { e.a.record(n, StateAlive) }
 func (e events) NotifyUpdate(n *memberlist.Node) { e.a.record(n, StateAlive) }
 func (e events) NotifyLeave(n *memberlist.Node) {
+	// memberlist passes the embedded Node, whose State it does not update,
+	// so the "leaving" flag in the meta is the only sign of a graceful leave.
 	st := StateDead
 	var m Meta
-	if n.State == memberlist.StateLeft || (json.Unmarshal(n.Meta, &m) == nil && m.Leaving) {
+	if json.Unmarshal(n.Meta, &m) == nil && m.Leaving {
 		st = StateLeft
 	}
 	e.a.record(n, st)

@@ -14,9 +14,10 @@ func start(t *testing.T, id string, join ...string) *Agent {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := a.JoinLoop(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = a.JoinLoop(ctx) }()
+	t.Cleanup(func() { cancel(); <-done; a.Kill() })
 	return a
 }
 
@@ -41,7 +42,6 @@ func waitState(t *testing.T, a *Agent, id string, want State) Member {
 
 func TestAgent_LeaveIsNotDeath(t *testing.T) {
 	a := start(t, "a")
-	defer a.Kill()
 	b := start(t, "b", a.Addr())
 	c := start(t, "c", a.Addr())
 	m := waitState(t, a, "b", StateAlive)
@@ -65,5 +65,28 @@ func TestNew_RejectsBadConfig(t *testing.T) {
 		if _, err := New(cfg, nil, nil); err == nil {
 			t.Errorf("config %+v accepted", cfg)
 		}
+	}
+}
+
+func TestAgent_StopTwice_NoPanic(t *testing.T) {
+	a := start(t, "solo")
+	a.Kill()
+	a.Leave() // memberlist panics on leave after shutdown; the agent must not
+	a.Kill()
+}
+
+func TestAgent_ReconnectsToDeadMemberThatComesBack(t *testing.T) {
+	a := start(t, "a")
+	b := start(t, "b", a.Addr())
+	waitState(t, a, "b", StateAlive)
+	// b's seeds point at a; a keeps b in its reconnect rotation once dead.
+	targets := a.reconnectTargets(nil, 0)
+	if len(targets) != 0 {
+		t.Fatalf("nothing is dead yet, but reconnect targets are %v", targets)
+	}
+	b.Kill()
+	waitState(t, a, "b", StateDead)
+	if got := a.reconnectTargets([]string{"seed:1"}, 0); len(got) != 2 || got[1] != "seed:1" {
+		t.Fatalf("alone with a dead member: targets %v, want the dead member and the seeds", got)
 	}
 }

@@ -1,6 +1,7 @@
 package meta
 
 import (
+	"cmp"
 	"context"
 	"slices"
 	"time"
@@ -27,10 +28,17 @@ func (s *Server) bootstrapLoop(ctx context.Context, expect int) error {
 		}
 		peers, ok := s.bootstrapPeers(expect)
 		if ok {
-			if s.peersHaveCluster(ctx, peers) {
+			switch known, has := s.peersHaveCluster(ctx, peers); {
+			case has:
 				s.logger.Info("meta peers already form a cluster; waiting to be added")
 				return nil
+			case !known:
+				// A peer we cannot ask may have a cluster; bootstrapping
+				// beside it would split the group. Try again next round.
+				peers = nil
 			}
+		}
+		if peers != nil {
 			var servers []raft.Server
 			for _, p := range peers {
 				servers = append(servers, raft.Server{ID: raft.ServerID(p.ID), Address: raft.ServerAddress(p.Meta.Raft), Suffrage: raft.Voter})
@@ -69,33 +77,33 @@ func (s *Server) bootstrapPeers(expect int) ([]cluster.Member, bool) {
 	if len(peers) < expect {
 		return nil, false
 	}
-	slices.SortFunc(peers, func(a, b cluster.Member) int {
-		if a.ID < b.ID {
-			return -1
-		}
-		return 1
-	})
+	slices.SortFunc(peers, func(a, b cluster.Member) int { return cmp.Compare(a.ID, b.ID) })
 	return peers, true
 }
 
 // peersHaveCluster asks every other peer whether it knows a Raft term: a
 // node with a term has been part of a cluster, which a second bootstrap
-// would split.
-func (s *Server) peersHaveCluster(ctx context.Context, peers []cluster.Member) bool {
+// would split. known is false if some peer could not be asked.
+func (s *Server) peersHaveCluster(ctx context.Context, peers []cluster.Member) (known, has bool) {
+	known = true
 	for _, p := range peers {
 		if p.ID == s.cfg.NodeID {
 			continue
 		}
-		conn, err := s.fwd.dial(p.Meta.GRPC)
+		conn, err := s.pool.Get(p.Meta.GRPC)
 		if err != nil {
+			known = false
 			continue
 		}
 		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		resp, err := registryv1.NewMetaServiceClient(conn).GetLeader(cctx, &registryv1.GetLeaderRequest{}, grpc.WaitForReady(false))
 		cancel()
-		if err == nil && resp.GetTerm() > 0 {
-			return true
+		switch {
+		case err != nil:
+			known = false
+		case resp.GetTerm() > 0:
+			return true, true
 		}
 	}
-	return false
+	return known, false
 }

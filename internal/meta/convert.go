@@ -3,6 +3,7 @@ package meta
 import (
 	"fmt"
 	"net"
+	"strconv"
 
 	"github.com/strata-registry/strata/internal/cluster"
 	"github.com/strata-registry/strata/internal/slot"
@@ -54,8 +55,8 @@ func validAddress(a string) error {
 	if err != nil {
 		return err
 	}
-	if host == "" || port == "" || port == "0" {
-		return fmt.Errorf("%q needs a host and a non-zero port", a)
+	if p, err := strconv.ParseUint(port, 10, 16); host == "" || err != nil || p == 0 {
+		return fmt.Errorf("%q needs a host and a port in 1..65535", a)
 	}
 	return nil
 }

@@ -18,6 +18,7 @@ var (
 	ErrUnknownNode    = errors.New("meta: node not registered")
 	ErrStaleTable     = errors.New("meta: slot table changed since it was read")
 	ErrShuttingDown   = errors.New("meta: shutting down")
+	ErrLeaderNotReady = errors.New("meta: leader is catching up; retry")
 )
 
 // NotLeaderError is returned by a follower that cannot forward; Leader is the

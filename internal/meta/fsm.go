@@ -246,10 +246,14 @@ func apply(cur *State, c command) (*State, error) {
 		if len(next.history) > tableHistory {
 			next.history = next.history[len(next.history)-tableHistory:]
 		}
-		// A report holds for the slot's leader epoch and for a node that
-		// still holds the slot; drop the rest.
+		// A report holds for one leader epoch of a slot and a node that
+		// follows it. When the leader changes, every follower must catch
+		// up with the new leader and report again: a copy synced from the
+		// old leader lacks what the new one accepted since.
 		next.Sync = pruneSync(cur.Sync, func(s slot.ID, n slot.NodeID) bool {
-			return int(s) < len(t.Slots) && slices.Contains(t.Slots[s].Followers, n)
+			return int(s) < len(t.Slots) && int(s) < len(cur.Table.Slots) &&
+				cur.Table.Slots[s].LeaderEpoch == t.Slots[s].LeaderEpoch &&
+				slices.Contains(t.Slots[s].Followers, n)
 		})
 	default:
 		return nil, invalid("unknown command %q", c.Op)

@@ -240,3 +240,34 @@ type memSink struct {
 func (m *memSink) ID() string    { return "mem" }
 func (m *memSink) Cancel() error { m.cancelled = true; return nil }
 func (m *memSink) Close() error  { return nil }
+
+func TestFSM_LeaderChange_DropsEverySyncReportForThatSlot(t *testing.T) {
+	members := map[string]Member{}
+	for _, id := range []string{"a", "b", "c"} {
+		members[id] = Member{ID: id, Role: cluster.RoleData}
+	}
+	st := &State{ClusterID: "c", Settings: slot.Settings{Count: 2, Replicas: 3, MaxMoves: 1}, Members: members}
+	st.Table = slot.Table{Epoch: 1, Slots: []slot.Slot{
+		{ID: 0, Leader: "a", LeaderEpoch: 5, Followers: []slot.NodeID{"b", "c"}},
+		{ID: 1, Leader: "a", LeaderEpoch: 2, Followers: []slot.NodeID{"b", "c"}},
+	}}
+	st.Sync = slot.SyncState{0: {"b": true, "c": true}, 1: {"b": true, "c": true}}
+
+	// Slot 0 moves to b (leader epoch 6); slot 1 keeps its leader.
+	next := slot.Table{Epoch: 2, Slots: []slot.Slot{
+		{ID: 0, Leader: "b", LeaderEpoch: 6, Followers: []slot.NodeID{"a", "c"}},
+		{ID: 1, Leader: "a", LeaderEpoch: 2, Followers: []slot.NodeID{"b", "c"}},
+	}}
+	got, err := apply(st, command{Op: opTable, Table: &tableCmd{Expect: 1, Table: next}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// c synced from a, not from b: if b died now, promoting c would lose
+	// b's writes. Its report must not survive the leader change.
+	if got.Sync.Synced(0, "c") || got.Sync.Synced(0, "a") {
+		t.Fatalf("slot 0 keeps reports from before its leader changed: %v", got.Sync[0])
+	}
+	if !got.Sync.Synced(1, "b") || !got.Sync.Synced(1, "c") {
+		t.Fatalf("slot 1 lost reports though its leader did not change: %v", got.Sync[1])
+	}
+}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/strata-registry/strata/internal/cluster"
 	"github.com/strata-registry/strata/internal/slot"
+	registryv1 "github.com/strata-registry/strata/pkg/proto/registry/v1"
 )
 
 // leadershipLoop runs leaderLoop for as long as this node is the Raft
@@ -55,37 +56,31 @@ func (s *Server) leadershipLoop(ctx context.Context, notify <-chan bool) error {
 // then reconcile the pool against Raft voters and members and run the
 // arranger, whenever the pool changes, sync status changes, or on a tick.
 func (s *Server) leaderLoop(ctx context.Context) {
-	// Apply everything committed by earlier leaders before deciding
-	// anything from the state.
-	if err := s.raft.raft.Barrier(s.cfg.ApplyTimeout).Error(); err != nil {
-		s.logger.Warn("leader barrier failed", "err", err)
-		return
-	}
-	if !s.fsm.Current().Initialized() {
-		id, err := newClusterID()
-		if err != nil {
-			s.logger.Error("create cluster id", "err", err)
-			return
-		}
-		if err := s.propose(command{Op: opInit, Init: &initCmd{ClusterID: id, Settings: s.cfg.Settings()}}); err != nil {
-			s.logger.Warn("initialize cluster", "err", err)
-			return
-		}
-		s.logger.Info("cluster initialized", "cluster_id", id, "slots", s.cfg.Slots, "replicas", s.cfg.Replicas)
-	} else if st := s.fsm.Current(); st.Settings.Count != s.cfg.Slots || st.Settings.Replicas != s.cfg.Replicas {
-		s.logger.Warn("flags differ from the cluster's settings; the cluster keeps the settings it was created with",
-			"cluster_slots", st.Settings.Count, "flag_slots", s.cfg.Slots,
-			"cluster_replicas", st.Settings.Replicas, "flag_replicas", s.cfg.Replicas)
-	}
-
-	live := newLiveness(s.cfg.JoinGrace, s.cfg.DeadGrace)
+	defer s.leaderReady.Store(false)
 	tick := s.clock.NewTicker(s.cfg.ReconcileInterval)
 	defer tick.Stop()
+	// Setup retries until it succeeds or leadership ends: a leader that
+	// gave up here would hold the role and do none of its work.
+	for !s.leaderSetup() {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C():
+		}
+	}
+	s.leaderReady.Store(true)
+
+	live := newLiveness(s.cfg.JoinGrace, s.cfg.DeadGrace)
+	// The arranger runs at most every ArrangeInterval; this ticker brings
+	// a round that was throttled back within one interval.
+	arrangeTick := s.clock.NewTicker(s.cfg.ArrangeInterval)
+	defer arrangeTick.Stop()
 	var lastArrange time.Time
 	for {
 		st, changed := s.fsm.Watch()
-		s.reconcileVoters()
-		s.reconcileMembers(live, st)
+		pool := s.agent.Changed()
+		voters := s.reconcileVoters(ctx)
+		s.reconcileMembers(live, st, voters)
 		if now := s.clock.Now(); now.Sub(lastArrange) >= s.cfg.ArrangeInterval {
 			lastArrange = now
 			s.runArranger()
@@ -93,60 +88,158 @@ func (s *Server) leaderLoop(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-s.agent.Changed():
+		case <-pool:
 		case <-s.arrange:
 		case <-changed:
 		case <-tick.C():
+		case <-arrangeTick.C():
 		}
 	}
 }
 
-// reconcileVoters adds meta nodes found alive in the pool as Raft voters
-// (or updates a voter's address) and removes those that left the pool
-// gracefully. A meta node that merely died stays a voter: it is expected
-// back, and removing it would shrink the quorum under the survivors.
-func (s *Server) reconcileVoters() {
+// leaderSetup applies everything earlier leaders committed (so decisions
+// start from the whole state) and initializes a new cluster. It reports
+// whether the leader may start its work.
+func (s *Server) leaderSetup() bool {
+	if err := s.raft.raft.Barrier(s.cfg.ApplyTimeout).Error(); err != nil {
+		s.logger.Warn("leader barrier failed; retrying", "err", err)
+		return false
+	}
+	st := s.fsm.Current()
+	if st.Initialized() {
+		if st.Settings.Count != s.cfg.Slots || st.Settings.Replicas != s.cfg.Replicas {
+			s.logger.Warn("flags differ from the cluster's settings; the cluster keeps the settings it was created with",
+				"cluster_slots", st.Settings.Count, "flag_slots", s.cfg.Slots,
+				"cluster_replicas", st.Settings.Replicas, "flag_replicas", s.cfg.Replicas)
+		}
+		return true
+	}
+	id, err := newClusterID()
+	if err != nil {
+		s.logger.Error("create cluster id; retrying", "err", err)
+		return false
+	}
+	if err := s.propose(command{Op: opInit, Init: &initCmd{ClusterID: id, Settings: s.cfg.Settings()}}); err != nil {
+		s.logger.Warn("initialize cluster; retrying", "err", err)
+		return false
+	}
+	s.logger.Info("cluster initialized", "cluster_id", id, "slots", s.cfg.Slots, "replicas", s.cfg.Replicas)
+	return true
+}
+
+// promoteLag is how far behind the leader's commit index a non-voter may be
+// and still be promoted.
+const promoteLag = 64
+
+// reconcileVoters brings the Raft configuration in line with the meta nodes
+// in the pool, and returns the voters' IDs.
+//
+//   - A meta node alive in the pool and not in the configuration joins as a
+//     non-voter; once it reports a commit index close to the leader's it is
+//     promoted. A node that cannot be reached never raises the quorum.
+//   - A server whose address changed (a restart elsewhere) is updated.
+//   - A node that left the pool gracefully is removed. One that merely died
+//     stays a voter: it is expected back, and removing it would shrink the
+//     quorum under the survivors.
+func (s *Server) reconcileVoters(ctx context.Context) []raft.ServerID {
 	fut := s.raft.raft.GetConfiguration()
 	if err := fut.Error(); err != nil {
 		s.logger.Warn("read raft configuration", "err", err)
-		return
+		return nil
 	}
 	servers := map[raft.ServerID]raft.Server{}
+	var voters []raft.ServerID
 	for _, srv := range fut.Configuration().Servers {
 		servers[srv.ID] = srv
+		if srv.Suffrage == raft.Voter {
+			voters = append(voters, srv.ID)
+		}
 	}
+	r := s.raft.raft
 	for _, m := range s.agent.Members() {
 		if m.Meta.Role != cluster.RoleMeta || m.Meta.Raft == "" || m.ID == s.cfg.NodeID {
 			continue
 		}
-		id := raft.ServerID(m.ID)
+		id, addr := raft.ServerID(m.ID), raft.ServerAddress(m.Meta.Raft)
 		have, ok := servers[id]
-		switch m.State {
-		case cluster.StateAlive:
-			if ok && have.Address == raft.ServerAddress(m.Meta.Raft) && have.Suffrage == raft.Voter {
+		switch {
+		case m.State == cluster.StateAlive && !ok:
+			if err := r.AddNonvoter(id, addr, 0, s.cfg.ApplyTimeout).Error(); err != nil {
+				s.logger.Warn("add raft non-voter", "peer", m.ID, "addr", addr, "err", err)
 				continue
 			}
-			if err := s.raft.raft.AddVoter(id, raft.ServerAddress(m.Meta.Raft), 0, s.cfg.ApplyTimeout).Error(); err != nil {
-				s.logger.Warn("add raft voter", "peer", m.ID, "addr", m.Meta.Raft, "err", err)
+			s.logger.Info("added raft non-voter; promoted once caught up", "peer", m.ID, "addr", addr)
+		case m.State == cluster.StateAlive && have.Suffrage == raft.Voter && have.Address != addr:
+			if err := r.AddVoter(id, addr, 0, s.cfg.ApplyTimeout).Error(); err != nil {
+				s.logger.Warn("update raft voter address", "peer", m.ID, "addr", addr, "err", err)
 				continue
 			}
-			s.logger.Info("added raft voter", "peer", m.ID, "addr", m.Meta.Raft)
-		case cluster.StateLeft:
-			if !ok {
+			s.logger.Info("raft voter moved", "peer", m.ID, "from", have.Address, "to", addr)
+		case m.State == cluster.StateAlive && have.Suffrage != raft.Voter:
+			if !s.caughtUp(ctx, m.Meta.GRPC) {
 				continue
 			}
-			if err := s.raft.raft.RemoveServer(id, 0, s.cfg.ApplyTimeout).Error(); err != nil {
-				s.logger.Warn("remove raft voter", "peer", m.ID, "err", err)
+			if err := r.AddVoter(id, addr, 0, s.cfg.ApplyTimeout).Error(); err != nil {
+				s.logger.Warn("promote raft non-voter", "peer", m.ID, "err", err)
 				continue
 			}
-			s.logger.Info("removed raft voter that left", "peer", m.ID)
+			s.logger.Info("promoted raft non-voter to voter", "peer", m.ID)
+		case m.State == cluster.StateLeft && ok:
+			if err := r.RemoveServer(id, 0, s.cfg.ApplyTimeout).Error(); err != nil {
+				s.logger.Warn("remove raft server", "peer", m.ID, "err", err)
+				continue
+			}
+			s.logger.Info("removed raft server that left", "peer", m.ID)
 		}
 	}
+	return voters
 }
 
-// reconcileMembers applies the liveness plan.
-func (s *Server) reconcileMembers(live *liveness, st *State) {
+// caughtUp asks a peer for its commit index and compares it with ours.
+func (s *Server) caughtUp(ctx context.Context, addr string) bool {
+	conn, err := s.pool.Get(addr)
+	if err != nil {
+		return false
+	}
+	cctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	info, err := registryv1.NewMetaServiceClient(conn).GetClusterInfo(cctx, &registryv1.GetClusterInfoRequest{})
+	if err != nil {
+		return false
+	}
+	return info.GetCommitIndex()+promoteLag >= s.raft.raft.CommitIndex()
+}
+
+// poolHasQuorum reports whether a majority of the voters is alive in this
+// node's view of the pool. Without it, the leader's own gossip is cut off
+// (or never joined) and "missing from the pool" says nothing about members.
+func (s *Server) poolHasQuorum(voters []raft.ServerID) bool {
+	if len(voters) == 0 {
+		return false
+	}
+	alive := map[string]bool{s.cfg.NodeID: true}
+	for _, m := range s.agent.Members() {
+		if m.Meta.Role == cluster.RoleMeta && m.State == cluster.StateAlive {
+			alive[m.ID] = true
+		}
+	}
+	n := 0
+	for _, v := range voters {
+		if alive[string(v)] {
+			n++
+		}
+	}
+	return n > len(voters)/2
+}
+
+// reconcileMembers applies the liveness plan. Removals wait while this
+// node's pool view lacks a quorum of voters.
+func (s *Server) reconcileMembers(live *liveness, st *State, voters []raft.ServerID) {
 	upserts, removes := live.plan(s.clock.Now(), s.agent.Members(), st.Members)
+	if len(removes) > 0 && !s.poolHasQuorum(voters) {
+		s.logger.Warn("not removing members: this leader sees too few meta voters in the gossip pool", "pending", removes)
+		removes = nil
+	}
 	for _, m := range upserts {
 		if err := s.propose(command{Op: opUpsert, Member: &m, Replace: true}); err != nil {
 			s.logger.Warn("add member", "member", m.ID, "err", err)

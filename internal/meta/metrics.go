@@ -2,6 +2,7 @@ package meta
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/hashicorp/raft"
 	"github.com/prometheus/client_golang/prometheus"
@@ -64,7 +65,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	if state == raft.Leader {
 		g(c.lastContact, 0)
 	} else if lc := r.LastContact(); !lc.IsZero() {
-		g(c.lastContact, c.s.clock.Now().Sub(lc).Seconds())
+		g(c.lastContact, time.Since(lc).Seconds()) // raft's clock is the real one
 	}
 
 	st := c.s.fsm.Current()

@@ -27,7 +27,14 @@ type raftNode struct {
 // openRaft opens the bolt log/stable store and file snapshots under dir and
 // starts Raft on the pre-bound listener. It reports whether the stores held
 // state from an earlier run (such a node never bootstraps again).
-func openRaft(cfg Config, f *fsm, ln net.Listener, advertise string, notify chan bool, logger *slog.Logger) (*raftNode, bool, error) {
+func openRaft(cfg Config, f *fsm, ln net.Listener, advertise string, notify chan bool, logger *slog.Logger) (_ *raftNode, _ bool, err error) {
+	// Until the transport owns the listener, a failure must close it here.
+	ownsListener := false
+	defer func() {
+		if err != nil && !ownsListener {
+			_ = ln.Close()
+		}
+	}()
 	dir := filepath.Join(cfg.DataDir, "raft")
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, false, fmt.Errorf("meta: create raft dir: %w", err)
@@ -56,6 +63,7 @@ func openRaft(cfg Config, f *fsm, ln net.Listener, advertise string, notify chan
 		Timeout: 10 * time.Second,
 		Logger:  hl,
 	})
+	ownsListener = true
 
 	rc := raft.DefaultConfig()
 	rc.LocalID = raft.ServerID(cfg.NodeID)

@@ -24,17 +24,18 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials"
 
 	"github.com/strata-registry/strata/internal/clock"
 	"github.com/strata-registry/strata/internal/cluster"
 	"github.com/strata-registry/strata/internal/obs"
+	"github.com/strata-registry/strata/internal/rpc"
 	registryv1 "github.com/strata-registry/strata/pkg/proto/registry/v1"
 )
 
@@ -61,11 +62,16 @@ type Server struct {
 	// stopping is closed when Run begins to stop, ending watch streams.
 	stopping chan struct{}
 
+	// leaderReady is true while this node leads and has applied everything
+	// earlier leaders committed; leader-only calls wait for it.
+	leaderReady atomic.Bool
+
 	metrics *collector
 	loads   *sessionLoads
-	fwd     *forwarder
-	killed  chan struct{}
-	kill    sync.Once
+	// pool holds connections to other meta nodes (forwarding, bootstrap).
+	pool   *rpc.Pool
+	killed chan struct{}
+	kill   sync.Once
 }
 
 // New validates cfg and deps. It starts nothing; Run does.
@@ -188,8 +194,8 @@ func (s *Server) Run(ctx context.Context) (err error) {
 		closeAll(s.deps.GRPCListener, s.deps.HTTPListener)
 		return err
 	}
-	s.fwd = newForwarder(s)
-	defer s.fwd.close()
+	s.pool = rpc.NewPool(s.cfg.TLS, 8)
+	defer s.pool.Close()
 	hs := &http.Server{Handler: s.httpHandler(), ReadHeaderTimeout: 5 * time.Second}
 	if err := s.registerMetrics(); err != nil {
 		agent.Kill()
@@ -214,8 +220,10 @@ func (s *Server) Run(ctx context.Context) (err error) {
 		case <-s.killed:
 			agent.Kill()
 		default:
+			// A graceful stop hands leadership over first, so the cluster
+			// does not sit out an election timeout.
+			s.transferIfLeader()
 			if s.cfg.LeaveOnShutdown {
-				s.transferIfLeader()
 				agent.Leave()
 			} else {
 				agent.Kill()
@@ -233,7 +241,7 @@ func (s *Server) Run(ctx context.Context) (err error) {
 	g.Go(func() error {
 		<-gctx.Done()
 		close(s.stopping)
-		stopGRPC(gs, 2*time.Second)
+		rpc.Stop(gs, 2*time.Second)
 		return nil
 	})
 	g.Go(func() error {
@@ -246,7 +254,9 @@ func (s *Server) Run(ctx context.Context) (err error) {
 		<-gctx.Done()
 		sctx, c := context.WithTimeout(context.Background(), 2*time.Second)
 		defer c()
-		_ = hs.Shutdown(sctx)
+		if err := hs.Shutdown(sctx); err != nil {
+			_ = hs.Close() // a long pprof profile must not outlive Run
+		}
 		return nil
 	})
 	if expect > 0 {
@@ -263,32 +273,13 @@ func (s *Server) Run(ctx context.Context) (err error) {
 }
 
 func (s *Server) grpcServer() (*grpc.Server, error) {
-	var opts []grpc.ServerOption
-	tc, err := s.cfg.TLS.Server()
+	opts, err := rpc.ServerOptions(s.cfg.TLS)
 	if err != nil {
 		return nil, fmt.Errorf("meta: %w", err)
-	}
-	if tc != nil {
-		opts = append(opts, grpc.Creds(credentials.NewTLS(tc)))
 	}
 	gs := grpc.NewServer(opts...)
 	registryv1.RegisterMetaServiceServer(gs, &service{s: s})
 	return gs, nil
-}
-
-// stopGRPC stops gracefully, then forcibly after d (watch streams end with
-// the server's context, but a slow client should not hold shutdown up).
-func stopGRPC(gs *grpc.Server, d time.Duration) {
-	done := make(chan struct{})
-	go func() { gs.GracefulStop(); close(done) }()
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-done:
-	case <-t.C:
-		gs.Stop()
-		<-done
-	}
 }
 
 func closeAll(lns ...net.Listener) {
@@ -302,6 +293,9 @@ func closeAll(lns ...net.Listener) {
 func (s *Server) transferIfLeader() {
 	if s.raft.raft.State() != raft.Leader {
 		return
+	}
+	if fut := s.raft.raft.GetConfiguration(); fut.Error() != nil || len(fut.Configuration().Servers) < 2 {
+		return // nobody to hand over to
 	}
 	if err := s.raft.raft.LeadershipTransfer().Error(); err != nil {
 		s.logger.Warn("leadership transfer before leaving failed", "err", err)

@@ -5,15 +5,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"slices"
-	"sync"
 
 	"github.com/hashicorp/raft"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
@@ -271,6 +267,11 @@ func (s *Server) leaderGRPC() string {
 // ok is false when this node should serve the call itself.
 func forward[R any](ctx context.Context, s *Server, call func(registryv1.MetaServiceClient, context.Context) (R, error)) (resp R, ok bool, err error) {
 	if s.raft.raft.State() == raft.Leader {
+		if !s.leaderReady.Load() {
+			// A new leader serves once it has applied what earlier leaders
+			// committed; until then its state may be behind a follower's.
+			return resp, true, toStatus(ErrLeaderNotReady)
+		}
 		return resp, false, nil
 	}
 	leader := s.leaderGRPC()
@@ -279,67 +280,13 @@ func forward[R any](ctx context.Context, s *Server, call func(registryv1.MetaSer
 		_ = grpc.SetHeader(ctx, metadata.Pairs(leaderKey, leader))
 		return resp, true, toStatus(&NotLeaderError{Leader: leader})
 	}
-	conn, err := s.fwd.dial(leader)
+	conn, err := s.pool.Get(leader)
 	if err != nil {
 		return resp, true, toStatus(&NotLeaderError{Leader: leader})
 	}
 	ctx = metadata.AppendToOutgoingContext(ctx, forwardedKey, s.cfg.NodeID)
 	resp, err = call(registryv1.NewMetaServiceClient(conn), ctx)
 	return resp, true, err
-}
-
-// forwarder caches client connections to other meta nodes.
-type forwarder struct {
-	s     *Server
-	mu    sync.Mutex
-	conns map[string]*grpc.ClientConn
-}
-
-func newForwarder(s *Server) *forwarder {
-	return &forwarder{s: s, conns: map[string]*grpc.ClientConn{}}
-}
-
-// dial returns a (lazily connecting) connection to addr.
-func (f *forwarder) dial(addr string) (*grpc.ClientConn, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if c, ok := f.conns[addr]; ok {
-		return c, nil
-	}
-	creds := insecure.NewCredentials()
-	tc, err := f.s.cfg.TLS.Client()
-	if err != nil {
-		return nil, err
-	}
-	if tc != nil {
-		if host, _, err := net.SplitHostPort(addr); err == nil {
-			tc.ServerName = host
-		}
-		creds = credentials.NewTLS(tc)
-	}
-	c, err := grpc.NewClient(addr, grpc.WithTransportCredentials(creds))
-	if err != nil {
-		return nil, err
-	}
-	// Keep the cache small: meta groups have 3 to 5 nodes, so anything
-	// past that is a stale address.
-	if len(f.conns) >= 8 {
-		for a, old := range f.conns {
-			_ = old.Close()
-			delete(f.conns, a)
-		}
-	}
-	f.conns[addr] = c
-	return c, nil
-}
-
-func (f *forwarder) close() {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for a, c := range f.conns {
-		_ = c.Close()
-		delete(f.conns, a)
-	}
 }
 
 // toStatus maps meta errors to gRPC statuses; it is the only place that
@@ -361,7 +308,7 @@ func toStatus(err error) error {
 		return status.Error(codes.AlreadyExists, err.Error())
 	case errors.Is(err, ErrUnknownNode):
 		return status.Error(codes.NotFound, err.Error())
-	case errors.Is(err, ErrNotLeader), errors.Is(err, ErrNoLeader), errors.Is(err, ErrNotInitialized),
+	case errors.Is(err, ErrNotLeader), errors.Is(err, ErrNoLeader), errors.Is(err, ErrNotInitialized), errors.Is(err, ErrLeaderNotReady),
 		errors.Is(err, ErrShuttingDown), errors.Is(err, ErrStaleTable):
 		return status.Error(codes.Unavailable, err.Error())
 	case errors.Is(err, context.DeadlineExceeded):

@@ -85,9 +85,9 @@ func (c *Cluster) StartPeer(t testing.TB, id string, role cluster.Role) *Peer {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &Peer{creds: creds, ID: id, Role: role, agent: agent, cancel: cancel, log: lf, addrs: c.MetaAddrs(), conns: map[string]*grpc.ClientConn{}}
-	if err := agent.JoinLoop(ctx); err != nil {
-		t.Fatal(err)
-	}
+	t.Cleanup(func() { p.stop(false) })
+	p.wg.Add(1)
+	go func() { defer p.wg.Done(); _ = agent.JoinLoop(ctx) }()
 	protoRole := registryv1.Role_ROLE_DATA
 	if role == cluster.RoleSession {
 		protoRole = registryv1.Role_ROLE_SESSION
@@ -102,7 +102,6 @@ func (c *Cluster) StartPeer(t testing.TB, id string, role cluster.Role) *Peer {
 	p.wg.Add(2)
 	go func() { defer p.wg.Done(); p.watch(ctx) }()
 	go func() { defer p.wg.Done(); p.heartbeat(ctx) }()
-	t.Cleanup(func() { p.stop(false) })
 	return p
 }
 

@@ -172,6 +172,7 @@ func (c *Cluster) startMeta(t testing.TB, n *MetaNode) {
 		t.Fatalf("testcluster: %s exited while starting: %v", n.ID, err)
 	case <-time.After(DefaultWait):
 		cancel()
+		<-done
 		t.Fatalf("testcluster: %s not ready after %v", n.ID, DefaultWait)
 	}
 	n.mu.Lock()
