@@ -77,6 +77,10 @@ type Meta struct {
 	// Expect is a meta node's --bootstrap-expect; 0 when it started with
 	// Raft state on disk or never bootstraps.
 	Expect int `json:"expect,omitempty"`
+	// Proc identifies the running process of a session node (node id plus
+	// a per-start nonce): publishers are owned by a process, so a session
+	// that restarted under the same id is a new owner.
+	Proc string `json:"proc,omitempty"`
 	// Leaving is set just before a graceful leave. memberlist reports a
 	// leave and a failure alike to the event delegate, so the intent
 	// travels in the meta, as an update, ahead of the leave itself.

@@ -94,16 +94,3 @@ func tableToProto(st *State, t slot.Table) *registryv1.SlotTable {
 	}
 	return out
 }
-
-// TableFromProto converts a wire table back, for clients of the meta tier.
-func TableFromProto(p *registryv1.SlotTable) slot.Table {
-	t := slot.Table{Epoch: p.GetEpoch(), Slots: make([]slot.Slot, len(p.GetSlots()))}
-	for i, ps := range p.GetSlots() {
-		s := slot.Slot{ID: slot.ID(ps.GetId()), Leader: slot.NodeID(ps.GetLeader()), LeaderEpoch: ps.GetLeaderEpoch()}
-		for _, f := range ps.GetFollowers() {
-			s.Followers = append(s.Followers, slot.NodeID(f))
-		}
-		t.Slots[i] = s
-	}
-	return t
-}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/strata-registry/strata/internal/cluster"
 	"github.com/strata-registry/strata/internal/meta"
+	"github.com/strata-registry/strata/internal/metaclient"
 	"github.com/strata-registry/strata/internal/slot"
 	"github.com/strata-registry/strata/internal/testcluster"
 	registryv1 "github.com/strata-registry/strata/pkg/proto/registry/v1"
@@ -151,7 +152,7 @@ func TestMeta_DataNodes_BalancedTable_FollowerFirst_RemovalPromotes(t *testing.T
 	}
 	prev := before
 	for _, pt := range tables {
-		tb := meta.TableFromProto(pt)
+		tb := metaclient.Table(pt)
 		for _, s := range tb.Slots {
 			if s.Leader == "" {
 				t.Fatalf("epoch %d: slot %d has no leader", tb.Epoch, s.ID)

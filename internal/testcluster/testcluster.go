@@ -31,6 +31,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/strata-registry/strata/internal/data"
 	"github.com/strata-registry/strata/internal/meta"
 	"github.com/strata-registry/strata/internal/slot"
 	"github.com/strata-registry/strata/internal/tlsconf"
@@ -47,6 +48,11 @@ type Spec struct {
 	// MetaConfig, when set, adjusts each meta node's config (from
 	// meta.TestConfig) before it starts.
 	MetaConfig func(i int, c *meta.Config)
+	// Data is the number of data nodes, started after the meta nodes.
+	Data int
+	// DataConfig, when set, adjusts each data node's config (from
+	// data.TestConfig) before it starts.
+	DataConfig func(i int, c *data.Config)
 	// TLS, when set, secures every node and the harness's own clients.
 	TLS tlsconf.Config
 }
@@ -57,6 +63,7 @@ type Cluster struct {
 	spec  Spec
 	dir   string
 	metas []*MetaNode
+	datas []*DataNode
 }
 
 // MetaNode is one meta node of the cluster.
@@ -117,6 +124,9 @@ func Start(t testing.TB, spec Spec) *Cluster {
 		}
 		return nil
 	})
+	for range spec.Data {
+		c.AddData(t)
+	}
 	return c
 }
 
@@ -320,11 +330,17 @@ func (c *Cluster) WaitEpoch(t testing.TB, epoch uint64) slot.Table {
 }
 
 func (c *Cluster) cleanup(t testing.TB) {
+	for i := range c.datas {
+		c.StopData(t, i, false)
+	}
 	for i := range c.metas {
 		c.Stop(t, i)
 	}
 	if t.Failed() {
 		for _, n := range c.metas {
+			dumpLog(t, n.ID, filepath.Join(n.Dir, "node.log"))
+		}
+		for _, n := range c.datas {
 			dumpLog(t, n.ID, filepath.Join(n.Dir, "node.log"))
 		}
 	}

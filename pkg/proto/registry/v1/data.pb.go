@@ -1577,9 +1577,13 @@ func (x *SessionSlotPublishersRequest) GetSlotId() uint32 {
 }
 
 type SessionSlotPublishersResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	SessionId     string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
-	Publishers    []*Publisher           `protobuf:"bytes,2,rep,name=publishers,proto3" json:"publishers,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	SessionId  string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	Publishers []*Publisher           `protobuf:"bytes,2,rep,name=publishers,proto3" json:"publishers,omitempty"`
+	// as_of is the session's clock (unix nanoseconds, the clock it stamps
+	// register_timestamp with) when it read the list: a record registered
+	// later is not judged by this list.
+	AsOf          int64 `protobuf:"varint,3,opt,name=as_of,json=asOf,proto3" json:"as_of,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1626,6 +1630,13 @@ func (x *SessionSlotPublishersResponse) GetPublishers() []*Publisher {
 		return x.Publishers
 	}
 	return nil
+}
+
+func (x *SessionSlotPublishersResponse) GetAsOf() int64 {
+	if x != nil {
+		return x.AsOf
+	}
+	return 0
 }
 
 var File_data_proto protoreflect.FileDescriptor
@@ -1752,13 +1763,14 @@ const file_data_proto_rawDesc = "" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x128\n" +
 	"\adigests\x18\x02 \x03(\v2\x1e.registry.v1.SessionSlotDigestR\adigests\"7\n" +
 	"\x1cSessionSlotPublishersRequest\x12\x17\n" +
-	"\aslot_id\x18\x01 \x01(\rR\x06slotId\"v\n" +
+	"\aslot_id\x18\x01 \x01(\rR\x06slotId\"\x8b\x01\n" +
 	"\x1dSessionSlotPublishersResponse\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x126\n" +
 	"\n" +
 	"publishers\x18\x02 \x03(\v2\x16.registry.v1.PublisherR\n" +
-	"publishers2\xb4\x04\n" +
+	"publishers\x12\x13\n" +
+	"\x05as_of\x18\x03 \x01(\x03R\x04asOf2\xb4\x04\n" +
 	"\vDataService\x12D\n" +
 	"\aPublish\x12\x1b.registry.v1.PublishRequest\x1a\x1c.registry.v1.PublishResponse\x12J\n" +
 	"\tGetDatums\x12\x1d.registry.v1.GetDatumsRequest\x1a\x1e.registry.v1.GetDatumsResponse\x12P\n" +

@@ -1,0 +1,153 @@
+package data
+
+import (
+	"context"
+
+	"github.com/strata-registry/strata/internal/cluster"
+	"github.com/strata-registry/strata/internal/record"
+	registryv1 "github.com/strata-registry/strata/pkg/proto/registry/v1"
+)
+
+// kickAntiEntropy asks for a round now (a slot started migrating).
+func (s *Server) kickAntiEntropy() {
+	select {
+	case s.aeKick <- struct{}{}:
+	default:
+	}
+}
+
+// antiEntropyLoop runs a round every AntiEntropyInterval, and at once when
+// kicked.
+func (s *Server) antiEntropyLoop(ctx context.Context) error {
+	t := s.clock.NewTicker(s.cfg.AntiEntropyInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C():
+		case <-s.aeKick:
+		}
+		s.antiEntropyRound(ctx)
+	}
+}
+
+// antiEntropyRound compares every slot this node leads with every live
+// session. Sessions are the source of truth for their clients'
+// publishers: where a session's digest for a slot differs from the
+// leader's record of that session, the leader fetches the session's list
+// and repairs its own records (adds or updates what the session has,
+// removes what the session no longer has). A migrating slot becomes
+// readable once a round that started after it began migrating has heard
+// from every live session.
+func (s *Server) antiEntropyRound(ctx context.Context) {
+	led := s.slots.led()
+	if len(led) == 0 {
+		return
+	}
+	var migrating []*slotState
+	ids := make([]uint32, 0, len(led))
+	byID := make(map[uint32]*slotState, len(led))
+	for _, st := range led {
+		ids = append(ids, uint32(st.id))
+		byID[uint32(st.id)] = st
+		if st.migrating.Load() {
+			migrating = append(migrating, st)
+		}
+	}
+	complete := true
+	for _, m := range s.agent.Members() {
+		if m.Meta.Role != cluster.RoleSession || m.State != cluster.StateAlive || m.Meta.GRPC == "" || m.Meta.Proc == "" {
+			continue
+		}
+		if err := s.syncWithSession(ctx, m, ids, byID); err != nil {
+			complete = false
+			if ctx.Err() == nil {
+				s.logger.Warn("anti-entropy with session failed", "session", m.ID, "err", err)
+			}
+		}
+	}
+	if !complete {
+		return
+	}
+	var rebuilt []uint32
+	for _, st := range migrating {
+		if st.migrating.CompareAndSwap(true, false) {
+			rebuilt = append(rebuilt, uint32(st.id))
+		}
+	}
+	if len(rebuilt) > 0 {
+		s.logger.Info("slots rebuilt from sessions; serving reads", "slots", len(rebuilt), "first", rebuilt[0])
+	}
+}
+
+func (s *Server) syncWithSession(ctx context.Context, m cluster.Member, ids []uint32, byID map[uint32]*slotState) error {
+	conn, err := s.pool.Get(m.Meta.GRPC)
+	if err != nil {
+		return err
+	}
+	client := registryv1.NewSessionSyncServiceClient(conn)
+	cctx, cancel := context.WithTimeout(ctx, s.cfg.CallTimeout)
+	defer cancel()
+	resp, err := client.SlotDigests(cctx, &registryv1.SessionSlotDigestsRequest{SlotIds: ids})
+	if err != nil {
+		return err
+	}
+	proc := resp.GetSessionId()
+	theirs := make(map[uint32]*registryv1.SessionSlotDigest, len(resp.GetDigests()))
+	for _, d := range resp.GetDigests() {
+		theirs[d.GetSlotId()] = d
+	}
+	for _, id := range ids {
+		st := byID[id]
+		var mine *registryv1.SessionDigest
+		for _, d := range st.store.Digests() {
+			if d.GetSessionId() == proc {
+				mine = d
+			}
+		}
+		t := theirs[id]
+		if mine.GetCount() == t.GetCount() && mine.GetHash() == t.GetHash() {
+			continue
+		}
+		pubs, err := client.SlotPublishers(cctx, &registryv1.SessionSlotPublishersRequest{SlotId: id})
+		if err != nil {
+			return err
+		}
+		if pubs.GetSessionId() != proc {
+			continue // the session restarted between the two calls; next round
+		}
+		s.repair(st, proc, pubs)
+	}
+	return nil
+}
+
+// repair makes a slot's records of one session match the session's list.
+func (s *Server) repair(st *slotState, proc string, list *registryv1.SessionSlotPublishersResponse) {
+	var puts []*registryv1.Publisher
+	want := map[[2]string]bool{}
+	for _, p := range list.GetPublishers() {
+		if record.ValidatePublisher(p) != nil || p.GetSessionId() != proc {
+			continue
+		}
+		if id, ok := s.slots.slotOf(p.GetDataInfoId()); !ok || uint32(id) != uint32(st.id) {
+			continue
+		}
+		want[[2]string{p.GetDataInfoId(), p.GetRegisterId()}] = true
+		puts = append(puts, p)
+	}
+	var dels []*registryv1.Unpublish
+	for _, h := range st.store.Publishers(proc) {
+		// A record stamped after the session read its list is not judged
+		// by that list: it may be on its way.
+		if want[[2]string{h.GetDataInfoId(), h.GetRegisterId()}] || h.GetRegisterTimestamp() > list.GetAsOf() {
+			continue
+		}
+		dels = append(dels, &registryv1.Unpublish{DataInfoId: h.GetDataInfoId(), RegisterId: h.GetRegisterId(),
+			ClientVersion: h.GetClientVersion(), RegisterTimestamp: h.GetRegisterTimestamp()})
+	}
+	versions := st.store.Apply(puts, dels)
+	s.notices.publish(versions)
+	s.metrics.repaired.Add(float64(len(puts) + len(dels)))
+	s.logger.Info("anti-entropy repaired a slot from its session", "slot", st.id, "session", proc, "puts", len(puts), "deletes", len(dels))
+}

@@ -1,0 +1,184 @@
+package data_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"testing"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/strata-registry/strata/internal/data"
+	"github.com/strata-registry/strata/internal/record"
+	"github.com/strata-registry/strata/internal/testcluster"
+	registryv1 "github.com/strata-registry/strata/pkg/proto/registry/v1"
+)
+
+func ctxT(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), testcluster.DefaultWait)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func dataClient(t *testing.T, c *testcluster.Cluster, n *testcluster.DataNode) registryv1.DataServiceClient {
+	t.Helper()
+	conn := c.Dial(t, n.Server().GRPCAddr())
+	t.Cleanup(func() { _ = conn.Close() })
+	return registryv1.NewDataServiceClient(conn)
+}
+
+func pub(session, key, reg string, version uint64, value string) *registryv1.Publisher {
+	return &registryv1.Publisher{RegisterId: reg, DataInfoId: key, ClientVersion: version, RegisterTimestamp: int64(version),
+		Values: [][]byte{[]byte(value)}, SessionId: session, ConnId: "conn-1", Zone: "z1"}
+}
+
+// publish writes through the key's current leader, retrying while the
+// table moves (an epoch mismatch or a node not yet at the table).
+func publish(t *testing.T, c *testcluster.Cluster, session string, puts []*registryv1.Publisher, dels []*registryv1.Unpublish) []*registryv1.DatumVersion {
+	t.Helper()
+	key := ""
+	if len(puts) > 0 {
+		key = puts[0].GetDataInfoId()
+	} else {
+		key = dels[0].GetDataInfoId()
+	}
+	var out []*registryv1.DatumVersion
+	testcluster.Eventually(t, testcluster.DefaultWait, func() error {
+		r := c.RouteOf(t, key)
+		if r.Leader == nil {
+			return fmt.Errorf("slot %d has no live leader", r.Slot)
+		}
+		resp, err := dataClient(t, c, r.Leader).Publish(ctxT(t), &registryv1.PublishRequest{
+			SessionId: session, TableEpoch: r.TableEpoch, SlotId: r.Slot, LeaderEpoch: r.LeaderEpoch, Puts: puts, Deletes: dels,
+		})
+		if err != nil {
+			return err
+		}
+		out = resp.GetVersions()
+		return nil
+	})
+	return out
+}
+
+// read returns the datum of key from its current leader, retrying while
+// the slot is migrating or the table moves.
+func read(t *testing.T, c *testcluster.Cluster, key string) *registryv1.Datum {
+	t.Helper()
+	var d *registryv1.Datum
+	testcluster.Eventually(t, testcluster.DefaultWait, func() error {
+		r := c.RouteOf(t, key)
+		if r.Leader == nil {
+			return fmt.Errorf("slot %d has no live leader", r.Slot)
+		}
+		resp, err := dataClient(t, c, r.Leader).GetDatums(ctxT(t), &registryv1.GetDatumsRequest{DataInfoIds: []string{key}})
+		if err != nil {
+			return err
+		}
+		d = nil
+		if len(resp.GetDatums()) == 1 {
+			d = resp.GetDatums()[0]
+		}
+		return nil
+	})
+	return d
+}
+
+// held returns a node's local copy of key through its admin API (followers
+// included), or nil.
+func held(t *testing.T, n *testcluster.DataNode, key string) *registryv1.Datum {
+	t.Helper()
+	resp, err := http.Get("http://" + n.Server().HTTPAddr() + "/api/v1/datums?data_info_id=" + url.QueryEscape(key))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil
+	}
+	b, _ := io.ReadAll(resp.Body)
+	var d struct {
+		DataInfoID string `json:"data_info_id"`
+		Version    uint64 `json:"version"`
+		Publishers []struct {
+			RegisterID string `json:"register_id"`
+		} `json:"publishers"`
+	}
+	if err := json.Unmarshal(b, &d); err != nil || d.DataInfoID == "" {
+		return nil
+	}
+	out := &registryv1.Datum{DataInfoId: d.DataInfoID, Version: d.Version}
+	for _, p := range d.Publishers {
+		out.Publishers = append(out.Publishers, &registryv1.Publisher{RegisterId: p.RegisterID})
+	}
+	return out
+}
+
+func key(i int) string { return record.DataInfoID(fmt.Sprintf("com.example.svc%d", i), "", "") }
+
+func TestData_WritesOnLeader_ReadableThere_PresentOnFollower(t *testing.T) {
+	c := testcluster.Start(t, testcluster.Spec{Meta: 3, Data: 3})
+	c.WaitDataReady(t)
+	const n = 40
+	for i := range n {
+		publish(t, c, "s1", []*registryv1.Publisher{pub("s1", key(i), "r1", 1, "a"), pub("s1", key(i), "r2", 1, "b")}, nil)
+	}
+	for i := range n {
+		d := read(t, c, key(i))
+		if d == nil || len(d.GetPublishers()) != 2 {
+			t.Fatalf("%s on its leader: %v", key(i), d)
+		}
+		r := c.RouteOf(t, key(i))
+		if len(r.Followers) != 1 {
+			t.Fatalf("%s: %d followers, want 1", key(i), len(r.Followers))
+		}
+		testcluster.Eventually(t, testcluster.DefaultWait, func() error {
+			f := held(t, r.Followers[0], key(i))
+			if f == nil || f.GetVersion() != d.GetVersion() || len(f.GetPublishers()) != 2 {
+				return fmt.Errorf("%s on follower %s: %v, leader has version %d", key(i), r.Followers[0].ID, f, d.GetVersion())
+			}
+			return nil
+		})
+	}
+}
+
+func TestData_StaleEpoch_RefusedWithCurrent_ChangesNothing(t *testing.T) {
+	c := testcluster.Start(t, testcluster.Spec{Meta: 3, Data: 3})
+	c.WaitDataSettled(t)
+	k := key(1)
+	publish(t, c, "s1", []*registryv1.Publisher{pub("s1", k, "r1", 1, "a")}, nil)
+	before := read(t, c, k)
+	r := c.RouteOf(t, k)
+	if e := r.Leader.Server().TableEpoch(); e != r.TableEpoch {
+		t.Fatalf("settled cluster: leader %s at epoch %d, meta at %d", r.Leader.ID, e, r.TableEpoch)
+	}
+	client := dataClient(t, c, r.Leader)
+
+	for name, req := range map[string]*registryv1.PublishRequest{
+		"old table epoch":  {SessionId: "s1", TableEpoch: r.TableEpoch - 1, SlotId: r.Slot, LeaderEpoch: r.LeaderEpoch, Puts: []*registryv1.Publisher{pub("s1", k, "r9", 1, "x")}},
+		"old leader epoch": {SessionId: "s1", TableEpoch: r.TableEpoch, SlotId: r.Slot, LeaderEpoch: r.LeaderEpoch - 1, Puts: []*registryv1.Publisher{pub("s1", k, "r9", 1, "x")}},
+	} {
+		_, err := client.Publish(ctxT(t), req)
+		if status.Code(err) != codes.FailedPrecondition {
+			t.Fatalf("%s: got %v, want FailedPrecondition", name, err)
+		}
+		em, ok := data.EpochOf(err)
+		if !ok || em.GetTableEpoch() != r.TableEpoch || em.GetLeaderEpoch() != r.LeaderEpoch || em.GetLeader() != r.Leader.ID {
+			t.Fatalf("%s: mismatch detail %v, want table %d leader %s epoch %d", name, em, r.TableEpoch, r.Leader.ID, r.LeaderEpoch)
+		}
+	}
+	// A follower refuses writes too, naming the leader.
+	_, err := dataClient(t, c, r.Followers[0]).Publish(ctxT(t), &registryv1.PublishRequest{
+		SessionId: "s1", TableEpoch: r.TableEpoch, SlotId: r.Slot, LeaderEpoch: r.LeaderEpoch, Puts: []*registryv1.Publisher{pub("s1", k, "r9", 1, "x")},
+	})
+	if em, ok := data.EpochOf(err); !ok || em.GetLeader() != r.Leader.ID {
+		t.Fatalf("follower write: %v", err)
+	}
+	if after := read(t, c, k); !proto.Equal(before, after) {
+		t.Fatalf("refused writes changed the datum:\nbefore %v\nafter  %v", before, after)
+	}
+}

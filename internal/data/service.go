@@ -1,0 +1,371 @@
+package data
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/strata-registry/strata/internal/record"
+	"github.com/strata-registry/strata/internal/slot"
+	registryv1 "github.com/strata-registry/strata/pkg/proto/registry/v1"
+)
+
+// Errors a data node returns; toStatus maps each to a gRPC code.
+var (
+	ErrNoTable   = errors.New("data: no slot table yet")
+	ErrNotLeader = errors.New("data: not the slot leader")
+	ErrStale     = errors.New("data: stale epoch")
+	ErrAhead     = errors.New("data: caller's table is newer than this node's; retry")
+	ErrMigrating = errors.New("data: slot is migrating; reads resume once it is rebuilt")
+	ErrInvalid   = errors.New("data: invalid argument")
+	ErrTooLarge  = errors.New("data: request too large")
+)
+
+// epochError refuses a request whose epochs are not this node's, carrying
+// the node's view so the caller refreshes and retries.
+type epochError struct {
+	err error // ErrStale or ErrNotLeader
+	cur *registryv1.EpochMismatch
+}
+
+func (e *epochError) Error() string {
+	return fmt.Sprintf("%v: slot %d is at table epoch %d, leader %q, leader epoch %d",
+		e.err, e.cur.GetSlotId(), e.cur.GetTableEpoch(), e.cur.GetLeader(), e.cur.GetLeaderEpoch())
+}
+
+func (e *epochError) Unwrap() error { return e.err }
+
+func mismatch(err error, t slot.Table, id slot.ID) *epochError {
+	cur := &registryv1.EpochMismatch{TableEpoch: t.Epoch, SlotId: uint32(id)}
+	if int(id) < len(t.Slots) {
+		cur.Leader, cur.LeaderEpoch = string(t.Slots[id].Leader), t.Slots[id].LeaderEpoch
+	}
+	return &epochError{err: err, cur: cur}
+}
+
+func invalid(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
+}
+
+// service implements registryv1.DataServiceServer.
+type service struct {
+	registryv1.UnimplementedDataServiceServer
+	s *Server
+}
+
+// anyEpoch, as leaderEpoch, accepts the slot's current leader epoch: reads
+// need this node to lead the slot, writes need the exact epoch too.
+const anyEpoch = ^uint64(0)
+
+// leading returns the state of a slot this node leads at leaderEpoch (or
+// at any, with anyEpoch), or an epoch error carrying this node's view.
+func (s *Server) leading(id slot.ID, leaderEpoch uint64) (*slotState, error) {
+	t, st := s.slots.view(id)
+	if t.Slots == nil {
+		return nil, ErrNoTable
+	}
+	if int(id) >= len(t.Slots) {
+		return nil, invalid("slot %d out of range: the cluster has %d slots", id, len(t.Slots))
+	}
+	if st == nil || st.role != roleLeader {
+		return nil, mismatch(ErrNotLeader, t, id)
+	}
+	if leaderEpoch != anyEpoch && leaderEpoch != st.leaderEpoch {
+		return nil, mismatch(ErrStale, t, id)
+	}
+	return st, nil
+}
+
+// Publish applies one slot's batch from a session: the fenced write path.
+func (v *service) Publish(ctx context.Context, req *registryv1.PublishRequest) (*registryv1.PublishResponse, error) {
+	s := v.s
+	if err := s.validatePublish(req); err != nil {
+		return nil, toStatus(err)
+	}
+	t, _ := s.slots.view(slot.ID(req.GetSlotId()))
+	switch {
+	case t.Slots == nil:
+		return nil, toStatus(ErrNoTable)
+	case req.GetTableEpoch() < t.Epoch:
+		s.metrics.rejected.Inc()
+		return nil, toStatus(mismatch(ErrStale, t, slot.ID(req.GetSlotId())))
+	case req.GetTableEpoch() > t.Epoch:
+		return nil, toStatus(fmt.Errorf("%w (caller at %d, node at %d)", ErrAhead, req.GetTableEpoch(), t.Epoch))
+	}
+	st, err := s.leading(slot.ID(req.GetSlotId()), req.GetLeaderEpoch())
+	if err != nil {
+		s.metrics.rejected.Inc()
+		return nil, toStatus(err)
+	}
+	s.leases.touch(req.GetSessionId())
+	versions := st.store.Apply(req.GetPuts(), req.GetDeletes())
+	s.notices.publish(versions)
+	s.metrics.writes.Add(float64(len(req.GetPuts()) + len(req.GetDeletes())))
+	return &registryv1.PublishResponse{Versions: versions}, nil
+}
+
+func (s *Server) validatePublish(req *registryv1.PublishRequest) error {
+	if req.GetSessionId() == "" || len(req.GetSessionId()) > record.MaxSessionIDBytes {
+		return invalid("session id must be 1..%d bytes", record.MaxSessionIDBytes)
+	}
+	if n := len(req.GetPuts()) + len(req.GetDeletes()); n == 0 {
+		return invalid("empty batch")
+	} else if n > s.cfg.MaxBatch {
+		return fmt.Errorf("%w: %d puts and deletes in one batch, at most %d allowed", ErrTooLarge, n, s.cfg.MaxBatch)
+	}
+	id := slot.ID(req.GetSlotId())
+	for _, p := range req.GetPuts() {
+		if err := record.ValidatePublisher(p); err != nil {
+			return err
+		}
+		if p.GetSessionId() != req.GetSessionId() {
+			return invalid("publisher %s is owned by session %q, not the sender %q", p.GetRegisterId(), p.GetSessionId(), req.GetSessionId())
+		}
+		if err := s.checkSlot(p.GetDataInfoId(), id); err != nil {
+			return err
+		}
+	}
+	for _, d := range req.GetDeletes() {
+		if err := record.ValidateUnpublish(d); err != nil {
+			return err
+		}
+		if err := s.checkSlot(d.GetDataInfoId(), id); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Server) checkSlot(key string, id slot.ID) error {
+	got, ok := s.slots.slotOf(key)
+	if !ok {
+		return ErrNoTable
+	}
+	if got != id {
+		return invalid("%q belongs to slot %d, not slot %d", key, got, id)
+	}
+	return nil
+}
+
+// readable returns the slot state of key for a read: led here and not
+// migrating.
+func (s *Server) readable(key string) (*slotState, error) {
+	id, ok := s.slots.slotOf(key)
+	if !ok {
+		return nil, ErrNoTable
+	}
+	st, err := s.leading(id, anyEpoch)
+	if err != nil {
+		return nil, err
+	}
+	if st.migrating.Load() {
+		return nil, fmt.Errorf("%w (slot %d)", ErrMigrating, id)
+	}
+	return st, nil
+}
+
+// GetDatums reads whole datums from their slot leader.
+func (v *service) GetDatums(ctx context.Context, req *registryv1.GetDatumsRequest) (*registryv1.GetDatumsResponse, error) {
+	if err := validKeys(req.GetDataInfoIds(), v.s.cfg.MaxBatch); err != nil {
+		return nil, toStatus(err)
+	}
+	resp := &registryv1.GetDatumsResponse{}
+	for _, key := range req.GetDataInfoIds() {
+		st, err := v.s.readable(key)
+		if err != nil {
+			return nil, toStatus(err)
+		}
+		if d := st.store.Get(key); d != nil {
+			resp.Datums = append(resp.Datums, d)
+		}
+	}
+	resp.TableEpoch, _ = v.s.slots.epoch()
+	return resp, nil
+}
+
+// GetVersions reads datum versions; keys this node cannot serve (not led,
+// or migrating) come back in not_leader, and the caller asks elsewhere or
+// later.
+func (v *service) GetVersions(ctx context.Context, req *registryv1.GetVersionsRequest) (*registryv1.GetVersionsResponse, error) {
+	if err := validKeys(req.GetDataInfoIds(), 100*v.s.cfg.MaxBatch); err != nil {
+		return nil, toStatus(err)
+	}
+	resp := &registryv1.GetVersionsResponse{}
+	for _, key := range req.GetDataInfoIds() {
+		st, err := v.s.readable(key)
+		if errors.Is(err, ErrNoTable) {
+			return nil, toStatus(err)
+		}
+		if err != nil {
+			resp.NotLeader = append(resp.NotLeader, key)
+			continue
+		}
+		resp.Versions = append(resp.Versions, &registryv1.DatumVersion{DataInfoId: key, Version: st.store.Version(key)})
+	}
+	resp.TableEpoch, _ = v.s.slots.epoch()
+	return resp, nil
+}
+
+func validKeys(keys []string, max int) error {
+	if len(keys) == 0 {
+		return invalid("no data info ids")
+	}
+	if len(keys) > max {
+		return fmt.Errorf("%w: %d keys in one request, at most %d allowed", ErrTooLarge, len(keys), max)
+	}
+	for _, k := range keys {
+		if _, _, _, err := record.ParseDataInfoID(k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// SlotDigest summarises a led slot per owning session.
+func (v *service) SlotDigest(ctx context.Context, req *registryv1.SlotDigestRequest) (*registryv1.SlotDigestResponse, error) {
+	st, err := v.s.leading(slot.ID(req.GetSlotId()), anyEpoch)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &registryv1.SlotDigestResponse{SlotId: req.GetSlotId(), LeaderEpoch: st.leaderEpoch, Sessions: st.store.Digests()}, nil
+}
+
+// ListPublishers lists a led slot's publishers, optionally one session's.
+func (v *service) ListPublishers(ctx context.Context, req *registryv1.ListPublishersRequest) (*registryv1.ListPublishersResponse, error) {
+	st, err := v.s.leading(slot.ID(req.GetSlotId()), anyEpoch)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &registryv1.ListPublishersResponse{Publishers: st.store.Publishers(req.GetSessionId())}, nil
+}
+
+// WatchChanges streams datum versions that change in slots this node
+// leads, to one session. While the stream is open the session's lease
+// holds.
+func (v *service) WatchChanges(req *registryv1.WatchChangesRequest, stream grpc.ServerStreamingServer[registryv1.ChangeBatch]) error {
+	session := req.GetSessionId()
+	if session == "" || len(session) > record.MaxSessionIDBytes {
+		return toStatus(invalid("session id must be 1..%d bytes", record.MaxSessionIDBytes))
+	}
+	sub := v.s.notices.subscribe(session)
+	defer v.s.notices.unsubscribe(sub)
+	v.s.leases.open(session)
+	defer v.s.leases.close(session)
+	for {
+		batch, ok := sub.next(stream.Context())
+		if !ok {
+			return stream.Context().Err()
+		}
+		if err := stream.Send(batch); err != nil {
+			return err
+		}
+		v.s.metrics.notices.Add(float64(len(batch.GetChanges())))
+	}
+}
+
+// Replicate streams one led slot to a follower: a snapshot unless the
+// follower can resume from its last op, then every op as it happens. The
+// stream ends when this node's assignment for the slot ends.
+func (v *service) Replicate(req *registryv1.ReplicateRequest, stream grpc.ServerStreamingServer[registryv1.ReplicateEvent]) error {
+	st, err := v.s.leading(slot.ID(req.GetSlotId()), req.GetLeaderEpoch())
+	if err != nil {
+		return toStatus(err)
+	}
+	const batch = 256
+	seq := req.GetAfterSeq()
+	// needSnapshot: the follower starts afresh, or fell out of the log.
+	needSnapshot := seq == 0
+	caughtUp := false
+	for {
+		// Take the channel before reading, so no op slips between.
+		changed := st.store.Changed()
+		if needSnapshot {
+			snap := st.store.Snapshot()
+			if err := stream.Send(&registryv1.ReplicateEvent{Event: &registryv1.ReplicateEvent_Snapshot{Snapshot: snap}}); err != nil {
+				return err
+			}
+			seq, needSnapshot, caughtUp = snap.GetSeq(), false, false
+			v.s.metrics.snapshots.Inc()
+		}
+		ops, ok := st.store.OpsAfter(seq, batch)
+		if !ok {
+			needSnapshot = true
+			continue
+		}
+		for _, op := range ops {
+			if err := stream.Send(&registryv1.ReplicateEvent{Event: &registryv1.ReplicateEvent_Op{Op: op}}); err != nil {
+				return err
+			}
+			seq = op.GetSeq()
+		}
+		if len(ops) == batch {
+			continue // more waiting
+		}
+		// The follower has everything this node had a moment ago.
+		if !caughtUp {
+			if err := stream.Send(&registryv1.ReplicateEvent{CaughtUp: true}); err != nil {
+				return err
+			}
+			caughtUp = true
+		}
+		select {
+		case <-stream.Context().Done():
+			return stream.Context().Err()
+		case <-st.done:
+			return status.Error(codes.Unavailable, "data: slot assignment changed; follow the new table")
+		case <-changed:
+		}
+	}
+}
+
+// toStatus maps data errors to gRPC statuses; it is the only place that
+// does. Epoch errors carry an EpochMismatch detail.
+func toStatus(err error) error {
+	if err == nil {
+		return nil
+	}
+	if _, ok := status.FromError(err); ok {
+		return err
+	}
+	var ee *epochError
+	switch {
+	case errors.As(err, &ee):
+		st := status.New(codes.FailedPrecondition, err.Error())
+		if d, derr := st.WithDetails(ee.cur); derr == nil {
+			st = d
+		}
+		return st.Err()
+	case errors.Is(err, record.ErrTooLarge), errors.Is(err, ErrTooLarge):
+		return status.Error(codes.ResourceExhausted, err.Error())
+	case errors.Is(err, record.ErrInvalid), errors.Is(err, ErrInvalid):
+		return status.Error(codes.InvalidArgument, err.Error())
+	case errors.Is(err, ErrNoTable), errors.Is(err, ErrAhead), errors.Is(err, ErrMigrating):
+		return status.Error(codes.Unavailable, err.Error())
+	case errors.Is(err, context.DeadlineExceeded):
+		return status.Error(codes.DeadlineExceeded, err.Error())
+	case errors.Is(err, context.Canceled):
+		return status.Error(codes.Canceled, err.Error())
+	}
+	return status.Error(codes.Internal, err.Error())
+}
+
+// EpochOf extracts the EpochMismatch detail of a refused request, for
+// callers (sessions, tests).
+func EpochOf(err error) (*registryv1.EpochMismatch, bool) {
+	st, ok := status.FromError(err)
+	if !ok {
+		return nil, false
+	}
+	for _, d := range st.Details() {
+		if em, ok := d.(*registryv1.EpochMismatch); ok {
+			return em, true
+		}
+	}
+	return nil, false
+}
+
+func isNotFound(err error) bool { return status.Code(err) == codes.NotFound }

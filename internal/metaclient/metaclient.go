@@ -1,0 +1,162 @@
+// Package metaclient is how data and session nodes talk to the meta tier:
+// calls go to any meta node (a follower forwards writes to the leader), fail
+// over to the next on error, and refresh the list of meta nodes from the
+// cluster itself; WatchTable follows the slot table across reconnects.
+package metaclient
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/strata-registry/strata/internal/obs"
+	"github.com/strata-registry/strata/internal/rpc"
+	"github.com/strata-registry/strata/internal/slot"
+	registryv1 "github.com/strata-registry/strata/pkg/proto/registry/v1"
+)
+
+// Client calls the meta tier. Safe for concurrent use.
+type Client struct {
+	pool    *rpc.Pool
+	logger  *slog.Logger
+	timeout time.Duration
+
+	mu    sync.Mutex
+	addrs []string // meta gRPC addresses; the first answered last
+	seeds []string // the configured addresses, never forgotten
+}
+
+// ErrNoMeta is returned when no meta address is configured.
+var ErrNoMeta = errors.New("metaclient: no meta addresses")
+
+// New returns a client for the meta nodes at addrs (host:port), dialing
+// through pool. timeout bounds each call to one meta node.
+func New(addrs []string, pool *rpc.Pool, timeout time.Duration, logger *slog.Logger) (*Client, error) {
+	if len(addrs) == 0 {
+		return nil, ErrNoMeta
+	}
+	return &Client{pool: pool, logger: obs.Or(logger), timeout: timeout, addrs: slices.Clone(addrs), seeds: slices.Clone(addrs)}, nil
+}
+
+// Call runs f against one meta node after another until one succeeds, and
+// returns the last error if none does. f gets a context bounded by the
+// client's timeout.
+func (c *Client) Call(ctx context.Context, f func(context.Context, registryv1.MetaServiceClient) error) error {
+	var last error
+	for _, a := range c.candidates() {
+		conn, err := c.pool.Get(a)
+		if err != nil {
+			last = err
+			continue
+		}
+		cctx, cancel := context.WithTimeout(ctx, c.timeout)
+		err = f(cctx, registryv1.NewMetaServiceClient(conn))
+		cancel()
+		if err == nil {
+			c.prefer(a)
+			return nil
+		}
+		last = fmt.Errorf("meta %s: %w", a, err)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+	return last
+}
+
+// Refresh replaces the address list with the meta peers the cluster
+// reports (keeping the configured seeds as a fallback).
+func (c *Client) Refresh(ctx context.Context) error {
+	return c.Call(ctx, func(ctx context.Context, mc registryv1.MetaServiceClient) error {
+		info, err := mc.GetClusterInfo(ctx, &registryv1.GetClusterInfoRequest{})
+		if err != nil {
+			return err
+		}
+		var addrs []string
+		for _, p := range info.GetMeta() {
+			if p.GetGrpcAddress() != "" {
+				addrs = append(addrs, p.GetGrpcAddress())
+			}
+		}
+		if len(addrs) > 0 {
+			c.mu.Lock()
+			c.addrs = addrs
+			c.mu.Unlock()
+		}
+		return nil
+	})
+}
+
+func (c *Client) candidates() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := slices.Clone(c.addrs)
+	for _, s := range c.seeds {
+		if !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func (c *Client) prefer(a string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if i := slices.Index(c.addrs, a); i > 0 {
+		c.addrs[0], c.addrs[i] = c.addrs[i], c.addrs[0]
+	}
+}
+
+// WatchTable calls onTable with every slot table from the meta tier, in
+// epoch order, until ctx ends: it reconnects to another meta node on error
+// (pausing retry between rounds) and resumes after the last epoch it saw,
+// dropping any table older than one already delivered. It returns nil when
+// ctx ends. onTable runs on the watching goroutine.
+func (c *Client) WatchTable(ctx context.Context, retry time.Duration, onTable func(*registryv1.SlotTable)) error {
+	var last uint64
+	t := time.NewTicker(retry)
+	defer t.Stop()
+	for ctx.Err() == nil {
+		for _, a := range c.candidates() {
+			conn, err := c.pool.Get(a)
+			if err != nil {
+				continue
+			}
+			stream, err := registryv1.NewMetaServiceClient(conn).WatchSlotTable(ctx, &registryv1.WatchSlotTableRequest{AfterEpoch: last})
+			for err == nil {
+				var tb *registryv1.SlotTable
+				if tb, err = stream.Recv(); err == nil && tb.GetEpoch() > last {
+					last = tb.GetEpoch()
+					onTable(tb)
+				}
+			}
+			if ctx.Err() != nil {
+				return nil
+			}
+			c.logger.Debug("slot table watch ended; trying another meta node", "meta", a, "err", err)
+		}
+		_ = c.Refresh(ctx)
+		select {
+		case <-ctx.Done():
+		case <-t.C:
+		}
+	}
+	return nil
+}
+
+// Table converts a wire slot table to slot.Table.
+func Table(p *registryv1.SlotTable) slot.Table {
+	t := slot.Table{Epoch: p.GetEpoch(), Slots: make([]slot.Slot, len(p.GetSlots()))}
+	for i, ps := range p.GetSlots() {
+		s := slot.Slot{ID: slot.ID(ps.GetId()), Leader: slot.NodeID(ps.GetLeader()), LeaderEpoch: ps.GetLeaderEpoch()}
+		for _, f := range ps.GetFollowers() {
+			s.Followers = append(s.Followers, slot.NodeID(f))
+		}
+		t.Slots[i] = s
+	}
+	return t
+}

@@ -1,0 +1,87 @@
+// Package record holds the rules for publisher records that data and session
+// nodes share: how a dataInfoID is built and parsed, the size limits and
+// validation of what clients send, which of two registrations is newer, and
+// the order-independent digest both tiers compute for anti-entropy.
+//
+// Everything here is pure: no I/O, no goroutines, no clock. Functions are
+// safe for concurrent use; a Digest value is not (it is a plain struct that
+// its owner guards).
+package record
+
+import "strings"
+
+// Limits on what a client may register. Data and session nodes enforce the
+// same numbers, so a record the session accepts is never refused by data.
+const (
+	// MaxDataIDBytes bounds the data ID part of a dataInfoID (UTF-8 bytes).
+	MaxDataIDBytes = 512
+	// MaxInstanceIDBytes and MaxGroupBytes bound the other two parts, so a
+	// dataInfoID is at most MaxDataInfoIDBytes long.
+	MaxInstanceIDBytes = 128
+	MaxGroupBytes      = 128
+	// MaxDataInfoIDBytes is the longest well-formed dataInfoID.
+	MaxDataInfoIDBytes = MaxDataIDBytes + MaxInstanceIDBytes + MaxGroupBytes + 2*len(Separator)
+	// MaxValueBytes bounds each value of a publisher (1 MiB).
+	MaxValueBytes = 1 << 20
+	// MaxValues bounds the number of values of one publisher.
+	MaxValues = 64
+	// MaxRegisterIDBytes bounds a register ID (a client-made UUID).
+	MaxRegisterIDBytes = 128
+	// MaxZoneBytes bounds a zone name.
+	MaxZoneBytes = 64
+	// MaxSessionIDBytes bounds a session process ID.
+	MaxSessionIDBytes = 256
+	// MaxConnIDBytes bounds a client connection ID.
+	MaxConnIDBytes = 256
+)
+
+// Parts of a dataInfoID, as in SOFARegistry.
+const (
+	// DefaultInstanceID is used when a client gives no instance ID.
+	DefaultInstanceID = "DEFAULT_INSTANCE_ID"
+	// DefaultGroup is used when a client gives no group.
+	DefaultGroup = "DEFAULT_GROUP"
+	// Separator joins dataID, instanceID and group.
+	Separator = "#@#"
+)
+
+// DataInfoID returns dataID#@#instanceID#@#group, with DefaultInstanceID and
+// DefaultGroup for empty parts. It does not validate; ParseDataInfoID and
+// ValidatePublisher do.
+func DataInfoID(dataID, instanceID, group string) string {
+	if instanceID == "" {
+		instanceID = DefaultInstanceID
+	}
+	if group == "" {
+		group = DefaultGroup
+	}
+	return dataID + Separator + instanceID + Separator + group
+}
+
+// ParseDataInfoID splits a dataInfoID into its three parts and checks them:
+// exactly three non-empty parts, valid UTF-8, each within its limit. The
+// error wraps ErrTooLarge for a part over its limit and ErrInvalid otherwise.
+func ParseDataInfoID(s string) (dataID, instanceID, group string, err error) {
+	if s == "" {
+		return "", "", "", invalid("data_info_id is empty")
+	}
+	if len(s) > MaxDataInfoIDBytes {
+		// Cheap guard before splitting something huge; the exact per-part
+		// limits are checked below.
+		return "", "", "", tooLarge("data_info_id is %d bytes, at most %d allowed", len(s), MaxDataInfoIDBytes)
+	}
+	parts := strings.Split(s, Separator)
+	if len(parts) != 3 {
+		return "", "", "", invalid("data_info_id %.64q has %d parts, want dataID%sinstanceID%sgroup", s, len(parts), Separator, Separator)
+	}
+	limits := [3]struct {
+		name string
+		max  int
+	}{{"data ID", MaxDataIDBytes}, {"instance ID", MaxInstanceIDBytes}, {"group", MaxGroupBytes}}
+	for i, p := range parts {
+		if err := checkString(limits[i].name, p, limits[i].max, false); err != nil {
+			return "", "", "", err
+		}
+	}
+	return parts[0], parts[1], parts[2], nil
+}

@@ -1,0 +1,226 @@
+package testcluster
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/strata-registry/strata/internal/data"
+	"github.com/strata-registry/strata/internal/slot"
+)
+
+// DataNode is one data node of the cluster.
+type DataNode struct {
+	Index    int
+	ID       string
+	Dir      string
+	Registry *prometheus.Registry
+	Config   data.Config
+
+	mu      sync.Mutex
+	server  *data.Server
+	cancel  context.CancelFunc
+	done    chan error
+	logFile *os.File
+}
+
+// Server returns the running server, or nil when stopped.
+func (n *DataNode) Server() *data.Server {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.server
+}
+
+// Running reports whether the node is started.
+func (n *DataNode) Running() bool { return n.Server() != nil }
+
+// AddData starts one more data node joined to the cluster.
+func (c *Cluster) AddData(t testing.TB) *DataNode {
+	t.Helper()
+	i := len(c.datas)
+	id := fmt.Sprintf("data-%d", i)
+	cfg := data.TestConfig()
+	cfg.NodeID = id
+	cfg.TLS = c.spec.TLS
+	if c.spec.DataConfig != nil {
+		c.spec.DataConfig(i, &cfg)
+	}
+	n := &DataNode{Index: i, ID: id, Dir: filepath.Join(c.dir, id), Config: cfg}
+	c.datas = append(c.datas, n)
+	c.startData(t, n)
+	return n
+}
+
+func (c *Cluster) startData(t testing.TB, n *DataNode) {
+	t.Helper()
+	if err := os.MkdirAll(n.Dir, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	lf, err := os.OpenFile(filepath.Join(n.Dir, "node.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := n.Config
+	cfg.MetaAddrs = c.MetaAddrs()
+	cfg.Join = c.GossipSeeds()
+	reg := prometheus.NewRegistry()
+	srv, err := data.New(cfg, data.Deps{
+		Logger:       slog.New(slog.NewTextHandler(lf, &slog.HandlerOptions{Level: slog.LevelDebug})).With("node", n.ID),
+		Registry:     reg,
+		GRPCListener: Listen(t),
+		HTTPListener: Listen(t),
+	})
+	if err != nil {
+		t.Fatalf("testcluster: new %s: %v", n.ID, err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	select {
+	case <-srv.Ready():
+	case err := <-done:
+		cancel()
+		t.Fatalf("testcluster: %s exited while starting: %v", n.ID, err)
+	case <-time.After(DefaultWait):
+		cancel()
+		<-done
+		t.Fatalf("testcluster: %s not ready after %v", n.ID, DefaultWait)
+	}
+	n.mu.Lock()
+	n.server, n.cancel, n.done, n.logFile, n.Registry = srv, cancel, done, lf, reg
+	n.mu.Unlock()
+}
+
+// Data returns data node i.
+func (c *Cluster) Data(i int) *DataNode { return c.datas[i] }
+
+// LiveData returns the running data nodes.
+func (c *Cluster) LiveData() []*DataNode {
+	var out []*DataNode
+	for _, n := range c.datas {
+		if n.Running() {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// StopData stops data node i: as a crash (no gossip leave) when crash is
+// true, else as SIGTERM (it leaves the pool, so meta reassigns at once).
+func (c *Cluster) StopData(t testing.TB, i int, crash bool) {
+	t.Helper()
+	n := c.datas[i]
+	n.mu.Lock()
+	srv, cancel, done := n.server, n.cancel, n.done
+	n.server = nil
+	n.mu.Unlock()
+	if srv == nil {
+		return
+	}
+	if crash {
+		srv.Kill()
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("testcluster: %s exited with: %v", n.ID, err)
+	}
+	_ = n.logFile.Close()
+}
+
+// WaitDataReady waits until every running data node reports ready
+// (has a table, leads no migrating slot).
+func (c *Cluster) WaitDataReady(t testing.TB) {
+	t.Helper()
+	Eventually(t, DefaultWait, func() error {
+		for _, n := range c.LiveData() {
+			if ok, why := n.Server().ReadyState(); !ok {
+				return fmt.Errorf("%s not ready: %v", n.ID, why)
+			}
+		}
+		return nil
+	})
+}
+
+// Route is where a key's writes go now, by the meta leader's table.
+type Route struct {
+	Slot        uint32
+	TableEpoch  uint64
+	LeaderEpoch uint64
+	Leader      *DataNode
+	Followers   []*DataNode
+}
+
+// RouteOf returns the current route of key.
+func (c *Cluster) RouteOf(t testing.TB, key string) Route {
+	t.Helper()
+	st := c.WaitLeader(t).Server().State()
+	h, err := slot.NewHasher(st.Settings.Count)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := h.Of(key)
+	r := Route{Slot: uint32(id), TableEpoch: st.Table.Epoch}
+	if int(id) >= len(st.Table.Slots) {
+		return r
+	}
+	row := st.Table.Slots[id]
+	r.LeaderEpoch = row.LeaderEpoch
+	for _, n := range c.datas {
+		if slot.NodeID(n.ID) == row.Leader && n.Running() {
+			r.Leader = n
+		}
+		if slices.Contains(row.Followers, slot.NodeID(n.ID)) && n.Running() {
+			r.Followers = append(r.Followers, n)
+		}
+	}
+	return r
+}
+
+// WaitDataSettled waits until the slot table has stopped moving: every
+// slot has a leader and all its followers report synced, the arranger is at
+// its fixed point (another round would change nothing), and every running
+// data node follows that table and is ready. It returns the table epoch.
+func (c *Cluster) WaitDataSettled(t testing.TB) uint64 {
+	t.Helper()
+	var epoch uint64
+	Eventually(t, DefaultWait, func() error {
+		st := c.WaitLeader(t).Server().State()
+		if len(st.Table.Slots) == 0 {
+			return fmt.Errorf("no slot table yet")
+		}
+		for _, s := range st.Table.Slots {
+			if s.Leader == "" {
+				return fmt.Errorf("slot %d has no leader", s.ID)
+			}
+			for _, f := range s.Followers {
+				if !st.Sync.Synced(s.ID, f) {
+					return fmt.Errorf("slot %d: follower %s not synced", s.ID, f)
+				}
+			}
+		}
+		settings := st.Settings
+		settings.MaxMoves = c.metas[0].Config.MaxMoves
+		if next, err := slot.Next(st.Table, st.DataNodes(), st.Sync, settings); err != nil || next.Epoch != st.Table.Epoch {
+			return fmt.Errorf("the arranger would still move slots (epoch %d, err %v)", st.Table.Epoch, err)
+		}
+		for _, n := range c.LiveData() {
+			if e := n.Server().TableEpoch(); e != st.Table.Epoch {
+				return fmt.Errorf("%s at epoch %d, meta at %d", n.ID, e, st.Table.Epoch)
+			}
+			if ok, why := n.Server().ReadyState(); !ok {
+				return fmt.Errorf("%s not ready: %v", n.ID, why)
+			}
+		}
+		epoch = st.Table.Epoch
+		return nil
+	})
+	return epoch
+}
