@@ -37,34 +37,6 @@ func pub(session, key, reg string, version uint64, value string) *registryv1.Pub
 		Values: [][]byte{[]byte(value)}, SessionId: session, ConnId: "conn-1", Zone: "z1"}
 }
 
-// publish writes through the key's current leader, retrying while the
-// table moves (an epoch mismatch or a node not yet at the table).
-func publish(t *testing.T, c *testcluster.Cluster, session string, puts []*registryv1.Publisher, dels []*registryv1.Unpublish) []*registryv1.DatumVersion {
-	t.Helper()
-	key := ""
-	if len(puts) > 0 {
-		key = puts[0].GetDataInfoId()
-	} else {
-		key = dels[0].GetDataInfoId()
-	}
-	var out []*registryv1.DatumVersion
-	testcluster.Eventually(t, testcluster.DefaultWait, func() error {
-		r := c.RouteOf(t, key)
-		if r.Leader == nil {
-			return fmt.Errorf("slot %d has no live leader", r.Slot)
-		}
-		resp, err := dataClient(t, c, r.Leader).Publish(ctxT(t), &registryv1.PublishRequest{
-			SessionId: session, TableEpoch: r.TableEpoch, SlotId: r.Slot, LeaderEpoch: r.LeaderEpoch, Puts: puts, Deletes: dels,
-		})
-		if err != nil {
-			return err
-		}
-		out = resp.GetVersions()
-		return nil
-	})
-	return out
-}
-
 // read returns the datum of key from its current leader, retrying while
 // the slot is migrating or the table moves.
 func read(t *testing.T, c *testcluster.Cluster, key string) *registryv1.Datum {
@@ -122,10 +94,12 @@ func key(i int) string { return record.DataInfoID(fmt.Sprintf("com.example.svc%d
 
 func TestData_WritesOnLeader_ReadableThere_PresentOnFollower(t *testing.T) {
 	c := testcluster.Start(t, testcluster.Spec{Meta: 3, Data: 3})
-	c.WaitDataReady(t)
+	c.WaitDataSettled(t)
+	s := c.StartSession(t, "session-a")
 	const n = 40
 	for i := range n {
-		publish(t, c, "s1", []*registryv1.Publisher{pub("s1", key(i), "r1", 1, "a"), pub("s1", key(i), "r2", 1, "b")}, nil)
+		s.Publish(t, pub("", key(i), "r1", 1, "a"))
+		s.Publish(t, pub("", key(i), "r2", 1, "b"))
 	}
 	for i := range n {
 		d := read(t, c, key(i))
@@ -150,7 +124,7 @@ func TestData_StaleEpoch_RefusedWithCurrent_ChangesNothing(t *testing.T) {
 	c := testcluster.Start(t, testcluster.Spec{Meta: 3, Data: 3})
 	c.WaitDataSettled(t)
 	k := key(1)
-	publish(t, c, "s1", []*registryv1.Publisher{pub("s1", k, "r1", 1, "a")}, nil)
+	c.StartSession(t, "session-a").Publish(t, pub("", k, "r1", 1, "a"))
 	before := read(t, c, k)
 	r := c.RouteOf(t, k)
 	if e := r.Leader.Server().TableEpoch(); e != r.TableEpoch {

@@ -97,6 +97,12 @@ func (c *Cluster) startData(t testing.TB, n *DataNode) {
 	n.mu.Lock()
 	n.server, n.cancel, n.done, n.logFile, n.Registry = srv, cancel, done, lf, reg
 	n.mu.Unlock()
+	Eventually(t, DefaultWait, func() error {
+		if _, ok := c.WaitLeader(t).Server().State().Members[n.ID]; !ok {
+			return fmt.Errorf("%s is not a member yet", n.ID)
+		}
+		return nil
+	})
 }
 
 // Data returns data node i.

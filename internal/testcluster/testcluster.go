@@ -33,6 +33,7 @@ import (
 
 	"github.com/strata-registry/strata/internal/data"
 	"github.com/strata-registry/strata/internal/meta"
+	"github.com/strata-registry/strata/internal/rpc"
 	"github.com/strata-registry/strata/internal/slot"
 	"github.com/strata-registry/strata/internal/tlsconf"
 	registryv1 "github.com/strata-registry/strata/pkg/proto/registry/v1"
@@ -64,6 +65,15 @@ type Cluster struct {
 	dir   string
 	metas []*MetaNode
 	datas []*DataNode
+
+	poolOnce sync.Once
+	conns    *rpc.Pool
+}
+
+// pool returns the harness's own connection pool (closed at cleanup).
+func (c *Cluster) pool() *rpc.Pool {
+	c.poolOnce.Do(func() { c.conns = rpc.NewPool(c.spec.TLS, 64) })
+	return c.conns
 }
 
 // MetaNode is one meta node of the cluster.
@@ -330,6 +340,11 @@ func (c *Cluster) WaitEpoch(t testing.TB, epoch uint64) slot.Table {
 }
 
 func (c *Cluster) cleanup(t testing.TB) {
+	defer func() {
+		if c.conns != nil {
+			c.conns.Close()
+		}
+	}()
 	for i := range c.datas {
 		c.StopData(t, i, false)
 	}

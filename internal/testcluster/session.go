@@ -1,0 +1,199 @@
+package testcluster
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+
+	"github.com/strata-registry/strata/internal/cluster"
+	"github.com/strata-registry/strata/internal/record"
+	"github.com/strata-registry/strata/internal/rpc"
+	"github.com/strata-registry/strata/internal/slot"
+	registryv1 "github.com/strata-registry/strata/pkg/proto/registry/v1"
+)
+
+// FakeSession speaks the session side of the data protocol, until the
+// session tier exists: it gossips as a session with a process id, serves
+// SessionSyncService from its own publisher list (sessions are the source
+// of truth for anti-entropy), writes to slot leaders and keeps a change
+// stream open to every data node (which holds its lease). The test decides
+// what it holds and what it tells the data tier.
+type FakeSession struct {
+	ID   string
+	Proc string
+
+	c      *Cluster
+	agent  *cluster.Agent
+	gs     *grpc.Server
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	log    *os.File
+	hasher *slot.Hasher
+
+	mu   sync.Mutex
+	pubs map[[2]string]*registryv1.Publisher // (data info id, register id)
+	stop bool
+}
+
+// StartSession starts a fake session named id.
+func (c *Cluster) StartSession(t testing.TB, id string) *FakeSession {
+	t.Helper()
+	dir := filepath.Join(c.dir, id)
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	lf, err := os.OpenFile(filepath.Join(dir, "node.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := c.WaitLeader(t).Server().State()
+	h, err := slot.NewHasher(st.Settings.Count)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &FakeSession{ID: id, Proc: fmt.Sprintf("%s@%d", id, time.Now().UnixNano()), c: c, log: lf, hasher: h,
+		pubs: map[[2]string]*registryv1.Publisher{}}
+	ln := Listen(t)
+	opts, err := rpc.ServerOptions(c.spec.TLS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.gs = grpc.NewServer(opts...)
+	registryv1.RegisterSessionSyncServiceServer(f.gs, &fakeSync{f: f})
+	f.agent, err = cluster.New(cluster.Config{
+		NodeID: id, BindAddr: "127.0.0.1", Profile: "local", Join: c.GossipSeeds(), RetryJoin: 50 * time.Millisecond,
+		Meta: cluster.Meta{Role: cluster.RoleSession, GRPC: ln.Addr().String(), Proc: f.Proc},
+	}, slog.New(slog.NewTextHandler(lf, nil)).With("node", id), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	f.cancel = cancel
+	t.Cleanup(f.Kill)
+	f.wg.Add(2)
+	go func() { defer f.wg.Done(); _ = f.gs.Serve(ln) }()
+	go func() { defer f.wg.Done(); _ = f.agent.JoinLoop(ctx) }()
+	for _, n := range c.LiveData() {
+		addr := n.Server().GRPCAddr()
+		f.wg.Add(1)
+		go func() { defer f.wg.Done(); f.holdStream(ctx, addr) }()
+	}
+	return f
+}
+
+// holdStream keeps a change stream open to one data node (its lease).
+func (f *FakeSession) holdStream(ctx context.Context, addr string) {
+	for ctx.Err() == nil {
+		conn, err := f.c.pool().Get(addr)
+		if err == nil {
+			stream, err := registryv1.NewDataServiceClient(conn).WatchChanges(ctx, &registryv1.WatchChangesRequest{SessionId: f.Proc})
+			for err == nil {
+				_, err = stream.Recv()
+			}
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// Kill stops the session as a crash would: streams drop, gossip stops.
+func (f *FakeSession) Kill() {
+	f.mu.Lock()
+	if f.stop {
+		f.mu.Unlock()
+		return
+	}
+	f.stop = true
+	f.mu.Unlock()
+	f.cancel()
+	f.gs.Stop()
+	f.wg.Wait()
+	f.agent.Kill()
+	_ = f.log.Close()
+}
+
+// Hold records p as this session's own without telling the data tier.
+func (f *FakeSession) Hold(p *registryv1.Publisher) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	p.SessionId = f.Proc
+	f.pubs[[2]string{p.GetDataInfoId(), p.GetRegisterId()}] = p
+}
+
+// Forget drops a publisher from this session's list without telling the
+// data tier.
+func (f *FakeSession) Forget(key, registerID string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.pubs, [2]string{key, registerID})
+}
+
+// Publish holds p and writes it to its slot leader, retrying while the
+// table moves.
+func (f *FakeSession) Publish(t testing.TB, p *registryv1.Publisher) {
+	t.Helper()
+	f.Hold(p)
+	Eventually(t, DefaultWait, func() error {
+		r := f.c.RouteOf(t, p.GetDataInfoId())
+		if r.Leader == nil {
+			return fmt.Errorf("no leader for slot %d", r.Slot)
+		}
+		conn, err := f.c.pool().Get(r.Leader.Server().GRPCAddr())
+		if err != nil {
+			return err
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_, err = registryv1.NewDataServiceClient(conn).Publish(ctx, &registryv1.PublishRequest{
+			SessionId: f.Proc, TableEpoch: r.TableEpoch, SlotId: r.Slot, LeaderEpoch: r.LeaderEpoch, Puts: []*registryv1.Publisher{p},
+		})
+		return err
+	})
+}
+
+func (f *FakeSession) bySlot(id uint32) []*registryv1.Publisher {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []*registryv1.Publisher
+	for _, p := range f.pubs {
+		if uint32(f.hasher.Of(p.GetDataInfoId())) == id {
+			out = append(out, p)
+		}
+	}
+	slices.SortFunc(out, func(a, b *registryv1.Publisher) int {
+		return cmp.Or(cmp.Compare(a.GetDataInfoId(), b.GetDataInfoId()), cmp.Compare(a.GetRegisterId(), b.GetRegisterId()))
+	})
+	return out
+}
+
+type fakeSync struct {
+	registryv1.UnimplementedSessionSyncServiceServer
+	f *FakeSession
+}
+
+func (s *fakeSync) SlotDigests(ctx context.Context, req *registryv1.SessionSlotDigestsRequest) (*registryv1.SessionSlotDigestsResponse, error) {
+	resp := &registryv1.SessionSlotDigestsResponse{SessionId: s.f.Proc}
+	for _, id := range req.GetSlotIds() {
+		var d record.Digest
+		for _, p := range s.f.bySlot(id) {
+			d.Add(p.GetRegisterId(), p.GetClientVersion(), p.GetRegisterTimestamp())
+		}
+		resp.Digests = append(resp.Digests, &registryv1.SessionSlotDigest{SlotId: id, Count: d.Count, Hash: d.Hash})
+	}
+	return resp, nil
+}
+
+func (s *fakeSync) SlotPublishers(ctx context.Context, req *registryv1.SessionSlotPublishersRequest) (*registryv1.SessionSlotPublishersResponse, error) {
+	return &registryv1.SessionSlotPublishersResponse{SessionId: s.f.Proc, Publishers: s.f.bySlot(req.GetSlotId()), AsOf: time.Now().UnixNano()}, nil
+}
