@@ -5,7 +5,6 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net"
 	"os"
 	"os/signal"
@@ -92,52 +91,31 @@ func run(cmd *cobra.Command, o *options) error {
 	if err != nil {
 		return err
 	}
-	gossipHost, gossipPort, err := splitPort(o.gossip)
-	if err != nil {
-		return fmt.Errorf("--gossip-addr: %w", err)
-	}
-	o.cfg.GossipBind, o.cfg.GossipPort = gossipHost, gossipPort
-	if o.advertise != "" {
-		// memberlist needs an IP; the other addresses may keep a hostname.
-		if o.cfg.GossipAdvertise, err = cli.ResolveIP(o.advertise); err != nil {
-			return fmt.Errorf("--advertise-host: %w", err)
-		}
+	if o.cfg.GossipBind, o.cfg.GossipPort, o.cfg.GossipAdvertise, err = cli.Gossip(o.gossip, o.advertise); err != nil {
+		return err
 	}
 	var lns []net.Listener
-	closeAll := func() {
+	listen := func(flag, addr string, advertise *string) net.Listener {
+		if err != nil {
+			return nil
+		}
+		var ln net.Listener
+		if ln, *advertise, err = cli.Listen(flag, addr, o.advertise); err == nil {
+			lns = append(lns, ln)
+		}
+		return ln
+	}
+	grpcLn := listen("grpc-addr", o.grpcAddr, &o.cfg.GRPCAdvertise)
+	httpLn := listen("http-addr", o.httpAddr, &o.cfg.HTTPAdvertise)
+	raftLn := listen("raft-addr", o.raftAddr, &o.cfg.RaftAdvertise)
+	var srv *meta.Server
+	if err == nil {
+		srv, err = meta.New(o.cfg, meta.Deps{Logger: logger, GRPCListener: grpcLn, HTTPListener: httpLn, RaftListener: raftLn})
+	}
+	if err != nil {
 		for _, ln := range lns {
 			_ = ln.Close()
 		}
-	}
-	listen := func(flag, addr string, advertise *string) (net.Listener, error) {
-		ln, err := net.Listen("tcp", addr)
-		if err != nil {
-			return nil, fmt.Errorf("--%s: %w", flag, err)
-		}
-		lns = append(lns, ln)
-		if *advertise, err = cli.Advertise(ln.Addr(), o.advertise); err != nil {
-			return nil, err
-		}
-		return ln, nil
-	}
-	grpcLn, err := listen("grpc-addr", o.grpcAddr, &o.cfg.GRPCAdvertise)
-	if err != nil {
-		closeAll()
-		return err
-	}
-	httpLn, err := listen("http-addr", o.httpAddr, &o.cfg.HTTPAdvertise)
-	if err != nil {
-		closeAll()
-		return err
-	}
-	raftLn, err := listen("raft-addr", o.raftAddr, &o.cfg.RaftAdvertise)
-	if err != nil {
-		closeAll()
-		return err
-	}
-	srv, err := meta.New(o.cfg, meta.Deps{Logger: logger, GRPCListener: grpcLn, HTTPListener: httpLn, RaftListener: raftLn})
-	if err != nil {
-		closeAll()
 		return err
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -147,19 +125,4 @@ func run(cmd *cobra.Command, o *options) error {
 		return err
 	}
 	return nil
-}
-
-func splitPort(addr string) (string, int, error) {
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return "", 0, err
-	}
-	p, err := net.LookupPort("tcp", port)
-	if err != nil {
-		return "", 0, err
-	}
-	if host == "" {
-		host = "0.0.0.0"
-	}
-	return host, p, nil
 }

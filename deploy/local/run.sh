@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
-# Starts a local Strata cluster on loopback, no Docker: META meta nodes (3 by
-# default), each with its own data dir and log under run/. Ctrl-C stops them
-# all. Run it through `make run` (which builds the binaries first).
+# Starts a local Strata cluster on loopback, no Docker: META meta nodes and
+# DATA data nodes (3 each by default), each with its own data dir and log
+# under run/. Ctrl-C stops them all. Run it through `make run` (which builds
+# the binaries first).
 #
 # Ports, node i (0-based): meta gRPC 9615+100i, HTTP 9616+100i, Raft 9614+100i,
-# gossip 7946+100i.
+# gossip 7946+100i; data gRPC 9622+100i, HTTP 9623+100i, gossip 7956+100i.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 META=${META:-3}
+DATA=${DATA:-3}
 BIN=${BIN:-bin}
 RUN=${RUN:-run}
 WAIT=${WAIT:-30}
@@ -43,30 +45,56 @@ for i in $(seq 0 $((META - 1))); do
   echo "started $id (pid $!), log: $RUN/$id/$id.log"
 done
 
-printf 'waiting for a leader'
-deadline=$((SECONDS + WAIT))
-until curl -fsS "127.0.0.1:9616/readyz" >/dev/null 2>&1; do
-  if [ $SECONDS -ge $deadline ]; then
-    echo; echo "no leader after ${WAIT}s; see the logs above" >&2
-    exit 1
-  fi
-  for p in "${pids[@]}"; do
-    kill -0 "$p" 2>/dev/null || { echo; echo "a node exited; see the logs above" >&2; exit 1; }
+# wait_ready URL WHAT: poll a /readyz until it answers 200, showing progress.
+wait_ready() {
+  printf 'waiting for %s' "$2"
+  local deadline=$((SECONDS + WAIT))
+  until curl -fsS "$1" >/dev/null 2>&1; do
+    if [ $SECONDS -ge $deadline ]; then
+      echo; echo "$2: not ready after ${WAIT}s; see the logs above" >&2
+      exit 1
+    fi
+    for p in "${pids[@]}"; do
+      kill -0 "$p" 2>/dev/null || { echo; echo "a node exited; see the logs above" >&2; exit 1; }
+    done
+    printf '.'
+    sleep 0.5
   done
-  printf '.'
-  sleep 0.5
+  echo " ready."
+}
+wait_ready "127.0.0.1:9616/readyz" "a meta leader"
+
+metas=""
+for i in $(seq 0 $((META - 1))); do
+  metas="${metas:+$metas,}127.0.0.1:$((9615 + 100 * i))"
 done
-echo " ready."
+for i in $(seq 0 $((DATA - 1))); do
+  id="data-$i"
+  mkdir -p "$RUN/$id"
+  "$BIN/data" --node-id "$id" --meta "$metas" --join "$seeds" \
+    --grpc-addr "127.0.0.1:$((9622 + 100 * i))" --http-addr "127.0.0.1:$((9623 + 100 * i))" \
+    --gossip-addr "127.0.0.1:$((7956 + 100 * i))" >"$RUN/$id/$id.log" 2>&1 &
+  pids+=($!)
+  echo "started $id (pid $!), log: $RUN/$id/$id.log"
+done
+for i in $(seq 0 $((DATA - 1))); do
+  wait_ready "127.0.0.1:$((9623 + 100 * i))/readyz" "data-$i to hold its slots"
+done
 echo
-echo "Strata is running: $META meta nodes on 127.0.0.1"
+echo "Strata is running on 127.0.0.1: $META meta nodes, $DATA data nodes"
 for i in $(seq 0 $((META - 1))); do
   echo "  meta-$i  gRPC 127.0.0.1:$((9615 + 100 * i))  HTTP http://127.0.0.1:$((9616 + 100 * i))"
+done
+for i in $(seq 0 $((DATA - 1))); do
+  echo "  data-$i  gRPC 127.0.0.1:$((9622 + 100 * i))  HTTP http://127.0.0.1:$((9623 + 100 * i))"
 done
 echo
 echo "Try:"
 echo "  curl -s http://127.0.0.1:9616/readyz"
 echo "  curl -s http://127.0.0.1:9616/api/v1/members"
-echo "  curl -s http://127.0.0.1:9616/metrics | grep strata_meta"
+echo "  curl -s http://127.0.0.1:9616/api/v1/slots | head -40"
+echo "  curl -s http://127.0.0.1:9623/api/v1/slots | head -40"
+echo "  curl -s http://127.0.0.1:9623/metrics | grep strata_data"
 echo
 echo "Logs and data: $RUN/. Press Ctrl-C to stop."
 wait

@@ -117,3 +117,40 @@ func Hostname() string {
 	}
 	return h
 }
+
+// Listen binds addr for the flag named flag and returns the listener with
+// the address others should use (see Advertise).
+func Listen(flag, addr, advertiseHost string) (net.Listener, string, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, "", fmt.Errorf("--%s: %w", flag, err)
+	}
+	adv, err := Advertise(ln.Addr(), advertiseHost)
+	if err != nil {
+		_ = ln.Close()
+		return nil, "", err
+	}
+	return ln, adv, nil
+}
+
+// Gossip splits a --gossip-addr into memberlist's bind host and port (an
+// empty host binds every interface), and turns --advertise-host into the
+// IP memberlist needs.
+func Gossip(addr, advertiseHost string) (bind string, port int, advertise string, err error) {
+	host, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, "", fmt.Errorf("--gossip-addr: %w", err)
+	}
+	if port, err = net.LookupPort("tcp", p); err != nil {
+		return "", 0, "", fmt.Errorf("--gossip-addr: %w", err)
+	}
+	if host == "" {
+		host = "0.0.0.0"
+	}
+	if advertiseHost != "" {
+		if advertise, err = ResolveIP(advertiseHost); err != nil {
+			return "", 0, "", fmt.Errorf("--advertise-host: %w", err)
+		}
+	}
+	return host, port, advertise, nil
+}
