@@ -11,7 +11,7 @@ type metrics struct {
 	writes, notices, expired, repaired prometheus.Counter
 	snapshots, rejected                prometheus.Counter
 
-	slots, publishers, datums, lag, streams *prometheus.Desc
+	slots, publishers, datums, lag, streams, replLag *prometheus.Desc
 }
 
 func newMetrics(s *Server) *metrics {
@@ -34,6 +34,7 @@ func newMetrics(s *Server) *metrics {
 		datums:     d("datums", "Datums held, by slot role.", "role"),
 		lag:        d("followers_unsynced", "Followed slots not caught up with their leader."),
 		streams:    d("change_streams", "Open change streams from sessions."),
+		replLag:    d("replication_lag_ops", "Ops this leader has yet to send to its followers, summed over replication streams."),
 	}
 }
 
@@ -45,7 +46,7 @@ func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 	for _, c := range m.counters() {
 		c.Describe(ch)
 	}
-	for _, d := range []*prometheus.Desc{m.slots, m.publishers, m.datums, m.lag, m.streams} {
+	for _, d := range []*prometheus.Desc{m.slots, m.publishers, m.datums, m.lag, m.streams, m.replLag} {
 		ch <- d
 	}
 }
@@ -79,4 +80,5 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	}
 	g(m.lag, float64(unsynced))
 	g(m.streams, float64(m.s.notices.count()))
+	g(m.replLag, float64(m.s.repl.lag()))
 }

@@ -59,6 +59,7 @@ type Server struct {
 	meta  *metaclient.Client
 
 	slots   *slots
+	repl    replStreams
 	notices *notifier
 	leases  *leases
 	metrics *metrics

@@ -277,6 +277,8 @@ func (v *service) Replicate(req *registryv1.ReplicateRequest, stream grpc.Server
 	}
 	const batch = 256
 	seq := req.GetAfterSeq()
+	pos := v.s.repl.add(st)
+	defer v.s.repl.remove(pos)
 	// needSnapshot: the follower starts afresh, or fell out of the log.
 	needSnapshot := seq == 0
 	caughtUp := false
@@ -289,6 +291,7 @@ func (v *service) Replicate(req *registryv1.ReplicateRequest, stream grpc.Server
 				return err
 			}
 			seq, needSnapshot, caughtUp = snap.GetSeq(), false, false
+			pos.sent.Store(seq)
 			v.s.metrics.snapshots.Inc()
 		}
 		ops, ok := st.store.OpsAfter(seq, batch)
@@ -301,6 +304,7 @@ func (v *service) Replicate(req *registryv1.ReplicateRequest, stream grpc.Server
 				return err
 			}
 			seq = op.GetSeq()
+			pos.sent.Store(seq)
 		}
 		if len(ops) == batch {
 			continue // more waiting

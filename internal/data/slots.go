@@ -307,3 +307,45 @@ func (s *Server) addressOf(id slot.NodeID) string {
 	}
 	return ""
 }
+
+// replStreams tracks the replication streams this node serves as leader,
+// for the lag gauge: how many ops each follower has yet to be sent.
+type replStreams struct {
+	mu      sync.Mutex
+	streams map[*replPos]struct{}
+}
+
+type replPos struct {
+	st   *slotState
+	sent atomic.Uint64
+}
+
+func (r *replStreams) add(st *slotState) *replPos {
+	p := &replPos{st: st}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.streams == nil {
+		r.streams = map[*replPos]struct{}{}
+	}
+	r.streams[p] = struct{}{}
+	return p
+}
+
+func (r *replStreams) remove(p *replPos) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.streams, p)
+}
+
+// lag returns the ops not yet sent, summed over streams.
+func (r *replStreams) lag() uint64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var n uint64
+	for p := range r.streams {
+		if seq, sent := p.st.store.Seq(), p.sent.Load(); seq > sent {
+			n += seq - sent
+		}
+	}
+	return n
+}

@@ -41,7 +41,15 @@ type FakeSession struct {
 
 	mu   sync.Mutex
 	pubs map[[2]string]*registryv1.Publisher // (data info id, register id)
+	seen map[string]uint64                   // newest version noticed, per key
 	stop bool
+}
+
+// Seen returns the newest version of key this session was notified of.
+func (f *FakeSession) Seen(key string) uint64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.seen[key]
 }
 
 // StartSession starts a fake session named id.
@@ -61,7 +69,7 @@ func (c *Cluster) StartSession(t testing.TB, id string) *FakeSession {
 		t.Fatal(err)
 	}
 	f := &FakeSession{ID: id, Proc: fmt.Sprintf("%s@%d", id, time.Now().UnixNano()), c: c, log: lf, hasher: h,
-		pubs: map[[2]string]*registryv1.Publisher{}}
+		pubs: map[[2]string]*registryv1.Publisher{}, seen: map[string]uint64{}}
 	ln := Listen(t)
 	opts, err := rpc.ServerOptions(c.spec.TLS)
 	if err != nil {
@@ -90,14 +98,22 @@ func (c *Cluster) StartSession(t testing.TB, id string) *FakeSession {
 	return f
 }
 
-// holdStream keeps a change stream open to one data node (its lease).
+// holdStream keeps a change stream open to one data node (its lease) and
+// records what it is told.
 func (f *FakeSession) holdStream(ctx context.Context, addr string) {
 	for ctx.Err() == nil {
 		conn, err := f.c.pool().Get(addr)
 		if err == nil {
 			stream, err := registryv1.NewDataServiceClient(conn).WatchChanges(ctx, &registryv1.WatchChangesRequest{SessionId: f.Proc})
 			for err == nil {
-				_, err = stream.Recv()
+				var b *registryv1.ChangeBatch
+				if b, err = stream.Recv(); err == nil {
+					f.mu.Lock()
+					for _, c := range b.GetChanges() {
+						f.seen[c.GetDataInfoId()] = max(f.seen[c.GetDataInfoId()], c.GetVersion())
+					}
+					f.mu.Unlock()
+				}
 			}
 		}
 		select {

@@ -1,0 +1,78 @@
+package data_test
+
+import (
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/strata-registry/strata/internal/data"
+	"github.com/strata-registry/strata/internal/testcluster"
+)
+
+func httpGet(t *testing.T, url, token string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(ctxT(t), http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func TestData_AdminHTTP_ReadyMetricsViews(t *testing.T) {
+	c := testcluster.Start(t, testcluster.Spec{Meta: 3, Data: 3, DataConfig: func(_ int, cfg *data.Config) { cfg.AdminToken = "tok" }})
+	c.WaitDataSettled(t)
+	s := c.StartSession(t, "session-a")
+	for i := range 10 {
+		s.Publish(t, pub("", key(i), "r1", 1, "a"))
+	}
+	n := c.RouteOf(t, key(0)).Leader
+	base := "http://" + n.Server().HTTPAddr()
+	if code, body := httpGet(t, base+"/readyz", ""); code != http.StatusOK || !strings.Contains(body, "ready") {
+		t.Fatalf("/readyz: %d %s", code, body)
+	}
+	testcluster.Eventually(t, testcluster.DefaultWait, func() error {
+		_, body := httpGet(t, base+"/metrics", "")
+		for _, want := range []string{
+			`strata_data_slots{role="leader"}`, `strata_data_publishers{role="leader"}`, `strata_data_datums{role="follower"}`,
+			"strata_data_writes_total", "strata_data_notices_sent_total", "strata_data_rejected_stale_epoch_total",
+			"strata_data_replication_lag_ops", "strata_data_followers_unsynced 0", "strata_data_change_streams 1",
+		} {
+			if !strings.Contains(body, want) {
+				return &missing{want}
+			}
+		}
+		return nil
+	})
+	if code, _ := httpGet(t, base+"/api/v1/slots", ""); code != http.StatusUnauthorized {
+		t.Fatalf("/api/v1/slots without token: %d", code)
+	}
+	code, body := httpGet(t, base+"/api/v1/slots", "tok")
+	if code != http.StatusOK || !strings.Contains(body, `"role": "leader"`) || !strings.Contains(body, `"role": "follower"`) {
+		t.Fatalf("/api/v1/slots: %d %.300s", code, body)
+	}
+	r := c.RouteOf(t, key(0))
+	code, body = httpGet(t, base+"/api/v1/datums?slot="+itoa(r.Slot), "tok")
+	if code != http.StatusOK || !strings.Contains(body, "com.example.svc0") {
+		t.Fatalf("/api/v1/datums: %d %.300s", code, body)
+	}
+	if code, _ := httpGet(t, base+"/api/v1/datums?slot=x", "tok"); code != http.StatusBadRequest {
+		t.Fatalf("/api/v1/datums?slot=x: %d", code)
+	}
+}
+
+type missing struct{ what string }
+
+func (m *missing) Error() string { return "/metrics lacks " + m.what }
+
+func itoa(n uint32) string { return strconv.FormatUint(uint64(n), 10) }

@@ -1,0 +1,71 @@
+package data
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	registryv1 "github.com/strata-registry/strata/pkg/proto/registry/v1"
+)
+
+func dv(k string, v uint64) *registryv1.DatumVersion {
+	return &registryv1.DatumVersion{DataInfoId: k, Version: v}
+}
+
+func TestNotifier_IdleStreamGetsChangeAtOnce_BusyStreamMergesPerKey(t *testing.T) {
+	n := newNotifier(100)
+	sub := n.subscribe("s")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+
+	// Idle: the first change is ready at once, alone.
+	n.publish([]*registryv1.DatumVersion{dv("a", 1)})
+	b, ok := sub.next(ctx)
+	if !ok || len(b.GetChanges()) != 1 || b.GetChanges()[0].GetVersion() != 1 {
+		t.Fatalf("first batch %v", b)
+	}
+	// Busy (the caller is "sending" and not in next): changes pile up and
+	// merge per key, newest version wins, older never overwrites newer.
+	n.publish([]*registryv1.DatumVersion{dv("a", 3), dv("b", 1)})
+	n.publish([]*registryv1.DatumVersion{dv("a", 2), dv("b", 4)})
+	n.publish([]*registryv1.DatumVersion{dv("c", 7)})
+	b, ok = sub.next(ctx)
+	if !ok {
+		t.Fatal("no batch")
+	}
+	got := map[string]uint64{}
+	for _, c := range b.GetChanges() {
+		got[c.GetDataInfoId()] = c.GetVersion()
+	}
+	if len(got) != 3 || got["a"] != 3 || got["b"] != 4 || got["c"] != 7 || b.GetOverflow() {
+		t.Fatalf("merged batch %v", got)
+	}
+	// Nothing pending: next waits until ctx ends.
+	short, c2 := context.WithTimeout(ctx, 20*time.Millisecond)
+	defer c2()
+	if b, ok := sub.next(short); ok {
+		t.Fatalf("batch with nothing pending: %v", b)
+	}
+}
+
+func TestNotifier_PastTheCap_OneOverflowBatch_MemoryBounded(t *testing.T) {
+	n := newNotifier(3)
+	sub := n.subscribe("s")
+	for i := range 10 {
+		n.publish([]*registryv1.DatumVersion{dv(string(rune('a'+i)), 1)})
+	}
+	sub.mu.Lock()
+	pending := len(sub.pending)
+	sub.mu.Unlock()
+	if pending > 3 {
+		t.Fatalf("%d keys pending past a cap of 3", pending)
+	}
+	b, ok := sub.next(context.Background())
+	if !ok || !b.GetOverflow() {
+		t.Fatalf("want an overflow batch, got %v", b)
+	}
+	n.unsubscribe(sub)
+	if n.count() != 0 {
+		t.Fatal("unsubscribe left the subscriber")
+	}
+}
