@@ -70,13 +70,8 @@ environment.`,
 	f.IntVar(&c.LogCap, "replication-log", c.LogCap, "ops kept per slot for followers to resume from (further behind: snapshot)")
 	f.IntVar(&c.MaxBatch, "max-batch", c.MaxBatch, "most puts plus deletes in one publish request")
 	f.IntVar(&c.NoticeMaxKeys, "notice-max-keys", c.NoticeMaxKeys, "most keys pending per session change stream before it is told to rescan")
-	f.StringVar(&c.TLS.CertFile, "tls-cert", "", "PEM certificate for gRPC (enables TLS)")
-	f.StringVar(&c.TLS.KeyFile, "tls-key", "", "PEM private key for --tls-cert")
-	f.StringVar(&c.TLS.CAFile, "tls-ca", "", "PEM CA bundle to verify peers")
-	f.BoolVar(&c.TLS.RequireClientCert, "tls-client-auth", false, "require client certificates (mutual TLS)")
-	f.StringVar(&c.AdminToken, "admin-token", "", "bearer token required on /api and /debug (health and metrics stay open)")
-	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
-	f.StringVar(&o.logFormat, "log-format", "text", "text or json")
+	cli.TLSFlags(f, &c.TLS)
+	cli.CommonFlags(f, &c.AdminToken, &o.logLevel, &o.logFormat)
 	cli.DescribeEnv(f)
 	return cmd
 }

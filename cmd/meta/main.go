@@ -75,13 +75,8 @@ environment.`,
 	f.DurationVar(&c.RaftHeartbeatTimeout, "raft-heartbeat-timeout", c.RaftHeartbeatTimeout, "Raft heartbeat timeout")
 	f.DurationVar(&c.RaftElectionTimeout, "raft-election-timeout", c.RaftElectionTimeout, "Raft election timeout")
 	f.DurationVar(&c.RaftLeaderLeaseTimeout, "raft-leader-lease-timeout", c.RaftLeaderLeaseTimeout, "how long a leader stays leader without reaching a quorum (at most the heartbeat timeout)")
-	f.StringVar(&c.TLS.CertFile, "tls-cert", "", "PEM certificate for gRPC and Raft (enables TLS)")
-	f.StringVar(&c.TLS.KeyFile, "tls-key", "", "PEM private key for --tls-cert")
-	f.StringVar(&c.TLS.CAFile, "tls-ca", "", "PEM CA bundle to verify peers")
-	f.BoolVar(&c.TLS.RequireClientCert, "tls-client-auth", false, "require client certificates (mutual TLS)")
-	f.StringVar(&c.AdminToken, "admin-token", "", "bearer token required on /api and /debug (health and metrics stay open)")
-	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
-	f.StringVar(&o.logFormat, "log-format", "text", "text or json")
+	cli.TLSFlags(f, &c.TLS)
+	cli.CommonFlags(f, &c.AdminToken, &o.logLevel, &o.logFormat)
 	cli.DescribeEnv(f)
 	return cmd
 }

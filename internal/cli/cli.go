@@ -13,6 +13,8 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+
+	"github.com/strata-registry/strata/internal/tlsconf"
 )
 
 // EnvName returns the environment variable that overrides a flag:
@@ -153,4 +155,19 @@ func Gossip(addr, advertiseHost string) (bind string, port int, advertise string
 		}
 	}
 	return host, port, advertise, nil
+}
+
+// TLSFlags defines the TLS flags every role has.
+func TLSFlags(f *pflag.FlagSet, c *tlsconf.Config) {
+	f.StringVar(&c.CertFile, "tls-cert", "", "PEM certificate for this node's servers and links (enables TLS)")
+	f.StringVar(&c.KeyFile, "tls-key", "", "PEM private key for --tls-cert")
+	f.StringVar(&c.CAFile, "tls-ca", "", "PEM CA bundle to verify peers")
+	f.BoolVar(&c.RequireClientCert, "tls-client-auth", false, "require client certificates (mutual TLS)")
+}
+
+// CommonFlags defines the admin token and logging flags every server has.
+func CommonFlags(f *pflag.FlagSet, adminToken, logLevel, logFormat *string) {
+	f.StringVar(adminToken, "admin-token", "", "bearer token required on /api and /debug (health and metrics stay open)")
+	f.StringVar(logLevel, "log-level", "info", "debug, info, warn or error")
+	f.StringVar(logFormat, "log-format", "text", "text or json")
 }

@@ -1,15 +1,10 @@
 package testcluster
 
 import (
-	"context"
 	"fmt"
-	"log/slog"
-	"os"
 	"path/filepath"
 	"slices"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -25,22 +20,19 @@ type DataNode struct {
 	Registry *prometheus.Registry
 	Config   data.Config
 
-	mu      sync.Mutex
-	server  *data.Server
-	cancel  context.CancelFunc
-	done    chan error
-	logFile *os.File
+	proc
 }
 
 // Server returns the running server, or nil when stopped.
 func (n *DataNode) Server() *data.Server {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	return n.server
+	srv, _ := n.srv.(*data.Server)
+	return srv
 }
 
 // Running reports whether the node is started.
-func (n *DataNode) Running() bool { return n.Server() != nil }
+func (n *DataNode) Running() bool { return n.running() }
 
 // AddData starts one more data node joined to the cluster.
 func (c *Cluster) AddData(t testing.TB) *DataNode {
@@ -61,42 +53,22 @@ func (c *Cluster) AddData(t testing.TB) *DataNode {
 
 func (c *Cluster) startData(t testing.TB, n *DataNode) {
 	t.Helper()
-	if err := os.MkdirAll(n.Dir, 0o750); err != nil {
-		t.Fatal(err)
-	}
-	lf, err := os.OpenFile(filepath.Join(n.Dir, "node.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
-	if err != nil {
-		t.Fatal(err)
-	}
+	lf, logger := openLog(t, n.Dir, n.ID)
 	cfg := n.Config
 	cfg.MetaAddrs = c.MetaAddrs()
 	cfg.Join = c.GossipSeeds()
-	reg := prometheus.NewRegistry()
+	n.Registry = prometheus.NewRegistry()
 	srv, err := data.New(cfg, data.Deps{
-		Logger:       slog.New(slog.NewTextHandler(lf, &slog.HandlerOptions{Level: slog.LevelDebug})).With("node", n.ID),
-		Registry:     reg,
+		Logger:       logger,
+		Registry:     n.Registry,
 		GRPCListener: Listen(t),
 		HTTPListener: Listen(t),
 	})
 	if err != nil {
+		_ = lf.Close()
 		t.Fatalf("testcluster: new %s: %v", n.ID, err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
-	select {
-	case <-srv.Ready():
-	case err := <-done:
-		cancel()
-		t.Fatalf("testcluster: %s exited while starting: %v", n.ID, err)
-	case <-time.After(DefaultWait):
-		cancel()
-		<-done
-		t.Fatalf("testcluster: %s not ready after %v", n.ID, DefaultWait)
-	}
-	n.mu.Lock()
-	n.server, n.cancel, n.done, n.logFile, n.Registry = srv, cancel, done, lf, reg
-	n.mu.Unlock()
+	n.start(t, n.ID, srv, lf)
 	Eventually(t, DefaultWait, func() error {
 		if _, ok := c.WaitLeader(t).Server().State().Members[n.ID]; !ok {
 			return fmt.Errorf("%s is not a member yet", n.ID)
@@ -123,22 +95,7 @@ func (c *Cluster) LiveData() []*DataNode {
 // true, else as SIGTERM (it leaves the pool, so meta reassigns at once).
 func (c *Cluster) StopData(t testing.TB, i int, crash bool) {
 	t.Helper()
-	n := c.datas[i]
-	n.mu.Lock()
-	srv, cancel, done := n.server, n.cancel, n.done
-	n.server = nil
-	n.mu.Unlock()
-	if srv == nil {
-		return
-	}
-	if crash {
-		srv.Kill()
-	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Errorf("testcluster: %s exited with: %v", n.ID, err)
-	}
-	_ = n.logFile.Close()
+	c.datas[i].stop(t, c.datas[i].ID, crash)
 }
 
 // WaitDataReady waits until every running data node reports ready

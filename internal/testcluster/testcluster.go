@@ -17,7 +17,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -84,23 +83,20 @@ type MetaNode struct {
 	Registry *prometheus.Registry
 	Config   meta.Config
 
-	mu      sync.Mutex
-	server  *meta.Server
-	cancel  context.CancelFunc
-	done    chan error
-	logFile *os.File
-	gossip  string // last known gossip address, to rejoin after a restart
+	proc
+	gossip string // last known gossip address, to rejoin after a restart
 }
 
 // Server returns the running server, or nil when stopped.
 func (n *MetaNode) Server() *meta.Server {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	return n.server
+	srv, _ := n.srv.(*meta.Server)
+	return srv
 }
 
 // Running reports whether the node is started.
-func (n *MetaNode) Running() bool { return n.Server() != nil }
+func (n *MetaNode) Running() bool { return n.running() }
 
 // Start starts the cluster and waits until every meta node has joined and a
 // leader has set the cluster up. Everything stops at test cleanup.
@@ -161,42 +157,23 @@ func (c *Cluster) AddMeta(t testing.TB) *MetaNode {
 
 func (c *Cluster) startMeta(t testing.TB, n *MetaNode) {
 	t.Helper()
-	if err := os.MkdirAll(n.Dir, 0o750); err != nil {
-		t.Fatal(err)
-	}
-	lf, err := os.OpenFile(filepath.Join(n.Dir, "node.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
-	if err != nil {
-		t.Fatal(err)
-	}
+	lf, logger := openLog(t, n.Dir, n.ID)
 	cfg := n.Config
 	cfg.Join = c.gossipSeeds(n)
-	reg := prometheus.NewRegistry()
-	deps := meta.Deps{
-		Logger:       slog.New(slog.NewTextHandler(lf, &slog.HandlerOptions{Level: slog.LevelDebug})).With("node", n.ID),
-		Registry:     reg,
+	n.Registry = prometheus.NewRegistry()
+	srv, err := meta.New(cfg, meta.Deps{
+		Logger:       logger,
+		Registry:     n.Registry,
 		GRPCListener: Listen(t),
 		HTTPListener: Listen(t),
 		RaftListener: Listen(t),
-	}
-	srv, err := meta.New(cfg, deps)
+	})
 	if err != nil {
+		_ = lf.Close()
 		t.Fatalf("testcluster: new %s: %v", n.ID, err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
-	select {
-	case <-srv.Ready():
-	case err := <-done:
-		cancel()
-		t.Fatalf("testcluster: %s exited while starting: %v", n.ID, err)
-	case <-time.After(DefaultWait):
-		cancel()
-		<-done
-		t.Fatalf("testcluster: %s not ready after %v", n.ID, DefaultWait)
-	}
+	n.start(t, n.ID, srv, lf)
 	n.mu.Lock()
-	n.server, n.cancel, n.done, n.logFile, n.Registry = srv, cancel, done, lf, reg
 	n.gossip = srv.GossipAddr()
 	n.mu.Unlock()
 }
@@ -251,22 +228,7 @@ func (c *Cluster) StopGraceful(t testing.TB, i int) { c.stop(t, i, false) }
 
 func (c *Cluster) stop(t testing.TB, i int, crash bool) {
 	t.Helper()
-	n := c.metas[i]
-	n.mu.Lock()
-	srv, cancel, done := n.server, n.cancel, n.done
-	n.server = nil
-	n.mu.Unlock()
-	if srv == nil {
-		return
-	}
-	if crash {
-		srv.Kill()
-	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Errorf("testcluster: %s exited with: %v", n.ID, err)
-	}
-	_ = n.logFile.Close()
+	c.metas[i].stop(t, c.metas[i].ID, crash)
 }
 
 // Restart starts a stopped meta node again on the same data dir (with new
