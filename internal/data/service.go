@@ -7,6 +7,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	"github.com/strata-registry/strata/internal/record"
@@ -244,8 +245,8 @@ func (v *service) ListPublishers(ctx context.Context, req *registryv1.ListPublis
 }
 
 // WatchChanges streams datum versions that change in slots this node
-// leads, to one session. While the stream is open the session's lease
-// holds.
+// leads, to one session. Response headers are sent as soon as the session
+// is subscribed; while the stream is open the session's lease holds.
 func (v *service) WatchChanges(req *registryv1.WatchChangesRequest, stream grpc.ServerStreamingServer[registryv1.ChangeBatch]) error {
 	session := req.GetSessionId()
 	if session == "" || len(session) > record.MaxSessionIDBytes {
@@ -255,6 +256,11 @@ func (v *service) WatchChanges(req *registryv1.WatchChangesRequest, stream grpc.
 	defer v.s.notices.unsubscribe(sub)
 	v.s.leases.open(session)
 	defer v.s.leases.close(session)
+	// Headers tell the session it is subscribed: every change from here on
+	// reaches it, and its lease holds while the stream stays open.
+	if err := stream.SendHeader(metadata.MD{}); err != nil {
+		return err
+	}
 	for {
 		batch, ok := sub.next(stream.Context())
 		if !ok {

@@ -42,7 +42,9 @@ type FakeSession struct {
 	mu   sync.Mutex
 	pubs map[[2]string]*registryv1.Publisher // (data info id, register id)
 	seen map[string]uint64                   // newest version noticed, per key
-	stop bool
+	// streams: data node address -> a change stream is open to it.
+	streams map[string]bool
+	stop    bool
 }
 
 // Seen returns the newest version of key this session was notified of.
@@ -69,7 +71,7 @@ func (c *Cluster) StartSession(t testing.TB, id string) *FakeSession {
 		t.Fatal(err)
 	}
 	f := &FakeSession{ID: id, Proc: fmt.Sprintf("%s@%d", id, time.Now().UnixNano()), c: c, log: lf, hasher: h,
-		pubs: map[[2]string]*registryv1.Publisher{}, seen: map[string]uint64{}}
+		pubs: map[[2]string]*registryv1.Publisher{}, seen: map[string]uint64{}, streams: map[string]bool{}}
 	ln := Listen(t)
 	opts, err := rpc.ServerOptions(c.spec.TLS)
 	if err != nil {
@@ -87,15 +89,57 @@ func (c *Cluster) StartSession(t testing.TB, id string) *FakeSession {
 	ctx, cancel := context.WithCancel(context.Background())
 	f.cancel = cancel
 	t.Cleanup(f.Kill)
-	f.wg.Add(2)
+	f.wg.Add(3)
 	go func() { defer f.wg.Done(); _ = f.gs.Serve(ln) }()
 	go func() { defer f.wg.Done(); _ = f.agent.JoinLoop(ctx) }()
-	for _, n := range c.LiveData() {
-		addr := n.Server().GRPCAddr()
-		f.wg.Add(1)
-		go func() { defer f.wg.Done(); f.holdStream(ctx, addr) }()
-	}
+	go func() { defer f.wg.Done(); f.followDataNodes(ctx) }()
+	// Be streaming to every data node that exists now before returning,
+	// so a test's first write is covered by the lease.
+	Eventually(t, DefaultWait, func() error {
+		for _, n := range c.LiveData() {
+			if !f.streaming(n.Server().GRPCAddr()) {
+				return fmt.Errorf("%s has no change stream to %s yet", id, n.ID)
+			}
+		}
+		return nil
+	})
 	return f
+}
+
+// followDataNodes opens a change stream to every data node alive in the
+// gossip pool, including ones that join later, as a session does.
+func (f *FakeSession) followDataNodes(ctx context.Context) {
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	for {
+		for _, m := range f.agent.Members() {
+			if m.Meta.Role != cluster.RoleData || m.State != cluster.StateAlive || m.Meta.GRPC == "" {
+				continue
+			}
+			f.mu.Lock()
+			_, ok := f.streams[m.Meta.GRPC]
+			if !ok {
+				f.streams[m.Meta.GRPC] = false
+			}
+			f.mu.Unlock()
+			if !ok {
+				addr := m.Meta.GRPC
+				f.wg.Add(1)
+				go func() { defer f.wg.Done(); f.holdStream(ctx, addr) }()
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (f *FakeSession) streaming(addr string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.streams[addr]
 }
 
 // holdStream keeps a change stream open to one data node (its lease) and
@@ -105,6 +149,15 @@ func (f *FakeSession) holdStream(ctx context.Context, addr string) {
 		conn, err := f.c.pool().Get(addr)
 		if err == nil {
 			stream, err := registryv1.NewDataServiceClient(conn).WatchChanges(ctx, &registryv1.WatchChangesRequest{SessionId: f.Proc})
+			if err == nil {
+				// The server registers the stream before it sends anything;
+				// its headers arriving means the lease holds.
+				if _, err = stream.Header(); err == nil {
+					f.mu.Lock()
+					f.streams[addr] = true
+					f.mu.Unlock()
+				}
+			}
 			for err == nil {
 				var b *registryv1.ChangeBatch
 				if b, err = stream.Recv(); err == nil {
