@@ -49,6 +49,9 @@ type slotState struct {
 	// synced: as a follower, caught up with the leader at leaderEpoch.
 	synced atomic.Bool
 	cancel context.CancelFunc
+	// exited closes when the follower's replication loop has returned, so
+	// a promotion never races a last replicated op into the store.
+	exited chan struct{}
 }
 
 // slots tracks every slot this node holds and applies slot tables.
@@ -112,6 +115,9 @@ func (sl *slots) apply(pt *registryv1.SlotTable) {
 		if cur != nil {
 			next.store = cur.store
 			sl.end(cur)
+			if cur.exited != nil {
+				<-cur.exited // cancelled above; returns promptly
+			}
 		} else {
 			next.store = NewSlotStore(row.ID, sl.s.cfg.LogCap)
 		}
@@ -133,9 +139,11 @@ func (sl *slots) apply(pt *registryv1.SlotTable) {
 			following++
 			ctx, cancel := context.WithCancel(sl.base)
 			next.cancel = cancel
+			next.exited = make(chan struct{})
 			sl.wg.Add(1)
 			go func() {
 				defer sl.wg.Done()
+				defer close(next.exited)
 				sl.follow(ctx, next)
 			}()
 		}
