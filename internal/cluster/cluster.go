@@ -148,6 +148,22 @@ type Agent struct {
 	changed chan struct{}
 	// stopped is set by Leave or Kill; memberlist panics on a second stop.
 	stopped bool
+	// joined is set once JoinLoop has reached a seed (or had none).
+	joined bool
+}
+
+// Joined reports whether this node has joined the pool (a node without
+// seeds has, at once): until then its view of the pool is only itself.
+func (a *Agent) Joined() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.joined
+}
+
+func (a *Agent) setJoined() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.joined = true
 }
 
 // New validates cfg and creates the memberlist, binding its port and
@@ -232,6 +248,9 @@ func (a *Agent) JoinLoop(ctx context.Context) error {
 	t := a.clock.NewTicker(a.cfg.RetryJoin)
 	defer t.Stop()
 	joined := len(seeds) == 0
+	if joined {
+		a.setJoined()
+	}
 	round := 0
 	for {
 		if !joined {
@@ -239,6 +258,7 @@ func (a *Agent) JoinLoop(ctx context.Context) error {
 			if n > 0 {
 				a.logger.Info("joined gossip pool", "seeds", seeds, "contacted", n)
 				joined = true
+				a.setJoined()
 			} else {
 				a.logger.Warn("join gossip pool failed, retrying", "seeds", seeds, "err", err, "every", a.cfg.RetryJoin)
 			}

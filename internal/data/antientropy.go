@@ -2,6 +2,7 @@ package data
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/strata-registry/strata/internal/cluster"
 	"github.com/strata-registry/strata/internal/record"
@@ -16,20 +17,36 @@ func (s *Server) kickAntiEntropy() {
 	}
 }
 
-// antiEntropyLoop runs a round every AntiEntropyInterval, and at once when
-// kicked.
+// antiEntropyLoop runs a round every AntiEntropyInterval, at once when
+// kicked, and every RetryInterval while a slot this node leads is still
+// migrating (its reads wait on a complete round).
 func (s *Server) antiEntropyLoop(ctx context.Context) error {
 	t := s.clock.NewTicker(s.cfg.AntiEntropyInterval)
 	defer t.Stop()
+	retry := s.clock.NewTicker(s.cfg.RetryInterval)
+	defer retry.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-t.C():
 		case <-s.aeKick:
+		case <-retry.C():
+			if !s.anyMigrating() {
+				continue
+			}
 		}
 		s.antiEntropyRound(ctx)
 	}
+}
+
+func (s *Server) anyMigrating() bool {
+	for _, st := range s.slots.led() {
+		if st.migrating.Load() {
+			return true
+		}
+	}
+	return false
 }
 
 // antiEntropyRound compares every slot this node leads with every live
@@ -43,6 +60,11 @@ func (s *Server) antiEntropyLoop(ctx context.Context) error {
 func (s *Server) antiEntropyRound(ctx context.Context) {
 	led := s.slots.led()
 	if len(led) == 0 {
+		return
+	}
+	// Before this node has joined the pool it sees no sessions, and
+	// "heard from every session" would be vacuously true.
+	if !s.agent.Joined() {
 		return
 	}
 	var migrating []*slotState
@@ -72,7 +94,7 @@ func (s *Server) antiEntropyRound(ctx context.Context) {
 	}
 	var rebuilt []uint32
 	for _, st := range migrating {
-		if st.migrating.CompareAndSwap(true, false) {
+		if st.markRebuilt() {
 			rebuilt = append(rebuilt, uint32(st.id))
 		}
 	}
@@ -87,9 +109,10 @@ func (s *Server) syncWithSession(ctx context.Context, m cluster.Member, ids []ui
 		return err
 	}
 	client := registryv1.NewSessionSyncServiceClient(conn)
-	cctx, cancel := context.WithTimeout(ctx, s.cfg.CallTimeout)
-	defer cancel()
+	call := func() (context.Context, context.CancelFunc) { return context.WithTimeout(ctx, s.cfg.CallTimeout) }
+	cctx, cancel := call()
 	resp, err := client.SlotDigests(cctx, &registryv1.SessionSlotDigestsRequest{SlotIds: ids})
+	cancel()
 	if err != nil {
 		return err
 	}
@@ -110,12 +133,16 @@ func (s *Server) syncWithSession(ctx context.Context, m cluster.Member, ids []ui
 		if mine.GetCount() == t.GetCount() && mine.GetHash() == t.GetHash() {
 			continue
 		}
+		cctx, cancel := call()
 		pubs, err := client.SlotPublishers(cctx, &registryv1.SessionSlotPublishersRequest{SlotId: id})
+		cancel()
 		if err != nil {
 			return err
 		}
 		if pubs.GetSessionId() != proc {
-			continue // the session restarted between the two calls; next round
+			// The session restarted between the two calls: this round has
+			// not heard from the process that owns the records.
+			return fmt.Errorf("session %s restarted during the round (%s, then %s)", m.ID, proc, pubs.GetSessionId())
 		}
 		s.repair(st, proc, pubs)
 	}

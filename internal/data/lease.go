@@ -64,12 +64,22 @@ func (l *leases) silentFor(session string) time.Duration {
 	return now.Sub(seen)
 }
 
-// forget drops a session's entry once its publishers are gone.
-func (l *leases) forget(session string) {
+// streaming reports whether session holds a change stream now.
+func (l *leases) streaming(session string) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.streams[session] == 0 {
-		delete(l.lastSeen, session)
+	return l.streams[session] > 0
+}
+
+// prune drops the entries of sessions that are not in keep and hold no
+// stream.
+func (l *leases) prune(keep map[string]bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for session := range l.lastSeen {
+		if !keep[session] && l.streams[session] == 0 {
+			delete(l.lastSeen, session)
+		}
 	}
 }
 
@@ -89,10 +99,22 @@ func (s *Server) leaseLoop(ctx context.Context) error {
 		case <-t.C():
 		}
 		gone := s.goneSessions()
+		owners := map[string]bool{}
+		for _, st := range s.slots.led() {
+			for _, d := range st.store.Digests() {
+				owners[d.GetSessionId()] = true
+			}
+		}
+		// Bookkeeping for sessions that own nothing here and hold no
+		// stream is dropped, so the map is bounded by live owners.
+		s.leases.prune(owners)
 		for _, st := range s.slots.led() {
 			for _, d := range st.store.Digests() {
 				session := d.GetSessionId()
 				why, ok := gone[session]
+				if ok && s.leases.streaming(session) {
+					ok = false // an open stream outweighs a gossip verdict
+				}
 				if !ok {
 					if silent := s.leases.silentFor(session); silent >= s.cfg.SessionLease {
 						why = "silent for " + silent.Round(time.Millisecond).String()
@@ -100,10 +122,12 @@ func (s *Server) leaseLoop(ctx context.Context) error {
 						continue
 					}
 				}
+				_, before := st.store.Stats()
 				versions := st.store.RemoveSession(session)
+				_, after := st.store.Stats()
 				s.notices.publish(versions)
-				s.metrics.expired.Add(float64(d.GetCount()))
-				s.logger.Info("removed publishers of a gone session", "slot", st.id, "session", session, "publishers", d.GetCount(), "why", why)
+				s.metrics.expired.Add(float64(before - after))
+				s.logger.Info("removed publishers of a gone session", "slot", st.id, "session", session, "publishers", before-after, "why", why)
 			}
 		}
 	}

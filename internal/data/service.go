@@ -103,7 +103,13 @@ func (v *service) Publish(ctx context.Context, req *registryv1.PublishRequest) (
 		return nil, toStatus(err)
 	}
 	s.leases.touch(req.GetSessionId())
-	versions := st.store.Apply(req.GetPuts(), req.GetDeletes())
+	versions, ok := st.write(req.GetPuts(), req.GetDeletes())
+	if !ok {
+		// The assignment ended between the check and the write.
+		t, _ := s.slots.view(st.id)
+		s.metrics.rejected.Inc()
+		return nil, toStatus(mismatch(ErrStale, t, st.id))
+	}
 	s.notices.publish(versions)
 	s.metrics.writes.Add(float64(len(req.GetPuts()) + len(req.GetDeletes())))
 	return &registryv1.PublishResponse{Versions: versions}, nil
@@ -315,12 +321,17 @@ func (v *service) Replicate(req *registryv1.ReplicateRequest, stream grpc.Server
 		if len(ops) == batch {
 			continue // more waiting
 		}
-		// The follower has everything this node had a moment ago.
-		if !caughtUp {
+		// The follower has everything this node had a moment ago, unless
+		// this node is itself still rebuilding the slot: then it waits.
+		if !caughtUp && !st.migrating.Load() {
 			if err := stream.Send(&registryv1.ReplicateEvent{CaughtUp: true}); err != nil {
 				return err
 			}
 			caughtUp = true
+		}
+		var rebuilt <-chan struct{}
+		if !caughtUp {
+			rebuilt = st.rebuilt
 		}
 		select {
 		case <-stream.Context().Done():
@@ -328,6 +339,7 @@ func (v *service) Replicate(req *registryv1.ReplicateRequest, stream grpc.Server
 		case <-st.done:
 			return status.Error(codes.Unavailable, "data: slot assignment changed; follow the new table")
 		case <-changed:
+		case <-rebuilt:
 		}
 	}
 }

@@ -41,11 +41,20 @@ type slotState struct {
 	leader      slot.NodeID
 	leaderEpoch uint64
 	done        chan struct{}
+	// mu is held (read) by a write from its fencing check through the
+	// store write, and (write) by end, so no write lands in a store after
+	// its assignment ended.
+	mu    sync.RWMutex
+	ended bool
 	// migrating: this node leads the slot without having held a synced copy
 	// (a failover with no synced follower left, or the first table). It
 	// accepts writes but refuses reads until anti-entropy has pulled every
-	// session's publishers, so no partial datum ever leaves it.
+	// session's publishers, so no partial datum ever leaves it, and it tells
+	// no follower it is caught up (a copy of a partial slot is partial).
 	migrating atomic.Bool
+	// rebuilt is closed when migrating clears (at once if it never was).
+	rebuilt     chan struct{}
+	rebuiltOnce sync.Once
 	// synced: as a follower, caught up with the leader at leaderEpoch.
 	synced atomic.Bool
 	cancel context.CancelFunc
@@ -111,7 +120,7 @@ func (sl *slots) apply(pt *registryv1.SlotTable) {
 		if cur != nil && cur.role == want && cur.leader == row.Leader && cur.leaderEpoch == row.LeaderEpoch {
 			continue
 		}
-		next := &slotState{id: row.ID, role: want, leader: row.Leader, leaderEpoch: row.LeaderEpoch, done: make(chan struct{})}
+		next := &slotState{id: row.ID, role: want, leader: row.Leader, leaderEpoch: row.LeaderEpoch, done: make(chan struct{}), rebuilt: make(chan struct{})}
 		if cur != nil {
 			next.store = cur.store
 			sl.end(cur)
@@ -129,7 +138,9 @@ func (sl *slots) apply(pt *registryv1.SlotTable) {
 			next.store.SetLeaderEpoch(row.LeaderEpoch)
 			next.store.ResetLog()
 			leading++
-			if !hadCopy {
+			if hadCopy {
+				next.markRebuilt()
+			} else {
 				next.migrating.Store(true)
 				kick = true
 				migrating++
@@ -157,13 +168,36 @@ func (sl *slots) apply(pt *registryv1.SlotTable) {
 	}
 }
 
-// end finishes an assignment: streams serving it stop, its replication
-// loop stops. Callers hold sl.mu.
+// end finishes an assignment: writes in progress finish first, later ones
+// are refused, streams serving it stop, its replication loop stops. Callers
+// hold sl.mu (lock order: sl.mu, then st.mu; follow never takes sl.mu, so
+// waiting for it to exit under sl.mu cannot deadlock).
 func (sl *slots) end(st *slotState) {
+	st.mu.Lock()
+	st.ended = true
+	st.mu.Unlock()
 	close(st.done)
 	if st.cancel != nil {
 		st.cancel()
 	}
+}
+
+// write applies a batch unless the assignment has ended; ok is false if it
+// has, and nothing was written.
+func (st *slotState) write(puts []*registryv1.Publisher, dels []*registryv1.Unpublish) (_ []*registryv1.DatumVersion, ok bool) {
+	st.mu.RLock()
+	defer st.mu.RUnlock()
+	if st.ended {
+		return nil, false
+	}
+	return st.store.Apply(puts, dels), true
+}
+
+// markRebuilt clears migrating and wakes replication streams waiting for it.
+func (st *slotState) markRebuilt() bool {
+	cleared := st.migrating.CompareAndSwap(true, false)
+	st.rebuiltOnce.Do(func() { close(st.rebuilt) })
+	return cleared
 }
 
 // stopAll ends every assignment; wait then waits for the loops.
@@ -230,13 +264,6 @@ func (sl *slots) epoch() (uint64, bool) {
 	return sl.table.Epoch, sl.hasher != nil
 }
 
-// hasTable reports whether a table has arrived.
-func (sl *slots) hasTable() bool {
-	sl.mu.RLock()
-	defer sl.mu.RUnlock()
-	return sl.hasher != nil
-}
-
 // syncReport is the heartbeat's per-slot status: every followed slot.
 func (sl *slots) syncReport() []*registryv1.SlotSync {
 	var out []*registryv1.SlotSync
@@ -281,6 +308,9 @@ func (sl *slots) replicate(ctx context.Context, st *slotState, addr string, afte
 	for {
 		ev, err := stream.Recv()
 		if err != nil {
+			// Cut off from the leader, this copy falls behind with every
+			// write: it is not synced until a stream says caught_up again.
+			st.synced.Store(false)
 			if ctx.Err() == nil {
 				sl.s.logger.Debug("replication stream ended", "slot", st.id, "leader", st.leader, "err", err)
 			}
