@@ -46,6 +46,9 @@ type Server struct {
 	reg    *prometheus.Registry
 
 	grpcAddr, httpAddr string
+	// proc names this process: meta treats a new one under our id as a
+	// node that lost its (in-memory) data.
+	proc string
 
 	ready  chan struct{}
 	killed chan struct{}
@@ -83,6 +86,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		logger:   obs.Or(deps.Logger),
 		clock:    clock.Or(deps.Clock),
 		reg:      reg,
+		proc:     fmt.Sprintf("%s@%d", cfg.NodeID, time.Now().UnixNano()),
 		grpcAddr: advertised(cfg.GRPCAdvertise, deps.GRPCListener),
 		httpAddr: advertised(cfg.HTTPAdvertise, deps.HTTPListener),
 		ready:    make(chan struct{}),
@@ -116,6 +120,9 @@ func (s *Server) HTTPAddr() string { return s.httpAddr }
 // pool. Tests use it to simulate a failed node.
 func (s *Server) Kill() { s.kill.Do(func() { close(s.killed) }) }
 
+// GossipAddr returns the gossip address; valid after Ready.
+func (s *Server) GossipAddr() string { return s.agent.Addr() }
+
 // TableEpoch returns the epoch of the slot table this node follows (0
 // before the first).
 func (s *Server) TableEpoch() uint64 {
@@ -148,7 +155,8 @@ func (s *Server) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	closeListeners := func() { _ = s.deps.GRPCListener.Close(); _ = s.deps.HTTPListener.Close() }
-	s.pool = rpc.NewPool(s.cfg.TLS, 64)
+	// Meta nodes, data peers and every session (anti-entropy): keep them all.
+	s.pool = rpc.NewPool(s.cfg.TLS, 4096)
 	defer s.pool.Close()
 	mc, err := metaclient.New(s.cfg.MetaAddrs, s.pool, s.cfg.CallTimeout, s.logger)
 	if err != nil {
@@ -164,7 +172,7 @@ func (s *Server) Run(ctx context.Context) error {
 	agent, err := cluster.New(cluster.Config{
 		NodeID: s.cfg.NodeID, BindAddr: s.cfg.GossipBind, BindPort: s.cfg.GossipPort, AdvertiseAddr: s.cfg.GossipAdvertise,
 		Join: s.cfg.Join, Profile: s.cfg.GossipProfile, RetryJoin: s.cfg.RetryInterval,
-		Meta: cluster.Meta{Role: cluster.RoleData, GRPC: s.grpcAddr, HTTP: s.httpAddr, Zone: s.cfg.Zone},
+		Meta: cluster.Meta{Role: cluster.RoleData, GRPC: s.grpcAddr, HTTP: s.httpAddr, Zone: s.cfg.Zone, Proc: s.proc},
 	}, s.logger.With("component", "gossip"), s.clock)
 	if err != nil {
 		closeListeners()
@@ -244,7 +252,7 @@ func (s *Server) Run(ctx context.Context) error {
 // HeartbeatInterval, registering again whenever meta has forgotten the
 // node (for instance after it was declared dead and came back).
 func (s *Server) heartbeatLoop(ctx context.Context) error {
-	node := &registryv1.Node{Id: s.cfg.NodeID, Role: registryv1.Role_ROLE_DATA, GrpcAddress: s.grpcAddr, HttpAddress: s.httpAddr, Zone: s.cfg.Zone}
+	node := &registryv1.Node{Id: s.cfg.NodeID, Role: registryv1.Role_ROLE_DATA, GrpcAddress: s.grpcAddr, HttpAddress: s.httpAddr, Zone: s.cfg.Zone, Proc: s.proc}
 	registered := false
 	t := s.clock.NewTicker(s.cfg.HeartbeatInterval)
 	defer t.Stop()

@@ -319,6 +319,14 @@ func (sl *slots) replicate(ctx context.Context, st *slotState, addr string, afte
 		switch e := ev.GetEvent().(type) {
 		case *registryv1.ReplicateEvent_Snapshot:
 			st.synced.Store(false)
+			if e.Snapshot.GetSeq() < after {
+				// The leader's slot went backwards within one leader
+				// epoch (it lost its data): keep this copy rather than
+				// take an emptier one, and wait for meta to move the slot.
+				sl.s.logger.Error("leader offered an older snapshot than this copy; keeping the copy",
+					"slot", st.id, "leader", st.leader, "leader_epoch", st.leaderEpoch, "have_seq", after, "offered_seq", e.Snapshot.GetSeq())
+				return after
+			}
 			st.store.Restore(e.Snapshot)
 			after = e.Snapshot.GetSeq()
 		case *registryv1.ReplicateEvent_Op:

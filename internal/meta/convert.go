@@ -41,7 +41,10 @@ func memberFromProto(n *registryv1.Node) (Member, error) {
 	if len(n.GetZone()) > maxZoneLen {
 		return Member{}, invalid("node %s: zone is %d bytes, at most %d allowed", n.GetId(), len(n.GetZone()), maxZoneLen)
 	}
-	return Member{ID: n.GetId(), Role: role, GRPC: n.GetGrpcAddress(), HTTP: n.GetHttpAddress(), Zone: n.GetZone()}, nil
+	if len(n.GetProc()) > maxNodeIDLen*2 {
+		return Member{}, invalid("node %s: proc is %d bytes, at most %d allowed", n.GetId(), len(n.GetProc()), maxNodeIDLen*2)
+	}
+	return Member{ID: n.GetId(), Role: role, GRPC: n.GetGrpcAddress(), HTTP: n.GetHttpAddress(), Zone: n.GetZone(), Proc: n.GetProc()}, nil
 }
 
 func validAddress(a string) error {
@@ -67,7 +70,7 @@ func memberToProto(m Member) *registryv1.Node {
 		role = registryv1.Role_ROLE_SESSION
 	}
 	return &registryv1.Node{
-		Id: m.ID, Role: role, GrpcAddress: m.GRPC, HttpAddress: m.HTTP, Zone: m.Zone,
+		Id: m.ID, Role: role, GrpcAddress: m.GRPC, HttpAddress: m.HTTP, Zone: m.Zone, Proc: m.Proc,
 		State: registryv1.NodeState_NODE_STATE_ALIVE,
 	}
 }

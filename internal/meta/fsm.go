@@ -24,6 +24,8 @@ type Member struct {
 	GRPC string       `json:"grpc"`
 	HTTP string       `json:"http,omitempty"`
 	Zone string       `json:"zone,omitempty"`
+	// Proc is the node's running process; a change means a restart.
+	Proc string `json:"proc,omitempty"`
 }
 
 // State is the replicated state at one Raft index. A published State is

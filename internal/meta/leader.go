@@ -241,6 +241,13 @@ func (s *Server) reconcileMembers(live *liveness, st *State, voters []raft.Serve
 		removes = nil
 	}
 	for _, m := range upserts {
+		old, exists := st.Members[m.ID]
+		if restarted(old, m, exists) {
+			if err := s.readmit(m); err != nil {
+				s.logger.Warn("readmit restarted member", "member", m.ID, "err", err)
+			}
+			continue
+		}
 		if err := s.propose(command{Op: opUpsert, Member: &m, Replace: true}); err != nil {
 			s.logger.Warn("add member", "member", m.ID, "err", err)
 			continue

@@ -40,7 +40,7 @@ func (l *liveness) plan(now time.Time, pool []cluster.Member, members map[string
 		if p.State != cluster.StateAlive {
 			continue
 		}
-		want := Member{ID: p.ID, Role: p.Meta.Role, GRPC: p.Meta.GRPC, HTTP: p.Meta.HTTP, Zone: p.Meta.Zone}
+		want := Member{ID: p.ID, Role: p.Meta.Role, GRPC: p.Meta.GRPC, HTTP: p.Meta.HTTP, Zone: p.Meta.Zone, Proc: p.Meta.Proc}
 		if have, ok := members[p.ID]; ok && have == want {
 			continue
 		}

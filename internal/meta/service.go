@@ -75,7 +75,30 @@ func (s *Server) register(m Member) error {
 			return fmt.Errorf("%w: %s is at %s, not %s", ErrDuplicateNode, m.ID, old.GRPC, m.GRPC)
 		}
 	}
+	if restarted(old, m, exists) {
+		return s.readmit(m)
+	}
 	return s.propose(command{Op: opUpsert, Member: &m, Replace: replace || exists})
+}
+
+// restarted reports whether m is a new process of a data node meta knows:
+// its records lived in the old process's memory and are gone.
+func restarted(old, m Member, exists bool) bool {
+	return exists && m.Role == cluster.RoleData && old.Proc != "" && m.Proc != "" && old.Proc != m.Proc
+}
+
+// readmit takes a restarted data node back in three steps: remove it, let
+// the arranger move its slots (failover to followers, new leader epochs),
+// and add it again, empty, to be given slots as a follower. Keeping it
+// under its old assignment would let it lead slots it no longer holds, at
+// the same leader epoch, handing out versions it already used.
+func (s *Server) readmit(m Member) error {
+	s.logger.Info("data node restarted; moving its slots before taking it back", "member", m.ID, "proc", m.Proc)
+	if err := s.propose(command{Op: opRemove, NodeID: m.ID}); err != nil {
+		return err
+	}
+	s.runArranger()
+	return s.propose(command{Op: opUpsert, Member: &m, Replace: true})
 }
 
 // Heartbeat records a data node's per-slot sync status (proposing only what

@@ -59,8 +59,9 @@ type Pool struct {
 }
 
 // NewPool returns a pool dialing with cfg's TLS, keeping at most max
-// connections; past that it closes the oldest (the peers of a node are few,
-// so overflow means stale addresses).
+// connections; past that it closes the least recently used one. Size it
+// well above the peers a node talks to: a closed connection ends its
+// streams, which reconnect.
 func NewPool(cfg tlsconf.Config, max int) *Pool {
 	return &Pool{tls: cfg, max: max, conns: map[string]*grpc.ClientConn{}}
 }
@@ -70,6 +71,7 @@ func (p *Pool) Get(addr string) (*grpc.ClientConn, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if c, ok := p.conns[addr]; ok {
+		p.touch(addr)
 		return c, nil
 	}
 	creds := insecure.NewCredentials()
@@ -96,6 +98,16 @@ func (p *Pool) Get(addr string) (*grpc.ClientConn, error) {
 	p.conns[addr] = c
 	p.order = append(p.order, addr)
 	return c, nil
+}
+
+// touch moves addr to the most recently used end. Callers hold p.mu.
+func (p *Pool) touch(addr string) {
+	for i, a := range p.order {
+		if a == addr {
+			p.order = append(append(p.order[:i:i], p.order[i+1:]...), addr)
+			return
+		}
+	}
 }
 
 // Close closes every connection.

@@ -2,8 +2,10 @@ package testcluster
 
 import (
 	"fmt"
+	"net"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -21,6 +23,9 @@ type DataNode struct {
 	Config   data.Config
 
 	proc
+	// addrs are the last gRPC, HTTP and gossip addresses, so a restart
+	// comes back where the node was, as a restarted process does.
+	addrs [3]string
 }
 
 // Server returns the running server, or nil when stopped.
@@ -58,17 +63,22 @@ func (c *Cluster) startData(t testing.TB, n *DataNode) {
 	cfg.MetaAddrs = c.MetaAddrs()
 	cfg.Join = c.GossipSeeds()
 	n.Registry = prometheus.NewRegistry()
+	grpcLn, httpLn := relisten(t, n.addrs[0]), relisten(t, n.addrs[1])
+	if _, port, err := net.SplitHostPort(n.addrs[2]); err == nil {
+		cfg.GossipPort, _ = strconv.Atoi(port)
+	}
 	srv, err := data.New(cfg, data.Deps{
 		Logger:       logger,
 		Registry:     n.Registry,
-		GRPCListener: Listen(t),
-		HTTPListener: Listen(t),
+		GRPCListener: grpcLn,
+		HTTPListener: httpLn,
 	})
 	if err != nil {
 		_ = lf.Close()
 		t.Fatalf("testcluster: new %s: %v", n.ID, err)
 	}
 	n.start(t, n.ID, srv, lf)
+	n.addrs = [3]string{srv.GRPCAddr(), srv.HTTPAddr(), srv.GossipAddr()}
 	Eventually(t, DefaultWait, func() error {
 		if _, ok := c.WaitLeader(t).Server().State().Members[n.ID]; !ok {
 			return fmt.Errorf("%s is not a member yet", n.ID)
@@ -96,6 +106,16 @@ func (c *Cluster) LiveData() []*DataNode {
 func (c *Cluster) StopData(t testing.TB, i int, crash bool) {
 	t.Helper()
 	c.datas[i].stop(t, c.datas[i].ID, crash)
+}
+
+// RestartData starts a stopped data node again under the same id: a new
+// process with an empty store, as after a crash and restart.
+func (c *Cluster) RestartData(t testing.TB, i int) {
+	t.Helper()
+	if c.datas[i].Running() {
+		t.Fatalf("testcluster: %s is running", c.datas[i].ID)
+	}
+	c.startData(t, c.datas[i])
 }
 
 // WaitDataReady waits until every running data node reports ready
@@ -186,4 +206,18 @@ func (c *Cluster) WaitDataSettled(t testing.TB) uint64 {
 		return nil
 	})
 	return epoch
+}
+
+// relisten binds addr again if given (a restart on the same port), else
+// 127.0.0.1:0.
+func relisten(t testing.TB, addr string) net.Listener {
+	t.Helper()
+	if addr == "" {
+		return Listen(t)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatalf("testcluster: rebind %s for a restart: %v", addr, err)
+	}
+	return ln
 }

@@ -264,5 +264,8 @@ func (s *fakeSync) SlotDigests(ctx context.Context, req *registryv1.SessionSlotD
 }
 
 func (s *fakeSync) SlotPublishers(ctx context.Context, req *registryv1.SessionSlotPublishersRequest) (*registryv1.SessionSlotPublishersResponse, error) {
-	return &registryv1.SessionSlotPublishersResponse{SessionId: s.f.Proc, Publishers: s.f.bySlot(req.GetSlotId()), AsOf: time.Now().UnixNano()}, nil
+	// as_of is read before the list: a record stamped later may be missing
+	// from it, and must not be judged by it.
+	asOf := time.Now().UnixNano()
+	return &registryv1.SessionSlotPublishersResponse{SessionId: s.f.Proc, Publishers: s.f.bySlot(req.GetSlotId()), AsOf: asOf}, nil
 }

@@ -134,9 +134,13 @@ type Node struct {
 	// grpc_address is host:port where the node serves gRPC.
 	GrpcAddress string `protobuf:"bytes,3,opt,name=grpc_address,json=grpcAddress,proto3" json:"grpc_address,omitempty"`
 	// http_address is host:port of the node's admin HTTP server.
-	HttpAddress   string    `protobuf:"bytes,4,opt,name=http_address,json=httpAddress,proto3" json:"http_address,omitempty"`
-	Zone          string    `protobuf:"bytes,5,opt,name=zone,proto3" json:"zone,omitempty"`
-	State         NodeState `protobuf:"varint,6,opt,name=state,proto3,enum=registry.v1.NodeState" json:"state,omitempty"`
+	HttpAddress string    `protobuf:"bytes,4,opt,name=http_address,json=httpAddress,proto3" json:"http_address,omitempty"`
+	Zone        string    `protobuf:"bytes,5,opt,name=zone,proto3" json:"zone,omitempty"`
+	State       NodeState `protobuf:"varint,6,opt,name=state,proto3,enum=registry.v1.NodeState" json:"state,omitempty"`
+	// proc identifies the running process (node id and a per-start nonce).
+	// Data nodes keep records in memory: a new proc under a known id is a
+	// node that lost its data, and meta moves its slots before taking it back.
+	Proc          string `protobuf:"bytes,7,opt,name=proc,proto3" json:"proc,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -211,6 +215,13 @@ func (x *Node) GetState() NodeState {
 		return x.State
 	}
 	return NodeState_NODE_STATE_UNSPECIFIED
+}
+
+func (x *Node) GetProc() string {
+	if x != nil {
+		return x.Proc
+	}
+	return ""
 }
 
 // SlotReplica is one slot of the table.
@@ -1124,14 +1135,15 @@ var File_meta_proto protoreflect.FileDescriptor
 const file_meta_proto_rawDesc = "" +
 	"\n" +
 	"\n" +
-	"meta.proto\x12\vregistry.v1\"\xc5\x01\n" +
+	"meta.proto\x12\vregistry.v1\"\xd9\x01\n" +
 	"\x04Node\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12%\n" +
 	"\x04role\x18\x02 \x01(\x0e2\x11.registry.v1.RoleR\x04role\x12!\n" +
 	"\fgrpc_address\x18\x03 \x01(\tR\vgrpcAddress\x12!\n" +
 	"\fhttp_address\x18\x04 \x01(\tR\vhttpAddress\x12\x12\n" +
 	"\x04zone\x18\x05 \x01(\tR\x04zone\x12,\n" +
-	"\x05state\x18\x06 \x01(\x0e2\x16.registry.v1.NodeStateR\x05state\"\x87\x01\n" +
+	"\x05state\x18\x06 \x01(\x0e2\x16.registry.v1.NodeStateR\x05state\x12\x12\n" +
+	"\x04proc\x18\a \x01(\tR\x04proc\"\x87\x01\n" +
 	"\x04Slot\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\rR\x02id\x12\x16\n" +
 	"\x06leader\x18\x02 \x01(\tR\x06leader\x12!\n" +
