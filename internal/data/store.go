@@ -73,6 +73,47 @@ type SlotStore struct {
 	logStart int
 	// changed is closed (and replaced) whenever seq or the log changes.
 	changed chan struct{}
+	// tombs remembers the last TombstoneCap removals, oldest first in
+	// tombOrder: a put that is not newer than the removal is ignored, so a
+	// late or replayed write (a retried batch, anti-entropy reading a list
+	// just before an unpublish) cannot bring the record back.
+	tombs     map[tombKey]tomb
+	tombOrder []tombKey
+}
+
+// TombstoneCap bounds the removals each slot remembers. A stale put would
+// have to arrive after this many later removals in its slot to be taken.
+const TombstoneCap = 1024
+
+type tombKey struct{ key, registerID string }
+
+type tomb struct {
+	clientVersion uint64
+	ts            int64
+}
+
+// addTomb records a removal at (cv, ts). Callers hold s.mu.
+func (s *SlotStore) addTomb(key, registerID string, cv uint64, ts int64) {
+	k := tombKey{strings.Clone(key), strings.Clone(registerID)}
+	if old, ok := s.tombs[k]; ok {
+		if record.Newer(cv, ts, old.clientVersion, old.ts) {
+			s.tombs[k] = tomb{cv, ts}
+		}
+		return
+	}
+	if len(s.tombOrder) >= TombstoneCap {
+		delete(s.tombs, s.tombOrder[0])
+		s.tombOrder = s.tombOrder[1:]
+	}
+	s.tombs[k] = tomb{cv, ts}
+	s.tombOrder = append(s.tombOrder, k)
+}
+
+// buried reports whether a put at (cv, ts) is not newer than a removal of
+// the same registration. Callers hold s.mu.
+func (s *SlotStore) buried(key, registerID string, cv uint64, ts int64) bool {
+	t, ok := s.tombs[tombKey{key, registerID}]
+	return ok && !record.Newer(cv, ts, t.clientVersion, t.ts)
 }
 
 // datum is one dataInfoID's publishers at a version.
@@ -122,6 +163,7 @@ func NewSlotStore(id slot.ID, logCap int) *SlotStore {
 		owners:   make(map[recOwnerKey]*recOwner),
 		sessions: make(map[string]*slotSession),
 		changed:  make(chan struct{}),
+		tombs:    make(map[tombKey]tomb),
 	}
 }
 
@@ -172,6 +214,9 @@ func (s *SlotStore) Apply(puts []*registryv1.Publisher, dels []*registryv1.Unpub
 		t.note(key)
 		d := s.datums[key]
 		var v uint64
+		if s.buried(key, p.GetRegisterId(), p.GetClientVersion(), p.GetRegisterTimestamp()) {
+			continue
+		}
 		if r := d.get(p.GetRegisterId()); r != nil {
 			if !record.Newer(p.GetClientVersion(), p.GetRegisterTimestamp(), r.clientVersion, r.ts) {
 				continue
@@ -200,7 +245,8 @@ func (s *SlotStore) Apply(puts []*registryv1.Publisher, dels []*registryv1.Unpub
 		if s.remove(key, u.GetRegisterId(), v) {
 			t.deleted(key, v)
 		}
-		s.appendOp(newDeleteOp(key, v, u.GetRegisterId()))
+		s.addTomb(key, u.GetRegisterId(), u.GetClientVersion(), u.GetRegisterTimestamp())
+		s.appendOp(newDeleteOp(key, v, u.GetRegisterId(), u.GetClientVersion(), u.GetRegisterTimestamp()))
 	}
 	if s.seq != before {
 		s.notifyLocked()
@@ -222,19 +268,20 @@ func (s *SlotStore) RemoveSession(session string) []*registryv1.DatumVersion {
 	var t touchedKeys
 	for _, key := range s.sortedKeys() {
 		d := s.datums[key]
-		var ids []string
+		var gone []*slotRec
 		for _, r := range d.recs {
 			if r.owner.session == session {
-				ids = append(ids, r.registerID)
+				gone = append(gone, r)
 			}
 		}
-		for _, id := range ids {
+		for _, r := range gone {
 			t.note(key)
 			v := s.nextVersion()
-			if s.remove(key, id, v) {
+			if s.remove(key, r.registerID, v) {
 				t.deleted(key, v)
 			}
-			s.appendOp(newDeleteOp(key, v, id))
+			s.addTomb(key, r.registerID, r.clientVersion, r.ts)
+			s.appendOp(newDeleteOp(key, v, r.registerID, r.clientVersion, r.ts))
 		}
 	}
 	if len(t.keys) > 0 {
@@ -281,7 +328,8 @@ func (s *SlotStore) ApplyOp(op *registryv1.ReplicateOp) error {
 				d.version = op.GetVersion()
 			}
 		}
-		s.appendOp(newDeleteOp(key, op.GetVersion(), op.GetDeleteRegisterId()))
+		s.addTomb(key, op.GetDeleteRegisterId(), op.GetDeleteClientVersion(), op.GetDeleteRegisterTimestamp())
+		s.appendOp(newDeleteOp(key, op.GetVersion(), op.GetDeleteRegisterId(), op.GetDeleteClientVersion(), op.GetDeleteRegisterTimestamp()))
 	}
 	s.last = max(s.last, op.GetVersion())
 	s.notifyLocked()
@@ -298,6 +346,11 @@ func (s *SlotStore) Snapshot() *registryv1.SlotSnapshot {
 	snap := &registryv1.SlotSnapshot{Datums: make([]*registryv1.Datum, 0, len(keys)), Seq: s.seq}
 	for _, key := range keys {
 		snap.Datums = append(snap.Datums, s.datums[key].toProto(key))
+	}
+	for _, k := range s.tombOrder {
+		t := s.tombs[k]
+		snap.Tombstones = append(snap.Tombstones, &registryv1.Unpublish{DataInfoId: k.key, RegisterId: k.registerID,
+			ClientVersion: t.clientVersion, RegisterTimestamp: t.ts})
 	}
 	return snap
 }
@@ -325,6 +378,10 @@ func (s *SlotStore) Restore(snap *registryv1.SlotSnapshot) {
 			}
 		}
 		s.last = max(s.last, d.GetVersion())
+	}
+	s.tombs, s.tombOrder = map[tombKey]tomb{}, nil
+	for _, u := range snap.GetTombstones() {
+		s.addTomb(u.GetDataInfoId(), u.GetRegisterId(), u.GetClientVersion(), u.GetRegisterTimestamp())
 	}
 	s.seq = snap.GetSeq()
 	s.clearLog()
@@ -679,8 +736,9 @@ func newPutOp(key string, version uint64, r *slotRec) *registryv1.ReplicateOp {
 	return &registryv1.ReplicateOp{DataInfoId: key, Version: version, Put: r.toProto(key, false)}
 }
 
-func newDeleteOp(key string, version uint64, registerID string) *registryv1.ReplicateOp {
-	return &registryv1.ReplicateOp{DataInfoId: key, Version: version, DeleteRegisterId: strings.Clone(registerID)}
+func newDeleteOp(key string, version uint64, registerID string, cv uint64, ts int64) *registryv1.ReplicateOp {
+	return &registryv1.ReplicateOp{DataInfoId: key, Version: version, DeleteRegisterId: strings.Clone(registerID),
+		DeleteClientVersion: cv, DeleteRegisterTimestamp: ts}
 }
 
 // touchedKeys collects the keys of one write, in order of first appearance, and

@@ -197,7 +197,9 @@ func TestSlotStore_DeletedAndRecreated_GetsHigherVersion(t *testing.T) {
 	if d, _ := s.Stats(); d != 0 {
 		t.Fatalf("%d datums after deleting the only one", d)
 	}
-	v2 := versionOf(t, s.Apply([]*registryv1.Publisher{testPub(keyA, "r1", 1, 1, "s1", "v")}, nil), keyA)
+	// The same registration at the same version stays deleted (tombstone);
+	// a newer one re-creates the datum.
+	v2 := versionOf(t, s.Apply([]*registryv1.Publisher{testPub(keyA, "r1", 2, 1, "s1", "v")}, nil), keyA)
 	if v2 <= vDel {
 		t.Fatalf("re-created datum has version %d, not above deletion %d", v2, vDel)
 	}
@@ -802,4 +804,69 @@ func TestSlotStore_Concurrent(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkSameState(t, leader, follower)
+}
+
+func TestStore_Unpublish_LeavesTombstone_StalePutCannotResurrect(t *testing.T) {
+	s := NewSlotStore(1, 64)
+	s.SetLeaderEpoch(1)
+	key := "svc#@#DEFAULT_INSTANCE_ID#@#DEFAULT_GROUP"
+	p := &registryv1.Publisher{RegisterId: "r", DataInfoId: key, ClientVersion: 3, RegisterTimestamp: 30, SessionId: "s", Values: [][]byte{[]byte("x")}}
+	s.Apply([]*registryv1.Publisher{p}, nil)
+	s.Apply(nil, []*registryv1.Unpublish{{DataInfoId: key, RegisterId: "r", ClientVersion: 3, RegisterTimestamp: 30}})
+	seq := s.Seq()
+	// The same registration again (a retried batch, an anti-entropy list
+	// read just before the unpublish) stays buried.
+	s.Apply([]*registryv1.Publisher{p}, nil)
+	if s.Get(key) != nil || s.Seq() != seq {
+		t.Fatalf("a put not newer than its unpublish brought the record back: %v", s.Get(key))
+	}
+	// A genuinely newer registration is taken.
+	newer := &registryv1.Publisher{RegisterId: "r", DataInfoId: key, ClientVersion: 4, RegisterTimestamp: 40, SessionId: "s", Values: [][]byte{[]byte("y")}}
+	s.Apply([]*registryv1.Publisher{newer}, nil)
+	if d := s.Get(key); d == nil || len(d.GetPublishers()) != 1 {
+		t.Fatalf("a newer put after the unpublish was refused: %v", d)
+	}
+
+	// Followers keep the tombstone, through ops and through snapshots.
+	for name, follower := range map[string]func() *SlotStore{
+		"ops": func() *SlotStore {
+			f := NewSlotStore(1, 64)
+			ops, ok := s.OpsAfter(0, 100)
+			if !ok {
+				t.Fatal("log lost ops")
+			}
+			for _, op := range ops {
+				if err := f.ApplyOp(op); err != nil {
+					t.Fatal(err)
+				}
+			}
+			return f
+		},
+		"snapshot": func() *SlotStore {
+			f := NewSlotStore(1, 64)
+			f.Restore(s.Snapshot())
+			return f
+		},
+	} {
+		f := follower()
+		f.SetLeaderEpoch(2) // promoted
+		f.Apply(nil, []*registryv1.Unpublish{{DataInfoId: key, RegisterId: "r", ClientVersion: 4, RegisterTimestamp: 40}})
+		f.Apply([]*registryv1.Publisher{p}, nil) // the stale v3 arrives late
+		if f.Get(key) != nil {
+			t.Fatalf("%s: follower took a stale put after the unpublish", name)
+		}
+	}
+}
+
+func TestStore_Tombstones_Bounded(t *testing.T) {
+	s := NewSlotStore(1, 8)
+	s.SetLeaderEpoch(1)
+	for i := range TombstoneCap + 100 {
+		key := fmt.Sprintf("k%d#@#i#@#g", i)
+		s.Apply([]*registryv1.Publisher{{RegisterId: "r", DataInfoId: key, ClientVersion: 1, SessionId: "s"}}, nil)
+		s.Apply(nil, []*registryv1.Unpublish{{DataInfoId: key, RegisterId: "r", ClientVersion: 1}})
+	}
+	if n := len(s.Snapshot().GetTombstones()); n != TombstoneCap {
+		t.Fatalf("%d tombstones kept, cap %d", n, TombstoneCap)
+	}
 }

@@ -1157,7 +1157,11 @@ type SlotSnapshot struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	Datums []*Datum               `protobuf:"bytes,1,rep,name=datums,proto3" json:"datums,omitempty"`
 	// seq is the op sequence the snapshot includes.
-	Seq           uint64 `protobuf:"varint,2,opt,name=seq,proto3" json:"seq,omitempty"`
+	Seq uint64 `protobuf:"varint,2,opt,name=seq,proto3" json:"seq,omitempty"`
+	// tombstones are recent removals: a put not newer than its tombstone is
+	// ignored, so a late or repeated write cannot bring an unpublished
+	// record back.
+	Tombstones    []*Unpublish `protobuf:"bytes,3,rep,name=tombstones,proto3" json:"tombstones,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1206,17 +1210,27 @@ func (x *SlotSnapshot) GetSeq() uint64 {
 	return 0
 }
 
+func (x *SlotSnapshot) GetTombstones() []*Unpublish {
+	if x != nil {
+		return x.Tombstones
+	}
+	return nil
+}
+
 type ReplicateOp struct {
 	state      protoimpl.MessageState `protogen:"open.v1"`
 	Seq        uint64                 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
 	DataInfoId string                 `protobuf:"bytes,2,opt,name=data_info_id,json=dataInfoId,proto3" json:"data_info_id,omitempty"`
 	// version is the datum version after the op.
 	Version uint64 `protobuf:"varint,3,opt,name=version,proto3" json:"version,omitempty"`
-	// put sets a publisher; delete_register_id removes one.
-	Put              *Publisher `protobuf:"bytes,4,opt,name=put,proto3" json:"put,omitempty"`
-	DeleteRegisterId string     `protobuf:"bytes,5,opt,name=delete_register_id,json=deleteRegisterId,proto3" json:"delete_register_id,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// put sets a publisher; delete_register_id removes one, leaving a
+	// tombstone at (delete_client_version, delete_register_timestamp).
+	Put                     *Publisher `protobuf:"bytes,4,opt,name=put,proto3" json:"put,omitempty"`
+	DeleteRegisterId        string     `protobuf:"bytes,5,opt,name=delete_register_id,json=deleteRegisterId,proto3" json:"delete_register_id,omitempty"`
+	DeleteClientVersion     uint64     `protobuf:"varint,6,opt,name=delete_client_version,json=deleteClientVersion,proto3" json:"delete_client_version,omitempty"`
+	DeleteRegisterTimestamp int64      `protobuf:"varint,7,opt,name=delete_register_timestamp,json=deleteRegisterTimestamp,proto3" json:"delete_register_timestamp,omitempty"`
+	unknownFields           protoimpl.UnknownFields
+	sizeCache               protoimpl.SizeCache
 }
 
 func (x *ReplicateOp) Reset() {
@@ -1282,6 +1296,20 @@ func (x *ReplicateOp) GetDeleteRegisterId() string {
 		return x.DeleteRegisterId
 	}
 	return ""
+}
+
+func (x *ReplicateOp) GetDeleteClientVersion() uint64 {
+	if x != nil {
+		return x.DeleteClientVersion
+	}
+	return 0
+}
+
+func (x *ReplicateOp) GetDeleteRegisterTimestamp() int64 {
+	if x != nil {
+		return x.DeleteRegisterTimestamp
+	}
+	return 0
 }
 
 type ReplicateEvent struct {
@@ -1581,8 +1609,8 @@ type SessionSlotPublishersResponse struct {
 	SessionId  string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
 	Publishers []*Publisher           `protobuf:"bytes,2,rep,name=publishers,proto3" json:"publishers,omitempty"`
 	// as_of is the session's clock (unix nanoseconds, the clock it stamps
-	// register_timestamp with) when it read the list: a record registered
-	// later is not judged by this list.
+	// register_timestamp with) read before the list: a record registered
+	// after it may be missing from the list and is not judged by it.
 	AsOf          int64 `protobuf:"varint,3,opt,name=as_of,json=asOf,proto3" json:"as_of,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1736,17 +1764,22 @@ const file_data_proto_rawDesc = "" +
 	"\fleader_epoch\x18\x02 \x01(\x04R\vleaderEpoch\x12\x1f\n" +
 	"\vfollower_id\x18\x03 \x01(\tR\n" +
 	"followerId\x12\x1b\n" +
-	"\tafter_seq\x18\x04 \x01(\x04R\bafterSeq\"L\n" +
+	"\tafter_seq\x18\x04 \x01(\x04R\bafterSeq\"\x84\x01\n" +
 	"\fSlotSnapshot\x12*\n" +
 	"\x06datums\x18\x01 \x03(\v2\x12.registry.v1.DatumR\x06datums\x12\x10\n" +
-	"\x03seq\x18\x02 \x01(\x04R\x03seq\"\xb3\x01\n" +
+	"\x03seq\x18\x02 \x01(\x04R\x03seq\x126\n" +
+	"\n" +
+	"tombstones\x18\x03 \x03(\v2\x16.registry.v1.UnpublishR\n" +
+	"tombstones\"\xa3\x02\n" +
 	"\vReplicateOp\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12 \n" +
 	"\fdata_info_id\x18\x02 \x01(\tR\n" +
 	"dataInfoId\x12\x18\n" +
 	"\aversion\x18\x03 \x01(\x04R\aversion\x12(\n" +
 	"\x03put\x18\x04 \x01(\v2\x16.registry.v1.PublisherR\x03put\x12,\n" +
-	"\x12delete_register_id\x18\x05 \x01(\tR\x10deleteRegisterId\"\x9b\x01\n" +
+	"\x12delete_register_id\x18\x05 \x01(\tR\x10deleteRegisterId\x122\n" +
+	"\x15delete_client_version\x18\x06 \x01(\x04R\x13deleteClientVersion\x12:\n" +
+	"\x19delete_register_timestamp\x18\a \x01(\x03R\x17deleteRegisterTimestamp\"\x9b\x01\n" +
 	"\x0eReplicateEvent\x127\n" +
 	"\bsnapshot\x18\x01 \x01(\v2\x19.registry.v1.SlotSnapshotH\x00R\bsnapshot\x12*\n" +
 	"\x02op\x18\x02 \x01(\v2\x18.registry.v1.ReplicateOpH\x00R\x02op\x12\x1b\n" +
@@ -1837,34 +1870,35 @@ var file_data_proto_depIdxs = []int32{
 	0,  // 7: registry.v1.ListPublishersResponse.publishers:type_name -> registry.v1.Publisher
 	3,  // 8: registry.v1.ChangeBatch.changes:type_name -> registry.v1.DatumVersion
 	2,  // 9: registry.v1.SlotSnapshot.datums:type_name -> registry.v1.Datum
-	0,  // 10: registry.v1.ReplicateOp.put:type_name -> registry.v1.Publisher
-	19, // 11: registry.v1.ReplicateEvent.snapshot:type_name -> registry.v1.SlotSnapshot
-	20, // 12: registry.v1.ReplicateEvent.op:type_name -> registry.v1.ReplicateOp
-	23, // 13: registry.v1.SessionSlotDigestsResponse.digests:type_name -> registry.v1.SessionSlotDigest
-	0,  // 14: registry.v1.SessionSlotPublishersResponse.publishers:type_name -> registry.v1.Publisher
-	5,  // 15: registry.v1.DataService.Publish:input_type -> registry.v1.PublishRequest
-	7,  // 16: registry.v1.DataService.GetDatums:input_type -> registry.v1.GetDatumsRequest
-	9,  // 17: registry.v1.DataService.GetVersions:input_type -> registry.v1.GetVersionsRequest
-	12, // 18: registry.v1.DataService.SlotDigest:input_type -> registry.v1.SlotDigestRequest
-	14, // 19: registry.v1.DataService.ListPublishers:input_type -> registry.v1.ListPublishersRequest
-	16, // 20: registry.v1.DataService.WatchChanges:input_type -> registry.v1.WatchChangesRequest
-	18, // 21: registry.v1.DataService.Replicate:input_type -> registry.v1.ReplicateRequest
-	22, // 22: registry.v1.SessionSyncService.SlotDigests:input_type -> registry.v1.SessionSlotDigestsRequest
-	25, // 23: registry.v1.SessionSyncService.SlotPublishers:input_type -> registry.v1.SessionSlotPublishersRequest
-	6,  // 24: registry.v1.DataService.Publish:output_type -> registry.v1.PublishResponse
-	8,  // 25: registry.v1.DataService.GetDatums:output_type -> registry.v1.GetDatumsResponse
-	10, // 26: registry.v1.DataService.GetVersions:output_type -> registry.v1.GetVersionsResponse
-	13, // 27: registry.v1.DataService.SlotDigest:output_type -> registry.v1.SlotDigestResponse
-	15, // 28: registry.v1.DataService.ListPublishers:output_type -> registry.v1.ListPublishersResponse
-	17, // 29: registry.v1.DataService.WatchChanges:output_type -> registry.v1.ChangeBatch
-	21, // 30: registry.v1.DataService.Replicate:output_type -> registry.v1.ReplicateEvent
-	24, // 31: registry.v1.SessionSyncService.SlotDigests:output_type -> registry.v1.SessionSlotDigestsResponse
-	26, // 32: registry.v1.SessionSyncService.SlotPublishers:output_type -> registry.v1.SessionSlotPublishersResponse
-	24, // [24:33] is the sub-list for method output_type
-	15, // [15:24] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	1,  // 10: registry.v1.SlotSnapshot.tombstones:type_name -> registry.v1.Unpublish
+	0,  // 11: registry.v1.ReplicateOp.put:type_name -> registry.v1.Publisher
+	19, // 12: registry.v1.ReplicateEvent.snapshot:type_name -> registry.v1.SlotSnapshot
+	20, // 13: registry.v1.ReplicateEvent.op:type_name -> registry.v1.ReplicateOp
+	23, // 14: registry.v1.SessionSlotDigestsResponse.digests:type_name -> registry.v1.SessionSlotDigest
+	0,  // 15: registry.v1.SessionSlotPublishersResponse.publishers:type_name -> registry.v1.Publisher
+	5,  // 16: registry.v1.DataService.Publish:input_type -> registry.v1.PublishRequest
+	7,  // 17: registry.v1.DataService.GetDatums:input_type -> registry.v1.GetDatumsRequest
+	9,  // 18: registry.v1.DataService.GetVersions:input_type -> registry.v1.GetVersionsRequest
+	12, // 19: registry.v1.DataService.SlotDigest:input_type -> registry.v1.SlotDigestRequest
+	14, // 20: registry.v1.DataService.ListPublishers:input_type -> registry.v1.ListPublishersRequest
+	16, // 21: registry.v1.DataService.WatchChanges:input_type -> registry.v1.WatchChangesRequest
+	18, // 22: registry.v1.DataService.Replicate:input_type -> registry.v1.ReplicateRequest
+	22, // 23: registry.v1.SessionSyncService.SlotDigests:input_type -> registry.v1.SessionSlotDigestsRequest
+	25, // 24: registry.v1.SessionSyncService.SlotPublishers:input_type -> registry.v1.SessionSlotPublishersRequest
+	6,  // 25: registry.v1.DataService.Publish:output_type -> registry.v1.PublishResponse
+	8,  // 26: registry.v1.DataService.GetDatums:output_type -> registry.v1.GetDatumsResponse
+	10, // 27: registry.v1.DataService.GetVersions:output_type -> registry.v1.GetVersionsResponse
+	13, // 28: registry.v1.DataService.SlotDigest:output_type -> registry.v1.SlotDigestResponse
+	15, // 29: registry.v1.DataService.ListPublishers:output_type -> registry.v1.ListPublishersResponse
+	17, // 30: registry.v1.DataService.WatchChanges:output_type -> registry.v1.ChangeBatch
+	21, // 31: registry.v1.DataService.Replicate:output_type -> registry.v1.ReplicateEvent
+	24, // 32: registry.v1.SessionSyncService.SlotDigests:output_type -> registry.v1.SessionSlotDigestsResponse
+	26, // 33: registry.v1.SessionSyncService.SlotPublishers:output_type -> registry.v1.SessionSlotPublishersResponse
+	25, // [25:34] is the sub-list for method output_type
+	16, // [16:25] is the sub-list for method input_type
+	16, // [16:16] is the sub-list for extension type_name
+	16, // [16:16] is the sub-list for extension extendee
+	0,  // [0:16] is the sub-list for field type_name
 }
 
 func init() { file_data_proto_init() }
