@@ -272,3 +272,32 @@ func TestData_CrashAndQuickRestart_SlotsMoveFirst_NothingLost(t *testing.T) {
 		}
 	}
 }
+
+// A slot larger than grpc-go's default 4 MiB message replicates (in
+// chunks) and reads whole.
+func TestData_SlotOver4MiB_ReadsAndReplicates(t *testing.T) {
+	c := testcluster.Start(t, testcluster.Spec{Meta: 3, Data: 3})
+	c.WaitDataSettled(t)
+	s := c.StartSession(t, "session-a")
+	k := key(11)
+	big := strings.Repeat("x", 1<<20-64)
+	for i := range 6 {
+		s.Publish(t, pub("", k, fmt.Sprintf("r%d", i), 1, big))
+	}
+	if d := read(t, c, k); len(d.GetPublishers()) != 6 {
+		t.Fatalf("read %d publishers, want 6", len(d.GetPublishers()))
+	}
+	// Replace the follower: the new one must take the whole slot by snapshot.
+	r := c.RouteOf(t, k)
+	c.StopData(t, r.Followers[0].Index, true)
+	testcluster.Eventually(t, testcluster.DefaultWait, func() error {
+		r := c.RouteOf(t, k)
+		if len(r.Followers) != 1 {
+			return fmt.Errorf("slot %d has %d live followers", r.Slot, len(r.Followers))
+		}
+		if f := held(t, r.Followers[0], k); f == nil || len(f.GetPublishers()) != 6 {
+			return fmt.Errorf("new follower %s holds %v", r.Followers[0].ID, f)
+		}
+		return nil
+	})
+}

@@ -2,6 +2,7 @@ package data
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -67,5 +68,34 @@ func TestNotifier_PastTheCap_OneOverflowBatch_MemoryBounded(t *testing.T) {
 	n.unsubscribe(sub)
 	if n.count() != 0 {
 		t.Fatal("unsubscribe left the subscriber")
+	}
+}
+
+func TestChunkSnapshot_PiecesUnderTheSize_TombstonesLast(t *testing.T) {
+	snap := &registryv1.SlotSnapshot{Seq: 42, Tombstones: []*registryv1.Unpublish{{DataInfoId: "k", RegisterId: "r"}}}
+	for i := range 10 {
+		snap.Datums = append(snap.Datums, &registryv1.Datum{DataInfoId: fmt.Sprintf("k%d", i), Version: 1,
+			Publishers: []*registryv1.Publisher{{RegisterId: "r", Values: [][]byte{make([]byte, 300)}}}})
+	}
+	chunks := chunkSnapshot(snap, 1000)
+	if len(chunks) < 3 {
+		t.Fatalf("%d chunks for ~3 KB at 1 KB each", len(chunks))
+	}
+	n := 0
+	for i, c := range chunks {
+		if c.GetSeq() != 42 || c.GetMore() != (i < len(chunks)-1) {
+			t.Fatalf("chunk %d: seq %d more %v", i, c.GetSeq(), c.GetMore())
+		}
+		if (len(c.GetTombstones()) > 0) != (i == len(chunks)-1) {
+			t.Fatalf("chunk %d carries %d tombstones", i, len(c.GetTombstones()))
+		}
+		n += len(c.GetDatums())
+	}
+	if n != 10 {
+		t.Fatalf("chunks carry %d datums, want 10", n)
+	}
+	// An empty slot is one chunk.
+	if c := chunkSnapshot(&registryv1.SlotSnapshot{Seq: 1}, 1000); len(c) != 1 || c[0].GetMore() {
+		t.Fatalf("empty snapshot: %v", c)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/strata-registry/strata/internal/record"
 	"github.com/strata-registry/strata/internal/slot"
@@ -299,8 +300,10 @@ func (v *service) Replicate(req *registryv1.ReplicateRequest, stream grpc.Server
 		changed := st.store.Changed()
 		if needSnapshot {
 			snap := st.store.Snapshot()
-			if err := stream.Send(&registryv1.ReplicateEvent{Event: &registryv1.ReplicateEvent_Snapshot{Snapshot: snap}}); err != nil {
-				return err
+			for _, chunk := range chunkSnapshot(snap, snapshotChunkBytes) {
+				if err := stream.Send(&registryv1.ReplicateEvent{Event: &registryv1.ReplicateEvent_Snapshot{Snapshot: chunk}}); err != nil {
+					return err
+				}
 			}
 			seq, needSnapshot, caughtUp = snap.GetSeq(), false, false
 			pos.sent.Store(seq)
@@ -342,6 +345,30 @@ func (v *service) Replicate(req *registryv1.ReplicateRequest, stream grpc.Server
 		case <-rebuilt:
 		}
 	}
+}
+
+// snapshotChunkBytes is the size a snapshot chunk aims at.
+const snapshotChunkBytes = 1 << 20
+
+// chunkSnapshot splits snap into pieces of about max bytes (a datum larger
+// than max goes alone), every piece with the seq, all but the last marked
+// more, tombstones in the last.
+func chunkSnapshot(snap *registryv1.SlotSnapshot, max int) []*registryv1.SlotSnapshot {
+	var out []*registryv1.SlotSnapshot
+	cur := &registryv1.SlotSnapshot{Seq: snap.GetSeq()}
+	size := 0
+	for _, d := range snap.GetDatums() {
+		n := proto.Size(d)
+		if size > 0 && size+n > max {
+			cur.More = true
+			out = append(out, cur)
+			cur, size = &registryv1.SlotSnapshot{Seq: snap.GetSeq()}, 0
+		}
+		cur.Datums = append(cur.Datums, d)
+		size += n
+	}
+	cur.Tombstones = snap.GetTombstones()
+	return append(out, cur)
 }
 
 // toStatus maps data errors to gRPC statuses; it is the only place that

@@ -305,6 +305,8 @@ func (sl *slots) replicate(ctx context.Context, st *slotState, addr string, afte
 	if err != nil {
 		return after
 	}
+	// staged gathers a snapshot's chunks until the last one.
+	var staged *registryv1.SlotSnapshot
 	for {
 		ev, err := stream.Recv()
 		if err != nil {
@@ -319,16 +321,26 @@ func (sl *slots) replicate(ctx context.Context, st *slotState, addr string, afte
 		switch e := ev.GetEvent().(type) {
 		case *registryv1.ReplicateEvent_Snapshot:
 			st.synced.Store(false)
-			if e.Snapshot.GetSeq() < after {
+			if staged == nil {
+				staged = &registryv1.SlotSnapshot{Seq: e.Snapshot.GetSeq()}
+			}
+			staged.Datums = append(staged.Datums, e.Snapshot.GetDatums()...)
+			staged.Tombstones = append(staged.Tombstones, e.Snapshot.GetTombstones()...)
+			if e.Snapshot.GetMore() {
+				continue
+			}
+			snap := staged
+			staged = nil
+			if snap.GetSeq() < after {
 				// The leader's slot went backwards within one leader
 				// epoch (it lost its data): keep this copy rather than
 				// take an emptier one, and wait for meta to move the slot.
 				sl.s.logger.Error("leader offered an older snapshot than this copy; keeping the copy",
-					"slot", st.id, "leader", st.leader, "leader_epoch", st.leaderEpoch, "have_seq", after, "offered_seq", e.Snapshot.GetSeq())
+					"slot", st.id, "leader", st.leader, "leader_epoch", st.leaderEpoch, "have_seq", after, "offered_seq", snap.GetSeq())
 				return after
 			}
-			st.store.Restore(e.Snapshot)
-			after = e.Snapshot.GetSeq()
+			st.store.Restore(snap)
+			after = snap.GetSeq()
 		case *registryv1.ReplicateEvent_Op:
 			if err := st.store.ApplyOp(e.Op); err != nil {
 				sl.s.logger.Warn("replicated op out of order; asking for a snapshot", "slot", st.id, "err", err)

@@ -25,6 +25,9 @@ const (
 	MaxValueBytes = 1 << 20
 	// MaxValues bounds the number of values of one publisher.
 	MaxValues = 64
+	// MaxPublisherBytes bounds the values of one publisher together (4 MiB),
+	// so a publisher always fits the messages that carry it.
+	MaxPublisherBytes = 4 << 20
 	// MaxRegisterIDBytes bounds a register ID (a client-made UUID).
 	MaxRegisterIDBytes = 128
 	// MaxZoneBytes bounds a zone name.

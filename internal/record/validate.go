@@ -36,10 +36,15 @@ func ValidatePublisher(p *registryv1.Publisher) error {
 	if len(vals) > MaxValues {
 		return tooLarge("publisher has %d values, at most %d allowed", len(vals), MaxValues)
 	}
+	total := 0
 	for i, v := range vals {
 		if len(v) > MaxValueBytes {
 			return tooLarge("value %d is %d bytes, at most %d allowed", i, len(v), MaxValueBytes)
 		}
+		total += len(v)
+	}
+	if total > MaxPublisherBytes {
+		return tooLarge("publisher values total %d bytes, at most %d allowed", total, MaxPublisherBytes)
 	}
 	return nil
 }

@@ -16,6 +16,12 @@ import (
 	"github.com/strata-registry/strata/internal/tlsconf"
 )
 
+// MaxMessageBytes bounds one gRPC message between Strata nodes (grpc-go's
+// default is 4 MiB). Large things are chunked below it: snapshots stream
+// in ~1 MiB pieces; a datum read carries whole publishers of at most
+// record.MaxPublisherBytes each.
+const MaxMessageBytes = 64 << 20
+
 // ServerOptions returns the options every Strata server uses: cfg's TLS
 // (none when TLS is off), and Stop waiting for running handlers, so a
 // server's Run never returns while one of its handlers still works.
@@ -24,7 +30,7 @@ func ServerOptions(cfg tlsconf.Config) ([]grpc.ServerOption, error) {
 	if err != nil {
 		return nil, err
 	}
-	opts := []grpc.ServerOption{grpc.WaitForHandlers(true)}
+	opts := []grpc.ServerOption{grpc.WaitForHandlers(true), grpc.MaxRecvMsgSize(MaxMessageBytes)}
 	if tc != nil {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(tc)))
 	}
@@ -44,6 +50,26 @@ func Stop(gs *grpc.Server, d time.Duration) {
 		gs.Stop()
 		<-done
 	}
+}
+
+// DialOptions returns the options for a client of the Strata node at addr:
+// cfg's TLS (verifying addr's host) and the message size limit.
+func DialOptions(cfg tlsconf.Config, addr string) ([]grpc.DialOption, error) {
+	creds := insecure.NewCredentials()
+	tc, err := cfg.Client()
+	if err != nil {
+		return nil, err
+	}
+	if tc != nil {
+		if host, _, err := net.SplitHostPort(addr); err == nil {
+			tc.ServerName = host
+		}
+		creds = credentials.NewTLS(tc)
+	}
+	return []grpc.DialOption{
+		grpc.WithTransportCredentials(creds),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(MaxMessageBytes), grpc.MaxCallSendMsgSize(MaxMessageBytes)),
+	}, nil
 }
 
 // Pool caches client connections by address. Connections dial lazily and
@@ -74,18 +100,11 @@ func (p *Pool) Get(addr string) (*grpc.ClientConn, error) {
 		p.touch(addr)
 		return c, nil
 	}
-	creds := insecure.NewCredentials()
-	tc, err := p.tls.Client()
+	opts, err := DialOptions(p.tls, addr)
 	if err != nil {
 		return nil, err
 	}
-	if tc != nil {
-		if host, _, err := net.SplitHostPort(addr); err == nil {
-			tc.ServerName = host
-		}
-		creds = credentials.NewTLS(tc)
-	}
-	c, err := grpc.NewClient(addr, grpc.WithTransportCredentials(creds))
+	c, err := grpc.NewClient(addr, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("rpc: dial %s: %w", addr, err)
 	}

@@ -192,11 +192,14 @@ func (f *FakeSession) Kill() {
 	_ = f.log.Close()
 }
 
-// Hold records p as this session's own without telling the data tier.
+// Hold records p as this session's own without telling the data tier. Like
+// a session, it owns p and stamps its register timestamp with its clock
+// (the clock anti-entropy's as_of is read from).
 func (f *FakeSession) Hold(p *registryv1.Publisher) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	p.SessionId = f.Proc
+	p.RegisterTimestamp = time.Now().UnixNano()
 	f.pubs[[2]string{p.GetDataInfoId(), p.GetRegisterId()}] = p
 }
 

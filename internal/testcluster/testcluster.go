@@ -360,11 +360,11 @@ func Listen(t testing.TB) net.Listener {
 // has any. The caller closes it.
 func (c *Cluster) Dial(t testing.TB, addr string) *grpc.ClientConn {
 	t.Helper()
-	creds, err := c.creds()
+	opts, err := rpc.DialOptions(c.spec.TLS, addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(creds))
+	conn, err := grpc.NewClient(addr, opts...)
 	if err != nil {
 		t.Fatalf("testcluster: dial %s: %v", addr, err)
 	}

@@ -1161,7 +1161,11 @@ type SlotSnapshot struct {
 	// tombstones are recent removals: a put not newer than its tombstone is
 	// ignored, so a late or repeated write cannot bring an unpublished
 	// record back.
-	Tombstones    []*Unpublish `protobuf:"bytes,3,rep,name=tombstones,proto3" json:"tombstones,omitempty"`
+	Tombstones []*Unpublish `protobuf:"bytes,3,rep,name=tombstones,proto3" json:"tombstones,omitempty"`
+	// more is set on every chunk of a snapshot but the last: a slot is sent
+	// in pieces of about 1 MiB, and the follower restores once it has them
+	// all (tombstones come with the last).
+	More          bool `protobuf:"varint,4,opt,name=more,proto3" json:"more,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1215,6 +1219,13 @@ func (x *SlotSnapshot) GetTombstones() []*Unpublish {
 		return x.Tombstones
 	}
 	return nil
+}
+
+func (x *SlotSnapshot) GetMore() bool {
+	if x != nil {
+		return x.More
+	}
+	return false
 }
 
 type ReplicateOp struct {
@@ -1764,13 +1775,14 @@ const file_data_proto_rawDesc = "" +
 	"\fleader_epoch\x18\x02 \x01(\x04R\vleaderEpoch\x12\x1f\n" +
 	"\vfollower_id\x18\x03 \x01(\tR\n" +
 	"followerId\x12\x1b\n" +
-	"\tafter_seq\x18\x04 \x01(\x04R\bafterSeq\"\x84\x01\n" +
+	"\tafter_seq\x18\x04 \x01(\x04R\bafterSeq\"\x98\x01\n" +
 	"\fSlotSnapshot\x12*\n" +
 	"\x06datums\x18\x01 \x03(\v2\x12.registry.v1.DatumR\x06datums\x12\x10\n" +
 	"\x03seq\x18\x02 \x01(\x04R\x03seq\x126\n" +
 	"\n" +
 	"tombstones\x18\x03 \x03(\v2\x16.registry.v1.UnpublishR\n" +
-	"tombstones\"\xa3\x02\n" +
+	"tombstones\x12\x12\n" +
+	"\x04more\x18\x04 \x01(\bR\x04more\"\xa3\x02\n" +
 	"\vReplicateOp\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12 \n" +
 	"\fdata_info_id\x18\x02 \x01(\tR\n" +
