@@ -213,7 +213,14 @@ func TestData_BadInput_ClearStatus_ChangesNothing(t *testing.T) {
 		{"malformed data info id", req(pub("s1", "no-separators", "r9", 1, "x")), codes.InvalidArgument, "data"},
 		{"publisher of another session", req(pub("s2", k, "r9", 1, "x")), codes.InvalidArgument, "owned by session"},
 		{"key of another slot", req(pub("s1", key(4), "r9", 1, "x")), codes.InvalidArgument, "belongs to slot"},
-		{"unknown slot", &registryv1.PublishRequest{SessionId: "s1", TableEpoch: r.TableEpoch, SlotId: 9999, LeaderEpoch: 1, Puts: []*registryv1.Publisher{pub("s1", k, "r9", 1, "x")}}, codes.InvalidArgument, "belongs to slot"},
+		{"unknown slot", &registryv1.PublishRequest{SessionId: "s1", TableEpoch: r.TableEpoch, SlotId: 9999, LeaderEpoch: 1, Puts: []*registryv1.Publisher{pub("s1", k, "r9", 1, "x")}}, codes.InvalidArgument, "slot 9999 out of range"},
+		{"too large a publisher", req(func() *registryv1.Publisher {
+			p := pub("s1", k, "r9", 1, "")
+			for range 5 {
+				p.Values = append(p.Values, make([]byte, 1<<20))
+			}
+			return p
+		}()), codes.ResourceExhausted, "at most 4194304"},
 		{"empty batch", &registryv1.PublishRequest{SessionId: "s1", TableEpoch: r.TableEpoch, SlotId: r.Slot, LeaderEpoch: r.LeaderEpoch}, codes.InvalidArgument, "empty batch"},
 		{"no session", &registryv1.PublishRequest{TableEpoch: r.TableEpoch, SlotId: r.Slot, LeaderEpoch: r.LeaderEpoch, Puts: []*registryv1.Publisher{pub("", k, "r9", 1, "x")}}, codes.InvalidArgument, "session id"},
 	} {

@@ -4,11 +4,13 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	"github.com/strata-registry/strata/internal/meta"
+	"github.com/strata-registry/strata/internal/slot"
 	"github.com/strata-registry/strata/internal/testcluster"
 	registryv1 "github.com/strata-registry/strata/pkg/proto/registry/v1"
 )
@@ -101,4 +103,58 @@ func TestData_OnlyCopyLost_MigratingRefusesReads_RebuiltFromSessions(t *testing.
 		t.Fatalf("%d bad reads (%d refused, %d served); first: %s", len(bad), refused, served, bad[0])
 	}
 	t.Logf("%d keys lost their only copy; reads during recovery: %d refused, %d served whole", len(lost), refused, served)
+}
+
+// A leader still rebuilding a slot holds a partial copy: a follower
+// replicating from it must never report synced (it would be promoted and
+// serve the partial copy). Here a session stays alive but will not answer
+// anti-entropy, so the slot stays migrating: reads are refused and its
+// follower stays unsynced, until the session answers.
+func TestData_MigratingLeader_FollowerNeverSyncsFromIt(t *testing.T) {
+	c := testcluster.Start(t, testcluster.Spec{Meta: 3, Data: 4})
+	c.WaitDataSettled(t)
+	s := c.StartSession(t, "session-a")
+	k := key(12)
+	s.Publish(t, pub("", k, "r1", 1, "a"))
+	s.Publish(t, pub("", k, "r2", 1, "b"))
+	r := c.RouteOf(t, k)
+	s.Mute(true)
+	// Lose both copies of the slot.
+	c.StopData(t, r.Leader.Index, true)
+	c.StopData(t, r.Followers[0].Index, true)
+	var nr testcluster.Route
+	testcluster.Eventually(t, testcluster.DefaultWait, func() error {
+		nr = c.RouteOf(t, k)
+		if nr.Leader == nil || len(nr.Followers) != 1 {
+			return fmt.Errorf("slot %d not yet reassigned to the survivors", nr.Slot)
+		}
+		return nil
+	})
+	// While the session is silent: reads refused, follower unsynced. The
+	// check runs over several anti-entropy retries.
+	for range 20 {
+		_, err := dataClient(t, c, nr.Leader).GetDatums(ctxT(t), &registryv1.GetDatumsRequest{DataInfoIds: []string{k}})
+		if status.Code(err) != codes.Unavailable {
+			t.Fatalf("read from a leader that is still rebuilding: %v", err)
+		}
+		st := c.WaitLeader(t).Server().State()
+		row := st.Table.Slots[nr.Slot]
+		for _, f := range row.Followers {
+			if st.Sync.Synced(row.ID, f) {
+				t.Fatalf("follower %s reported synced from a migrating leader", f)
+			}
+		}
+		if row.Leader != slot.NodeID(nr.Leader.ID) {
+			t.Fatalf("leadership moved from the migrating leader to %s", row.Leader)
+		}
+		<-time.After(50 * time.Millisecond) // spacing between samples, not a wait for a condition
+	}
+	s.Mute(false)
+	testcluster.Eventually(t, testcluster.DefaultWait, func() error {
+		if d := read(t, c, k); len(d.GetPublishers()) != 2 {
+			return fmt.Errorf("not rebuilt yet: %v", d)
+		}
+		return nil
+	})
+	c.WaitDataSettled(t)
 }

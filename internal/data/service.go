@@ -126,6 +126,9 @@ func (s *Server) validatePublish(req *registryv1.PublishRequest) error {
 		return fmt.Errorf("%w: %d puts and deletes in one batch, at most %d allowed", ErrTooLarge, n, s.cfg.MaxBatch)
 	}
 	id := slot.ID(req.GetSlotId())
+	if n, ok := s.slots.slotCount(); ok && int(id) >= n {
+		return invalid("slot %d out of range: the cluster has %d slots (0..%d)", id, n, n-1)
+	}
 	for _, p := range req.GetPuts() {
 		if err := record.ValidatePublisher(p); err != nil {
 			return err

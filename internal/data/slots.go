@@ -257,6 +257,14 @@ func (sl *slots) all() []*slotState {
 	return out
 }
 
+// slotCount returns the cluster's slot count; ok is false before the first
+// table.
+func (sl *slots) slotCount() (int, bool) {
+	sl.mu.RLock()
+	defer sl.mu.RUnlock()
+	return sl.count, sl.hasher != nil
+}
+
 // epoch returns the current table epoch and whether a table has arrived.
 func (sl *slots) epoch() (uint64, bool) {
 	sl.mu.RLock()

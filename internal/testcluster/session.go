@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/strata-registry/strata/internal/cluster"
 	"github.com/strata-registry/strata/internal/record"
@@ -45,6 +47,22 @@ type FakeSession struct {
 	// streams: data node address -> a change stream is open to it.
 	streams map[string]bool
 	stop    bool
+	// mute makes SessionSyncService answer Unavailable, as a session that
+	// is alive but cannot serve anti-entropy.
+	mute bool
+}
+
+// Mute makes the session refuse anti-entropy calls (true) or serve them.
+func (f *FakeSession) Mute(v bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.mute = v
+}
+
+func (f *FakeSession) muted() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.mute
 }
 
 // Seen returns the newest version of key this session was notified of.
@@ -255,6 +273,9 @@ type fakeSync struct {
 }
 
 func (s *fakeSync) SlotDigests(ctx context.Context, req *registryv1.SessionSlotDigestsRequest) (*registryv1.SessionSlotDigestsResponse, error) {
+	if s.f.muted() {
+		return nil, status.Error(codes.Unavailable, "fake session: muted")
+	}
 	resp := &registryv1.SessionSlotDigestsResponse{SessionId: s.f.Proc}
 	for _, id := range req.GetSlotIds() {
 		var d record.Digest
