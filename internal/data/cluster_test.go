@@ -51,9 +51,12 @@ func read(t *testing.T, c *testcluster.Cluster, key string) *registryv1.Datum {
 		if err != nil {
 			return err
 		}
-		d = nil
-		if len(resp.GetDatums()) == 1 {
-			d = resp.GetDatums()[0]
+		if len(resp.GetDatums()) != 1 {
+			return fmt.Errorf("GetDatums answered %d datums for one key", len(resp.GetDatums()))
+		}
+		d = resp.GetDatums()[0]
+		if len(d.GetPublishers()) == 0 {
+			d = nil // no publishers: the test's "nothing there"
 		}
 		return nil
 	})

@@ -2,6 +2,8 @@ package data_test
 
 import (
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -128,13 +130,20 @@ func TestData_MigratingLeader_FollowerNeverSyncsFromIt(t *testing.T) {
 		if nr.Leader == nil || len(nr.Followers) != 1 {
 			return fmt.Errorf("slot %d not yet reassigned to the survivors", nr.Slot)
 		}
-		return nil
+		// The new leader has applied the table and is rebuilding this slot.
+		_, why := nr.Leader.Server().ReadyState()
+		if detail, ok := why.(map[string]any); ok {
+			if ids, ok := detail["slots"].([]uint32); ok && slices.Contains(ids, nr.Slot) {
+				return nil
+			}
+		}
+		return fmt.Errorf("%s is not rebuilding slot %d yet: %v", nr.Leader.ID, nr.Slot, why)
 	})
 	// While the session is silent: reads refused, follower unsynced. The
 	// check runs over several anti-entropy retries.
 	for range 20 {
 		_, err := dataClient(t, c, nr.Leader).GetDatums(ctxT(t), &registryv1.GetDatumsRequest{DataInfoIds: []string{k}})
-		if status.Code(err) != codes.Unavailable {
+		if status.Code(err) != codes.Unavailable || !strings.Contains(err.Error(), "migrating") {
 			t.Fatalf("read from a leader that is still rebuilding: %v", err)
 		}
 		st := c.WaitLeader(t).Server().State()

@@ -190,9 +190,7 @@ func (v *service) GetDatums(ctx context.Context, req *registryv1.GetDatumsReques
 		if err != nil {
 			return nil, toStatus(err)
 		}
-		if d := st.store.Get(key); d != nil {
-			resp.Datums = append(resp.Datums, d)
-		}
+		resp.Datums = append(resp.Datums, st.store.Read(key))
 	}
 	resp.TableEpoch, _ = v.s.slots.epoch()
 	return resp, nil

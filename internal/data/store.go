@@ -79,6 +79,27 @@ type SlotStore struct {
 	// just before an unpublish) cannot bring the record back.
 	tombs     map[tombKey]tomb
 	tombOrder []tombKey
+	// gone remembers the version at which recent datums lost their last
+	// publisher (oldest first in goneOrder, at most GoneCap), so a reader
+	// sees the deletion's version, as the change notice did, not 0.
+	gone      map[string]uint64
+	goneOrder []string
+}
+
+// GoneCap bounds the emptied datums each slot remembers the version of.
+const GoneCap = 4096
+
+// markGone records that key was emptied at version. Callers hold s.mu.
+func (s *SlotStore) markGone(key string, version uint64) {
+	if _, ok := s.gone[key]; !ok {
+		if len(s.goneOrder) >= GoneCap {
+			delete(s.gone, s.goneOrder[0])
+			s.goneOrder = s.goneOrder[1:]
+		}
+		key = strings.Clone(key)
+		s.goneOrder = append(s.goneOrder, key)
+	}
+	s.gone[key] = version
 }
 
 // TombstoneCap bounds the removals each slot remembers. A stale put would
@@ -164,6 +185,7 @@ func NewSlotStore(id slot.ID, logCap int) *SlotStore {
 		sessions: make(map[string]*slotSession),
 		changed:  make(chan struct{}),
 		tombs:    make(map[tombKey]tomb),
+		gone:     make(map[string]uint64),
 	}
 }
 
@@ -347,6 +369,18 @@ func (s *SlotStore) Snapshot() *registryv1.SlotSnapshot {
 	for _, key := range keys {
 		snap.Datums = append(snap.Datums, s.datums[key].toProto(key))
 	}
+	// Emptied datums travel as empty datums, so a promoted follower reports
+	// their deletion versions too.
+	gone := make([]string, 0, len(s.gone))
+	for key := range s.gone {
+		if _, live := s.datums[key]; !live {
+			gone = append(gone, key)
+		}
+	}
+	slices.Sort(gone)
+	for _, key := range gone {
+		snap.Datums = append(snap.Datums, &registryv1.Datum{DataInfoId: key, Version: s.gone[key]})
+	}
 	for _, k := range s.tombOrder {
 		t := s.tombs[k]
 		snap.Tombstones = append(snap.Tombstones, &registryv1.Unpublish{DataInfoId: k.key, RegisterId: k.registerID,
@@ -367,9 +401,15 @@ func (s *SlotStore) Restore(snap *registryv1.SlotSnapshot) {
 	s.owners = make(map[recOwnerKey]*recOwner)
 	s.sessions = make(map[string]*slotSession)
 	s.publishers = 0
+	s.gone, s.goneOrder = map[string]uint64{}, nil
 	for _, d := range snap.GetDatums() {
 		key := d.GetDataInfoId()
 		if key == "" {
+			continue
+		}
+		if len(d.GetPublishers()) == 0 {
+			s.markGone(key, d.GetVersion())
+			s.last = max(s.last, d.GetVersion())
 			continue
 		}
 		for _, p := range d.GetPublishers() {
@@ -469,7 +509,20 @@ func (s *SlotStore) Version(dataInfoID string) uint64 {
 	if d := s.datums[dataInfoID]; d != nil {
 		return d.version
 	}
-	return 0
+	return s.gone[dataInfoID]
+}
+
+// Read returns the datum of dataInfoID as readers see it: a deep copy of
+// the datum, or, when it has no publishers, an empty datum at the version
+// that emptied it (0 if it never had any or that is forgotten). Safe for
+// concurrent use.
+func (s *SlotStore) Read(dataInfoID string) *registryv1.Datum {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if d := s.datums[dataInfoID]; d != nil {
+		return d.toProto(dataInfoID)
+	}
+	return &registryv1.Datum{DataInfoId: dataInfoID, Version: s.gone[dataInfoID]}
 }
 
 // Digests returns one record.Digest per session owning publishers in the
@@ -588,6 +641,7 @@ func (s *SlotStore) remove(key, registerID string, version uint64) (emptied bool
 	s.publishers--
 	if len(d.recs) == 0 {
 		delete(s.datums, key)
+		s.markGone(key, version)
 		return true
 	}
 	d.version = version

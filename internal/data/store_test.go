@@ -191,8 +191,9 @@ func TestSlotStore_DeletedAndRecreated_GetsHigherVersion(t *testing.T) {
 	if vDel <= v1 {
 		t.Fatalf("deletion version %d not above %d", vDel, v1)
 	}
-	if s.Get(keyA) != nil || s.Version(keyA) != 0 {
-		t.Fatalf("emptied datum still there: %v, version %d", s.Get(keyA), s.Version(keyA))
+	// Gone, but readers see the version that emptied it, as the notice said.
+	if s.Get(keyA) != nil || s.Version(keyA) != vDel {
+		t.Fatalf("emptied datum: %v, version %d, want none at version %d", s.Get(keyA), s.Version(keyA), vDel)
 	}
 	if d, _ := s.Stats(); d != 0 {
 		t.Fatalf("%d datums after deleting the only one", d)
@@ -868,5 +869,28 @@ func TestStore_Tombstones_Bounded(t *testing.T) {
 	}
 	if n := len(s.Snapshot().GetTombstones()); n != TombstoneCap {
 		t.Fatalf("%d tombstones kept, cap %d", n, TombstoneCap)
+	}
+}
+
+func TestStore_EmptiedDatum_ReadsAtItsDeletionVersion_AlsoAfterSnapshot(t *testing.T) {
+	s := NewSlotStore(1, 64)
+	s.SetLeaderEpoch(1)
+	key := "svc#@#DEFAULT_INSTANCE_ID#@#DEFAULT_GROUP"
+	s.Apply([]*registryv1.Publisher{{RegisterId: "r", DataInfoId: key, ClientVersion: 1, RegisterTimestamp: 1, SessionId: "s"}}, nil)
+	vs := s.Apply(nil, []*registryv1.Unpublish{{DataInfoId: key, RegisterId: "r", ClientVersion: 1, RegisterTimestamp: 1}})
+	del := vs[0].GetVersion()
+	if d := s.Read(key); d.GetVersion() != del || len(d.GetPublishers()) != 0 || s.Version(key) != del {
+		t.Fatalf("emptied datum reads %v (version %d), want empty at the deletion version %d", d, s.Version(key), del)
+	}
+	if s.Get(key) != nil {
+		t.Fatal("Get returns an emptied datum")
+	}
+	f := NewSlotStore(1, 64)
+	f.Restore(s.Snapshot())
+	if got := f.Read(key).GetVersion(); got != del {
+		t.Fatalf("after a snapshot the emptied datum reads version %d, want %d", got, del)
+	}
+	if never := s.Read("other#@#i#@#g"); never.GetVersion() != 0 || len(never.GetPublishers()) != 0 {
+		t.Fatalf("a key that never had publishers reads %v", never)
 	}
 }

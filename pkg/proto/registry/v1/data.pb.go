@@ -564,7 +564,10 @@ func (x *GetDatumsRequest) GetDataInfoIds() []string {
 
 type GetDatumsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// datums holds one entry per requested key that has publishers.
+	// datums holds one entry per requested key, in order. A key without
+	// publishers comes with none, at the version that emptied it (so a reader
+	// sees the same version the change notice carried), or 0 if it never had
+	// any (or the deletion is long forgotten).
 	Datums        []*Datum `protobuf:"bytes,1,rep,name=datums,proto3" json:"datums,omitempty"`
 	TableEpoch    uint64   `protobuf:"varint,2,opt,name=table_epoch,json=tableEpoch,proto3" json:"table_epoch,omitempty"`
 	unknownFields protoimpl.UnknownFields
