@@ -33,6 +33,7 @@ import (
 	"github.com/strata-registry/strata/internal/data"
 	"github.com/strata-registry/strata/internal/meta"
 	"github.com/strata-registry/strata/internal/rpc"
+	"github.com/strata-registry/strata/internal/session"
 	"github.com/strata-registry/strata/internal/slot"
 	"github.com/strata-registry/strata/internal/tlsconf"
 	registryv1 "github.com/strata-registry/strata/pkg/proto/registry/v1"
@@ -53,6 +54,11 @@ type Spec struct {
 	// DataConfig, when set, adjusts each data node's config (from
 	// data.TestConfig) before it starts.
 	DataConfig func(i int, c *data.Config)
+	// Session is the number of session nodes, started after the data nodes.
+	Session int
+	// SessionConfig adjusts each session node's config (from
+	// session.TestConfig) before it starts.
+	SessionConfig func(i int, c *session.Config)
 	// TLS, when set, secures every node and the harness's own clients.
 	TLS tlsconf.Config
 }
@@ -60,10 +66,11 @@ type Spec struct {
 // Cluster is a running set of nodes. Its methods are for the test's own
 // goroutine.
 type Cluster struct {
-	spec  Spec
-	dir   string
-	metas []*MetaNode
-	datas []*DataNode
+	spec     Spec
+	dir      string
+	metas    []*MetaNode
+	datas    []*DataNode
+	sessions []*SessionNode
 
 	poolOnce sync.Once
 	conns    *rpc.Pool
@@ -132,6 +139,9 @@ func Start(t testing.TB, spec Spec) *Cluster {
 	})
 	for range spec.Data {
 		c.AddData(t)
+	}
+	for range spec.Session {
+		c.AddSession(t)
 	}
 	return c
 }
@@ -307,6 +317,9 @@ func (c *Cluster) cleanup(t testing.TB) {
 			c.conns.Close()
 		}
 	}()
+	for i := range c.sessions {
+		c.StopSession(t, i, false)
+	}
 	for i := range c.datas {
 		c.StopData(t, i, false)
 	}
@@ -318,6 +331,9 @@ func (c *Cluster) cleanup(t testing.TB) {
 			dumpLog(t, n.ID, filepath.Join(n.Dir, "node.log"))
 		}
 		for _, n := range c.datas {
+			dumpLog(t, n.ID, filepath.Join(n.Dir, "node.log"))
+		}
+		for _, n := range c.sessions {
 			dumpLog(t, n.ID, filepath.Join(n.Dir, "node.log"))
 		}
 	}

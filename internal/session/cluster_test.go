@@ -1,0 +1,97 @@
+package session_test
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/strata-registry/strata/internal/testcluster"
+	registryv1 "github.com/strata-registry/strata/pkg/proto/registry/v1"
+)
+
+// nextPush waits for the next push of key to cl, skipping others.
+func nextPush(t *testing.T, cl *testcluster.Client, key string) *registryv1.Push {
+	t.Helper()
+	deadline := time.After(testcluster.DefaultWait)
+	for {
+		select {
+		case p, ok := <-cl.Pushes:
+			if !ok {
+				t.Fatalf("%s: stream ended waiting for a push of %s", cl.ID, key)
+			}
+			if p.GetDataInfoId() == key {
+				return p
+			}
+		case <-deadline:
+			t.Fatalf("%s: no push of %s after %v", cl.ID, key, testcluster.DefaultWait)
+		}
+	}
+}
+
+func values(p *registryv1.Push) []string {
+	var out []string
+	for _, v := range p.GetValues() {
+		out = append(out, string(v.GetData()))
+	}
+	return out
+}
+
+func ok(t *testing.T, a *registryv1.Ack, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.GetCode() != 0 {
+		t.Fatalf("ack %d: code %d %s", a.GetId(), a.GetCode(), a.GetMessage())
+	}
+}
+
+const svc = "com.example.Echo"
+
+var key = svc + "#@#DEFAULT_INSTANCE_ID#@#DEFAULT_GROUP"
+
+func TestSession_PublishOnA_PushedToSubscribersOnBoth_UpdateAndUnpublish(t *testing.T) {
+	c := testcluster.Start(t, testcluster.Spec{Meta: 3, Data: 3, Session: 2})
+	c.WaitDataSettled(t)
+	pubc := c.Connect(t, c.Session(0), "publisher", "z1", true)
+	subA := c.Connect(t, c.Session(0), "sub-a", "z1", true)
+	subB := c.Connect(t, c.Session(1), "sub-b", "z2", true)
+	a, err := subA.Subscribe(svc, "s-a", registryv1.Scope_SCOPE_GLOBAL)
+	ok(t, a, err)
+	a, err = subB.Subscribe(svc, "s-b", registryv1.Scope_SCOPE_GLOBAL)
+	ok(t, a, err)
+	// The first push is the current snapshot: empty.
+	for _, cl := range []*testcluster.Client{subA, subB} {
+		if p := nextPush(t, cl, key); len(p.GetValues()) != 0 {
+			t.Fatalf("%s: first push %v, want the empty snapshot", cl.ID, values(p))
+		}
+	}
+
+	a, err = pubc.Publish(svc, "p1", 1, "10.0.0.1:8080")
+	ok(t, a, err)
+	var last [2]uint64
+	for i, cl := range []*testcluster.Client{subA, subB} {
+		p := nextPush(t, cl, key)
+		if fmt.Sprint(values(p)) != "[10.0.0.1:8080]" || p.GetValues()[0].GetPublisherId() != "p1" || p.GetValues()[0].GetZone() != "z1" {
+			t.Fatalf("%s: push %v", cl.ID, p)
+		}
+		last[i] = p.GetVersion()
+	}
+	a, err = pubc.Publish(svc, "p1", 2, "10.0.0.1:8081")
+	ok(t, a, err)
+	for i, cl := range []*testcluster.Client{subA, subB} {
+		p := nextPush(t, cl, key)
+		if fmt.Sprint(values(p)) != "[10.0.0.1:8081]" || p.GetVersion() <= last[i] {
+			t.Fatalf("%s: update push %v (version %d after %d)", cl.ID, values(p), p.GetVersion(), last[i])
+		}
+		last[i] = p.GetVersion()
+	}
+	a, err = pubc.Unpublish(svc, "p1", 2)
+	ok(t, a, err)
+	for i, cl := range []*testcluster.Client{subA, subB} {
+		p := nextPush(t, cl, key)
+		if len(p.GetValues()) != 0 || p.GetVersion() <= last[i] {
+			t.Fatalf("%s: unpublish push %v (version %d after %d)", cl.ID, values(p), p.GetVersion(), last[i])
+		}
+	}
+}

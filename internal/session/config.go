@@ -1,0 +1,162 @@
+package session
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/strata-registry/strata/internal/clock"
+	"github.com/strata-registry/strata/internal/push"
+	"github.com/strata-registry/strata/internal/tlsconf"
+)
+
+// Config is a session node's settings: plain data, filled from flags.
+type Config struct {
+	NodeID string
+	Zone   string
+	// MetaAddrs are meta gRPC addresses (any subset).
+	MetaAddrs []string
+
+	GRPCAdvertise string
+	HTTPAdvertise string
+
+	GossipBind      string
+	GossipPort      int
+	GossipAdvertise string
+	GossipProfile   string
+	Join            []string
+	// LeaveOnShutdown leaves the pool on a graceful stop.
+	LeaveOnShutdown bool
+
+	// HeartbeatInterval is how often the node reports its client count.
+	HeartbeatInterval time.Duration
+	// RetryInterval paces reconnects and forwarding retries.
+	RetryInterval time.Duration
+	// DisconnectGrace: a client's publishers and subscribers outlive its
+	// disconnect this long; a reconnect with the same client id in time
+	// keeps them.
+	DisconnectGrace time.Duration
+	// ClientHeartbeat is the interval clients are told to heartbeat at;
+	// a connection silent for ClientTimeout is closed.
+	ClientHeartbeat time.Duration
+	ClientTimeout   time.Duration
+	// VersionScanInterval is how often subscribed keys' versions are
+	// compared with the data nodes' (repairs lost notices).
+	VersionScanInterval time.Duration
+	// Per-connection limits: registrations at most RegisterRate per second
+	// (bursts of RegisterBurst); at most MaxPerConn publishers plus
+	// subscribers; at most SendQueue frames waiting for the client.
+	RegisterRate  float64
+	RegisterBurst int
+	MaxPerConn    int
+	SendQueue     int
+	// ForwardBatch bounds the publishers in one write to a slot leader.
+	ForwardBatch int
+	// CallTimeout bounds one call to meta or a data node.
+	CallTimeout time.Duration
+	// Push configures the push engine.
+	Push push.Config
+
+	// TLS secures gRPC (served and dialed); off when empty.
+	TLS tlsconf.Config
+	// ClientToken, when set, must be presented in every client's Hello.
+	ClientToken string
+	// AdminToken guards /api and /debug on the admin HTTP server.
+	AdminToken string
+}
+
+// DefaultConfig returns production defaults.
+func DefaultConfig() Config {
+	return Config{
+		GossipBind:          "0.0.0.0",
+		GossipPort:          7946,
+		GossipProfile:       "lan",
+		LeaveOnShutdown:     true,
+		HeartbeatInterval:   time.Second,
+		RetryInterval:       time.Second,
+		DisconnectGrace:     5 * time.Second,
+		ClientHeartbeat:     10 * time.Second,
+		ClientTimeout:       35 * time.Second,
+		VersionScanInterval: 10 * time.Second,
+		RegisterRate:        1000,
+		RegisterBurst:       2000,
+		MaxPerConn:          100_000,
+		SendQueue:           1024,
+		ForwardBatch:        512,
+		CallTimeout:         5 * time.Second,
+		Push:                push.DefaultConfig(),
+	}
+}
+
+// TestConfig returns short timings for in-process tests on loopback.
+func TestConfig() Config {
+	c := DefaultConfig()
+	c.GossipBind = "127.0.0.1"
+	c.GossipPort = 0
+	c.GossipProfile = "local"
+	c.HeartbeatInterval = 50 * time.Millisecond
+	c.RetryInterval = 50 * time.Millisecond
+	c.DisconnectGrace = 500 * time.Millisecond
+	c.ClientHeartbeat = 200 * time.Millisecond
+	c.ClientTimeout = 3 * time.Second
+	c.VersionScanInterval = 200 * time.Millisecond
+	c.CallTimeout = 2 * time.Second
+	c.Push = push.TestConfig()
+	return c
+}
+
+// ErrBadConfig wraps every configuration error.
+var ErrBadConfig = errors.New("session: bad config")
+
+// Validate checks every field.
+func (c Config) Validate() error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: %s", ErrBadConfig, fmt.Sprintf(format, args...))
+	}
+	if c.NodeID == "" || len(c.NodeID) > 128 {
+		return bad("node id must be 1..128 bytes, got %q", c.NodeID)
+	}
+	if len(c.MetaAddrs) == 0 {
+		return bad("at least one meta address is required")
+	}
+	for _, a := range c.MetaAddrs {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			return bad("meta address %q: %v", a, err)
+		}
+	}
+	for name, d := range map[string]time.Duration{
+		"heartbeat interval": c.HeartbeatInterval, "retry interval": c.RetryInterval, "disconnect grace": c.DisconnectGrace,
+		"client heartbeat": c.ClientHeartbeat, "client timeout": c.ClientTimeout, "version scan interval": c.VersionScanInterval,
+		"call timeout": c.CallTimeout,
+	} {
+		if d <= 0 {
+			return bad("%s must be positive, got %v", name, d)
+		}
+	}
+	if c.ClientTimeout <= c.ClientHeartbeat {
+		return bad("client timeout %v must exceed the client heartbeat %v", c.ClientTimeout, c.ClientHeartbeat)
+	}
+	if c.RegisterRate <= 0 || c.RegisterBurst < 1 || c.MaxPerConn < 1 || c.SendQueue < 1 || c.ForwardBatch < 1 {
+		return bad("rates, limits and queue sizes must be positive")
+	}
+	if err := c.Push.Validate(); err != nil {
+		return bad("%v", err)
+	}
+	if err := c.TLS.Validate(); err != nil {
+		return bad("%v", err)
+	}
+	return nil
+}
+
+// Deps are a session node's live collaborators.
+type Deps struct {
+	Logger       *slog.Logger
+	Registry     *prometheus.Registry
+	Clock        clock.Clock
+	GRPCListener net.Listener
+	HTTPListener net.Listener
+}

@@ -1,0 +1,473 @@
+package session
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/strata-registry/strata/internal/push"
+	"github.com/strata-registry/strata/internal/record"
+	registryv1 "github.com/strata-registry/strata/pkg/proto/registry/v1"
+)
+
+// clientService implements SessionService.
+type clientService struct {
+	registryv1.UnimplementedSessionServiceServer
+	s *Server
+}
+
+// clientConn is one client stream. It implements push.Conn.
+type clientConn struct {
+	s        *Server
+	id       string
+	clientID string
+	zone     string
+	out      chan *registryv1.ServerFrame
+	ctx      context.Context
+	cancel   context.CancelCauseFunc
+	lastSeen atomic.Int64
+
+	mu     sync.Mutex
+	subs   map[string]string // subscriber register id -> data info id
+	tokens float64
+	refill time.Time
+}
+
+// ID implements push.Conn.
+func (c *clientConn) ID() string { return c.id }
+
+// Zone implements push.Conn.
+func (c *clientConn) Zone() string { return c.zone }
+
+// Send implements push.Conn: it queues the push for the writer without
+// blocking; a full queue is a client that does not read, and an error.
+func (c *clientConn) Send(p *push.Push) error {
+	f := &registryv1.ServerFrame{Body: &registryv1.ServerFrame_Push{Push: toPush(p)}}
+	select {
+	case c.out <- f:
+		return nil
+	case <-c.ctx.Done():
+		return context.Cause(c.ctx)
+	default:
+		return errors.New("session: client send queue full")
+	}
+}
+
+// Close implements push.Conn: it ends the stream with reason.
+func (c *clientConn) Close(reason string) {
+	c.cancel(status.Error(codes.ResourceExhausted, "session: "+reason))
+}
+
+// toPush flattens a datum's publishers into the values a client sees: one
+// per value, with its publisher's id and zone.
+func toPush(p *push.Push) *registryv1.Push {
+	out := &registryv1.Push{RegisterId: p.SubscriberID, DataInfoId: p.Key, Version: p.Version}
+	for _, pub := range p.Publishers {
+		for _, v := range pub.GetValues() {
+			out.Values = append(out.Values, &registryv1.PushedValue{Data: v, Zone: pub.GetZone(), PublisherId: pub.GetRegisterId()})
+		}
+	}
+	return out
+}
+
+// allow takes a registration token (RegisterRate per second, bursts of
+// RegisterBurst).
+func (c *clientConn) allow() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := c.s.clock.Now()
+	c.tokens += now.Sub(c.refill).Seconds() * c.s.cfg.RegisterRate
+	c.tokens = min(c.tokens, float64(c.s.cfg.RegisterBurst))
+	c.refill = now
+	if c.tokens < 1 {
+		return false
+	}
+	c.tokens--
+	return true
+}
+
+// conns tracks live connections and the clients whose connection ended
+// recently (their registrations wait out the grace).
+type conns struct {
+	mu       sync.Mutex
+	byID     map[string]*clientConn
+	byClient map[string]*clientConn
+	gone     map[string]time.Time // client id -> when its grace ends
+}
+
+func newConns() *conns {
+	return &conns{byID: map[string]*clientConn{}, byClient: map[string]*clientConn{}, gone: map[string]time.Time{}}
+}
+
+func (cs *conns) count() int {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	return len(cs.byID)
+}
+
+// add registers a new connection. A reconnect within the grace cancels the
+// pending removal; an older live connection of the same client is closed.
+func (cs *conns) add(c *clientConn) {
+	cs.mu.Lock()
+	old := cs.byClient[c.clientID]
+	cs.byID[c.id] = c
+	cs.byClient[c.clientID] = c
+	delete(cs.gone, c.clientID)
+	cs.mu.Unlock()
+	if old != nil {
+		old.cancel(status.Error(codes.Aborted, "session: replaced by a newer connection of the same client"))
+	}
+}
+
+// ended records that c's stream ended; its client's registrations are
+// removed after grace unless it reconnects.
+func (cs *conns) ended(c *clientConn, graceEnd time.Time) {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	delete(cs.byID, c.id)
+	if cs.byClient[c.clientID] == c {
+		delete(cs.byClient, c.clientID)
+		cs.gone[c.clientID] = graceEnd
+	}
+}
+
+// expired returns (and forgets) the clients whose grace has ended.
+func (cs *conns) expired(now time.Time) []string {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	var out []string
+	for id, end := range cs.gone {
+		if !now.Before(end) {
+			out = append(out, id)
+			delete(cs.gone, id)
+		}
+	}
+	return out
+}
+
+// silent returns live connections not heard from since before cutoff.
+func (cs *conns) silent(cutoff time.Time) []*clientConn {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	var out []*clientConn
+	for _, c := range cs.byID {
+		if c.lastSeen.Load() < cutoff.UnixNano() {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+func (cs *conns) closeAll(reason string) {
+	cs.mu.Lock()
+	all := make([]*clientConn, 0, len(cs.byID))
+	for _, c := range cs.byID {
+		all = append(all, c)
+	}
+	cs.mu.Unlock()
+	for _, c := range all {
+		c.cancel(status.Error(codes.Unavailable, reason))
+	}
+}
+
+// graceLoop removes the registrations of clients whose grace ended and
+// closes connections that went silent.
+func (s *Server) graceLoop(ctx context.Context) error {
+	t := s.clock.NewTicker(s.cfg.RetryInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C():
+		}
+		now := s.clock.Now()
+		for _, clientID := range s.conns.expired(now) {
+			n := 0
+			for _, k := range s.pubs.ofClient(clientID) {
+				if e := s.pubs.remove(k); e != nil {
+					s.forwardDelete(e)
+					n++
+				}
+			}
+			s.logger.Info("client gone past its grace; removed its publishers", "client", clientID, "publishers", n)
+		}
+		for _, c := range s.conns.silent(now.Add(-s.cfg.ClientTimeout)) {
+			c.cancel(status.Error(codes.DeadlineExceeded, "session: client silent past the timeout"))
+		}
+	}
+}
+
+// forwardDelete queues the removal of a publication on its slot leader.
+// The tombstone it leaves is at the stored version and now, so no stale
+// copy of the publication can come back.
+func (s *Server) forwardDelete(e *pubEntry) {
+	p := e.p
+	s.fwd.enqueue(e.slot, pubKey{p.GetDataInfoId(), p.GetRegisterId()}, fwdOp{del: &registryv1.Unpublish{
+		DataInfoId: p.GetDataInfoId(), RegisterId: p.GetRegisterId(),
+		ClientVersion: p.GetClientVersion(), RegisterTimestamp: max(s.clock.Now().UnixNano(), p.GetRegisterTimestamp()),
+	}})
+}
+
+func newConnID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// Connect serves one client process's stream.
+func (v *clientService) Connect(stream grpc.BidiStreamingServer[registryv1.ClientFrame, registryv1.ServerFrame]) error {
+	s := v.s
+	if s.table.Load() == nil {
+		return errNoTable
+	}
+	first, err := stream.Recv()
+	if err != nil {
+		return err
+	}
+	hello := first.GetHello()
+	if hello == nil {
+		return status.Error(codes.InvalidArgument, "session: the first frame must be a hello")
+	}
+	if err := validClientID(hello.GetClientId()); err != nil {
+		return status.Error(codes.InvalidArgument, "session: client id: "+err.Error())
+	}
+	if len(hello.GetZone()) > record.MaxZoneBytes {
+		return status.Errorf(codes.InvalidArgument, "session: zone is %d bytes, at most %d allowed", len(hello.GetZone()), record.MaxZoneBytes)
+	}
+	if s.cfg.ClientToken != "" && subtle.ConstantTimeCompare([]byte(hello.GetToken()), []byte(s.cfg.ClientToken)) != 1 {
+		return status.Error(codes.Unauthenticated, "session: a valid client token is required")
+	}
+	ctx, cancel := context.WithCancelCause(stream.Context())
+	defer cancel(nil)
+	c := &clientConn{
+		s: s, id: newConnID(), clientID: hello.GetClientId(), zone: hello.GetZone(),
+		out: make(chan *registryv1.ServerFrame, s.cfg.SendQueue), ctx: ctx, cancel: cancel,
+		subs: map[string]string{}, tokens: float64(s.cfg.RegisterBurst), refill: s.clock.Now(),
+	}
+	c.lastSeen.Store(s.clock.Now().UnixNano())
+	s.conns.add(c)
+	defer func() {
+		s.engine.RemoveConn(c.id)
+		s.conns.ended(c, s.clock.Now().Add(s.cfg.DisconnectGrace))
+	}()
+
+	// The writer is the only goroutine that sends on the stream.
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case f := <-c.out:
+				if err := stream.Send(f); err != nil {
+					cancel(err)
+					return
+				}
+			}
+		}
+	}()
+	defer wg.Wait()
+	c.enqueue(&registryv1.ServerFrame{Body: &registryv1.ServerFrame_Welcome{Welcome: &registryv1.Welcome{
+		ConnId: c.id, SessionId: s.proc, HeartbeatMs: uint32(s.cfg.ClientHeartbeat.Milliseconds()),
+	}}})
+
+	frames := make(chan *registryv1.ClientFrame)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			f, err := stream.Recv()
+			if err != nil {
+				cancel(err)
+				return
+			}
+			select {
+			case frames <- f:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	for {
+		select {
+		case <-ctx.Done():
+			cause := context.Cause(ctx)
+			if _, ok := status.FromError(cause); ok {
+				return cause
+			}
+			return nil // the client went away
+		case f := <-frames:
+			c.lastSeen.Store(s.clock.Now().UnixNano())
+			c.ack(f.GetId(), c.handle(f))
+		}
+	}
+}
+
+// enqueue queues a frame that must not be dropped (welcome, acks): it waits
+// for room, so a client that does not read slows only itself.
+func (c *clientConn) enqueue(f *registryv1.ServerFrame) {
+	select {
+	case c.out <- f:
+	case <-c.ctx.Done():
+	}
+}
+
+func (c *clientConn) ack(id uint64, err error) {
+	if id == 0 {
+		return
+	}
+	a := &registryv1.Ack{Id: id}
+	if err != nil {
+		st, _ := status.FromError(err)
+		a.Code, a.Message = int32(st.Code()), st.Message()
+	}
+	c.enqueue(&registryv1.ServerFrame{Body: &registryv1.ServerFrame_Ack{Ack: a}})
+}
+
+// handle applies one frame and returns what its ack says.
+func (c *clientConn) handle(f *registryv1.ClientFrame) error {
+	s := c.s
+	switch b := f.GetBody().(type) {
+	case *registryv1.ClientFrame_Heartbeat:
+		return nil
+	case *registryv1.ClientFrame_PushAck:
+		s.engine.Ack(c.id, b.PushAck.GetRegisterId(), b.PushAck.GetVersion())
+		return nil
+	case *registryv1.ClientFrame_RegisterPublisher:
+		if !c.allow() {
+			return c.rateLimited()
+		}
+		return c.registerPublisher(b.RegisterPublisher)
+	case *registryv1.ClientFrame_UnregisterPublisher:
+		if !c.allow() {
+			return c.rateLimited()
+		}
+		u := b.UnregisterPublisher
+		key := record.DataInfoID(u.GetDataId(), u.GetInstanceId(), u.GetGroup())
+		if e := s.pubs.remove(pubKey{key, u.GetRegisterId()}); e != nil {
+			s.forwardDelete(e)
+		}
+		return nil
+	case *registryv1.ClientFrame_RegisterSubscriber:
+		if !c.allow() {
+			return c.rateLimited()
+		}
+		return c.registerSubscriber(b.RegisterSubscriber)
+	case *registryv1.ClientFrame_UnregisterSubscriber:
+		id := b.UnregisterSubscriber.GetRegisterId()
+		s.engine.Unsubscribe(c.id, id)
+		c.mu.Lock()
+		delete(c.subs, id)
+		c.mu.Unlock()
+		return nil
+	case *registryv1.ClientFrame_Hello:
+		return status.Error(codes.InvalidArgument, "session: hello only opens a stream")
+	}
+	return status.Error(codes.InvalidArgument, "session: empty or unknown frame")
+}
+
+func (c *clientConn) rateLimited() error {
+	return status.Errorf(codes.ResourceExhausted, "session: more than %.0f registrations per second on this connection; slow down", c.s.cfg.RegisterRate)
+}
+
+func (c *clientConn) registerPublisher(rp *registryv1.RegisterPublisher) error {
+	s := c.s
+	key := record.DataInfoID(rp.GetDataId(), rp.GetInstanceId(), rp.GetGroup())
+	p := &registryv1.Publisher{
+		RegisterId: rp.GetRegisterId(), DataInfoId: key, ClientVersion: rp.GetVersion(),
+		RegisterTimestamp: s.clock.Now().UnixNano(), Zone: c.zone, Values: rp.GetValues(),
+		SessionId: s.proc, ConnId: c.id,
+	}
+	if err := record.ValidatePublisher(p); err != nil {
+		return toStatus(err)
+	}
+	if c.registrations() >= s.cfg.MaxPerConn {
+		return status.Errorf(codes.ResourceExhausted, "session: at most %d registrations per connection", s.cfg.MaxPerConn)
+	}
+	id, _, _, _, err := s.route(key)
+	if err != nil {
+		return err
+	}
+	e := &pubEntry{p: p, slot: id, clientID: c.clientID}
+	if s.pubs.put(e) {
+		s.fwd.enqueue(id, pubKey{key, p.GetRegisterId()}, fwdOp{put: p})
+	}
+	return nil
+}
+
+func (c *clientConn) registerSubscriber(rs *registryv1.RegisterSubscriber) error {
+	key := record.DataInfoID(rs.GetDataId(), rs.GetInstanceId(), rs.GetGroup())
+	if _, _, _, err := record.ParseDataInfoID(key); err != nil {
+		return toStatus(err)
+	}
+	if err := validClientID(rs.GetRegisterId()); err != nil {
+		return status.Error(codes.InvalidArgument, "session: subscriber register id: "+err.Error())
+	}
+	if c.registrations() >= c.s.cfg.MaxPerConn {
+		return status.Errorf(codes.ResourceExhausted, "session: at most %d registrations per connection", c.s.cfg.MaxPerConn)
+	}
+	scope := push.ScopeGlobal
+	switch rs.GetScope() {
+	case registryv1.Scope_SCOPE_ZONE:
+		scope = push.ScopeZone
+	case registryv1.Scope_SCOPE_DATACENTER:
+		scope = push.ScopeDatacenter
+	case registryv1.Scope_SCOPE_GLOBAL, registryv1.Scope_SCOPE_UNSPECIFIED:
+	default:
+		return status.Errorf(codes.InvalidArgument, "session: unknown scope %d", rs.GetScope())
+	}
+	c.mu.Lock()
+	c.subs[rs.GetRegisterId()] = key
+	c.mu.Unlock()
+	c.s.engine.Subscribe(c, rs.GetRegisterId(), key, scope, rs.GetPushedVersion())
+	return nil
+}
+
+// registrations counts this connection's subscribers and its client's
+// publishers.
+func (c *clientConn) registrations() int {
+	c.mu.Lock()
+	n := len(c.subs)
+	c.mu.Unlock()
+	return n + c.s.pubs.ofClientCount(c.clientID)
+}
+
+func validClientID(id string) error {
+	if id == "" {
+		return errors.New("empty")
+	}
+	if len(id) > record.MaxRegisterIDBytes {
+		return fmt.Errorf("%d bytes, at most %d allowed", len(id), record.MaxRegisterIDBytes)
+	}
+	for _, r := range id {
+		if !unicode.IsPrint(r) || unicode.IsSpace(r) {
+			return fmt.Errorf("%q has a space or control character", id)
+		}
+	}
+	return nil
+}
+
+// toStatus maps record errors to gRPC statuses.
+func toStatus(err error) error {
+	switch {
+	case errors.Is(err, record.ErrTooLarge):
+		return status.Error(codes.ResourceExhausted, err.Error())
+	case errors.Is(err, record.ErrInvalid):
+		return status.Error(codes.InvalidArgument, err.Error())
+	}
+	return status.Error(codes.Internal, err.Error())
+}

@@ -1,0 +1,281 @@
+package session
+
+import (
+	"context"
+	"sort"
+	"sync"
+
+	"github.com/strata-registry/strata/internal/record"
+	"github.com/strata-registry/strata/internal/slot"
+	registryv1 "github.com/strata-registry/strata/pkg/proto/registry/v1"
+)
+
+// pubKey identifies a publication: (dataInfoID, registerID).
+type pubKey struct{ key, registerID string }
+
+// pubEntry is one of this session's publications.
+type pubEntry struct {
+	p        *registryv1.Publisher // owned; replaced, never mutated
+	slot     slot.ID
+	clientID string
+}
+
+// publishers is the session's own record of its clients' publications:
+// the source of truth that slot leaders compare against.
+type publishers struct {
+	mu       sync.Mutex
+	byKey    map[pubKey]*pubEntry
+	bySlot   map[slot.ID]map[pubKey]*pubEntry
+	byClient map[string]map[pubKey]struct{}
+}
+
+func newPublishers() *publishers {
+	return &publishers{byKey: map[pubKey]*pubEntry{}, bySlot: map[slot.ID]map[pubKey]*pubEntry{}, byClient: map[string]map[pubKey]struct{}{}}
+}
+
+// put stores e unless the stored one is newer or equal; it reports whether
+// it stored it.
+func (ps *publishers) put(e *pubEntry) bool {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	k := pubKey{e.p.GetDataInfoId(), e.p.GetRegisterId()}
+	if old, ok := ps.byKey[k]; ok && !record.Newer(e.p.GetClientVersion(), e.p.GetRegisterTimestamp(), old.p.GetClientVersion(), old.p.GetRegisterTimestamp()) {
+		return false
+	}
+	if old, ok := ps.byKey[k]; ok && old.clientID != e.clientID {
+		ps.unindexClient(old.clientID, k)
+	}
+	ps.byKey[k] = e
+	if ps.bySlot[e.slot] == nil {
+		ps.bySlot[e.slot] = map[pubKey]*pubEntry{}
+	}
+	ps.bySlot[e.slot][k] = e
+	if ps.byClient[e.clientID] == nil {
+		ps.byClient[e.clientID] = map[pubKey]struct{}{}
+	}
+	ps.byClient[e.clientID][k] = struct{}{}
+	return true
+}
+
+func (ps *publishers) unindexClient(clientID string, k pubKey) {
+	delete(ps.byClient[clientID], k)
+	if len(ps.byClient[clientID]) == 0 {
+		delete(ps.byClient, clientID)
+	}
+}
+
+// remove deletes a publication and returns it (nil if unknown).
+func (ps *publishers) remove(k pubKey) *pubEntry {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	e := ps.byKey[k]
+	if e == nil {
+		return nil
+	}
+	delete(ps.byKey, k)
+	delete(ps.bySlot[e.slot], k)
+	if len(ps.bySlot[e.slot]) == 0 {
+		delete(ps.bySlot, e.slot)
+	}
+	ps.unindexClient(e.clientID, k)
+	return e
+}
+
+// ofClient returns the keys of a client's publications.
+func (ps *publishers) ofClient(clientID string) []pubKey {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	out := make([]pubKey, 0, len(ps.byClient[clientID]))
+	for k := range ps.byClient[clientID] {
+		out = append(out, k)
+	}
+	return out
+}
+
+// ofClientCount returns how many publications a client has.
+func (ps *publishers) ofClientCount(clientID string) int {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	return len(ps.byClient[clientID])
+}
+
+// inSlot returns copies of the publishers in a slot, sorted.
+func (ps *publishers) inSlot(id slot.ID) []*registryv1.Publisher {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	out := make([]*registryv1.Publisher, 0, len(ps.bySlot[id]))
+	for _, e := range ps.bySlot[id] {
+		out = append(out, e.p)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].GetDataInfoId() != out[j].GetDataInfoId() {
+			return out[i].GetDataInfoId() < out[j].GetDataInfoId()
+		}
+		return out[i].GetRegisterId() < out[j].GetRegisterId()
+	})
+	return out
+}
+
+func (ps *publishers) count() int {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	return len(ps.byKey)
+}
+
+// forwarder carries publications to their slot leaders: writes queue per
+// slot (the newest op per publication wins), go out in per-slot batches,
+// and are retried after a failure (a stale epoch, a leader change, a node
+// down) until they land or are superseded. Nothing is dropped while the
+// client is alive; the queue holds at most one op per publication.
+type forwarder struct {
+	s *Server
+
+	mu      sync.Mutex
+	pending map[slot.ID]map[pubKey]fwdOp
+	seq     uint64
+	wakeCh  chan struct{}
+}
+
+// fwdOp is a put or a delete of one publication; seq orders ops, so a
+// failed batch does not overwrite a newer op queued meanwhile.
+type fwdOp struct {
+	seq uint64
+	put *registryv1.Publisher
+	del *registryv1.Unpublish
+}
+
+func newForwarder(s *Server) *forwarder {
+	return &forwarder{s: s, pending: map[slot.ID]map[pubKey]fwdOp{}, wakeCh: make(chan struct{}, 1)}
+}
+
+// enqueue queues op for publication k in slot id.
+func (f *forwarder) enqueue(id slot.ID, k pubKey, op fwdOp) {
+	f.mu.Lock()
+	f.seq++
+	op.seq = f.seq
+	if f.pending[id] == nil {
+		f.pending[id] = map[pubKey]fwdOp{}
+	}
+	f.pending[id][k] = op
+	f.mu.Unlock()
+	f.wake()
+}
+
+func (f *forwarder) wake() {
+	select {
+	case f.wakeCh <- struct{}{}:
+	default:
+	}
+}
+
+// backlog returns the number of queued ops.
+func (f *forwarder) backlog() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := 0
+	for _, m := range f.pending {
+		n += len(m)
+	}
+	return n
+}
+
+// run sends queued ops whenever woken, and retries every RetryInterval.
+func (f *forwarder) run(ctx context.Context) error {
+	t := f.s.clock.NewTicker(f.s.cfg.RetryInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-f.wakeCh:
+		case <-t.C():
+		}
+		f.flush(ctx)
+	}
+}
+
+// flush sends every slot's queued ops, one batch per slot, slots in
+// parallel (bounded).
+func (f *forwarder) flush(ctx context.Context) {
+	f.mu.Lock()
+	batches := make(map[slot.ID]map[pubKey]fwdOp, len(f.pending))
+	for id, ops := range f.pending {
+		b := map[pubKey]fwdOp{}
+		for k, op := range ops {
+			if len(b) == f.s.cfg.ForwardBatch {
+				break
+			}
+			b[k] = op
+			delete(ops, k)
+		}
+		if len(ops) == 0 {
+			delete(f.pending, id)
+		}
+		batches[id] = b
+	}
+	f.mu.Unlock()
+	sem := make(chan struct{}, 16)
+	var wg sync.WaitGroup
+	for id, b := range batches {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			if err := f.send(ctx, id, b); err != nil {
+				f.requeue(id, b)
+			}
+		}()
+	}
+	wg.Wait()
+	if f.backlog() > 0 {
+		f.wake() // a full batch left more behind
+	}
+}
+
+// requeue puts a failed batch back, except ops superseded meanwhile.
+func (f *forwarder) requeue(id slot.ID, b map[pubKey]fwdOp) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.pending[id] == nil {
+		f.pending[id] = map[pubKey]fwdOp{}
+	}
+	for k, op := range b {
+		if cur, ok := f.pending[id][k]; !ok || cur.seq < op.seq {
+			f.pending[id][k] = op
+		}
+	}
+}
+
+// send writes one slot's batch to its leader.
+func (f *forwarder) send(ctx context.Context, id slot.ID, b map[pubKey]fwdOp) error {
+	tv := f.s.table.Load()
+	if tv == nil || int(id) >= len(tv.t.Slots) {
+		return errNoTable
+	}
+	row := tv.t.Slots[id]
+	addr := f.s.dataAddr(row.Leader)
+	if addr == "" {
+		return errNoTable
+	}
+	req := &registryv1.PublishRequest{SessionId: f.s.proc, TableEpoch: tv.t.Epoch, SlotId: uint32(id), LeaderEpoch: row.LeaderEpoch}
+	for _, op := range b {
+		if op.put != nil {
+			req.Puts = append(req.Puts, op.put)
+		} else {
+			req.Deletes = append(req.Deletes, op.del)
+		}
+	}
+	conn, err := f.s.pool.Get(addr)
+	if err != nil {
+		return err
+	}
+	cctx, cancel := context.WithTimeout(ctx, f.s.cfg.CallTimeout)
+	defer cancel()
+	_, err = registryv1.NewDataServiceClient(conn).Publish(cctx, req)
+	if err != nil {
+		f.s.logger.Debug("write to slot leader failed; retrying", "slot", id, "leader", row.Leader, "err", err)
+		return err
+	}
+	return nil
+}

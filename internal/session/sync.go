@@ -1,0 +1,37 @@
+package session
+
+import (
+	"context"
+
+	"github.com/strata-registry/strata/internal/record"
+	"github.com/strata-registry/strata/internal/slot"
+	registryv1 "github.com/strata-registry/strata/pkg/proto/registry/v1"
+)
+
+// syncService implements SessionSyncService: slot leaders compare their
+// records of this session with its own (the source of truth) and repair.
+type syncService struct {
+	registryv1.UnimplementedSessionSyncServiceServer
+	s *Server
+}
+
+// SlotDigests summarises this session's publishers per requested slot.
+func (v *syncService) SlotDigests(ctx context.Context, req *registryv1.SessionSlotDigestsRequest) (*registryv1.SessionSlotDigestsResponse, error) {
+	resp := &registryv1.SessionSlotDigestsResponse{SessionId: v.s.proc}
+	for _, id := range req.GetSlotIds() {
+		var d record.Digest
+		for _, p := range v.s.pubs.inSlot(slot.ID(id)) {
+			d.Add(p.GetRegisterId(), p.GetClientVersion(), p.GetRegisterTimestamp())
+		}
+		resp.Digests = append(resp.Digests, &registryv1.SessionSlotDigest{SlotId: id, Count: d.Count, Hash: d.Hash})
+	}
+	return resp, nil
+}
+
+// SlotPublishers lists this session's publishers in a slot. as_of is read
+// before the list, on the clock register timestamps are stamped with: a
+// publication stamped later may be missing and must not be judged by it.
+func (v *syncService) SlotPublishers(ctx context.Context, req *registryv1.SessionSlotPublishersRequest) (*registryv1.SessionSlotPublishersResponse, error) {
+	asOf := v.s.clock.Now().UnixNano()
+	return &registryv1.SessionSlotPublishersResponse{SessionId: v.s.proc, Publishers: v.s.pubs.inSlot(slot.ID(req.GetSlotId())), AsOf: asOf}, nil
+}

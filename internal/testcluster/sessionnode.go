@@ -1,0 +1,218 @@
+package testcluster
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/strata-registry/strata/internal/session"
+	registryv1 "github.com/strata-registry/strata/pkg/proto/registry/v1"
+)
+
+// SessionNode is one session node of the cluster.
+type SessionNode struct {
+	Index    int
+	ID       string
+	Dir      string
+	Registry *prometheus.Registry
+	Config   session.Config
+
+	proc
+}
+
+// Server returns the running server, or nil when stopped.
+func (n *SessionNode) Server() *session.Server {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	srv, _ := n.srv.(*session.Server)
+	return srv
+}
+
+// AddSession starts one more session node and waits until it serves.
+func (c *Cluster) AddSession(t testing.TB) *SessionNode {
+	t.Helper()
+	i := len(c.sessions)
+	id := fmt.Sprintf("session-%d", i)
+	cfg := session.TestConfig()
+	cfg.NodeID = id
+	cfg.TLS = c.spec.TLS
+	if c.spec.SessionConfig != nil {
+		c.spec.SessionConfig(i, &cfg)
+	}
+	n := &SessionNode{Index: i, ID: id, Dir: c.dir + "/" + id, Config: cfg}
+	c.sessions = append(c.sessions, n)
+	lf, logger := openLog(t, n.Dir, n.ID)
+	cfg.MetaAddrs = c.MetaAddrs()
+	cfg.Join = c.GossipSeeds()
+	n.Registry = prometheus.NewRegistry()
+	srv, err := session.New(cfg, session.Deps{Logger: logger, Registry: n.Registry, GRPCListener: Listen(t), HTTPListener: Listen(t)})
+	if err != nil {
+		_ = lf.Close()
+		t.Fatalf("testcluster: new %s: %v", id, err)
+	}
+	n.start(t, id, srv, lf)
+	Eventually(t, DefaultWait, func() error {
+		if ok, why := srv.ReadyState(); !ok {
+			return fmt.Errorf("%s: %v", id, why)
+		}
+		if _, ok := c.WaitLeader(t).Server().State().Members[id]; !ok {
+			return fmt.Errorf("%s is not a member yet", id)
+		}
+		return nil
+	})
+	return n
+}
+
+// Session returns session node i.
+func (c *Cluster) Session(i int) *SessionNode { return c.sessions[i] }
+
+// StopSession stops session node i (as a crash when crash is true).
+func (c *Cluster) StopSession(t testing.TB, i int, crash bool) {
+	t.Helper()
+	c.sessions[i].stop(t, c.sessions[i].ID, crash)
+}
+
+// Client is a minimal client over the raw SessionService stream, for the
+// session tier's tests (the SDK is pkg/client). It acks every push.
+type Client struct {
+	ID     string
+	stream registryv1.SessionService_ConnectClient
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	sendMu sync.Mutex
+	mu     sync.Mutex
+	nextID uint64
+	acks   map[uint64]chan *registryv1.Ack
+	closed error
+	// Pushes receives every push, in arrival order (buffered; a test that
+	// lets it fill stops reading, which is how a stalled client looks).
+	Pushes chan *registryv1.Push
+	// AutoAck acks each push as it arrives; off, the client never acks.
+	autoAck bool
+	Welcome *registryv1.Welcome
+}
+
+// Connect opens a client stream to session node n.
+func (c *Cluster) Connect(t testing.TB, n *SessionNode, clientID, zone string, autoAck bool) *Client {
+	t.Helper()
+	conn := c.Dial(t, n.Server().GRPCAddr())
+	ctx, cancel := context.WithCancel(context.Background())
+	stream, err := registryv1.NewSessionServiceClient(conn).Connect(ctx)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	cl := &Client{ID: clientID, stream: stream, cancel: cancel, acks: map[uint64]chan *registryv1.Ack{},
+		Pushes: make(chan *registryv1.Push, 4096), autoAck: autoAck}
+	t.Cleanup(func() { cl.Close(); _ = conn.Close() })
+	if err := cl.send(&registryv1.ClientFrame{Body: &registryv1.ClientFrame_Hello{Hello: &registryv1.Hello{ClientId: clientID, Zone: zone}}}); err != nil {
+		t.Fatal(err)
+	}
+	f, err := stream.Recv()
+	if err != nil || f.GetWelcome() == nil {
+		t.Fatalf("testcluster: no welcome from %s: %v %v", n.ID, f, err)
+	}
+	cl.Welcome = f.GetWelcome()
+	cl.wg.Add(1)
+	go func() { defer cl.wg.Done(); cl.read() }()
+	return cl
+}
+
+func (cl *Client) send(f *registryv1.ClientFrame) error {
+	cl.sendMu.Lock()
+	defer cl.sendMu.Unlock()
+	return cl.stream.Send(f)
+}
+
+func (cl *Client) read() {
+	for {
+		f, err := cl.stream.Recv()
+		if err != nil {
+			cl.mu.Lock()
+			cl.closed = err
+			for id, ch := range cl.acks {
+				close(ch)
+				delete(cl.acks, id)
+			}
+			cl.mu.Unlock()
+			close(cl.Pushes)
+			return
+		}
+		switch b := f.GetBody().(type) {
+		case *registryv1.ServerFrame_Ack:
+			cl.mu.Lock()
+			if ch := cl.acks[b.Ack.GetId()]; ch != nil {
+				ch <- b.Ack
+				delete(cl.acks, b.Ack.GetId())
+			}
+			cl.mu.Unlock()
+		case *registryv1.ServerFrame_Push:
+			select {
+			case cl.Pushes <- b.Push:
+			default: // the test stopped reading
+			}
+			if cl.autoAck {
+				_ = cl.send(&registryv1.ClientFrame{Body: &registryv1.ClientFrame_PushAck{PushAck: &registryv1.PushAck{RegisterId: b.Push.GetRegisterId(), Version: b.Push.GetVersion()}}})
+			}
+		}
+	}
+}
+
+// Do sends a frame with a fresh id and waits for its ack; it returns the
+// ack (Code 0 is OK) or an error if the stream ended first.
+func (cl *Client) Do(body *registryv1.ClientFrame) (*registryv1.Ack, error) {
+	ch := make(chan *registryv1.Ack, 1)
+	cl.mu.Lock()
+	if cl.closed != nil {
+		cl.mu.Unlock()
+		return nil, cl.closed
+	}
+	cl.nextID++
+	body.Id = cl.nextID
+	cl.acks[body.Id] = ch
+	cl.mu.Unlock()
+	if err := cl.send(body); err != nil {
+		return nil, err
+	}
+	select {
+	case a, ok := <-ch:
+		if !ok {
+			return nil, fmt.Errorf("stream ended before the ack")
+		}
+		return a, nil
+	case <-time.After(DefaultWait):
+		return nil, fmt.Errorf("no ack after %v", DefaultWait)
+	}
+}
+
+// Publish registers (or updates) a publication and waits for the ack.
+func (cl *Client) Publish(dataID, registerID string, version uint64, values ...string) (*registryv1.Ack, error) {
+	rp := &registryv1.RegisterPublisher{RegisterId: registerID, DataId: dataID, Version: version}
+	for _, v := range values {
+		rp.Values = append(rp.Values, []byte(v))
+	}
+	return cl.Do(&registryv1.ClientFrame{Body: &registryv1.ClientFrame_RegisterPublisher{RegisterPublisher: rp}})
+}
+
+// Unpublish removes a publication and waits for the ack.
+func (cl *Client) Unpublish(dataID, registerID string, version uint64) (*registryv1.Ack, error) {
+	return cl.Do(&registryv1.ClientFrame{Body: &registryv1.ClientFrame_UnregisterPublisher{UnregisterPublisher: &registryv1.UnregisterPublisher{
+		RegisterId: registerID, DataId: dataID, Version: version}}})
+}
+
+// Subscribe registers a subscriber and waits for the ack.
+func (cl *Client) Subscribe(dataID, registerID string, scope registryv1.Scope) (*registryv1.Ack, error) {
+	return cl.Do(&registryv1.ClientFrame{Body: &registryv1.ClientFrame_RegisterSubscriber{RegisterSubscriber: &registryv1.RegisterSubscriber{
+		RegisterId: registerID, DataId: dataID, Scope: scope}}})
+}
+
+// Close ends the stream.
+func (cl *Client) Close() {
+	cl.cancel()
+	cl.wg.Wait()
+}
