@@ -95,3 +95,28 @@ func TestSession_PublishOnA_PushedToSubscribersOnBoth_UpdateAndUnpublish(t *test
 		}
 	}
 }
+
+// gauge reads one unlabelled gauge from a session node's registry.
+func gauge(t *testing.T, n *testcluster.SessionNode, name string) float64 {
+	t.Helper()
+	mfs, err := n.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) > 0 {
+			return mf.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	t.Fatalf("no metric %s", name)
+	return 0
+}
+
+// acked fails the test unless the call's ack is OK; use as
+// acked(t)(client.Publish(...)).
+func acked(t *testing.T) func(*registryv1.Ack, error) {
+	return func(a *registryv1.Ack, err error) {
+		t.Helper()
+		ok(t, a, err)
+	}
+}

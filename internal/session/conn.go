@@ -33,7 +33,11 @@ type clientConn struct {
 	id       string
 	clientID string
 	zone     string
-	out      chan *registryv1.ServerFrame
+	out      chan outFrame
+	// queued is the bytes of pushes waiting in out: bounded by the push
+	// engine's per-connection in-flight cap, so a client that stops
+	// reading costs at most that much memory before it is cut off.
+	queued   atomic.Int64
 	ctx      context.Context
 	cancel   context.CancelCauseFunc
 	lastSeen atomic.Int64
@@ -50,16 +54,30 @@ func (c *clientConn) ID() string { return c.id }
 // Zone implements push.Conn.
 func (c *clientConn) Zone() string { return c.zone }
 
+// outFrame is a frame waiting for the writer, with the bytes it holds.
+type outFrame struct {
+	f    *registryv1.ServerFrame
+	size int64
+}
+
 // Send implements push.Conn: it queues the push for the writer without
-// blocking; a full queue is a client that does not read, and an error.
+// blocking. A queue past the byte cap (or the frame cap) is a client that
+// does not read: an error, and the engine disconnects it.
 func (c *clientConn) Send(p *push.Push) error {
+	size := int64(p.Size)
+	if c.queued.Load()+size > c.s.cfg.Push.MaxInflightBytes && c.queued.Load() > 0 {
+		return fmt.Errorf("session: over %d bytes waiting for the client", c.s.cfg.Push.MaxInflightBytes)
+	}
 	f := &registryv1.ServerFrame{Body: &registryv1.ServerFrame_Push{Push: toPush(p)}}
+	c.queued.Add(size)
 	select {
-	case c.out <- f:
+	case c.out <- outFrame{f, size}:
 		return nil
 	case <-c.ctx.Done():
+		c.queued.Add(-size)
 		return context.Cause(c.ctx)
 	default:
+		c.queued.Add(-size)
 		return errors.New("session: client send queue full")
 	}
 }
@@ -253,7 +271,7 @@ func (v *clientService) Connect(stream grpc.BidiStreamingServer[registryv1.Clien
 	defer cancel(nil)
 	c := &clientConn{
 		s: s, id: newConnID(), clientID: hello.GetClientId(), zone: hello.GetZone(),
-		out: make(chan *registryv1.ServerFrame, s.cfg.SendQueue), ctx: ctx, cancel: cancel,
+		out: make(chan outFrame, s.cfg.SendQueue), ctx: ctx, cancel: cancel,
 		subs: map[string]string{}, tokens: float64(s.cfg.RegisterBurst), refill: s.clock.Now(),
 	}
 	c.lastSeen.Store(s.clock.Now().UnixNano())
@@ -263,32 +281,34 @@ func (v *clientService) Connect(stream grpc.BidiStreamingServer[registryv1.Clien
 		s.conns.ended(c, s.clock.Now().Add(s.cfg.DisconnectGrace))
 	}()
 
-	// The writer is the only goroutine that sends on the stream.
-	var wg sync.WaitGroup
-	wg.Add(1)
+	// The writer is the only goroutine that sends on the stream. It and the
+	// reader belong to the server (s.streams), not to this handler: a
+	// stalled client's Send and an idle Recv unblock only once the handler
+	// has returned and gRPC closed the stream.
+	s.streams.Add(2)
 	go func() {
-		defer wg.Done()
+		defer s.streams.Done()
 		for {
 			select {
 			case <-ctx.Done():
 				return
-			case f := <-c.out:
-				if err := stream.Send(f); err != nil {
+			case o := <-c.out:
+				err := stream.Send(o.f)
+				c.queued.Add(-o.size)
+				if err != nil {
 					cancel(err)
 					return
 				}
 			}
 		}
 	}()
-	defer wg.Wait()
 	c.enqueue(&registryv1.ServerFrame{Body: &registryv1.ServerFrame_Welcome{Welcome: &registryv1.Welcome{
 		ConnId: c.id, SessionId: s.proc, HeartbeatMs: uint32(s.cfg.ClientHeartbeat.Milliseconds()),
 	}}})
 
 	frames := make(chan *registryv1.ClientFrame)
-	wg.Add(1)
 	go func() {
-		defer wg.Done()
+		defer s.streams.Done()
 		for {
 			f, err := stream.Recv()
 			if err != nil {
@@ -321,7 +341,7 @@ func (v *clientService) Connect(stream grpc.BidiStreamingServer[registryv1.Clien
 // for room, so a client that does not read slows only itself.
 func (c *clientConn) enqueue(f *registryv1.ServerFrame) {
 	select {
-	case c.out <- f:
+	case c.out <- outFrame{f: f}:
 	case <-c.ctx.Done():
 	}
 }

@@ -49,8 +49,8 @@ func (s *Server) httpHandler() http.Handler {
 // metrics are gauges read at scrape time (the push engine registers its
 // own: latency, retries, failures, in-flight bytes, subscribers).
 type metrics struct {
-	s                            *Server
-	conns, pubs, backlog, gossip *prometheus.Desc
+	s                                    *Server
+	conns, pubs, backlog, gossip, queued *prometheus.Desc
 }
 
 func newMetrics(s *Server) *metrics {
@@ -63,11 +63,12 @@ func newMetrics(s *Server) *metrics {
 		pubs:    d("publishers", "Publishers held for this session's clients."),
 		backlog: d("forward_backlog", "Publisher writes waiting to reach their slot leader."),
 		gossip:  d("gossip_members", "Members in this node's view of the gossip pool."),
+		queued:  d("send_queue_bytes", "Bytes of pushes waiting for clients to read, all connections."),
 	}
 }
 
 func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{m.conns, m.pubs, m.backlog, m.gossip} {
+	for _, d := range []*prometheus.Desc{m.conns, m.pubs, m.backlog, m.gossip, m.queued} {
 		ch <- d
 	}
 }
@@ -80,4 +81,11 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	g(m.pubs, m.s.pubs.count())
 	g(m.backlog, m.s.fwd.backlog())
 	g(m.gossip, len(m.s.agent.Members()))
+	m.s.conns.mu.Lock()
+	var q int64
+	for _, c := range m.s.conns.byID {
+		q += c.queued.Load()
+	}
+	m.s.conns.mu.Unlock()
+	g(m.queued, int(q))
 }

@@ -66,6 +66,9 @@ type Server struct {
 	fwd   *forwarder
 	// scanNow asks for a version scan at once (a change stream overflowed).
 	scanNow chan struct{}
+	// streams counts the reader and writer goroutines of client streams;
+	// Run waits for them after stopping gRPC.
+	streams sync.WaitGroup
 }
 
 // tableView is the slot table with its hasher, swapped as a whole.
@@ -176,6 +179,10 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	defer s.reg.Unregister(metrics)
 
+	// Fixed flow-control windows (which turn grpc-go's BDP growth off): a
+	// client that stops reading holds at most clientWindow in transport
+	// buffers, plus the byte-capped send queue, before it is cut off.
+	opts = append(opts, grpc.InitialWindowSize(clientWindow), grpc.InitialConnWindowSize(clientWindow))
 	gs := grpc.NewServer(opts...)
 	registryv1.RegisterSessionServiceServer(gs, &clientService{s: s})
 	registryv1.RegisterSessionSyncServiceServer(gs, &syncService{s: s})
@@ -234,6 +241,7 @@ func (s *Server) Run(ctx context.Context) error {
 	close(s.ready)
 	s.logger.Info("session node started", "grpc", s.grpcAddr, "http", s.httpAddr, "gossip", agent.Addr(), "proc", s.proc)
 	err = g.Wait()
+	s.streams.Wait()
 	s.logger.Info("session node stopped")
 	return err
 }
@@ -268,6 +276,9 @@ func (s *Server) route(key string) (id slot.ID, addr string, tableEpoch, leaderE
 	row := tv.t.Slots[id]
 	return id, s.dataAddr(row.Leader), tv.t.Epoch, row.LeaderEpoch, nil
 }
+
+// clientWindow is the HTTP/2 flow-control window of client streams.
+const clientWindow = 1 << 20
 
 var errNoTable = status.Error(codes.Unavailable, "session: no slot table yet; retry")
 

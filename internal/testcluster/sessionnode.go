@@ -95,7 +95,14 @@ type Client struct {
 	// AutoAck acks each push as it arrives; off, the client never acks.
 	autoAck bool
 	Welcome *registryv1.Welcome
+	// paused stops the reader, as a client that stops reading.
+	paused chan struct{}
+	pause  sync.Once
 }
+
+// Pause stops reading the stream for good, as a stuck client would; the
+// session sees its pushes pile up.
+func (cl *Client) Pause() { cl.pause.Do(func() { close(cl.paused) }) }
 
 // Connect opens a client stream to session node n.
 func (c *Cluster) Connect(t testing.TB, n *SessionNode, clientID, zone string, autoAck bool) *Client {
@@ -108,7 +115,7 @@ func (c *Cluster) Connect(t testing.TB, n *SessionNode, clientID, zone string, a
 		t.Fatal(err)
 	}
 	cl := &Client{ID: clientID, stream: stream, cancel: cancel, acks: map[uint64]chan *registryv1.Ack{},
-		Pushes: make(chan *registryv1.Push, 4096), autoAck: autoAck}
+		Pushes: make(chan *registryv1.Push, 4096), autoAck: autoAck, paused: make(chan struct{})}
 	t.Cleanup(func() { cl.Close(); _ = conn.Close() })
 	if err := cl.send(&registryv1.ClientFrame{Body: &registryv1.ClientFrame_Hello{Hello: &registryv1.Hello{ClientId: clientID, Zone: zone}}}); err != nil {
 		t.Fatal(err)
@@ -118,9 +125,31 @@ func (c *Cluster) Connect(t testing.TB, n *SessionNode, clientID, zone string, a
 		t.Fatalf("testcluster: no welcome from %s: %v %v", n.ID, f, err)
 	}
 	cl.Welcome = f.GetWelcome()
-	cl.wg.Add(1)
-	go func() { defer cl.wg.Done(); cl.read() }()
+	cl.wg.Add(2)
+	go func() { defer cl.wg.Done(); cl.read(ctx) }()
+	go func() {
+		defer cl.wg.Done()
+		cl.heartbeat(ctx, time.Duration(cl.Welcome.GetHeartbeatMs())*time.Millisecond)
+	}()
 	return cl
+}
+
+// heartbeat sends a heartbeat at the interval the session asked for, as
+// every client does.
+func (cl *Client) heartbeat(ctx context.Context, every time.Duration) {
+	if every <= 0 {
+		return
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			_ = cl.send(&registryv1.ClientFrame{Body: &registryv1.ClientFrame_Heartbeat{Heartbeat: &registryv1.Heartbeat{}}})
+		}
+	}
 }
 
 func (cl *Client) send(f *registryv1.ClientFrame) error {
@@ -129,8 +158,18 @@ func (cl *Client) send(f *registryv1.ClientFrame) error {
 	return cl.stream.Send(f)
 }
 
-func (cl *Client) read() {
+func (cl *Client) read(ctx context.Context) {
 	for {
+		select {
+		case <-cl.paused:
+			<-ctx.Done()
+			cl.mu.Lock()
+			cl.closed = ctx.Err()
+			cl.mu.Unlock()
+			close(cl.Pushes)
+			return
+		default:
+		}
 		f, err := cl.stream.Recv()
 		if err != nil {
 			cl.mu.Lock()
