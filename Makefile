@@ -20,9 +20,9 @@ build:
 test:
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
 
-## run: a local cluster on loopback, no Docker (META=3 DATA=3); Ctrl-C stops it
+## run: a local cluster on loopback, no Docker (META=3 DATA=3 SESSION=2); Ctrl-C stops it
 run: build
-	META=$(or $(META),3) DATA=$(or $(DATA),3) ./deploy/local/run.sh
+	META=$(or $(META),3) DATA=$(or $(DATA),3) SESSION=$(or $(SESSION),2) ./deploy/local/run.sh
 
 ## bench: every Go benchmark (with -benchmem); results go to bench/out/
 BENCH_OUT ?= bench/out/bench-$(shell date +%Y%m%d-%H%M%S).txt

@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
-# Starts a local Strata cluster on loopback, no Docker: META meta nodes and
-# DATA data nodes (3 each by default), each with its own data dir and log
-# under run/. Ctrl-C stops them all. Run it through `make run` (which builds
+# Starts a local Strata cluster on loopback, no Docker: META meta nodes,
+# DATA data nodes (3 each by default) and SESSION session nodes (2), each
+# with its own data dir and log under run/. Ctrl-C stops them all. Run it through `make run` (which builds
 # the binaries first).
 #
 # Ports, node i (0-based): meta gRPC 9615+100i, HTTP 9616+100i, Raft 9614+100i,
-# gossip 7946+100i; data gRPC 9622+100i, HTTP 9623+100i, gossip 7956+100i.
+# gossip 7946+100i; data gRPC 9622+100i, HTTP 9623+100i, gossip 7956+100i;
+# session gRPC 9603+100i, HTTP 9604+100i, gossip 7966+100i.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 META=${META:-3}
 DATA=${DATA:-3}
+SESSION=${SESSION:-2}
 BIN=${BIN:-bin}
 RUN=${RUN:-run}
 WAIT=${WAIT:-30}
@@ -80,13 +82,28 @@ done
 for i in $(seq 0 $((DATA - 1))); do
   wait_ready "127.0.0.1:$((9623 + 100 * i))/readyz" "data-$i to hold its slots"
 done
+for i in $(seq 0 $((SESSION - 1))); do
+  id="session-$i"
+  mkdir -p "$RUN/$id"
+  "$BIN/session" --node-id "$id" --meta "$metas" --join "$seeds" \
+    --grpc-addr "127.0.0.1:$((9603 + 100 * i))" --http-addr "127.0.0.1:$((9604 + 100 * i))" \
+    --gossip-addr "127.0.0.1:$((7966 + 100 * i))" >"$RUN/$id/$id.log" 2>&1 &
+  pids+=($!)
+  echo "started $id (pid $!), log: $RUN/$id/$id.log"
+done
+for i in $(seq 0 $((SESSION - 1))); do
+  wait_ready "127.0.0.1:$((9604 + 100 * i))/readyz" "session-$i"
+done
 echo
-echo "Strata is running on 127.0.0.1: $META meta nodes, $DATA data nodes"
+echo "Strata is running on 127.0.0.1: $META meta, $DATA data, $SESSION session nodes"
 for i in $(seq 0 $((META - 1))); do
   echo "  meta-$i  gRPC 127.0.0.1:$((9615 + 100 * i))  HTTP http://127.0.0.1:$((9616 + 100 * i))"
 done
 for i in $(seq 0 $((DATA - 1))); do
   echo "  data-$i  gRPC 127.0.0.1:$((9622 + 100 * i))  HTTP http://127.0.0.1:$((9623 + 100 * i))"
+done
+for i in $(seq 0 $((SESSION - 1))); do
+  echo "  session-$i  clients 127.0.0.1:$((9603 + 100 * i))  HTTP http://127.0.0.1:$((9604 + 100 * i))"
 done
 echo
 echo "Try:"
@@ -95,6 +112,7 @@ echo "  curl -s http://127.0.0.1:9616/api/v1/members"
 echo "  curl -s http://127.0.0.1:9616/api/v1/slots | head -40"
 echo "  curl -s http://127.0.0.1:9623/api/v1/slots | head -40"
 echo "  curl -s http://127.0.0.1:9623/metrics | grep strata_data"
+echo "  curl -s http://127.0.0.1:9604/metrics | grep -E 'strata_(session|push)'"
 echo
 echo "Logs and data: $RUN/. Press Ctrl-C to stop."
 wait

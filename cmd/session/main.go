@@ -1,0 +1,112 @@
+// Command session runs a Strata session node: it serves client connections,
+// forwards their publications to the data tier and pushes changes to their
+// subscriptions.
+package main
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/strata-registry/strata/internal/cli"
+	"github.com/strata-registry/strata/internal/session"
+)
+
+type options struct {
+	cfg       session.Config
+	grpcAddr  string
+	httpAddr  string
+	gossip    string
+	advertise string
+	logLevel  string
+	logFormat string
+}
+
+func main() {
+	if err := newCommand().Execute(); err != nil {
+		os.Exit(1)
+	}
+}
+
+func newCommand() *cobra.Command {
+	o := &options{cfg: session.DefaultConfig()}
+	cmd := &cobra.Command{
+		Use:   "session",
+		Short: "Run a Strata session node (client connections and pushes)",
+		Long: `session runs one node of Strata's session tier. Clients connect to it (one
+stream per client process) to publish and subscribe; it keeps their
+publications, forwards them to the data tier's slot leaders, and pushes every
+change of a subscribed key. Run as many as the connections need.
+
+Every flag can also be set from the environment: STRATA_ plus the flag name
+in upper snake case (--node-id is STRATA_NODE_ID). Flags win over the
+environment.`,
+		Example:      `  session --node-id session-1 --meta meta-1:9615,meta-2:9615,meta-3:9615 --join meta-1:7946`,
+		SilenceUsage: true,
+		Args:         cobra.NoArgs,
+		PreRunE:      func(cmd *cobra.Command, _ []string) error { return cli.ApplyEnv(cmd) },
+		RunE:         func(cmd *cobra.Command, _ []string) error { return run(cmd, o) },
+	}
+	f := cmd.Flags()
+	c := &o.cfg
+	f.StringVar(&c.NodeID, "node-id", cli.Hostname(), "unique node name in the gossip pool")
+	f.StringVar(&c.Zone, "zone", "", "zone (availability zone or rack) announced to the cluster")
+	f.StringSliceVar(&c.MetaAddrs, "meta", []string{"127.0.0.1:9615"}, "meta gRPC addresses, comma separated (any subset)")
+	f.StringVar(&o.grpcAddr, "grpc-addr", ":9603", "listen address for clients (SessionService) and data nodes (SessionSyncService)")
+	f.StringVar(&o.httpAddr, "http-addr", ":9604", "listen address for admin HTTP (/healthz, /readyz, /metrics, /api/v1, pprof)")
+	f.StringVar(&o.gossip, "gossip-addr", ":7946", "listen address for memberlist gossip (TCP and UDP)")
+	f.StringVar(&o.advertise, "advertise-host", "", "host other nodes use to reach this one (default: the bound host, or the hostname when bound on all interfaces)")
+	f.StringSliceVar(&c.Join, "join", nil, "gossip seeds to join, host:port, comma separated (any role)")
+	f.BoolVar(&c.LeaveOnShutdown, "leave-on-shutdown", c.LeaveOnShutdown, "leave the pool on a graceful stop")
+	f.DurationVar(&c.DisconnectGrace, "disconnect-grace", c.DisconnectGrace, "keep a disconnected client's publications this long; a reconnect in time keeps them")
+	f.DurationVar(&c.ClientHeartbeat, "client-heartbeat", c.ClientHeartbeat, "interval clients are asked to heartbeat at")
+	f.DurationVar(&c.ClientTimeout, "client-timeout", c.ClientTimeout, "close a client connection silent this long")
+	f.DurationVar(&c.VersionScanInterval, "version-scan-interval", c.VersionScanInterval, "how often subscribed keys' versions are checked against the data nodes")
+	f.Float64Var(&c.RegisterRate, "register-rate", c.RegisterRate, "registrations per second allowed per connection")
+	f.IntVar(&c.RegisterBurst, "register-burst", c.RegisterBurst, "registration burst allowed per connection")
+	f.IntVar(&c.MaxPerConn, "max-per-conn", c.MaxPerConn, "most publishers plus subscribers per connection")
+	f.Int64Var(&c.Push.MaxInflightBytes, "max-inflight-bytes", c.Push.MaxInflightBytes, "push bytes a client may leave unacked (or unread) before it is disconnected")
+	f.DurationVar(&c.Push.Coalesce, "push-coalesce", c.Push.Coalesce, "merge a key's follow-up pushes for at most this long (0: none; a quiet key's first change always goes at once)")
+	f.StringVar(&c.ClientToken, "client-token", "", "token clients must present in their hello (none when empty)")
+	cli.TLSFlags(f, &c.TLS)
+	cli.CommonFlags(f, &c.AdminToken, &o.logLevel, &o.logFormat)
+	cli.DescribeEnv(f)
+	return cmd
+}
+
+func run(cmd *cobra.Command, o *options) error {
+	logger, err := cli.Logger(cmd.ErrOrStderr(), o.logLevel, o.logFormat, o.cfg.NodeID)
+	if err != nil {
+		return err
+	}
+	if o.cfg.GossipBind, o.cfg.GossipPort, o.cfg.GossipAdvertise, err = cli.Gossip(o.gossip, o.advertise); err != nil {
+		return err
+	}
+	grpcLn, adv, err := cli.Listen("grpc-addr", o.grpcAddr, o.advertise)
+	if err != nil {
+		return err
+	}
+	o.cfg.GRPCAdvertise = adv
+	httpLn, adv, err := cli.Listen("http-addr", o.httpAddr, o.advertise)
+	if err != nil {
+		_ = grpcLn.Close()
+		return err
+	}
+	o.cfg.HTTPAdvertise = adv
+	srv, err := session.New(o.cfg, session.Deps{Logger: logger, GRPCListener: grpcLn, HTTPListener: httpLn})
+	if err != nil {
+		_ = grpcLn.Close()
+		_ = httpLn.Close()
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := srv.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return nil
+}
