@@ -132,33 +132,55 @@ func BenchmarkPush_Churn10000Keys(b *testing.B) {
 			b.Fatal(a, err)
 		}
 	}
-	// Drain the initial empty snapshots.
-	for seen := 0; seen < keys; seen++ {
-		<-sub.Pushes
-	}
+	// A reader records each key's arrival of the round's value as it
+	// comes; the client's buffer must never fill while we publish.
+	var mu sync.Mutex
+	var want string
+	sent := map[string]time.Time{}
 	lat := make([]time.Duration, 0, b.N*keys)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for p := range sub.Pushes {
+			mu.Lock()
+			if t0, ok := sent[p.GetDataInfoId()]; ok && len(p.GetValues()) == 1 && string(p.GetValues()[0].GetData()) == want {
+				lat = append(lat, time.Since(t0))
+				delete(sent, p.GetDataInfoId())
+			}
+			mu.Unlock()
+		}
+	}()
 	b.ResetTimer()
 	for round := range b.N {
 		v := strconv.Itoa(round)
-		sent := make(map[string]time.Time, keys)
+		mu.Lock()
+		want = v
+		mu.Unlock()
 		for i := range keys {
 			d := fmt.Sprintf("bench.churn.%d", i)
+			mu.Lock()
 			sent[d+"#@#DEFAULT_INSTANCE_ID#@#DEFAULT_GROUP"] = time.Now()
+			mu.Unlock()
 			if a, err := pub.Publish(d, "p", uint64(round+1), v); err != nil || a.GetCode() != 0 {
 				b.Fatal(a, err)
 			}
 		}
-		for len(sent) > 0 {
-			p, ok := <-sub.Pushes
-			if !ok {
-				b.Fatal("stream ended")
+		deadline := time.Now().Add(time.Minute)
+		for {
+			mu.Lock()
+			left := len(sent)
+			mu.Unlock()
+			if left == 0 {
+				break
 			}
-			if t0, ok := sent[p.GetDataInfoId()]; ok && len(p.GetValues()) == 1 && string(p.GetValues()[0].GetData()) == v {
-				lat = append(lat, time.Since(t0))
-				delete(sent, p.GetDataInfoId())
+			if time.Now().After(deadline) {
+				b.Fatalf("%d of %d keys not pushed after a minute", left, keys)
 			}
+			<-time.After(10 * time.Millisecond) // polling a counter; bounded by the deadline above
 		}
 	}
 	b.StopTimer()
+	sub.Close()
+	<-done
 	reportLatency(b, lat)
 }
