@@ -16,9 +16,11 @@ build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/ $(addprefix ./cmd/,$(CMDS))
 	@echo "built: $(addprefix $(BIN)/,$(CMDS))"
 
-## test: unit and in-process cluster tests, under the race detector
+## test: unit and in-process cluster tests, under the race detector. One
+## package at a time (-p 1): the cluster tests each run a dozen nodes, and
+## two of them at once starve each other on a 2-core machine.
 test:
-	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
+	$(GO) test -race -count=1 -p 1 -timeout $(TEST_TIMEOUT) ./...
 
 ## run: a local cluster on loopback, no Docker (META=3 DATA=3 SESSION=2); Ctrl-C stops it
 run: build

@@ -6,10 +6,15 @@
 package admin
 
 import (
+	"context"
 	"crypto/subtle"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
 	"net/http"
 	"net/http/pprof"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -69,6 +74,24 @@ func (m *Mux) guard(h http.HandlerFunc) http.Handler {
 		}
 		h(w, r)
 	})
+}
+
+// Serve serves hs on ln until Shutdown; a closed server is not an error.
+func Serve(hs *http.Server, ln net.Listener) error {
+	if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve HTTP on %s: %w", ln.Addr(), err)
+	}
+	return nil
+}
+
+// Shutdown stops hs, waiting up to d for requests in progress and then
+// closing them (a long pprof profile must not outlive its server).
+func Shutdown(hs *http.Server, d time.Duration) {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	if err := hs.Shutdown(ctx); err != nil {
+		_ = hs.Close()
+	}
 }
 
 // WriteJSON writes v as indented JSON with status code.

@@ -17,7 +17,6 @@ package data
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -29,6 +28,7 @@ import (
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 
+	"github.com/strata-registry/strata/internal/admin"
 	"github.com/strata-registry/strata/internal/clock"
 	"github.com/strata-registry/strata/internal/cluster"
 	"github.com/strata-registry/strata/internal/metaclient"
@@ -201,18 +201,8 @@ func (s *Server) Run(ctx context.Context) error {
 		return nil
 	})
 	g.Go(func() error { return agent.JoinLoop(gctx) })
-	g.Go(func() error {
-		if err := gs.Serve(s.deps.GRPCListener); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
-			return fmt.Errorf("data: serve gRPC: %w", err)
-		}
-		return nil
-	})
-	g.Go(func() error {
-		if err := hs.Serve(s.deps.HTTPListener); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			return fmt.Errorf("data: serve HTTP: %w", err)
-		}
-		return nil
-	})
+	g.Go(func() error { return rpc.Serve(gs, s.deps.GRPCListener) })
+	g.Go(func() error { return admin.Serve(hs, s.deps.HTTPListener) })
 	g.Go(func() error { return s.meta.WatchTable(gctx, s.cfg.RetryInterval, s.slots.apply) })
 	g.Go(func() error { return s.heartbeatLoop(gctx) })
 	g.Go(func() error { return s.leaseLoop(gctx) })
@@ -223,11 +213,7 @@ func (s *Server) Run(ctx context.Context) error {
 		s.slots.stopAll()
 		s.notices.closeAll()
 		rpc.Stop(gs, 2*time.Second)
-		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		if err := hs.Shutdown(sctx); err != nil {
-			_ = hs.Close()
-		}
+		admin.Shutdown(hs, 2*time.Second)
 		select {
 		case <-s.killed:
 			agent.Kill()
@@ -248,43 +234,11 @@ func (s *Server) Run(ctx context.Context) error {
 	return err
 }
 
-// heartbeatLoop registers with meta and then reports sync status every
-// HeartbeatInterval, registering again whenever meta has forgotten the
-// node (for instance after it was declared dead and came back).
+// heartbeatLoop keeps this node registered with meta, reporting the
+// sync status of every slot it follows.
 func (s *Server) heartbeatLoop(ctx context.Context) error {
 	node := &registryv1.Node{Id: s.cfg.NodeID, Role: registryv1.Role_ROLE_DATA, GrpcAddress: s.grpcAddr, HttpAddress: s.httpAddr, Zone: s.cfg.Zone, Proc: s.proc}
-	registered := false
-	t := s.clock.NewTicker(s.cfg.HeartbeatInterval)
-	defer t.Stop()
-	for {
-		if !registered {
-			err := s.meta.Call(ctx, func(ctx context.Context, c registryv1.MetaServiceClient) error {
-				_, err := c.RegisterNode(ctx, &registryv1.RegisterNodeRequest{Node: node})
-				return err
-			})
-			if err == nil {
-				registered = true
-				s.logger.Info("registered with meta")
-			} else if ctx.Err() == nil {
-				s.logger.Warn("register with meta", "err", err)
-			}
-		}
-		if registered {
-			req := &registryv1.HeartbeatRequest{NodeId: s.cfg.NodeID, Slots: s.slots.syncReport()}
-			err := s.meta.Call(ctx, func(ctx context.Context, c registryv1.MetaServiceClient) error {
-				_, err := c.Heartbeat(ctx, req)
-				return err
-			})
-			if isNotFound(err) {
-				registered = false
-			} else if err != nil && ctx.Err() == nil {
-				s.logger.Debug("heartbeat to meta", "err", err)
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C():
-		}
-	}
+	return s.meta.Membership(ctx, s.clock, s.cfg.HeartbeatInterval, node, func(req *registryv1.HeartbeatRequest) {
+		req.Slots = s.slots.syncReport()
+	})
 }

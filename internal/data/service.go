@@ -417,5 +417,3 @@ func EpochOf(err error) (*registryv1.EpochMismatch, bool) {
 	}
 	return nil, false
 }
-
-func isNotFound(err error) bool { return status.Code(err) == codes.NotFound }

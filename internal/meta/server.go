@@ -32,6 +32,7 @@ import (
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 
+	"github.com/strata-registry/strata/internal/admin"
 	"github.com/strata-registry/strata/internal/clock"
 	"github.com/strata-registry/strata/internal/cluster"
 	"github.com/strata-registry/strata/internal/obs"
@@ -232,31 +233,17 @@ func (s *Server) Run(ctx context.Context) (err error) {
 		return nil
 	})
 	g.Go(func() error { return agent.JoinLoop(gctx) })
-	g.Go(func() error {
-		if err := gs.Serve(s.deps.GRPCListener); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
-			return fmt.Errorf("meta: serve gRPC: %w", err)
-		}
-		return nil
-	})
+	g.Go(func() error { return rpc.Serve(gs, s.deps.GRPCListener) })
 	g.Go(func() error {
 		<-gctx.Done()
 		close(s.stopping)
 		rpc.Stop(gs, 2*time.Second)
 		return nil
 	})
-	g.Go(func() error {
-		if err := hs.Serve(s.deps.HTTPListener); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			return fmt.Errorf("meta: serve HTTP: %w", err)
-		}
-		return nil
-	})
+	g.Go(func() error { return admin.Serve(hs, s.deps.HTTPListener) })
 	g.Go(func() error {
 		<-gctx.Done()
-		sctx, c := context.WithTimeout(context.Background(), 2*time.Second)
-		defer c()
-		if err := hs.Shutdown(sctx); err != nil {
-			_ = hs.Close() // a long pprof profile must not outlive Run
-		}
+		admin.Shutdown(hs, 2*time.Second)
 		return nil
 	})
 	if expect > 0 {

@@ -13,6 +13,10 @@ import (
 	"sync"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/strata-registry/strata/internal/clock"
 	"github.com/strata-registry/strata/internal/obs"
 	"github.com/strata-registry/strata/internal/rpc"
 	"github.com/strata-registry/strata/internal/slot"
@@ -159,4 +163,48 @@ func Table(p *registryv1.SlotTable) slot.Table {
 		t.Slots[i] = s
 	}
 	return t
+}
+
+// Membership keeps a data or session node known to meta until ctx ends:
+// it registers node, then heartbeats every interval with the request fill
+// completes (sync status, client count), and registers again whenever meta
+// answers that it does not know the node (it was declared dead and came
+// back). Failures are retried at the next tick. It returns nil when ctx
+// ends.
+func (c *Client) Membership(ctx context.Context, clk clock.Clock, every time.Duration, node *registryv1.Node, fill func(*registryv1.HeartbeatRequest)) error {
+	registered := false
+	t := clk.NewTicker(every)
+	defer t.Stop()
+	for {
+		if !registered {
+			err := c.Call(ctx, func(ctx context.Context, mc registryv1.MetaServiceClient) error {
+				_, err := mc.RegisterNode(ctx, &registryv1.RegisterNodeRequest{Node: node})
+				return err
+			})
+			if err == nil {
+				registered = true
+				c.logger.Info("registered with meta", "node", node.GetId())
+			} else if ctx.Err() == nil {
+				c.logger.Warn("register with meta", "err", err)
+			}
+		}
+		if registered {
+			req := &registryv1.HeartbeatRequest{NodeId: node.GetId()}
+			fill(req)
+			err := c.Call(ctx, func(ctx context.Context, mc registryv1.MetaServiceClient) error {
+				_, err := mc.Heartbeat(ctx, req)
+				return err
+			})
+			if status.Code(err) == codes.NotFound {
+				registered = false
+			} else if err != nil && ctx.Err() == nil {
+				c.logger.Debug("heartbeat to meta", "err", err)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C():
+		}
+	}
 }

@@ -4,6 +4,7 @@
 package rpc
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"sync"
@@ -35,6 +36,14 @@ func ServerOptions(cfg tlsconf.Config) ([]grpc.ServerOption, error) {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(tc)))
 	}
 	return opts, nil
+}
+
+// Serve serves gs on ln until Stop; a stopped server is not an error.
+func Serve(gs *grpc.Server, ln net.Listener) error {
+	if err := gs.Serve(ln); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+		return fmt.Errorf("serve gRPC on %s: %w", ln.Addr(), err)
+	}
+	return nil
 }
 
 // Stop stops gs gracefully, then forcibly after d: streams end with their

@@ -120,3 +120,19 @@ func acked(t *testing.T) func(*registryv1.Ack, error) {
 		ok(t, a, err)
 	}
 }
+
+// metricValue reads one unlabelled gauge or counter.
+func metricValue(t *testing.T, n *testcluster.SessionNode, name string) float64 {
+	t.Helper()
+	mfs, err := n.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) > 0 {
+			m := mf.GetMetric()[0]
+			return m.GetGauge().GetValue() + m.GetCounter().GetValue()
+		}
+	}
+	return -1
+}

@@ -35,8 +35,10 @@ type clientConn struct {
 	zone     string
 	out      chan outFrame
 	// queued is the bytes of pushes waiting in out: bounded by the push
-	// engine's per-connection in-flight cap, so a client that stops
-	// reading costs at most that much memory before it is cut off.
+	// engine's per-connection in-flight cap. A client that stops reading
+	// fills its own HTTP/2 receive window first (bytes in its buffers, not
+	// ours); then the writer blocks, the queue reaches the cap, and the
+	// client is cut off. The session holds at most the cap meanwhile.
 	queued   atomic.Int64
 	ctx      context.Context
 	cancel   context.CancelCauseFunc

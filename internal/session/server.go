@@ -12,7 +12,6 @@ package session
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -27,6 +26,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/strata-registry/strata/internal/admin"
 	"github.com/strata-registry/strata/internal/clock"
 	"github.com/strata-registry/strata/internal/cluster"
 	"github.com/strata-registry/strata/internal/metaclient"
@@ -179,10 +179,6 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	defer s.reg.Unregister(metrics)
 
-	// Fixed flow-control windows (which turn grpc-go's BDP growth off): a
-	// client that stops reading holds at most clientWindow in transport
-	// buffers, plus the byte-capped send queue, before it is cut off.
-	opts = append(opts, grpc.InitialWindowSize(clientWindow), grpc.InitialConnWindowSize(clientWindow))
 	gs := grpc.NewServer(opts...)
 	registryv1.RegisterSessionServiceServer(gs, &clientService{s: s})
 	registryv1.RegisterSessionSyncServiceServer(gs, &syncService{s: s})
@@ -199,18 +195,8 @@ func (s *Server) Run(ctx context.Context) error {
 	})
 	g.Go(func() error { return agent.JoinLoop(gctx) })
 	g.Go(func() error { return engine.Run(gctx) })
-	g.Go(func() error {
-		if err := gs.Serve(s.deps.GRPCListener); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
-			return fmt.Errorf("session: serve gRPC: %w", err)
-		}
-		return nil
-	})
-	g.Go(func() error {
-		if err := hs.Serve(s.deps.HTTPListener); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			return fmt.Errorf("session: serve HTTP: %w", err)
-		}
-		return nil
-	})
+	g.Go(func() error { return rpc.Serve(gs, s.deps.GRPCListener) })
+	g.Go(func() error { return admin.Serve(hs, s.deps.HTTPListener) })
 	g.Go(func() error { return s.meta.WatchTable(gctx, s.cfg.RetryInterval, s.applyTable) })
 	g.Go(func() error { return s.heartbeatLoop(gctx) })
 	g.Go(func() error { return s.noticeLoop(gctx) })
@@ -221,11 +207,7 @@ func (s *Server) Run(ctx context.Context) error {
 		<-gctx.Done()
 		s.conns.closeAll("session shutting down")
 		rpc.Stop(gs, 2*time.Second)
-		sctx, c := context.WithTimeout(context.Background(), 2*time.Second)
-		defer c()
-		if err := hs.Shutdown(sctx); err != nil {
-			_ = hs.Close()
-		}
+		admin.Shutdown(hs, 2*time.Second)
 		select {
 		case <-s.killed:
 			agent.Kill()
@@ -277,9 +259,6 @@ func (s *Server) route(key string) (id slot.ID, addr string, tableEpoch, leaderE
 	return id, s.dataAddr(row.Leader), tv.t.Epoch, row.LeaderEpoch, nil
 }
 
-// clientWindow is the HTTP/2 flow-control window of client streams.
-const clientWindow = 1 << 20
-
 var errNoTable = status.Error(codes.Unavailable, "session: no slot table yet; retry")
 
 // dataAddr returns a data node's gRPC address from the gossip pool.
@@ -320,35 +299,13 @@ func (s *Server) Fetch(ctx context.Context, key string) (*registryv1.Datum, erro
 	return resp.GetDatums()[0], nil
 }
 
-// heartbeatLoop registers with meta and reports the client count.
+// heartbeatLoop keeps this node registered with meta, reporting its
+// client count (meta lists sessions lightest first).
 func (s *Server) heartbeatLoop(ctx context.Context) error {
 	node := &registryv1.Node{Id: s.cfg.NodeID, Role: registryv1.Role_ROLE_SESSION, GrpcAddress: s.grpcAddr, HttpAddress: s.httpAddr, Zone: s.cfg.Zone, Proc: s.proc}
-	registered := false
-	t := s.clock.NewTicker(s.cfg.HeartbeatInterval)
-	defer t.Stop()
-	for {
-		if !registered {
-			err := s.meta.Call(ctx, func(ctx context.Context, c registryv1.MetaServiceClient) error {
-				_, err := c.RegisterNode(ctx, &registryv1.RegisterNodeRequest{Node: node})
-				return err
-			})
-			registered = err == nil
-		}
-		if registered {
-			err := s.meta.Call(ctx, func(ctx context.Context, c registryv1.MetaServiceClient) error {
-				_, err := c.Heartbeat(ctx, &registryv1.HeartbeatRequest{NodeId: s.cfg.NodeID, ClientCount: uint32(s.conns.count())})
-				return err
-			})
-			if status.Code(err) == codes.NotFound {
-				registered = false
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C():
-		}
-	}
+	return s.meta.Membership(ctx, s.clock, s.cfg.HeartbeatInterval, node, func(req *registryv1.HeartbeatRequest) {
+		req.ClientCount = uint32(s.conns.count())
+	})
 }
 
 // noticeLoop keeps one change stream open to every data node in the pool

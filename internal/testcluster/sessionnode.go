@@ -8,7 +8,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
 
+	"github.com/strata-registry/strata/internal/rpc"
 	"github.com/strata-registry/strata/internal/session"
 	registryv1 "github.com/strata-registry/strata/pkg/proto/registry/v1"
 )
@@ -104,10 +106,20 @@ type Client struct {
 // session sees its pushes pile up.
 func (cl *Client) Pause() { cl.pause.Do(func() { close(cl.paused) }) }
 
-// Connect opens a client stream to session node n.
+// Connect opens a client stream to session node n. The client's HTTP/2
+// receive window is fixed at 1 MiB (grpc-go's grows to 16 MiB), so a
+// paused client backs its session up at a predictable point.
 func (c *Cluster) Connect(t testing.TB, n *SessionNode, clientID, zone string, autoAck bool) *Client {
 	t.Helper()
-	conn := c.Dial(t, n.Server().GRPCAddr())
+	opts, err := rpc.DialOptions(c.spec.TLS, n.Server().GRPCAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts = append(opts, grpc.WithInitialWindowSize(1<<20), grpc.WithInitialConnWindowSize(1<<20))
+	conn, err := grpc.NewClient(n.Server().GRPCAddr(), opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	stream, err := registryv1.NewSessionServiceClient(conn).Connect(ctx)
 	if err != nil {
