@@ -2,6 +2,7 @@ package session_test
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -109,7 +110,9 @@ func TestSession_StalledSubscriber_CutOff_MemoryBounded(t *testing.T) {
 			}
 			t.Fatalf("the stalled client is still connected after %d updates", v)
 		}
-		acked(t)(pubc.Publish(svc, "p", v, big))
+		// Each update must differ: an identical value is not a change (the
+		// data tier keeps the datum version), so nothing would be pushed.
+		acked(t)(pubc.Publish(svc, "p", v, big+strconv.FormatUint(v, 10)))
 		maxQueued = max(maxQueued, gauge(t, c.Session(0), "strata_session_send_queue_bytes"))
 	}
 	testcluster.Eventually(t, testcluster.DefaultWait, func() error {
