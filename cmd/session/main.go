@@ -71,10 +71,14 @@ environment.`,
 	f.IntVar(&c.MaxPerConn, "max-per-conn", c.MaxPerConn, "most publishers plus subscribers per connection")
 	f.Int64Var(&c.Push.MaxInflightBytes, "max-inflight-bytes", c.Push.MaxInflightBytes, "push bytes a client may leave unacked (or unread) before it is disconnected")
 	f.DurationVar(&c.Push.Coalesce, "push-coalesce", c.Push.Coalesce, "merge a key's follow-up pushes for at most this long (0: none; a quiet key's first change always goes at once)")
+	f.DurationVar(&c.BalanceInterval, "balance-interval", c.BalanceInterval, "how often to compare this node's client count with the other sessions' and redirect clients above the mean (0: never)")
+	f.Float64Var(&c.BalanceTolerance, "balance-tolerance", c.BalanceTolerance, "redirect clients only when holding more than this times the mean client count")
+	f.IntVar(&c.BalanceMaxMoves, "balance-max-moves", c.BalanceMaxMoves, "most clients redirected per balance round")
 	f.StringVar(&c.ClientToken, "client-token", "", "token clients must present in their hello (none when empty)")
 	cli.TLSFlags(f, &c.TLS)
 	cli.CommonFlags(f, &c.AdminToken, &o.logLevel, &o.logFormat)
 	cli.DescribeEnv(f)
+	cmd.AddCommand(cli.HealthCommand("127.0.0.1:9604"))
 	return cmd
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync"
 
+	"github.com/strata-registry/strata/internal/clock"
 	registryv1 "github.com/strata-registry/strata/pkg/proto/registry/v1"
 )
 
@@ -15,6 +16,7 @@ import (
 // per session is bounded.
 type notifier struct {
 	maxKeys int
+	clock   clock.Clock
 
 	mu   sync.Mutex
 	subs map[*subscriber]struct{}
@@ -23,19 +25,23 @@ type notifier struct {
 type subscriber struct {
 	session string
 	maxKeys int
+	clock   clock.Clock
 
 	mu       sync.Mutex
 	pending  map[string]uint64
 	overflow bool
-	wake     chan struct{} // capacity 1: "something is pending"
+	// since is when the oldest pending change came in (unix nanos), sent
+	// with the batch so the session can measure push latency from it.
+	since int64
+	wake  chan struct{} // capacity 1: "something is pending"
 }
 
-func newNotifier(maxKeys int) *notifier {
-	return &notifier{maxKeys: maxKeys, subs: map[*subscriber]struct{}{}}
+func newNotifier(maxKeys int, clk clock.Clock) *notifier {
+	return &notifier{maxKeys: maxKeys, clock: clk, subs: map[*subscriber]struct{}{}}
 }
 
 func (n *notifier) subscribe(session string) *subscriber {
-	sub := &subscriber{session: session, maxKeys: n.maxKeys, pending: map[string]uint64{}, wake: make(chan struct{}, 1)}
+	sub := &subscriber{session: session, maxKeys: n.maxKeys, clock: n.clock, pending: map[string]uint64{}, wake: make(chan struct{}, 1)}
 	n.mu.Lock()
 	n.subs[sub] = struct{}{}
 	n.mu.Unlock()
@@ -80,6 +86,9 @@ func (n *notifier) publish(changes []*registryv1.DatumVersion) {
 
 func (s *subscriber) add(changes []*registryv1.DatumVersion) {
 	s.mu.Lock()
+	if s.since == 0 {
+		s.since = s.clock.Now().UnixNano()
+	}
 	if !s.overflow {
 		for _, c := range changes {
 			if c.GetVersion() > s.pending[c.GetDataInfoId()] {
@@ -103,12 +112,13 @@ func (s *subscriber) next(ctx context.Context) (*registryv1.ChangeBatch, bool) {
 	for {
 		s.mu.Lock()
 		if len(s.pending) > 0 || s.overflow {
-			b := &registryv1.ChangeBatch{Overflow: s.overflow, Changes: make([]*registryv1.DatumVersion, 0, len(s.pending))}
+			b := &registryv1.ChangeBatch{Overflow: s.overflow, FirstChangeUnixNano: s.since, Changes: make([]*registryv1.DatumVersion, 0, len(s.pending))}
 			for k, v := range s.pending {
 				b.Changes = append(b.Changes, &registryv1.DatumVersion{DataInfoId: k, Version: v})
 			}
 			s.pending = map[string]uint64{}
 			s.overflow = false
+			s.since = 0
 			s.mu.Unlock()
 			return b, true
 		}

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/strata-registry/strata/internal/clock"
 	registryv1 "github.com/strata-registry/strata/pkg/proto/registry/v1"
 )
 
@@ -14,7 +15,8 @@ func dv(k string, v uint64) *registryv1.DatumVersion {
 }
 
 func TestNotifier_IdleStreamGetsChangeAtOnce_BusyStreamMergesPerKey(t *testing.T) {
-	n := newNotifier(100)
+	clk := clock.NewFake(time.Unix(1000, 0))
+	n := newNotifier(100, clk)
 	sub := n.subscribe("s")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -25,9 +27,15 @@ func TestNotifier_IdleStreamGetsChangeAtOnce_BusyStreamMergesPerKey(t *testing.T
 	if !ok || len(b.GetChanges()) != 1 || b.GetChanges()[0].GetVersion() != 1 {
 		t.Fatalf("first batch %v", b)
 	}
+	if got := b.GetFirstChangeUnixNano(); got != clk.Now().UnixNano() {
+		t.Errorf("first batch stamped %d, want %d", got, clk.Now().UnixNano())
+	}
 	// Busy (the caller is "sending" and not in next): changes pile up and
 	// merge per key, newest version wins, older never overwrites newer.
+	clk.Advance(time.Second)
+	oldest := clk.Now().UnixNano()
 	n.publish([]*registryv1.DatumVersion{dv("a", 3), dv("b", 1)})
+	clk.Advance(time.Second)
 	n.publish([]*registryv1.DatumVersion{dv("a", 2), dv("b", 4)})
 	n.publish([]*registryv1.DatumVersion{dv("c", 7)})
 	b, ok = sub.next(ctx)
@@ -41,6 +49,9 @@ func TestNotifier_IdleStreamGetsChangeAtOnce_BusyStreamMergesPerKey(t *testing.T
 	if len(got) != 3 || got["a"] != 3 || got["b"] != 4 || got["c"] != 7 || b.GetOverflow() {
 		t.Fatalf("merged batch %v", got)
 	}
+	if b.GetFirstChangeUnixNano() != oldest {
+		t.Errorf("merged batch stamped %d, want its oldest change's time %d", b.GetFirstChangeUnixNano(), oldest)
+	}
 	// Nothing pending: next waits until ctx ends.
 	short, c2 := context.WithTimeout(ctx, 20*time.Millisecond)
 	defer c2()
@@ -50,7 +61,7 @@ func TestNotifier_IdleStreamGetsChangeAtOnce_BusyStreamMergesPerKey(t *testing.T
 }
 
 func TestNotifier_PastTheCap_OneOverflowBatch_MemoryBounded(t *testing.T) {
-	n := newNotifier(3)
+	n := newNotifier(3, clock.Real{})
 	sub := n.subscribe("s")
 	for i := range 10 {
 		n.publish([]*registryv1.DatumVersion{dv(string(rune('a'+i)), 1)})

@@ -93,7 +93,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		aeKick:   make(chan struct{}, 1),
 		killed:   make(chan struct{}),
 	}
-	s.notices = newNotifier(cfg.NoticeMaxKeys)
+	s.notices = newNotifier(cfg.NoticeMaxKeys, s.clock)
 	s.leases = newLeases(s.clock)
 	s.slots = newSlots(s)
 	return s, nil

@@ -208,7 +208,8 @@ func (s *SlotStore) SetLeaderEpoch(e uint64) {
 // ID only if (client_version, register_timestamp) is strictly newer (older or
 // equal is ignored); a newer put identical in values, zone, session and conn
 // updates the stored versions without bumping the datum version. A delete
-// removes the registration unless the stored one is newer than it. Every
+// removes the registration unless the stored one is newer than it (or, for a
+// delete with a session_id, unless another session owns it). Every
 // change to a datum's publishers gives it a new version from the slot-wide
 // counter, so a datum deleted and re-created never goes back in version.
 //
@@ -261,6 +262,11 @@ func (s *SlotStore) Apply(puts []*registryv1.Publisher, dels []*registryv1.Unpub
 		t.note(key)
 		r := s.datums[key].get(u.GetRegisterId())
 		if r == nil || record.Newer(r.clientVersion, r.ts, u.GetClientVersion(), u.GetRegisterTimestamp()) {
+			continue
+		}
+		if u.GetSessionId() != "" && r.owner.session != u.GetSessionId() {
+			// Conditional delete: the registration moved to another
+			// session, which now owns it.
 			continue
 		}
 		v := s.nextVersion()

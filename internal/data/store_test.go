@@ -594,6 +594,54 @@ func TestSlotStore_RemoveSession_KeepsReRegistered(t *testing.T) {
 	}
 }
 
+// TestSlotStore_ConditionalDelete_SparesMovedRegistration: a session whose
+// client's grace ended deletes on condition that it still owns the
+// registration; the client re-registered through another session, in
+// either order relative to that delete, keeps its publication.
+func TestSlotStore_ConditionalDelete_SparesMovedRegistration(t *testing.T) {
+	expiry := func(ts int64) *registryv1.Unpublish {
+		u := testUnpub(keyA, "r1", 3, ts)
+		u.SessionId = "s1"
+		return u
+	}
+	t.Run("moved before the delete", func(t *testing.T) {
+		s := NewSlotStore(1, 64)
+		s.Apply([]*registryv1.Publisher{testPub(keyA, "r1", 3, 10, "s1", "a")}, nil)
+		s.Apply([]*registryv1.Publisher{testPub(keyA, "r1", 3, 20, "s2", "a")}, nil)
+		seq := s.Seq()
+		s.Apply(nil, []*registryv1.Unpublish{expiry(10)})
+		if p := onlyPublisher(t, s, keyA); p.SessionId != "s2" || s.Seq() != seq {
+			t.Errorf("after s1's conditional delete: %v (ops %d -> %d), want r1 kept on s2", p, seq, s.Seq())
+		}
+	})
+	t.Run("delete before the move arrives", func(t *testing.T) {
+		s := NewSlotStore(1, 64)
+		s.Apply([]*registryv1.Publisher{testPub(keyA, "r1", 3, 10, "s1", "a")}, nil)
+		s.Apply(nil, []*registryv1.Unpublish{expiry(10)})
+		if d := s.Get(keyA); d != nil {
+			t.Fatalf("s1 still owned r1, the delete should apply; have %v", d)
+		}
+		// The tombstone is at the stored timestamp: s1's stale copy stays
+		// buried, s2's later registration does not.
+		s.Apply([]*registryv1.Publisher{testPub(keyA, "r1", 3, 10, "s1", "a")}, nil)
+		if d := s.Get(keyA); d != nil {
+			t.Fatalf("stale copy came back: %v", d)
+		}
+		s.Apply([]*registryv1.Publisher{testPub(keyA, "r1", 3, 20, "s2", "a")}, nil)
+		if p := onlyPublisher(t, s, keyA); p.SessionId != "s2" {
+			t.Errorf("re-registration through s2 = %v", p)
+		}
+	})
+	t.Run("unconditional delete removes whoever owns it", func(t *testing.T) {
+		s := NewSlotStore(1, 64)
+		s.Apply([]*registryv1.Publisher{testPub(keyA, "r1", 3, 20, "s2", "a")}, nil)
+		s.Apply(nil, []*registryv1.Unpublish{testUnpub(keyA, "r1", 3, 30)})
+		if d := s.Get(keyA); d != nil {
+			t.Errorf("unconditional delete left %v", d)
+		}
+	})
+}
+
 // TestSlotStore_Digests_MatchFromScratch checks the incremental digests
 // against ones computed the way a session does, over Publishers(session).
 func TestSlotStore_Digests_MatchFromScratch(t *testing.T) {

@@ -245,7 +245,12 @@ func (e *Engine) RemoveConn(connID string) {
 // are ignored. A quiet key is fetched at once; a notice during a fetch of
 // the key merges into one follow-up fetch; a notice while the key waits to
 // retry a failed fetch retries at once. Never blocks.
-func (e *Engine) Notify(key string, version uint64) {
+func (e *Engine) Notify(key string, version uint64) { e.NotifyAt(key, version, time.Time{}) }
+
+// NotifyAt is Notify for a change made at changed (the data node's clock;
+// zero means now): push latency is measured from it. A time in the future
+// (clock skew between nodes) counts as now.
+func (e *Engine) NotifyAt(key string, version uint64, changed time.Time) {
 	var fx effects
 	e.mu.Lock()
 	k := e.keys[key]
@@ -257,6 +262,9 @@ func (e *Engine) Notify(key string, version uint64) {
 	k.want = version
 	if k.noticeAt == 0 {
 		k.noticeAt = now
+		if !changed.IsZero() {
+			k.noticeAt = min(now, changed.UnixNano())
+		}
 	}
 	e.trigger(k, now, &fx)
 	e.mu.Unlock()

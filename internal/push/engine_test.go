@@ -700,3 +700,38 @@ func labeledValue(t *testing.T, h *harness, name, label string) float64 {
 	t.Fatalf("metric %s{%s} not found", name, label)
 	return 0
 }
+
+// TestEngine_NotifyAt_LatencyFromTheDataChange: push latency counts from
+// the change on the data node, not from the notice's arrival; a change
+// time in the future (clock skew) counts as the arrival.
+func TestEngine_NotifyAt_LatencyFromTheDataChange(t *testing.T) {
+	f := newFakeFetcher()
+	f.set("k", 1, pub("p", "a", "x"))
+	h := start(t, TestConfig(), f, true)
+	c := newFakeConn("c", "a")
+	h.e.Subscribe(c, "s", "k", ScopeGlobal, 0)
+	h.settled("k", 1)
+	waitPushes(t, c, "s", 1)
+	h.e.Ack("c", "s", 1)
+	sum := func() float64 { return metric(t, h, "strata_push_latency_seconds").GetHistogram().GetSampleSum() }
+	before := sum()
+
+	f.set("k", 2, pub("p", "a", "y"))
+	h.e.NotifyAt("k", 2, h.clock.Now().Add(-2*time.Second))
+	h.settled("k", 2)
+	waitPushes(t, c, "s", 2)
+	h.e.Ack("c", "s", 2)
+	if got := sum() - before; got < 2 || got > 2.5 {
+		t.Errorf("latency of a change made 2s before its notice = %.3fs, want 2s (the fake clock did not move)", got)
+	}
+
+	before = sum()
+	f.set("k", 3, pub("p", "a", "z"))
+	h.e.NotifyAt("k", 3, h.clock.Now().Add(time.Hour))
+	h.settled("k", 3)
+	waitPushes(t, c, "s", 3)
+	h.e.Ack("c", "s", 3)
+	if got := sum() - before; got < 0 || got > 0.5 {
+		t.Errorf("latency of a change stamped in the future = %.3fs, want ~0", got)
+	}
+}

@@ -30,7 +30,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "strata_push_latency_seconds",
-			Help:    "Time from the change notice (or subscription) to the client's ack of the push carrying it.",
+			Help:    "Time from the change on the data node (or the subscription) to the client's ack of the push carrying it.",
 			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 18), // 100µs .. ~13s
 		}),
 		sent:        counter("sent_total", "Pushes handed to connections, retries included."),

@@ -49,13 +49,17 @@ func ValidatePublisher(p *registryv1.Publisher) error {
 	return nil
 }
 
-// ValidateUnpublish checks an unpublish: a well-formed data_info_id and a
-// non-empty printable register_id. The error wraps ErrTooLarge or ErrInvalid.
+// ValidateUnpublish checks an unpublish: a well-formed data_info_id, a
+// non-empty printable register_id and a session_id (optional) within its
+// limit. The error wraps ErrTooLarge or ErrInvalid.
 func ValidateUnpublish(u *registryv1.Unpublish) error {
 	if u == nil {
 		return invalid("unpublish is nil")
 	}
 	if _, _, _, err := ParseDataInfoID(u.GetDataInfoId()); err != nil {
+		return err
+	}
+	if err := checkString("session_id", u.GetSessionId(), MaxSessionIDBytes, true); err != nil {
 		return err
 	}
 	return checkRegisterID(u.GetRegisterId())

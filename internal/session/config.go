@@ -58,6 +58,13 @@ type Config struct {
 	ForwardBatch int
 	// CallTimeout bounds one call to meta or a data node.
 	CallTimeout time.Duration
+	// Connection balance (balance.go): every BalanceInterval (0: off), a
+	// session holding more than BalanceTolerance times the mean client
+	// count redirects clients down to the mean, at most BalanceMaxMoves a
+	// round.
+	BalanceInterval  time.Duration
+	BalanceTolerance float64
+	BalanceMaxMoves  int
 	// Push configures the push engine.
 	Push push.Config
 
@@ -88,6 +95,9 @@ func DefaultConfig() Config {
 		SendQueue:           1024,
 		ForwardBatch:        512,
 		CallTimeout:         5 * time.Second,
+		BalanceInterval:     30 * time.Second,
+		BalanceTolerance:    1.2,
+		BalanceMaxMoves:     50,
 		Push:                push.DefaultConfig(),
 	}
 }
@@ -105,6 +115,7 @@ func TestConfig() Config {
 	c.ClientTimeout = 3 * time.Second
 	c.VersionScanInterval = 200 * time.Millisecond
 	c.CallTimeout = 2 * time.Second
+	c.BalanceInterval = 0 // tests that balance turn it on
 	c.Push = push.TestConfig()
 	return c
 }
@@ -142,6 +153,12 @@ func (c Config) Validate() error {
 	}
 	if c.RegisterRate <= 0 || c.RegisterBurst < 1 || c.MaxPerConn < 1 || c.SendQueue < 1 || c.ForwardBatch < 1 {
 		return bad("rates, limits and queue sizes must be positive")
+	}
+	if c.BalanceInterval < 0 || (c.BalanceInterval > 0 && c.BalanceInterval < 3*c.HeartbeatInterval) {
+		return bad("balance interval %v must be 0 (off) or at least three heartbeat intervals (%v): other sessions' counts lag by a heartbeat", c.BalanceInterval, 3*c.HeartbeatInterval)
+	}
+	if c.BalanceInterval > 0 && (c.BalanceTolerance < 1 || c.BalanceMaxMoves < 1) {
+		return bad("balance tolerance must be at least 1 and max moves at least 1, got %v and %d", c.BalanceTolerance, c.BalanceMaxMoves)
 	}
 	if err := c.Push.Validate(); err != nil {
 		return bad("%v", err)

@@ -44,6 +44,9 @@ type clientConn struct {
 	cancel   context.CancelCauseFunc
 	lastSeen atomic.Int64
 
+	// redirected: asked to move by connection balance (guarded by conns.mu).
+	redirected bool
+
 	mu     sync.Mutex
 	subs   map[string]string // subscriber register id -> data info id
 	tokens float64
@@ -217,7 +220,7 @@ func (s *Server) graceLoop(ctx context.Context) error {
 			n := 0
 			for _, k := range s.pubs.ofClient(clientID) {
 				if e := s.pubs.remove(k); e != nil {
-					s.forwardDelete(e)
+					s.forwardDelete(e, true)
 					n++
 				}
 			}
@@ -230,14 +233,27 @@ func (s *Server) graceLoop(ctx context.Context) error {
 }
 
 // forwardDelete queues the removal of a publication on its slot leader.
-// The tombstone it leaves is at the stored version and now, so no stale
-// copy of the publication can come back.
-func (s *Server) forwardDelete(e *pubEntry) {
+//
+// An unregister by the client (expired false) is unconditional, and its
+// tombstone is at the stored version and now, so no stale copy of the
+// publication (another session's, still in its grace) can come back.
+//
+// A removal because the client's grace ended (expired true) is conditional
+// on this session still owning the registration on the data node, and its
+// tombstone is at the stored version and timestamp: a client that moved to
+// another session re-registered there with a later timestamp, which neither
+// this delete nor its tombstone may remove, in whichever order they arrive.
+func (s *Server) forwardDelete(e *pubEntry, expired bool) {
 	p := e.p
-	s.fwd.enqueue(e.slot, pubKey{p.GetDataInfoId(), p.GetRegisterId()}, fwdOp{del: &registryv1.Unpublish{
+	u := &registryv1.Unpublish{
 		DataInfoId: p.GetDataInfoId(), RegisterId: p.GetRegisterId(),
 		ClientVersion: p.GetClientVersion(), RegisterTimestamp: max(s.clock.Now().UnixNano(), p.GetRegisterTimestamp()),
-	}})
+	}
+	if expired {
+		u.RegisterTimestamp = p.GetRegisterTimestamp()
+		u.SessionId = s.proc
+	}
+	s.fwd.enqueue(e.slot, pubKey{p.GetDataInfoId(), p.GetRegisterId()}, fwdOp{del: u})
 }
 
 func newConnID() string {
@@ -381,7 +397,7 @@ func (c *clientConn) handle(f *registryv1.ClientFrame) error {
 		u := b.UnregisterPublisher
 		key := record.DataInfoID(u.GetDataId(), u.GetInstanceId(), u.GetGroup())
 		if e := s.pubs.remove(pubKey{key, u.GetRegisterId()}); e != nil {
-			s.forwardDelete(e)
+			s.forwardDelete(e, false)
 		}
 		return nil
 	case *registryv1.ClientFrame_RegisterSubscriber:

@@ -46,11 +46,12 @@ func (s *Server) httpHandler() http.Handler {
 	return m
 }
 
-// metrics are gauges read at scrape time (the push engine registers its
-// own: latency, retries, failures, in-flight bytes, subscribers).
+// metrics are read at scrape time (the push engine registers its own:
+// latency, retries, failures, in-flight bytes, subscribers).
 type metrics struct {
 	s                                    *Server
 	conns, pubs, backlog, gossip, queued *prometheus.Desc
+	redirects, rounds                    *prometheus.Desc
 }
 
 func newMetrics(s *Server) *metrics {
@@ -64,11 +65,14 @@ func newMetrics(s *Server) *metrics {
 		backlog: d("forward_backlog", "Publisher writes waiting to reach their slot leader."),
 		gossip:  d("gossip_members", "Members in this node's view of the gossip pool."),
 		queued:  d("send_queue_bytes", "Bytes of pushes waiting for clients to read, all connections."),
+		redirects: prometheus.NewDesc("strata_session_redirects_total",
+			"Clients asked to reconnect to a lighter session (connection balance).", nil, nil),
+		rounds: prometheus.NewDesc("strata_session_balance_rounds_total", "Connection balance rounds run.", nil, nil),
 	}
 }
 
 func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{m.conns, m.pubs, m.backlog, m.gossip, m.queued} {
+	for _, d := range []*prometheus.Desc{m.conns, m.pubs, m.backlog, m.gossip, m.queued, m.redirects, m.rounds} {
 		ch <- d
 	}
 }
@@ -88,4 +92,6 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	}
 	m.s.conns.mu.Unlock()
 	g(m.queued, int(q))
+	ch <- prometheus.MustNewConstMetric(m.redirects, prometheus.CounterValue, float64(m.s.redirects.Load()))
+	ch <- prometheus.MustNewConstMetric(m.rounds, prometheus.CounterValue, float64(m.s.balanceRounds.Load()))
 }

@@ -66,6 +66,8 @@ type Server struct {
 	fwd   *forwarder
 	// scanNow asks for a version scan at once (a change stream overflowed).
 	scanNow chan struct{}
+	// redirects and balanceRounds count connection balance's work.
+	redirects, balanceRounds atomic.Int64
 	// streams counts the reader and writer goroutines of client streams;
 	// Run waits for them after stopping gRPC.
 	streams sync.WaitGroup
@@ -203,6 +205,7 @@ func (s *Server) Run(ctx context.Context) error {
 	g.Go(func() error { return s.fwd.run(gctx) })
 	g.Go(func() error { return s.scanLoop(gctx) })
 	g.Go(func() error { return s.graceLoop(gctx) })
+	g.Go(func() error { return s.balanceLoop(gctx) })
 	g.Go(func() error {
 		<-gctx.Done()
 		s.conns.closeAll("session shutting down")
@@ -363,8 +366,12 @@ func (s *Server) watchData(ctx context.Context, addr string) {
 		if err != nil {
 			return
 		}
+		var changed time.Time
+		if ns := b.GetFirstChangeUnixNano(); ns > 0 {
+			changed = time.Unix(0, ns)
+		}
 		for _, c := range b.GetChanges() {
-			s.engine.Notify(c.GetDataInfoId(), c.GetVersion())
+			s.engine.NotifyAt(c.GetDataInfoId(), c.GetVersion(), changed)
 		}
 		if b.GetOverflow() {
 			select {

@@ -94,6 +94,9 @@ type Client struct {
 	// Pushes receives every push, in arrival order (buffered; a test that
 	// lets it fill stops reading, which is how a stalled client looks).
 	Pushes chan *registryv1.Push
+	// Redirects receives the session's requests to move (buffered; extra
+	// ones are dropped). The test decides whether to follow them.
+	Redirects chan *registryv1.Redirect
 	// AutoAck acks each push as it arrives; off, the client never acks.
 	autoAck bool
 	Welcome *registryv1.Welcome
@@ -127,7 +130,7 @@ func (c *Cluster) Connect(t testing.TB, n *SessionNode, clientID, zone string, a
 		t.Fatal(err)
 	}
 	cl := &Client{ID: clientID, stream: stream, cancel: cancel, acks: map[uint64]chan *registryv1.Ack{},
-		Pushes: make(chan *registryv1.Push, 4096), autoAck: autoAck, paused: make(chan struct{})}
+		Pushes: make(chan *registryv1.Push, 4096), Redirects: make(chan *registryv1.Redirect, 16), autoAck: autoAck, paused: make(chan struct{})}
 	t.Cleanup(func() { cl.Close(); _ = conn.Close() })
 	if err := cl.send(&registryv1.ClientFrame{Body: &registryv1.ClientFrame_Hello{Hello: &registryv1.Hello{ClientId: clientID, Zone: zone}}}); err != nil {
 		t.Fatal(err)
@@ -202,6 +205,11 @@ func (cl *Client) read(ctx context.Context) {
 				delete(cl.acks, b.Ack.GetId())
 			}
 			cl.mu.Unlock()
+		case *registryv1.ServerFrame_Redirect:
+			select {
+			case cl.Redirects <- b.Redirect:
+			default:
+			}
 		case *registryv1.ServerFrame_Push:
 			select {
 			case cl.Pushes <- b.Push:

@@ -141,8 +141,13 @@ type Unpublish struct {
 	RegisterId        string                 `protobuf:"bytes,2,opt,name=register_id,json=registerId,proto3" json:"register_id,omitempty"`
 	ClientVersion     uint64                 `protobuf:"varint,3,opt,name=client_version,json=clientVersion,proto3" json:"client_version,omitempty"`
 	RegisterTimestamp int64                  `protobuf:"varint,4,opt,name=register_timestamp,json=registerTimestamp,proto3" json:"register_timestamp,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// session_id, when set, makes the delete conditional: it applies only
+	// while the stored registration is owned by that session. A session sets
+	// it when a client's disconnect grace ends, so a client that re-registered
+	// through another session meanwhile keeps its publication.
+	SessionId     string `protobuf:"bytes,5,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Unpublish) Reset() {
@@ -201,6 +206,13 @@ func (x *Unpublish) GetRegisterTimestamp() int64 {
 		return x.RegisterTimestamp
 	}
 	return 0
+}
+
+func (x *Unpublish) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
 }
 
 // Datum is every publisher of one dataInfoID at one version.
@@ -1035,11 +1047,14 @@ func (x *WatchChangesRequest) GetSessionId() string {
 // its newest version. overflow tells the session it missed changes and must
 // scan versions.
 type ChangeBatch struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Changes       []*DatumVersion        `protobuf:"bytes,1,rep,name=changes,proto3" json:"changes,omitempty"`
-	Overflow      bool                   `protobuf:"varint,2,opt,name=overflow,proto3" json:"overflow,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Changes  []*DatumVersion        `protobuf:"bytes,1,rep,name=changes,proto3" json:"changes,omitempty"`
+	Overflow bool                   `protobuf:"varint,2,opt,name=overflow,proto3" json:"overflow,omitempty"`
+	// first_change_unix_nano is when (data node's clock) the oldest change in
+	// the batch was applied; sessions measure push latency from it.
+	FirstChangeUnixNano int64 `protobuf:"varint,3,opt,name=first_change_unix_nano,json=firstChangeUnixNano,proto3" json:"first_change_unix_nano,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
 }
 
 func (x *ChangeBatch) Reset() {
@@ -1084,6 +1099,13 @@ func (x *ChangeBatch) GetOverflow() bool {
 		return x.Overflow
 	}
 	return false
+}
+
+func (x *ChangeBatch) GetFirstChangeUnixNano() int64 {
+	if x != nil {
+		return x.FirstChangeUnixNano
+	}
+	return 0
 }
 
 type ReplicateRequest struct {
@@ -1698,14 +1720,16 @@ const file_data_proto_rawDesc = "" +
 	"\x06values\x18\x06 \x03(\fR\x06values\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\a \x01(\tR\tsessionId\x12\x17\n" +
-	"\aconn_id\x18\b \x01(\tR\x06connId\"\xa4\x01\n" +
+	"\aconn_id\x18\b \x01(\tR\x06connId\"\xc3\x01\n" +
 	"\tUnpublish\x12 \n" +
 	"\fdata_info_id\x18\x01 \x01(\tR\n" +
 	"dataInfoId\x12\x1f\n" +
 	"\vregister_id\x18\x02 \x01(\tR\n" +
 	"registerId\x12%\n" +
 	"\x0eclient_version\x18\x03 \x01(\x04R\rclientVersion\x12-\n" +
-	"\x12register_timestamp\x18\x04 \x01(\x03R\x11registerTimestamp\"{\n" +
+	"\x12register_timestamp\x18\x04 \x01(\x03R\x11registerTimestamp\x12\x1d\n" +
+	"\n" +
+	"session_id\x18\x05 \x01(\tR\tsessionId\"{\n" +
 	"\x05Datum\x12 \n" +
 	"\fdata_info_id\x18\x01 \x01(\tR\n" +
 	"dataInfoId\x12\x18\n" +
@@ -1769,10 +1793,11 @@ const file_data_proto_rawDesc = "" +
 	"publishers\"4\n" +
 	"\x13WatchChangesRequest\x12\x1d\n" +
 	"\n" +
-	"session_id\x18\x01 \x01(\tR\tsessionId\"^\n" +
+	"session_id\x18\x01 \x01(\tR\tsessionId\"\x93\x01\n" +
 	"\vChangeBatch\x123\n" +
 	"\achanges\x18\x01 \x03(\v2\x19.registry.v1.DatumVersionR\achanges\x12\x1a\n" +
-	"\boverflow\x18\x02 \x01(\bR\boverflow\"\x8c\x01\n" +
+	"\boverflow\x18\x02 \x01(\bR\boverflow\x123\n" +
+	"\x16first_change_unix_nano\x18\x03 \x01(\x03R\x13firstChangeUnixNano\"\x8c\x01\n" +
 	"\x10ReplicateRequest\x12\x17\n" +
 	"\aslot_id\x18\x01 \x01(\rR\x06slotId\x12!\n" +
 	"\fleader_epoch\x18\x02 \x01(\x04R\vleaderEpoch\x12\x1f\n" +
