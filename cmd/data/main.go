@@ -73,6 +73,7 @@ environment.`,
 	cli.TLSFlags(f, &c.TLS)
 	cli.CommonFlags(f, &c.AdminToken, &o.logLevel, &o.logFormat)
 	cli.DescribeEnv(f)
+	cmd.AddCommand(cli.HealthCommand("127.0.0.1:9623"))
 	return cmd
 }
 

@@ -78,6 +78,7 @@ environment.`,
 	cli.TLSFlags(f, &c.TLS)
 	cli.CommonFlags(f, &c.AdminToken, &o.logLevel, &o.logFormat)
 	cli.DescribeEnv(f)
+	cmd.AddCommand(cli.HealthCommand("127.0.0.1:9616"))
 	return cmd
 }
 
