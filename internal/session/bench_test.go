@@ -92,11 +92,13 @@ func BenchmarkPush_FanOut1000SubscribersOver100Conns(b *testing.B) {
 	}
 	k := "bench.fan#@#DEFAULT_INSTANCE_ID#@#DEFAULT_GROUP"
 	lat := make([]time.Duration, 0, b.N*conns*perConn)
+	// One untimed round first: the first change of the key also sets up
+	// the data nodes' and sessions' paths for it.
 	b.ResetTimer()
-	for i := range b.N {
+	for i := -1; i < b.N; i++ {
 		v := strconv.Itoa(i)
 		start := time.Now()
-		if a, err := pub.Publish("bench.fan", "p", uint64(i+1), v); err != nil || a.GetCode() != 0 {
+		if a, err := pub.Publish("bench.fan", "p", uint64(i+2), v); err != nil || a.GetCode() != 0 {
 			b.Fatal(a, err)
 		}
 		// Each client is read on its own goroutine, so a delivery is timed
@@ -117,6 +119,9 @@ func BenchmarkPush_FanOut1000SubscribersOver100Conns(b *testing.B) {
 			}()
 		}
 		wg.Wait()
+		if i < 0 {
+			lat = lat[:0]
+		}
 	}
 	b.StopTimer()
 	reportLatency(b, lat)

@@ -306,19 +306,7 @@ func (v *clientService) Connect(stream grpc.BidiStreamingServer[registryv1.Clien
 	s.streams.Add(2)
 	go func() {
 		defer s.streams.Done()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case o := <-c.out:
-				err := stream.Send(o.f)
-				c.queued.Add(-o.size)
-				if err != nil {
-					cancel(err)
-					return
-				}
-			}
-		}
+		c.write(stream)
 	}()
 	c.enqueue(&registryv1.ServerFrame{Body: &registryv1.ServerFrame_Welcome{Welcome: &registryv1.Welcome{
 		ConnId: c.id, SessionId: s.proc, HeartbeatMs: uint32(s.cfg.ClientHeartbeat.Milliseconds()),
@@ -355,6 +343,68 @@ func (v *clientService) Connect(stream grpc.BidiStreamingServer[registryv1.Clien
 	}
 }
 
+// maxBatchPushes and maxBatchBytes bound one PushBatch.
+const (
+	maxBatchPushes = 256
+	maxBatchBytes  = 1 << 20
+)
+
+// write is the connection's writer, the only goroutine that sends on the
+// stream. Pushes that are already waiting when it gets to them go out as
+// one PushBatch (in order), so a change of a key with many subscribers on
+// this connection costs one write rather than one per subscriber; a quiet
+// connection's single push goes out alone, at once.
+func (c *clientConn) write(stream grpc.BidiStreamingServer[registryv1.ClientFrame, registryv1.ServerFrame]) {
+	send := func(f *registryv1.ServerFrame, size int64) bool {
+		err := stream.Send(f)
+		c.queued.Add(-size)
+		if err != nil {
+			c.cancel(err)
+			return false
+		}
+		return true
+	}
+	for {
+		var o outFrame
+		select {
+		case <-c.ctx.Done():
+			return
+		case o = <-c.out:
+		}
+		first := o.f.GetPush()
+		if first == nil {
+			if !send(o.f, o.size) {
+				return
+			}
+			continue
+		}
+		batch, size := []*registryv1.Push{first}, o.size
+		var after *outFrame // a non-push frame that ended the batch
+	gather:
+		for len(batch) < maxBatchPushes && size < maxBatchBytes {
+			select {
+			case next := <-c.out:
+				if p := next.f.GetPush(); p != nil {
+					batch = append(batch, p)
+					size += next.size
+					continue
+				}
+				after = &next
+				break gather
+			default:
+				break gather
+			}
+		}
+		f := o.f
+		if len(batch) > 1 {
+			f = &registryv1.ServerFrame{Body: &registryv1.ServerFrame_PushBatch{PushBatch: &registryv1.PushBatch{Pushes: batch}}}
+		}
+		if !send(f, size) || (after != nil && !send(after.f, after.size)) {
+			return
+		}
+	}
+}
+
 // enqueue queues a frame that must not be dropped (welcome, acks): it waits
 // for room, so a client that does not read slows only itself.
 func (c *clientConn) enqueue(f *registryv1.ServerFrame) {
@@ -384,6 +434,11 @@ func (c *clientConn) handle(f *registryv1.ClientFrame) error {
 		return nil
 	case *registryv1.ClientFrame_PushAck:
 		s.engine.Ack(c.id, b.PushAck.GetRegisterId(), b.PushAck.GetVersion())
+		return nil
+	case *registryv1.ClientFrame_PushAcks:
+		for _, a := range b.PushAcks.GetAcks() {
+			s.engine.Ack(c.id, a.GetRegisterId(), a.GetVersion())
+		}
 		return nil
 	case *registryv1.ClientFrame_RegisterPublisher:
 		if !c.allow() {

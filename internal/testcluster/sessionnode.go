@@ -211,15 +211,31 @@ func (cl *Client) read(ctx context.Context) {
 			default:
 			}
 		case *registryv1.ServerFrame_Push:
-			select {
-			case cl.Pushes <- b.Push:
-			default: // the test stopped reading
-			}
-			if cl.autoAck {
-				_ = cl.send(&registryv1.ClientFrame{Body: &registryv1.ClientFrame_PushAck{PushAck: &registryv1.PushAck{RegisterId: b.Push.GetRegisterId(), Version: b.Push.GetVersion()}}})
-			}
+			cl.deliver([]*registryv1.Push{b.Push})
+		case *registryv1.ServerFrame_PushBatch:
+			cl.deliver(b.PushBatch.GetPushes())
 		}
 	}
+}
+
+// deliver hands pushes to the test and acks them (all in one frame).
+func (cl *Client) deliver(pushes []*registryv1.Push) {
+	acks := make([]*registryv1.PushAck, 0, len(pushes))
+	for _, p := range pushes {
+		select {
+		case cl.Pushes <- p:
+		default: // the test stopped reading
+		}
+		acks = append(acks, &registryv1.PushAck{RegisterId: p.GetRegisterId(), Version: p.GetVersion()})
+	}
+	if !cl.autoAck {
+		return
+	}
+	if len(acks) == 1 {
+		_ = cl.send(&registryv1.ClientFrame{Body: &registryv1.ClientFrame_PushAck{PushAck: acks[0]}})
+		return
+	}
+	_ = cl.send(&registryv1.ClientFrame{Body: &registryv1.ClientFrame_PushAcks{PushAcks: &registryv1.PushAcks{Acks: acks}}})
 }
 
 // Do sends a frame with a fresh id and waits for its ack; it returns the

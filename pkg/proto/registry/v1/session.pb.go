@@ -92,6 +92,7 @@ type ClientFrame struct {
 	//	*ClientFrame_UnregisterSubscriber
 	//	*ClientFrame_Heartbeat
 	//	*ClientFrame_PushAck
+	//	*ClientFrame_PushAcks
 	Body          isClientFrame_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -204,6 +205,15 @@ func (x *ClientFrame) GetPushAck() *PushAck {
 	return nil
 }
 
+func (x *ClientFrame) GetPushAcks() *PushAcks {
+	if x != nil {
+		if x, ok := x.Body.(*ClientFrame_PushAcks); ok {
+			return x.PushAcks
+		}
+	}
+	return nil
+}
+
 type isClientFrame_Body interface {
 	isClientFrame_Body()
 }
@@ -236,6 +246,11 @@ type ClientFrame_PushAck struct {
 	PushAck *PushAck `protobuf:"bytes,8,opt,name=push_ack,json=pushAck,proto3,oneof"`
 }
 
+type ClientFrame_PushAcks struct {
+	// push_acks acks several pushes at once (the pushes of a PushBatch).
+	PushAcks *PushAcks `protobuf:"bytes,9,opt,name=push_acks,json=pushAcks,proto3,oneof"`
+}
+
 func (*ClientFrame_Hello) isClientFrame_Body() {}
 
 func (*ClientFrame_RegisterPublisher) isClientFrame_Body() {}
@@ -249,6 +264,8 @@ func (*ClientFrame_UnregisterSubscriber) isClientFrame_Body() {}
 func (*ClientFrame_Heartbeat) isClientFrame_Body() {}
 
 func (*ClientFrame_PushAck) isClientFrame_Body() {}
+
+func (*ClientFrame_PushAcks) isClientFrame_Body() {}
 
 type Hello struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -702,6 +719,50 @@ func (x *PushAck) GetVersion() uint64 {
 	return 0
 }
 
+type PushAcks struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Acks          []*PushAck             `protobuf:"bytes,1,rep,name=acks,proto3" json:"acks,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PushAcks) Reset() {
+	*x = PushAcks{}
+	mi := &file_session_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PushAcks) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PushAcks) ProtoMessage() {}
+
+func (x *PushAcks) ProtoReflect() protoreflect.Message {
+	mi := &file_session_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PushAcks.ProtoReflect.Descriptor instead.
+func (*PushAcks) Descriptor() ([]byte, []int) {
+	return file_session_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *PushAcks) GetAcks() []*PushAck {
+	if x != nil {
+		return x.Acks
+	}
+	return nil
+}
+
 type ServerFrame struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Types that are valid to be assigned to Body:
@@ -710,6 +771,7 @@ type ServerFrame struct {
 	//	*ServerFrame_Ack
 	//	*ServerFrame_Push
 	//	*ServerFrame_Redirect
+	//	*ServerFrame_PushBatch
 	Body          isServerFrame_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -717,7 +779,7 @@ type ServerFrame struct {
 
 func (x *ServerFrame) Reset() {
 	*x = ServerFrame{}
-	mi := &file_session_proto_msgTypes[8]
+	mi := &file_session_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -729,7 +791,7 @@ func (x *ServerFrame) String() string {
 func (*ServerFrame) ProtoMessage() {}
 
 func (x *ServerFrame) ProtoReflect() protoreflect.Message {
-	mi := &file_session_proto_msgTypes[8]
+	mi := &file_session_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -742,7 +804,7 @@ func (x *ServerFrame) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServerFrame.ProtoReflect.Descriptor instead.
 func (*ServerFrame) Descriptor() ([]byte, []int) {
-	return file_session_proto_rawDescGZIP(), []int{8}
+	return file_session_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ServerFrame) GetBody() isServerFrame_Body {
@@ -788,6 +850,15 @@ func (x *ServerFrame) GetRedirect() *Redirect {
 	return nil
 }
 
+func (x *ServerFrame) GetPushBatch() *PushBatch {
+	if x != nil {
+		if x, ok := x.Body.(*ServerFrame_PushBatch); ok {
+			return x.PushBatch
+		}
+	}
+	return nil
+}
+
 type isServerFrame_Body interface {
 	isServerFrame_Body()
 }
@@ -808,6 +879,14 @@ type ServerFrame_Redirect struct {
 	Redirect *Redirect `protobuf:"bytes,4,opt,name=redirect,proto3,oneof"`
 }
 
+type ServerFrame_PushBatch struct {
+	// push_batch carries pushes that were waiting for this connection
+	// together (one write instead of many when a key with several
+	// subscribers on the connection changes); the client handles them in
+	// order, each as if it came alone.
+	PushBatch *PushBatch `protobuf:"bytes,5,opt,name=push_batch,json=pushBatch,proto3,oneof"`
+}
+
 func (*ServerFrame_Welcome) isServerFrame_Body() {}
 
 func (*ServerFrame_Ack) isServerFrame_Body() {}
@@ -815,6 +894,52 @@ func (*ServerFrame_Ack) isServerFrame_Body() {}
 func (*ServerFrame_Push) isServerFrame_Body() {}
 
 func (*ServerFrame_Redirect) isServerFrame_Body() {}
+
+func (*ServerFrame_PushBatch) isServerFrame_Body() {}
+
+type PushBatch struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Pushes        []*Push                `protobuf:"bytes,1,rep,name=pushes,proto3" json:"pushes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PushBatch) Reset() {
+	*x = PushBatch{}
+	mi := &file_session_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PushBatch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PushBatch) ProtoMessage() {}
+
+func (x *PushBatch) ProtoReflect() protoreflect.Message {
+	mi := &file_session_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PushBatch.ProtoReflect.Descriptor instead.
+func (*PushBatch) Descriptor() ([]byte, []int) {
+	return file_session_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *PushBatch) GetPushes() []*Push {
+	if x != nil {
+		return x.Pushes
+	}
+	return nil
+}
 
 type Welcome struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -830,7 +955,7 @@ type Welcome struct {
 
 func (x *Welcome) Reset() {
 	*x = Welcome{}
-	mi := &file_session_proto_msgTypes[9]
+	mi := &file_session_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -842,7 +967,7 @@ func (x *Welcome) String() string {
 func (*Welcome) ProtoMessage() {}
 
 func (x *Welcome) ProtoReflect() protoreflect.Message {
-	mi := &file_session_proto_msgTypes[9]
+	mi := &file_session_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -855,7 +980,7 @@ func (x *Welcome) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Welcome.ProtoReflect.Descriptor instead.
 func (*Welcome) Descriptor() ([]byte, []int) {
-	return file_session_proto_rawDescGZIP(), []int{9}
+	return file_session_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Welcome) GetConnId() string {
@@ -891,7 +1016,7 @@ type Ack struct {
 
 func (x *Ack) Reset() {
 	*x = Ack{}
-	mi := &file_session_proto_msgTypes[10]
+	mi := &file_session_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -903,7 +1028,7 @@ func (x *Ack) String() string {
 func (*Ack) ProtoMessage() {}
 
 func (x *Ack) ProtoReflect() protoreflect.Message {
-	mi := &file_session_proto_msgTypes[10]
+	mi := &file_session_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -916,7 +1041,7 @@ func (x *Ack) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ack.ProtoReflect.Descriptor instead.
 func (*Ack) Descriptor() ([]byte, []int) {
-	return file_session_proto_rawDescGZIP(), []int{10}
+	return file_session_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Ack) GetId() uint64 {
@@ -951,7 +1076,7 @@ type PushedValue struct {
 
 func (x *PushedValue) Reset() {
 	*x = PushedValue{}
-	mi := &file_session_proto_msgTypes[11]
+	mi := &file_session_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -963,7 +1088,7 @@ func (x *PushedValue) String() string {
 func (*PushedValue) ProtoMessage() {}
 
 func (x *PushedValue) ProtoReflect() protoreflect.Message {
-	mi := &file_session_proto_msgTypes[11]
+	mi := &file_session_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -976,7 +1101,7 @@ func (x *PushedValue) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PushedValue.ProtoReflect.Descriptor instead.
 func (*PushedValue) Descriptor() ([]byte, []int) {
-	return file_session_proto_rawDescGZIP(), []int{11}
+	return file_session_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *PushedValue) GetData() []byte {
@@ -1014,7 +1139,7 @@ type Push struct {
 
 func (x *Push) Reset() {
 	*x = Push{}
-	mi := &file_session_proto_msgTypes[12]
+	mi := &file_session_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1026,7 +1151,7 @@ func (x *Push) String() string {
 func (*Push) ProtoMessage() {}
 
 func (x *Push) ProtoReflect() protoreflect.Message {
-	mi := &file_session_proto_msgTypes[12]
+	mi := &file_session_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1039,7 +1164,7 @@ func (x *Push) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Push.ProtoReflect.Descriptor instead.
 func (*Push) Descriptor() ([]byte, []int) {
-	return file_session_proto_rawDescGZIP(), []int{12}
+	return file_session_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Push) GetRegisterId() string {
@@ -1083,7 +1208,7 @@ type Redirect struct {
 
 func (x *Redirect) Reset() {
 	*x = Redirect{}
-	mi := &file_session_proto_msgTypes[13]
+	mi := &file_session_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1095,7 +1220,7 @@ func (x *Redirect) String() string {
 func (*Redirect) ProtoMessage() {}
 
 func (x *Redirect) ProtoReflect() protoreflect.Message {
-	mi := &file_session_proto_msgTypes[13]
+	mi := &file_session_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1108,7 +1233,7 @@ func (x *Redirect) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Redirect.ProtoReflect.Descriptor instead.
 func (*Redirect) Descriptor() ([]byte, []int) {
-	return file_session_proto_rawDescGZIP(), []int{13}
+	return file_session_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Redirect) GetReason() string {
@@ -1129,7 +1254,7 @@ var File_session_proto protoreflect.FileDescriptor
 
 const file_session_proto_rawDesc = "" +
 	"\n" +
-	"\rsession.proto\x12\vregistry.v1\"\x92\x04\n" +
+	"\rsession.proto\x12\vregistry.v1\"\xc8\x04\n" +
 	"\vClientFrame\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12*\n" +
 	"\x05hello\x18\x02 \x01(\v2\x12.registry.v1.HelloH\x00R\x05hello\x12O\n" +
@@ -1138,7 +1263,8 @@ const file_session_proto_rawDesc = "" +
 	"\x13register_subscriber\x18\x05 \x01(\v2\x1f.registry.v1.RegisterSubscriberH\x00R\x12registerSubscriber\x12X\n" +
 	"\x15unregister_subscriber\x18\x06 \x01(\v2!.registry.v1.UnregisterSubscriberH\x00R\x14unregisterSubscriber\x126\n" +
 	"\theartbeat\x18\a \x01(\v2\x16.registry.v1.HeartbeatH\x00R\theartbeat\x121\n" +
-	"\bpush_ack\x18\b \x01(\v2\x14.registry.v1.PushAckH\x00R\apushAckB\x06\n" +
+	"\bpush_ack\x18\b \x01(\v2\x14.registry.v1.PushAckH\x00R\apushAck\x124\n" +
+	"\tpush_acks\x18\t \x01(\v2\x15.registry.v1.PushAcksH\x00R\bpushAcksB\x06\n" +
 	"\x04body\"`\n" +
 	"\x05Hello\x12\x1b\n" +
 	"\tclient_id\x18\x01 \x01(\tR\bclientId\x12\x12\n" +
@@ -1178,13 +1304,19 @@ const file_session_proto_rawDesc = "" +
 	"\aPushAck\x12\x1f\n" +
 	"\vregister_id\x18\x01 \x01(\tR\n" +
 	"registerId\x12\x18\n" +
-	"\aversion\x18\x02 \x01(\x04R\aversion\"\xcb\x01\n" +
+	"\aversion\x18\x02 \x01(\x04R\aversion\"4\n" +
+	"\bPushAcks\x12(\n" +
+	"\x04acks\x18\x01 \x03(\v2\x14.registry.v1.PushAckR\x04acks\"\x84\x02\n" +
 	"\vServerFrame\x120\n" +
 	"\awelcome\x18\x01 \x01(\v2\x14.registry.v1.WelcomeH\x00R\awelcome\x12$\n" +
 	"\x03ack\x18\x02 \x01(\v2\x10.registry.v1.AckH\x00R\x03ack\x12'\n" +
 	"\x04push\x18\x03 \x01(\v2\x11.registry.v1.PushH\x00R\x04push\x123\n" +
-	"\bredirect\x18\x04 \x01(\v2\x15.registry.v1.RedirectH\x00R\bredirectB\x06\n" +
-	"\x04body\"d\n" +
+	"\bredirect\x18\x04 \x01(\v2\x15.registry.v1.RedirectH\x00R\bredirect\x127\n" +
+	"\n" +
+	"push_batch\x18\x05 \x01(\v2\x16.registry.v1.PushBatchH\x00R\tpushBatchB\x06\n" +
+	"\x04body\"6\n" +
+	"\tPushBatch\x12)\n" +
+	"\x06pushes\x18\x01 \x03(\v2\x11.registry.v1.PushR\x06pushes\"d\n" +
 	"\aWelcome\x12\x17\n" +
 	"\aconn_id\x18\x01 \x01(\tR\x06connId\x12\x1d\n" +
 	"\n" +
@@ -1230,7 +1362,7 @@ func file_session_proto_rawDescGZIP() []byte {
 }
 
 var file_session_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_session_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_session_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_session_proto_goTypes = []any{
 	(Scope)(0),                   // 0: registry.v1.Scope
 	(*ClientFrame)(nil),          // 1: registry.v1.ClientFrame
@@ -1241,12 +1373,14 @@ var file_session_proto_goTypes = []any{
 	(*UnregisterSubscriber)(nil), // 6: registry.v1.UnregisterSubscriber
 	(*Heartbeat)(nil),            // 7: registry.v1.Heartbeat
 	(*PushAck)(nil),              // 8: registry.v1.PushAck
-	(*ServerFrame)(nil),          // 9: registry.v1.ServerFrame
-	(*Welcome)(nil),              // 10: registry.v1.Welcome
-	(*Ack)(nil),                  // 11: registry.v1.Ack
-	(*PushedValue)(nil),          // 12: registry.v1.PushedValue
-	(*Push)(nil),                 // 13: registry.v1.Push
-	(*Redirect)(nil),             // 14: registry.v1.Redirect
+	(*PushAcks)(nil),             // 9: registry.v1.PushAcks
+	(*ServerFrame)(nil),          // 10: registry.v1.ServerFrame
+	(*PushBatch)(nil),            // 11: registry.v1.PushBatch
+	(*Welcome)(nil),              // 12: registry.v1.Welcome
+	(*Ack)(nil),                  // 13: registry.v1.Ack
+	(*PushedValue)(nil),          // 14: registry.v1.PushedValue
+	(*Push)(nil),                 // 15: registry.v1.Push
+	(*Redirect)(nil),             // 16: registry.v1.Redirect
 }
 var file_session_proto_depIdxs = []int32{
 	2,  // 0: registry.v1.ClientFrame.hello:type_name -> registry.v1.Hello
@@ -1256,19 +1390,23 @@ var file_session_proto_depIdxs = []int32{
 	6,  // 4: registry.v1.ClientFrame.unregister_subscriber:type_name -> registry.v1.UnregisterSubscriber
 	7,  // 5: registry.v1.ClientFrame.heartbeat:type_name -> registry.v1.Heartbeat
 	8,  // 6: registry.v1.ClientFrame.push_ack:type_name -> registry.v1.PushAck
-	0,  // 7: registry.v1.RegisterSubscriber.scope:type_name -> registry.v1.Scope
-	10, // 8: registry.v1.ServerFrame.welcome:type_name -> registry.v1.Welcome
-	11, // 9: registry.v1.ServerFrame.ack:type_name -> registry.v1.Ack
-	13, // 10: registry.v1.ServerFrame.push:type_name -> registry.v1.Push
-	14, // 11: registry.v1.ServerFrame.redirect:type_name -> registry.v1.Redirect
-	12, // 12: registry.v1.Push.values:type_name -> registry.v1.PushedValue
-	1,  // 13: registry.v1.SessionService.Connect:input_type -> registry.v1.ClientFrame
-	9,  // 14: registry.v1.SessionService.Connect:output_type -> registry.v1.ServerFrame
-	14, // [14:15] is the sub-list for method output_type
-	13, // [13:14] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	9,  // 7: registry.v1.ClientFrame.push_acks:type_name -> registry.v1.PushAcks
+	0,  // 8: registry.v1.RegisterSubscriber.scope:type_name -> registry.v1.Scope
+	8,  // 9: registry.v1.PushAcks.acks:type_name -> registry.v1.PushAck
+	12, // 10: registry.v1.ServerFrame.welcome:type_name -> registry.v1.Welcome
+	13, // 11: registry.v1.ServerFrame.ack:type_name -> registry.v1.Ack
+	15, // 12: registry.v1.ServerFrame.push:type_name -> registry.v1.Push
+	16, // 13: registry.v1.ServerFrame.redirect:type_name -> registry.v1.Redirect
+	11, // 14: registry.v1.ServerFrame.push_batch:type_name -> registry.v1.PushBatch
+	15, // 15: registry.v1.PushBatch.pushes:type_name -> registry.v1.Push
+	14, // 16: registry.v1.Push.values:type_name -> registry.v1.PushedValue
+	1,  // 17: registry.v1.SessionService.Connect:input_type -> registry.v1.ClientFrame
+	10, // 18: registry.v1.SessionService.Connect:output_type -> registry.v1.ServerFrame
+	18, // [18:19] is the sub-list for method output_type
+	17, // [17:18] is the sub-list for method input_type
+	17, // [17:17] is the sub-list for extension type_name
+	17, // [17:17] is the sub-list for extension extendee
+	0,  // [0:17] is the sub-list for field type_name
 }
 
 func init() { file_session_proto_init() }
@@ -1284,12 +1422,14 @@ func file_session_proto_init() {
 		(*ClientFrame_UnregisterSubscriber)(nil),
 		(*ClientFrame_Heartbeat)(nil),
 		(*ClientFrame_PushAck)(nil),
+		(*ClientFrame_PushAcks)(nil),
 	}
-	file_session_proto_msgTypes[8].OneofWrappers = []any{
+	file_session_proto_msgTypes[9].OneofWrappers = []any{
 		(*ServerFrame_Welcome)(nil),
 		(*ServerFrame_Ack)(nil),
 		(*ServerFrame_Push)(nil),
 		(*ServerFrame_Redirect)(nil),
+		(*ServerFrame_PushBatch)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1297,7 +1437,7 @@ func file_session_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_session_proto_rawDesc), len(file_session_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   14,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
