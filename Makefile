@@ -7,6 +7,7 @@ PROTOS    := $(wildcard $(PROTO_DIR)/*.proto)
 TEST_TIMEOUT ?= 15m
 
 .PHONY: all build test lint proto run bench clean
+.PHONY: compose-image compose-up compose-down compose-smoke
 
 all: build
 
@@ -48,6 +49,33 @@ proto:
 	  --go_out=$(PROTO_DIR) --go_opt=paths=source_relative \
 	  --go-grpc_out=$(PROTO_DIR) --go-grpc_opt=paths=source_relative \
 	  $(PROTOS)
+
+## compose-*: the cluster in Docker (deploy/compose): 3 meta, 3 data, 2 session.
+## COMPOSE is `docker compose` where the plugin exists, else docker-compose.
+COMPOSE         ?= $(shell docker compose version >/dev/null 2>&1 && echo 'docker compose' || echo docker-compose)
+COMPOSE_FILE    := deploy/compose/docker-compose.yml
+COMPOSE_PROJECT ?= strata
+STRATA_IMAGE    ?= strata:dev
+COMPOSE_WAIT    ?= 180
+
+## compose-image: the one image for every role (FROM scratch + bin/)
+compose-image: build
+	docker build -q -f deploy/compose/Dockerfile -t $(STRATA_IMAGE) .
+	@docker image prune -f --filter label=org.opencontainers.image.title=strata >/dev/null
+
+## compose-up: build, start the cluster (project COMPOSE_PROJECT), wait until every container is healthy
+compose-up: compose-image
+	STRATA_IMAGE=$(STRATA_IMAGE) $(COMPOSE) -f $(COMPOSE_FILE) -p $(COMPOSE_PROJECT) up -d
+	deploy/compose/wait-healthy.sh $(COMPOSE_PROJECT) $(COMPOSE_WAIT) 8
+	@echo "meta-1 admin HTTP: http://$$($(COMPOSE) -f $(COMPOSE_FILE) -p $(COMPOSE_PROJECT) port meta-1 9616)"
+
+## compose-down: stop the cluster and delete its containers, network and volumes
+compose-down:
+	STRATA_IMAGE=$(STRATA_IMAGE) $(COMPOSE) -f $(COMPOSE_FILE) -p $(COMPOSE_PROJECT) down -v --remove-orphans
+
+## compose-smoke: start a throwaway cluster, scale, kill a data node, check, tear down (deploy/compose/smoke.sh)
+compose-smoke: compose-image
+	STRATA_IMAGE=$(STRATA_IMAGE) COMPOSE='$(COMPOSE)' deploy/compose/smoke.sh
 
 clean:
 	rm -rf $(BIN) run

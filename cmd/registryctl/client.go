@@ -1,0 +1,133 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/strata-registry/strata/internal/metaclient"
+	"github.com/strata-registry/strata/internal/rpc"
+	registryv1 "github.com/strata-registry/strata/pkg/proto/registry/v1"
+)
+
+// metaConn is one command's link to the meta tier. Close it when done: it
+// owns gRPC connections.
+type metaConn struct {
+	addrs  []string
+	pool   *rpc.Pool
+	client *metaclient.Client
+}
+
+// dialMeta prepares calls to the --meta nodes. Nothing is dialed yet.
+func (g *globals) dialMeta() (*metaConn, error) {
+	pool := rpc.NewPool(g.tls, len(g.meta))
+	mc, err := metaclient.New(g.meta, pool, g.timeout, nil)
+	if err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return &metaConn{addrs: g.meta, pool: pool, client: mc}, nil
+}
+
+// Close closes the connections.
+func (m *metaConn) Close() { m.pool.Close() }
+
+// call runs f against one meta node after another until one succeeds.
+// The error names the call and the addresses tried, so "connection
+// refused" is never the whole story.
+func (m *metaConn) call(ctx context.Context, what string, f func(context.Context, registryv1.MetaServiceClient) error) error {
+	err := m.client.Call(ctx, f)
+	if err == nil {
+		return nil
+	}
+	if ctx.Err() != nil {
+		return fmt.Errorf("%s: %w", what, ctx.Err())
+	}
+	// Unavailable with a connection error (or a timeout) means nobody
+	// answered; any other error is a meta node's own answer.
+	if c := status.Code(err); c == codes.DeadlineExceeded ||
+		(c == codes.Unavailable && strings.Contains(status.Convert(err).Message(), "connection error")) {
+		return fmt.Errorf("%s: no meta node reachable at %s: %w", what, strings.Join(m.addrs, ","), err)
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+func (m *metaConn) clusterInfo(ctx context.Context) (*registryv1.GetClusterInfoResponse, error) {
+	var resp *registryv1.GetClusterInfoResponse
+	err := m.call(ctx, "get cluster info", func(ctx context.Context, c registryv1.MetaServiceClient) (err error) {
+		resp, err = c.GetClusterInfo(ctx, &registryv1.GetClusterInfoRequest{})
+		return err
+	})
+	return resp, err
+}
+
+func (m *metaConn) sessions(ctx context.Context) (*registryv1.ListSessionsResponse, error) {
+	var resp *registryv1.ListSessionsResponse
+	err := m.call(ctx, "list sessions", func(ctx context.Context, c registryv1.MetaServiceClient) (err error) {
+		resp, err = c.ListSessions(ctx, &registryv1.ListSessionsRequest{})
+		return err
+	})
+	return resp, err
+}
+
+// errNoLeader is a meta node's answer that it knows no leader. Returning it
+// from the call makes the client ask the next meta node, which may know.
+var errNoLeader = errors.New("no Raft leader known")
+
+func (m *metaConn) leader(ctx context.Context) (*registryv1.GetLeaderResponse, error) {
+	var resp *registryv1.GetLeaderResponse
+	err := m.call(ctx, "get leader", func(ctx context.Context, c registryv1.MetaServiceClient) (err error) {
+		if resp, err = c.GetLeader(ctx, &registryv1.GetLeaderRequest{}); err == nil && resp.GetLeader() == nil {
+			err = errNoLeader
+		}
+		return err
+	})
+	return resp, err
+}
+
+// table returns the meta node's current slot table, with sync status.
+// WatchSlotTable is the only call that serves the table: the first message
+// of a new watch is the current table, then the stream is cancelled. The
+// caller checks first that a table exists (GetClusterInfo's table_epoch >
+// 0): before the first table the watch sends nothing until the timeout.
+func (m *metaConn) table(ctx context.Context) (*registryv1.SlotTable, error) {
+	var tb *registryv1.SlotTable
+	err := m.call(ctx, "watch slot table", func(ctx context.Context, c registryv1.MetaServiceClient) error {
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		stream, err := c.WatchSlotTable(ctx, &registryv1.WatchSlotTableRequest{})
+		if err != nil {
+			return err
+		}
+		tb, err = stream.Recv()
+		return err
+	})
+	return tb, err
+}
+
+// httpGet fetches url from a node's admin HTTP server, with the admin token
+// when one is set. It returns the status code and at most 64 KiB of body.
+func (g *globals) httpGet(ctx context.Context, hc *http.Client, url string) (int, []byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, g.timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return 0, nil, err
+	}
+	if g.adminToken != "" {
+		req.Header.Set("Authorization", "Bearer "+g.adminToken)
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	return resp.StatusCode, body, err
+}

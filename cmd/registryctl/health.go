@@ -1,0 +1,173 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+
+	"github.com/spf13/cobra"
+
+	"github.com/strata-registry/strata/internal/cli"
+	registryv1 "github.com/strata-registry/strata/pkg/proto/registry/v1"
+)
+
+// Health statuses of a node.
+const (
+	healthReady       = "ready"
+	healthNotReady    = "not_ready"   // /readyz answered, but not 200
+	healthUnreachable = "unreachable" // no HTTP answer at all
+	healthNoAddress   = "no_address"  // meta knows no HTTP address for it
+)
+
+func newHealthCommand(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "health",
+		Short: "Probe every node's readiness; exit non-zero unless all are ready",
+		Long: `health asks the meta tier for every node (meta peers and data and
+session members) and calls GET /readyz on each one's admin HTTP address,
+all at once, each bounded by --timeout. It prints one row per node and
+exits with status 1 when any node is not ready, unreachable or has no
+known address, so it fits scripts and probes.
+
+What ready means per role: meta knows a Raft leader and the cluster is
+initialized; data has a slot table and leads no migrating slot; session
+has a slot table.`,
+		Example: `  registryctl health
+  registryctl health -o json --admin-token "$TOKEN"`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			m, err := g.dialMeta()
+			if err != nil {
+				return err
+			}
+			defer m.Close()
+			info, err := m.clusterInfo(cmd.Context())
+			if err != nil {
+				return err
+			}
+			v := g.probe(cmd.Context(), healthTargets(info))
+			if err := render(cmd.OutOrStdout(), g.output, v); err != nil {
+				return err
+			}
+			return v.err()
+		},
+	}
+	cli.DescribeEnv(cmd.Flags())
+	return cmd
+}
+
+// healthView is the output of health.
+type healthView struct {
+	Healthy bool        `json:"healthy" yaml:"healthy"`
+	Nodes   []healthRow `json:"nodes" yaml:"nodes"`
+}
+
+// healthRow is one node's readiness.
+type healthRow struct {
+	Node string `json:"node" yaml:"node"`
+	Role string `json:"role" yaml:"role"`
+	// Address is the admin HTTP address probed.
+	Address string `json:"address" yaml:"address"`
+	Status  string `json:"status" yaml:"status"`
+	// Detail says why a node is not ready, from its /readyz answer or
+	// the probe's error.
+	Detail string `json:"detail,omitempty" yaml:"detail,omitempty"`
+}
+
+// healthTargets lists the nodes to probe, meta peers first, in the
+// members order.
+func healthTargets(info *registryv1.GetClusterInfoResponse) []healthRow {
+	var out []healthRow
+	for _, r := range membersFrom(info, nil).Members {
+		out = append(out, healthRow{Node: r.ID, Role: r.Role, Address: r.HTTPAddress})
+	}
+	return out
+}
+
+// probe fills in every target's status, probing all at once.
+func (g *globals) probe(ctx context.Context, targets []healthRow) healthView {
+	// Keep-alives off: every node is asked once, and an idle connection
+	// would outlive the command.
+	tr := &http.Transport{DisableKeepAlives: true, Proxy: http.ProxyFromEnvironment}
+	defer tr.CloseIdleConnections()
+	hc := &http.Client{Transport: tr}
+	var wg sync.WaitGroup
+	for i := range targets {
+		wg.Go(func() { g.probeOne(ctx, hc, &targets[i]) })
+	}
+	wg.Wait()
+	v := healthView{Healthy: true, Nodes: targets}
+	if v.Nodes == nil {
+		v.Nodes = []healthRow{}
+	}
+	for _, r := range v.Nodes {
+		if r.Status != healthReady {
+			v.Healthy = false
+		}
+	}
+	return v
+}
+
+func (g *globals) probeOne(ctx context.Context, hc *http.Client, r *healthRow) {
+	if r.Address == "" {
+		// A meta peer missing from the gossip pool (down, most likely)
+		// has no address announced.
+		r.Status, r.Detail = healthNoAddress, "no HTTP address known (not in the gossip pool)"
+		return
+	}
+	code, body, err := g.httpGet(ctx, hc, "http://"+r.Address+"/readyz")
+	switch {
+	case err != nil:
+		r.Status, r.Detail = healthUnreachable, err.Error()
+	case code == http.StatusOK:
+		r.Status = healthReady
+	default:
+		r.Status, r.Detail = healthNotReady, readyDetail(code, body)
+	}
+}
+
+// readyDetail extracts the reason from a /readyz answer: every role
+// answers JSON with a "status" field (data adds the migrating slots).
+func readyDetail(code int, body []byte) string {
+	var d struct {
+		Status string   `json:"status"`
+		Slots  []uint32 `json:"slots"`
+	}
+	if json.Unmarshal(body, &d) == nil && d.Status != "" {
+		if len(d.Slots) > 0 {
+			return fmt.Sprintf("%s (%d slots)", d.Status, len(d.Slots))
+		}
+		return d.Status
+	}
+	s := strings.TrimSpace(string(body))
+	if len(s) > 120 {
+		s = s[:120] + "..."
+	}
+	return fmt.Sprintf("HTTP %d: %s", code, s)
+}
+
+func (v healthView) writeTable(w io.Writer) error {
+	t := newTable(w, "NODE", "ROLE", "ADDR", "STATUS", "DETAIL")
+	for _, r := range v.Nodes {
+		t.row(r.Node, r.Role, r.Address, r.Status, r.Detail)
+	}
+	return t.flush()
+}
+
+// err is the command's result: nil when every node is ready.
+func (v healthView) err() error {
+	var bad []string
+	for _, r := range v.Nodes {
+		if r.Status != healthReady {
+			bad = append(bad, fmt.Sprintf("%s (%s)", r.Node, r.Status))
+		}
+	}
+	if len(bad) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%d of %d nodes not ready: %s", len(bad), len(v.Nodes), strings.Join(bad, ", "))
+}

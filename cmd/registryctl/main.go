@@ -1,0 +1,129 @@
+// Command registryctl is the Strata operator CLI. It asks the meta tier who
+// is in the cluster, which meta node leads Raft, where each slot lives and
+// where a data ID goes, and probes every node's readiness.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/strata-registry/strata/internal/cli"
+	"github.com/strata-registry/strata/internal/tlsconf"
+)
+
+// globals are the flags every command shares.
+type globals struct {
+	meta       []string
+	session    []string
+	output     string
+	timeout    time.Duration
+	adminToken string
+	tls        tlsconf.Config
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// cobra has already printed the error to stderr.
+	err := newRootCommand().ExecuteContext(ctx)
+	stop()
+	if err != nil {
+		os.Exit(1)
+	}
+}
+
+func newRootCommand() *cobra.Command {
+	g := &globals{}
+	root := &cobra.Command{
+		Use:   "registryctl",
+		Short: "Inspect a Strata cluster: members, leader, slots, health",
+		Long: `registryctl asks Strata's meta tier about the cluster. Any meta node
+answers: give one or more with --meta and it tries them in order.
+
+Every flag can also be set from the environment: STRATA_ plus the flag name
+in upper snake case (--meta is STRATA_META, --admin-token is
+STRATA_ADMIN_TOKEN). Flags win over the environment.`,
+		Example: `  registryctl members
+  registryctl --meta meta-1:9615,meta-2:9615 slots --node data-2
+  registryctl slot-of com.example.orders -o json
+  registryctl health && echo all ready`,
+		SilenceUsage: true,
+		Args:         cobra.NoArgs,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			if err := cli.ApplyEnv(cmd); err != nil {
+				return err
+			}
+			return g.validate()
+		},
+	}
+	f := root.PersistentFlags()
+	f.StringSliceVar(&g.meta, "meta", []string{"127.0.0.1:9615"}, "meta gRPC addresses, host:port, comma separated (tried in order until one answers)")
+	f.StringSliceVar(&g.session, "session", []string{"127.0.0.1:9603"}, "session gRPC addresses, host:port, comma separated (for data-plane commands)")
+	f.StringVarP(&g.output, "output", "o", "table", "output format: "+formatList)
+	f.DurationVar(&g.timeout, "timeout", 5*time.Second, "bound on each call to one node")
+	f.StringVar(&g.adminToken, "admin-token", "", "bearer token for the nodes' admin HTTP (sent with every HTTP request)")
+	cli.TLSFlags(f, &g.tls)
+	// The shared TLS flags are worded for servers; say what they mean here.
+	f.Lookup("tls-cert").Usage = "PEM client certificate (enables TLS; needs --tls-key)"
+	f.Lookup("tls-key").Usage = "PEM private key for --tls-cert"
+	f.Lookup("tls-ca").Usage = "PEM CA bundle to verify the meta nodes"
+	// Requiring client certificates is a server setting.
+	_ = f.MarkHidden("tls-client-auth")
+	cli.DescribeEnv(f)
+	root.AddCommand(
+		newMembersCommand(g),
+		newLeaderCommand(g),
+		newSlotsCommand(g),
+		newSlotOfCommand(g),
+		newHealthCommand(g),
+	)
+	return root
+}
+
+// validate checks the global flags once they hold their final values
+// (command line, then environment).
+func (g *globals) validate() error {
+	if !slices.Contains(formats, g.output) {
+		return fmt.Errorf("unknown output format %q (want %s)", g.output, formatList)
+	}
+	g.meta = clean(g.meta)
+	if len(g.meta) == 0 {
+		return errors.New("--meta: no meta address given")
+	}
+	g.session = clean(g.session)
+	if g.timeout <= 0 {
+		return fmt.Errorf("--timeout must be positive, got %v", g.timeout)
+	}
+	// A server's environment may set STRATA_TLS_CLIENT_AUTH; a client
+	// has nothing to require.
+	g.tls.RequireClientCert = false
+	if g.tls.CAFile != "" && g.tls.CertFile == "" {
+		// tlsconf refuses a CA alone; say what to do instead of its
+		// server-side wording.
+		return errors.New("--tls-ca needs --tls-cert and --tls-key as well (a client certificate signed by a CA the nodes trust)")
+	}
+	if err := g.tls.Validate(); err != nil {
+		return fmt.Errorf("TLS flags: %w", err)
+	}
+	return nil
+}
+
+// clean trims spaces around comma-separated addresses and drops empty ones
+// (a trailing comma, or STRATA_META=" a, b").
+func clean(addrs []string) []string {
+	out := make([]string, 0, len(addrs))
+	for _, a := range addrs {
+		if a = strings.TrimSpace(a); a != "" {
+			out = append(out, a)
+		}
+	}
+	return out
+}
