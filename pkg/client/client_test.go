@@ -1,0 +1,431 @@
+package client_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/strata-registry/strata/internal/session"
+	"github.com/strata-registry/strata/internal/testcluster"
+	"github.com/strata-registry/strata/pkg/client"
+)
+
+const wait = testcluster.DefaultWait
+
+func ctxT(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func newClient(t *testing.T, opts ...client.Option) *client.Client {
+	t.Helper()
+	opts = append([]client.Option{client.WithBackoff(20*time.Millisecond, 200*time.Millisecond)}, opts...)
+	c, err := client.New(context.Background(), opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+func sessionAddrs(c *testcluster.Cluster, n int) []string {
+	var out []string
+	for i := range n {
+		out = append(out, c.Session(i).Server().GRPCAddr())
+	}
+	return out
+}
+
+func datas(s client.Snapshot) []string {
+	var out []string
+	for _, v := range s.Values {
+		out = append(out, string(v.Data))
+	}
+	slices.Sort(out)
+	return out
+}
+
+// nextUntil reads snapshots until want holds, failing on any that check
+// rejects (check may be nil) or on a version going back.
+func nextUntil(t *testing.T, s *client.Subscription, check func(client.Snapshot) error, want func(client.Snapshot) bool) client.Snapshot {
+	t.Helper()
+	ctx := ctxT(t)
+	var last uint64
+	for {
+		snap, err := s.Next(ctx)
+		if err != nil {
+			t.Fatalf("Next: %v", err)
+		}
+		if !snap.Cached && snap.Version < last {
+			t.Fatalf("version went back from %d to %d", last, snap.Version)
+		}
+		last = snap.Version
+		if check != nil {
+			if err := check(snap); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if want(snap) {
+			return snap
+		}
+	}
+}
+
+func holds(vals ...string) func(client.Snapshot) bool {
+	return func(s client.Snapshot) bool { return slices.Equal(datas(s), vals) }
+}
+
+func TestClient_PublishSubscribeUpdateUnpublish(t *testing.T) {
+	c := testcluster.Start(t, testcluster.Spec{Meta: 3, Data: 3, Session: 2})
+	c.WaitDataSettled(t)
+	ctx := ctxT(t)
+	pubc := newClient(t, client.WithSessions(sessionAddrs(c, 1)...), client.WithZone("z1"))
+	subc := newClient(t, client.WithMeta(c.MetaAddrs()...))
+
+	s, err := subc.Subscribe(ctx, "com.example.Echo", client.WithGroup("RPC"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := s.Next(ctx)
+	if err != nil || len(first.Values) != 0 || first.Cached {
+		t.Fatalf("first snapshot %+v, %v; want live and empty", first, err)
+	}
+	p, err := pubc.Publish(ctx, "com.example.Echo", []byte("10.0.0.1:8080"), client.WithGroup("RPC"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := nextUntil(t, s, nil, holds("10.0.0.1:8080"))
+	if v := got.Values[0]; v.Zone != "z1" || v.PublisherID != p.RegisterID() || got.Version <= first.Version {
+		t.Fatalf("pushed %+v at %d after %d", v, got.Version, first.Version)
+	}
+	if err := p.Update(ctx, []byte("10.0.0.1:8081"), []byte("10.0.0.1:8082")); err != nil {
+		t.Fatal(err)
+	}
+	upd := nextUntil(t, s, nil, holds("10.0.0.1:8081", "10.0.0.1:8082"))
+	if upd.Version <= got.Version {
+		t.Fatalf("update at version %d, not after %d", upd.Version, got.Version)
+	}
+	// Another group is another key: not pushed here.
+	if _, err := pubc.Publish(ctx, "com.example.Echo", []byte("other-group")); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Unpublish(ctx); err != nil {
+		t.Fatal(err)
+	}
+	gone := nextUntil(t, s, func(s client.Snapshot) error {
+		if slices.Contains(datas(s), "other-group") {
+			return fmt.Errorf("a publication of another group was pushed: %v", datas(s))
+		}
+		return nil
+	}, holds())
+	if gone.Version <= upd.Version {
+		t.Fatalf("unpublish at version %d, not after %d", gone.Version, upd.Version)
+	}
+	if err := p.Unpublish(ctx); !errors.Is(err, client.ErrClosed) {
+		t.Fatalf("second Unpublish: %v, want ErrClosed", err)
+	}
+	if err := p.Update(ctx, []byte("x")); !errors.Is(err, client.ErrClosed) {
+		t.Fatalf("Update after Unpublish: %v, want ErrClosed", err)
+	}
+}
+
+func TestClient_SessionKilled_FailsOverWithoutEmptyPushes(t *testing.T) {
+	c := testcluster.Start(t, testcluster.Spec{Meta: 3, Data: 3, Session: 2})
+	c.WaitDataSettled(t)
+	ctx := ctxT(t)
+	addrs := sessionAddrs(c, 2)
+	pubc := newClient(t, client.WithSessions(addrs...))
+	watcher := newClient(t, client.WithSessions(addrs...))
+	p, err := pubc.Publish(ctx, "svc", []byte("a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The publisher also subscribes: its own subscription must keep
+	// flowing across the failover.
+	own, err := pubc.Subscribe(ctx, "svc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := watcher.Subscribe(ctx, "svc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	nextUntil(t, own, nil, holds("a"))
+	nextUntil(t, other, nil, holds("a"))
+
+	victim := slices.Index(addrs, pubc.Session())
+	if victim < 0 {
+		t.Fatalf("publisher connected to %q, not one of %v", pubc.Session(), addrs)
+	}
+	c.StopSession(t, victim, true)
+	testcluster.Eventually(t, wait, func() error {
+		if s := pubc.Session(); s == "" || s == addrs[victim] {
+			return fmt.Errorf("publisher on %q", s)
+		}
+		return nil
+	})
+	if err := p.Update(ctx, []byte("b")); err != nil {
+		t.Fatal(err)
+	}
+	never := func(s client.Snapshot) error {
+		if len(s.Values) == 0 {
+			return errors.New("empty snapshot during the failover")
+		}
+		return nil
+	}
+	nextUntil(t, own, never, holds("b"))
+	nextUntil(t, other, never, holds("b"))
+	// Past the dead session's lease the publication is still there: a
+	// later change from elsewhere arrives with it, not instead of it.
+	third := newClient(t, client.WithSessions(addrs[1-victim]))
+	if _, err := third.Publish(ctx, "svc", []byte("c")); err != nil {
+		t.Fatal(err)
+	}
+	nextUntil(t, other, never, holds("b", "c"))
+}
+
+func TestClient_ConcurrentUse_CloseTwice_NextReturnsPromptly(t *testing.T) {
+	c := testcluster.Start(t, testcluster.Spec{Meta: 3, Data: 3, Session: 1})
+	c.WaitDataSettled(t)
+	ctx := ctxT(t)
+	cl := newClient(t, client.WithSessions(sessionAddrs(c, 1)...))
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	for g := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			key := fmt.Sprintf("svc.%d", g%4)
+			s, err := cl.Subscribe(ctx, key)
+			if err != nil {
+				errs <- err
+				return
+			}
+			p, err := cl.Publish(ctx, key, []byte(fmt.Sprint(g)))
+			if err != nil {
+				errs <- err
+				return
+			}
+			for i := range 5 {
+				if err := p.Update(ctx, []byte(fmt.Sprintf("%d.%d", g, i))); err != nil {
+					errs <- err
+					return
+				}
+			}
+			if _, err := s.Next(ctx); err != nil {
+				errs <- err
+			}
+			if err := p.Unpublish(ctx); err != nil {
+				errs <- err
+			}
+			if err := s.Close(); err != nil {
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+
+	s, err := cl.Subscribe(ctx, "svc.idle")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Next(ctx); err != nil { // the empty snapshot
+		t.Fatal(err)
+	}
+	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	if _, err := s.Next(short); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Next on a quiet key with a short ctx: %v", err)
+	}
+	updates := s.Updates()
+	done := make(chan error, 1)
+	go func() { _, err := s.Next(ctx); done <- err }()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; !errors.Is(err, client.ErrClosed) {
+		t.Fatalf("Next blocked across Close returned %v, want ErrClosed", err)
+	}
+	for range updates { // closed by Close
+	}
+	if err := s.Close(); !errors.Is(err, client.ErrClosed) {
+		t.Fatalf("second Close: %v", err)
+	}
+	if err := cl.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.Close(); err != nil {
+		t.Fatalf("second client Close: %v", err)
+	}
+	if _, err := cl.Publish(ctx, "svc", []byte("x")); !errors.Is(err, client.ErrClosed) {
+		t.Fatalf("Publish after Close: %v", err)
+	}
+}
+
+func TestClient_DiskCache_ServesWhileClusterDown(t *testing.T) {
+	c := testcluster.Start(t, testcluster.Spec{Meta: 3, Data: 3, Session: 1})
+	c.WaitDataSettled(t)
+	ctx := ctxT(t)
+	dir := t.TempDir()
+	addr := c.Session(0).Server().GRPCAddr()
+	pub := newClient(t, client.WithSessions(addr))
+	if _, err := pub.Publish(ctx, "svc", []byte("cached-value")); err != nil {
+		t.Fatal(err)
+	}
+	live := newClient(t, client.WithSessions(addr), client.WithCacheDir(dir))
+	s, err := live.Subscribe(ctx, "svc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := nextUntil(t, s, nil, holds("cached-value"))
+	_ = live.Close()
+	c.StopSession(t, 0, true)
+
+	// No session answers now.
+	later := newClient(t, client.WithSessions(addr), client.WithCacheDir(dir))
+	s2, err := later.Subscribe(ctx, "svc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap, err := s2.Next(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !snap.Cached || snap.Version != seen.Version || !slices.Equal(datas(snap), []string{"cached-value"}) {
+		t.Fatalf("while down got %+v, want the cached snapshot at %d", snap, seen.Version)
+	}
+	// Cached snapshots are never written from the cache, and a key never
+	// seen has nothing to serve.
+	s3, err := later.Subscribe(ctx, "never-seen")
+	if err != nil {
+		t.Fatal(err)
+	}
+	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	if snap, err := s3.Next(short); err == nil {
+		t.Fatalf("an uncached key served %+v while the cluster is down", snap)
+	}
+}
+
+func TestClient_Errors(t *testing.T) {
+	c := testcluster.Start(t, testcluster.Spec{Meta: 3, Data: 1, Session: 2, SessionConfig: func(i int, cfg *session.Config) {
+		cfg.RegisterRate, cfg.RegisterBurst = 0.01, 2
+		if i == 1 {
+			cfg.ClientToken = "secret"
+		}
+	}})
+	ctx := ctxT(t)
+	cl := newClient(t, client.WithSessions(c.Session(0).Server().GRPCAddr()))
+	if _, err := cl.Publish(ctx, "", []byte("x")); !errors.Is(err, client.ErrInvalidArgument) {
+		t.Errorf("empty data ID: %v", err)
+	}
+	if _, err := cl.Publish(ctx, "svc", make([]byte, 2<<20)); !errors.Is(err, client.ErrTooLarge) {
+		t.Errorf("2 MiB value: %v", err)
+	}
+	if _, err := cl.Subscribe(ctx, "svc", client.WithScope(client.Scope(42))); !errors.Is(err, client.ErrInvalidArgument) {
+		t.Errorf("unknown scope: %v", err)
+	}
+	// The burst is 2 registrations, then one per 100s.
+	var err error
+	for i := range 3 {
+		if _, err = cl.Publish(ctx, fmt.Sprintf("svc.%d", i), []byte("x")); err != nil {
+			break
+		}
+	}
+	var se *client.Error
+	if !errors.Is(err, client.ErrRateLimited) || !errors.As(err, &se) || se.Message == "" {
+		t.Errorf("third registration in a burst of 2: %v", err)
+	}
+
+	secret := c.Session(1).Server().GRPCAddr()
+	noToken := newClient(t, client.WithSessions(secret))
+	if _, err := noToken.Publish(ctx, "svc", []byte("x")); !errors.Is(err, client.ErrUnauthenticated) {
+		t.Errorf("no token: %v", err)
+	}
+	withToken := newClient(t, client.WithSessions(secret), client.WithToken("secret"))
+	if _, err := withToken.Publish(ctx, "svc", []byte("x")); err != nil {
+		t.Errorf("with the token: %v", err)
+	}
+
+	if _, err := client.New(ctx); err == nil {
+		t.Error("New without sessions or meta succeeded")
+	}
+	if _, err := client.New(ctx, client.WithSessions("no-port")); err == nil {
+		t.Error("New with a bad address succeeded")
+	}
+	// Nothing listens: a request waits, bounded by its context.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := ln.Addr().String()
+	_ = ln.Close()
+	nobody := newClient(t, client.WithSessions(dead))
+	short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer cancel()
+	if _, err := nobody.Publish(short, "svc", []byte("x")); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("publish with no session: %v", err)
+	}
+}
+
+func TestClient_FollowsRedirects_ToBalance(t *testing.T) {
+	c := testcluster.Start(t, testcluster.Spec{Meta: 3, Data: 1, Session: 2, SessionConfig: func(_ int, cfg *session.Config) {
+		cfg.BalanceInterval = 4 * cfg.HeartbeatInterval
+	}})
+	ctx := ctxT(t)
+	first := c.Session(0).Server().GRPCAddr()
+	var clients []*client.Client
+	var pubs []*client.Publication
+	for i := range 6 {
+		cl := newClient(t, client.WithSessions(first))
+		p, err := cl.Publish(ctx, "svc", []byte(fmt.Sprint(i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		clients, pubs = append(clients, cl), append(pubs, p)
+	}
+	watch := newClient(t, client.WithSessions(first))
+	s, err := watch.Subscribe(ctx, "svc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := holds("0", "1", "2", "3", "4", "5")
+	nextUntil(t, s, nil, all)
+	testcluster.Eventually(t, wait, func() error {
+		n := 0
+		for _, cl := range append(clients, watch) {
+			if cl.Session() == first {
+				n++
+			}
+		}
+		if n > 4 { // 7 clients over 2 sessions: at most 4 stay
+			return fmt.Errorf("%d of 7 clients still on the first session", n)
+		}
+		return nil
+	})
+	// Everything moved survived the move.
+	for i, p := range pubs {
+		if err := p.Update(ctx, []byte(fmt.Sprint(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := clients[0].Publish(ctx, "svc", []byte("6")); err != nil {
+		t.Fatal(err)
+	}
+	nextUntil(t, s, func(s client.Snapshot) error {
+		if len(s.Values) < 6 {
+			return fmt.Errorf("publications lost in the move: %v", datas(s))
+		}
+		return nil
+	}, holds("0", "1", "2", "3", "4", "5", "6"))
+}

@@ -1,0 +1,58 @@
+// Package client is the Go client of Strata, a distributed service
+// registry: services publish records under a data ID, and subscribers are
+// pushed the whole current list of records whenever it changes, within a
+// fraction of a second.
+//
+// # Connecting
+//
+// New returns at once and connects in the background, to a session node
+// named by WithSessions or discovered from the meta nodes with WithMeta:
+//
+//	c, err := client.New(ctx, client.WithMeta("meta-1:9615", "meta-2:9615"), client.WithZone("az1"))
+//	if err != nil { ... }
+//	defer c.Close()
+//
+// A client holds one stream to one session. When the session fails, or
+// asks the client to move because it holds more than its share of clients,
+// the client connects to another (with jittered exponential backoff while
+// none answers) and replays every live publication and subscription with
+// the same IDs and versions, so the cluster sees no change. Requests made
+// while disconnected wait for the connection, bounded by their contexts.
+//
+// # Publishing
+//
+//	p, err := c.Publish(ctx, "com.example.Echo", []byte("10.0.0.1:8080"), client.WithGroup("RPC"))
+//	err = p.Update(ctx, []byte("10.0.0.1:8081"))
+//	err = p.Unpublish(ctx)
+//
+// Publish, Update and Unpublish return once a session has stored the
+// change. A publication lives until Unpublish or Close; if the client dies
+// instead, the session removes it after its disconnect grace period.
+//
+// # Subscribing
+//
+//	s, err := c.Subscribe(ctx, "com.example.Echo", client.WithGroup("RPC"))
+//	snap, err := s.Next(ctx) // the current list (possibly empty), then each change
+//	for snap := range s.Updates() { ... } // the same as a channel, closed by s.Close
+//
+// Snapshots carry the full list and an increasing Version. A subscription
+// never goes back to an older version, never reports an empty list because
+// the connection dropped (it keeps the last snapshot and waits), and merges
+// changes that arrive faster than the caller reads into the newest. With
+// WithCacheDir, each subscription's last snapshot is kept on disk, and a
+// client that starts while no session is reachable serves it (marked
+// Cached) until live data arrives.
+//
+// # Errors
+//
+// Refused requests return errors that match, with errors.Is, one of
+// ErrInvalidArgument, ErrTooLarge, ErrRateLimited, ErrUnauthenticated or
+// ErrClosed; an *Error carries the session's gRPC code and message. Sizes
+// and IDs are checked before anything is sent.
+//
+// # Beyond raw records
+//
+// Package discovery stores service instances (address, weight, zone,
+// metadata) as records, and package resolver plugs Strata into grpc-go as
+// a resolver for strata:///service targets.
+package client

@@ -1,0 +1,135 @@
+package client
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+)
+
+// Option configures a Client (see New).
+type Option func(*options)
+
+type options struct {
+	sessions    []string
+	meta        []string
+	zone        string
+	clientID    string
+	token       string
+	tls         *tls.Config
+	cacheDir    string
+	logger      *slog.Logger
+	dialTimeout time.Duration
+	backoffMin  time.Duration
+	backoffMax  time.Duration
+	metaRefresh time.Duration
+	sdk         string
+}
+
+func defaultOptions() options {
+	return options{
+		dialTimeout: 5 * time.Second,
+		backoffMin:  100 * time.Millisecond,
+		backoffMax:  5 * time.Second,
+		metaRefresh: 30 * time.Second,
+		sdk:         "strata-go/1",
+	}
+}
+
+// WithSessions gives the session nodes to connect to (host:port, the
+// sessions' client port, 9603 by default). The client starts at a random
+// one and moves to the next on failure. Either this or WithMeta is needed;
+// with both, meta's list is used and these are the fallback.
+func WithSessions(addrs ...string) Option {
+	return func(o *options) { o.sessions = append(o.sessions, addrs...) }
+}
+
+// WithMeta gives meta nodes (host:port, 9615 by default) to discover the
+// live sessions from: the client asks for them on every (re)connect, and
+// prefers lightly loaded sessions in its own zone.
+func WithMeta(addrs ...string) Option { return func(o *options) { o.meta = append(o.meta, addrs...) } }
+
+// WithZone sets the zone the client runs in: it is stamped on everything
+// it publishes and selects publishers for subscriptions with ScopeZone.
+func WithZone(zone string) Option { return func(o *options) { o.zone = zone } }
+
+// WithClientID sets the client's identity, stable across reconnects (the
+// default is random per Client). Two live clients must not share one: the
+// session keeps only the newer connection.
+func WithClientID(id string) Option { return func(o *options) { o.clientID = id } }
+
+// WithToken sets the token sessions started with --client-token require.
+func WithToken(token string) Option { return func(o *options) { o.token = token } }
+
+// WithTLS makes every connection (sessions and meta) use TLS with cfg.
+func WithTLS(cfg *tls.Config) Option { return func(o *options) { o.tls = cfg } }
+
+// WithCacheDir keeps the last snapshot of each subscription in dir, so a
+// client started while no session is reachable serves it (Snapshot.Cached
+// is true) until live data arrives.
+func WithCacheDir(dir string) Option { return func(o *options) { o.cacheDir = dir } }
+
+// WithLogger sets the logger for connection events (default: none).
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
+
+// WithDialTimeout bounds one connection attempt to one session (default 5s).
+func WithDialTimeout(d time.Duration) Option { return func(o *options) { o.dialTimeout = d } }
+
+// WithBackoff sets the reconnect backoff: the wait after consecutive failed
+// attempts doubles from min up to max, and each wait is drawn at random
+// below it, so a restarted cluster is not hit by every client at once
+// (defaults 100ms and 5s).
+func WithBackoff(min, max time.Duration) Option {
+	return func(o *options) { o.backoffMin, o.backoffMax = min, max }
+}
+
+func (o *options) validate() error {
+	if len(o.sessions) == 0 && len(o.meta) == 0 {
+		return errors.New("strata: no sessions or meta nodes given (use WithSessions or WithMeta)")
+	}
+	for _, a := range append(append([]string(nil), o.sessions...), o.meta...) {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			return fmt.Errorf("strata: address %q: %w", a, err)
+		}
+	}
+	if o.dialTimeout <= 0 || o.backoffMin <= 0 || o.backoffMax < o.backoffMin {
+		return fmt.Errorf("strata: timeouts must be positive and backoff min (%v) at most max (%v)", o.backoffMin, o.backoffMax)
+	}
+	return nil
+}
+
+// Scope selects which publishers a subscription receives.
+type Scope int
+
+const (
+	// ScopeGlobal: every publisher (the default).
+	ScopeGlobal Scope = iota
+	// ScopeZone: publishers in the client's zone (WithZone).
+	ScopeZone
+	// ScopeDatacenter: publishers in the client's datacenter.
+	ScopeDatacenter
+)
+
+// RegisterOption configures one Publish or Subscribe.
+type RegisterOption func(*regOptions)
+
+type regOptions struct {
+	group      string
+	instanceID string
+	scope      Scope
+}
+
+// WithGroup sets the group of a publication or subscription (default
+// "DEFAULT_GROUP"). A subscriber sees only publishers of the same data ID,
+// instance ID and group.
+func WithGroup(g string) RegisterOption { return func(o *regOptions) { o.group = g } }
+
+// WithInstanceID sets the instance ID part of the key (default
+// "DEFAULT_INSTANCE_ID"), for registries partitioned by tenant or cell.
+func WithInstanceID(id string) RegisterOption { return func(o *regOptions) { o.instanceID = id } }
+
+// WithScope sets a subscription's scope (default ScopeGlobal). Publish
+// ignores it.
+func WithScope(s Scope) RegisterOption { return func(o *regOptions) { o.scope = s } }

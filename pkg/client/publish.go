@@ -1,0 +1,183 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"sync"
+
+	"github.com/strata-registry/strata/internal/record"
+	registryv1 "github.com/strata-registry/strata/pkg/proto/registry/v1"
+)
+
+// Publication is one live record published under a data ID. It lives until
+// Unpublish or the client's Close; the client keeps it registered across
+// reconnects. Safe for concurrent use.
+type Publication struct {
+	c          *Client
+	registerID string
+	dataID     string
+	instanceID string
+	group      string
+
+	// mu orders this publication's frames: the replay of a new stream and
+	// an Update or Unpublish never interleave, so a stale version can never
+	// follow a newer one, nor a registration its removal.
+	mu      sync.Mutex
+	version uint64
+	values  [][]byte
+	gone    bool
+}
+
+// Publish registers value under dataID and returns once a session has
+// stored it. The publication stays registered, across reconnects and
+// session failures, until Unpublish or Close. Several values may be given
+// with Update; Publish takes the first.
+//
+// Errors: ErrInvalidArgument or ErrTooLarge for bad input (checked before
+// anything is sent), ErrRateLimited, ErrUnauthenticated, ErrClosed, or
+// ctx's error if no session stored it in time (the publication is then
+// withdrawn).
+func (c *Client) Publish(ctx context.Context, dataID string, value []byte, opts ...RegisterOption) (*Publication, error) {
+	var o regOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	p := &Publication{c: c, registerID: newID(), dataID: dataID, instanceID: o.instanceID, group: o.group,
+		version: 1, values: [][]byte{clone(value)}}
+	if err := p.check(p.values); err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil, ErrClosed
+	}
+	c.pubs[p.registerID] = p
+	c.mu.Unlock()
+	if err := p.request(ctx, p.register); err != nil {
+		c.mu.Lock()
+		delete(c.pubs, p.registerID)
+		c.mu.Unlock()
+		p.mu.Lock()
+		p.gone = true
+		p.mu.Unlock()
+		if st := c.connected(); st != nil {
+			// It may have been stored before ctx ended: take it back.
+			_ = st.send(p.unregister())
+		}
+		return nil, err
+	}
+	return p, nil
+}
+
+// RegisterID returns the publication's ID (stable for its life).
+func (p *Publication) RegisterID() string { return p.registerID }
+
+// Update replaces the publication's values (one or more) and returns once a
+// session has stored the new version.
+func (p *Publication) Update(ctx context.Context, values ...[]byte) error {
+	if len(values) == 0 {
+		return &localError{ErrInvalidArgument, errors.New("update needs at least one value (use Unpublish to remove)")}
+	}
+	vals := make([][]byte, len(values))
+	for i, v := range values {
+		vals[i] = clone(v)
+	}
+	if err := p.check(vals); err != nil {
+		return err
+	}
+	p.mu.Lock()
+	if p.gone {
+		p.mu.Unlock()
+		return ErrClosed
+	}
+	p.version++
+	p.values = vals
+	p.mu.Unlock()
+	return p.request(ctx, p.register)
+}
+
+// Unpublish removes the publication and returns once a session has
+// removed it. Subscribers are pushed the list without it. Unpublishing
+// twice returns ErrClosed.
+func (p *Publication) Unpublish(ctx context.Context) error {
+	p.mu.Lock()
+	if p.gone {
+		p.mu.Unlock()
+		return ErrClosed
+	}
+	p.gone = true
+	p.mu.Unlock()
+	p.c.mu.Lock()
+	delete(p.c.pubs, p.registerID)
+	p.c.mu.Unlock()
+	return p.request(ctx, func() *registryv1.ClientFrame { return p.unregister() })
+}
+
+// check validates values and the key the way the session will, so bad
+// input fails here with a precise error.
+func (p *Publication) check(values [][]byte) error {
+	pb := &registryv1.Publisher{
+		RegisterId: p.registerID, DataInfoId: record.DataInfoID(p.dataID, p.instanceID, p.group),
+		SessionId: "check", Values: values,
+	}
+	if err := record.ValidatePublisher(pb); err != nil {
+		return recordError(err)
+	}
+	return nil
+}
+
+// register builds the current registration. Caller holds p.mu.
+func (p *Publication) register() *registryv1.ClientFrame {
+	return &registryv1.ClientFrame{Body: &registryv1.ClientFrame_RegisterPublisher{RegisterPublisher: &registryv1.RegisterPublisher{
+		RegisterId: p.registerID, DataId: p.dataID, InstanceId: p.instanceID, Group: p.group,
+		Version: p.version, Values: p.values,
+	}}}
+}
+
+func (p *Publication) unregister() *registryv1.ClientFrame {
+	return &registryv1.ClientFrame{Body: &registryv1.ClientFrame_UnregisterPublisher{UnregisterPublisher: &registryv1.UnregisterPublisher{
+		RegisterId: p.registerID, DataId: p.dataID, InstanceId: p.instanceID, Group: p.group, Version: p.version,
+	}}}
+}
+
+// request sends the frame build makes (under p.mu, so it carries the state
+// as of sending) and waits for the session's ack. A stream that ends first
+// is no failure: the next one gets the replay, and the request is sent
+// again there.
+func (p *Publication) request(ctx context.Context, build func() *registryv1.ClientFrame) error {
+	for {
+		st, err := p.c.stream(ctx)
+		if err != nil {
+			return err
+		}
+		p.mu.Lock()
+		ch, err := st.start(build())
+		p.mu.Unlock()
+		if err == nil {
+			var a *registryv1.Ack
+			if a, err = wait(ctx, ch); err == nil {
+				return fromCode(codeOf(a), a.GetMessage())
+			}
+		}
+		if errors.Is(err, errStreamEnded) {
+			<-st.done // stream() then waits for its replacement
+		}
+		if !errors.Is(err, errStreamEnded) {
+			return err
+		}
+	}
+}
+
+// replay implements replayer.
+func (p *Publication) replay(st *stream) <-chan *registryv1.Ack {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.gone {
+		return nil
+	}
+	ch, _ := st.start(p.register())
+	return ch
+}
+
+func clone(b []byte) []byte { return append([]byte(nil), b...) }
