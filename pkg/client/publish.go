@@ -74,7 +74,10 @@ func (c *Client) Publish(ctx context.Context, dataID string, value []byte, opts 
 func (p *Publication) RegisterID() string { return p.registerID }
 
 // Update replaces the publication's values (one or more) and returns once a
-// session has stored the new version.
+// session has stored the new version. If the session refuses it (an
+// *Error), the publication keeps its previous values. If ctx ends first,
+// the outcome is unknown: the new values stay the publication's, and the
+// client keeps them registered (a reconnect replays them).
 func (p *Publication) Update(ctx context.Context, values ...[]byte) error {
 	if len(values) == 0 {
 		return &localError{ErrInvalidArgument, errors.New("update needs at least one value (use Unpublish to remove)")}
@@ -91,10 +94,24 @@ func (p *Publication) Update(ctx context.Context, values ...[]byte) error {
 		p.mu.Unlock()
 		return ErrClosed
 	}
+	prevValues := p.values
 	p.version++
 	p.values = vals
+	mine := p.version
 	p.mu.Unlock()
-	return p.request(ctx, p.register)
+	err := p.request(ctx, p.register)
+	var refused *Error
+	if errors.As(err, &refused) {
+		// The session did not store it: undo, unless a later Update
+		// already replaced it.
+		p.mu.Lock()
+		if p.version == mine {
+			p.version--
+			p.values = prevValues
+		}
+		p.mu.Unlock()
+	}
+	return err
 }
 
 // Unpublish removes the publication and returns once a session has

@@ -121,6 +121,8 @@ func (c *Client) Subscribe(ctx context.Context, dataID string, opts ...RegisterO
 			delete(c.subs, s.registerID)
 			c.mu.Unlock()
 			s.finish()
+			// The registration may have reached the session: take it back.
+			_ = st.send(s.unregister())
 			return nil, err
 		}
 		<-st.done // connected() no longer hands it out
@@ -213,10 +215,14 @@ func (s *Subscription) Close() error {
 	if st := s.c.connected(); st != nil {
 		// No ack to wait for: the registration is gone from this client,
 		// and a session that missed this drops it with the connection.
-		_ = st.send(&registryv1.ClientFrame{Body: &registryv1.ClientFrame_UnregisterSubscriber{
-			UnregisterSubscriber: &registryv1.UnregisterSubscriber{RegisterId: s.registerID}}})
+		_ = st.send(s.unregister())
 	}
 	return nil
+}
+
+func (s *Subscription) unregister() *registryv1.ClientFrame {
+	return &registryv1.ClientFrame{Body: &registryv1.ClientFrame_UnregisterSubscriber{
+		UnregisterSubscriber: &registryv1.UnregisterSubscriber{RegisterId: s.registerID}}}
 }
 
 // finish marks the subscription closed and wakes its readers; it reports

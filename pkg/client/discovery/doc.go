@@ -1,0 +1,53 @@
+// Package discovery is service discovery over Strata: servers register
+// instances of a service (address, weight, zone, metadata), and callers
+// watch the service and are pushed its whole instance list whenever it
+// changes.
+//
+// It is a thin layer over package client. An instance is a record whose
+// data ID is the service name and whose value is the instance in JSON (see
+// Instance for the format), so a Registration has the life of a
+// client.Publication (kept across reconnects, removed by Deregister, by
+// the Client's Close, or by the session when the process dies) and a
+// Watcher the guarantees of a client.Subscription (versions only go up,
+// a lost connection never shows as an empty list, WithCacheDir serves the
+// last list while no session answers).
+//
+// # Registering
+//
+//	c, err := client.New(ctx, client.WithMeta("meta-1:9615"), client.WithZone("az1"))
+//	if err != nil { ... }
+//	defer c.Close()
+//	d := discovery.New(c)
+//
+//	reg, err := d.Register(ctx, "com.example.Echo", discovery.Instance{Addr: "10.0.0.1:8080", Weight: 10})
+//	err = reg.Update(ctx, discovery.Instance{Addr: "10.0.0.1:8080", Weight: 20}) // drain, move, reweigh
+//	err = reg.Deregister(ctx)
+//
+// Register checks the instance first (Addr is host:port with a numeric
+// port; Weight is 0..MaxWeight, 0 meaning DefaultWeight) and returns
+// errors matching client.ErrInvalidArgument for bad ones. An empty Zone
+// is read as the registering client's zone (client.WithZone).
+//
+// # Watching
+//
+//	w, err := d.Watch(ctx, "com.example.Echo")
+//	if err != nil { ... }
+//	defer w.Close()
+//	for set := range w.Updates() { // or set, err := w.Next(ctx) in a loop
+//		for _, inst := range set.Instances { ... } // sorted by address
+//	}
+//
+// Records under the service's key that are not instances (raw values some
+// other client published) are skipped, counted in Set.Skipped, and logged
+// (WithLogger); they never fail the watch.
+//
+// # Groups
+//
+// The client.RegisterOption arguments of Register and Watch select the
+// rest of the record key: a watcher sees the registrations made with the
+// same client.WithGroup and client.WithInstanceID, and client.WithScope
+// narrows a watch to the client's zone or datacenter.
+//
+// Package resolver, next to this one, feeds a Watch into grpc-go, so a
+// gRPC client can dial "strata:///com.example.Echo".
+package discovery

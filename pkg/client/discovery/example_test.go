@@ -1,0 +1,169 @@
+package discovery_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/strata-registry/strata/internal/testcluster"
+	"github.com/strata-registry/strata/pkg/client"
+	"github.com/strata-registry/strata/pkg/client/discovery"
+)
+
+// The examples run against an in-process cluster (3 meta, 3 data, 1
+// session on loopback), started on first use; in real code the addresses
+// are your cluster's (sessions on 9603, meta on 9615).
+
+func Example() {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+
+	// A server registers itself...
+	server, err := client.New(ctx, client.WithSessions(sessionAddr()), client.WithZone("az1"))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer server.Close()
+	reg, err := discovery.New(server).Register(ctx, "com.example.Echo",
+		discovery.Instance{Addr: "10.0.0.1:8080", Weight: 10, Metadata: map[string]string{"version": "1.4.2"}})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+
+	// ...and a caller watches the service.
+	caller, err := client.New(ctx, client.WithSessions(sessionAddr()))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer caller.Close()
+	w, err := discovery.New(caller).Watch(ctx, "com.example.Echo")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer w.Close()
+	show := func(set discovery.Set) {
+		fmt.Println(len(set.Instances), "instance(s):")
+		for _, inst := range set.Instances {
+			fmt.Printf("  %s weight %d zone %s %v\n", inst.Addr, inst.Weight, inst.Zone, inst.Metadata)
+		}
+	}
+	set, _ := w.Next(ctx)
+	show(set)
+
+	// Drain the instance, then take it away.
+	_ = reg.Update(ctx, discovery.Instance{Addr: "10.0.0.1:8080", Weight: 1})
+	set, _ = w.Next(ctx)
+	show(set)
+	_ = reg.Deregister(ctx)
+	set, _ = w.Next(ctx)
+	show(set)
+	// Output:
+	// 1 instance(s):
+	//   10.0.0.1:8080 weight 10 zone az1 map[version:1.4.2]
+	// 1 instance(s):
+	//   10.0.0.1:8080 weight 1 zone az1 map[]
+	// 0 instance(s):
+}
+
+func ExampleWatcher_Updates() {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c, err := client.New(ctx, client.WithSessions(sessionAddr()))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer c.Close()
+	d := discovery.New(c)
+	w, err := d.Watch(ctx, "com.example.Orders", client.WithGroup("RPC"))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	go func() {
+		for _, addr := range []string{"10.0.0.8:9000", "10.0.0.7:9000"} {
+			_, _ = d.Register(ctx, "com.example.Orders", discovery.Instance{Addr: addr}, client.WithGroup("RPC"))
+		}
+	}()
+	for set := range w.Updates() {
+		if len(set.Instances) == 2 {
+			fmt.Println("up:", set.Instances[0].Addr, set.Instances[1].Addr)
+			_ = w.Close() // ends the loop
+		}
+	}
+	// Output:
+	// up: 10.0.0.7:9000 10.0.0.8:9000
+}
+
+var example struct {
+	once    sync.Once
+	tb      *exampleTB
+	cluster *testcluster.Cluster
+}
+
+func sessionAddr() string {
+	example.once.Do(func() {
+		example.tb = &exampleTB{}
+		example.cluster = testcluster.Start(example.tb, testcluster.Spec{Meta: 3, Data: 3, Session: 1})
+		example.cluster.WaitDataSettled(example.tb)
+	})
+	return example.cluster.Session(0).Server().GRPCAddr()
+}
+
+func stopExampleCluster() {
+	if example.tb != nil {
+		example.tb.cleanup()
+	}
+}
+
+// exampleTB lets the examples use the test harness, which wants a
+// testing.TB: failures panic, cleanups run when the package's tests end.
+// (A copy of pkg/client's.)
+type exampleTB struct {
+	testing.TB // unused methods panic (nil)
+	mu         sync.Mutex
+	cleanups   []func()
+	dirs       []string
+}
+
+func (*exampleTB) Helper()                         {}
+func (*exampleTB) Name() string                    { return "examples" }
+func (*exampleTB) Failed() bool                    { return false }
+func (*exampleTB) Log(args ...any)                 {}
+func (*exampleTB) Logf(format string, args ...any) {}
+func (*exampleTB) Fatal(args ...any)               { panic(fmt.Sprint(args...)) }
+func (*exampleTB) Fatalf(f string, args ...any)    { panic(fmt.Sprintf(f, args...)) }
+func (*exampleTB) Errorf(f string, args ...any)    { panic(fmt.Sprintf(f, args...)) }
+func (e *exampleTB) Cleanup(f func()) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.cleanups = append(e.cleanups, f)
+}
+func (e *exampleTB) TempDir() string {
+	d, err := os.MkdirTemp("", "strata-example-")
+	if err != nil {
+		panic(err)
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.dirs = append(e.dirs, d)
+	return d
+}
+func (e *exampleTB) cleanup() {
+	e.mu.Lock()
+	fs, dirs := e.cleanups, e.dirs
+	e.mu.Unlock()
+	for i := len(fs) - 1; i >= 0; i-- {
+		fs[i]()
+	}
+	for _, d := range dirs {
+		_ = os.RemoveAll(d)
+	}
+}
