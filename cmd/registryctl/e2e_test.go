@@ -2,18 +2,23 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc/codes"
 
 	"github.com/strata-registry/strata/internal/record"
+	"github.com/strata-registry/strata/internal/session"
 	"github.com/strata-registry/strata/internal/testcluster"
 )
 
@@ -183,6 +188,106 @@ func TestRegistryctl_AgainstCluster(t *testing.T) {
 		}
 	})
 
+	t.Run("pub sub get", func(t *testing.T) {
+		sess := "--session=" + c.Session(0).Server().GRPCAddr()
+		const dataID = "com.example.registryctl.pubsub"
+		key := record.DataInfoID(dataID, "", "")
+		// values reads the current values of the key through get.
+		values := func(args ...string) ([]string, snapshotView) {
+			t.Helper()
+			var v snapshotView
+			if err := executeJSON(t, &v, append(args, "get", dataID)...); err != nil {
+				t.Fatalf("get: %v", err)
+			}
+			if v.DataInfoID != key {
+				t.Fatalf("get answers for %q, want %q", v.DataInfoID, key)
+			}
+			var out []string
+			for _, r := range v.Values {
+				out = append(out, *r.Data)
+			}
+			slices.Sort(out)
+			return out, v
+		}
+		if got, _ := values(sess); len(got) != 0 {
+			t.Fatalf("get of a key nobody published: %v", got)
+		}
+
+		// pub holds its publication until interrupted.
+		pub1 := startCommand(t, sess, "pub", dataID, "10.0.0.1:80", "-o", "json")
+		published := pub1.event(t, 0)
+		if published.Event != "published" || published.DataInfoID != key || published.RegisterID == "" || published.Session != c.Session(0).Server().GRPCAddr() {
+			t.Fatalf("pub's first event = %+v", published)
+		}
+		testcluster.Eventually(t, testcluster.DefaultWait, func() error {
+			got, v := values(sess)
+			if !slices.Equal(got, []string{"10.0.0.1:80"}) {
+				return fmt.Errorf("get = %v, want the published value", got)
+			}
+			if v.Values[0].PublisherID != published.RegisterID {
+				t.Errorf("get says %s published it, pub says %s", v.Values[0].PublisherID, published.RegisterID)
+			}
+			return nil
+		})
+
+		// sub --until, through a session meta lists (--session ""), ends
+		// once a second publisher's value arrives.
+		sub := startCommand(t, "--session=", metaFlag, "sub", dataID, "--until", "10.0.0.2:80", "--for", "30s", "-o", "json")
+		pub2 := startCommand(t, sess, "pub", dataID, "10.0.0.2:80")
+		if err := sub.wait(t); err != nil {
+			t.Fatalf("sub --until: %v (stderr: %s)", err, sub.stderr())
+		}
+		lines := sub.lines()
+		var last snapshotView
+		if err := json.Unmarshal([]byte(lines[len(lines)-1]), &last); err != nil || !holdsData(last, "10.0.0.2:80") || !holdsData(last, "10.0.0.1:80") {
+			t.Fatalf("sub --until: last snapshot %s (%v), want both values", lines[len(lines)-1], err)
+		}
+		pub2.stop()
+		if err := pub2.wait(t); err != nil || !strings.HasPrefix(pub2.stdout(), "published ") || !strings.Contains(pub2.stdout(), "\nunpublished ") {
+			t.Fatalf("pub interrupted: err %v, output:\n%s", err, pub2.stdout())
+		}
+		testcluster.Eventually(t, testcluster.DefaultWait, func() error {
+			if got, _ := values(sess); !slices.Equal(got, []string{"10.0.0.1:80"}) {
+				return fmt.Errorf("get = %v after the second pub was interrupted, want only the first", got)
+			}
+			return nil
+		})
+
+		// pub --for holds for that long, then unpublishes by itself.
+		out, _, err := execute(t, sess, "pub", dataID, "10.0.0.3:80", "--for", "10ms")
+		if err != nil || strings.Count(out, "published ") != 2 {
+			t.Fatalf("pub --for: err %v, output:\n%s", err, out)
+		}
+
+		// sub --count 2 sees the value, then its removal when pub1 stops.
+		testcluster.Eventually(t, testcluster.DefaultWait, func() error {
+			if got, _ := values(sess); !slices.Equal(got, []string{"10.0.0.1:80"}) {
+				return fmt.Errorf("get = %v, want only the first value", got)
+			}
+			return nil
+		})
+		counted := startCommand(t, sess, "sub", dataID, "--count", "2", "-o", "json")
+		if first := counted.snapshot(t, 0); !holdsData(first, "10.0.0.1:80") {
+			t.Fatalf("sub's first snapshot %+v lacks the published value", first)
+		}
+		pub1.stop()
+		if err := counted.wait(t); err != nil {
+			t.Fatalf("sub --count 2: %v", err)
+		}
+		if second := counted.snapshot(t, 1); holdsData(second, "10.0.0.1:80") || len(counted.lines()) != 2 {
+			t.Fatalf("sub --count 2 printed %d snapshots, the second %+v; want 2, without the unpublished value", len(counted.lines()), second)
+		}
+		if err := pub1.wait(t); err != nil || pub1.event(t, 1).Event != "unpublished" {
+			t.Fatalf("pub interrupted: err %v, output:\n%s", err, pub1.stdout())
+		}
+
+		// Table output.
+		out, _, err = execute(t, sess, "get", dataID)
+		if err != nil || !regexp.MustCompile(`^version \d+: 0 values\n$`).MatchString(out) {
+			t.Errorf("get table (err %v): %q", err, out)
+		}
+	})
+
 	t.Run("health", func(t *testing.T) {
 		testcluster.Eventually(t, testcluster.DefaultWait, func() error {
 			var v healthView
@@ -239,6 +344,143 @@ func httpBody(t *testing.T, url string) (string, error) {
 	return string(b), err
 }
 
+// running is a registryctl command running in the background, as when an
+// operator leaves pub or sub running and stops it with Ctrl-C.
+type running struct {
+	out, errb lockedBuffer
+	cancel    context.CancelFunc
+	done      chan struct{}
+	err       error
+}
+
+// startCommand starts registryctl with args; the test's end interrupts it
+// and waits for it.
+func startCommand(t *testing.T, args ...string) *running {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	r := &running{cancel: cancel, done: make(chan struct{})}
+	cmd := newRootCommand()
+	cmd.SetOut(&r.out)
+	cmd.SetErr(&r.errb)
+	cmd.SetArgs(args)
+	go func() {
+		defer close(r.done)
+		r.err = cmd.ExecuteContext(ctx)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-r.done
+	})
+	return r
+}
+
+// stop interrupts the command, as SIGINT does (main cancels the context).
+func (r *running) stop() { r.cancel() }
+
+// wait waits for the command to exit and returns its error.
+func (r *running) wait(t *testing.T) error {
+	t.Helper()
+	select {
+	case <-r.done:
+		return r.err
+	case <-time.After(testcluster.DefaultWait):
+		t.Fatalf("registryctl still running after %v; output:\n%s\nstderr:\n%s", testcluster.DefaultWait, r.out.String(), r.errb.String())
+		return nil
+	}
+}
+
+func (r *running) stdout() string { return r.out.String() }
+func (r *running) stderr() string { return r.errb.String() }
+
+// lines returns the complete lines printed so far.
+func (r *running) lines() []string {
+	s := r.out.String()
+	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
+		return strings.Split(s[:i], "\n")
+	}
+	return nil
+}
+
+// line waits for the command's line i (from 0) and returns it.
+func (r *running) line(t *testing.T, i int) string {
+	t.Helper()
+	var l string
+	testcluster.Eventually(t, testcluster.DefaultWait, func() error {
+		lines := r.lines()
+		if len(lines) <= i {
+			return fmt.Errorf("%d lines printed, waiting for line %d (stderr: %s)", len(lines), i+1, r.stderr())
+		}
+		l = lines[i]
+		return nil
+	})
+	return l
+}
+
+// event decodes pub's JSON event i.
+func (r *running) event(t *testing.T, i int) pubView {
+	t.Helper()
+	var v pubView
+	if l := r.line(t, i); json.Unmarshal([]byte(l), &v) != nil {
+		t.Fatalf("pub event %d is not JSON: %s", i, l)
+	}
+	return v
+}
+
+// snapshot decodes sub's JSON snapshot i.
+func (r *running) snapshot(t *testing.T, i int) snapshotView {
+	t.Helper()
+	var v snapshotView
+	if l := r.line(t, i); json.Unmarshal([]byte(l), &v) != nil {
+		t.Fatalf("sub snapshot %d is not JSON: %s", i, l)
+	}
+	return v
+}
+
+func holdsData(v snapshotView, data string) bool {
+	return slices.ContainsFunc(v.Values, func(r valueRow) bool { return r.Data != nil && *r.Data == data })
+}
+
+// lockedBuffer is a bytes.Buffer a command writes while the test reads.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// TestRegistryctl_NoSession checks that an unreachable session is an error
+// naming the address and the connection error, for every data-plane
+// command, within --timeout.
+func TestRegistryctl_NoSession(t *testing.T) {
+	ln := testcluster.Listen(t)
+	addr := ln.Addr().String()
+	_ = ln.Close()
+	for _, args := range [][]string{{"pub", "x", "v"}, {"sub", "x"}, {"get", "x"}} {
+		t.Run(args[0], func(t *testing.T) {
+			t.Parallel()
+			start := time.Now()
+			_, _, err := execute(t, append([]string{"--session", addr, "--timeout", "1s"}, args...)...)
+			want := "no session reachable at " + addr + " within 1s"
+			if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "connection refused") {
+				t.Errorf("err = %v, want %q with the connection error", err, want)
+			}
+			if d := time.Since(start); d > 10*time.Second {
+				t.Errorf("took %v with --timeout 1s", d)
+			}
+		})
+	}
+}
+
 // TestRegistryctl_NoMeta checks that an unreachable meta tier is an error
 // naming the addresses tried, for every command.
 func TestRegistryctl_NoMeta(t *testing.T) {
@@ -272,6 +514,13 @@ func TestRegistryctl_Flags(t *testing.T) {
 		{"CA alone", nil, []string{"--tls-ca", "ca.pem", "leader"}, "--tls-ca needs --tls-cert and --tls-key"},
 		{"cert without key", nil, []string{"--tls-cert", "c.pem", "leader"}, "cert file and key file must be set together"},
 		{"slot-of without data ID", nil, []string{"slot-of"}, "accepts 1 arg"},
+		{"pub without value", nil, []string{"pub", "x"}, "accepts 2 arg"},
+		{"pub negative for", nil, []string{"pub", "x", "v", "--for", "-1s"}, "--for must not be negative"},
+		{"pub bad key", nil, []string{"pub", "a#@#b", "v"}, "has 2 parts"},
+		{"sub negative count", nil, []string{"sub", "x", "--count", "-1"}, "must not be negative"},
+		{"sub bad scope", nil, []string{"sub", "x", "--scope", "planet"}, `unknown --scope "planet"`},
+		{"get zone scope without zone", nil, []string{"get", "x", "--scope", "zone"}, "--scope zone needs --zone"},
+		{"get key and group", nil, []string{"get", "a#@#b#@#c", "--group", "G"}, "not both"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			for k, v := range tc.env {
@@ -287,13 +536,16 @@ func TestRegistryctl_Flags(t *testing.T) {
 
 // TestRegistryctl_TLS checks the TLS flags against a cluster that requires
 // mutual TLS: with the certificates the commands work, without them the
-// error says so.
+// error says so. Its session also requires a client token.
 func TestRegistryctl_TLS(t *testing.T) {
 	tc := testcluster.Certs(t, t.TempDir())
-	c := testcluster.Start(t, testcluster.Spec{Meta: 1, TLS: tc})
+	const token = "s3cret"
+	c := testcluster.Start(t, testcluster.Spec{Meta: 1, Data: 1, Session: 1, TLS: tc,
+		SessionConfig: func(_ int, cfg *session.Config) { cfg.ClientToken = token }})
 	meta := "--meta=" + strings.Join(c.MetaAddrs(), ",")
+	certs := []string{"--tls-cert", tc.CertFile, "--tls-key", tc.KeyFile, "--tls-ca", tc.CAFile}
 	var v leaderView
-	if err := executeJSON(t, &v, meta, "--tls-cert", tc.CertFile, "--tls-key", tc.KeyFile, "--tls-ca", tc.CAFile, "leader"); err != nil {
+	if err := executeJSON(t, &v, append(certs, meta, "leader")...); err != nil {
 		t.Fatalf("leader over TLS: %v", err)
 	}
 	if v.ID != c.Meta(0).ID {
@@ -301,6 +553,24 @@ func TestRegistryctl_TLS(t *testing.T) {
 	}
 	if _, _, err := execute(t, meta, "--timeout", "2s", "leader"); err == nil {
 		t.Error("leader without TLS flags succeeded against a TLS cluster")
+	}
+
+	c.WaitDataSettled(t)
+	sess := "--session=" + c.Session(0).Server().GRPCAddr()
+	out, stderr, err := execute(t, append(certs, sess, "pub", "com.example.tls", "v1", "--for", "1ms", "--client-token", token)...)
+	if err != nil || strings.Count(out, "published ") != 2 {
+		t.Fatalf("pub over TLS with the token: err %v, output:\n%s%s", err, out, stderr)
+	}
+	if _, _, err := execute(t, append(certs, sess, "pub", "com.example.tls", "v1", "--for", "1ms", "--client-token", "wrong")...); err == nil || !strings.Contains(err.Error(), "unauthenticated") {
+		t.Errorf("pub with a wrong token: err = %v, want unauthenticated", err)
+	}
+	// The SDK's Subscribe does not report the refusal; get times out and
+	// names it from the client's log.
+	if _, _, err := execute(t, append(certs, sess, "--timeout", "1s", "get", "com.example.tls")...); err == nil || !strings.Contains(err.Error(), "refused the client (check --client-token)") {
+		t.Errorf("get without the token: err = %v, want the session's refusal", err)
+	}
+	if _, _, err := execute(t, sess, "--timeout", "1s", "get", "com.example.tls", "--client-token", token); err == nil || !strings.Contains(err.Error(), "no session reachable") {
+		t.Errorf("get without TLS flags: err = %v, want no session reachable", err)
 	}
 }
 

@@ -1,6 +1,7 @@
 // Command registryctl is the Strata operator CLI. It asks the meta tier who
 // is in the cluster, which meta node leads Raft, where each slot lives and
-// where a data ID goes, and probes every node's readiness.
+// where a data ID goes, and probes every node's readiness; through the
+// sessions, with the client SDK, it publishes, subscribes and reads values.
 package main
 
 import (
@@ -44,9 +45,13 @@ func newRootCommand() *cobra.Command {
 	g := &globals{}
 	root := &cobra.Command{
 		Use:   "registryctl",
-		Short: "Inspect a Strata cluster: members, leader, slots, health",
+		Short: "Inspect a Strata cluster (members, leader, slots, health) and its data (pub, sub, get)",
 		Long: `registryctl asks Strata's meta tier about the cluster. Any meta node
 answers: give one or more with --meta and it tries them in order.
+
+pub, sub and get are a client of the cluster, as applications are (they
+use the Go SDK): they connect to a session given with --session, or, with
+--session "", to one of the live sessions the --meta nodes list.
 
 Every flag can also be set from the environment: STRATA_ plus the flag name
 in upper snake case (--meta is STRATA_META, --admin-token is
@@ -54,7 +59,9 @@ STRATA_ADMIN_TOKEN). Flags win over the environment.`,
 		Example: `  registryctl members
   registryctl --meta meta-1:9615,meta-2:9615 slots --node data-2
   registryctl slot-of com.example.orders -o json
-  registryctl health && echo all ready`,
+  registryctl health && echo all ready
+  registryctl pub com.example.echo 10.0.0.1:8080 --for 1m &
+  registryctl sub com.example.echo --until 10.0.0.1:8080 --for 10s`,
 		SilenceUsage: true,
 		Args:         cobra.NoArgs,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
@@ -66,15 +73,15 @@ STRATA_ADMIN_TOKEN). Flags win over the environment.`,
 	}
 	f := root.PersistentFlags()
 	f.StringSliceVar(&g.meta, "meta", []string{"127.0.0.1:9615"}, "meta gRPC addresses, host:port, comma separated (tried in order until one answers)")
-	f.StringSliceVar(&g.session, "session", []string{"127.0.0.1:9603"}, "session gRPC addresses, host:port, comma separated (for data-plane commands)")
+	f.StringSliceVar(&g.session, "session", []string{"127.0.0.1:9603"}, `session client addresses, host:port, comma separated, for pub, sub and get (the client starts at a random one; "": discover the sessions from --meta)`)
 	f.StringVarP(&g.output, "output", "o", "table", "output format: "+formatList)
-	f.DurationVar(&g.timeout, "timeout", 5*time.Second, "bound on each call to one node")
+	f.DurationVar(&g.timeout, "timeout", 5*time.Second, "bound on each call to one node (pub, sub, get: on reaching a session and its answer)")
 	f.StringVar(&g.adminToken, "admin-token", "", "bearer token for the nodes' admin HTTP (sent with every HTTP request)")
 	cli.TLSFlags(f, &g.tls)
 	// The shared TLS flags are worded for servers; say what they mean here.
 	f.Lookup("tls-cert").Usage = "PEM client certificate (enables TLS; needs --tls-key)"
 	f.Lookup("tls-key").Usage = "PEM private key for --tls-cert"
-	f.Lookup("tls-ca").Usage = "PEM CA bundle to verify the meta nodes"
+	f.Lookup("tls-ca").Usage = "PEM CA bundle to verify the meta and session nodes"
 	// Requiring client certificates is a server setting.
 	_ = f.MarkHidden("tls-client-auth")
 	cli.DescribeEnv(f)
@@ -84,6 +91,9 @@ STRATA_ADMIN_TOKEN). Flags win over the environment.`,
 		newSlotsCommand(g),
 		newSlotOfCommand(g),
 		newHealthCommand(g),
+		newPubCommand(g),
+		newSubCommand(g),
+		newGetCommand(g),
 	)
 	return root
 }

@@ -46,6 +46,23 @@ func render(w io.Writer, format string, v view) error {
 	return fmt.Errorf("unknown output format %q (want %s)", format, formatList)
 }
 
+// emit writes one event of a command that prints as things happen (pub,
+// sub): its table form, one line of JSON (JSON Lines, so a script can read
+// events as they come), or one YAML document.
+func emit(w io.Writer, format string, v view) error {
+	switch format {
+	case "json":
+		enc := json.NewEncoder(w)
+		enc.SetEscapeHTML(false)
+		return enc.Encode(v)
+	case "yaml":
+		if _, err := io.WriteString(w, "---\n"); err != nil {
+			return err
+		}
+	}
+	return render(w, format, v)
+}
+
 // table writes aligned columns. Empty cells print as "-" so that columns
 // stay aligned and splittable on whitespace.
 type table struct {

@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"encoding/base64"
+	"encoding/json"
 	"flag"
 	"os"
 	"path/filepath"
@@ -13,6 +15,7 @@ import (
 	"github.com/cespare/xxhash/v2"
 
 	"github.com/strata-registry/strata/internal/record"
+	"github.com/strata-registry/strata/pkg/client"
 	registryv1 "github.com/strata-registry/strata/pkg/proto/registry/v1"
 )
 
@@ -273,5 +276,110 @@ func TestRender_UnknownFormat(t *testing.T) {
 	err := render(&bytes.Buffer{}, "xml", leaderView{})
 	if err == nil || !strings.Contains(err.Error(), `"xml"`) {
 		t.Errorf("err = %v, want one naming the format", err)
+	}
+}
+
+// fixtureSnapshot has a value of every kind a table must cope with: plain,
+// with spaces and JSON's <, > and &, with a newline, binary, and empty.
+func fixtureSnapshot() client.Snapshot {
+	return client.Snapshot{Version: 7, Values: []client.Value{
+		{Data: []byte("10.0.0.1:8080"), Zone: "az1", PublisherID: "3f2a9c0d41e84b7a9d3c5e6f70812345"},
+		{Data: []byte(`{"addr": "10.0.0.2:8080", "tags": "<a&b>"}`), PublisherID: "9b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e"},
+		{Data: []byte("line one\nline two"), Zone: "az2", PublisherID: "00112233445566778899aabbccddeeff"},
+		{Data: []byte{0xff, 0x00, 0x01}, Zone: "az2", PublisherID: "ffeeddccbbaa99887766554433221100"},
+		{Data: []byte{}, Zone: "az1", PublisherID: "00000000000000000000000000000001"},
+	}}
+}
+
+const fixtureKey = "com.example.echo#@#DEFAULT_INSTANCE_ID#@#RPC"
+
+// streamString renders views as a streaming command (sub, pub) emits them.
+func streamString(t *testing.T, format string, vs ...view) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	for _, v := range vs {
+		if err := emit(&b, format, v); err != nil {
+			t.Fatalf("emit %s: %v", format, err)
+		}
+	}
+	return b.Bytes()
+}
+
+func TestRender_Sub_Golden(t *testing.T) {
+	empty := snapshotFrom(fixtureKey, client.Snapshot{})
+	full := snapshotFrom(fixtureKey, fixtureSnapshot())
+	golden(t, "sub.table", streamString(t, "table", empty, full))
+	golden(t, "sub.json", streamString(t, "json", empty, full))
+	golden(t, "sub.yaml", streamString(t, "yaml", empty, full))
+}
+
+func TestRender_Get_Golden(t *testing.T) {
+	v := snapshotFrom(fixtureKey, fixtureSnapshot())
+	golden(t, "get.table", renderString(t, "table", v))
+	golden(t, "get.json", renderString(t, "json", v))
+}
+
+func TestRender_Pub_Golden(t *testing.T) {
+	pub := pubView{Event: "published", DataInfoID: fixtureKey, RegisterID: "3f2a9c0d41e84b7a9d3c5e6f70812345", Version: 1, Session: "10.0.3.1:9603"}
+	unpub := pub
+	unpub.Event = "unpublished"
+	golden(t, "pub.table", streamString(t, "table", pub, unpub))
+	golden(t, "pub.json", streamString(t, "json", pub, unpub))
+}
+
+// TestSnapshot_JSONIsLossless checks that every value survives sub's JSON:
+// text as "data", anything else as "data_base64", never both.
+func TestSnapshot_JSONIsLossless(t *testing.T) {
+	want := fixtureSnapshot()
+	out := streamString(t, "json", snapshotFrom(fixtureKey, want))
+	if n := bytes.Count(out, []byte("\n")); n != 1 {
+		t.Fatalf("one snapshot is %d lines of JSON, want 1:\n%s", n, out)
+	}
+	var got struct {
+		Values []struct {
+			Data        *string `json:"data"`
+			DataBase64  *string `json:"data_base64"`
+			PublisherID string  `json:"publisher_id"`
+		} `json:"values"`
+	}
+	if err := json.Unmarshal(out, &got); err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Values) != len(want.Values) {
+		t.Fatalf("%d values, want %d", len(got.Values), len(want.Values))
+	}
+	for i, v := range got.Values {
+		var data []byte
+		switch {
+		case v.Data != nil && v.DataBase64 == nil:
+			data = []byte(*v.Data)
+		case v.Data == nil && v.DataBase64 != nil:
+			var err error
+			if data, err = base64.StdEncoding.DecodeString(*v.DataBase64); err != nil {
+				t.Fatalf("value %d: %v", i, err)
+			}
+		default:
+			t.Fatalf("value %d: data %v, data_base64 %v; want exactly one", i, v.Data, v.DataBase64)
+		}
+		if !bytes.Equal(data, want.Values[i].Data) || v.PublisherID != want.Values[i].PublisherID {
+			t.Errorf("value %d = %q from %s, want %q from %s", i, data, v.PublisherID, want.Values[i].Data, want.Values[i].PublisherID)
+		}
+	}
+}
+
+func TestDataCell(t *testing.T) {
+	for in, want := range map[string]string{
+		"10.0.0.1:8080":   "10.0.0.1:8080",
+		"with spaces":     "with spaces",
+		"数据":              "数据",
+		"":                `""`,
+		"a\nb":            `"a\nb"`,
+		"tab\there":       `"tab\there"`,
+		"\xff\x00":        `"\xff\x00"`,
+		"trailing space ": "trailing space ",
+	} {
+		if got := dataCell([]byte(in)); got != want {
+			t.Errorf("dataCell(%q) = %s, want %s", in, got, want)
+		}
 	}
 }

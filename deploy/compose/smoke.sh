@@ -1,11 +1,17 @@
 #!/usr/bin/env bash
 # Smoke test of the compose cluster, on a throwaway project: start 3 meta,
 # 3 data and 2 session containers and wait until all are healthy; check
-# meta's member list; scale sessions to 4 and wait for meta to list them;
-# kill one data node and check that the cluster stays ready and every slot
-# gets a leader among the survivors; start it again and wait for it to
-# rejoin; tear everything down (containers, network, volumes) however it
-# ends. About 40s, half of it meta's 15s dead grace for the killed node.
+# meta's member list and registryctl's members and health; publish a value
+# with registryctl through one session and see a subscriber on the other
+# get it, and 7 more publishers (clients found through meta); scale
+# sessions to 4 and wait until connection balance has moved clients onto
+# every new session; kill one data node and check that the cluster stays
+# ready, every slot gets a leader among the survivors, and no published
+# value went missing, neither in a subscriber's pushes meanwhile nor
+# afterwards; start it again and wait for it to rejoin; stop the
+# publishers and check their values are gone; tear everything down
+# (containers, network, volumes, registryctl containers) however it ends.
+# About a minute, 15s of it meta's dead grace for the killed node.
 #
 # Run it through `make compose-smoke`, which builds the binaries and the
 # image first. Environment:
@@ -13,6 +19,8 @@
 #   COMPOSE        compose command (default: `docker compose` if present,
 #                  else docker-compose)
 #   SMOKE_TIMEOUT  overall bound in seconds (default 180)
+#   STRATA_BALANCE_INTERVAL  the sessions' connection balance period
+#                  (default 5s here; 30s in a plain compose-up)
 #   KEEP=1         leave the cluster running (and its volumes) at the end
 #
 # On failure, every container's log goes to run/compose-smoke/<project>/.
@@ -22,6 +30,8 @@ cd "$(dirname "$0")/../.."
 export STRATA_IMAGE=${STRATA_IMAGE:-strata:dev}
 # Health checks every 2s instead of 5s: the smoke run waits on them.
 export STRATA_HEALTH_INTERVAL=${STRATA_HEALTH_INTERVAL:-2s}
+# Connection balance every 5s instead of 30s, to see it move clients.
+export STRATA_BALANCE_INTERVAL=${STRATA_BALANCE_INTERVAL:-5s}
 TIMEOUT=${SMOKE_TIMEOUT:-180}
 if [ -z "${COMPOSE:-}" ]; then
   if docker compose version >/dev/null 2>&1; then COMPOSE="docker compose"; else COMPOSE=docker-compose; fi
@@ -49,6 +59,10 @@ left() {
 # c runs a compose command on the smoke project, bounded by the deadline.
 c() { timeout "$(left)" "${compose_cmd[@]}" -f "$file" -p "$project" "$@"; }
 
+# registryctl containers (outside compose, on its network) carry this label.
+ctl_label="strata-smoke=$project"
+ctl_containers() { docker ps -aq --filter "label=$ctl_label"; }
+
 cleanup() {
   local rc=$?
   trap - EXIT INT TERM
@@ -56,12 +70,18 @@ cleanup() {
     mkdir -p "$logdir"
     timeout 60 "${compose_cmd[@]}" -f "$file" -p "$project" ps >"$logdir/ps.txt" 2>&1 || true
     timeout 60 "${compose_cmd[@]}" -f "$file" -p "$project" logs --no-color --timestamps >"$logdir/compose.log" 2>&1 || true
-    log "logs of every container: $logdir/compose.log (states: $logdir/ps.txt)" >&2
+    for id in $(ctl_containers); do
+      docker logs -t "$id" >"$logdir/registryctl-$(docker inspect -f '{{slice .Name 1}}' "$id").log" 2>&1 || true
+    done
+    log "logs of every container: $logdir/compose.log and registryctl-*.log (states: $logdir/ps.txt)" >&2
   fi
   if [ "${KEEP:-}" = 1 ]; then
-    log "KEEP=1: project $project left running; stop it with: $COMPOSE -f $file -p $project down -v"
+    log "KEEP=1: project $project left running; stop it with: docker rm -f \$(docker ps -aq --filter label=$ctl_label); $COMPOSE -f $file -p $project down -v"
   else
     log "tearing down project $project"
+    # Before compose: their network cannot go while they are on it.
+    # shellcheck disable=SC2046 # one ID per word
+    [ -z "$(ctl_containers)" ] || docker rm -f $(ctl_containers) >/dev/null 2>&1 || true
     timeout 90 "${compose_cmd[@]}" -f "$file" -p "$project" down -v --remove-orphans -t 5 >/dev/null 2>&1 ||
       echo "teardown failed: run '$COMPOSE -f $file -p $project down -v'" >&2
   fi
@@ -118,6 +138,42 @@ slots_led() {
   [ -n "$total" ] && [ "$led" -eq "$total" ] && [ "$bad" -eq 0 ]
 }
 
+# registryctl in a throwaway container on the compose network, where the
+# sessions' advertised addresses (container IDs) resolve.
+ctl_run=(docker run --network "${project}_default" --label "$ctl_label")
+ctl_cmd=("$STRATA_IMAGE" registryctl --meta meta-1:9615,meta-2:9615,meta-3:9615)
+# ctl ARGS...: runs registryctl, bounded by the deadline.
+ctl() { timeout "$(left)" "${ctl_run[@]}" --rm "${ctl_cmd[@]}" "$@"; }
+# ctl_bg NAME ARGS...: starts registryctl detached as container
+# <project>-NAME, kept after it exits (for its logs and exit code) until
+# cleanup.
+ctl_bg() {
+  local name=$1
+  shift
+  "${ctl_run[@]}" -d --name "$project-$name" "${ctl_cmd[@]}" "$@" >/dev/null
+}
+# logs_have NAME TEXT: container <project>-NAME printed TEXT.
+logs_have() { docker logs "$project-$1" 2>&1 | grep -F -- "$2"; }
+
+# values SESSION KEY WANT: registryctl get KEY through SESSION shows WANT
+# values; prints them.
+values() {
+  local out n
+  out=$(ctl --session "$1:9603" get "$2") || return 1
+  n=$(head -n 1 <<<"$out" | sed -E 's/^version [0-9]+: ([0-9]+) values?$/\1/')
+  echo "$2 through session $1 holds $n: $(tail -n +2 <<<"$out" | awk '{print $NF}' | sort | tr '\n' ' ')"
+  [ "$n" = "$3" ]
+}
+
+# sessions_busy: every session holds at least one client (registryctl
+# members, CONNECTIONS column); prints the counts.
+sessions_busy() {
+  local counts
+  counts=$(ctl members | awk '$1 == "session" {print $NF}') || return 1
+  echo "clients per session: $(tr '\n' ' ' <<<"$counts")"
+  [ -n "$counts" ] && ! grep -qvE '^[1-9][0-9]*$' <<<"$counts"
+}
+
 command -v curl >/dev/null || fail "curl is needed on the host"
 docker image inspect "$STRATA_IMAGE" >/dev/null 2>&1 ||
   fail "image $STRATA_IMAGE not found: run 'make compose-image' (or 'make compose-smoke')"
@@ -136,19 +192,42 @@ log "healthcheck subcommand through compose exec:"
 c exec -T meta-2 meta healthcheck | sed 's/^/  /'
 eventually 60 "every slot led" slots_led
 
-log "scaling session to 4"
+log "registryctl members and health, from a container on the compose network:"
+ctl members | sed 's/^/  /' || fail "registryctl members"
+ctl health >/dev/null || fail "registryctl health: $(ctl health 2>&1)"
+
+# Sessions are reachable by their container hostnames, the short IDs.
+mapfile -t sessions < <(c ps -q session | cut -c1-12 | sort)
+[ ${#sessions[@]} -eq 2 ] || fail "want 2 session containers, have ${#sessions[@]}"
+value="10.0.0.1:$$"
+log "pub through session ${sessions[0]}, sub through session ${sessions[1]}"
+# Every publisher stops by itself before the overall deadline; -v logs its
+# connection events (moves by connection balance) to the container log.
+ctl_bg pub-echo --session "${sessions[0]}:9603" pub smoke.echo "$value" --for "$(left)s" -v
+eventually 30 "pub to publish" logs_have pub-echo "published "
+eventually 30 "sub through the other session to get the value" \
+  ctl --session "${sessions[1]}:9603" sub smoke.echo --until "$value" --for 10s
+log "7 more publishers, each its own client on a session meta hands out"
+pubs=(pub-echo)
+for i in 1 2 3 4 5 6 7; do
+  ctl_bg "pub-load-$i" --session= pub smoke.load "load-$i" --for "$(left)s" -v
+  pubs+=("pub-load-$i")
+done
+eventually 30 "the 7 values of smoke.load" values "${sessions[1]}" smoke.load 7
+
+log "scaling session to 4 (connection balance every $STRATA_BALANCE_INTERVAL)"
 out=$(c up -d --no-recreate --scale session=4 2>&1) || fail "compose up --scale: $out"
 healthy 10
 eventually 30 "meta to list 4 sessions" members 3 4
+mapfile -t added < <(c ps -q session | cut -c1-12 | sort | grep -vxF -e "${sessions[0]}" -e "${sessions[1]}")
+[ ${#added[@]} -eq 2 ] || fail "want 2 new session containers, have ${#added[@]}"
+eventually 60 "connection balance to move clients onto the new sessions" sessions_busy
+ctl members | sed 's/^/  /'
 
-# --- registryctl: publish/subscribe steps go here ---------------------------
-# registryctl is built into the image when cmd/registryctl exists (the image
-# copies all of bin/). Run it on the compose network, e.g.
-#   docker run --rm --network "${project}_default" "$STRATA_IMAGE" \
-#     registryctl --meta meta-1:9615 ...
-# (the network is "<project>_default"). Add: publish through one session,
-# subscribe through another, check the push; re-check after the data kill.
-# ---------------------------------------------------------------------------
+# A subscriber follows smoke.load across the data node's failure: every
+# snapshot it is pushed must hold all 7 values.
+ctl_bg watch --session= sub smoke.load -o json --for "$(left)s"
+eventually 30 "the watcher's first snapshot" logs_have watch '"version"'
 
 victim=$(c ps -q data-2)
 [ -n "$victim" ] || fail "no data-2 container"
@@ -158,12 +237,33 @@ eventually 60 "meta to drop data-2 (dead grace 15s)" members 2 4
 eventually 60 "every slot led by a surviving data node" slots_led data-2
 eventually 30 "meta-1 ready" get /readyz
 healthy 9
+# Through the new sessions: they hold none of the publications, so they
+# read them from the surviving data nodes.
+eventually 10 "smoke.echo still published" values "${added[0]}" smoke.echo 1
+eventually 10 "smoke.load still complete" values "${added[1]}" smoke.load 7
 
 log "restarting data-2"
 out=$(c start data-2 2>&1) || fail "compose start data-2: $out"
 eventually 60 "meta to list data-2 again" members 3 4
 healthy 10
 eventually 60 "every slot led" slots_led
+eventually 10 "smoke.load complete" values "${added[1]}" smoke.load 7
+
+docker stop -t 10 "$project-watch" >/dev/null
+snaps=$(docker logs "$project-watch" 2>/dev/null | grep -c '"version"' || true)
+short=$(docker logs "$project-watch" 2>/dev/null | grep '"version"' | awk -F'"publisher_id"' 'NF - 1 != 7' | head -n 3)
+[ -z "$short" ] || fail "the watcher was pushed snapshots without all 7 values: $short"
+log "the watcher's $snaps snapshots all held the 7 values"
+
+log "stopping the publishers (SIGTERM: they unpublish and exit 0)"
+docker stop -t 10 "${pubs[@]/#/$project-}" >/dev/null
+for name in "${pubs[@]}"; do
+  code=$(docker inspect -f '{{.State.ExitCode}}' "$project-$name")
+  [ "$code" = 0 ] || fail "$name exited $code: $(docker logs "$project-$name" 2>&1 | tail -n 3)"
+  logs_have "$name" "unpublished " >/dev/null || fail "$name did not unpublish: $(docker logs "$project-$name" 2>&1 | tail -n 3)"
+done
+eventually 15 "smoke.echo to be empty" values "${sessions[0]}" smoke.echo 0
+eventually 15 "smoke.load to be empty" values "${added[0]}" smoke.load 0
 
 log "cluster state:"
 c ps | sed 's/^/  /'

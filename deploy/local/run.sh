@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Starts a local Strata cluster on loopback, no Docker: META meta nodes,
 # DATA data nodes (3 each by default) and SESSION session nodes (2), each
-# with its own data dir and log under run/. Ctrl-C stops them all. Run it through `make run` (which builds
-# the binaries first).
+# with its own data dir and log under run/. Ctrl-C (or SIGTERM) stops them
+# all, also halfway through starting (SIGKILL for any node still running
+# STOP_WAIT seconds later, default 20). Run it through `make run`, which
+# builds the binaries first (registryctl included).
 #
 # Ports, node i (0-based): meta gRPC 9615+100i, HTTP 9616+100i, Raft 9614+100i,
 # gossip 7946+100i; data gRPC 9622+100i, HTTP 9623+100i, gossip 7956+100i;
@@ -18,17 +20,36 @@ RUN=${RUN:-run}
 WAIT=${WAIT:-30}
 
 pids=()
+# stop stops every node started: SIGTERM, then SIGKILL for any still
+# running after STOP_WAIT seconds. A second Ctrl-C (a terminal sends one
+# to the nodes as well) does not cut it short and orphan them.
 stop() {
-  trap - INT TERM EXIT
+  trap - EXIT
+  trap '' INT TERM
   if [ ${#pids[@]} -gt 0 ]; then
     echo
     echo "stopping ${#pids[@]} node(s)..."
     kill -TERM "${pids[@]}" 2>/dev/null || true
+    local deadline=$((SECONDS + ${STOP_WAIT:-20})) alive
+    while :; do
+      alive=()
+      for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && alive+=("$p"); done
+      [ ${#alive[@]} -gt 0 ] && [ $SECONDS -lt $deadline ] || break
+      sleep 0.2
+    done
+    if [ ${#alive[@]} -gt 0 ]; then
+      echo "killing ${#alive[@]} node(s) still running after ${STOP_WAIT:-20}s: pids ${alive[*]}"
+      kill -KILL "${alive[@]}" 2>/dev/null || true
+    fi
     wait "${pids[@]}" 2>/dev/null || true
   fi
   echo "stopped. logs and data remain in $RUN/ (rm -rf $RUN to start afresh)"
 }
-trap stop INT TERM EXIT
+trap stop EXIT
+# Exiting runs stop; without the exits, a signal during startup would stop
+# the nodes started so far and go on starting the rest.
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 mkdir -p "$RUN"
 seeds=""
@@ -106,10 +127,19 @@ for i in $(seq 0 $((SESSION - 1))); do
   echo "  session-$i  clients 127.0.0.1:$((9603 + 100 * i))  HTTP http://127.0.0.1:$((9604 + 100 * i))"
 done
 echo
-echo "Try:"
-echo "  curl -s http://127.0.0.1:9616/readyz"
+ctl="$BIN/registryctl"
+last_session="127.0.0.1:$((9603 + 100 * (SESSION - 1)))"
+echo "Try (registryctl's defaults, --meta 127.0.0.1:9615 and --session 127.0.0.1:9603, are meta-0 and session-0):"
+echo "  $ctl members"
+echo "  $ctl slots"
+echo "  $ctl slot-of com.example.echo"
+echo "  $ctl health"
+echo "  $ctl --meta $metas leader"
+echo "  $ctl pub com.example.echo 10.0.0.1:8080                  # holds it until Ctrl-C"
+echo "  $ctl --session $last_session sub com.example.echo     # in another terminal"
+echo "  $ctl --session '' get com.example.echo -o json         # through a session meta lists"
+echo "Admin HTTP:"
 echo "  curl -s http://127.0.0.1:9616/api/v1/members"
-echo "  curl -s http://127.0.0.1:9616/api/v1/slots | head -40"
 echo "  curl -s http://127.0.0.1:9623/api/v1/slots | head -40"
 echo "  curl -s http://127.0.0.1:9623/metrics | grep strata_data"
 echo "  curl -s http://127.0.0.1:9604/metrics | grep -E 'strata_(session|push)'"

@@ -50,6 +50,8 @@ type Client struct {
 	// failure (retrying cannot fix it, so requests fail at once); nil once
 	// a stream is up.
 	refused error
+	// lastErr is why the last connect failed (nil once a stream is up).
+	lastErr error
 }
 
 // New returns a client for the cluster named by WithSessions or WithMeta.
@@ -198,6 +200,9 @@ func (c *Client) run() {
 				continue
 			}
 			failures++
+			c.mu.Lock()
+			c.lastErr = err
+			c.mu.Unlock()
 			if isAuthError(err) {
 				c.logger.Error("strata: session refused the client", "err", err)
 				c.mu.Lock()
@@ -242,7 +247,7 @@ func (c *Client) setStream(old, next *stream) {
 	}
 	c.cur = next
 	if next != nil {
-		c.refused = nil
+		c.refused, c.lastErr = nil, nil
 	}
 	close(c.changed)
 	c.changed = make(chan struct{})
@@ -419,11 +424,32 @@ func (c *Client) stream(ctx context.Context) (*stream, error) {
 		select {
 		case <-changed:
 		case <-ctx.Done():
-			return nil, fmt.Errorf("strata: not connected to any session: %w", ctx.Err())
+			return nil, c.notConnected(ctx.Err())
 		case <-c.ctx.Done():
 			return nil, ErrClosed
 		}
 	}
+}
+
+// notConnected explains a wait for a connection that ended with cause.
+func (c *Client) notConnected(cause error) error {
+	c.mu.Lock()
+	last := c.lastErr
+	c.mu.Unlock()
+	if last != nil {
+		return fmt.Errorf("strata: not connected to any session (last attempt: %v): %w", last, cause)
+	}
+	return fmt.Errorf("strata: not connected to any session: %w", cause)
+}
+
+// WaitConnected blocks until the client has a session stream, and returns
+// nil; or returns ErrClosed, ErrUnauthenticated (the session refused the
+// client's token), or ctx's error wrapped with why the last attempt
+// failed. Requests do not need it (they wait by themselves); it is for
+// programs that want to fail fast at startup.
+func (c *Client) WaitConnected(ctx context.Context) error {
+	_, err := c.stream(ctx)
+	return err
 }
 
 // connected returns the current stream, or nil while there is none that

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -352,6 +353,14 @@ func TestClient_Errors(t *testing.T) {
 	if _, err := noToken.Publish(ctx, "svc", []byte("x")); !errors.Is(err, client.ErrUnauthenticated) {
 		t.Errorf("no token: %v", err)
 	}
+	if err := noToken.WaitConnected(ctx); !errors.Is(err, client.ErrUnauthenticated) {
+		t.Errorf("WaitConnected without the token: %v", err)
+	}
+	if s, err := noToken.Subscribe(ctx, "svc"); err != nil {
+		t.Errorf("Subscribe while refused: %v (it registers on connect)", err)
+	} else if _, err := s.Next(ctx); !errors.Is(err, client.ErrUnauthenticated) {
+		t.Errorf("Next while the sessions refuse the client: %v", err)
+	}
 	withToken := newClient(t, client.WithSessions(secret), client.WithToken("secret"))
 	if _, err := withToken.Publish(ctx, "svc", []byte("x")); err != nil {
 		t.Errorf("with the token: %v", err)
@@ -376,6 +385,14 @@ func TestClient_Errors(t *testing.T) {
 	if _, err := nobody.Publish(short, "svc", []byte("x")); !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("publish with no session: %v", err)
 	}
+	testcluster.Eventually(t, wait, func() error {
+		short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+		defer cancel()
+		if err := nobody.WaitConnected(short); err == nil || !strings.Contains(err.Error(), "last attempt") || !strings.Contains(err.Error(), dead) {
+			return fmt.Errorf("WaitConnected with no session: %v, want the last attempt's error naming %s", err, dead)
+		}
+		return nil
+	})
 }
 
 func TestClient_FollowsRedirects_ToBalance(t *testing.T) {

@@ -73,6 +73,14 @@ func (c *Client) Publish(ctx context.Context, dataID string, value []byte, opts 
 // RegisterID returns the publication's ID (stable for its life).
 func (p *Publication) RegisterID() string { return p.registerID }
 
+// Version returns the publication's version: 1 when published, one more
+// with every Update.
+func (p *Publication) Version() uint64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.version
+}
+
 // Update replaces the publication's values (one or more) and returns once a
 // session has stored the new version. If the session refuses it (an
 // *Error), the publication keeps its previous values. If ctx ends first,

@@ -135,7 +135,8 @@ func (s *Subscription) Key() string { return s.key }
 // Next returns the current snapshot on its first call (once there is one:
 // possibly empty, possibly Cached), then blocks until a newer version
 // arrives and returns it. It returns ErrClosed once the subscription or
-// the client is closed, and ctx's error when ctx ends first.
+// the client is closed, ErrUnauthenticated while the sessions refuse the
+// client, and ctx's error when ctx ends first.
 func (s *Subscription) Next(ctx context.Context) (Snapshot, error) {
 	for {
 		s.mu.Lock()
@@ -151,8 +152,17 @@ func (s *Subscription) Next(ctx context.Context) (Snapshot, error) {
 		}
 		wake := s.wake
 		s.mu.Unlock()
+		// A client the sessions refuse will never get data: say so rather
+		// than wait (a cached snapshot, if any, was returned above).
+		s.c.mu.Lock()
+		refused, changed := s.c.refused, s.c.changed
+		s.c.mu.Unlock()
+		if refused != nil {
+			return Snapshot{}, refused
+		}
 		select {
 		case <-wake:
+		case <-changed:
 		case <-ctx.Done():
 			return Snapshot{}, ctx.Err()
 		}
