@@ -11,29 +11,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/strata-registry/strata/internal/clienttest"
 	"github.com/strata-registry/strata/internal/session"
 	"github.com/strata-registry/strata/internal/testcluster"
 	"github.com/strata-registry/strata/pkg/client"
 )
 
 const wait = testcluster.DefaultWait
-
-func ctxT(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), wait)
-	t.Cleanup(cancel)
-	return ctx
-}
-
-func newClient(t *testing.T, opts ...client.Option) *client.Client {
-	t.Helper()
-	opts = append([]client.Option{client.WithBackoff(20*time.Millisecond, 200*time.Millisecond)}, opts...)
-	c, err := client.New(context.Background(), opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.Close() })
-	return c
-}
 
 func sessionAddrs(c *testcluster.Cluster, n int) []string {
 	var out []string
@@ -56,7 +40,7 @@ func datas(s client.Snapshot) []string {
 // rejects (check may be nil) or on a version going back.
 func nextUntil(t *testing.T, s *client.Subscription, check func(client.Snapshot) error, want func(client.Snapshot) bool) client.Snapshot {
 	t.Helper()
-	ctx := ctxT(t)
+	ctx := clienttest.Ctx(t)
 	var last uint64
 	for {
 		snap, err := s.Next(ctx)
@@ -85,9 +69,9 @@ func holds(vals ...string) func(client.Snapshot) bool {
 func TestClient_PublishSubscribeUpdateUnpublish(t *testing.T) {
 	c := testcluster.Start(t, testcluster.Spec{Meta: 3, Data: 3, Session: 2})
 	c.WaitDataSettled(t)
-	ctx := ctxT(t)
-	pubc := newClient(t, client.WithSessions(sessionAddrs(c, 1)...), client.WithZone("z1"))
-	subc := newClient(t, client.WithMeta(c.MetaAddrs()...))
+	ctx := clienttest.Ctx(t)
+	pubc := clienttest.New(t, client.WithSessions(sessionAddrs(c, 1)...), client.WithZone("z1"))
+	subc := clienttest.New(t, client.WithMeta(c.MetaAddrs()...))
 
 	s, err := subc.Subscribe(ctx, "com.example.Echo", client.WithGroup("RPC"))
 	if err != nil {
@@ -139,10 +123,10 @@ func TestClient_PublishSubscribeUpdateUnpublish(t *testing.T) {
 func TestClient_SessionKilled_FailsOverWithoutEmptyPushes(t *testing.T) {
 	c := testcluster.Start(t, testcluster.Spec{Meta: 3, Data: 3, Session: 2})
 	c.WaitDataSettled(t)
-	ctx := ctxT(t)
+	ctx := clienttest.Ctx(t)
 	addrs := sessionAddrs(c, 2)
-	pubc := newClient(t, client.WithSessions(addrs...))
-	watcher := newClient(t, client.WithSessions(addrs...))
+	pubc := clienttest.New(t, client.WithSessions(addrs...))
+	watcher := clienttest.New(t, client.WithSessions(addrs...))
 	p, err := pubc.Publish(ctx, "svc", []byte("a"))
 	if err != nil {
 		t.Fatal(err)
@@ -184,7 +168,7 @@ func TestClient_SessionKilled_FailsOverWithoutEmptyPushes(t *testing.T) {
 	nextUntil(t, other, never, holds("b"))
 	// Past the dead session's lease the publication is still there: a
 	// later change from elsewhere arrives with it, not instead of it.
-	third := newClient(t, client.WithSessions(addrs[1-victim]))
+	third := clienttest.New(t, client.WithSessions(addrs[1-victim]))
 	if _, err := third.Publish(ctx, "svc", []byte("c")); err != nil {
 		t.Fatal(err)
 	}
@@ -194,8 +178,8 @@ func TestClient_SessionKilled_FailsOverWithoutEmptyPushes(t *testing.T) {
 func TestClient_ConcurrentUse_CloseTwice_NextReturnsPromptly(t *testing.T) {
 	c := testcluster.Start(t, testcluster.Spec{Meta: 3, Data: 3, Session: 1})
 	c.WaitDataSettled(t)
-	ctx := ctxT(t)
-	cl := newClient(t, client.WithSessions(sessionAddrs(c, 1)...))
+	ctx := clienttest.Ctx(t)
+	cl := clienttest.New(t, client.WithSessions(sessionAddrs(c, 1)...))
 	var wg sync.WaitGroup
 	errs := make(chan error, 64)
 	for g := range 16 {
@@ -276,14 +260,14 @@ func TestClient_ConcurrentUse_CloseTwice_NextReturnsPromptly(t *testing.T) {
 func TestClient_DiskCache_ServesWhileClusterDown(t *testing.T) {
 	c := testcluster.Start(t, testcluster.Spec{Meta: 3, Data: 3, Session: 1})
 	c.WaitDataSettled(t)
-	ctx := ctxT(t)
+	ctx := clienttest.Ctx(t)
 	dir := t.TempDir()
 	addr := c.Session(0).Server().GRPCAddr()
-	pub := newClient(t, client.WithSessions(addr))
+	pub := clienttest.New(t, client.WithSessions(addr))
 	if _, err := pub.Publish(ctx, "svc", []byte("cached-value")); err != nil {
 		t.Fatal(err)
 	}
-	live := newClient(t, client.WithSessions(addr), client.WithCacheDir(dir))
+	live := clienttest.New(t, client.WithSessions(addr), client.WithCacheDir(dir))
 	s, err := live.Subscribe(ctx, "svc")
 	if err != nil {
 		t.Fatal(err)
@@ -293,7 +277,7 @@ func TestClient_DiskCache_ServesWhileClusterDown(t *testing.T) {
 	c.StopSession(t, 0, true)
 
 	// No session answers now.
-	later := newClient(t, client.WithSessions(addr), client.WithCacheDir(dir))
+	later := clienttest.New(t, client.WithSessions(addr), client.WithCacheDir(dir))
 	s2, err := later.Subscribe(ctx, "svc")
 	if err != nil {
 		t.Fatal(err)
@@ -325,8 +309,8 @@ func TestClient_Errors(t *testing.T) {
 			cfg.ClientToken = "secret"
 		}
 	}})
-	ctx := ctxT(t)
-	cl := newClient(t, client.WithSessions(c.Session(0).Server().GRPCAddr()))
+	ctx := clienttest.Ctx(t)
+	cl := clienttest.New(t, client.WithSessions(c.Session(0).Server().GRPCAddr()))
 	if _, err := cl.Publish(ctx, "", []byte("x")); !errors.Is(err, client.ErrInvalidArgument) {
 		t.Errorf("empty data ID: %v", err)
 	}
@@ -349,7 +333,7 @@ func TestClient_Errors(t *testing.T) {
 	}
 
 	secret := c.Session(1).Server().GRPCAddr()
-	noToken := newClient(t, client.WithSessions(secret))
+	noToken := clienttest.New(t, client.WithSessions(secret))
 	if _, err := noToken.Publish(ctx, "svc", []byte("x")); !errors.Is(err, client.ErrUnauthenticated) {
 		t.Errorf("no token: %v", err)
 	}
@@ -361,7 +345,7 @@ func TestClient_Errors(t *testing.T) {
 	} else if _, err := s.Next(ctx); !errors.Is(err, client.ErrUnauthenticated) {
 		t.Errorf("Next while the sessions refuse the client: %v", err)
 	}
-	withToken := newClient(t, client.WithSessions(secret), client.WithToken("secret"))
+	withToken := clienttest.New(t, client.WithSessions(secret), client.WithToken("secret"))
 	if _, err := withToken.Publish(ctx, "svc", []byte("x")); err != nil {
 		t.Errorf("with the token: %v", err)
 	}
@@ -379,7 +363,7 @@ func TestClient_Errors(t *testing.T) {
 	}
 	dead := ln.Addr().String()
 	_ = ln.Close()
-	nobody := newClient(t, client.WithSessions(dead))
+	nobody := clienttest.New(t, client.WithSessions(dead))
 	short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
 	defer cancel()
 	if _, err := nobody.Publish(short, "svc", []byte("x")); !errors.Is(err, context.DeadlineExceeded) {
@@ -399,19 +383,19 @@ func TestClient_FollowsRedirects_ToBalance(t *testing.T) {
 	c := testcluster.Start(t, testcluster.Spec{Meta: 3, Data: 1, Session: 2, SessionConfig: func(_ int, cfg *session.Config) {
 		cfg.BalanceInterval = 4 * cfg.HeartbeatInterval
 	}})
-	ctx := ctxT(t)
+	ctx := clienttest.Ctx(t)
 	first := c.Session(0).Server().GRPCAddr()
 	var clients []*client.Client
 	var pubs []*client.Publication
 	for i := range 6 {
-		cl := newClient(t, client.WithSessions(first))
+		cl := clienttest.New(t, client.WithSessions(first))
 		p, err := cl.Publish(ctx, "svc", []byte(fmt.Sprint(i)))
 		if err != nil {
 			t.Fatal(err)
 		}
 		clients, pubs = append(clients, cl), append(pubs, p)
 	}
-	watch := newClient(t, client.WithSessions(first))
+	watch := clienttest.New(t, client.WithSessions(first))
 	s, err := watch.Subscribe(ctx, "svc")
 	if err != nil {
 		t.Fatal(err)

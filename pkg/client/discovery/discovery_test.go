@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/strata-registry/strata/internal/clienttest"
 	"github.com/strata-registry/strata/internal/testcluster"
 	"github.com/strata-registry/strata/pkg/client"
 	"github.com/strata-registry/strata/pkg/client/discovery"
@@ -19,27 +20,10 @@ import (
 
 const wait = testcluster.DefaultWait
 
-func ctxT(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), wait)
-	t.Cleanup(cancel)
-	return ctx
-}
-
-func newClient(t *testing.T, opts ...client.Option) *client.Client {
-	t.Helper()
-	opts = append([]client.Option{client.WithBackoff(20*time.Millisecond, 200*time.Millisecond)}, opts...)
-	c, err := client.New(context.Background(), opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.Close() })
-	return c
-}
-
 // nextUntil reads Sets until want holds, failing on a version going back.
 func nextUntil(t *testing.T, w *discovery.Watcher, want func(discovery.Set) bool) discovery.Set {
 	t.Helper()
-	ctx := ctxT(t)
+	ctx := clienttest.Ctx(t)
 	var last uint64
 	for {
 		set, err := w.Next(ctx)
@@ -65,12 +49,12 @@ func holds(want ...discovery.Instance) func(discovery.Set) bool {
 func TestDiscovery_RegisterWatchUpdateDeregister(t *testing.T) {
 	c := testcluster.Start(t, testcluster.Spec{Meta: 3, Data: 3, Session: 2})
 	c.WaitDataSettled(t)
-	ctx := ctxT(t)
+	ctx := clienttest.Ctx(t)
 	s0, s1 := c.Session(0).Server().GRPCAddr(), c.Session(1).Server().GRPCAddr()
 	// Two servers on two sessions in two zones, and a caller on either.
-	one := discovery.New(newClient(t, client.WithSessions(s0), client.WithZone("az1")))
-	two := discovery.New(newClient(t, client.WithSessions(s1), client.WithZone("az2")))
-	caller := discovery.New(newClient(t, client.WithSessions(s0, s1)))
+	one := discovery.New(clienttest.New(t, client.WithSessions(s0), client.WithZone("az1")))
+	two := discovery.New(clienttest.New(t, client.WithSessions(s1), client.WithZone("az2")))
+	caller := discovery.New(clienttest.New(t, client.WithSessions(s0, s1)))
 
 	w, err := caller.Watch(ctx, "com.example.Echo", client.WithGroup("RPC"))
 	if err != nil {
@@ -159,11 +143,11 @@ func (s *syncBuffer) String() string {
 func TestWatch_SkipsRecordsThatAreNotInstances(t *testing.T) {
 	c := testcluster.Start(t, testcluster.Spec{Meta: 3, Data: 3, Session: 1})
 	c.WaitDataSettled(t)
-	ctx := ctxT(t)
+	ctx := clienttest.Ctx(t)
 	addr := c.Session(0).Server().GRPCAddr()
-	raw := newClient(t, client.WithSessions(addr))
+	raw := clienttest.New(t, client.WithSessions(addr))
 	var logs syncBuffer
-	d := discovery.New(newClient(t, client.WithSessions(addr), client.WithZone("az1")),
+	d := discovery.New(clienttest.New(t, client.WithSessions(addr), client.WithZone("az1")),
 		discovery.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
 
 	// Other clients' raw values under the service's data ID, one of them a
@@ -210,10 +194,10 @@ func TestWatch_SkipsRecordsThatAreNotInstances(t *testing.T) {
 func TestWatch_Updates_MergesAndClosesWithTheClient(t *testing.T) {
 	c := testcluster.Start(t, testcluster.Spec{Meta: 3, Data: 3, Session: 1})
 	c.WaitDataSettled(t)
-	ctx := ctxT(t)
+	ctx := clienttest.Ctx(t)
 	addr := c.Session(0).Server().GRPCAddr()
-	pub := discovery.New(newClient(t, client.WithSessions(addr)))
-	cl := newClient(t, client.WithSessions(addr))
+	pub := discovery.New(clienttest.New(t, client.WithSessions(addr)))
+	cl := clienttest.New(t, client.WithSessions(addr))
 	w, err := discovery.New(cl).Watch(ctx, "svc")
 	if err != nil {
 		t.Fatal(err)
@@ -266,7 +250,7 @@ func TestWatch_Updates_MergesAndClosesWithTheClient(t *testing.T) {
 
 func TestRegister_RejectsBadInstancesBeforeSending(t *testing.T) {
 	// Nothing listens: a request that were sent would wait for ctx.
-	d := discovery.New(newClient(t, client.WithSessions("127.0.0.1:1")))
+	d := discovery.New(clienttest.New(t, client.WithSessions("127.0.0.1:1")))
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	for _, inst := range []discovery.Instance{{}, {Addr: "10.0.0.1"}, {Addr: "h:1", Weight: -1}} {

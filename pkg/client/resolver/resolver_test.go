@@ -18,6 +18,7 @@ import (
 	grpcresolver "google.golang.org/grpc/resolver"
 	"google.golang.org/grpc/status"
 
+	"github.com/strata-registry/strata/internal/clienttest"
 	"github.com/strata-registry/strata/internal/testcluster"
 	"github.com/strata-registry/strata/pkg/client"
 	"github.com/strata-registry/strata/pkg/client/discovery"
@@ -25,23 +26,6 @@ import (
 )
 
 const wait = testcluster.DefaultWait
-
-func ctxT(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), wait)
-	t.Cleanup(cancel)
-	return ctx
-}
-
-func newClient(t *testing.T, opts ...client.Option) *client.Client {
-	t.Helper()
-	opts = append([]client.Option{client.WithBackoff(20*time.Millisecond, 200*time.Millisecond)}, opts...)
-	c, err := client.New(context.Background(), opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.Close() })
-	return c
-}
 
 // healthServer is a real gRPC server on loopback whose health service
 // answers SERVING for one service name only, so a caller can tell which
@@ -93,9 +77,9 @@ func check(ctx context.Context, cc *grpc.ClientConn, service string) error {
 func TestResolver_GRPCClientFollowsTheServerAcrossAMove(t *testing.T) {
 	c := testcluster.Start(t, testcluster.Spec{Meta: 3, Data: 3, Session: 2})
 	c.WaitDataSettled(t)
-	ctx := ctxT(t)
-	servers := discovery.New(newClient(t, client.WithSessions(c.Session(0).Server().GRPCAddr()), client.WithZone("az1")))
-	callerClient := newClient(t, client.WithSessions(c.Session(1).Server().GRPCAddr()))
+	ctx := clienttest.Ctx(t)
+	servers := discovery.New(clienttest.New(t, client.WithSessions(c.Session(0).Server().GRPCAddr()), client.WithZone("az1")))
+	callerClient := clienttest.New(t, client.WithSessions(c.Session(1).Server().GRPCAddr()))
 
 	one := startHealthServer(t, "one")
 	reg1, err := servers.Register(ctx, "echo", discovery.Instance{Addr: one.addr})
@@ -150,8 +134,8 @@ func TestResolver_GRPCClientFollowsTheServerAcrossAMove(t *testing.T) {
 func TestResolver_GroupFromTheTargetAuthority(t *testing.T) {
 	c := testcluster.Start(t, testcluster.Spec{Meta: 3, Data: 3, Session: 1})
 	c.WaitDataSettled(t)
-	ctx := ctxT(t)
-	cl := newClient(t, client.WithSessions(c.Session(0).Server().GRPCAddr()))
+	ctx := clienttest.Ctx(t)
+	cl := clienttest.New(t, client.WithSessions(c.Session(0).Server().GRPCAddr()))
 	srv := startHealthServer(t, "rpc")
 	if _, err := discovery.New(cl).Register(ctx, "com.example/Echo", discovery.Instance{Addr: srv.addr}, client.WithGroup("RPC")); err != nil {
 		t.Fatal(err)
@@ -275,11 +259,11 @@ func build(t *testing.T, b *resolver.Builder, target string) (*fakeCC, grpcresol
 func TestResolver_ReportsWeightsAndZones(t *testing.T) {
 	c := testcluster.Start(t, testcluster.Spec{Meta: 3, Data: 3, Session: 1})
 	c.WaitDataSettled(t)
-	ctx := ctxT(t)
+	ctx := clienttest.Ctx(t)
 	addr := c.Session(0).Server().GRPCAddr()
-	az1 := discovery.New(newClient(t, client.WithSessions(addr), client.WithZone("az1")))
-	az2 := discovery.New(newClient(t, client.WithSessions(addr), client.WithZone("az2")))
-	b := resolver.NewBuilder(newClient(t, client.WithSessions(addr)))
+	az1 := discovery.New(clienttest.New(t, client.WithSessions(addr), client.WithZone("az1")))
+	az2 := discovery.New(clienttest.New(t, client.WithSessions(addr), client.WithZone("az2")))
+	b := resolver.NewBuilder(clienttest.New(t, client.WithSessions(addr)))
 	if b.Scheme() != "strata" {
 		t.Fatalf("scheme %q", b.Scheme())
 	}
@@ -324,7 +308,7 @@ func TestResolver_ReportsWeightsAndZones(t *testing.T) {
 func TestResolver_ReportsWatchErrors(t *testing.T) {
 	c := testcluster.Start(t, testcluster.Spec{Meta: 3, Data: 3, Session: 1})
 	c.WaitDataSettled(t)
-	cl := newClient(t, client.WithSessions(c.Session(0).Server().GRPCAddr()))
+	cl := clienttest.New(t, client.WithSessions(c.Session(0).Server().GRPCAddr()))
 	b := resolver.NewBuilder(cl)
 
 	// A name no session accepts: reported once, not retried.
@@ -360,7 +344,7 @@ func TestResolver_ReportsWatchErrors(t *testing.T) {
 }
 
 func TestBuild_RejectsTargetsWithoutService(t *testing.T) {
-	b := resolver.NewBuilder(newClient(t, client.WithSessions("127.0.0.1:1")))
+	b := resolver.NewBuilder(clienttest.New(t, client.WithSessions("127.0.0.1:1")))
 	for _, target := range []string{"strata:///", "strata://group/", "strata://group"} {
 		u, err := url.Parse(target)
 		if err != nil {
