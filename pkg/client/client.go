@@ -55,10 +55,10 @@ type Client struct {
 }
 
 // New returns a client for the cluster named by WithSessions or WithMeta.
-// It does not wait for a connection: it connects in the background, and
-// requests wait for it (bounded by their contexts). ctx bounds nothing
-// after New returns; it is there for future dial-time checks and for
-// symmetry with the other calls.
+// It checks the options and does no I/O: it connects in the background, and
+// requests wait for the connection (bounded by their contexts; see
+// WaitConnected to wait up front). ctx only refuses a call made with an
+// ended context; it bounds nothing after New returns.
 func New(ctx context.Context, opts ...Option) (*Client, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
