@@ -6,7 +6,7 @@ PROTO_DIR := pkg/proto/registry/v1
 PROTOS    := $(wildcard $(PROTO_DIR)/*.proto)
 TEST_TIMEOUT ?= 15m
 
-.PHONY: all build test lint proto run bench clean
+.PHONY: all build test lint proto run bench bench-pushlat clean
 .PHONY: compose-image compose-up compose-down compose-smoke
 
 all: build
@@ -34,6 +34,10 @@ bench:
 	@echo "running benchmarks; results also go to $(BENCH_OUT)"
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./... | tee $(BENCH_OUT)
 	@echo "results written to $(BENCH_OUT)"
+
+## bench-pushlat: publish-to-push latency against a local cluster of real processes (bench/pushlat.sh); results to bench/out/
+bench-pushlat: build
+	./bench/pushlat.sh
 
 ## lint: gofmt and go vet
 lint:

@@ -77,8 +77,9 @@ func (k *keyState) tm() *timer { return &k.timer }
 // view is the publisher list for one scope of one datum version, built once
 // and shared by every push of it.
 type view struct {
-	pubs []*registryv1.Publisher
-	size int
+	pubs   []*registryv1.Publisher
+	size   int
+	shared *Shared
 }
 
 // connState is one connection with subscribers.
@@ -611,7 +612,7 @@ func newView(key string, pubs []*registryv1.Publisher) *view {
 	for _, p := range pubs {
 		size += proto.Size(p) + 4
 	}
-	return &view{pubs: pubs, size: size}
+	return &view{pubs: pubs, size: size, shared: &Shared{}}
 }
 
 // push sends k's datum to s: a new version, or a retry of the pending one.
@@ -627,7 +628,7 @@ func (e *Engine) push(s *sub, at, now int64, fx *effects) {
 		fx.kill(cs, fmt.Sprintf("push: client stalled: %d bytes in flight, cap %d", cs.inflight, e.cfg.MaxInflightBytes))
 		return
 	}
-	if err := cs.c.Send(&Push{SubscriberID: s.id, Key: k.key, Version: k.fetched, Publishers: v.pubs, Size: v.size}); err != nil {
+	if err := cs.c.Send(&Push{SubscriberID: s.id, Key: k.key, Version: k.fetched, Publishers: v.pubs, Size: v.size, Shared: v.shared}); err != nil {
 		e.m.sendFailed.Inc()
 		fx.kill(cs, "push: send failed: "+err.Error())
 		return

@@ -16,6 +16,7 @@ package push
 
 import (
 	"context"
+	"sync"
 
 	registryv1 "github.com/strata-registry/strata/pkg/proto/registry/v1"
 )
@@ -108,4 +109,24 @@ type Push struct {
 	// Size is the approximate encoded size in bytes, the amount counted
 	// against the connection's in-flight cap until the push is acked.
 	Size int
+	// Shared is one per list (version and scope), like Publishers: a Conn
+	// may keep there what it derives from the list (its wire form), so it
+	// is built once for every subscriber the list goes to.
+	Shared *Shared
+}
+
+// Shared holds one value derived from a push's publisher list, built once
+// by the first Conn that asks. Safe for concurrent use.
+type Shared struct {
+	once sync.Once
+	v    any
+}
+
+// Get returns the value, calling build the first time.
+func (s *Shared) Get(build func() any) any {
+	if s == nil {
+		return build()
+	}
+	s.once.Do(func() { s.v = build() })
+	return s.v
 }

@@ -94,14 +94,20 @@ func (c *clientConn) Close(reason string) {
 
 // toPush flattens a datum's publishers into the values a client sees: one
 // per value, with its publisher's id and zone.
+//
+// The flattened values are built once per list and shared, read-only, by
+// the pushes to every subscriber it goes to (marshalling only reads them).
 func toPush(p *push.Push) *registryv1.Push {
-	out := &registryv1.Push{RegisterId: p.SubscriberID, DataInfoId: p.Key, Version: p.Version}
-	for _, pub := range p.Publishers {
-		for _, v := range pub.GetValues() {
-			out.Values = append(out.Values, &registryv1.PushedValue{Data: v, Zone: pub.GetZone(), PublisherId: pub.GetRegisterId()})
+	values := p.Shared.Get(func() any {
+		var vals []*registryv1.PushedValue
+		for _, pub := range p.Publishers {
+			for _, v := range pub.GetValues() {
+				vals = append(vals, &registryv1.PushedValue{Data: v, Zone: pub.GetZone(), PublisherId: pub.GetRegisterId()})
+			}
 		}
-	}
-	return out
+		return vals
+	}).([]*registryv1.PushedValue)
+	return &registryv1.Push{RegisterId: p.SubscriberID, DataInfoId: p.Key, Version: p.Version, Values: values}
 }
 
 // allow takes a registration token (RegisterRate per second, bursts of
