@@ -63,6 +63,9 @@ func (c *clientConn) Zone() string { return c.zone }
 type outFrame struct {
 	f    *registryv1.ServerFrame
 	size int64
+	// shared identifies a push's list (key, version, scope): pushes of one
+	// list waiting together go out as one Push (see write).
+	shared *push.Shared
 }
 
 // Send implements push.Conn: it queues the push for the writer without
@@ -76,7 +79,7 @@ func (c *clientConn) Send(p *push.Push) error {
 	f := &registryv1.ServerFrame{Body: &registryv1.ServerFrame_Push{Push: toPush(p)}}
 	c.queued.Add(size)
 	select {
-	case c.out <- outFrame{f, size}:
+	case c.out <- outFrame{f, size, p.Shared}:
 		return nil
 	case <-c.ctx.Done():
 		c.queued.Add(-size)
@@ -384,14 +387,16 @@ func (c *clientConn) write(stream grpc.BidiStreamingServer[registryv1.ClientFram
 			}
 			continue
 		}
-		batch, size := []*registryv1.Push{first}, o.size
+		var m pushMerger
+		m.add(first, o.shared)
+		size := o.size
 		var after *outFrame // a non-push frame that ended the batch
 	gather:
-		for len(batch) < maxBatchPushes && size < maxBatchBytes {
+		for m.n < maxBatchPushes && size < maxBatchBytes {
 			select {
 			case next := <-c.out:
 				if p := next.f.GetPush(); p != nil {
-					batch = append(batch, p)
+					m.add(p, next.shared)
 					size += next.size
 					continue
 				}
@@ -402,13 +407,38 @@ func (c *clientConn) write(stream grpc.BidiStreamingServer[registryv1.ClientFram
 			}
 		}
 		f := o.f
-		if len(batch) > 1 {
-			f = &registryv1.ServerFrame{Body: &registryv1.ServerFrame_PushBatch{PushBatch: &registryv1.PushBatch{Pushes: batch}}}
+		if len(m.out) > 1 {
+			f = &registryv1.ServerFrame{Body: &registryv1.ServerFrame_PushBatch{PushBatch: &registryv1.PushBatch{Pushes: m.out}}}
 		}
 		if !send(f, size) || (after != nil && !send(after.f, after.size)) {
 			return
 		}
 	}
+}
+
+// pushMerger gathers the pushes of one write: pushes of the same list
+// (several subscribers of one key on this connection) become one Push that
+// names every subscriber (also_register_ids), so the list is encoded, sent
+// and decoded once.
+type pushMerger struct {
+	out   []*registryv1.Push
+	byKey map[*push.Shared]*registryv1.Push
+	n     int // pushes added
+}
+
+func (m *pushMerger) add(p *registryv1.Push, shared *push.Shared) {
+	m.n++
+	if shared != nil {
+		if q := m.byKey[shared]; q != nil && q.GetVersion() == p.GetVersion() && q.GetDataInfoId() == p.GetDataInfoId() {
+			q.AlsoRegisterIds = append(q.AlsoRegisterIds, p.GetRegisterId())
+			return
+		}
+		if m.byKey == nil {
+			m.byKey = map[*push.Shared]*registryv1.Push{}
+		}
+		m.byKey[shared] = p
+	}
+	m.out = append(m.out, p)
 }
 
 // enqueue queues a frame that must not be dropped (welcome, acks): it waits

@@ -361,6 +361,17 @@ func (s *Server) watchData(ctx context.Context, addr string) {
 	if err != nil {
 		return
 	}
+	// The data node sends headers once this session is subscribed: every
+	// change from then on comes as a notice. Changes before that (the
+	// stream was down, or this session just started) could only be seen
+	// by a version scan, so run one now rather than at the next interval.
+	if _, err := stream.Header(); err != nil {
+		return
+	}
+	select {
+	case s.scanNow <- struct{}{}:
+	default:
+	}
 	for {
 		b, err := stream.Recv()
 		if err != nil {

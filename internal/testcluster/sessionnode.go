@@ -221,12 +221,16 @@ func (cl *Client) read(ctx context.Context) {
 // deliver hands pushes to the test and acks them (all in one frame).
 func (cl *Client) deliver(pushes []*registryv1.Push) {
 	acks := make([]*registryv1.PushAck, 0, len(pushes))
-	for _, p := range pushes {
-		select {
-		case cl.Pushes <- p:
-		default: // the test stopped reading
+	for _, merged := range pushes {
+		// A push may be for several subscribers; the test sees one each.
+		for _, id := range append([]string{merged.GetRegisterId()}, merged.GetAlsoRegisterIds()...) {
+			p := &registryv1.Push{RegisterId: id, DataInfoId: merged.GetDataInfoId(), Version: merged.GetVersion(), Values: merged.GetValues()}
+			select {
+			case cl.Pushes <- p:
+			default: // the test stopped reading
+			}
+			acks = append(acks, &registryv1.PushAck{RegisterId: id, Version: p.GetVersion()})
 		}
-		acks = append(acks, &registryv1.PushAck{RegisterId: p.GetRegisterId(), Version: p.GetVersion()})
 	}
 	if !cl.autoAck {
 		return

@@ -201,13 +201,21 @@ func (c *Client) serve(st *stream) {
 func (c *Client) deliver(st *stream, pushes []*registryv1.Push) {
 	acks := make([]*registryv1.PushAck, 0, len(pushes))
 	for _, p := range pushes {
-		c.mu.Lock()
-		s := c.subs[p.GetRegisterId()]
-		c.mu.Unlock()
-		if s != nil {
-			s.offer(p)
+		// One push may be for several subscriptions (same key, version
+		// and scope): each gets it and acks it.
+		for i := -1; i < len(p.GetAlsoRegisterIds()); i++ {
+			id := p.GetRegisterId()
+			if i >= 0 {
+				id = p.GetAlsoRegisterIds()[i]
+			}
+			c.mu.Lock()
+			s := c.subs[id]
+			c.mu.Unlock()
+			if s != nil {
+				s.offer(p)
+			}
+			acks = append(acks, &registryv1.PushAck{RegisterId: id, Version: p.GetVersion()})
 		}
-		acks = append(acks, &registryv1.PushAck{RegisterId: p.GetRegisterId(), Version: p.GetVersion()})
 	}
 	f := &registryv1.ClientFrame{Body: &registryv1.ClientFrame_PushAcks{PushAcks: &registryv1.PushAcks{Acks: acks}}}
 	if len(acks) == 1 {

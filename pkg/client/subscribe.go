@@ -20,7 +20,9 @@ type Value struct {
 	PublisherID string `json:"publisher_id"`
 }
 
-// Snapshot is the whole current list of a subscribed key.
+// Snapshot is the whole current list of a subscribed key. Treat it as
+// read-only: its Values (and their Data) may be shared with other
+// subscriptions of the same key and with later calls of Next.
 type Snapshot struct {
 	// Version increases with every change of the key; a subscription
 	// never reports a lower one than it already reported (except that live

@@ -1129,12 +1129,16 @@ func (x *PushedValue) GetPublisherId() string {
 type Push struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// register_id is the subscriber's.
-	RegisterId    string         `protobuf:"bytes,1,opt,name=register_id,json=registerId,proto3" json:"register_id,omitempty"`
-	DataInfoId    string         `protobuf:"bytes,2,opt,name=data_info_id,json=dataInfoId,proto3" json:"data_info_id,omitempty"`
-	Version       uint64         `protobuf:"varint,3,opt,name=version,proto3" json:"version,omitempty"`
-	Values        []*PushedValue `protobuf:"bytes,4,rep,name=values,proto3" json:"values,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	RegisterId string         `protobuf:"bytes,1,opt,name=register_id,json=registerId,proto3" json:"register_id,omitempty"`
+	DataInfoId string         `protobuf:"bytes,2,opt,name=data_info_id,json=dataInfoId,proto3" json:"data_info_id,omitempty"`
+	Version    uint64         `protobuf:"varint,3,opt,name=version,proto3" json:"version,omitempty"`
+	Values     []*PushedValue `protobuf:"bytes,4,rep,name=values,proto3" json:"values,omitempty"`
+	// also_register_ids are more subscribers of this connection the same
+	// push is for (same key, version and scope): the list is sent once. The
+	// client handles and acks the push for each of them as for register_id.
+	AlsoRegisterIds []string `protobuf:"bytes,5,rep,name=also_register_ids,json=alsoRegisterIds,proto3" json:"also_register_ids,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *Push) Reset() {
@@ -1191,6 +1195,13 @@ func (x *Push) GetVersion() uint64 {
 func (x *Push) GetValues() []*PushedValue {
 	if x != nil {
 		return x.Values
+	}
+	return nil
+}
+
+func (x *Push) GetAlsoRegisterIds() []string {
+	if x != nil {
+		return x.AlsoRegisterIds
 	}
 	return nil
 }
@@ -1329,14 +1340,15 @@ const file_session_proto_rawDesc = "" +
 	"\vPushedValue\x12\x12\n" +
 	"\x04data\x18\x01 \x01(\fR\x04data\x12\x12\n" +
 	"\x04zone\x18\x02 \x01(\tR\x04zone\x12!\n" +
-	"\fpublisher_id\x18\x03 \x01(\tR\vpublisherId\"\x95\x01\n" +
+	"\fpublisher_id\x18\x03 \x01(\tR\vpublisherId\"\xc1\x01\n" +
 	"\x04Push\x12\x1f\n" +
 	"\vregister_id\x18\x01 \x01(\tR\n" +
 	"registerId\x12 \n" +
 	"\fdata_info_id\x18\x02 \x01(\tR\n" +
 	"dataInfoId\x12\x18\n" +
 	"\aversion\x18\x03 \x01(\x04R\aversion\x120\n" +
-	"\x06values\x18\x04 \x03(\v2\x18.registry.v1.PushedValueR\x06values\">\n" +
+	"\x06values\x18\x04 \x03(\v2\x18.registry.v1.PushedValueR\x06values\x12*\n" +
+	"\x11also_register_ids\x18\x05 \x03(\tR\x0falsoRegisterIds\">\n" +
 	"\bRedirect\x12\x16\n" +
 	"\x06reason\x18\x01 \x01(\tR\x06reason\x12\x1a\n" +
 	"\bsessions\x18\x02 \x03(\tR\bsessions*V\n" +
