@@ -6,7 +6,7 @@ PROTO_DIR := pkg/proto/registry/v1
 PROTOS    := $(wildcard $(PROTO_DIR)/*.proto)
 TEST_TIMEOUT ?= 15m
 
-.PHONY: all build test lint proto run bench bench-pushlat clean
+.PHONY: all build test e2e lint proto run bench bench-pushlat clean
 .PHONY: compose-image compose-up compose-down compose-smoke
 
 all: build
@@ -22,6 +22,11 @@ build:
 ## machine's cores to themselves (less timing noise); about 2.5 minutes.
 test:
 	$(GO) test -race -count=1 -p 1 -timeout $(TEST_TIMEOUT) ./...
+
+## e2e: end-to-end tests of real processes (internal/e2e, build tag e2e): a cluster of the
+## binaries on loopback, sessions and data leaders killed under a live client; about 30 s
+e2e:
+	$(GO) test -race -count=1 -tags e2e -timeout 10m ./internal/e2e/
 
 ## run: a local cluster on loopback, no Docker (META=3 DATA=3 SESSION=2); Ctrl-C stops it
 run: build
@@ -44,6 +49,7 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '\.pb\.go$$')); \
 	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) vet -tags e2e ./internal/e2e/
 
 ## proto: regenerate pkg/proto from the .proto files (needs protoc: apt-get install protobuf-compiler)
 proto:

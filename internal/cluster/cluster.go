@@ -222,7 +222,7 @@ func New(cfg Config, logger *slog.Logger, clk clock.Clock) (*Agent, error) {
 	}
 	mc.Delegate = delegate{a}
 	mc.Events = events{a}
-	mc.Logger = obs.StdLogger(a.logger.With("component", "memberlist"), slog.LevelInfo)
+	mc.Logger = obs.StdLogger(a.logger.With("lib", "memberlist"), slog.LevelInfo)
 	ml, err := memberlist.Create(mc)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: start gossip on %s:%d: %w", cfg.BindAddr, cfg.BindPort, err)

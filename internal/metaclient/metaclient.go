@@ -183,7 +183,7 @@ func (c *Client) Membership(ctx context.Context, clk clock.Clock, every time.Dur
 			})
 			if err == nil {
 				registered = true
-				c.logger.Info("registered with meta", "node", node.GetId())
+				c.logger.Info("registered with meta")
 			} else if ctx.Err() == nil {
 				c.logger.Warn("register with meta", "err", err)
 			}
