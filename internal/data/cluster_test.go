@@ -120,6 +120,14 @@ func TestData_WritesOnLeader_ReadableThere_PresentOnFollower(t *testing.T) {
 			}
 			return nil
 		})
+		// Small datums ride along with their change notice, whole.
+		testcluster.Eventually(t, testcluster.DefaultWait, func() error {
+			in := s.Inline(key(i))
+			if in.GetVersion() != d.GetVersion() || len(in.GetPublishers()) != 2 {
+				return fmt.Errorf("%s: notice carried %v, the leader has version %d", key(i), in, d.GetVersion())
+			}
+			return nil
+		})
 	}
 }
 

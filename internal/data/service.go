@@ -274,10 +274,42 @@ func (v *service) WatchChanges(req *registryv1.WatchChangesRequest, stream grpc.
 		if !ok {
 			return stream.Context().Err()
 		}
+		v.s.inlineDatums(batch)
 		if err := stream.Send(batch); err != nil {
 			return err
 		}
 		v.s.metrics.notices.Add(float64(len(batch.GetChanges())))
+	}
+}
+
+// Datums that ride along with their change notice: each at most
+// maxInlineDatum bytes, at most maxInlineBatch bytes per batch. A session
+// pushes them at once instead of fetching, which saves a round trip per
+// change on the common case of small service lists.
+const (
+	maxInlineDatum = 4 << 10
+	maxInlineBatch = 256 << 10
+)
+
+// inlineDatums attaches to b the datums of its changed keys that this node
+// would serve to GetDatums (it leads the slot, and the slot is not
+// migrating) and that are small. Read at send time, each is at least as new
+// as its change.
+func (s *Server) inlineDatums(b *registryv1.ChangeBatch) {
+	budget := maxInlineBatch
+	for _, c := range b.GetChanges() {
+		st, err := s.readable(c.GetDataInfoId())
+		if err != nil {
+			continue
+		}
+		d := st.store.Read(c.GetDataInfoId())
+		if d.GetVersion() < c.GetVersion() {
+			continue
+		}
+		if n := proto.Size(d); n <= maxInlineDatum && n <= budget {
+			budget -= n
+			b.Datums = append(b.Datums, d)
+		}
 	}
 }
 

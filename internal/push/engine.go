@@ -272,6 +272,47 @@ func (e *Engine) NotifyAt(key string, version uint64, changed time.Time) {
 	fx.run(e)
 }
 
+// Offer hands the engine a key's whole datum that came with its change
+// notice (changed as for NotifyAt), sparing a fetch: when the key is quiet
+// (or waiting to retry a failed fetch) the datum is pushed at once, exactly
+// as if a fetch had returned it. Otherwise (a fetch in flight or queued,
+// or the follow-up cap holding the key back) it counts as a notice of its
+// version, and the key's usual fetch carries it. Datums not newer than
+// what the engine has are ignored. The engine keeps d: the caller must not
+// modify it. Never blocks.
+func (e *Engine) Offer(d *registryv1.Datum, changed time.Time) {
+	var fx effects
+	e.mu.Lock()
+	k := e.keys[d.GetDataInfoId()]
+	if k == nil || len(k.subs) == 0 || (k.datum != nil && d.GetVersion() <= k.fetched) {
+		e.mu.Unlock()
+		return
+	}
+	now := e.now()
+	if k.noticeAt == 0 {
+		k.noticeAt = now
+		if !changed.IsZero() {
+			k.noticeAt = min(now, changed.UnixNano())
+		}
+	}
+	k.want = max(k.want, d.GetVersion())
+	c := int64(e.cfg.Coalesce)
+	held := c > 0 && k.lastStart != 0 && now < k.lastStart+c
+	switch {
+	case k.state == keyRetry:
+		e.keyTimers.cancel(k)
+		fallthrough
+	case k.state == keyIdle && !held:
+		k.lastStart = now
+		e.fetchDone(k, d, nil, false, &fx)
+		e.dropDead(&fx)
+	default:
+		e.trigger(k, now, &fx)
+	}
+	e.mu.Unlock()
+	fx.run(e)
+}
+
 // Ack records the client's ack of version for a subscriber. An ack of the
 // newest pushed version (or later) ends its retries and releases the bytes
 // in flight for that subscriber; an ack of an older, superseded version

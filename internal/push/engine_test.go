@@ -10,6 +10,8 @@ import (
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
+
+	registryv1 "github.com/strata-registry/strata/pkg/proto/registry/v1"
 )
 
 func TestEngine_QuietKey_FirstNotifyFetchesOncePushesAllAtOnce(t *testing.T) {
@@ -733,5 +735,61 @@ func TestEngine_NotifyAt_LatencyFromTheDataChange(t *testing.T) {
 	h.e.Ack("c", "s", 3)
 	if got := sum() - before; got < 0 || got > 0.5 {
 		t.Errorf("latency of a change stamped in the future = %.3fs, want ~0", got)
+	}
+}
+
+// TestEngine_Offer_QuietKeyPushedWithoutFetch_BusyKeyFetches: a datum that
+// came with its notice is pushed at once on a quiet key (no fetch); an
+// older one is ignored; one offered while a fetch is in flight counts as a
+// notice and the follow-up fetch carries it.
+func TestEngine_Offer_QuietKeyPushedWithoutFetch_BusyKeyFetches(t *testing.T) {
+	f := newFakeFetcher()
+	f.set("k", 1, pub("p1", "a", "x"))
+	h := start(t, TestConfig(), f, true)
+	c := newFakeConn("c", "a")
+	h.e.Subscribe(c, "s", "k", ScopeGlobal, 0)
+	h.settled("k", 1)
+	waitPushes(t, c, "s", 1)
+	h.e.Ack("c", "s", 1)
+
+	h.e.Offer(&registryv1.Datum{DataInfoId: "k", Version: 2, Publishers: []*registryv1.Publisher{pub("p1", "a", "x"), pub("p2", "a", "y")}}, time.Time{})
+	if got := waitPushes(t, c, "s", 2); !slices.Equal(got, []uint64{1, 2}) {
+		t.Fatalf("pushes %v, want [1 2]", got)
+	}
+	if n := f.callsOf("k"); n != 1 {
+		t.Fatalf("%d fetches, want only the first (the offered datum needs none)", n)
+	}
+	if n := len(c.all()[1].Publishers); n != 2 {
+		t.Fatalf("offered push carries %d publishers, want 2", n)
+	}
+	h.e.Ack("c", "s", 2)
+	// Older or equal: nothing.
+	h.e.Offer(&registryv1.Datum{DataInfoId: "k", Version: 2}, time.Time{})
+	h.e.Offer(&registryv1.Datum{DataInfoId: "k", Version: 1}, time.Time{})
+	h.settled("k", 1)
+	if got := len(c.to("s")); got != 2 {
+		t.Fatalf("%d pushes after stale offers, want 2", got)
+	}
+
+	// Busy: a fetch is in flight (held by the gate); the offer waits for it.
+	gate := make(chan struct{})
+	f.setGate(gate)
+	f.set("k", 3, pub("p1", "a", "z"))
+	h.e.Notify("k", 3)
+	eventually(t, 5*time.Second, func() error {
+		if st, _, _ := h.keyState("k"); st != keyFetching {
+			return fmt.Errorf("key state %d, want fetching", st)
+		}
+		return nil
+	})
+	f.set("k", 4, pub("p1", "a", "w"))
+	h.e.Offer(&registryv1.Datum{DataInfoId: "k", Version: 4, Publishers: []*registryv1.Publisher{pub("p1", "a", "w")}}, time.Time{})
+	close(gate)
+	h.settled("k", 3)
+	if got := waitPushes(t, c, "s", 4); got[len(got)-1] != 4 {
+		t.Fatalf("pushes %v, want the offered version 4 last (via the follow-up fetch)", got)
+	}
+	if n := f.callsOf("k"); n != 3 {
+		t.Fatalf("%d fetches, want 3: the first, the notice's, and one follow-up for the offer made during it", n)
 	}
 }

@@ -381,6 +381,11 @@ func (s *Server) watchData(ctx context.Context, addr string) {
 		if ns := b.GetFirstChangeUnixNano(); ns > 0 {
 			changed = time.Unix(0, ns)
 		}
+		// Datums that came along are pushed without a fetch; a change
+		// whose datum is here is then no news to the engine.
+		for _, d := range b.GetDatums() {
+			s.engine.Offer(d, changed)
+		}
 		for _, c := range b.GetChanges() {
 			s.engine.NotifyAt(c.GetDataInfoId(), c.GetVersion(), changed)
 		}

@@ -44,6 +44,8 @@ type FakeSession struct {
 	mu   sync.Mutex
 	pubs map[[2]string]*registryv1.Publisher // (data info id, register id)
 	seen map[string]uint64                   // newest version noticed, per key
+	// inline is the newest datum that came with a notice, per key.
+	inline map[string]*registryv1.Datum
 	// streams: data node address -> a change stream is open to it.
 	streams map[string]bool
 	stop    bool
@@ -89,7 +91,7 @@ func (c *Cluster) StartSession(t testing.TB, id string) *FakeSession {
 		t.Fatal(err)
 	}
 	f := &FakeSession{ID: id, Proc: fmt.Sprintf("%s@%d", id, time.Now().UnixNano()), c: c, log: lf, hasher: h,
-		pubs: map[[2]string]*registryv1.Publisher{}, seen: map[string]uint64{}, streams: map[string]bool{}}
+		pubs: map[[2]string]*registryv1.Publisher{}, seen: map[string]uint64{}, inline: map[string]*registryv1.Datum{}, streams: map[string]bool{}}
 	ln := Listen(t)
 	opts, err := rpc.ServerOptions(c.spec.TLS)
 	if err != nil {
@@ -183,6 +185,11 @@ func (f *FakeSession) holdStream(ctx context.Context, addr string) {
 					for _, c := range b.GetChanges() {
 						f.seen[c.GetDataInfoId()] = max(f.seen[c.GetDataInfoId()], c.GetVersion())
 					}
+					for _, d := range b.GetDatums() {
+						if old := f.inline[d.GetDataInfoId()]; old == nil || d.GetVersion() > old.GetVersion() {
+							f.inline[d.GetDataInfoId()] = d
+						}
+					}
 					f.mu.Unlock()
 				}
 			}
@@ -192,6 +199,14 @@ func (f *FakeSession) holdStream(ctx context.Context, addr string) {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+// Inline returns the newest datum of key that came with a change notice
+// (nil if none did).
+func (f *FakeSession) Inline(key string) *registryv1.Datum {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.inline[key]
 }
 
 // Kill stops the session as a crash would: streams drop, gossip stops.

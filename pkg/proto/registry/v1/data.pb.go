@@ -1053,8 +1053,13 @@ type ChangeBatch struct {
 	// first_change_unix_nano is when (data node's clock) the oldest change in
 	// the batch was applied; sessions measure push latency from it.
 	FirstChangeUnixNano int64 `protobuf:"varint,3,opt,name=first_change_unix_nano,json=firstChangeUnixNano,proto3" json:"first_change_unix_nano,omitempty"`
-	unknownFields       protoimpl.UnknownFields
-	sizeCache           protoimpl.SizeCache
+	// datums are the whole current datums of some of the changed keys (small
+	// ones the node can serve: it leads the slot and it is not migrating), at
+	// a version at least the change's, so the session can push them without
+	// fetching. Keys without one here are fetched as usual.
+	Datums        []*Datum `protobuf:"bytes,4,rep,name=datums,proto3" json:"datums,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ChangeBatch) Reset() {
@@ -1106,6 +1111,13 @@ func (x *ChangeBatch) GetFirstChangeUnixNano() int64 {
 		return x.FirstChangeUnixNano
 	}
 	return 0
+}
+
+func (x *ChangeBatch) GetDatums() []*Datum {
+	if x != nil {
+		return x.Datums
+	}
+	return nil
 }
 
 type ReplicateRequest struct {
@@ -1793,11 +1805,12 @@ const file_data_proto_rawDesc = "" +
 	"publishers\"4\n" +
 	"\x13WatchChangesRequest\x12\x1d\n" +
 	"\n" +
-	"session_id\x18\x01 \x01(\tR\tsessionId\"\x93\x01\n" +
+	"session_id\x18\x01 \x01(\tR\tsessionId\"\xbf\x01\n" +
 	"\vChangeBatch\x123\n" +
 	"\achanges\x18\x01 \x03(\v2\x19.registry.v1.DatumVersionR\achanges\x12\x1a\n" +
 	"\boverflow\x18\x02 \x01(\bR\boverflow\x123\n" +
-	"\x16first_change_unix_nano\x18\x03 \x01(\x03R\x13firstChangeUnixNano\"\x8c\x01\n" +
+	"\x16first_change_unix_nano\x18\x03 \x01(\x03R\x13firstChangeUnixNano\x12*\n" +
+	"\x06datums\x18\x04 \x03(\v2\x12.registry.v1.DatumR\x06datums\"\x8c\x01\n" +
 	"\x10ReplicateRequest\x12\x17\n" +
 	"\aslot_id\x18\x01 \x01(\rR\x06slotId\x12!\n" +
 	"\fleader_epoch\x18\x02 \x01(\x04R\vleaderEpoch\x12\x1f\n" +
@@ -1909,36 +1922,37 @@ var file_data_proto_depIdxs = []int32{
 	11, // 6: registry.v1.SlotDigestResponse.sessions:type_name -> registry.v1.SessionDigest
 	0,  // 7: registry.v1.ListPublishersResponse.publishers:type_name -> registry.v1.Publisher
 	3,  // 8: registry.v1.ChangeBatch.changes:type_name -> registry.v1.DatumVersion
-	2,  // 9: registry.v1.SlotSnapshot.datums:type_name -> registry.v1.Datum
-	1,  // 10: registry.v1.SlotSnapshot.tombstones:type_name -> registry.v1.Unpublish
-	0,  // 11: registry.v1.ReplicateOp.put:type_name -> registry.v1.Publisher
-	19, // 12: registry.v1.ReplicateEvent.snapshot:type_name -> registry.v1.SlotSnapshot
-	20, // 13: registry.v1.ReplicateEvent.op:type_name -> registry.v1.ReplicateOp
-	23, // 14: registry.v1.SessionSlotDigestsResponse.digests:type_name -> registry.v1.SessionSlotDigest
-	0,  // 15: registry.v1.SessionSlotPublishersResponse.publishers:type_name -> registry.v1.Publisher
-	5,  // 16: registry.v1.DataService.Publish:input_type -> registry.v1.PublishRequest
-	7,  // 17: registry.v1.DataService.GetDatums:input_type -> registry.v1.GetDatumsRequest
-	9,  // 18: registry.v1.DataService.GetVersions:input_type -> registry.v1.GetVersionsRequest
-	12, // 19: registry.v1.DataService.SlotDigest:input_type -> registry.v1.SlotDigestRequest
-	14, // 20: registry.v1.DataService.ListPublishers:input_type -> registry.v1.ListPublishersRequest
-	16, // 21: registry.v1.DataService.WatchChanges:input_type -> registry.v1.WatchChangesRequest
-	18, // 22: registry.v1.DataService.Replicate:input_type -> registry.v1.ReplicateRequest
-	22, // 23: registry.v1.SessionSyncService.SlotDigests:input_type -> registry.v1.SessionSlotDigestsRequest
-	25, // 24: registry.v1.SessionSyncService.SlotPublishers:input_type -> registry.v1.SessionSlotPublishersRequest
-	6,  // 25: registry.v1.DataService.Publish:output_type -> registry.v1.PublishResponse
-	8,  // 26: registry.v1.DataService.GetDatums:output_type -> registry.v1.GetDatumsResponse
-	10, // 27: registry.v1.DataService.GetVersions:output_type -> registry.v1.GetVersionsResponse
-	13, // 28: registry.v1.DataService.SlotDigest:output_type -> registry.v1.SlotDigestResponse
-	15, // 29: registry.v1.DataService.ListPublishers:output_type -> registry.v1.ListPublishersResponse
-	17, // 30: registry.v1.DataService.WatchChanges:output_type -> registry.v1.ChangeBatch
-	21, // 31: registry.v1.DataService.Replicate:output_type -> registry.v1.ReplicateEvent
-	24, // 32: registry.v1.SessionSyncService.SlotDigests:output_type -> registry.v1.SessionSlotDigestsResponse
-	26, // 33: registry.v1.SessionSyncService.SlotPublishers:output_type -> registry.v1.SessionSlotPublishersResponse
-	25, // [25:34] is the sub-list for method output_type
-	16, // [16:25] is the sub-list for method input_type
-	16, // [16:16] is the sub-list for extension type_name
-	16, // [16:16] is the sub-list for extension extendee
-	0,  // [0:16] is the sub-list for field type_name
+	2,  // 9: registry.v1.ChangeBatch.datums:type_name -> registry.v1.Datum
+	2,  // 10: registry.v1.SlotSnapshot.datums:type_name -> registry.v1.Datum
+	1,  // 11: registry.v1.SlotSnapshot.tombstones:type_name -> registry.v1.Unpublish
+	0,  // 12: registry.v1.ReplicateOp.put:type_name -> registry.v1.Publisher
+	19, // 13: registry.v1.ReplicateEvent.snapshot:type_name -> registry.v1.SlotSnapshot
+	20, // 14: registry.v1.ReplicateEvent.op:type_name -> registry.v1.ReplicateOp
+	23, // 15: registry.v1.SessionSlotDigestsResponse.digests:type_name -> registry.v1.SessionSlotDigest
+	0,  // 16: registry.v1.SessionSlotPublishersResponse.publishers:type_name -> registry.v1.Publisher
+	5,  // 17: registry.v1.DataService.Publish:input_type -> registry.v1.PublishRequest
+	7,  // 18: registry.v1.DataService.GetDatums:input_type -> registry.v1.GetDatumsRequest
+	9,  // 19: registry.v1.DataService.GetVersions:input_type -> registry.v1.GetVersionsRequest
+	12, // 20: registry.v1.DataService.SlotDigest:input_type -> registry.v1.SlotDigestRequest
+	14, // 21: registry.v1.DataService.ListPublishers:input_type -> registry.v1.ListPublishersRequest
+	16, // 22: registry.v1.DataService.WatchChanges:input_type -> registry.v1.WatchChangesRequest
+	18, // 23: registry.v1.DataService.Replicate:input_type -> registry.v1.ReplicateRequest
+	22, // 24: registry.v1.SessionSyncService.SlotDigests:input_type -> registry.v1.SessionSlotDigestsRequest
+	25, // 25: registry.v1.SessionSyncService.SlotPublishers:input_type -> registry.v1.SessionSlotPublishersRequest
+	6,  // 26: registry.v1.DataService.Publish:output_type -> registry.v1.PublishResponse
+	8,  // 27: registry.v1.DataService.GetDatums:output_type -> registry.v1.GetDatumsResponse
+	10, // 28: registry.v1.DataService.GetVersions:output_type -> registry.v1.GetVersionsResponse
+	13, // 29: registry.v1.DataService.SlotDigest:output_type -> registry.v1.SlotDigestResponse
+	15, // 30: registry.v1.DataService.ListPublishers:output_type -> registry.v1.ListPublishersResponse
+	17, // 31: registry.v1.DataService.WatchChanges:output_type -> registry.v1.ChangeBatch
+	21, // 32: registry.v1.DataService.Replicate:output_type -> registry.v1.ReplicateEvent
+	24, // 33: registry.v1.SessionSyncService.SlotDigests:output_type -> registry.v1.SessionSlotDigestsResponse
+	26, // 34: registry.v1.SessionSyncService.SlotPublishers:output_type -> registry.v1.SessionSlotPublishersResponse
+	26, // [26:35] is the sub-list for method output_type
+	17, // [17:26] is the sub-list for method input_type
+	17, // [17:17] is the sub-list for extension type_name
+	17, // [17:17] is the sub-list for extension extendee
+	0,  // [0:17] is the sub-list for field type_name
 }
 
 func init() { file_data_proto_init() }
