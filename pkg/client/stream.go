@@ -202,7 +202,11 @@ func (c *Client) deliver(st *stream, pushes []*registryv1.Push) {
 	acks := make([]*registryv1.PushAck, 0, len(pushes))
 	for _, p := range pushes {
 		// One push may be for several subscriptions (same key, version
-		// and scope): each gets it and acks it.
+		// and scope): each gets it (the same values) and acks it.
+		values := make([]Value, 0, len(p.GetValues()))
+		for _, v := range p.GetValues() {
+			values = append(values, Value{Data: v.GetData(), Zone: v.GetZone(), PublisherID: v.GetPublisherId()})
+		}
 		for i := -1; i < len(p.GetAlsoRegisterIds()); i++ {
 			id := p.GetRegisterId()
 			if i >= 0 {
@@ -212,7 +216,7 @@ func (c *Client) deliver(st *stream, pushes []*registryv1.Push) {
 			s := c.subs[id]
 			c.mu.Unlock()
 			if s != nil {
-				s.offer(p)
+				s.offer(p.GetVersion(), values)
 			}
 			acks = append(acks, &registryv1.PushAck{RegisterId: id, Version: p.GetVersion()})
 		}

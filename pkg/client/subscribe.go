@@ -285,11 +285,10 @@ func (s *Subscription) replay(st *stream) <-chan *registryv1.Ack {
 
 // offer takes a push: a newer version (or any live data over a cached
 // snapshot) becomes the latest and wakes Next; older ones are ignored.
-func (s *Subscription) offer(p *registryv1.Push) {
-	snap := &Snapshot{Version: p.GetVersion(), Values: make([]Value, 0, len(p.GetValues()))}
-	for _, v := range p.GetValues() {
-		snap.Values = append(snap.Values, Value{Data: v.GetData(), Zone: v.GetZone(), PublisherID: v.GetPublisherId()})
-	}
+// values is shared, read-only, with the other subscriptions the push was
+// for.
+func (s *Subscription) offer(version uint64, values []Value) {
+	snap := &Snapshot{Version: version, Values: values}
 	s.mu.Lock()
 	if s.closed || (s.latest != nil && !s.latest.Cached && snap.Version <= s.latest.Version) {
 		s.mu.Unlock()
