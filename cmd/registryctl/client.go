@@ -24,6 +24,16 @@ type metaConn struct {
 	client *metaclient.Client
 }
 
+// withMeta runs f with a connection to the meta tier, closed afterwards.
+func (g *globals) withMeta(f func(*metaConn) error) error {
+	m, err := g.dialMeta()
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	return f(m)
+}
+
 // dialMeta prepares calls to the --meta nodes. Nothing is dialed yet.
 func (g *globals) dialMeta() (*metaConn, error) {
 	pool := rpc.NewPool(g.tls, len(g.meta))

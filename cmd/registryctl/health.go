@@ -40,20 +40,17 @@ has a slot table.`,
   registryctl health -o json --admin-token "$TOKEN"`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			m, err := g.dialMeta()
-			if err != nil {
-				return err
-			}
-			defer m.Close()
-			info, err := m.clusterInfo(cmd.Context())
-			if err != nil {
-				return err
-			}
-			v := g.probe(cmd.Context(), healthTargets(info))
-			if err := render(cmd.OutOrStdout(), g.output, v); err != nil {
-				return err
-			}
-			return v.err()
+			return g.withMeta(func(m *metaConn) error {
+				info, err := m.clusterInfo(cmd.Context())
+				if err != nil {
+					return err
+				}
+				v := g.probe(cmd.Context(), healthTargets(info))
+				if err := render(cmd.OutOrStdout(), g.output, v); err != nil {
+					return err
+				}
+				return v.err()
+			})
 		},
 	}
 	cli.DescribeEnv(cmd.Flags())

@@ -25,25 +25,22 @@ sessions, connections is the client count each reported in its last
 heartbeat to the meta leader ("?" when no leader could be asked).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			m, err := g.dialMeta()
-			if err != nil {
-				return err
-			}
-			defer m.Close()
-			ctx := cmd.Context()
-			info, err := m.clusterInfo(ctx)
-			if err != nil {
-				return err
-			}
-			var sessions *registryv1.ListSessionsResponse
-			if hasSessions(info) {
-				// Client counts live on the meta leader only; without one
-				// the list is still worth printing.
-				if sessions, err = m.sessions(ctx); err != nil {
-					fmt.Fprintf(cmd.ErrOrStderr(), "warning: session connection counts unavailable: %v\n", err)
+			return g.withMeta(func(m *metaConn) error {
+				ctx := cmd.Context()
+				info, err := m.clusterInfo(ctx)
+				if err != nil {
+					return err
 				}
-			}
-			return render(cmd.OutOrStdout(), g.output, membersFrom(info, sessions))
+				var sessions *registryv1.ListSessionsResponse
+				if hasSessions(info) {
+					// Client counts live on the meta leader only; without one
+					// the list is still worth printing.
+					if sessions, err = m.sessions(ctx); err != nil {
+						fmt.Fprintf(cmd.ErrOrStderr(), "warning: session connection counts unavailable: %v\n", err)
+					}
+				}
+				return render(cmd.OutOrStdout(), g.output, membersFrom(info, sessions))
+			})
 		},
 	}
 	cli.DescribeEnv(cmd.Flags())
@@ -196,16 +193,13 @@ knows a leader reports it, with the current term. It fails when no meta
 node knows one (an election in progress, or no quorum).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			m, err := g.dialMeta()
-			if err != nil {
-				return err
-			}
-			defer m.Close()
-			resp, err := m.leader(cmd.Context())
-			if err != nil {
-				return err
-			}
-			return render(cmd.OutOrStdout(), g.output, leaderFrom(resp))
+			return g.withMeta(func(m *metaConn) error {
+				resp, err := m.leader(cmd.Context())
+				if err != nil {
+					return err
+				}
+				return render(cmd.OutOrStdout(), g.output, leaderFrom(resp))
+			})
 		},
 	}
 	cli.DescribeEnv(cmd.Flags())

@@ -51,20 +51,17 @@ data node leads or follows.`,
   registryctl slots --node data-2 -o json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			m, err := g.dialMeta()
-			if err != nil {
-				return err
-			}
-			defer m.Close()
-			info, tb, err := fetchTable(cmd.Context(), m)
-			if err != nil {
-				return err
-			}
-			v, err := slotsFrom(info, tb, node)
-			if err != nil {
-				return err
-			}
-			return render(cmd.OutOrStdout(), g.output, v)
+			return g.withMeta(func(m *metaConn) error {
+				info, tb, err := fetchTable(cmd.Context(), m)
+				if err != nil {
+					return err
+				}
+				v, err := slotsFrom(info, tb, node)
+				if err != nil {
+					return err
+				}
+				return render(cmd.OutOrStdout(), g.output, v)
+			})
 		},
 	}
 	cmd.Flags().StringVar(&node, "node", "", "only slots this data node leads or follows")
@@ -251,20 +248,17 @@ them), or a whole dataInfoID.`,
 			if err != nil {
 				return err
 			}
-			m, err := g.dialMeta()
-			if err != nil {
-				return err
-			}
-			defer m.Close()
-			info, tb, err := fetchTable(cmd.Context(), m)
-			if err != nil {
-				return err
-			}
-			v, err := slotOfFrom(key, info, tb)
-			if err != nil {
-				return err
-			}
-			return render(cmd.OutOrStdout(), g.output, v)
+			return g.withMeta(func(m *metaConn) error {
+				info, tb, err := fetchTable(cmd.Context(), m)
+				if err != nil {
+					return err
+				}
+				v, err := slotOfFrom(key, info, tb)
+				if err != nil {
+					return err
+				}
+				return render(cmd.OutOrStdout(), g.output, v)
+			})
 		},
 	}
 	cmd.Flags().StringVar(&instanceID, "instance-id", "", "instance ID part of the dataInfoID (default "+record.DefaultInstanceID+")")
