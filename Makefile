@@ -6,7 +6,7 @@ PROTO_DIR := pkg/proto/registry/v1
 PROTOS    := $(wildcard $(PROTO_DIR)/*.proto)
 TEST_TIMEOUT ?= 15m
 
-.PHONY: all build test e2e lint proto run bench bench-pushlat clean
+.PHONY: all build test e2e lint proto run bench bench-pushlat bench-etcd clean
 .PHONY: compose-image compose-up compose-down compose-smoke
 
 all: build
@@ -43,6 +43,10 @@ bench:
 ## bench-pushlat: publish-to-push latency against a local cluster of real processes (bench/pushlat.sh); results to bench/out/
 bench-pushlat: build
 	./bench/pushlat.sh
+
+## bench-etcd: the same latency measurements against a single-node etcd (bench/etcdlat.sh; installs etcd-server if missing); results to bench/out/
+bench-etcd:
+	./bench/etcdlat.sh
 
 ## lint: gofmt and go vet
 lint:
