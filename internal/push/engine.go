@@ -261,12 +261,7 @@ func (e *Engine) NotifyAt(key string, version uint64, changed time.Time) {
 	}
 	now := e.now()
 	k.want = version
-	if k.noticeAt == 0 {
-		k.noticeAt = now
-		if !changed.IsZero() {
-			k.noticeAt = min(now, changed.UnixNano())
-		}
-	}
+	k.noted(now, changed)
 	e.trigger(k, now, &fx)
 	e.mu.Unlock()
 	fx.run(e)
@@ -289,20 +284,13 @@ func (e *Engine) Offer(d *registryv1.Datum, changed time.Time) {
 		return
 	}
 	now := e.now()
-	if k.noticeAt == 0 {
-		k.noticeAt = now
-		if !changed.IsZero() {
-			k.noticeAt = min(now, changed.UnixNano())
-		}
-	}
+	k.noted(now, changed)
 	k.want = max(k.want, d.GetVersion())
-	c := int64(e.cfg.Coalesce)
-	held := c > 0 && k.lastStart != 0 && now < k.lastStart+c
 	switch {
 	case k.state == keyRetry:
 		e.keyTimers.cancel(k)
 		fallthrough
-	case k.state == keyIdle && !held:
+	case k.state == keyIdle && !e.coalescing(k, now):
 		k.lastStart = now
 		e.fetchDone(k, d, nil, false, &fx)
 		e.dropDead(&fx)
@@ -481,12 +469,32 @@ func (e *Engine) trigger(k *keyState, now int64, fx *effects) {
 		e.keyTimers.cancel(k)
 		e.enqueue(k, fx)
 	case keyIdle:
-		if c := int64(e.cfg.Coalesce); c > 0 && k.lastStart != 0 && now < k.lastStart+c {
+		if e.coalescing(k, now) {
 			k.state = keyCoalesce
-			e.keyTimers.schedule(k, k.lastStart+c)
+			e.keyTimers.schedule(k, k.lastStart+int64(e.cfg.Coalesce))
 			return
 		}
 		e.enqueue(k, fx)
+	}
+}
+
+// coalescing reports whether the follow-up cap (Config.Coalesce) still
+// holds k back: its last fetch started less than the cap ago.
+func (e *Engine) coalescing(k *keyState, now int64) bool {
+	c := int64(e.cfg.Coalesce)
+	return c > 0 && k.lastStart != 0 && now < k.lastStart+c
+}
+
+// noted starts k's latency clock, unless it runs already: at changed (the
+// data node's time of the change; zero means now), or now if that is in
+// the future (clock skew).
+func (k *keyState) noted(now int64, changed time.Time) {
+	if k.noticeAt != 0 {
+		return
+	}
+	k.noticeAt = now
+	if !changed.IsZero() {
+		k.noticeAt = min(now, changed.UnixNano())
 	}
 }
 

@@ -2,6 +2,8 @@ package session_test
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"testing"
 	"time"
 
@@ -94,6 +96,52 @@ func TestSession_PublishOnA_PushedToSubscribersOnBoth_UpdateAndUnpublish(t *test
 			t.Fatalf("%s: unpublish push %v (version %d after %d)", cl.ID, values(p), p.GetVersion(), last[i])
 		}
 	}
+}
+
+// TestSession_SeveralSubscribersOnOneConnection_EachGetsItsScope: three
+// subscribers of one key share a connection (their pushes go out as one
+// Push naming all the subscribers of the same list); a zone-scoped one
+// among them gets only its zone's publishers, and every one of them gets
+// every change.
+func TestSession_SeveralSubscribersOnOneConnection_EachGetsItsScope(t *testing.T) {
+	c := testcluster.Start(t, testcluster.Spec{Meta: 3, Data: 3, Session: 1})
+	c.WaitDataSettled(t)
+	pz1 := c.Connect(t, c.Session(0), "pub-z1", "z1", true)
+	pz2 := c.Connect(t, c.Session(0), "pub-z2", "z2", true)
+	sub := c.Connect(t, c.Session(0), "subscriber", "z1", true)
+	acked(t)(sub.Subscribe(svc, "g1", registryv1.Scope_SCOPE_GLOBAL))
+	acked(t)(sub.Subscribe(svc, "g2", registryv1.Scope_SCOPE_GLOBAL))
+	acked(t)(sub.Subscribe(svc, "zone", registryv1.Scope_SCOPE_ZONE))
+	acked(t)(pz1.Publish(svc, "p1", 1, "in-z1"))
+	acked(t)(pz2.Publish(svc, "p2", 1, "in-z2"))
+	// settle reads pushes until each subscriber's latest is as wanted.
+	latest := map[string]string{}
+	settle := func(want map[string]string) {
+		t.Helper()
+		testcluster.Eventually(t, testcluster.DefaultWait, func() error {
+			for {
+				select {
+				case p := <-sub.Pushes:
+					vals := values(p)
+					slices.Sort(vals)
+					latest[p.GetRegisterId()] = fmt.Sprint(vals)
+					continue
+				default:
+				}
+				break
+			}
+			if !maps.Equal(latest, want) {
+				return fmt.Errorf("latest pushes %v, want %v", latest, want)
+			}
+			return nil
+		})
+	}
+	want := map[string]string{"g1": "[in-z1 in-z2]", "g2": "[in-z1 in-z2]", "zone": "[in-z1]"}
+	settle(want)
+	// An update reaches all three, each within its scope.
+	acked(t)(pz1.Publish(svc, "p1", 2, "in-z1-v2"))
+	want = map[string]string{"g1": "[in-z1-v2 in-z2]", "g2": "[in-z1-v2 in-z2]", "zone": "[in-z1-v2]"}
+	settle(want)
 }
 
 // gauge reads one unlabelled gauge from a session node's registry.

@@ -207,8 +207,7 @@ func (c *Client) run() {
 				c.logger.Error("strata: session refused the client", "err", err)
 				c.mu.Lock()
 				c.refused = &Error{Code: status.Code(err), Message: status.Convert(err).Message(), kind: ErrUnauthenticated}
-				close(c.changed)
-				c.changed = make(chan struct{})
+				c.changedLocked()
 				c.mu.Unlock()
 			} else {
 				c.logger.Info("strata: cannot connect", "attempt", failures, "err", err)
@@ -249,6 +248,11 @@ func (c *Client) setStream(old, next *stream) {
 	if next != nil {
 		c.refused, c.lastErr = nil, nil
 	}
+	c.changedLocked()
+}
+
+// changedLocked wakes everything waiting on c.changed. Caller holds c.mu.
+func (c *Client) changedLocked() {
 	close(c.changed)
 	c.changed = make(chan struct{})
 }

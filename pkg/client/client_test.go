@@ -289,8 +289,7 @@ func TestClient_DiskCache_ServesWhileClusterDown(t *testing.T) {
 	if !snap.Cached || snap.Version != seen.Version || !slices.Equal(datas(snap), []string{"cached-value"}) {
 		t.Fatalf("while down got %+v, want the cached snapshot at %d", snap, seen.Version)
 	}
-	// Cached snapshots are never written from the cache, and a key never
-	// seen has nothing to serve.
+	// A key never seen live has nothing cached to serve.
 	s3, err := later.Subscribe(ctx, "never-seen")
 	if err != nil {
 		t.Fatal(err)

@@ -99,6 +99,12 @@ func (c *Client) Subscribe(ctx context.Context, dataID string, opts ...RegisterO
 	}
 	c.subs[s.registerID] = s
 	c.mu.Unlock()
+	drop := func() {
+		c.mu.Lock()
+		delete(c.subs, s.registerID)
+		c.mu.Unlock()
+		s.finish()
+	}
 	for {
 		st := c.connected()
 		if st == nil {
@@ -109,20 +115,14 @@ func (c *Client) Subscribe(ctx context.Context, dataID string, opts ...RegisterO
 			var a *registryv1.Ack
 			if a, err = wait(ctx, ch); err == nil {
 				if err := fromCode(codeOf(a), a.GetMessage()); err != nil {
-					c.mu.Lock()
-					delete(c.subs, s.registerID)
-					c.mu.Unlock()
-					s.finish()
+					drop()
 					return nil, err
 				}
 				return s, nil
 			}
 		}
 		if !errors.Is(err, errStreamEnded) {
-			c.mu.Lock()
-			delete(c.subs, s.registerID)
-			c.mu.Unlock()
-			s.finish()
+			drop()
 			// The registration may have reached the session: take it back.
 			_ = st.send(s.unregister())
 			return nil, err
