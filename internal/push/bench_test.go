@@ -45,8 +45,8 @@ type benchConn struct {
 func (c *benchConn) ID() string   { return c.id }
 func (c *benchConn) Zone() string { return "a" }
 func (c *benchConn) Close(string) {}
-func (c *benchConn) Send(*Push) error {
-	if c.n.Add(1) == c.until.Load() {
+func (c *benchConn) Send(p *Push) error {
+	if c.n.Add(int64(len(p.SubscriberIDs))) == c.until.Load() {
 		select {
 		case c.done <- struct{}{}:
 		default:

@@ -208,7 +208,7 @@ func (e *Engine) Subscribe(c Conn, subscriberID, key string, scope Scope, pushed
 	}
 	// Otherwise a fetch is queued or running (its result reaches s) or
 	// failing (s waits for the first good datum, never an empty guess).
-	e.dropDead(&fx)
+	e.endCritical(&fx)
 	e.mu.Unlock()
 	fx.run(e)
 }
@@ -293,7 +293,7 @@ func (e *Engine) Offer(d *registryv1.Datum, changed time.Time) {
 	case k.state == keyIdle && !e.coalescing(k, now):
 		k.lastStart = now
 		e.fetchDone(k, d, nil, false, &fx)
-		e.dropDead(&fx)
+		e.endCritical(&fx)
 	default:
 		e.trigger(k, now, &fx)
 	}
@@ -354,6 +354,59 @@ type effects struct {
 	dead   []*connState
 	closes []closeReq
 	wake   int
+	sends  sendBatch
+}
+
+// sendBatch gathers a critical section's pushes so that the subscribers of
+// one list on one connection get one Push: a fan-out to a key with many
+// subscribers per connection hands each connection one Push, not one per
+// subscriber. endCritical sends them.
+type sendBatch struct {
+	pushes []batched
+	index  map[batchKey]int // into pushes; built once there are many
+}
+
+type batchKey struct {
+	cs *connState
+	v  *view // one list: key, version and scope
+}
+
+type batched struct {
+	batchKey
+	p *Push
+}
+
+// linearBatch is how many pushes a sendBatch searches one by one before it
+// indexes them.
+const linearBatch = 8
+
+// find returns the Push of k's list already in the batch, or nil.
+func (b *sendBatch) find(k batchKey) *Push {
+	if b.index != nil {
+		if i, ok := b.index[k]; ok {
+			return b.pushes[i].p
+		}
+		return nil
+	}
+	for _, x := range b.pushes {
+		if x.batchKey == k {
+			return x.p
+		}
+	}
+	return nil
+}
+
+func (b *sendBatch) add(k batchKey, p *Push) {
+	b.pushes = append(b.pushes, batched{k, p})
+	switch {
+	case b.index != nil:
+		b.index[k] = len(b.pushes) - 1
+	case len(b.pushes) > linearBatch:
+		b.index = make(map[batchKey]int, 2*len(b.pushes))
+		for i, x := range b.pushes {
+			b.index[x.batchKey] = i
+		}
+	}
 }
 
 type closeReq struct {
@@ -386,8 +439,22 @@ func (fx *effects) run(e *Engine) {
 	}
 }
 
-// dropDead drops the connections fx.kill marked. Caller holds e.mu.
-func (e *Engine) dropDead(fx *effects) {
+// endCritical ends a critical section's work under e.mu: it sends the
+// batched pushes, then drops the connections fx.kill marked (a failed send
+// marks one too). The caller then unlocks and calls fx.run.
+func (e *Engine) endCritical(fx *effects) {
+	for _, b := range fx.sends.pushes {
+		if b.cs.dead {
+			continue
+		}
+		if err := b.cs.c.Send(b.p); err != nil {
+			e.m.sendFailed.Inc()
+			fx.kill(b.cs, "push: send failed: "+err.Error())
+			continue
+		}
+		e.m.sent.Add(float64(len(b.p.SubscriberIDs)))
+	}
+	fx.sends = sendBatch{}
 	for _, cs := range fx.dead {
 		if e.conns[cs.c.ID()] == cs {
 			e.dropConn(cs.c.ID(), cs)
@@ -547,7 +614,7 @@ func (e *Engine) worker(ctx context.Context) {
 		var fx effects
 		e.mu.Lock()
 		e.fetchDone(k, d, err, ctx.Err() != nil, &fx)
-		e.dropDead(&fx)
+		e.endCritical(&fx)
 		e.mu.Unlock()
 		fx.run(e)
 		if ctx.Err() != nil {
@@ -665,24 +732,31 @@ func newView(key string, pubs []*registryv1.Publisher) *view {
 }
 
 // push sends k's datum to s: a new version, or a retry of the pending one.
-// at is the latency start for a new version. Caller holds e.mu.
+// at is the latency start for a new version. The push joins fx's batch
+// (endCritical sends it): a subscriber of a list that already goes to its
+// connection in this batch rides along, and adds no bytes in flight, as
+// the list crosses the wire once. Caller holds e.mu.
 func (e *Engine) push(s *sub, at, now int64, fx *effects) {
 	k, cs := s.key, s.conn
 	v := e.viewFor(k, s.scope, cs.zone)
-	size := int64(v.size)
-	// A single push larger than the cap still goes out on an idle
-	// connection; otherwise the client could never be served.
-	if cs.inflight > 0 && cs.inflight+size > e.cfg.MaxInflightBytes {
-		e.m.stalled.Inc()
-		fx.kill(cs, fmt.Sprintf("push: client stalled: %d bytes in flight, cap %d", cs.inflight, e.cfg.MaxInflightBytes))
-		return
+	bk := batchKey{cs, v}
+	var size int64
+	if p := fx.sends.find(bk); p != nil {
+		p.SubscriberIDs = append(p.SubscriberIDs, s.id)
+	} else {
+		size = int64(v.size)
+		// A single push larger than the cap still goes out on an idle
+		// connection; otherwise the client could never be served.
+		if cs.inflight > 0 && cs.inflight+size > e.cfg.MaxInflightBytes {
+			e.m.stalled.Inc()
+			fx.kill(cs, fmt.Sprintf("push: client stalled: %d bytes in flight, cap %d", cs.inflight, e.cfg.MaxInflightBytes))
+			return
+		}
+		// Room for the connection's other subscribers of the list (all of
+		// its subscribers, or a few: most are of other keys).
+		ids := append(make([]string, 0, min(len(cs.subs), 16)), s.id)
+		fx.sends.add(bk, &Push{SubscriberIDs: ids, Key: k.key, Version: k.fetched, Publishers: v.pubs, Size: v.size, Shared: v.shared})
 	}
-	if err := cs.c.Send(&Push{SubscriberID: s.id, Key: k.key, Version: k.fetched, Publishers: v.pubs, Size: v.size, Shared: v.shared}); err != nil {
-		e.m.sendFailed.Inc()
-		fx.kill(cs, "push: send failed: "+err.Error())
-		return
-	}
-	e.m.sent.Inc()
 	if s.pending && s.pendVer == k.fetched {
 		e.m.retried.Inc()
 		if s.attempts < 62 {
@@ -699,9 +773,11 @@ func (e *Engine) push(s *sub, at, now int64, fx *effects) {
 	s.pendVer, s.pushed = k.fetched, k.fetched
 	// Bytes of superseded pushes stay counted until the newest is acked:
 	// they are still in the writer's queue or on the wire.
-	s.inflight += size
-	cs.inflight += size
-	e.m.inflight.Add(float64(size))
+	if size > 0 {
+		s.inflight += size
+		cs.inflight += size
+		e.m.inflight.Add(float64(size))
+	}
 	e.subTimers.schedule(s, now+int64(backoff(e.cfg.AckTimeout, e.cfg.RetryMax, s.attempts)))
 }
 
@@ -750,7 +826,7 @@ func (e *Engine) fire() int64 {
 			e.push(s, now, now, &fx)
 		}
 	}
-	e.dropDead(&fx)
+	e.endCritical(&fx)
 	e.mu.Unlock()
 	fx.run(e)
 	return now

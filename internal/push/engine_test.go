@@ -47,7 +47,13 @@ func TestEngine_QuietKey_FirstNotifyFetchesOncePushesAllAtOnce(t *testing.T) {
 			t.Fatalf("pushes to %s = %v, want [1 2]", x.id, got)
 		}
 	}
-	if n := len(c1.all()[2].Publishers); n != 2 {
+	// One Push per connection and list: c1's two subscribers share it.
+	all := c1.all()
+	last := all[len(all)-1]
+	if ids := slices.Sorted(slices.Values(last.SubscriberIDs)); !slices.Equal(ids, []string{"s1", "s2"}) {
+		t.Fatalf("c1's push of version 2 is for %v, want one for [s1 s2]", ids)
+	}
+	if n := len(last.Publishers); n != 2 {
 		t.Fatalf("push carries %d publishers, want 2", n)
 	}
 	// A repeated or older notice changes nothing.
@@ -289,7 +295,7 @@ func TestEngine_ScopeZone_FiltersPublishersByConnZone(t *testing.T) {
 		waitPushes(t, c, sub, 1)
 		var out []string
 		for _, p := range c.all() {
-			if p.SubscriberID == sub {
+			if slices.Contains(p.SubscriberIDs, sub) {
 				for _, x := range p.Publishers {
 					out = append(out, x.GetRegisterId())
 				}

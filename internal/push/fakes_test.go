@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -151,7 +152,7 @@ func (c *fakeConn) all() []*Push {
 func (c *fakeConn) to(subID string) []uint64 {
 	var out []uint64
 	for _, p := range c.all() {
-		if p.SubscriberID == subID {
+		if slices.Contains(p.SubscriberIDs, subID) {
 			out = append(out, p.Version)
 		}
 	}

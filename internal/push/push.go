@@ -92,11 +92,14 @@ type Conn interface {
 	Close(reason string)
 }
 
-// Push is one push of a datum to one subscriber. The client acks it with
-// (SubscriberID, Version) through Engine.Ack.
+// Push is one push of a datum to one or more subscribers on a connection:
+// those of one list (key, version and scope) that a fan-out reached
+// together. Each subscriber acks it on its own, with (its ID, Version),
+// through Engine.Ack.
 type Push struct {
-	// SubscriberID is the subscriber's register ID on the connection.
-	SubscriberID string
+	// SubscriberIDs are the subscribers' register IDs on the connection;
+	// at least one. The connection owns the slice after Send.
+	SubscriberIDs []string
 	// Key is the dataInfoID.
 	Key string
 	// Version is the datum version; pushes to one subscriber never go
@@ -106,8 +109,8 @@ type Push struct {
 	// empty (nil). It is shared by every push of this version and scope:
 	// read-only.
 	Publishers []*registryv1.Publisher
-	// Size is the approximate encoded size in bytes, the amount counted
-	// against the connection's in-flight cap until the push is acked.
+	// Size is the approximate encoded size of the list in bytes, counted
+	// once per Push against the connection's in-flight cap until acked.
 	Size int
 	// Shared is one per list (version and scope), like Publishers: a Conn
 	// may keep there what it derives from the list (its wire form), so it

@@ -54,7 +54,9 @@ func (h *timerHeap[T]) cancel(x T) {
 			h.up(i)
 		}
 	}
-	if cap(h.items) > 64 && len(h.items) < cap(h.items)/4 {
+	// Shrink a heap that emptied after a surge, but not a small one: a
+	// heap drained by the acks of every fan-out would be regrown each time.
+	if cap(h.items) > 4096 && len(h.items) < cap(h.items)/4 {
 		h.items = append([]T(nil), h.items...)
 	}
 }

@@ -121,10 +121,8 @@ func (s *Server) balanceOnce(ctx context.Context) int {
 			Sessions: plan.targets,
 		}}}
 		// Never wait on a client: one whose queue is full is skipped.
-		select {
-		case c.out <- outFrame{f: f}:
+		if c.out.tryPush(outFrame{f: f}) {
 			sent++
-		default:
 		}
 	}
 	s.redirects.Add(int64(sent))

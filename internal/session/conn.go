@@ -33,7 +33,7 @@ type clientConn struct {
 	id       string
 	clientID string
 	zone     string
-	out      chan outFrame
+	out      *sendQueue
 	// queued is the bytes of pushes waiting in out: bounded by the push
 	// engine's per-connection in-flight cap. A client that stops reading
 	// fills its own HTTP/2 receive window first (bytes in its buffers, not
@@ -76,18 +76,16 @@ func (c *clientConn) Send(p *push.Push) error {
 	if c.queued.Load()+size > c.s.cfg.Push.MaxInflightBytes && c.queued.Load() > 0 {
 		return fmt.Errorf("session: over %d bytes waiting for the client", c.s.cfg.Push.MaxInflightBytes)
 	}
+	if err := c.ctx.Err(); err != nil {
+		return context.Cause(c.ctx)
+	}
 	f := &registryv1.ServerFrame{Body: &registryv1.ServerFrame_Push{Push: toPush(p)}}
 	c.queued.Add(size)
-	select {
-	case c.out <- outFrame{f, size, p.Shared}:
-		return nil
-	case <-c.ctx.Done():
-		c.queued.Add(-size)
-		return context.Cause(c.ctx)
-	default:
+	if !c.out.tryPush(outFrame{f, size, p.Shared}) {
 		c.queued.Add(-size)
 		return errors.New("session: client send queue full")
 	}
+	return nil
 }
 
 // Close implements push.Conn: it ends the stream with reason.
@@ -110,7 +108,7 @@ func toPush(p *push.Push) *registryv1.Push {
 		}
 		return vals
 	}).([]*registryv1.PushedValue)
-	return &registryv1.Push{RegisterId: p.SubscriberID, DataInfoId: p.Key, Version: p.Version, Values: values}
+	return &registryv1.Push{RegisterId: p.SubscriberIDs[0], AlsoRegisterIds: p.SubscriberIDs[1:], DataInfoId: p.Key, Version: p.Version, Values: values}
 }
 
 // allow takes a registration token (RegisterRate per second, bursts of
@@ -298,7 +296,7 @@ func (v *clientService) Connect(stream grpc.BidiStreamingServer[registryv1.Clien
 	defer cancel(nil)
 	c := &clientConn{
 		s: s, id: newConnID(), clientID: hello.GetClientId(), zone: hello.GetZone(),
-		out: make(chan outFrame, s.cfg.SendQueue), ctx: ctx, cancel: cancel,
+		out: newSendQueue(s.cfg.SendQueue), ctx: ctx, cancel: cancel,
 		subs: map[string]string{}, tokens: float64(s.cfg.RegisterBurst), refill: s.clock.Now(),
 	}
 	c.lastSeen.Store(s.clock.Now().UnixNano())
@@ -358,11 +356,18 @@ const (
 	maxBatchBytes  = 1 << 20
 )
 
+// clientWindowBytes is the HTTP/2 flow-control window (per stream and per
+// connection) for what a client sends: far above its usual frames, and a
+// publication of record.MaxPublisherBytes passes in four windows.
+const clientWindowBytes = 1 << 20
+
 // write is the connection's writer, the only goroutine that sends on the
-// stream. Pushes that are already waiting when it gets to them go out as
-// one PushBatch (in order), so a change of a key with many subscribers on
-// this connection costs one write rather than one per subscriber; a quiet
-// connection's single push goes out alone, at once.
+// stream. It takes every frame waiting at once: runs of pushes among them
+// go out as one PushBatch (in order, up to maxBatchPushes and
+// maxBatchBytes), so a burst of changes costs one write rather than one per
+// push; a quiet connection's single push goes out alone, at once. (The
+// engine already hands over one push per list for all of a fan-out's
+// subscribers on this connection.)
 func (c *clientConn) write(stream grpc.BidiStreamingServer[registryv1.ClientFrame, registryv1.ServerFrame]) {
 	send := func(f *registryv1.ServerFrame, size int64) bool {
 		err := stream.Send(f)
@@ -373,53 +378,66 @@ func (c *clientConn) write(stream grpc.BidiStreamingServer[registryv1.ClientFram
 		}
 		return true
 	}
+	var frames []outFrame
 	for {
-		var o outFrame
 		select {
 		case <-c.ctx.Done():
 			return
-		case o = <-c.out:
+		case <-c.out.ready:
 		}
-		first := o.f.GetPush()
-		if first == nil {
-			if !send(o.f, o.size) {
-				return
-			}
-			continue
-		}
+		frames = c.out.take(frames)
 		var m pushMerger
-		m.add(first, o.shared)
-		size := o.size
-		var after *outFrame // a non-push frame that ended the batch
-	gather:
-		for m.n < maxBatchPushes && size < maxBatchBytes {
-			select {
-			case next := <-c.out:
-				if p := next.f.GetPush(); p != nil {
-					m.add(p, next.shared)
-					size += next.size
-					continue
-				}
-				after = &next
-				break gather
-			default:
-				break gather
+		var single *registryv1.ServerFrame // the run's frame while it holds one push
+		var size int64
+		flush := func() bool {
+			if m.n == 0 {
+				return true
 			}
+			f := single
+			if len(m.out) > 1 {
+				f = &registryv1.ServerFrame{Body: &registryv1.ServerFrame_PushBatch{PushBatch: &registryv1.PushBatch{Pushes: m.out}}}
+			}
+			ok := send(f, size)
+			m, single, size = pushMerger{}, nil, 0
+			return ok
 		}
-		f := o.f
-		if len(m.out) > 1 {
-			f = &registryv1.ServerFrame{Body: &registryv1.ServerFrame_PushBatch{PushBatch: &registryv1.PushBatch{Pushes: m.out}}}
+		for _, o := range frames {
+			p := o.f.GetPush()
+			if p == nil {
+				if !flush() || !send(o.f, o.size) {
+					return
+				}
+				continue
+			}
+			if m.n >= maxBatchPushes || size >= maxBatchBytes {
+				if !flush() {
+					return
+				}
+			}
+			if m.n == 0 {
+				single = o.f
+			}
+			m.add(p, o.shared)
+			size += o.size
 		}
-		if !send(f, size) || (after != nil && !send(after.f, after.size)) {
+		if !flush() {
 			return
+		}
+		// Done with them: drop the references, and a buffer a burst grew.
+		clear(frames)
+		if cap(frames) > keptSendBuffer {
+			frames = nil
 		}
 	}
 }
 
+// keptSendBuffer is the most frames' room a writer keeps between bursts.
+const keptSendBuffer = 16
+
 // pushMerger gathers the pushes of one write: pushes of the same list
-// (several subscribers of one key on this connection) become one Push that
-// names every subscriber (also_register_ids), so the list is encoded, sent
-// and decoded once.
+// that the engine handed over apart (a retry, a new subscriber, next to a
+// fan-out) become one Push that names every subscriber (also_register_ids),
+// so the list is encoded, sent and decoded once.
 type pushMerger struct {
 	out   []*registryv1.Push
 	byKey map[*push.Shared]*registryv1.Push
@@ -430,7 +448,7 @@ func (m *pushMerger) add(p *registryv1.Push, shared *push.Shared) {
 	m.n++
 	if shared != nil {
 		if q := m.byKey[shared]; q != nil && q.GetVersion() == p.GetVersion() && q.GetDataInfoId() == p.GetDataInfoId() {
-			q.AlsoRegisterIds = append(q.AlsoRegisterIds, p.GetRegisterId())
+			q.AlsoRegisterIds = append(append(q.AlsoRegisterIds, p.GetRegisterId()), p.GetAlsoRegisterIds()...)
 			return
 		}
 		if m.byKey == nil {
@@ -444,10 +462,7 @@ func (m *pushMerger) add(p *registryv1.Push, shared *push.Shared) {
 // enqueue queues a frame that must not be dropped (welcome, acks): it waits
 // for room, so a client that does not read slows only itself.
 func (c *clientConn) enqueue(f *registryv1.ServerFrame) {
-	select {
-	case c.out <- outFrame{f: f}:
-	case <-c.ctx.Done():
-	}
+	c.out.push(outFrame{f: f}, c.ctx.Done())
 }
 
 func (c *clientConn) ack(id uint64, err error) {

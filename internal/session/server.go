@@ -163,6 +163,12 @@ func (s *Server) Run(ctx context.Context) error {
 		closeListeners()
 		return fmt.Errorf("session: %w", err)
 	}
+	// Fixed flow-control windows: setting them turns off grpc-go's
+	// bandwidth estimation, which answers each burst of client data (an
+	// ack, a heartbeat) with a PING the client must answer, doubling the
+	// frames and syscalls of every push round trip. What clients send is
+	// small, so a dynamic window buys nothing here.
+	opts = append(opts, grpc.InitialWindowSize(clientWindowBytes), grpc.InitialConnWindowSize(clientWindowBytes))
 	agent, err := cluster.New(cluster.Config{
 		NodeID: s.cfg.NodeID, BindAddr: s.cfg.GossipBind, BindPort: s.cfg.GossipPort, AdvertiseAddr: s.cfg.GossipAdvertise,
 		Join: s.cfg.Join, Profile: s.cfg.GossipProfile, RetryJoin: s.cfg.RetryInterval,

@@ -85,7 +85,16 @@ func New(ctx context.Context, opts ...Option) (*Client, error) {
 	if o.tls != nil {
 		creds = credentials.NewTLS(o.tls)
 	}
-	c.dialOpts = []grpc.DialOption{grpc.WithTransportCredentials(creds)}
+	c.dialOpts = []grpc.DialOption{
+		grpc.WithTransportCredentials(creds),
+		// A push carries a service's whole list, which may pass grpc-go's
+		// 4 MiB default: accept what the servers accept among themselves.
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxPushBytes)),
+		// Fixed windows turn off grpc-go's bandwidth estimation, which
+		// answers each push with a PING the session must answer too.
+		grpc.WithInitialWindowSize(pushWindowBytes),
+		grpc.WithInitialConnWindowSize(pushWindowBytes),
+	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.wg.Add(1)
 	go func() {
@@ -106,6 +115,16 @@ func (c *Client) Session() string {
 	}
 	return ""
 }
+
+const (
+	// maxPushBytes bounds one message from the session (as the servers'
+	// own limit between nodes).
+	maxPushBytes = 64 << 20
+	// pushWindowBytes is the HTTP/2 flow-control window for what the
+	// session sends: a 64 MiB list flows in 16 windows, small pushes never
+	// wait for one.
+	pushWindowBytes = 4 << 20
+)
 
 // closeWait bounds how long Close waits for the session to confirm the
 // removal of the client's publications.

@@ -120,6 +120,29 @@ func TestClient_PublishSubscribeUpdateUnpublish(t *testing.T) {
 	}
 }
 
+// A service's list may pass grpc-go's 4 MiB message default; the client
+// must still take the push (it used to drop the stream and retry forever).
+func TestClient_ListLargerThanGRPCDefault_IsPushed(t *testing.T) {
+	c := testcluster.Start(t, testcluster.Spec{Meta: 3, Data: 3, Session: 2})
+	c.WaitDataSettled(t)
+	ctx := clienttest.Ctx(t)
+	pubc := clienttest.New(t, client.WithSessions(sessionAddrs(c, 1)...))
+	subc := clienttest.New(t, client.WithSessions(sessionAddrs(c, 2)[1]))
+	s, err := subc.Subscribe(ctx, "com.example.Big")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const pubs, valueBytes = 5, 1000 << 10
+	for i := range pubs {
+		v := strings.Repeat(string(rune('a'+i)), valueBytes)
+		if _, err := pubc.Publish(ctx, "com.example.Big", []byte(v)); err != nil {
+			t.Fatal(err)
+		}
+		// One at a time: each list is acked before the next, larger one.
+		nextUntil(t, s, nil, func(s client.Snapshot) bool { return len(s.Values) == i+1 })
+	}
+}
+
 func TestClient_SessionKilled_FailsOverWithoutEmptyPushes(t *testing.T) {
 	c := testcluster.Start(t, testcluster.Spec{Meta: 3, Data: 3, Session: 2})
 	c.WaitDataSettled(t)
