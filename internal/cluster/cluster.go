@@ -81,10 +81,9 @@ type Meta struct {
 	// a per-start nonce): publishers are owned by a process, so a session
 	// that restarted under the same id is a new owner.
 	Proc string `json:"proc,omitempty"`
-	// Leaving is set just before a graceful leave. memberlist reports a
-	// leave and a failure alike to the event delegate, so the intent
-	// travels in the meta, as an update, ahead of the leave itself.
-	Leaving bool `json:"leaving,omitempty"`
+	// Boot is a nonce the agent draws at each start: it names this run of
+	// the node, which a leave intent refers to (see leave.go).
+	Boot string `json:"boot,omitempty"`
 }
 
 // Member is one node of the pool.
@@ -113,17 +112,17 @@ type Config struct {
 	// Meta is announced to the pool.
 	Meta Meta
 	// Profile picks memberlist timings: "lan" (production) or "local"
-	// (loopback tests: faster probes and suspicion).
+	// (loopback tests: faster probes and suspicion, no compression).
 	Profile string
 	// RetryJoin is the pause between join attempts.
 	RetryJoin time.Duration
 }
 
-// leavePropagate is how long Leave lets the "leaving" update spread before
-// the leave itself, per profile (Serf's LeavePropagateDelay plays the same
-// part). A peer that gets the leave first marks the node dead at that
-// incarnation and then ignores the update, so the order matters.
-var leavePropagate = map[string]time.Duration{"": time.Second, "lan": time.Second, "local": 150 * time.Millisecond}
+// leavePropagate bounds how long Leave waits for its leave intent to be
+// gossiped before it leaves, per profile (Serf's LeavePropagateDelay plays
+// the same part). The wait ends as soon as memberlist has sent the intent
+// as often as any broadcast; peers that miss it get it by push/pull.
+var leavePropagate = map[string]time.Duration{"": time.Second, "lan": time.Second, "local": 500 * time.Millisecond}
 
 // forgetAfter is how long a dead or left node stays in Members.
 const forgetAfter = time.Hour
@@ -138,12 +137,15 @@ type Agent struct {
 	clock  clock.Clock
 	ml     *memberlist.Memberlist
 
-	metaMu sync.Mutex
-	meta   []byte // encoded Meta, announced through the delegate
+	meta []byte // encoded Meta, announced through the delegate; fixed
 
 	mu sync.Mutex
 	// members holds every node seen; dead and left ones for forgetAfter.
 	members map[string]Member
+	// intents holds the leave intents learned, by node ID (leave.go).
+	intents map[string]heldIntent
+	// bcast queues the intents to gossip.
+	bcast *memberlist.TransmitLimitedQueue
 	// changed is closed, and replaced, at every change of members.
 	changed chan struct{}
 	// stopped is set by Leave or Kill; memberlist panics on a second stop.
@@ -176,6 +178,7 @@ func New(cfg Config, logger *slog.Logger, clk clock.Clock) (*Agent, error) {
 	if !cfg.Meta.Role.Valid() {
 		return nil, fmt.Errorf("%w: unknown role %q", ErrBadConfig, cfg.Meta.Role)
 	}
+	cfg.Meta.Boot = newBoot()
 	meta, err := json.Marshal(cfg.Meta)
 	if err != nil {
 		return nil, fmt.Errorf("%w: encode meta: %v", ErrBadConfig, err)
@@ -193,6 +196,7 @@ func New(cfg Config, logger *slog.Logger, clk clock.Clock) (*Agent, error) {
 		meta:    meta,
 		changed: make(chan struct{}),
 		members: make(map[string]Member),
+		intents: make(map[string]heldIntent),
 	}
 	var mc *memberlist.Config
 	switch cfg.Profile {
@@ -210,6 +214,10 @@ func New(cfg Config, logger *slog.Logger, clk clock.Clock) (*Agent, error) {
 		mc.GossipInterval = 50 * time.Millisecond
 		mc.PushPullInterval = time.Second
 		mc.DeadNodeReclaimTime = 200 * time.Millisecond
+		// Loopback has bandwidth to spare, and memberlist's LZW costs a
+		// 64 KiB table per message sent: a third of an in-process
+		// cluster's garbage, for nothing.
+		mc.EnableCompression = false
 	default:
 		return nil, fmt.Errorf("%w: unknown gossip profile %q (want lan or local)", ErrBadConfig, cfg.Profile)
 	}
@@ -220,6 +228,7 @@ func New(cfg Config, logger *slog.Logger, clk clock.Clock) (*Agent, error) {
 	if cfg.AdvertiseAddr != "" {
 		mc.AdvertiseAddr = cfg.AdvertiseAddr
 	}
+	a.bcast = &memberlist.TransmitLimitedQueue{NumNodes: a.numAlive, RetransmitMult: mc.RetransmitMult}
 	mc.Delegate = delegate{a}
 	mc.Events = events{a}
 	mc.Logger = obs.StdLogger(a.logger.With("lib", "memberlist"), slog.LevelInfo)
@@ -310,18 +319,15 @@ func (a *Agent) Leave() {
 	if !a.stop() {
 		return
 	}
-	m := a.cfg.Meta
-	m.Leaving = true
-	if b, err := json.Marshal(m); err == nil {
-		a.metaMu.Lock()
-		a.meta = b
-		a.metaMu.Unlock()
-		if err := a.ml.UpdateNode(time.Second); err != nil {
-			a.logger.Warn("announce leave", "err", err)
-		}
-		// Network propagation, not a lease: real time, whatever the clock.
-		time.Sleep(leavePropagate[a.cfg.Profile])
+	sent := make(chan struct{})
+	a.learnIntent(leaveIntent{Node: a.cfg.NodeID, Boot: a.cfg.Meta.Boot}, sent)
+	// Network propagation, not a lease: real time, whatever the clock.
+	t := time.NewTimer(leavePropagate[a.cfg.Profile])
+	select {
+	case <-sent:
+	case <-t.C:
 	}
+	t.Stop()
 	if err := a.ml.Leave(2 * time.Second); err != nil {
 		a.logger.Warn("leave gossip pool", "err", err)
 	}
@@ -376,11 +382,13 @@ func (a *Agent) Changed() <-chan struct{} {
 	return a.changed
 }
 
-func (a *Agent) record(n *memberlist.Node, st State) {
+// record sets a member's state from a memberlist event; gone is a leave
+// or a death, which the intents tell apart.
+func (a *Agent) record(n *memberlist.Node, gone bool) {
 	m := Member{
 		ID:    n.Name,
 		Addr:  net.JoinHostPort(n.Addr.String(), strconv.Itoa(int(n.Port))),
-		State: st,
+		State: StateAlive,
 		Since: a.clock.Now(),
 	}
 	if err := json.Unmarshal(n.Meta, &m.Meta); err != nil {
@@ -388,6 +396,13 @@ func (a *Agent) record(n *memberlist.Node, st State) {
 		return
 	}
 	a.mu.Lock()
+	defer a.mu.Unlock()
+	if gone {
+		m.State = StateDead
+		if a.leftIntent(m.ID, m.Meta) {
+			m.State = StateLeft
+		}
+	}
 	if old, ok := a.members[m.ID]; ok && old.State == m.State {
 		m.Since = old.Since
 	}
@@ -398,35 +413,42 @@ func (a *Agent) record(n *memberlist.Node, st State) {
 			delete(a.members, id)
 		}
 	}
+	a.notifyLocked()
+}
+
+// notifyLocked wakes the waiters on Changed. Caller holds a.mu.
+func (a *Agent) notifyLocked() {
 	close(a.changed)
 	a.changed = make(chan struct{})
-	a.mu.Unlock()
+}
+
+// numAlive counts the live members, this node included, for the broadcast
+// queue's retransmit limit.
+func (a *Agent) numAlive() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	n := 0
+	for _, m := range a.members {
+		if m.State == StateAlive {
+			n++
+		}
+	}
+	return max(n, 1)
 }
 
 type events struct{ a *Agent }
 
-func (e events) NotifyJoin(n *memberlist.Node)   { e.a.record(n, StateAlive) }
-func (e events) NotifyUpdate(n *memberlist.Node) { e.a.record(n, StateAlive) }
-func (e events) NotifyLeave(n *memberlist.Node) {
-	// memberlist passes the embedded Node, whose State it does not update,
-	// so the "leaving" flag in the meta is the only sign of a graceful leave.
-	st := StateDead
-	var m Meta
-	if json.Unmarshal(n.Meta, &m) == nil && m.Leaving {
-		st = StateLeft
-	}
-	e.a.record(n, st)
-}
+func (e events) NotifyJoin(n *memberlist.Node)   { e.a.record(n, false) }
+func (e events) NotifyUpdate(n *memberlist.Node) { e.a.record(n, false) }
+func (e events) NotifyLeave(n *memberlist.Node)  { e.a.record(n, true) }
 
-// delegate announces this node's meta; Strata sends no user messages.
+// delegate announces this node's meta and gossips leave intents (leave.go).
 type delegate struct{ a *Agent }
 
-func (d delegate) NodeMeta(limit int) []byte {
-	d.a.metaMu.Lock()
-	defer d.a.metaMu.Unlock()
-	return d.a.meta
+func (d delegate) NodeMeta(limit int) []byte { return d.a.meta }
+func (d delegate) NotifyMsg(msg []byte)      { d.a.readIntent(msg) }
+func (d delegate) GetBroadcasts(overhead, limit int) [][]byte {
+	return d.a.bcast.GetBroadcasts(overhead, limit)
 }
-func (d delegate) NotifyMsg([]byte)                           {}
-func (d delegate) GetBroadcasts(overhead, limit int) [][]byte { return nil }
-func (d delegate) LocalState(join bool) []byte                { return nil }
-func (d delegate) MergeRemoteState(buf []byte, join bool)     {}
+func (d delegate) LocalState(join bool) []byte            { return d.a.localIntents() }
+func (d delegate) MergeRemoteState(buf []byte, join bool) { d.a.mergeIntents(buf) }

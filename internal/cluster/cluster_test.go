@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"testing"
 	"time"
@@ -53,6 +54,49 @@ func TestAgent_LeaveIsNotDeath(t *testing.T) {
 	waitState(t, a, "b", StateLeft)
 	c.Kill()
 	waitState(t, a, "c", StateDead)
+}
+
+// The leave intent and the leave travel apart: a peer that learns of the
+// leave first sees a death, which the intent, when it comes, turns into a
+// leave. An intent of an earlier run of the node excuses nothing.
+func TestAgent_LeaveIntentAfterDeath_TurnsLeft(t *testing.T) {
+	a := start(t, "a")
+	b := start(t, "b", a.Addr())
+	c := start(t, "c", a.Addr())
+	bm := waitState(t, a, "b", StateAlive)
+	cm := waitState(t, a, "c", StateAlive)
+	b.Kill()
+	c.Kill()
+	waitState(t, a, "b", StateDead)
+	waitState(t, a, "c", StateDead)
+
+	gossip := func(li leaveIntent) {
+		msg, err := json.Marshal(li)
+		if err != nil {
+			t.Fatal(err)
+		}
+		delegate{a}.NotifyMsg(append([]byte{intentMsg}, msg...))
+	}
+	gossip(leaveIntent{Node: "c", Boot: "0123456789abcdef"}) // c's previous run
+	gossip(leaveIntent{Node: "b", Boot: bm.Meta.Boot})
+	waitState(t, a, "b", StateLeft)
+	for _, m := range a.Members() {
+		if m.ID == "c" && m.State != StateDead {
+			t.Fatalf("c (boot %s) is %s after an intent of another run", cm.Meta.Boot, m.State)
+		}
+	}
+	// Malformed gossip changes nothing.
+	delegate{a}.NotifyMsg([]byte{intentMsg, '{'})
+	delegate{a}.NotifyMsg(nil)
+	delegate{a}.MergeRemoteState([]byte("[{"), false)
+	gossip(leaveIntent{Node: "", Boot: "x"})
+	if n := len(a.localIntents()); n == 0 {
+		t.Fatal("a holds no intents")
+	}
+	var held []leaveIntent
+	if err := json.Unmarshal(a.localIntents(), &held); err != nil || len(held) != 2 {
+		t.Fatalf("a holds intents %v (%v), want b's and c's old one", held, err)
+	}
 }
 
 func TestNew_RejectsBadConfig(t *testing.T) {
