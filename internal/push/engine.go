@@ -520,6 +520,9 @@ func (e *Engine) settle(s *sub) {
 		e.m.inflight.Sub(float64(s.inflight))
 		s.inflight = 0
 	}
+	if s.pending {
+		e.m.unacked.Dec()
+	}
 	s.pending = false
 	s.attempts = 0
 	e.subTimers.cancel(s)
@@ -765,6 +768,8 @@ func (e *Engine) push(s *sub, at, now int64, fx *effects) {
 	} else {
 		if s.pending {
 			e.m.superseded.Inc()
+		} else {
+			e.m.unacked.Inc()
 		}
 		s.attempts = 0
 		s.sentAt = at

@@ -12,6 +12,7 @@ type metrics struct {
 	fetches     prometheus.Counter
 	fetchFailed prometheus.Counter
 	inflight    prometheus.Gauge
+	unacked     prometheus.Gauge
 	subscribers prometheus.Gauge
 	conns       prometheus.Gauge
 }
@@ -41,12 +42,13 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		fetches:     counter("fetches_total", "Datum fetches started."),
 		fetchFailed: counter("fetch_failures_total", "Datum fetches that failed; the last good datum was kept."),
 		inflight:    gauge("inflight_bytes", "Bytes of pushes sent and not yet acked, all connections."),
+		unacked:     gauge("unacked", "Subscribers with a push sent and not yet acked."),
 		subscribers: gauge("subscribers", "Subscribers known to the push engine."),
 		conns:       gauge("connections", "Connections with at least one subscriber."),
 	}
 	if reg != nil {
 		for _, c := range []prometheus.Collector{m.latency, m.sent, m.retried, m.superseded, failed,
-			m.fetches, m.fetchFailed, m.inflight, m.subscribers, m.conns} {
+			m.fetches, m.fetchFailed, m.inflight, m.unacked, m.subscribers, m.conns} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/strata-registry/strata/internal/session"
 	"github.com/strata-registry/strata/internal/testcluster"
 	registryv1 "github.com/strata-registry/strata/pkg/proto/registry/v1"
 )
@@ -100,11 +101,14 @@ func TestSession_PublishOnA_PushedToSubscribersOnBoth_UpdateAndUnpublish(t *test
 
 // TestSession_SeveralSubscribersOnOneConnection_EachGetsItsScope: three
 // subscribers of one key share a connection (their pushes go out as one
-// Push naming all the subscribers of the same list); a zone-scoped one
-// among them gets only its zone's publishers, and every one of them gets
-// every change.
+// Push naming all the subscribers of the same list, acked by one ack); a
+// zone-scoped one among them gets only its zone's publishers, and every
+// one of them gets every change.
 func TestSession_SeveralSubscribersOnOneConnection_EachGetsItsScope(t *testing.T) {
-	c := testcluster.Start(t, testcluster.Spec{Meta: 3, Data: 3, Session: 1})
+	// No retry within the test: an ack that missed a subscriber shows.
+	c := testcluster.Start(t, testcluster.Spec{Meta: 3, Data: 3, Session: 1, SessionConfig: func(_ int, cfg *session.Config) {
+		cfg.Push.AckTimeout, cfg.Push.RetryMax = time.Minute, time.Minute
+	}})
 	c.WaitDataSettled(t)
 	pz1 := c.Connect(t, c.Session(0), "pub-z1", "z1", true)
 	pz2 := c.Connect(t, c.Session(0), "pub-z2", "z2", true)
@@ -142,6 +146,14 @@ func TestSession_SeveralSubscribersOnOneConnection_EachGetsItsScope(t *testing.T
 	acked(t)(pz1.Publish(svc, "p1", 2, "in-z1-v2"))
 	want = map[string]string{"g1": "[in-z1-v2 in-z2]", "g2": "[in-z1-v2 in-z2]", "zone": "[in-z1-v2]"}
 	settle(want)
+	// The client acked each list once, naming all of its subscribers (as
+	// the SDK does): no subscriber is left waiting for an ack.
+	testcluster.Eventually(t, testcluster.DefaultWait, func() error {
+		if n := gauge(t, c.Session(0), "strata_push_unacked"); n != 0 {
+			return fmt.Errorf("%v subscribers have an unacked push", n)
+		}
+		return nil
+	})
 }
 
 // gauge reads one unlabelled gauge from a session node's registry.

@@ -477,6 +477,15 @@ func (c *clientConn) ack(id uint64, err error) {
 	c.enqueue(&registryv1.ServerFrame{Body: &registryv1.ServerFrame_Ack{Ack: a}})
 }
 
+// pushAck acks a push for every subscriber the ack names. An ack for an
+// unknown subscriber or version changes nothing (the engine checks).
+func (c *clientConn) pushAck(a *registryv1.PushAck) {
+	c.s.engine.Ack(c.id, a.GetRegisterId(), a.GetVersion())
+	for _, id := range a.GetAlsoRegisterIds() {
+		c.s.engine.Ack(c.id, id, a.GetVersion())
+	}
+}
+
 // handle applies one frame and returns what its ack says.
 func (c *clientConn) handle(f *registryv1.ClientFrame) error {
 	s := c.s
@@ -484,11 +493,11 @@ func (c *clientConn) handle(f *registryv1.ClientFrame) error {
 	case *registryv1.ClientFrame_Heartbeat:
 		return nil
 	case *registryv1.ClientFrame_PushAck:
-		s.engine.Ack(c.id, b.PushAck.GetRegisterId(), b.PushAck.GetVersion())
+		c.pushAck(b.PushAck)
 		return nil
 	case *registryv1.ClientFrame_PushAcks:
 		for _, a := range b.PushAcks.GetAcks() {
-			s.engine.Ack(c.id, a.GetRegisterId(), a.GetVersion())
+			c.pushAck(a)
 		}
 		return nil
 	case *registryv1.ClientFrame_RegisterPublisher:

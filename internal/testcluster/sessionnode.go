@@ -218,19 +218,19 @@ func (cl *Client) read(ctx context.Context) {
 	}
 }
 
-// deliver hands pushes to the test and acks them (all in one frame).
+// deliver hands pushes to the test and acks them (one ack per push, all
+// in one frame).
 //
 // A push may be for several subscribers; the test sees one each. Their
-// copies and acks are allocated together: the push benchmarks run this
-// client in the cluster's process, where its garbage is the cluster's.
+// copies are allocated together: the push benchmarks run this client in
+// the cluster's process, where its garbage is the cluster's.
 func (cl *Client) deliver(pushes []*registryv1.Push) {
 	n := 0
 	for _, merged := range pushes {
 		n += 1 + len(merged.GetAlsoRegisterIds())
 	}
 	each := make([]registryv1.Push, n)
-	ackVals := make([]registryv1.PushAck, n)
-	acks := make([]*registryv1.PushAck, 0, n)
+	acks := make([]*registryv1.PushAck, 0, len(pushes))
 	i := 0
 	for _, merged := range pushes {
 		for j := -1; j < len(merged.GetAlsoRegisterIds()); j++ {
@@ -244,11 +244,9 @@ func (cl *Client) deliver(pushes []*registryv1.Push) {
 			case cl.Pushes <- p:
 			default: // the test stopped reading
 			}
-			a := &ackVals[i]
-			a.RegisterId, a.Version = id, p.GetVersion()
-			acks = append(acks, a)
 			i++
 		}
+		acks = append(acks, &registryv1.PushAck{RegisterId: merged.GetRegisterId(), AlsoRegisterIds: merged.GetAlsoRegisterIds(), Version: merged.GetVersion()})
 	}
 	if !cl.autoAck {
 		return

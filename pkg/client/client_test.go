@@ -143,6 +143,46 @@ func TestClient_ListLargerThanGRPCDefault_IsPushed(t *testing.T) {
 	}
 }
 
+// Two subscriptions of one key on one client get one push naming both,
+// and the client acks it once for both: neither waits for a retry.
+func TestClient_TwoSubscriptionsOfOneKey_OneAckForBoth(t *testing.T) {
+	c := testcluster.Start(t, testcluster.Spec{Meta: 3, Data: 1, Session: 1, SessionConfig: func(_ int, cfg *session.Config) {
+		cfg.Push.AckTimeout, cfg.Push.RetryMax = time.Minute, time.Minute // a missed ack shows
+	}})
+	c.WaitDataSettled(t)
+	ctx := clienttest.Ctx(t)
+	cl := clienttest.New(t, client.WithSessions(sessionAddrs(c, 1)...))
+	var subs []*client.Subscription
+	for range 2 {
+		s, err := cl.Subscribe(ctx, "com.example.Twice")
+		if err != nil {
+			t.Fatal(err)
+		}
+		subs = append(subs, s)
+	}
+	if _, err := cl.Publish(ctx, "com.example.Twice", []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range subs {
+		nextUntil(t, s, nil, holds("v"))
+	}
+	testcluster.Eventually(t, wait, func() error {
+		mfs, err := c.Session(0).Registry.Gather()
+		if err != nil {
+			return err
+		}
+		for _, mf := range mfs {
+			if mf.GetName() == "strata_push_unacked" {
+				if n := mf.GetMetric()[0].GetGauge().GetValue(); n != 0 {
+					return fmt.Errorf("%v subscriptions have an unacked push", n)
+				}
+				return nil
+			}
+		}
+		return errors.New("no strata_push_unacked metric")
+	})
+}
+
 func TestClient_SessionKilled_FailsOverWithoutEmptyPushes(t *testing.T) {
 	c := testcluster.Start(t, testcluster.Spec{Meta: 3, Data: 3, Session: 2})
 	c.WaitDataSettled(t)

@@ -202,7 +202,8 @@ func (c *Client) deliver(st *stream, pushes []*registryv1.Push) {
 	acks := make([]*registryv1.PushAck, 0, len(pushes))
 	for _, p := range pushes {
 		// One push may be for several subscriptions (same key, version
-		// and scope): each gets it (the same values) and acks it.
+		// and scope): each gets it (the same values); one ack names them
+		// all.
 		values := make([]Value, 0, len(p.GetValues()))
 		for _, v := range p.GetValues() {
 			values = append(values, Value{Data: v.GetData(), Zone: v.GetZone(), PublisherID: v.GetPublisherId()})
@@ -218,8 +219,8 @@ func (c *Client) deliver(st *stream, pushes []*registryv1.Push) {
 			if s != nil {
 				s.offer(p.GetVersion(), values)
 			}
-			acks = append(acks, &registryv1.PushAck{RegisterId: id, Version: p.GetVersion()})
 		}
+		acks = append(acks, &registryv1.PushAck{RegisterId: p.GetRegisterId(), AlsoRegisterIds: p.GetAlsoRegisterIds(), Version: p.GetVersion()})
 	}
 	f := &registryv1.ClientFrame{Body: &registryv1.ClientFrame_PushAcks{PushAcks: &registryv1.PushAcks{Acks: acks}}}
 	if len(acks) == 1 {

@@ -668,11 +668,14 @@ func (*Heartbeat) Descriptor() ([]byte, []int) {
 }
 
 type PushAck struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	RegisterId    string                 `protobuf:"bytes,1,opt,name=register_id,json=registerId,proto3" json:"register_id,omitempty"`
-	Version       uint64                 `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	RegisterId string                 `protobuf:"bytes,1,opt,name=register_id,json=registerId,proto3" json:"register_id,omitempty"`
+	Version    uint64                 `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
+	// also_register_ids acks the push for the other subscribers it named
+	// (Push.also_register_ids): one ack per list, not per subscriber.
+	AlsoRegisterIds []string `protobuf:"bytes,3,rep,name=also_register_ids,json=alsoRegisterIds,proto3" json:"also_register_ids,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *PushAck) Reset() {
@@ -717,6 +720,13 @@ func (x *PushAck) GetVersion() uint64 {
 		return x.Version
 	}
 	return 0
+}
+
+func (x *PushAck) GetAlsoRegisterIds() []string {
+	if x != nil {
+		return x.AlsoRegisterIds
+	}
+	return nil
 }
 
 type PushAcks struct {
@@ -1311,11 +1321,12 @@ const file_session_proto_rawDesc = "" +
 	"\x14UnregisterSubscriber\x12\x1f\n" +
 	"\vregister_id\x18\x01 \x01(\tR\n" +
 	"registerId\"\v\n" +
-	"\tHeartbeat\"D\n" +
+	"\tHeartbeat\"p\n" +
 	"\aPushAck\x12\x1f\n" +
 	"\vregister_id\x18\x01 \x01(\tR\n" +
 	"registerId\x12\x18\n" +
-	"\aversion\x18\x02 \x01(\x04R\aversion\"4\n" +
+	"\aversion\x18\x02 \x01(\x04R\aversion\x12*\n" +
+	"\x11also_register_ids\x18\x03 \x03(\tR\x0falsoRegisterIds\"4\n" +
 	"\bPushAcks\x12(\n" +
 	"\x04acks\x18\x01 \x03(\v2\x14.registry.v1.PushAckR\x04acks\"\x84\x02\n" +
 	"\vServerFrame\x120\n" +
