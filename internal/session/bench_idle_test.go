@@ -233,19 +233,7 @@ func idleClient(ctx context.Context, cc *grpc.ClientConn, id string, subs int, s
 	defer func() { <-hb }()
 	go func() {
 		defer close(hb)
-		if every <= 0 {
-			return
-		}
-		t := time.NewTicker(every)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				_ = send(&registryv1.ClientFrame{Body: &registryv1.ClientFrame_Heartbeat{Heartbeat: &registryv1.Heartbeat{}}})
-			}
-		}
+		testcluster.Heartbeat(ctx, every, send)
 	}()
 	if subs == 0 {
 		report(nil)

@@ -144,14 +144,14 @@ func (c *Cluster) Connect(t testing.TB, n *SessionNode, clientID, zone string, a
 	go func() { defer cl.wg.Done(); cl.read(ctx) }()
 	go func() {
 		defer cl.wg.Done()
-		cl.heartbeat(ctx, time.Duration(cl.Welcome.GetHeartbeatMs())*time.Millisecond)
+		Heartbeat(ctx, time.Duration(cl.Welcome.GetHeartbeatMs())*time.Millisecond, cl.send)
 	}()
 	return cl
 }
 
-// heartbeat sends a heartbeat at the interval the session asked for, as
-// every client does.
-func (cl *Client) heartbeat(ctx context.Context, every time.Duration) {
+// Heartbeat sends a heartbeat through send at the interval the session
+// asked for, as every client does, until ctx ends.
+func Heartbeat(ctx context.Context, every time.Duration, send func(*registryv1.ClientFrame) error) {
 	if every <= 0 {
 		return
 	}
@@ -162,7 +162,7 @@ func (cl *Client) heartbeat(ctx context.Context, every time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			_ = cl.send(&registryv1.ClientFrame{Body: &registryv1.ClientFrame_Heartbeat{Heartbeat: &registryv1.Heartbeat{}}})
+			_ = send(&registryv1.ClientFrame{Body: &registryv1.ClientFrame_Heartbeat{Heartbeat: &registryv1.Heartbeat{}}})
 		}
 	}
 }
