@@ -142,8 +142,11 @@ type Agent struct {
 	mu sync.Mutex
 	// members holds every node seen; dead and left ones for forgetAfter.
 	members map[string]Member
-	// intents holds the leave intents learned, by node ID (leave.go).
-	intents map[string]heldIntent
+	// intents holds the leave intents learned: when each process left
+	// (leave.go).
+	intents map[process]int64
+	// alive counts the members in StateAlive, this node included.
+	alive int
 	// bcast queues the intents to gossip.
 	bcast *memberlist.TransmitLimitedQueue
 	// changed is closed, and replaced, at every change of members.
@@ -196,7 +199,7 @@ func New(cfg Config, logger *slog.Logger, clk clock.Clock) (*Agent, error) {
 		meta:    meta,
 		changed: make(chan struct{}),
 		members: make(map[string]Member),
-		intents: make(map[string]heldIntent),
+		intents: make(map[process]int64),
 	}
 	var mc *memberlist.Config
 	switch cfg.Profile {
@@ -320,7 +323,7 @@ func (a *Agent) Leave() {
 		return
 	}
 	sent := make(chan struct{})
-	a.learnIntent(leaveIntent{Node: a.cfg.NodeID, Boot: a.cfg.Meta.Boot}, sent)
+	a.learnIntent(leaveIntent{Node: a.cfg.NodeID, Boot: a.cfg.Meta.Boot, At: a.clock.Now().UnixNano()}, sent)
 	// Network propagation, not a lease: real time, whatever the clock.
 	t := time.NewTimer(leavePropagate[a.cfg.Profile])
 	select {
@@ -403,8 +406,15 @@ func (a *Agent) record(n *memberlist.Node, gone bool) {
 			m.State = StateLeft
 		}
 	}
-	if old, ok := a.members[m.ID]; ok && old.State == m.State {
+	old, ok := a.members[m.ID]
+	if ok && old.State == m.State {
 		m.Since = old.Since
+	}
+	if ok && old.State == StateAlive {
+		a.alive--
+	}
+	if m.State == StateAlive {
+		a.alive++
 	}
 	a.members[m.ID] = m
 	// Forget nodes long gone, so restarts under new names cannot grow the map.
@@ -427,13 +437,7 @@ func (a *Agent) notifyLocked() {
 func (a *Agent) numAlive() int {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	n := 0
-	for _, m := range a.members {
-		if m.State == StateAlive {
-			n++
-		}
-	}
-	return max(n, 1)
+	return max(a.alive, 1)
 }
 
 type events struct{ a *Agent }

@@ -58,7 +58,8 @@ func TestAgent_LeaveIsNotDeath(t *testing.T) {
 
 // The leave intent and the leave travel apart: a peer that learns of the
 // leave first sees a death, which the intent, when it comes, turns into a
-// leave. An intent of an earlier run of the node excuses nothing.
+// leave. An intent of another run of the node excuses nothing, and does
+// not displace the intent of this run.
 func TestAgent_LeaveIntentAfterDeath_TurnsLeft(t *testing.T) {
 	a := start(t, "a")
 	b := start(t, "b", a.Addr())
@@ -70,6 +71,7 @@ func TestAgent_LeaveIntentAfterDeath_TurnsLeft(t *testing.T) {
 	waitState(t, a, "b", StateDead)
 	waitState(t, a, "c", StateDead)
 
+	now := time.Now().UnixNano()
 	gossip := func(li leaveIntent) {
 		msg, err := json.Marshal(li)
 		if err != nil {
@@ -77,25 +79,31 @@ func TestAgent_LeaveIntentAfterDeath_TurnsLeft(t *testing.T) {
 		}
 		delegate{a}.NotifyMsg(append([]byte{intentMsg}, msg...))
 	}
-	gossip(leaveIntent{Node: "c", Boot: "0123456789abcdef"}) // c's previous run
-	gossip(leaveIntent{Node: "b", Boot: bm.Meta.Boot})
+	gossip(leaveIntent{Node: "c", Boot: "0123456789abcdef", At: now}) // c's previous run
+	gossip(leaveIntent{Node: "b", Boot: bm.Meta.Boot, At: now})
+	gossip(leaveIntent{Node: "b", Boot: "fedcba9876543210", At: now}) // b's previous run
 	waitState(t, a, "b", StateLeft)
 	for _, m := range a.Members() {
 		if m.ID == "c" && m.State != StateDead {
 			t.Fatalf("c (boot %s) is %s after an intent of another run", cm.Meta.Boot, m.State)
 		}
 	}
-	// Malformed gossip changes nothing.
+	// Malformed, expired or self-naming gossip changes nothing.
 	delegate{a}.NotifyMsg([]byte{intentMsg, '{'})
 	delegate{a}.NotifyMsg(nil)
 	delegate{a}.MergeRemoteState([]byte("[{"), false)
-	gossip(leaveIntent{Node: "", Boot: "x"})
-	if n := len(a.localIntents()); n == 0 {
-		t.Fatal("a holds no intents")
-	}
+	gossip(leaveIntent{Node: "", Boot: "x", At: now})
+	gossip(leaveIntent{Node: "d", Boot: "x", At: now - int64(2*forgetAfter)})
+	gossip(leaveIntent{Node: "a", Boot: "x", At: now})
 	var held []leaveIntent
-	if err := json.Unmarshal(a.localIntents(), &held); err != nil || len(held) != 2 {
-		t.Fatalf("a holds intents %v (%v), want b's and c's old one", held, err)
+	if err := json.Unmarshal(delegate{a}.LocalState(false), &held); err != nil || len(held) != 3 {
+		t.Fatalf("a holds intents %v (%v), want b's two and c's old one", held, err)
+	}
+	// A peer that missed the gossip gets the intents by push/pull.
+	d := start(t, "d")
+	delegate{d}.MergeRemoteState(delegate{a}.LocalState(false), false)
+	if err := json.Unmarshal(delegate{d}.LocalState(false), &held); err != nil || len(held) != 3 {
+		t.Fatalf("d holds intents %v (%v) after a push/pull, want 3", held, err)
 	}
 }
 

@@ -308,10 +308,31 @@ func (e *Engine) Offer(d *registryv1.Datum, changed time.Time) {
 func (e *Engine) Ack(connID, subscriberID string, version uint64) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if cs := e.conns[connID]; cs != nil {
+		e.ack(cs, subscriberID, version)
+	}
+}
+
+// AckAll is Ack for every subscriber one push named (first, then also),
+// under one lock. A push never names more subscribers than its connection
+// has, so IDs past that count are ignored: one ack costs no more than the
+// client's own subscriptions.
+func (e *Engine) AckAll(connID string, version uint64, first string, also []string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
 	cs := e.conns[connID]
 	if cs == nil {
 		return
 	}
+	e.ack(cs, first, version)
+	for _, id := range also[:min(len(also), len(cs.subs))] {
+		e.ack(cs, id, version)
+	}
+}
+
+// ack settles subscriberID's pending push if version covers it. Caller
+// holds e.mu.
+func (e *Engine) ack(cs *connState, subscriberID string, version uint64) {
 	s := cs.subs[subscriberID]
 	if s == nil || !s.pending || version < s.pendVer {
 		return

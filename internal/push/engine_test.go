@@ -56,6 +56,19 @@ func TestEngine_QuietKey_FirstNotifyFetchesOncePushesAllAtOnce(t *testing.T) {
 	if n := len(last.Publishers); n != 2 {
 		t.Fatalf("push carries %d publishers, want 2", n)
 	}
+	// One ack settles every subscriber the push named; names the
+	// connection does not have change nothing.
+	if got := metric(t, h, "strata_push_unacked").GetGauge().GetValue(); got != 3 {
+		t.Fatalf("unacked = %v before the acks, want 3", got)
+	}
+	h.e.AckAll(c1.id, 2, last.SubscriberIDs[0], append(slices.Clone(last.SubscriberIDs[1:]), "nobody", "s3"))
+	h.e.AckAll(c2.id, 2, "s3", nil)
+	if got := metric(t, h, "strata_push_unacked").GetGauge().GetValue(); got != 0 {
+		t.Fatalf("unacked = %v after one ack per push, want 0", got)
+	}
+	if inflight := h.e.conns[c1.id].inflight; inflight != 0 {
+		t.Fatalf("%d bytes in flight on c1 after its ack, want 0", inflight)
+	}
 	// A repeated or older notice changes nothing.
 	h.e.Notify("k", 2)
 	h.e.Notify("k", 1)

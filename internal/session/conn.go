@@ -480,10 +480,7 @@ func (c *clientConn) ack(id uint64, err error) {
 // pushAck acks a push for every subscriber the ack names. An ack for an
 // unknown subscriber or version changes nothing (the engine checks).
 func (c *clientConn) pushAck(a *registryv1.PushAck) {
-	c.s.engine.Ack(c.id, a.GetRegisterId(), a.GetVersion())
-	for _, id := range a.GetAlsoRegisterIds() {
-		c.s.engine.Ack(c.id, id, a.GetVersion())
-	}
+	c.s.engine.AckAll(c.id, a.GetVersion(), a.GetRegisterId(), a.GetAlsoRegisterIds())
 }
 
 // handle applies one frame and returns what its ack says.
