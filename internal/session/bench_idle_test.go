@@ -262,10 +262,10 @@ func idleClient(ctx context.Context, cc *grpc.ClientConn, id string, subs int, s
 		}
 		var acks []*registryv1.PushAck
 		for _, p := range pushes {
-			for _, r := range append([]string{p.GetRegisterId()}, p.GetAlsoRegisterIds()...) {
+			for r := range p.RegisterIDs() {
 				pushed[r] = true
-				acks = append(acks, &registryv1.PushAck{RegisterId: r, Version: p.GetVersion()})
 			}
+			acks = append(acks, p.AckAll())
 		}
 		if len(acks) > 0 {
 			_ = send(&registryv1.ClientFrame{Body: &registryv1.ClientFrame_PushAcks{PushAcks: &registryv1.PushAcks{Acks: acks}}})

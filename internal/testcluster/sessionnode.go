@@ -233,11 +233,7 @@ func (cl *Client) deliver(pushes []*registryv1.Push) {
 	acks := make([]*registryv1.PushAck, 0, len(pushes))
 	i := 0
 	for _, merged := range pushes {
-		for j := -1; j < len(merged.GetAlsoRegisterIds()); j++ {
-			id := merged.GetRegisterId()
-			if j >= 0 {
-				id = merged.GetAlsoRegisterIds()[j]
-			}
+		for id := range merged.RegisterIDs() {
 			p := &each[i]
 			p.RegisterId, p.DataInfoId, p.Version, p.Values = id, merged.GetDataInfoId(), merged.GetVersion(), merged.GetValues()
 			select {
@@ -246,7 +242,7 @@ func (cl *Client) deliver(pushes []*registryv1.Push) {
 			}
 			i++
 		}
-		acks = append(acks, &registryv1.PushAck{RegisterId: merged.GetRegisterId(), AlsoRegisterIds: merged.GetAlsoRegisterIds(), Version: merged.GetVersion()})
+		acks = append(acks, merged.AckAll())
 	}
 	if !cl.autoAck {
 		return

@@ -208,11 +208,7 @@ func (c *Client) deliver(st *stream, pushes []*registryv1.Push) {
 		for _, v := range p.GetValues() {
 			values = append(values, Value{Data: v.GetData(), Zone: v.GetZone(), PublisherID: v.GetPublisherId()})
 		}
-		for i := -1; i < len(p.GetAlsoRegisterIds()); i++ {
-			id := p.GetRegisterId()
-			if i >= 0 {
-				id = p.GetAlsoRegisterIds()[i]
-			}
+		for id := range p.RegisterIDs() {
 			c.mu.Lock()
 			s := c.subs[id]
 			c.mu.Unlock()
@@ -220,7 +216,7 @@ func (c *Client) deliver(st *stream, pushes []*registryv1.Push) {
 				s.offer(p.GetVersion(), values)
 			}
 		}
-		acks = append(acks, &registryv1.PushAck{RegisterId: p.GetRegisterId(), AlsoRegisterIds: p.GetAlsoRegisterIds(), Version: p.GetVersion()})
+		acks = append(acks, p.AckAll())
 	}
 	f := &registryv1.ClientFrame{Body: &registryv1.ClientFrame_PushAcks{PushAcks: &registryv1.PushAcks{Acks: acks}}}
 	if len(acks) == 1 {
