@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
+	"github.com/strata-registry/strata/internal/rpc"
 	registryv1 "github.com/strata-registry/strata/pkg/proto/registry/v1"
 )
 
@@ -89,7 +90,7 @@ func New(ctx context.Context, opts ...Option) (*Client, error) {
 		grpc.WithTransportCredentials(creds),
 		// A push carries a service's whole list, which may pass grpc-go's
 		// 4 MiB default: accept what the servers accept among themselves.
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxPushBytes)),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(rpc.MaxMessageBytes)),
 		// Fixed windows turn off grpc-go's bandwidth estimation, which
 		// answers each push with a PING the session must answer too.
 		grpc.WithInitialWindowSize(pushWindowBytes),
@@ -116,15 +117,10 @@ func (c *Client) Session() string {
 	return ""
 }
 
-const (
-	// maxPushBytes bounds one message from the session (as the servers'
-	// own limit between nodes).
-	maxPushBytes = 64 << 20
-	// pushWindowBytes is the HTTP/2 flow-control window for what the
-	// session sends: a 64 MiB list flows in 16 windows, small pushes never
-	// wait for one.
-	pushWindowBytes = 4 << 20
-)
+// pushWindowBytes is the HTTP/2 flow-control window for what the session
+// sends: a list of rpc.MaxMessageBytes (64 MiB) flows in 16 windows, small
+// pushes never wait for one.
+const pushWindowBytes = 4 << 20
 
 // closeWait bounds how long Close waits for the session to confirm the
 // removal of the client's publications.
