@@ -17,6 +17,10 @@ import (
 	"github.com/strata-registry/strata/internal/obs"
 )
 
+// raftLogCache is how many of the newest Raft log entries are kept decoded
+// in memory (see openRaft).
+const raftLogCache = 64
+
 // raftNode bundles Raft with the stores it owns, so they close together.
 type raftNode struct {
 	raft      *raft.Raft
@@ -83,7 +87,16 @@ func openRaft(cfg Config, f *fsm, ln net.Listener, advertise string, notify chan
 	if err != nil {
 		return nil, false, errors.Join(fmt.Errorf("meta: read raft state: %w", err), transport.Close(), store.Close())
 	}
-	r, err := raft.NewRaft(rc, f, store, store, snaps, transport)
+	// The leader reads the entry before each append's first (its term and
+	// index go in the request), and with nothing to send it still sends an
+	// empty append every commit timeout: from bolt each read decodes the
+	// entry anew, a table command included. The cache keeps the newest
+	// entries decoded; older ones, for a lagging follower, come from bolt.
+	logs, err := raft.NewLogCache(raftLogCache, store)
+	if err != nil {
+		return nil, false, errors.Join(fmt.Errorf("meta: raft log cache: %w", err), transport.Close(), store.Close())
+	}
+	r, err := raft.NewRaft(rc, f, logs, store, snaps, transport)
 	if err != nil {
 		return nil, false, errors.Join(fmt.Errorf("meta: start raft: %w", err), transport.Close(), store.Close())
 	}
