@@ -128,7 +128,9 @@ func TestSession_SeveralSubscribersOnOneConnection_EachGetsItsScope(t *testing.T
 				case p := <-sub.Pushes:
 					vals := values(p)
 					slices.Sort(vals)
-					latest[p.GetRegisterId()] = fmt.Sprint(vals)
+					for id := range p.RegisterIDs() {
+						latest[id] = fmt.Sprint(vals)
+					}
 					continue
 				default:
 				}

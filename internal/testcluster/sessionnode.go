@@ -92,7 +92,9 @@ type Client struct {
 	acks   map[uint64]chan *registryv1.Ack
 	closed error
 	// Pushes receives every push, in arrival order (buffered; a test that
-	// lets it fill stops reading, which is how a stalled client looks).
+	// lets it fill stops reading, which is how a stalled client looks). One
+	// push carries a list to all its subscribers on this connection: see
+	// Push.RegisterIDs.
 	Pushes chan *registryv1.Push
 	// Redirects receives the session's requests to move (buffered; extra
 	// ones are dropped). The test decides whether to follow them.
@@ -218,38 +220,28 @@ func (cl *Client) read(ctx context.Context) {
 	}
 }
 
-// deliver hands pushes to the test and acks them (one ack per push, all
-// in one frame).
-//
-// A push may be for several subscribers; the test sees one each. Their
-// copies are allocated together: the push benchmarks run this client in
-// the cluster's process, where its garbage is the cluster's.
+// deliver hands pushes to the test as they came and acks them (one ack per
+// push, all in one frame). A push names every subscriber of the list on
+// this connection (Push.RegisterIDs); the test sees it once, not once per
+// subscriber: the push benchmarks run this client in the cluster's process,
+// where copies would be the cluster's garbage.
 func (cl *Client) deliver(pushes []*registryv1.Push) {
-	n := 0
-	for _, merged := range pushes {
-		n += 1 + len(merged.GetAlsoRegisterIds())
-	}
-	each := make([]registryv1.Push, n)
-	acks := make([]*registryv1.PushAck, 0, len(pushes))
-	i := 0
-	for _, merged := range pushes {
-		for id := range merged.RegisterIDs() {
-			p := &each[i]
-			p.RegisterId, p.DataInfoId, p.Version, p.Values = id, merged.GetDataInfoId(), merged.GetVersion(), merged.GetValues()
-			select {
-			case cl.Pushes <- p:
-			default: // the test stopped reading
-			}
-			i++
+	for _, p := range pushes {
+		select {
+		case cl.Pushes <- p:
+		default: // the test stopped reading
 		}
-		acks = append(acks, merged.AckAll())
 	}
 	if !cl.autoAck {
 		return
 	}
-	if len(acks) == 1 {
-		_ = cl.send(&registryv1.ClientFrame{Body: &registryv1.ClientFrame_PushAck{PushAck: acks[0]}})
+	if len(pushes) == 1 {
+		_ = cl.send(&registryv1.ClientFrame{Body: &registryv1.ClientFrame_PushAck{PushAck: pushes[0].AckAll()}})
 		return
+	}
+	acks := make([]*registryv1.PushAck, len(pushes))
+	for i, p := range pushes {
+		acks[i] = p.AckAll()
 	}
 	_ = cl.send(&registryv1.ClientFrame{Body: &registryv1.ClientFrame_PushAcks{PushAcks: &registryv1.PushAcks{Acks: acks}}})
 }
