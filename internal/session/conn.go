@@ -296,9 +296,27 @@ func (v *clientService) Connect(stream grpc.BidiStreamingServer[registryv1.Clien
 	defer cancel(nil)
 	c := &clientConn{
 		s: s, id: newConnID(), clientID: hello.GetClientId(), zone: hello.GetZone(),
-		out: newSendQueue(s.cfg.SendQueue), ctx: ctx, cancel: cancel,
+		ctx: ctx, cancel: cancel,
 		subs: map[string]string{}, tokens: float64(s.cfg.RegisterBurst), refill: s.clock.Now(),
 	}
+	// The writer (started whenever frames wait, see sendQueue) and the
+	// reader belong to the server (s.streams), not to this handler: a
+	// stalled client's Send and an idle Recv unblock only once the handler
+	// has returned and gRPC closed the stream. The handler counts itself
+	// too, until it has closed the queue, so that a writer never starts
+	// uncounted.
+	s.streams.Add(2)
+	c.out = newSendQueue(s.cfg.SendQueue, func() {
+		s.streams.Add(1)
+		go func() {
+			defer s.streams.Done()
+			c.write(stream)
+		}()
+	})
+	defer func() {
+		c.out.close()
+		s.streams.Done()
+	}()
 	c.lastSeen.Store(s.clock.Now().UnixNano())
 	s.conns.add(c)
 	defer func() {
@@ -306,15 +324,6 @@ func (v *clientService) Connect(stream grpc.BidiStreamingServer[registryv1.Clien
 		s.conns.ended(c, s.clock.Now().Add(s.cfg.DisconnectGrace))
 	}()
 
-	// The writer is the only goroutine that sends on the stream. It and the
-	// reader belong to the server (s.streams), not to this handler: a
-	// stalled client's Send and an idle Recv unblock only once the handler
-	// has returned and gRPC closed the stream.
-	s.streams.Add(2)
-	go func() {
-		defer s.streams.Done()
-		c.write(stream)
-	}()
 	c.enqueue(&registryv1.ServerFrame{Body: &registryv1.ServerFrame_Welcome{Welcome: &registryv1.Welcome{
 		ConnId: c.id, SessionId: s.proc, HeartbeatMs: uint32(s.cfg.ClientHeartbeat.Milliseconds()),
 	}}})
@@ -362,7 +371,9 @@ const (
 const clientWindowBytes = 1 << 20
 
 // write is the connection's writer, the only goroutine that sends on the
-// stream. It takes every frame waiting at once: runs of pushes among them
+// stream; it runs while frames wait and returns when it finds none (the
+// queue starts the next one, after this one's last Send). It takes every
+// frame waiting at once: runs of pushes among them
 // go out as one PushBatch (in order, up to maxBatchPushes and
 // maxBatchBytes), so a burst of changes costs one write rather than one per
 // push; a quiet connection's single push goes out alone, at once. (The
@@ -379,13 +390,10 @@ func (c *clientConn) write(stream grpc.BidiStreamingServer[registryv1.ClientFram
 		return true
 	}
 	var frames []outFrame
-	for {
-		select {
-		case <-c.ctx.Done():
-			return
-		case <-c.out.ready:
+	for c.ctx.Err() == nil {
+		if frames = c.out.take(frames); len(frames) == 0 {
+			return // the queue counts this writer as stopped
 		}
-		frames = c.out.take(frames)
 		var m pushMerger
 		var single *registryv1.ServerFrame // the run's frame while it holds one push
 		var size int64
@@ -431,7 +439,8 @@ func (c *clientConn) write(stream grpc.BidiStreamingServer[registryv1.ClientFram
 	}
 }
 
-// keptSendBuffer is the most frames' room a writer keeps between bursts.
+// keptSendBuffer is the most frames' room a writer keeps from one take to
+// the next.
 const keptSendBuffer = 16
 
 // pushMerger gathers the pushes of one write: pushes of the same list

@@ -6,31 +6,42 @@ import "sync"
 // at most max of them. It holds memory only while frames wait: a channel
 // of that bound would cost every idle connection its whole buffer (24 KiB
 // for 1,024 frames), and every garbage collection would scan it.
+//
+// The writer runs only while frames wait: the push that finds none running
+// starts one, and the writer stops when it finds the queue empty. An idle
+// connection so has no writer goroutine (its stack was a sixth of an idle
+// connection's cost, and every collection scans every stack).
 type sendQueue struct {
 	mu     sync.Mutex
 	frames []outFrame
 	max    int
-	// ready holds a token while frames wait; room gets one each time the
-	// writer takes them, waking a push that waits for room.
-	ready, room chan struct{}
+	// start starts a writer; it is called with mu held, so close orders
+	// after it (see close).
+	start func()
+	// writing: a writer runs. closed: the connection ended; no writer
+	// starts again.
+	writing, closed bool
+	// room gets a token each time the writer takes frames, waking a push
+	// that waits for room.
+	room chan struct{}
 }
 
-func newSendQueue(max int) *sendQueue {
-	return &sendQueue{max: max, ready: make(chan struct{}, 1), room: make(chan struct{}, 1)}
+func newSendQueue(max int, start func()) *sendQueue {
+	return &sendQueue{max: max, start: start, room: make(chan struct{}, 1)}
 }
 
-// tryPush appends o unless max frames wait; it never blocks.
+// tryPush appends o unless max frames wait, and starts a writer if none
+// runs; it never blocks.
 func (q *sendQueue) tryPush(o outFrame) bool {
 	q.mu.Lock()
+	defer q.mu.Unlock()
 	if len(q.frames) >= q.max {
-		q.mu.Unlock()
 		return false
 	}
 	q.frames = append(q.frames, o)
-	q.mu.Unlock()
-	select {
-	case q.ready <- struct{}{}:
-	default:
+	if !q.writing && !q.closed {
+		q.writing = true
+		q.start()
 	}
 	return true
 }
@@ -49,9 +60,17 @@ func (q *sendQueue) push(o outFrame, done <-chan struct{}) bool {
 }
 
 // take moves every waiting frame, in order, into buf (whose contents it
-// drops) and returns it. The writer calls it after a token on ready.
+// drops) and returns it. With none waiting it returns buf empty and counts
+// the writer as stopped: the writer must return (dropping buf), and the
+// next push starts another.
 func (q *sendQueue) take(buf []outFrame) []outFrame {
 	q.mu.Lock()
+	if len(q.frames) == 0 {
+		q.writing = false
+		q.frames = nil // an idle connection holds no buffer
+		q.mu.Unlock()
+		return buf[:0]
+	}
 	buf, q.frames = q.frames, buf[:0]
 	q.mu.Unlock()
 	select {
@@ -59,4 +78,14 @@ func (q *sendQueue) take(buf []outFrame) []outFrame {
 	default:
 	}
 	return buf
+}
+
+// close stops writers from starting. A connection's handler calls it
+// before it gives up its count in the server's stream WaitGroup: a writer
+// starts (and counts itself) under mu, so it never starts after that count
+// is gone, when the server may be waiting for zero.
+func (q *sendQueue) close() {
+	q.mu.Lock()
+	q.closed = true
+	q.mu.Unlock()
 }

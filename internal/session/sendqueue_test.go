@@ -21,7 +21,7 @@ func ids(frames []outFrame) []uint64 {
 }
 
 func TestSendQueue_BoundedInOrder_TakeMakesRoom(t *testing.T) {
-	q := newSendQueue(3)
+	q := newSendQueue(3, func() {})
 	for i := range uint64(3) {
 		if !q.tryPush(frameN(i)) {
 			t.Fatalf("push %d refused below the bound", i)
@@ -29,11 +29,6 @@ func TestSendQueue_BoundedInOrder_TakeMakesRoom(t *testing.T) {
 	}
 	if q.tryPush(frameN(3)) {
 		t.Fatal("a fourth frame was queued past the bound of 3")
-	}
-	select {
-	case <-q.ready:
-	default:
-		t.Fatal("frames wait but ready holds no token")
 	}
 	got := q.take(nil)
 	if want := []uint64{0, 1, 2}; !slices.Equal(ids(got), want) {
@@ -47,8 +42,39 @@ func TestSendQueue_BoundedInOrder_TakeMakesRoom(t *testing.T) {
 	}
 }
 
+// A writer starts with the first frame, runs while frames wait (pushes
+// meanwhile start no other), and stops at the first empty take; the next
+// frame starts a new one. After close, none starts.
+func TestSendQueue_WriterStartsWithFrames_StopsWhenEmpty(t *testing.T) {
+	starts := 0
+	q := newSendQueue(8, func() { starts++ })
+	if q.tryPush(frameN(0)); starts != 1 {
+		t.Fatalf("%d writers started by the first frame, want 1", starts)
+	}
+	q.tryPush(frameN(1))
+	if got := q.take(nil); len(got) != 2 || starts != 1 {
+		t.Fatalf("took %v with %d writers started, want two frames and one writer", ids(got), starts)
+	}
+	if q.tryPush(frameN(2)); starts != 1 {
+		t.Fatalf("a frame pushed while the writer runs started another (%d starts)", starts)
+	}
+	q.take(nil)
+	if got := q.take(nil); len(got) != 0 {
+		t.Fatalf("empty queue gave %v", ids(got))
+	}
+	if q.tryPush(frameN(3)); starts != 2 {
+		t.Fatalf("%d starts after the writer stopped and a frame came, want 2", starts)
+	}
+	q.take(nil)
+	q.take(nil) // the writer stops
+	q.close()
+	if !q.tryPush(frameN(4)) || starts != 2 {
+		t.Fatalf("after close: %d starts, want still 2 (the frame is queued, no writer)", starts)
+	}
+}
+
 func TestSendQueue_PushWaitsForRoom_OrGivesUp(t *testing.T) {
-	q := newSendQueue(1)
+	q := newSendQueue(1, func() {})
 	if !q.tryPush(frameN(0)) {
 		t.Fatal("first push refused")
 	}
