@@ -6,7 +6,7 @@ PROTO_DIR := pkg/proto/registry/v1
 PROTOS    := $(wildcard $(PROTO_DIR)/*.proto)
 TEST_TIMEOUT ?= 15m
 
-.PHONY: all build test e2e lint proto run bench bench-pushlat bench-etcd clean
+.PHONY: all build test e2e lint proto run bench bench-pushlat bench-etcd bench-compare clean
 .PHONY: compose-image compose-up compose-down compose-smoke
 
 all: build
@@ -47,6 +47,10 @@ bench-pushlat: build
 ## bench-etcd: the same latency measurements against a single-node etcd (bench/etcdlat.sh; installs etcd-server if missing); results to bench/out/
 bench-etcd:
 	./bench/etcdlat.sh
+
+## bench-compare: the session benchmarks and etcd's, alternated PAIRS times (default 5), with p99 ratios (bench/compare.sh; WITH_PROCS=1 adds real processes); results to bench/out/
+bench-compare: $(if $(WITH_PROCS),build)
+	./bench/compare.sh
 
 ## lint: gofmt and go vet
 lint:

@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Strata against etcd side by side, as docs/architecture.md reports them:
+# PAIRS times (default 5), one after the other, the session package's
+# in-process push benchmarks (one subscriber on another session, 1,000
+# rounds; 1,000 subscribers over 100 connections, 200 rounds) and the same
+# two measurements against a single-node etcd (bench/etcdlat.sh). Each pair
+# gets the p99 ratio Strata / etcd; the summary gives the median ratio and
+# in how many pairs Strata's p99 was at or below etcd's. Alternating pairs,
+# not one long run each, so that the machine's drift (a shared VM's speed
+# changes over minutes) falls on both sides alike.
+#
+# WITH_PROCS=1 adds bench/pushlat.sh (the same measurements against a local
+# cluster of real processes) to each pair. Results and each run's log go to
+# bench/out/. Run it through `make bench-compare`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PAIRS=${PAIRS:-5}
+WITH_PROCS=${WITH_PROCS:-}
+GO=${GO:-go}
+stamp=$(date +%Y%m%d-%H%M%S)
+out=bench/out/compare-$stamp.txt
+logs=bench/out/compare-$stamp
+mkdir -p "$logs" bin
+echo "building the session package's benchmarks (bin/session-bench.test)"
+"$GO" test -c -o bin/session-bench.test ./internal/session/
+
+# metric prints the value before unit on the benchmark line of log.
+metric() { awk -v b="$2" -v u="$3" '$1 ~ "^"b"-" { for (i = 2; i < NF; i++) if ($(i+1) == u) print $i }' "$1"; }
+# deliveries prints p50 and p99 of the n-th "deliveries" line of log.
+deliveries() {
+  awk -v n="$2" '/^deliveries/ { if (++k == n) for (i = 1; i < NF; i++) { if ($i == "p50") a = $(i+1); if ($i == "p99") b = $(i+1) } } END { print a, b }' "$1"
+}
+
+{
+  echo "# $(date -u) $("$GO" version) $(nproc) CPUs; $PAIRS pairs"
+  echo "# p50 and p99 in ms; ratio = Strata p99 / etcd p99"
+  printf '%-5s %-13s %-22s %-22s %s\n' pair work "strata p50/p99" "etcd p50/p99" ratio
+} >"$out"
+for i in $(seq "$PAIRS"); do
+  echo "pair $i/$PAIRS: Strata in-process (log: $logs/strata-$i.txt)"
+  (cd internal/session && ../../bin/session-bench.test -test.run '^$' \
+    -test.bench 'BenchmarkPush_OneSubscriberOnAnotherSession$' -test.benchtime 1000x &&
+    ../../bin/session-bench.test -test.run '^$' \
+      -test.bench 'BenchmarkPush_FanOut1000SubscribersOver100Conns$' -test.benchtime 200x) \
+    >"$logs/strata-$i.txt" 2>&1
+  echo "pair $i/$PAIRS: etcd (log: $logs/etcd-$i.txt)"
+  ./bench/etcdlat.sh >"$logs/etcd-$i.txt" 2>&1
+  if [ -n "$WITH_PROCS" ]; then
+    echo "pair $i/$PAIRS: Strata, real processes (log: $logs/procs-$i.txt)"
+    ./bench/pushlat.sh >"$logs/procs-$i.txt" 2>&1
+  fi
+  for w in one fanout; do
+    if [ $w = one ]; then b=BenchmarkPush_OneSubscriberOnAnotherSession n=1; else b=BenchmarkPush_FanOut1000SubscribersOver100Conns n=2; fi
+    s50=$(metric "$logs/strata-$i.txt" $b p50-ms) s99=$(metric "$logs/strata-$i.txt" $b p99-ms)
+    read -r e50 e99 < <(deliveries "$logs/etcd-$i.txt" $n)
+    if [ -z "$s99" ] || [ -z "$e99" ]; then
+      echo "pair $i: a run gave no figure for $w; see $logs/" >&2
+      exit 1
+    fi
+    ratio=$(awk -v s="$s99" -v e="$e99" 'BEGIN { printf "%.2f", s / e }')
+    printf '%-5s %-13s %-22s %-22s %s\n' "$i" "$w" "$s50/$s99" "$e50/$e99" "$ratio" >>"$out"
+    if [ -n "$WITH_PROCS" ]; then
+      read -r p50 p99 < <(deliveries "$logs/procs-$i.txt" $n)
+      ratio=$(awk -v s="$p99" -v e="$e99" 'BEGIN { printf "%.2f", s / e }')
+      printf '%-5s %-13s %-22s %-22s %s\n' "$i" "$w-procs" "$p50/$p99" "$e50/$e99" "$ratio" >>"$out"
+    fi
+  done
+  tail -n "$([ -n "$WITH_PROCS" ] && echo 4 || echo 2)" "$out"
+done
+echo "# summary: median p99 ratio, and pairs with Strata's p99 at or below etcd's" >>"$out"
+for w in one fanout one-procs fanout-procs; do
+  awk -v w="$w" '$2 == w { print $5 }' "$out" | sort -n | awk -v w="$w" '
+    { r[++n] = $1; if ($1 <= 1) le++ }
+    END { if (n == 0) exit; m = (n % 2) ? r[(n + 1) / 2] : (r[n / 2] + r[n / 2 + 1]) / 2
+      printf "%-13s median ratio %.2f; at or below etcd in %d of %d pairs\n", w, m, le + 0, n }' >>"$out"
+done
+echo
+cat "$out"
+echo "results in $out (each run's log under $logs/)"
