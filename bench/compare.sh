@@ -42,12 +42,12 @@ for i in $(seq "$PAIRS"); do
     -test.bench 'BenchmarkPush_OneSubscriberOnAnotherSession$' -test.benchtime 1000x &&
     ../../bin/session-bench.test -test.run '^$' \
       -test.bench 'BenchmarkPush_FanOut1000SubscribersOver100Conns$' -test.benchtime 200x) \
-    >"$logs/strata-$i.txt" 2>&1
+    >"$logs/strata-$i.txt" 2>&1 || { echo "the Strata benchmarks failed; see $logs/strata-$i.txt" >&2; exit 1; }
   echo "pair $i/$PAIRS: etcd (log: $logs/etcd-$i.txt)"
-  ./bench/etcdlat.sh >"$logs/etcd-$i.txt" 2>&1
+  ./bench/etcdlat.sh >"$logs/etcd-$i.txt" 2>&1 || { echo "the etcd run failed; see $logs/etcd-$i.txt" >&2; exit 1; }
   if [ -n "$WITH_PROCS" ]; then
     echo "pair $i/$PAIRS: Strata, real processes (log: $logs/procs-$i.txt)"
-    ./bench/pushlat.sh >"$logs/procs-$i.txt" 2>&1
+    ./bench/pushlat.sh >"$logs/procs-$i.txt" 2>&1 || { echo "the real-process run failed; see $logs/procs-$i.txt" >&2; exit 1; }
   fi
   for w in one fanout; do
     if [ $w = one ]; then b=BenchmarkPush_OneSubscriberOnAnotherSession n=1; else b=BenchmarkPush_FanOut1000SubscribersOver100Conns n=2; fi

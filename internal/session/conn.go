@@ -373,12 +373,11 @@ const clientWindowBytes = 1 << 20
 // write is the connection's writer, the only goroutine that sends on the
 // stream; it runs while frames wait and returns when it finds none (the
 // queue starts the next one, after this one's last Send). It takes every
-// frame waiting at once: runs of pushes among them
-// go out as one PushBatch (in order, up to maxBatchPushes and
-// maxBatchBytes), so a burst of changes costs one write rather than one per
-// push; a quiet connection's single push goes out alone, at once. (The
-// engine already hands over one push per list for all of a fan-out's
-// subscribers on this connection.)
+// frame waiting at once: runs of pushes among them go out as one PushBatch
+// (in order, up to maxBatchPushes and maxBatchBytes), so a burst of changes
+// costs one write rather than one per push; a quiet connection's single
+// push goes out alone, at once. (The engine already hands over one push
+// per list for all of a fan-out's subscribers on this connection.)
 func (c *clientConn) write(stream grpc.BidiStreamingServer[registryv1.ClientFrame, registryv1.ServerFrame]) {
 	send := func(f *registryv1.ServerFrame, size int64) bool {
 		err := stream.Send(f)
