@@ -31,6 +31,17 @@ deliveries() {
   awk -v n="$2" '/^deliveries/ { if (++k == n) for (i = 1; i < NF; i++) { if ($i == "p50") a = $(i+1); if ($i == "p99") b = $(i+1) } } END { print a, b }' "$1"
 }
 
+# row appends one pair's line for work: Strata's p50 and p99, etcd's, and
+# the p99 ratio; a missing figure (a run that printed none) ends the script.
+row() {
+  if [ -z "$3" ] || [ -z "$5" ]; then
+    echo "pair $i: a run gave no figure for $1; see $logs/" >&2
+    exit 1
+  fi
+  printf '%-5s %-13s %-22s %-22s %s\n' "$i" "$1" "$2/$3" "$4/$5" \
+    "$(awk -v s="$3" -v e="$5" 'BEGIN { printf "%.2f", s / e }')" >>"$out"
+}
+
 {
   echo "# $(date -u) $("$GO" version) $(nproc) CPUs; $PAIRS pairs"
   echo "# p50 and p99 in ms; ratio = Strata p99 / etcd p99"
@@ -53,16 +64,10 @@ for i in $(seq "$PAIRS"); do
     if [ $w = one ]; then b=BenchmarkPush_OneSubscriberOnAnotherSession n=1; else b=BenchmarkPush_FanOut1000SubscribersOver100Conns n=2; fi
     s50=$(metric "$logs/strata-$i.txt" $b p50-ms) s99=$(metric "$logs/strata-$i.txt" $b p99-ms)
     read -r e50 e99 < <(deliveries "$logs/etcd-$i.txt" $n)
-    if [ -z "$s99" ] || [ -z "$e99" ]; then
-      echo "pair $i: a run gave no figure for $w; see $logs/" >&2
-      exit 1
-    fi
-    ratio=$(awk -v s="$s99" -v e="$e99" 'BEGIN { printf "%.2f", s / e }')
-    printf '%-5s %-13s %-22s %-22s %s\n' "$i" "$w" "$s50/$s99" "$e50/$e99" "$ratio" >>"$out"
+    row "$w" "$s50" "$s99" "$e50" "$e99"
     if [ -n "$WITH_PROCS" ]; then
       read -r p50 p99 < <(deliveries "$logs/procs-$i.txt" $n)
-      ratio=$(awk -v s="$p99" -v e="$e99" 'BEGIN { printf "%.2f", s / e }')
-      printf '%-5s %-13s %-22s %-22s %s\n' "$i" "$w-procs" "$p50/$p99" "$e50/$e99" "$ratio" >>"$out"
+      row "$w-procs" "$p50" "$p99" "$e50" "$e99"
     fi
   done
   tail -n "$([ -n "$WITH_PROCS" ] && echo 4 || echo 2)" "$out"

@@ -9,8 +9,8 @@ import "sync"
 //
 // The writer runs only while frames wait: the push that finds none running
 // starts one, and the writer stops when it finds the queue empty. An idle
-// connection so has no writer goroutine (its stack was a sixth of an idle
-// connection's cost, and every collection scans every stack).
+// connection so has no writer goroutine (one of the six whose stacks were
+// most of an idle connection's cost, and every collection scans them).
 type sendQueue struct {
 	mu     sync.Mutex
 	frames []outFrame
