@@ -3,27 +3,19 @@
 package main
 
 import (
-	"context"
-	"errors"
-	"net"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/spf13/cobra"
 
 	"github.com/strata-registry/strata/internal/cli"
+	"github.com/strata-registry/strata/internal/cluster"
 	"github.com/strata-registry/strata/internal/data"
+	"github.com/strata-registry/strata/internal/node"
 )
 
 type options struct {
-	cfg       data.Config
-	grpcAddr  string
-	httpAddr  string
-	gossip    string
-	advertise string
-	logLevel  string
-	logFormat string
+	node.Options
+	cfg data.Config
 }
 
 func main() {
@@ -54,15 +46,9 @@ environment.`,
 	}
 	f := cmd.Flags()
 	c := &o.cfg
-	f.StringVar(&c.NodeID, "node-id", cli.Hostname(), "unique node name in the slot table and the gossip pool")
-	f.StringVar(&c.Zone, "zone", "", "zone (availability zone or rack) announced to the cluster")
-	f.StringSliceVar(&c.MetaAddrs, "meta", []string{"127.0.0.1:9615"}, "meta gRPC addresses, comma separated (any subset)")
-	f.StringVar(&o.grpcAddr, "grpc-addr", ":9622", "listen address for the DataService gRPC API")
-	f.StringVar(&o.httpAddr, "http-addr", ":9623", "listen address for admin HTTP (/healthz, /readyz, /metrics, /api/v1, pprof)")
-	f.StringVar(&o.gossip, "gossip-addr", ":7946", "listen address for memberlist gossip (TCP and UDP)")
-	f.StringVar(&o.advertise, "advertise-host", "", "host other nodes use to reach this one (default: the bound host, or the hostname when bound on all interfaces)")
-	f.StringSliceVar(&c.Join, "join", nil, "gossip seeds to join, host:port, comma separated (any role)")
-	f.BoolVar(&c.LeaveOnShutdown, "leave-on-shutdown", c.LeaveOnShutdown, "leave the pool on a graceful stop, so meta reassigns this node's slots at once")
+	o.Flags(f, &c.Config, cluster.RoleData, node.Ports{GRPC: ":9622", HTTP: ":9623"})
+	f.Lookup("grpc-addr").Usage = "listen address for the DataService gRPC API"
+	f.Lookup("leave-on-shutdown").Usage = "leave the pool on a graceful stop, so meta reassigns this node's slots at once"
 	f.DurationVar(&c.HeartbeatInterval, "heartbeat-interval", c.HeartbeatInterval, "how often to report slot sync status to meta")
 	f.DurationVar(&c.SessionLease, "session-lease", c.SessionLease, "remove a session's publishers after it is silent (no request, no change stream) this long")
 	f.DurationVar(&c.SessionGrace, "session-grace", c.SessionGrace, "remove a session's publishers after the gossip pool shows it dead this long")
@@ -70,43 +56,20 @@ environment.`,
 	f.IntVar(&c.LogCap, "replication-log", c.LogCap, "ops kept per slot for followers to resume from (further behind: snapshot)")
 	f.IntVar(&c.MaxBatch, "max-batch", c.MaxBatch, "most puts plus deletes in one publish request")
 	f.IntVar(&c.NoticeMaxKeys, "notice-max-keys", c.NoticeMaxKeys, "most keys pending per session change stream before it is told to rescan")
-	cli.TLSFlags(f, &c.TLS)
-	cli.CommonFlags(f, &c.AdminToken, &o.logLevel, &o.logFormat)
 	cli.DescribeEnv(f)
 	cmd.AddCommand(cli.HealthCommand("127.0.0.1:9623"))
 	return cmd
 }
 
 func run(cmd *cobra.Command, o *options) error {
-	logger, err := cli.Logger(cmd.ErrOrStderr(), o.logLevel, o.logFormat, o.cfg.NodeID)
+	deps, err := o.Build(cmd.ErrOrStderr(), &o.cfg.Config)
 	if err != nil {
 		return err
 	}
-	if o.cfg.GossipBind, o.cfg.GossipPort, o.cfg.GossipAdvertise, err = cli.Gossip(o.gossip, o.advertise); err != nil {
-		return err
-	}
-	grpcLn, adv, err := cli.Listen("grpc-addr", o.grpcAddr, o.advertise)
+	srv, err := data.New(o.cfg, deps)
 	if err != nil {
+		deps.Close()
 		return err
 	}
-	o.cfg.GRPCAdvertise = adv
-	httpLn, adv, err := cli.Listen("http-addr", o.httpAddr, o.advertise)
-	if err != nil {
-		_ = grpcLn.Close()
-		return err
-	}
-	o.cfg.HTTPAdvertise = adv
-	srv, err := data.New(o.cfg, data.Deps{Logger: logger, GRPCListener: grpcLn, HTTPListener: httpLn})
-	if err != nil {
-		for _, ln := range []net.Listener{grpcLn, httpLn} {
-			_ = ln.Close()
-		}
-		return err
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := srv.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
-		return err
-	}
-	return nil
+	return node.RunUntilSignal(srv.Run)
 }

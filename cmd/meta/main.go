@@ -3,28 +3,20 @@
 package main
 
 import (
-	"context"
-	"errors"
-	"net"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/spf13/cobra"
 
 	"github.com/strata-registry/strata/internal/cli"
+	"github.com/strata-registry/strata/internal/cluster"
 	"github.com/strata-registry/strata/internal/meta"
+	"github.com/strata-registry/strata/internal/node"
 )
 
 type options struct {
-	cfg       meta.Config
-	grpcAddr  string
-	httpAddr  string
-	raftAddr  string
-	gossip    string
-	advertise string
-	logLevel  string
-	logFormat string
+	node.Options
+	cfg      meta.Config
+	raftAddr string
 }
 
 func main() {
@@ -54,17 +46,11 @@ environment.`,
 	}
 	f := cmd.Flags()
 	c := &o.cfg
-	f.StringVar(&c.NodeID, "node-id", cli.Hostname(), "unique node name in Raft and the gossip pool")
+	o.Flags(f, &c.Config, cluster.RoleMeta, node.Ports{GRPC: ":9615", HTTP: ":9616"})
+	f.Lookup("leave-on-shutdown").Usage = "leave the pool on shutdown, which removes this node from the Raft voters (for decommissioning)"
 	f.StringVar(&c.DataDir, "data-dir", "data/meta", "directory for the Raft log, stable store and snapshots")
-	f.StringVar(&c.Zone, "zone", "", "zone (availability zone or rack) announced to the cluster")
-	f.StringVar(&o.grpcAddr, "grpc-addr", ":9615", "listen address for the MetaService gRPC API")
-	f.StringVar(&o.httpAddr, "http-addr", ":9616", "listen address for admin HTTP (/healthz, /readyz, /metrics, /api/v1, pprof)")
 	f.StringVar(&o.raftAddr, "raft-addr", ":9614", "listen address for Raft traffic between meta nodes")
-	f.StringVar(&o.gossip, "gossip-addr", ":7946", "listen address for memberlist gossip (TCP and UDP)")
-	f.StringVar(&o.advertise, "advertise-host", "", "host other nodes use to reach this one (default: the bound host, or the hostname when bound on all interfaces)")
-	f.StringSliceVar(&c.Join, "join", nil, "gossip seeds to join, host:port, comma separated (any role)")
 	f.IntVar(&c.BootstrapExpect, "bootstrap-expect", 0, "form a new cluster once this many meta nodes have met (3 or 5; 0 joins an existing cluster)")
-	f.BoolVar(&c.LeaveOnShutdown, "leave-on-shutdown", false, "leave the pool on shutdown, which removes this node from the Raft voters (for decommissioning)")
 	f.IntVar(&c.Slots, "slots", c.Slots, "slot count for a new cluster (fixed once the cluster exists)")
 	f.IntVar(&c.Replicas, "replicas", c.Replicas, "copies of each slot, leader included, for a new cluster")
 	f.IntVar(&c.MaxMoves, "max-moves", c.MaxMoves, "most voluntary slot moves per arranger round")
@@ -75,50 +61,28 @@ environment.`,
 	f.DurationVar(&c.RaftHeartbeatTimeout, "raft-heartbeat-timeout", c.RaftHeartbeatTimeout, "Raft heartbeat timeout")
 	f.DurationVar(&c.RaftElectionTimeout, "raft-election-timeout", c.RaftElectionTimeout, "Raft election timeout")
 	f.DurationVar(&c.RaftLeaderLeaseTimeout, "raft-leader-lease-timeout", c.RaftLeaderLeaseTimeout, "how long a leader stays leader without reaching a quorum (at most the heartbeat timeout)")
-	cli.TLSFlags(f, &c.TLS)
-	cli.CommonFlags(f, &c.AdminToken, &o.logLevel, &o.logFormat)
 	cli.DescribeEnv(f)
 	cmd.AddCommand(cli.HealthCommand("127.0.0.1:9616"))
 	return cmd
 }
 
 func run(cmd *cobra.Command, o *options) error {
-	logger, err := cli.Logger(cmd.ErrOrStderr(), o.logLevel, o.logFormat, o.cfg.NodeID)
+	deps, err := o.Build(cmd.ErrOrStderr(), &o.cfg.Config)
 	if err != nil {
 		return err
 	}
-	if o.cfg.GossipBind, o.cfg.GossipPort, o.cfg.GossipAdvertise, err = cli.Gossip(o.gossip, o.advertise); err != nil {
-		return err
-	}
-	var lns []net.Listener
-	listen := func(flag, addr string, advertise *string) net.Listener {
-		if err != nil {
-			return nil
-		}
-		var ln net.Listener
-		if ln, *advertise, err = cli.Listen(flag, addr, o.advertise); err == nil {
-			lns = append(lns, ln)
-		}
-		return ln
-	}
-	grpcLn := listen("grpc-addr", o.grpcAddr, &o.cfg.GRPCAdvertise)
-	httpLn := listen("http-addr", o.httpAddr, &o.cfg.HTTPAdvertise)
-	raftLn := listen("raft-addr", o.raftAddr, &o.cfg.RaftAdvertise)
-	var srv *meta.Server
-	if err == nil {
-		srv, err = meta.New(o.cfg, meta.Deps{Logger: logger, GRPCListener: grpcLn, HTTPListener: httpLn, RaftListener: raftLn})
-	}
+	raftLn, adv, err := o.Listen("raft-addr", o.raftAddr)
 	if err != nil {
-		for _, ln := range lns {
-			_ = ln.Close()
-		}
+		deps.Close()
 		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	o.cfg.RaftAdvertise = adv
+	srv, err := meta.New(o.cfg, meta.Deps{Deps: deps, RaftListener: raftLn})
+	if err != nil {
+		deps.Close()
+		_ = raftLn.Close()
+		return err
+	}
 	// cobra prints a returned error; logging it too would say it twice.
-	if err := srv.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
-		return err
-	}
-	return nil
+	return node.RunUntilSignal(srv.Run)
 }

@@ -4,26 +4,19 @@
 package main
 
 import (
-	"context"
-	"errors"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/spf13/cobra"
 
 	"github.com/strata-registry/strata/internal/cli"
+	"github.com/strata-registry/strata/internal/cluster"
+	"github.com/strata-registry/strata/internal/node"
 	"github.com/strata-registry/strata/internal/session"
 )
 
 type options struct {
-	cfg       session.Config
-	grpcAddr  string
-	httpAddr  string
-	gossip    string
-	advertise string
-	logLevel  string
-	logFormat string
+	node.Options
+	cfg session.Config
 }
 
 func main() {
@@ -53,15 +46,8 @@ environment.`,
 	}
 	f := cmd.Flags()
 	c := &o.cfg
-	f.StringVar(&c.NodeID, "node-id", cli.Hostname(), "unique node name in the gossip pool")
-	f.StringVar(&c.Zone, "zone", "", "zone (availability zone or rack) announced to the cluster")
-	f.StringSliceVar(&c.MetaAddrs, "meta", []string{"127.0.0.1:9615"}, "meta gRPC addresses, comma separated (any subset)")
-	f.StringVar(&o.grpcAddr, "grpc-addr", ":9603", "listen address for clients (SessionService) and data nodes (SessionSyncService)")
-	f.StringVar(&o.httpAddr, "http-addr", ":9604", "listen address for admin HTTP (/healthz, /readyz, /metrics, /api/v1, pprof)")
-	f.StringVar(&o.gossip, "gossip-addr", ":7946", "listen address for memberlist gossip (TCP and UDP)")
-	f.StringVar(&o.advertise, "advertise-host", "", "host other nodes use to reach this one (default: the bound host, or the hostname when bound on all interfaces)")
-	f.StringSliceVar(&c.Join, "join", nil, "gossip seeds to join, host:port, comma separated (any role)")
-	f.BoolVar(&c.LeaveOnShutdown, "leave-on-shutdown", c.LeaveOnShutdown, "leave the pool on a graceful stop")
+	o.Flags(f, &c.Config, cluster.RoleSession, node.Ports{GRPC: ":9603", HTTP: ":9604"})
+	f.Lookup("grpc-addr").Usage = "listen address for clients (SessionService) and data nodes (SessionSyncService)"
 	f.DurationVar(&c.DisconnectGrace, "disconnect-grace", c.DisconnectGrace, "keep a disconnected client's publications this long; a reconnect in time keeps them")
 	f.DurationVar(&c.ClientHeartbeat, "client-heartbeat", c.ClientHeartbeat, "interval clients are asked to heartbeat at")
 	f.DurationVar(&c.ClientTimeout, "client-timeout", c.ClientTimeout, "close a client connection silent this long")
@@ -75,42 +61,20 @@ environment.`,
 	f.Float64Var(&c.BalanceTolerance, "balance-tolerance", c.BalanceTolerance, "redirect clients only when holding more than this times the mean client count")
 	f.IntVar(&c.BalanceMaxMoves, "balance-max-moves", c.BalanceMaxMoves, "most clients redirected per balance round")
 	f.StringVar(&c.ClientToken, "client-token", "", "token clients must present in their hello (none when empty)")
-	cli.TLSFlags(f, &c.TLS)
-	cli.CommonFlags(f, &c.AdminToken, &o.logLevel, &o.logFormat)
 	cli.DescribeEnv(f)
 	cmd.AddCommand(cli.HealthCommand("127.0.0.1:9604"))
 	return cmd
 }
 
 func run(cmd *cobra.Command, o *options) error {
-	logger, err := cli.Logger(cmd.ErrOrStderr(), o.logLevel, o.logFormat, o.cfg.NodeID)
+	deps, err := o.Build(cmd.ErrOrStderr(), &o.cfg.Config)
 	if err != nil {
 		return err
 	}
-	if o.cfg.GossipBind, o.cfg.GossipPort, o.cfg.GossipAdvertise, err = cli.Gossip(o.gossip, o.advertise); err != nil {
-		return err
-	}
-	grpcLn, adv, err := cli.Listen("grpc-addr", o.grpcAddr, o.advertise)
+	srv, err := session.New(o.cfg, deps)
 	if err != nil {
+		deps.Close()
 		return err
 	}
-	o.cfg.GRPCAdvertise = adv
-	httpLn, adv, err := cli.Listen("http-addr", o.httpAddr, o.advertise)
-	if err != nil {
-		_ = grpcLn.Close()
-		return err
-	}
-	o.cfg.HTTPAdvertise = adv
-	srv, err := session.New(o.cfg, session.Deps{Logger: logger, GRPCListener: grpcLn, HTTPListener: httpLn})
-	if err != nil {
-		_ = grpcLn.Close()
-		_ = httpLn.Close()
-		return err
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := srv.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
-		return err
-	}
-	return nil
+	return node.RunUntilSignal(srv.Run)
 }

@@ -64,7 +64,7 @@ func (s *Server) antiEntropyRound(ctx context.Context) {
 	}
 	// Before this node has joined the pool it sees no sessions, and
 	// "heard from every session" would be vacuously true.
-	if !s.agent.Joined() {
+	if !s.Agent().Joined() {
 		return
 	}
 	var migrating []*slotState
@@ -78,7 +78,7 @@ func (s *Server) antiEntropyRound(ctx context.Context) {
 		}
 	}
 	complete := true
-	for _, m := range s.agent.Members() {
+	for _, m := range s.Agent().Members() {
 		if m.Meta.Role != cluster.RoleSession || m.State != cluster.StateAlive || m.Meta.GRPC == "" || m.Meta.Proc == "" {
 			continue
 		}
@@ -104,7 +104,7 @@ func (s *Server) antiEntropyRound(ctx context.Context) {
 }
 
 func (s *Server) syncWithSession(ctx context.Context, m cluster.Member, ids []uint32, byID map[uint32]*slotState) error {
-	conn, err := s.pool.Get(m.Meta.GRPC)
+	conn, err := s.Pool().Get(m.Meta.GRPC)
 	if err != nil {
 		return err
 	}

@@ -8,12 +8,12 @@ import (
 	"github.com/strata-registry/strata/internal/slot"
 )
 
-// httpHandler serves /healthz, /readyz (a table has arrived and no slot
-// this node leads is migrating), /metrics, /api/v1/slots (this node's
+// routes adds the data node's admin endpoints to what every node serves
+// (/healthz, /readyz: a table has arrived and no slot this node leads is
+// migrating, /metrics, pprof): /api/v1/slots (this node's
 // slots: role, epochs, sync, counts), /api/v1/datums?slot=N or
-// ?data_info_id=K (JSON views), and pprof.
-func (s *Server) httpHandler() http.Handler {
-	m := admin.New(s.cfg.NodeID, s.reg, s.cfg.AdminToken, s.ReadyState)
+// ?data_info_id=K (JSON views).
+func (s *Server) routes(m *admin.Mux) {
 	m.API("/api/v1/slots", func(w http.ResponseWriter, r *http.Request) {
 		type row struct {
 			ID          slot.ID     `json:"id"`
@@ -65,5 +65,4 @@ func (s *Server) httpHandler() http.Handler {
 		}
 		admin.WriteJSON(w, http.StatusOK, map[string]any{"slot": n, "role": st.role.String(), "datums": out})
 	})
-	return m
 }

@@ -138,7 +138,7 @@ func (s *Server) leaseLoop(ctx context.Context) error {
 func (s *Server) goneSessions() map[string]string {
 	now := s.clock.Now()
 	gone := map[string]string{}
-	for _, m := range s.agent.Members() {
+	for _, m := range s.Agent().Members() {
 		if m.Meta.Role != cluster.RoleSession || m.Meta.Proc == "" {
 			continue
 		}

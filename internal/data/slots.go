@@ -303,7 +303,7 @@ func (sl *slots) follow(ctx context.Context, st *slotState) {
 
 // replicate runs one Replicate stream and returns the seq to resume from.
 func (sl *slots) replicate(ctx context.Context, st *slotState, addr string, after uint64) uint64 {
-	conn, err := sl.s.pool.Get(addr)
+	conn, err := sl.s.Pool().Get(addr)
 	if err != nil {
 		return after
 	}
@@ -366,7 +366,7 @@ func (sl *slots) replicate(ctx context.Context, st *slotState, addr string, afte
 
 // addressOf returns the gRPC address of a data node from the gossip pool.
 func (s *Server) addressOf(id slot.NodeID) string {
-	for _, m := range s.agent.Members() {
+	for _, m := range s.Agent().Members() {
 		if m.ID == string(id) && m.Meta.Role == cluster.RoleData && m.State == cluster.StateAlive {
 			return m.Meta.GRPC
 		}

@@ -55,7 +55,7 @@ func (s *Server) bootstrapLoop(ctx context.Context, expect int) error {
 		case <-ctx.Done():
 			return nil
 		case <-tick.C():
-		case <-s.agent.Changed():
+		case <-s.Agent().Changed():
 		}
 	}
 }
@@ -64,7 +64,7 @@ func (s *Server) bootstrapLoop(ctx context.Context, expect int) error {
 // there are at least expect of them that all expect the same number.
 func (s *Server) bootstrapPeers(expect int) ([]cluster.Member, bool) {
 	var peers []cluster.Member
-	for _, m := range s.agent.Members() {
+	for _, m := range s.Agent().Members() {
 		if m.Meta.Role != cluster.RoleMeta || m.State != cluster.StateAlive || m.Meta.Raft == "" {
 			continue
 		}
@@ -90,7 +90,7 @@ func (s *Server) peersHaveCluster(ctx context.Context, peers []cluster.Member) (
 		if p.ID == s.cfg.NodeID {
 			continue
 		}
-		conn, err := s.pool.Get(p.Meta.GRPC)
+		conn, err := s.Pool().Get(p.Meta.GRPC)
 		if err != nil {
 			known = false
 			continue

@@ -3,51 +3,30 @@ package meta
 import (
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/strata-registry/strata/internal/clock"
+	"github.com/strata-registry/strata/internal/cluster"
+	"github.com/strata-registry/strata/internal/node"
 	"github.com/strata-registry/strata/internal/slot"
-	"github.com/strata-registry/strata/internal/tlsconf"
 )
 
-// Config is a meta node's settings: plain data, filled from flags.
+// Config is a meta node's settings: plain data, filled from flags. The
+// fields every role has (node id, zone, addresses, gossip, TLS, admin
+// token) are node.Config's.
 type Config struct {
-	// NodeID names the node in Raft and in the gossip pool.
-	NodeID string
+	node.Config
+
 	// DataDir holds the Raft log, stable store and snapshots.
 	DataDir string
-	// Zone is announced to the pool.
-	Zone string
-
-	// GRPCAdvertise, HTTPAdvertise and RaftAdvertise are the addresses other
-	// nodes use; empty means the bound listener's address.
-	GRPCAdvertise string
-	HTTPAdvertise string
+	// RaftAdvertise is the Raft address other meta nodes use; empty means
+	// the bound listener's address.
 	RaftAdvertise string
-
-	// GossipBind and GossipPort are where memberlist listens (port 0 picks
-	// one); GossipAdvertise is the address others use, when it differs.
-	GossipBind      string
-	GossipPort      int
-	GossipAdvertise string
-	// GossipProfile is "lan" (production) or "local" (fast, for tests).
-	GossipProfile string
-	// Join lists gossip seeds (host:port) of any role.
-	Join []string
 
 	// BootstrapExpect forms the first Raft quorum once this many meta nodes
 	// are in the pool and none of them already belongs to a cluster. 0 means
 	// never bootstrap: wait to be added by an existing leader.
 	BootstrapExpect int
-	// LeaveOnShutdown leaves the pool gracefully on shutdown, which makes the
-	// leader remove this node from the Raft voters. Off by default: a meta
-	// node that restarts should stay a voter.
-	LeaveOnShutdown bool
-
 	// Slots is the settings a new cluster is created with; a cluster keeps
 	// the settings of its creation whatever later nodes are started with.
 	Slots    int
@@ -77,20 +56,14 @@ type Config struct {
 	SnapshotInterval  time.Duration
 	// ApplyTimeout bounds one Raft proposal.
 	ApplyTimeout time.Duration
-
-	// TLS secures gRPC (served and dialed); off when empty.
-	TLS tlsconf.Config
-	// AdminToken, when set, is required as a bearer token on the admin HTTP
-	// API and pprof (health, readiness and metrics stay open).
-	AdminToken string
 }
 
-// DefaultConfig returns production defaults.
+// DefaultConfig returns production defaults. LeaveOnShutdown is off: a
+// meta node that leaves the pool is removed from the Raft voters, which a
+// restart should not do (it is for decommissioning).
 func DefaultConfig() Config {
 	return Config{
-		GossipBind:             "0.0.0.0",
-		GossipPort:             7946,
-		GossipProfile:          "lan",
+		Config:                 node.DefaultConfig(),
 		Slots:                  slot.DefaultCount,
 		Replicas:               slot.DefaultReplicas,
 		MaxMoves:               slot.DefaultMaxMoves,
@@ -111,9 +84,7 @@ func DefaultConfig() Config {
 // TestConfig returns short timings for in-process tests on loopback.
 func TestConfig() Config {
 	c := DefaultConfig()
-	c.GossipBind = "127.0.0.1"
-	c.GossipPort = 0
-	c.GossipProfile = "local"
+	c.Config = node.TestConfig()
 	c.JoinGrace = 50 * time.Millisecond
 	c.DeadGrace = 500 * time.Millisecond
 	c.ArrangeInterval = 20 * time.Millisecond
@@ -141,8 +112,8 @@ func (c Config) Validate() error {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("%w: %s", ErrBadConfig, fmt.Sprintf(format, args...))
 	}
-	if err := validNodeID(c.NodeID); err != nil {
-		return bad("node id: %v", err)
+	if err := c.Config.Validate(cluster.RoleMeta); err != nil {
+		return bad("%v", err)
 	}
 	if c.DataDir == "" {
 		return bad("data dir is required")
@@ -152,9 +123,6 @@ func (c Config) Validate() error {
 	}
 	if c.BootstrapExpect < 0 || c.BootstrapExpect > 9 {
 		return bad("bootstrap-expect %d out of range (want 0..9; 3 or 5 is usual)", c.BootstrapExpect)
-	}
-	if c.GossipPort < 0 || c.GossipPort > 65535 {
-		return bad("gossip port %d out of range", c.GossipPort)
 	}
 	for name, d := range map[string]time.Duration{
 		"join grace": c.JoinGrace, "dead grace": c.DeadGrace, "arrange interval": c.ArrangeInterval,
@@ -172,39 +140,37 @@ func (c Config) Validate() error {
 	if c.SnapshotThreshold == 0 {
 		return bad("snapshot threshold must be positive")
 	}
-	for name, a := range map[string]string{"grpc advertise": c.GRPCAdvertise, "http advertise": c.HTTPAdvertise, "raft advertise": c.RaftAdvertise} {
-		if a == "" {
-			continue
+	if c.RaftAdvertise != "" {
+		if _, _, err := net.SplitHostPort(c.RaftAdvertise); err != nil {
+			return bad("raft advertise address %q: %v", c.RaftAdvertise, err)
 		}
-		if _, _, err := net.SplitHostPort(a); err != nil {
-			return bad("%s address %q: %v", name, a, err)
-		}
-	}
-	if err := c.TLS.Validate(); err != nil {
-		return bad("%v", err)
 	}
 	return nil
 }
 
-// Deps are a meta node's live collaborators.
+// Deps are a meta node's live collaborators: node.Deps (its Clock
+// measures grace periods) and the Raft listener.
 type Deps struct {
-	// Logger should carry a "node" attribute; nil discards.
-	Logger *slog.Logger
-	// Registry receives the node's metrics and serves /metrics; nil makes a
-	// fresh one. Never the global registry.
-	Registry *prometheus.Registry
-	// Clock measures grace periods; nil is the real clock.
-	Clock clock.Clock
-	// GRPCListener, HTTPListener and RaftListener are bound by the caller, so
-	// tests can pass 127.0.0.1:0 listeners. The server closes them.
-	GRPCListener net.Listener
-	HTTPListener net.Listener
+	node.Deps
+	// RaftListener is bound by the caller, like the others; the server
+	// closes it.
 	RaftListener net.Listener
 }
 
 func (d Deps) validate() error {
-	if d.GRPCListener == nil || d.HTTPListener == nil || d.RaftListener == nil {
-		return fmt.Errorf("%w: gRPC, HTTP and Raft listeners are required", ErrBadConfig)
+	if err := d.Deps.Validate(); err != nil {
+		return fmt.Errorf("%w: %v", ErrBadConfig, err)
+	}
+	if d.RaftListener == nil {
+		return fmt.Errorf("%w: a Raft listener is required", ErrBadConfig)
 	}
 	return nil
+}
+
+// close closes every listener, for a Run that fails before handing them on.
+func (d Deps) close() {
+	d.Deps.Close()
+	if d.RaftListener != nil {
+		_ = d.RaftListener.Close()
+	}
 }

@@ -3,8 +3,8 @@ package meta
 import (
 	"errors"
 	"fmt"
-	"unicode"
-	"unicode/utf8"
+
+	"github.com/strata-registry/strata/internal/node"
 )
 
 // Errors a meta node returns. The service maps each to a gRPC code in
@@ -43,7 +43,7 @@ func (e *NotLeaderError) Unwrap() error {
 }
 
 const (
-	maxNodeIDLen  = 128
+	maxNodeIDLen  = node.MaxNodeIDBytes
 	maxZoneLen    = 64
 	maxAddressLen = 256
 )
@@ -52,21 +52,5 @@ func invalid(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
 }
 
-// validNodeID accepts printable UTF-8 without spaces, 1..128 bytes.
-func validNodeID(id string) error {
-	if id == "" {
-		return errors.New("empty node id")
-	}
-	if len(id) > maxNodeIDLen {
-		return fmt.Errorf("node id is %d bytes, at most %d allowed", len(id), maxNodeIDLen)
-	}
-	if !utf8.ValidString(id) {
-		return errors.New("node id is not valid UTF-8")
-	}
-	for _, r := range id {
-		if !unicode.IsPrint(r) || unicode.IsSpace(r) {
-			return fmt.Errorf("node id %q has a space or control character", id)
-		}
-	}
-	return nil
-}
+// validNodeID is the rule every node id follows (node.ValidNodeID).
+func validNodeID(id string) error { return node.ValidNodeID(id) }

@@ -9,7 +9,7 @@ import (
 	"github.com/strata-registry/strata/internal/slot"
 )
 
-// httpHandler serves the admin endpoints:
+// routes adds meta's admin endpoints to what every node serves:
 //
 //	/healthz         200 while the process serves
 //	/readyz          200 once this node knows a leader and the cluster is initialized
@@ -20,18 +20,7 @@ import (
 //
 // With an admin token configured, /api and /debug need "Authorization:
 // Bearer <token>".
-func (s *Server) httpHandler() http.Handler {
-	m := admin.New(s.cfg.NodeID, s.reg, s.cfg.AdminToken, func() (bool, any) {
-		leader, _ := s.raft.raft.LeaderWithID()
-		st := s.fsm.Current()
-		switch {
-		case leader == "":
-			return false, map[string]string{"status": "no leader known"}
-		case !st.Initialized():
-			return false, map[string]string{"status": "cluster not initialized"}
-		}
-		return true, map[string]any{"status": "ready", "leader": s.leaderGRPC(), "is_leader": s.raft.raft.State() == raft.Leader}
-	})
+func (s *Server) routes(m *admin.Mux) {
 	m.API("/api/v1/slots", func(w http.ResponseWriter, r *http.Request) {
 		st := s.fsm.Current()
 		type row struct {
@@ -64,5 +53,18 @@ func (s *Server) httpHandler() http.Handler {
 		}
 		admin.WriteJSON(w, http.StatusOK, map[string]any{"cluster_id": st.ClusterID, "members": members, "meta": s.metaPeers()})
 	})
-	return m
+}
+
+// readyState is /readyz: ready once this node knows a leader and the
+// cluster is initialized.
+func (s *Server) readyState() (bool, any) {
+	leader, _ := s.raft.raft.LeaderWithID()
+	st := s.fsm.Current()
+	switch {
+	case leader == "":
+		return false, map[string]string{"status": "no leader known"}
+	case !st.Initialized():
+		return false, map[string]string{"status": "cluster not initialized"}
+	}
+	return true, map[string]any{"status": "ready", "leader": s.leaderGRPC(), "is_leader": s.raft.raft.State() == raft.Leader}
 }

@@ -78,7 +78,7 @@ func (s *Server) leaderLoop(ctx context.Context) {
 	var lastArrange time.Time
 	for {
 		st, changed := s.fsm.Watch()
-		pool := s.agent.Changed()
+		pool := s.Agent().Changed()
 		voters := s.reconcileVoters(ctx)
 		s.reconcileMembers(live, st, voters)
 		if now := s.clock.Now(); now.Sub(lastArrange) >= s.cfg.ArrangeInterval {
@@ -156,7 +156,7 @@ func (s *Server) reconcileVoters(ctx context.Context) []raft.ServerID {
 		}
 	}
 	r := s.raft.raft
-	for _, m := range s.agent.Members() {
+	for _, m := range s.Agent().Members() {
 		if m.Meta.Role != cluster.RoleMeta || m.Meta.Raft == "" || m.ID == s.cfg.NodeID {
 			continue
 		}
@@ -197,7 +197,7 @@ func (s *Server) reconcileVoters(ctx context.Context) []raft.ServerID {
 
 // caughtUp asks a peer for its commit index and compares it with ours.
 func (s *Server) caughtUp(ctx context.Context, addr string) bool {
-	conn, err := s.pool.Get(addr)
+	conn, err := s.Pool().Get(addr)
 	if err != nil {
 		return false
 	}
@@ -218,7 +218,7 @@ func (s *Server) poolHasQuorum(voters []raft.ServerID) bool {
 		return false
 	}
 	alive := map[string]bool{s.cfg.NodeID: true}
-	for _, m := range s.agent.Members() {
+	for _, m := range s.Agent().Members() {
 		if m.Meta.Role == cluster.RoleMeta && m.State == cluster.StateAlive {
 			alive[m.ID] = true
 		}
@@ -235,7 +235,7 @@ func (s *Server) poolHasQuorum(voters []raft.ServerID) bool {
 // reconcileMembers applies the liveness plan. Removals wait while this
 // node's pool view lacks a quorum of voters.
 func (s *Server) reconcileMembers(live *liveness, st *State, voters []raft.ServerID) {
-	upserts, removes := live.plan(s.clock.Now(), s.agent.Members(), st.Members)
+	upserts, removes := live.plan(s.clock.Now(), s.Agent().Members(), st.Members)
 	if len(removes) > 0 && !s.poolHasQuorum(voters) {
 		s.logger.Warn("not removing members: this leader sees too few meta voters in the gossip pool", "pending", removes)
 		removes = nil

@@ -22,10 +22,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
-	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/hashicorp/raft"
 	"github.com/prometheus/client_golang/prometheus"
@@ -35,13 +32,14 @@ import (
 	"github.com/strata-registry/strata/internal/admin"
 	"github.com/strata-registry/strata/internal/clock"
 	"github.com/strata-registry/strata/internal/cluster"
-	"github.com/strata-registry/strata/internal/obs"
-	"github.com/strata-registry/strata/internal/rpc"
+	"github.com/strata-registry/strata/internal/node"
 	registryv1 "github.com/strata-registry/strata/pkg/proto/registry/v1"
 )
 
-// Server is one meta node.
+// Server is one meta node. The embedded node.Node is its runtime (gossip,
+// servers, lifecycle): Ready, Kill and the address accessors are its.
 type Server struct {
+	*node.Node
 	cfg    Config
 	deps   Deps
 	logger *slog.Logger
@@ -49,18 +47,20 @@ type Server struct {
 	reg    *prometheus.Registry
 	fsm    *fsm
 
-	grpcAddr, httpAddr, raftAddr string
+	raftAddr string
 
-	ready chan struct{}
 	// arrange is signalled (never blocking) when sync status may have
 	// changed, so the leader runs the arranger without waiting for a tick.
 	arrange chan struct{}
 
-	// Set in Run before ready closes, read-only after.
-	raft  *raftNode
-	agent *cluster.Agent
+	// Set in Start, read-only after.
+	raft *raftNode
+	// existing is whether Raft found state on disk (such a node never
+	// bootstraps); notify carries Raft's leadership changes.
+	existing bool
+	notify   chan bool
 
-	// stopping is closed when Run begins to stop, ending watch streams.
+	// stopping is closed when the node begins to stop, ending watch streams.
 	stopping chan struct{}
 
 	// leaderReady is true while this node leads and has applied everything
@@ -69,10 +69,6 @@ type Server struct {
 
 	metrics *collector
 	loads   *sessionLoads
-	// pool holds connections to other meta nodes (forwarding, bootstrap).
-	pool   *rpc.Pool
-	killed chan struct{}
-	kill   sync.Once
 }
 
 // New validates cfg and deps. It starts nothing; Run does.
@@ -83,27 +79,21 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if err := deps.validate(); err != nil {
 		return nil, err
 	}
-	logger := obs.Or(deps.Logger)
-	reg := deps.Registry
-	if reg == nil {
-		reg = prometheus.NewRegistry()
-	}
 	s := &Server{
 		cfg:      cfg,
 		deps:     deps,
-		logger:   logger,
-		clock:    clock.Or(deps.Clock),
-		reg:      reg,
 		fsm:      newFSM(),
-		grpcAddr: advertised(cfg.GRPCAdvertise, deps.GRPCListener),
-		httpAddr: advertised(cfg.HTTPAdvertise, deps.HTTPListener),
 		raftAddr: advertised(cfg.RaftAdvertise, deps.RaftListener),
-		ready:    make(chan struct{}),
 		arrange:  make(chan struct{}, 1),
 		loads:    newSessionLoads(),
-		killed:   make(chan struct{}),
 		stopping: make(chan struct{}),
+		notify:   make(chan bool, 16),
 	}
+	n, err := node.New(cfg.Config, node.Spec{Role: cluster.RoleMeta, PoolSize: 8, Ready: s.readyState}, deps.Deps)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadConfig, err)
+	}
+	s.Node, s.logger, s.clock, s.reg = n, n.Logger(), n.Clock(), n.Registry()
 	return s, nil
 }
 
@@ -114,20 +104,8 @@ func advertised(addr string, ln net.Listener) string {
 	return ln.Addr().String()
 }
 
-// Ready is closed once Raft, gossip, gRPC and HTTP are all up.
-func (s *Server) Ready() <-chan struct{} { return s.ready }
-
-// GRPCAddr, HTTPAddr, RaftAddr return the advertised addresses.
-func (s *Server) GRPCAddr() string { return s.grpcAddr }
-
-// HTTPAddr returns the advertised admin HTTP address.
-func (s *Server) HTTPAddr() string { return s.httpAddr }
-
 // RaftAddr returns the advertised Raft address.
 func (s *Server) RaftAddr() string { return s.raftAddr }
-
-// GossipAddr returns the gossip address other nodes join; valid after Ready.
-func (s *Server) GossipAddr() string { return s.agent.Addr() }
 
 // State returns this node's replica of the state; callers must not modify it.
 func (s *Server) State() *State { return s.fsm.Current() }
@@ -135,144 +113,81 @@ func (s *Server) State() *State { return s.fsm.Current() }
 // IsLeader reports whether this node is the Raft leader; false before Ready.
 func (s *Server) IsLeader() bool {
 	select {
-	case <-s.ready:
+	case <-s.Ready():
 		return s.raft.raft.State() == raft.Leader
 	default:
 		return false
 	}
 }
 
-// Kill makes Run return as a crash would: no graceful leave from the pool
-// and no leadership transfer. Tests use it to simulate a failed node.
-func (s *Server) Kill() { s.kill.Do(func() { close(s.killed) }) }
-
 // Run starts the node and blocks until ctx ends (or Kill), then stops
 // everything it started and returns. It returns early with an error if a
 // part fails to start.
-func (s *Server) Run(ctx context.Context) (err error) {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+func (s *Server) Run(ctx context.Context) error { return s.Node.Run(ctx, (*lifecycle)(s)) }
 
-	notify := make(chan bool, 16)
-	rn, existing, err := openRaft(s.cfg, s.fsm, s.deps.RaftListener, s.raftAddr, notify, s.logger)
+// lifecycle is the Server as the node runtime sees it (node.Role).
+type lifecycle Server
+
+// Start opens Raft, which decides what the node announces: a node with
+// Raft state on disk never bootstraps, so it announces no expectation.
+func (r *lifecycle) Start() (cluster.Meta, error) {
+	s := (*Server)(r)
+	rn, existing, err := openRaft(s.cfg, s.fsm, s.deps.RaftListener, s.raftAddr, s.notify, s.logger)
 	if err != nil {
-		closeAll(s.deps.GRPCListener, s.deps.HTTPListener)
-		return err
+		return cluster.Meta{}, err
 	}
-	s.raft = rn
-	defer func() {
-		if cerr := rn.close(); cerr != nil {
-			err = errors.Join(err, fmt.Errorf("meta: stop raft: %w", cerr))
-		}
-	}()
-
-	expect := s.cfg.BootstrapExpect
-	if existing {
-		expect = 0
+	s.raft, s.existing = rn, existing
+	s.metrics = newCollector(s)
+	if err := s.reg.Register(s.metrics); err != nil {
+		return cluster.Meta{}, errors.Join(fmt.Errorf("meta: register metrics: %w", err), rn.close())
 	}
-	agent, err := cluster.New(cluster.Config{
-		NodeID:        s.cfg.NodeID,
-		BindAddr:      s.cfg.GossipBind,
-		BindPort:      s.cfg.GossipPort,
-		AdvertiseAddr: s.cfg.GossipAdvertise,
-		Join:          s.cfg.Join,
-		Profile:       s.cfg.GossipProfile,
-		RetryJoin:     s.cfg.ReconcileInterval,
-		Meta: cluster.Meta{
-			Role: cluster.RoleMeta, GRPC: s.grpcAddr, HTTP: s.httpAddr, Raft: s.raftAddr,
-			Zone: s.cfg.Zone, Expect: expect,
-		},
-	}, s.logger.With("component", "gossip"), s.clock)
-	if err != nil {
-		closeAll(s.deps.GRPCListener, s.deps.HTTPListener)
-		return err
-	}
-	s.agent = agent
-
-	gs, err := s.grpcServer()
-	if err != nil {
-		agent.Kill()
-		closeAll(s.deps.GRPCListener, s.deps.HTTPListener)
-		return err
-	}
-	s.pool = rpc.NewPool(s.cfg.TLS, 8)
-	defer s.pool.Close()
-	hs := &http.Server{Handler: s.httpHandler(), ReadHeaderTimeout: 5 * time.Second}
-	if err := s.registerMetrics(); err != nil {
-		agent.Kill()
-		closeAll(s.deps.GRPCListener, s.deps.HTTPListener)
-		return err
-	}
-	defer s.unregisterMetrics()
-
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error {
-		select {
-		case <-s.killed:
-			cancel()
-		case <-gctx.Done():
-		}
-		return nil
-	})
-	g.Go(func() error {
-		// Gossip outlives gctx slightly: leave only on a graceful stop.
-		<-gctx.Done()
-		select {
-		case <-s.killed:
-			agent.Kill()
-		default:
-			// A graceful stop hands leadership over first, so the cluster
-			// does not sit out an election timeout.
-			s.transferIfLeader()
-			if s.cfg.LeaveOnShutdown {
-				agent.Leave()
-			} else {
-				agent.Kill()
-			}
-		}
-		return nil
-	})
-	g.Go(func() error { return agent.JoinLoop(gctx) })
-	g.Go(func() error { return rpc.Serve(gs, s.deps.GRPCListener) })
-	g.Go(func() error {
-		<-gctx.Done()
-		close(s.stopping)
-		rpc.Stop(gs, 2*time.Second)
-		return nil
-	})
-	g.Go(func() error { return admin.Serve(hs, s.deps.HTTPListener) })
-	g.Go(func() error {
-		<-gctx.Done()
-		admin.Shutdown(hs, 2*time.Second)
-		return nil
-	})
-	if expect > 0 {
-		g.Go(func() error { return s.bootstrapLoop(gctx, expect) })
-	}
-	g.Go(func() error { return s.leadershipLoop(gctx, notify) })
-
-	close(s.ready)
-	s.logger.Info("meta node started", "grpc", s.grpcAddr, "http", s.httpAddr, "raft", s.raftAddr,
-		"gossip", agent.Addr(), "bootstrap_expect", expect, "existing_state", existing)
-	err = g.Wait()
-	s.logger.Info("meta node stopped")
-	return err
+	return cluster.Meta{GRPC: s.GRPCAddr(), HTTP: s.HTTPAddr(), Raft: s.raftAddr, Zone: s.cfg.Zone, Expect: s.expect()}, nil
 }
 
-func (s *Server) grpcServer() (*grpc.Server, error) {
-	opts, err := rpc.ServerOptions(s.cfg.TLS)
-	if err != nil {
-		return nil, fmt.Errorf("meta: %w", err)
+// expect is the bootstrap expectation this node acts on and announces.
+func (s *Server) expect() int {
+	if s.existing {
+		return 0
 	}
-	gs := grpc.NewServer(opts...)
+	return s.cfg.BootstrapExpect
+}
+
+// Serve registers MetaService and the admin routes.
+func (r *lifecycle) Serve(gs *grpc.Server, mux *admin.Mux) {
+	s := (*Server)(r)
 	registryv1.RegisterMetaServiceServer(gs, &service{s: s})
-	return gs, nil
+	s.routes(mux)
 }
 
-func closeAll(lns ...net.Listener) {
-	for _, ln := range lns {
-		_ = ln.Close()
+// Run starts bootstrap (for a new cluster) and the leadership loop.
+func (r *lifecycle) Run(ctx context.Context, g *errgroup.Group) {
+	s := (*Server)(r)
+	if expect := s.expect(); expect > 0 {
+		g.Go(func() error { return s.bootstrapLoop(ctx, expect) })
 	}
+	g.Go(func() error { return s.leadershipLoop(ctx, s.notify) })
+	s.logger.Info("meta node starting its loops", "bootstrap_expect", s.expect(), "existing_state", s.existing)
+}
+
+// Stop ends the slot table watches and, on a graceful stop, hands
+// leadership over first, so the cluster does not sit out an election
+// timeout.
+func (r *lifecycle) Stop(graceful bool) {
+	s := (*Server)(r)
+	close(s.stopping)
+	if graceful {
+		s.transferIfLeader()
+	}
+}
+
+// Close stops Raft and its stores.
+func (r *lifecycle) Close() error {
+	s := (*Server)(r)
+	s.reg.Unregister(s.metrics)
+	if err := s.raft.close(); err != nil {
+		return fmt.Errorf("meta: stop raft: %w", err)
+	}
+	return nil
 }
 
 // transferIfLeader hands leadership over before a graceful leave, so the

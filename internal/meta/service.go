@@ -63,7 +63,7 @@ func (s *Server) register(m Member) error {
 	replace := false
 	if exists && (old.GRPC != m.GRPC || old.Role != m.Role) {
 		// The pool is the authority on where a node lives now.
-		for _, p := range s.agent.Members() {
+		for _, p := range s.Agent().Members() {
 			if p.ID == m.ID && p.State == cluster.StateAlive && p.Meta.GRPC == m.GRPC && p.Meta.Role == m.Role {
 				replace = true
 			}
@@ -253,7 +253,7 @@ func (s *Server) metaPeers() []*registryv1.MetaPeer {
 	}
 	_, leader := s.raft.raft.LeaderWithID()
 	pool := map[string]cluster.Member{}
-	for _, m := range s.agent.Members() {
+	for _, m := range s.Agent().Members() {
 		if m.Meta.Role == cluster.RoleMeta {
 			pool[m.ID] = m
 		}
@@ -268,7 +268,7 @@ func (s *Server) metaPeers() []*registryv1.MetaPeer {
 			p.GrpcAddress, p.HttpAddress = m.Meta.GRPC, m.Meta.HTTP
 		}
 		if string(srv.ID) == s.cfg.NodeID {
-			p.GrpcAddress, p.HttpAddress = s.grpcAddr, s.httpAddr
+			p.GrpcAddress, p.HttpAddress = s.GRPCAddr(), s.HTTPAddr()
 		}
 		out = append(out, p)
 	}
@@ -303,7 +303,7 @@ func forward[R any](ctx context.Context, s *Server, call func(registryv1.MetaSer
 		_ = grpc.SetHeader(ctx, metadata.Pairs(leaderKey, leader))
 		return resp, true, toStatus(&NotLeaderError{Leader: leader})
 	}
-	conn, err := s.pool.Get(leader)
+	conn, err := s.Pool().Get(leader)
 	if err != nil {
 		return resp, true, toStatus(&NotLeaderError{Leader: leader})
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/strata-registry/strata/internal/cluster"
 	"github.com/strata-registry/strata/internal/meta"
+	"github.com/strata-registry/strata/internal/node"
 	"github.com/strata-registry/strata/internal/testcluster"
 	registryv1 "github.com/strata-registry/strata/pkg/proto/registry/v1"
 )
@@ -118,7 +119,7 @@ func TestMeta_BadInput_ClearStatus_ChangesNothing(t *testing.T) {
 }
 
 func TestMeta_New_RejectsBadConfig(t *testing.T) {
-	deps := meta.Deps{GRPCListener: testcluster.Listen(t), HTTPListener: testcluster.Listen(t), RaftListener: testcluster.Listen(t)}
+	deps := meta.Deps{Deps: node.Deps{GRPCListener: testcluster.Listen(t), HTTPListener: testcluster.Listen(t)}, RaftListener: testcluster.Listen(t)}
 	t.Cleanup(func() { _ = deps.GRPCListener.Close(); _ = deps.HTTPListener.Close(); _ = deps.RaftListener.Close() })
 	base := meta.TestConfig()
 	base.NodeID = "m"

@@ -3,34 +3,18 @@ package session
 import (
 	"errors"
 	"fmt"
-	"log/slog"
-	"net"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/strata-registry/strata/internal/clock"
+	"github.com/strata-registry/strata/internal/cluster"
+	"github.com/strata-registry/strata/internal/node"
 	"github.com/strata-registry/strata/internal/push"
-	"github.com/strata-registry/strata/internal/tlsconf"
 )
 
-// Config is a session node's settings: plain data, filled from flags.
+// Config is a session node's settings: plain data, filled from flags. The
+// fields every role has (node id, zone, meta addresses, gossip, TLS, admin
+// token) are node.Config's.
 type Config struct {
-	NodeID string
-	Zone   string
-	// MetaAddrs are meta gRPC addresses (any subset).
-	MetaAddrs []string
-
-	GRPCAdvertise string
-	HTTPAdvertise string
-
-	GossipBind      string
-	GossipPort      int
-	GossipAdvertise string
-	GossipProfile   string
-	Join            []string
-	// LeaveOnShutdown leaves the pool on a graceful stop.
-	LeaveOnShutdown bool
+	node.Config
 
 	// HeartbeatInterval is how often the node reports its client count.
 	HeartbeatInterval time.Duration
@@ -56,8 +40,6 @@ type Config struct {
 	SendQueue     int
 	// ForwardBatch bounds the publishers in one write to a slot leader.
 	ForwardBatch int
-	// CallTimeout bounds one call to meta or a data node.
-	CallTimeout time.Duration
 	// Connection balance (balance.go): every BalanceInterval (0: off), a
 	// session holding more than BalanceTolerance times the mean client
 	// count redirects clients down to the mean, at most BalanceMaxMoves a
@@ -68,21 +50,16 @@ type Config struct {
 	// Push configures the push engine.
 	Push push.Config
 
-	// TLS secures gRPC (served and dialed); off when empty.
-	TLS tlsconf.Config
 	// ClientToken, when set, must be presented in every client's Hello.
 	ClientToken string
-	// AdminToken guards /api and /debug on the admin HTTP server.
-	AdminToken string
 }
 
 // DefaultConfig returns production defaults.
 func DefaultConfig() Config {
+	nc := node.DefaultConfig()
+	nc.LeaveOnShutdown = true
 	return Config{
-		GossipBind:          "0.0.0.0",
-		GossipPort:          7946,
-		GossipProfile:       "lan",
-		LeaveOnShutdown:     true,
+		Config:              nc,
 		HeartbeatInterval:   time.Second,
 		RetryInterval:       time.Second,
 		DisconnectGrace:     5 * time.Second,
@@ -94,7 +71,6 @@ func DefaultConfig() Config {
 		MaxPerConn:          100_000,
 		SendQueue:           1024,
 		ForwardBatch:        512,
-		CallTimeout:         5 * time.Second,
 		BalanceInterval:     30 * time.Second,
 		BalanceTolerance:    1.2,
 		BalanceMaxMoves:     50,
@@ -105,16 +81,14 @@ func DefaultConfig() Config {
 // TestConfig returns short timings for in-process tests on loopback.
 func TestConfig() Config {
 	c := DefaultConfig()
-	c.GossipBind = "127.0.0.1"
-	c.GossipPort = 0
-	c.GossipProfile = "local"
+	c.Config = node.TestConfig()
+	c.LeaveOnShutdown = true
 	c.HeartbeatInterval = 50 * time.Millisecond
 	c.RetryInterval = 50 * time.Millisecond
 	c.DisconnectGrace = 500 * time.Millisecond
 	c.ClientHeartbeat = 200 * time.Millisecond
 	c.ClientTimeout = 3 * time.Second
 	c.VersionScanInterval = 200 * time.Millisecond
-	c.CallTimeout = 2 * time.Second
 	c.BalanceInterval = 0 // tests that balance turn it on
 	c.Push = push.TestConfig()
 	return c
@@ -128,21 +102,12 @@ func (c Config) Validate() error {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("%w: %s", ErrBadConfig, fmt.Sprintf(format, args...))
 	}
-	if c.NodeID == "" || len(c.NodeID) > 128 {
-		return bad("node id must be 1..128 bytes, got %q", c.NodeID)
-	}
-	if len(c.MetaAddrs) == 0 {
-		return bad("at least one meta address is required")
-	}
-	for _, a := range c.MetaAddrs {
-		if _, _, err := net.SplitHostPort(a); err != nil {
-			return bad("meta address %q: %v", a, err)
-		}
+	if err := c.Config.Validate(cluster.RoleSession); err != nil {
+		return bad("%v", err)
 	}
 	for name, d := range map[string]time.Duration{
 		"heartbeat interval": c.HeartbeatInterval, "retry interval": c.RetryInterval, "disconnect grace": c.DisconnectGrace,
 		"client heartbeat": c.ClientHeartbeat, "client timeout": c.ClientTimeout, "version scan interval": c.VersionScanInterval,
-		"call timeout": c.CallTimeout,
 	} {
 		if d <= 0 {
 			return bad("%s must be positive, got %v", name, d)
@@ -163,17 +128,9 @@ func (c Config) Validate() error {
 	if err := c.Push.Validate(); err != nil {
 		return bad("%v", err)
 	}
-	if err := c.TLS.Validate(); err != nil {
-		return bad("%v", err)
-	}
 	return nil
 }
 
-// Deps are a session node's live collaborators.
-type Deps struct {
-	Logger       *slog.Logger
-	Registry     *prometheus.Registry
-	Clock        clock.Clock
-	GRPCListener net.Listener
-	HTTPListener net.Listener
-}
+// Deps are a session node's live collaborators (its Clock measures
+// grace periods, timeouts and rates).
+type Deps = node.Deps

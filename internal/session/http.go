@@ -8,10 +8,10 @@ import (
 	"github.com/strata-registry/strata/internal/admin"
 )
 
-// httpHandler serves /healthz, /readyz (a slot table has arrived),
-// /metrics, /api/v1/connections, /api/v1/subscriptions and pprof.
-func (s *Server) httpHandler() http.Handler {
-	m := admin.New(s.cfg.NodeID, s.reg, s.cfg.AdminToken, s.ReadyState)
+// routes adds the session's admin endpoints to what every node serves
+// (/healthz, /readyz: a slot table has arrived, /metrics, pprof):
+// /api/v1/connections and /api/v1/subscriptions.
+func (s *Server) routes(m *admin.Mux) {
 	m.API("/api/v1/connections", func(w http.ResponseWriter, r *http.Request) {
 		type row struct {
 			ID       string `json:"id"`
@@ -43,7 +43,6 @@ func (s *Server) httpHandler() http.Handler {
 		}
 		admin.WriteJSON(w, http.StatusOK, map[string]any{"keys": out})
 	})
-	return m
 }
 
 // metrics are read at scrape time (the push engine registers its own:
@@ -84,7 +83,9 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	g(m.conns, m.s.conns.count())
 	g(m.pubs, m.s.pubs.count())
 	g(m.backlog, m.s.fwd.backlog())
-	g(m.gossip, len(m.s.agent.Members()))
+	if a := m.s.Agent(); a != nil { // nil until gossip starts
+		g(m.gossip, len(a.Members()))
+	}
 	m.s.conns.mu.Lock()
 	var q int64
 	for _, c := range m.s.conns.byID {

@@ -266,7 +266,7 @@ func (f *forwarder) send(ctx context.Context, id slot.ID, b map[pubKey]fwdOp) er
 			req.Deletes = append(req.Deletes, op.del)
 		}
 	}
-	conn, err := f.s.pool.Get(addr)
+	conn, err := f.s.Pool().Get(addr)
 	if err != nil {
 		return err
 	}

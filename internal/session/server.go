@@ -14,8 +14,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -30,36 +28,31 @@ import (
 	"github.com/strata-registry/strata/internal/clock"
 	"github.com/strata-registry/strata/internal/cluster"
 	"github.com/strata-registry/strata/internal/metaclient"
-	"github.com/strata-registry/strata/internal/obs"
+	"github.com/strata-registry/strata/internal/node"
 	"github.com/strata-registry/strata/internal/push"
-	"github.com/strata-registry/strata/internal/rpc"
 	"github.com/strata-registry/strata/internal/slot"
 	registryv1 "github.com/strata-registry/strata/pkg/proto/registry/v1"
 )
 
-// Server is one session node.
+// Server is one session node. The embedded node.Node is its runtime
+// (gossip, servers, lifecycle): Ready, Kill and the address accessors are
+// its.
 type Server struct {
+	*node.Node
 	cfg    Config
-	deps   Deps
 	logger *slog.Logger
 	clock  clock.Clock
 	reg    *prometheus.Registry
 
-	grpcAddr, httpAddr string
 	// proc names this process; it owns the publishers it forwards.
 	proc string
 
-	ready  chan struct{}
-	killed chan struct{}
-	kill   sync.Once
-
 	table atomic.Pointer[tableView]
 
-	// Set in Run before ready closes, read-only after.
-	agent  *cluster.Agent
-	pool   *rpc.Pool
-	meta   *metaclient.Client
-	engine *push.Engine
+	meta *metaclient.Client
+	// engine is set in Start, read-only after.
+	engine  *push.Engine
+	metrics *metrics
 
 	pubs  *publishers
 	conns *conns
@@ -69,7 +62,7 @@ type Server struct {
 	// redirects and balanceRounds count connection balance's work.
 	redirects, balanceRounds atomic.Int64
 	// streams counts the reader and writer goroutines of client streams;
-	// Run waits for them after stopping gRPC.
+	// Close waits for them after gRPC has stopped.
 	streams sync.WaitGroup
 }
 
@@ -79,52 +72,34 @@ type tableView struct {
 	hasher *slot.Hasher
 }
 
+// Fixed flow-control windows: setting them turns off grpc-go's bandwidth
+// estimation, which answers each burst of client data (an ack, a
+// heartbeat) with a PING the client must answer, doubling the frames and
+// syscalls of every push round trip. What clients send is small, so a
+// dynamic window buys nothing here.
+var serverOptions = []grpc.ServerOption{grpc.InitialWindowSize(clientWindowBytes), grpc.InitialConnWindowSize(clientWindowBytes)}
+
 // New validates cfg and deps. It starts nothing; Run does.
 func New(cfg Config, deps Deps) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if deps.GRPCListener == nil || deps.HTTPListener == nil {
-		return nil, fmt.Errorf("%w: gRPC and HTTP listeners are required", ErrBadConfig)
-	}
-	reg := deps.Registry
-	if reg == nil {
-		reg = prometheus.NewRegistry()
-	}
 	s := &Server{
-		cfg: cfg, deps: deps, logger: obs.Or(deps.Logger), clock: clock.Or(deps.Clock), reg: reg,
-		grpcAddr: advertised(cfg.GRPCAdvertise, deps.GRPCListener),
-		httpAddr: advertised(cfg.HTTPAdvertise, deps.HTTPListener),
-		proc:     fmt.Sprintf("%s@%d", cfg.NodeID, time.Now().UnixNano()),
-		ready:    make(chan struct{}),
-		killed:   make(chan struct{}),
-		scanNow:  make(chan struct{}, 1),
+		cfg:     cfg,
+		proc:    fmt.Sprintf("%s@%d", cfg.NodeID, time.Now().UnixNano()),
+		scanNow: make(chan struct{}, 1),
 	}
+	n, err := node.New(cfg.Config, node.Spec{Role: cluster.RoleSession, PoolSize: 1024, ServerOptions: serverOptions, Ready: s.ReadyState}, deps)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadConfig, err)
+	}
+	s.Node, s.logger, s.clock, s.reg = n, n.Logger(), n.Clock(), n.Registry()
+	s.meta = n.Meta()
 	s.pubs = newPublishers()
 	s.conns = newConns()
 	s.fwd = newForwarder(s)
 	return s, nil
 }
-
-func advertised(addr string, ln net.Listener) string {
-	if addr != "" {
-		return addr
-	}
-	return ln.Addr().String()
-}
-
-// Ready is closed once the servers are up (clients are served once a slot
-// table has arrived: /readyz says when).
-func (s *Server) Ready() <-chan struct{} { return s.ready }
-
-// Kill makes Run return as a crash would (no graceful gossip leave).
-func (s *Server) Kill() { s.kill.Do(func() { close(s.killed) }) }
-
-// GRPCAddr returns the advertised gRPC address (clients and data nodes).
-func (s *Server) GRPCAddr() string { return s.grpcAddr }
-
-// HTTPAddr returns the advertised admin HTTP address.
-func (s *Server) HTTPAddr() string { return s.httpAddr }
 
 // Proc returns this process's id, the owner of its publishers.
 func (s *Server) Proc() string { return s.proc }
@@ -140,101 +115,59 @@ func (s *Server) ReadyState() (bool, any) {
 
 // Run starts the node, blocks until ctx ends (or Kill), then stops
 // everything it started and returns.
-func (s *Server) Run(ctx context.Context) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	closeListeners := func() { _ = s.deps.GRPCListener.Close(); _ = s.deps.HTTPListener.Close() }
-	s.pool = rpc.NewPool(s.cfg.TLS, 1024)
-	defer s.pool.Close()
-	mc, err := metaclient.New(s.cfg.MetaAddrs, s.pool, s.cfg.CallTimeout, s.logger)
-	if err != nil {
-		closeListeners()
-		return err
-	}
-	s.meta = mc
+func (s *Server) Run(ctx context.Context) error { return s.Node.Run(ctx, (*lifecycle)(s)) }
+
+// lifecycle is the Server as the node runtime sees it (node.Role).
+type lifecycle Server
+
+// Start creates the push engine and registers the metrics.
+func (r *lifecycle) Start() (cluster.Meta, error) {
+	s := (*Server)(r)
 	engine, err := push.New(s.cfg.Push, push.Deps{Fetcher: s, Clock: s.clock, Logger: s.logger.With("component", "push"), Registerer: s.reg})
 	if err != nil {
-		closeListeners()
-		return err
+		return cluster.Meta{}, err
 	}
 	s.engine = engine
-	opts, err := rpc.ServerOptions(s.cfg.TLS)
-	if err != nil {
-		closeListeners()
-		return fmt.Errorf("session: %w", err)
+	s.metrics = newMetrics(s)
+	if err := s.reg.Register(s.metrics); err != nil {
+		return cluster.Meta{}, fmt.Errorf("session: register metrics: %w", err)
 	}
-	// Fixed flow-control windows: setting them turns off grpc-go's
-	// bandwidth estimation, which answers each burst of client data (an
-	// ack, a heartbeat) with a PING the client must answer, doubling the
-	// frames and syscalls of every push round trip. What clients send is
-	// small, so a dynamic window buys nothing here.
-	opts = append(opts, grpc.InitialWindowSize(clientWindowBytes), grpc.InitialConnWindowSize(clientWindowBytes))
-	agent, err := cluster.New(cluster.Config{
-		NodeID: s.cfg.NodeID, BindAddr: s.cfg.GossipBind, BindPort: s.cfg.GossipPort, AdvertiseAddr: s.cfg.GossipAdvertise,
-		Join: s.cfg.Join, Profile: s.cfg.GossipProfile, RetryJoin: s.cfg.RetryInterval,
-		Meta: cluster.Meta{Role: cluster.RoleSession, GRPC: s.grpcAddr, HTTP: s.httpAddr, Zone: s.cfg.Zone, Proc: s.proc},
-	}, s.logger.With("component", "gossip"), s.clock)
-	if err != nil {
-		closeListeners()
-		return err
-	}
-	s.agent = agent
-	metrics := newMetrics(s)
-	if err := s.reg.Register(metrics); err != nil {
-		agent.Kill()
-		closeListeners()
-		return fmt.Errorf("session: register metrics: %w", err)
-	}
-	defer s.reg.Unregister(metrics)
+	return cluster.Meta{GRPC: s.GRPCAddr(), HTTP: s.HTTPAddr(), Zone: s.cfg.Zone, Proc: s.proc}, nil
+}
 
-	gs := grpc.NewServer(opts...)
+// Serve registers SessionService (clients), SessionSyncService (data
+// nodes) and the admin routes.
+func (r *lifecycle) Serve(gs *grpc.Server, mux *admin.Mux) {
+	s := (*Server)(r)
 	registryv1.RegisterSessionServiceServer(gs, &clientService{s: s})
 	registryv1.RegisterSessionSyncServiceServer(gs, &syncService{s: s})
-	hs := &http.Server{Handler: s.httpHandler(), ReadHeaderTimeout: 5 * time.Second}
+	s.routes(mux)
+}
 
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error {
-		select {
-		case <-s.killed:
-			cancel()
-		case <-gctx.Done():
-		}
-		return nil
-	})
-	g.Go(func() error { return agent.JoinLoop(gctx) })
-	g.Go(func() error { return engine.Run(gctx) })
-	g.Go(func() error { return rpc.Serve(gs, s.deps.GRPCListener) })
-	g.Go(func() error { return admin.Serve(hs, s.deps.HTTPListener) })
-	g.Go(func() error { return s.meta.WatchTable(gctx, s.cfg.RetryInterval, s.applyTable) })
-	g.Go(func() error { return s.heartbeatLoop(gctx) })
-	g.Go(func() error { return s.noticeLoop(gctx) })
-	g.Go(func() error { return s.fwd.run(gctx) })
-	g.Go(func() error { return s.scanLoop(gctx) })
-	g.Go(func() error { return s.graceLoop(gctx) })
-	g.Go(func() error { return s.balanceLoop(gctx) })
-	g.Go(func() error {
-		<-gctx.Done()
-		s.conns.closeAll("session shutting down")
-		rpc.Stop(gs, 2*time.Second)
-		admin.Shutdown(hs, 2*time.Second)
-		select {
-		case <-s.killed:
-			agent.Kill()
-		default:
-			if s.cfg.LeaveOnShutdown {
-				agent.Leave()
-			} else {
-				agent.Kill()
-			}
-		}
-		return nil
-	})
-	close(s.ready)
-	s.logger.Info("session node started", "grpc", s.grpcAddr, "http", s.httpAddr, "gossip", agent.Addr(), "proc", s.proc)
-	err = g.Wait()
+// Run starts the push engine and the loops.
+func (r *lifecycle) Run(ctx context.Context, g *errgroup.Group) {
+	s := (*Server)(r)
+	g.Go(func() error { return s.engine.Run(ctx) })
+	g.Go(func() error { return s.meta.WatchTable(ctx, s.cfg.RetryInterval, s.applyTable) })
+	g.Go(func() error { return s.heartbeatLoop(ctx) })
+	g.Go(func() error { return s.noticeLoop(ctx) })
+	g.Go(func() error { return s.fwd.run(ctx) })
+	g.Go(func() error { return s.scanLoop(ctx) })
+	g.Go(func() error { return s.graceLoop(ctx) })
+	g.Go(func() error { return s.balanceLoop(ctx) })
+}
+
+// Stop ends every client stream before the servers stop.
+func (r *lifecycle) Stop(bool) { (*Server)(r).conns.closeAll("session shutting down") }
+
+// Close waits for the client streams' goroutines.
+func (r *lifecycle) Close() error {
+	s := (*Server)(r)
 	s.streams.Wait()
-	s.logger.Info("session node stopped")
-	return err
+	if s.metrics != nil {
+		s.reg.Unregister(s.metrics)
+	}
+	return nil
 }
 
 // applyTable takes a new slot table (in epoch order) and wakes the
@@ -275,7 +208,7 @@ func (s *Server) dataAddr(id slot.NodeID) string {
 	if id == "" {
 		return ""
 	}
-	for _, m := range s.agent.Members() {
+	for _, m := range s.Agent().Members() {
 		if m.ID == string(id) && m.Meta.Role == cluster.RoleData && m.State == cluster.StateAlive {
 			return m.Meta.GRPC
 		}
@@ -294,7 +227,7 @@ func (s *Server) Fetch(ctx context.Context, key string) (*registryv1.Datum, erro
 	if addr == "" {
 		return nil, status.Error(codes.Unavailable, "session: the slot has no live leader")
 	}
-	conn, err := s.pool.Get(addr)
+	conn, err := s.Pool().Get(addr)
 	if err != nil {
 		return nil, err
 	}
@@ -311,7 +244,7 @@ func (s *Server) Fetch(ctx context.Context, key string) (*registryv1.Datum, erro
 // heartbeatLoop keeps this node registered with meta, reporting its
 // client count (meta lists sessions lightest first).
 func (s *Server) heartbeatLoop(ctx context.Context) error {
-	node := &registryv1.Node{Id: s.cfg.NodeID, Role: registryv1.Role_ROLE_SESSION, GrpcAddress: s.grpcAddr, HttpAddress: s.httpAddr, Zone: s.cfg.Zone, Proc: s.proc}
+	node := &registryv1.Node{Id: s.cfg.NodeID, Role: registryv1.Role_ROLE_SESSION, GrpcAddress: s.GRPCAddr(), HttpAddress: s.HTTPAddr(), Zone: s.cfg.Zone, Proc: s.proc}
 	return s.meta.Membership(ctx, s.clock, s.cfg.HeartbeatInterval, node, func(req *registryv1.HeartbeatRequest) {
 		req.ClientCount = uint32(s.conns.count())
 	})
@@ -328,7 +261,7 @@ func (s *Server) noticeLoop(ctx context.Context) error {
 	t := s.clock.NewTicker(s.cfg.RetryInterval)
 	defer t.Stop()
 	for {
-		for _, m := range s.agent.Members() {
+		for _, m := range s.Agent().Members() {
 			if m.Meta.Role != cluster.RoleData || m.State != cluster.StateAlive || m.Meta.GRPC == "" {
 				continue
 			}
@@ -359,7 +292,7 @@ func (s *Server) noticeLoop(ctx context.Context) error {
 
 // watchData follows one data node's change stream until it breaks.
 func (s *Server) watchData(ctx context.Context, addr string) {
-	conn, err := s.pool.Get(addr)
+	conn, err := s.Pool().Get(addr)
 	if err != nil {
 		return
 	}
@@ -424,7 +357,7 @@ func (s *Server) scanLoop(ctx context.Context) error {
 			}
 		}
 		for addr, keys := range byAddr {
-			conn, err := s.pool.Get(addr)
+			conn, err := s.Pool().Get(addr)
 			if err != nil {
 				continue
 			}

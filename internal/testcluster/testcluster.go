@@ -32,6 +32,7 @@ import (
 
 	"github.com/strata-registry/strata/internal/data"
 	"github.com/strata-registry/strata/internal/meta"
+	"github.com/strata-registry/strata/internal/node"
 	"github.com/strata-registry/strata/internal/rpc"
 	"github.com/strata-registry/strata/internal/session"
 	"github.com/strata-registry/strata/internal/slot"
@@ -172,10 +173,7 @@ func (c *Cluster) startMeta(t testing.TB, n *MetaNode) {
 	cfg.Join = c.gossipSeeds(n)
 	n.Registry = prometheus.NewRegistry()
 	srv, err := meta.New(cfg, meta.Deps{
-		Logger:       logger,
-		Registry:     n.Registry,
-		GRPCListener: Listen(t),
-		HTTPListener: Listen(t),
+		Deps:         node.Deps{Logger: logger, Registry: n.Registry, GRPCListener: Listen(t), HTTPListener: Listen(t)},
 		RaftListener: Listen(t),
 	})
 	if err != nil {

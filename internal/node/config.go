@@ -1,0 +1,182 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/strata-registry/strata/internal/clock"
+	"github.com/strata-registry/strata/internal/cluster"
+	"github.com/strata-registry/strata/internal/tlsconf"
+)
+
+// Config is what every node has, whatever its role: plain data, filled
+// from flags. The role configs (meta.Config, data.Config, session.Config)
+// embed it, so its fields read as theirs (cfg.NodeID).
+type Config struct {
+	// NodeID names the node in the gossip pool, the member list and the
+	// slot table (and, for meta nodes, in Raft).
+	NodeID string
+	// Zone (availability zone or rack) is announced to the cluster.
+	Zone string
+	// MetaAddrs are meta gRPC addresses (any subset; the rest is learned).
+	// Data and session nodes need at least one; meta nodes ignore it.
+	MetaAddrs []string
+
+	// GRPCAdvertise and HTTPAdvertise are the addresses other nodes use;
+	// empty means the bound listener's address.
+	GRPCAdvertise string
+	HTTPAdvertise string
+
+	// GossipBind and GossipPort are where memberlist listens (port 0 picks
+	// one); GossipAdvertise is the address others use (an IP), when it
+	// differs from the bound one.
+	GossipBind      string
+	GossipPort      int
+	GossipAdvertise string
+	// GossipProfile picks memberlist's timings: "lan" (production) or
+	// "local" (fast, for tests on loopback).
+	GossipProfile string
+	// Join lists gossip seeds (host:port) of any role.
+	Join []string
+	// JoinRetry is the pause between attempts to reach the seeds, and
+	// between rounds of reconnecting to members believed dead.
+	JoinRetry time.Duration
+	// CallTimeout bounds one call to meta or another node.
+	CallTimeout time.Duration
+	// LeaveOnShutdown leaves the pool on a graceful stop (others see the
+	// node "left" at once rather than "dead" after their probes fail).
+	LeaveOnShutdown bool
+
+	// TLS secures gRPC (served and dialed); off when empty.
+	TLS tlsconf.Config
+	// AdminToken, when set, is required as a bearer token on the admin
+	// HTTP API and pprof (health, readiness and metrics stay open).
+	AdminToken string
+}
+
+// DefaultConfig returns the production defaults of the shared fields.
+func DefaultConfig() Config {
+	return Config{
+		GossipBind:    "0.0.0.0",
+		GossipPort:    7946,
+		GossipProfile: "lan",
+		JoinRetry:     time.Second,
+		CallTimeout:   5 * time.Second,
+	}
+}
+
+// TestConfig returns the shared fields for in-process tests on loopback:
+// gossip on 127.0.0.1 with a port picked at bind time, fast timings.
+func TestConfig() Config {
+	c := DefaultConfig()
+	c.GossipBind = "127.0.0.1"
+	c.GossipPort = 0
+	c.GossipProfile = "local"
+	c.JoinRetry = 50 * time.Millisecond
+	c.CallTimeout = 2 * time.Second
+	return c
+}
+
+// MaxNodeIDBytes bounds a node id.
+const MaxNodeIDBytes = 128
+
+// ValidNodeID accepts 1..128 bytes of printable UTF-8 without spaces or
+// slashes (a node id is a path segment of its certificate's identity).
+func ValidNodeID(id string) error {
+	if id == "" {
+		return errors.New("empty node id")
+	}
+	if len(id) > MaxNodeIDBytes {
+		return fmt.Errorf("node id is %d bytes, at most %d allowed", len(id), MaxNodeIDBytes)
+	}
+	if !utf8.ValidString(id) {
+		return errors.New("node id is not valid UTF-8")
+	}
+	for _, r := range id {
+		if !unicode.IsPrint(r) || unicode.IsSpace(r) || r == '/' {
+			return fmt.Errorf("node id %q has a space, a slash or a control character", id)
+		}
+	}
+	return nil
+}
+
+// Validate checks the shared fields for a node of role. Errors name the
+// field; the role wraps them in its own ErrBadConfig.
+func (c Config) Validate(role cluster.Role) error {
+	if !role.Valid() {
+		return fmt.Errorf("unknown role %q", role)
+	}
+	if err := ValidNodeID(c.NodeID); err != nil {
+		return fmt.Errorf("node id: %w", err)
+	}
+	if role != cluster.RoleMeta {
+		if len(c.MetaAddrs) == 0 {
+			return errors.New("at least one meta address is required")
+		}
+		for _, a := range c.MetaAddrs {
+			if _, _, err := net.SplitHostPort(a); err != nil {
+				return fmt.Errorf("meta address %q: %v", a, err)
+			}
+		}
+	}
+	for name, a := range map[string]string{"grpc advertise": c.GRPCAdvertise, "http advertise": c.HTTPAdvertise} {
+		if a == "" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			return fmt.Errorf("%s address %q: %v", name, a, err)
+		}
+	}
+	if c.GossipPort < 0 || c.GossipPort > 65535 {
+		return fmt.Errorf("gossip port %d out of range", c.GossipPort)
+	}
+	if c.JoinRetry <= 0 || c.CallTimeout <= 0 {
+		return fmt.Errorf("join retry and call timeout must be positive, got %v and %v", c.JoinRetry, c.CallTimeout)
+	}
+	if err := c.TLS.Validate(); err != nil {
+		return err
+	}
+	return nil
+}
+
+// Deps are the live collaborators every node has. The role Deps are (or
+// embed) it.
+type Deps struct {
+	// Logger should carry a "node" attribute; nil discards.
+	Logger *slog.Logger
+	// Registry receives the node's metrics and serves /metrics; nil makes
+	// a fresh one. Never the global registry.
+	Registry *prometheus.Registry
+	// Clock measures leases, grace periods and intervals; nil is the real
+	// clock.
+	Clock clock.Clock
+	// GRPCListener and HTTPListener are bound by the caller, so tests can
+	// pass 127.0.0.1:0 listeners. The node closes them.
+	GRPCListener net.Listener
+	HTTPListener net.Listener
+}
+
+// Validate checks that the listeners are there.
+func (d Deps) Validate() error {
+	if d.GRPCListener == nil || d.HTTPListener == nil {
+		return errors.New("gRPC and HTTP listeners are required")
+	}
+	return nil
+}
+
+// Close closes the listeners, for a caller whose New failed (the node
+// would have closed them in Run).
+func (d Deps) Close() {
+	for _, ln := range []net.Listener{d.GRPCListener, d.HTTPListener} {
+		if ln != nil {
+			_ = ln.Close()
+		}
+	}
+}

@@ -1,0 +1,81 @@
+package node
+
+import (
+	"io"
+	"net"
+
+	"github.com/spf13/pflag"
+
+	"github.com/strata-registry/strata/internal/cli"
+	"github.com/strata-registry/strata/internal/cluster"
+)
+
+// Options are the command-line settings every node command shares that are
+// not Config: where to listen and how to log. Flags binds them (and the
+// shared Config fields); Build turns them into Deps.
+type Options struct {
+	GRPCAddr      string
+	HTTPAddr      string
+	GossipAddr    string
+	AdvertiseHost string
+	LogLevel      string
+	LogFormat     string
+}
+
+// Ports are a role's default listen addresses.
+type Ports struct {
+	GRPC string // such as ":9622"
+	HTTP string // such as ":9623"
+}
+
+// Flags defines the flags every node command has on f, bound to o and to
+// the shared fields of c (whose current values are the defaults). Data and
+// session nodes also get --meta.
+func (o *Options) Flags(f *pflag.FlagSet, c *Config, role cluster.Role, ports Ports) {
+	f.StringVar(&c.NodeID, "node-id", cli.Hostname(), "unique node name (gossip pool, member list, slot table; meta: Raft)")
+	f.StringVar(&c.Zone, "zone", c.Zone, "zone (availability zone or rack) announced to the cluster")
+	if role != cluster.RoleMeta {
+		if len(c.MetaAddrs) == 0 {
+			c.MetaAddrs = []string{"127.0.0.1:9615"}
+		}
+		f.StringSliceVar(&c.MetaAddrs, "meta", c.MetaAddrs, "meta gRPC addresses, comma separated (any subset)")
+	}
+	f.StringVar(&o.GRPCAddr, "grpc-addr", ports.GRPC, "listen address for gRPC")
+	f.StringVar(&o.HTTPAddr, "http-addr", ports.HTTP, "listen address for admin HTTP (/healthz, /readyz, /metrics, /api/v1, pprof)")
+	f.StringVar(&o.GossipAddr, "gossip-addr", ":7946", "listen address for memberlist gossip (TCP and UDP)")
+	f.StringVar(&o.AdvertiseHost, "advertise-host", "", "host other nodes use to reach this one (default: the bound host, or the hostname when bound on all interfaces)")
+	f.StringSliceVar(&c.Join, "join", c.Join, "gossip seeds to join, host:port, comma separated (any role)")
+	f.BoolVar(&c.LeaveOnShutdown, "leave-on-shutdown", c.LeaveOnShutdown, "leave the gossip pool on a graceful stop")
+	cli.TLSFlags(f, &c.TLS)
+	f.StringVar(&c.AdminToken, "admin-token", c.AdminToken, "bearer token required on /api and /debug (health and metrics stay open)")
+	f.StringVar(&o.LogLevel, "log-level", "info", "debug, info, warn or error")
+	f.StringVar(&o.LogFormat, "log-format", "text", "text or json")
+}
+
+// Build turns the options into Deps for c: a logger writing to w, the gRPC
+// and HTTP listeners bound, and c's gossip and advertise fields set from
+// --gossip-addr and --advertise-host. On error nothing stays bound.
+func (o *Options) Build(w io.Writer, c *Config) (Deps, error) {
+	logger, err := cli.Logger(w, o.LogLevel, o.LogFormat, c.NodeID)
+	if err != nil {
+		return Deps{}, err
+	}
+	if c.GossipBind, c.GossipPort, c.GossipAdvertise, err = cli.Gossip(o.GossipAddr, o.AdvertiseHost); err != nil {
+		return Deps{}, err
+	}
+	d := Deps{Logger: logger}
+	if d.GRPCListener, c.GRPCAdvertise, err = o.Listen("grpc-addr", o.GRPCAddr); err != nil {
+		return Deps{}, err
+	}
+	if d.HTTPListener, c.HTTPAdvertise, err = o.Listen("http-addr", o.HTTPAddr); err != nil {
+		d.Close()
+		return Deps{}, err
+	}
+	return d, nil
+}
+
+// Listen binds addr for the flag named flag and returns the listener with
+// the address other nodes should use (--advertise-host applied).
+func (o *Options) Listen(flag, addr string) (net.Listener, string, error) {
+	return cli.Listen(flag, addr, o.AdvertiseHost)
+}

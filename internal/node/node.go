@@ -1,0 +1,290 @@
+// Package node is the runtime every Strata node shares, whatever its role:
+// the gossip agent, the gRPC and admin HTTP servers on pre-bound
+// listeners, the connection pool to other nodes, and the order in which
+// they start and stop. meta, data and session plug into it as a Role:
+// their services, routes and loops.
+//
+// Run starts, in order:
+//
+//  1. Role.Start: what gossip and the servers need first (meta opens Raft);
+//     it returns the meta this node announces in the pool;
+//  2. gossip (it binds its port; JoinLoop reaches the seeds);
+//  3. the gRPC and HTTP servers, with the role's services and routes;
+//  4. Role.Run's loops;
+//
+// and once its context ends (or Kill), stops in reverse:
+//
+//  1. Role.Stop(graceful): end the role's long-lived streams, hand over
+//     what should be handed over (meta's Raft leadership);
+//  2. the gRPC and HTTP servers (gracefully, then forcibly after a bound);
+//  3. gossip: a graceful stop leaves the pool if LeaveOnShutdown is set, a
+//     Kill (or no LeaveOnShutdown) just stops, as a crash would;
+//  4. waits for every goroutine, then Role.Close releases what Start opened.
+//
+// Files: config.go (Config, Deps), flags.go (the flags every role shares),
+// node.go (the runtime), main.go (signals, for the commands).
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc"
+
+	"github.com/strata-registry/strata/internal/admin"
+	"github.com/strata-registry/strata/internal/clock"
+	"github.com/strata-registry/strata/internal/cluster"
+	"github.com/strata-registry/strata/internal/metaclient"
+	"github.com/strata-registry/strata/internal/obs"
+	"github.com/strata-registry/strata/internal/rpc"
+)
+
+// Role is what a meta, data or session server plugs into its Node. The
+// Node calls each method once, in the order below, from Run's goroutine.
+type Role interface {
+	// Start prepares what gossip and the servers need before they start
+	// and returns the meta to announce in the pool (role and addresses;
+	// the Node fills in nothing). An error aborts Run; Close is not called,
+	// so Start cleans up after itself.
+	Start() (cluster.Meta, error)
+	// Serve registers the role's gRPC services on gs and its admin routes
+	// on mux, before either serves.
+	Serve(gs *grpc.Server, mux *admin.Mux)
+	// Run starts the role's loops in g; each returns when ctx ends. Run
+	// itself must not block.
+	Run(ctx context.Context, g *errgroup.Group)
+	// Stop is called once ctx has ended, before the servers stop: end the
+	// streams the role holds open (watchers, client streams) so the
+	// graceful stop does not wait for them. graceful is false after Kill.
+	Stop(graceful bool)
+	// Close is called after every goroutine has returned, also when Run
+	// fails after Start: release what Start opened.
+	Close() error
+}
+
+// Spec is what a role tells its Node beyond the Config.
+type Spec struct {
+	// Role is announced in the pool and selects the role's validation.
+	Role cluster.Role
+	// PoolSize bounds the client connections kept to other nodes; size it
+	// well above the peers the role talks to.
+	PoolSize int
+	// ServerOptions are added to the gRPC server's (after the shared ones).
+	ServerOptions []grpc.ServerOption
+	// Ready reports readiness for /readyz.
+	Ready admin.ReadyFunc
+}
+
+// stopWait bounds the graceful stop of each server: streams end with
+// their server's context, but a slow peer must not hold shutdown up.
+const stopWait = 2 * time.Second
+
+// Node is one running Strata process of any role.
+type Node struct {
+	cfg    Config
+	spec   Spec
+	deps   Deps
+	logger *slog.Logger
+	clock  clock.Clock
+	reg    *prometheus.Registry
+	pool   *rpc.Pool
+	meta   *metaclient.Client // nil on meta nodes
+
+	grpcAddr, httpAddr string
+
+	ready  chan struct{}
+	killed chan struct{}
+	kill   sync.Once
+
+	// Set in Run before ready closes, read-only after.
+	agent *cluster.Agent
+}
+
+// New checks cfg (for spec.Role) and deps and prepares a node. It starts
+// nothing and binds nothing; Run does. On error the caller still owns the
+// listeners.
+func New(cfg Config, spec Spec, deps Deps) (*Node, error) {
+	if err := cfg.Validate(spec.Role); err != nil {
+		return nil, err
+	}
+	if err := deps.Validate(); err != nil {
+		return nil, err
+	}
+	if spec.PoolSize < 1 {
+		return nil, fmt.Errorf("pool size must be positive, got %d", spec.PoolSize)
+	}
+	if spec.Ready == nil {
+		return nil, fmt.Errorf("a readiness function is required")
+	}
+	reg := deps.Registry
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	n := &Node{
+		cfg:      cfg,
+		spec:     spec,
+		deps:     deps,
+		logger:   obs.Or(deps.Logger),
+		clock:    clock.Or(deps.Clock),
+		reg:      reg,
+		pool:     rpc.NewPool(cfg.TLS, spec.PoolSize),
+		grpcAddr: advertised(cfg.GRPCAdvertise, deps.GRPCListener),
+		httpAddr: advertised(cfg.HTTPAdvertise, deps.HTTPListener),
+		ready:    make(chan struct{}),
+		killed:   make(chan struct{}),
+	}
+	if spec.Role != cluster.RoleMeta {
+		mc, err := metaclient.New(cfg.MetaAddrs, n.pool, cfg.CallTimeout, n.logger)
+		if err != nil {
+			return nil, err
+		}
+		n.meta = mc
+	}
+	return n, nil
+}
+
+func advertised(addr string, ln net.Listener) string {
+	if addr != "" {
+		return addr
+	}
+	return ln.Addr().String()
+}
+
+// Logger returns the node's logger.
+func (n *Node) Logger() *slog.Logger { return n.logger }
+
+// Clock returns the node's clock.
+func (n *Node) Clock() clock.Clock { return n.clock }
+
+// Registry returns the node's metrics registry.
+func (n *Node) Registry() *prometheus.Registry { return n.reg }
+
+// Pool returns the node's connections to other nodes. Valid from New on;
+// closed when Run returns.
+func (n *Node) Pool() *rpc.Pool { return n.pool }
+
+// Meta returns the client of the meta tier (nil on meta nodes).
+func (n *Node) Meta() *metaclient.Client { return n.meta }
+
+// Agent returns the node's gossip agent; valid once Role.Serve is called
+// (after Role.Start), so in the role's services, routes and loops.
+func (n *Node) Agent() *cluster.Agent { return n.agent }
+
+// GRPCAddr returns the advertised gRPC address.
+func (n *Node) GRPCAddr() string { return n.grpcAddr }
+
+// HTTPAddr returns the advertised admin HTTP address.
+func (n *Node) HTTPAddr() string { return n.httpAddr }
+
+// GossipAddr returns the gossip address other nodes join; valid after Ready.
+func (n *Node) GossipAddr() string { return n.agent.Addr() }
+
+// Ready is closed once gossip and both servers are up and the role's loops
+// have started.
+func (n *Node) Ready() <-chan struct{} { return n.ready }
+
+// Kill makes Run return as a crash would: no graceful leave from the pool,
+// and Role.Stop is told so. Tests use it to simulate a failed node.
+func (n *Node) Kill() { n.kill.Do(func() { close(n.killed) }) }
+
+// Run starts the node with its role and blocks until ctx ends (or Kill),
+// then stops everything it started and returns (see the package comment for
+// the order). It returns early with an error if a part fails to start.
+// Call it once.
+func (n *Node) Run(ctx context.Context, role Role) (err error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer n.pool.Close()
+	gm, err := role.Start()
+	if err != nil {
+		n.deps.Close()
+		return err
+	}
+	defer func() {
+		if cerr := role.Close(); cerr != nil {
+			err = errors.Join(err, cerr)
+		}
+	}()
+	gm.Role = n.spec.Role
+	agent, err := cluster.New(cluster.Config{
+		NodeID: n.cfg.NodeID, BindAddr: n.cfg.GossipBind, BindPort: n.cfg.GossipPort, AdvertiseAddr: n.cfg.GossipAdvertise,
+		Join: n.cfg.Join, Profile: n.cfg.GossipProfile, RetryJoin: n.cfg.JoinRetry, Meta: gm,
+	}, n.logger.With("component", "gossip"), n.clock)
+	if err != nil {
+		n.deps.Close()
+		return err
+	}
+	n.agent = agent
+	opts, err := rpc.ServerOptions(n.cfg.TLS)
+	if err != nil {
+		agent.Kill()
+		n.deps.Close()
+		return fmt.Errorf("%s: %w", n.spec.Role, err)
+	}
+	gs := grpc.NewServer(append(opts, n.spec.ServerOptions...)...)
+	mux := admin.New(n.cfg.NodeID, n.reg, n.cfg.AdminToken, n.spec.Ready)
+	role.Serve(gs, mux)
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		select {
+		case <-n.killed:
+			cancel()
+		case <-gctx.Done():
+		}
+		return nil
+	})
+	g.Go(func() error { return agent.JoinLoop(gctx) })
+	g.Go(func() error { return rpc.Serve(gs, n.deps.GRPCListener) })
+	g.Go(func() error { return admin.Serve(hs, n.deps.HTTPListener) })
+	role.Run(gctx, g)
+	g.Go(func() error {
+		<-gctx.Done()
+		n.stop(role, gs, hs)
+		return nil
+	})
+	close(n.ready)
+	// Tests of real processes read the bound addresses from this line.
+	attrs := []any{"grpc", n.grpcAddr, "http", n.httpAddr, "gossip", agent.Addr()}
+	if gm.Raft != "" {
+		attrs = append(attrs, "raft", gm.Raft)
+	}
+	if gm.Proc != "" {
+		attrs = append(attrs, "proc", gm.Proc)
+	}
+	n.logger.Info(string(n.spec.Role)+" node started", attrs...)
+	err = g.Wait()
+	n.logger.Info(string(n.spec.Role) + " node stopped")
+	return err
+}
+
+// stop is the stop order after the context ended: the role's streams, the
+// servers, gossip.
+func (n *Node) stop(role Role, gs *grpc.Server, hs *http.Server) {
+	graceful := true
+	select {
+	case <-n.killed:
+		graceful = false
+	default:
+	}
+	role.Stop(graceful)
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); rpc.Stop(gs, stopWait) }()
+	go func() { defer wg.Done(); admin.Shutdown(hs, stopWait) }()
+	wg.Wait()
+	if graceful && n.cfg.LeaveOnShutdown {
+		n.agent.Leave()
+	} else {
+		n.agent.Kill()
+	}
+}
