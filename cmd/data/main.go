@@ -71,5 +71,5 @@ func run(cmd *cobra.Command, o *options) error {
 		deps.Close()
 		return err
 	}
-	return node.RunUntilSignal(srv.Run)
+	return node.RunUntilSignal(srv.Run, srv.Reload)
 }

@@ -84,5 +84,5 @@ func run(cmd *cobra.Command, o *options) error {
 		return err
 	}
 	// cobra prints a returned error; logging it too would say it twice.
-	return node.RunUntilSignal(srv.Run)
+	return node.RunUntilSignal(srv.Run, srv.Reload)
 }

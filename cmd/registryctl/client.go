@@ -36,7 +36,11 @@ func (g *globals) withMeta(f func(*metaConn) error) error {
 
 // dialMeta prepares calls to the --meta nodes. Nothing is dialed yet.
 func (g *globals) dialMeta() (*metaConn, error) {
-	pool := rpc.NewPool(g.tls, len(g.meta))
+	creds, err := g.adminCreds()
+	if err != nil {
+		return nil, err
+	}
+	pool := rpc.NewPool(creds, len(g.meta))
 	mc, err := metaclient.New(g.meta, pool, g.timeout, nil)
 	if err != nil {
 		pool.Close()
@@ -130,8 +134,8 @@ func (g *globals) httpGet(ctx context.Context, hc *http.Client, url string) (int
 	if err != nil {
 		return 0, nil, err
 	}
-	if g.adminToken != "" {
-		req.Header.Set("Authorization", "Bearer "+g.adminToken)
+	if tok := g.httpToken(); tok != "" {
+		req.Header.Set("Authorization", "Bearer "+tok)
 	}
 	resp, err := hc.Do(req)
 	if err != nil {

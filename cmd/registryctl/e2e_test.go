@@ -17,8 +17,8 @@ import (
 
 	"google.golang.org/grpc/codes"
 
+	"github.com/strata-registry/strata/internal/identity"
 	"github.com/strata-registry/strata/internal/record"
-	"github.com/strata-registry/strata/internal/session"
 	"github.com/strata-registry/strata/internal/testcluster"
 )
 
@@ -50,11 +50,22 @@ func executeJSON(t *testing.T, v any, args ...string) error {
 	return nil
 }
 
+// useCredentials makes every registryctl command of the test act as c's
+// test operator (cluster commands) and test client (pub, sub, get),
+// through the environment, as an operator's shell would.
+func useCredentials(t *testing.T, c *testcluster.Cluster) {
+	t.Setenv("STRATA_CLUSTER", testcluster.Name)
+	t.Setenv("STRATA_CREDENTIALS", string(c.Credentials()))
+	t.Setenv("STRATA_ADMIN_NAME", testcluster.AdminName)
+	t.Setenv("STRATA_CLIENT_NAME", testcluster.ClientName)
+}
+
 // TestRegistryctl_AgainstCluster runs every command against a real
 // in-process cluster and checks the answers against the servers' own
 // state.
 func TestRegistryctl_AgainstCluster(t *testing.T) {
 	c := testcluster.Start(t, testcluster.Spec{Meta: 3, Data: 3, Session: 1})
+	useCredentials(t, c)
 	metaAddrs := c.MetaAddrs()
 	metaFlag := "--meta=" + strings.Join(metaAddrs, ",")
 	c.WaitDataSettled(t)
@@ -511,7 +522,8 @@ func TestRegistryctl_Flags(t *testing.T) {
 		{"no meta", nil, []string{"--meta", " , ", "leader"}, "--meta: no meta address given"},
 		{"zero timeout", nil, []string{"--timeout", "0s", "leader"}, "--timeout must be positive"},
 		{"bad timeout env", map[string]string{"STRATA_TIMEOUT": "soon"}, []string{"leader"}, "STRATA_TIMEOUT"},
-		{"CA alone", nil, []string{"--tls-ca", "ca.pem", "leader"}, "--tls-ca needs --tls-cert and --tls-key"},
+		{"token without TLS", nil, []string{"--token", "t", "get", "x"}, "--token needs TLS"},
+		{"cert without CA", nil, []string{"--tls-cert", "c.pem", "--tls-key", "k.pem", "leader"}, "CA file is required"},
 		{"cert without key", nil, []string{"--tls-cert", "c.pem", "leader"}, "cert file and key file must be set together"},
 		{"slot-of without data ID", nil, []string{"slot-of"}, "accepts 1 arg"},
 		{"pub without value", nil, []string{"pub", "x"}, "accepts 2 arg"},
@@ -534,43 +546,57 @@ func TestRegistryctl_Flags(t *testing.T) {
 	}
 }
 
-// TestRegistryctl_TLS checks the TLS flags against a cluster that requires
-// mutual TLS: with the certificates the commands work, without them the
-// error says so. Its session also requires a client token.
-func TestRegistryctl_TLS(t *testing.T) {
-	tc := testcluster.Certs(t, t.TempDir())
-	const token = "s3cret"
-	c := testcluster.Start(t, testcluster.Spec{Meta: 1, Data: 1, Session: 1, TLS: tc,
-		SessionConfig: func(_ int, cfg *session.Config) { cfg.ClientToken = token }})
+// TestRegistryctl_Credentials checks registryctl against a cluster that
+// authenticates every call: with --credentials (the operator for cluster
+// commands, the client for pub and get) or the --tls-* files of one
+// identity the commands work; without credentials, or as the wrong
+// identity, the error says so.
+func TestRegistryctl_Credentials(t *testing.T) {
+	c := testcluster.Start(t, testcluster.Spec{Meta: 1, Data: 1, Session: 1})
 	meta := "--meta=" + strings.Join(c.MetaAddrs(), ",")
-	certs := []string{"--tls-cert", tc.CertFile, "--tls-key", tc.KeyFile, "--tls-ca", tc.CAFile}
+	creds := []string{"--cluster", testcluster.Name, "--credentials", string(c.Credentials()),
+		"--admin-name", testcluster.AdminName, "--client-name", testcluster.ClientName}
 	var v leaderView
-	if err := executeJSON(t, &v, append(certs, meta, "leader")...); err != nil {
-		t.Fatalf("leader over TLS: %v", err)
+	if err := executeJSON(t, &v, append(creds, meta, "leader")...); err != nil {
+		t.Fatalf("leader with --credentials: %v", err)
 	}
 	if v.ID != c.Meta(0).ID {
-		t.Errorf("leader over TLS = %q, want %s", v.ID, c.Meta(0).ID)
+		t.Errorf("leader = %q, want %s", v.ID, c.Meta(0).ID)
 	}
 	if _, _, err := execute(t, meta, "--timeout", "2s", "leader"); err == nil {
-		t.Error("leader without TLS flags succeeded against a TLS cluster")
+		t.Error("leader without credentials succeeded against a TLS cluster")
+	}
+	// The client identity may not read the cluster's members.
+	client := c.TLS(t, identity.RoleClient, testcluster.ClientName)
+	asClient := []string{"--cluster", testcluster.Name, "--tls-cert", client.CertFile, "--tls-key", client.KeyFile, "--tls-ca", client.CAFile}
+	if _, _, err := execute(t, append(asClient, meta, "members")...); err == nil || !strings.Contains(err.Error(), "PermissionDenied") {
+		t.Errorf("members as a client: err = %v, want PermissionDenied", err)
 	}
 
 	c.WaitDataSettled(t)
 	sess := "--session=" + c.Session(0).Server().GRPCAddr()
-	out, stderr, err := execute(t, append(certs, sess, "pub", "com.example.tls", "v1", "--for", "1ms", "--client-token", token)...)
+	out, stderr, err := execute(t, append(creds, sess, "pub", "com.example.tls", "v1", "--for", "1ms")...)
 	if err != nil || strings.Count(out, "published ") != 2 {
-		t.Fatalf("pub over TLS with the token: err %v, output:\n%s%s", err, out, stderr)
+		t.Fatalf("pub with --credentials: err %v, output:\n%s%s", err, out, stderr)
 	}
-	if _, _, err := execute(t, append(certs, sess, "pub", "com.example.tls", "v1", "--for", "1ms", "--client-token", "wrong")...); err == nil || !strings.Contains(err.Error(), "unauthenticated") {
+	tok := c.Token(t, identity.RoleClient, testcluster.ClientName)
+	withToken := []string{"--cluster", testcluster.Name, "--tls-ca", client.CAFile, "--token", tok}
+	if out, stderr, err := execute(t, append(withToken, sess, "pub", "com.example.tls", "v1", "--for", "1ms")...); err != nil || strings.Count(out, "published ") != 2 {
+		t.Fatalf("pub with --token: err %v, output:\n%s%s", err, out, stderr)
+	}
+	if _, _, err := execute(t, "--cluster", testcluster.Name, "--tls-ca", client.CAFile, "--token", "wrong", sess, "pub", "com.example.tls", "v1", "--for", "1ms"); err == nil || !strings.Contains(err.Error(), "unauthenticated") {
 		t.Errorf("pub with a wrong token: err = %v, want unauthenticated", err)
 	}
 	// The SDK's Subscribe does not report the refusal; get times out and
 	// names it from the client's log.
-	if _, _, err := execute(t, append(certs, sess, "--timeout", "1s", "get", "com.example.tls")...); err == nil || !strings.Contains(err.Error(), "refused the client (check --client-token)") {
-		t.Errorf("get without the token: err = %v, want the session's refusal", err)
+	if _, _, err := execute(t, "--cluster", testcluster.Name, "--tls-ca", client.CAFile, "--token", "wrong", sess, "--timeout", "1s", "get", "com.example.tls"); err == nil || !strings.Contains(err.Error(), "refused the client") {
+		t.Errorf("get with a wrong token: err = %v, want the session's refusal", err)
 	}
-	if _, _, err := execute(t, sess, "--timeout", "1s", "get", "com.example.tls", "--client-token", token); err == nil || !strings.Contains(err.Error(), "no session reachable") {
-		t.Errorf("get without TLS flags: err = %v, want no session reachable", err)
+	if _, _, err := execute(t, sess, "--timeout", "1s", "get", "com.example.tls"); err == nil || !strings.Contains(err.Error(), "no session reachable") {
+		t.Errorf("get without credentials: err = %v, want no session reachable", err)
+	}
+	if _, _, err := execute(t, sess, "--token", tok, "get", "com.example.tls"); err == nil || !strings.Contains(err.Error(), "needs TLS") {
+		t.Errorf("--token without TLS: err = %v, want it refused", err)
 	}
 }
 

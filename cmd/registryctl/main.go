@@ -29,6 +29,14 @@ type globals struct {
 	timeout    time.Duration
 	adminToken string
 	tls        tlsconf.Config
+	// cluster is the cluster name the nodes' certificates carry.
+	cluster string
+	// credentials is a registryctl certs init directory; adminName and
+	// clientName the identities in it to act as.
+	credentials           string
+	adminName, clientName string
+	// token is a client bearer token for pub, sub and get.
+	token string
 }
 
 func main() {
@@ -76,14 +84,17 @@ STRATA_ADMIN_TOKEN). Flags win over the environment.`,
 	f.StringSliceVar(&g.session, "session", []string{"127.0.0.1:9603"}, `session client addresses, host:port, comma separated, for pub, sub and get (the client starts at a random one; "": discover the sessions from --meta)`)
 	f.StringVarP(&g.output, "output", "o", "table", "output format: "+formatList)
 	f.DurationVar(&g.timeout, "timeout", 5*time.Second, "bound on each call to one node (pub, sub, get: on reaching a session and its answer)")
-	f.StringVar(&g.adminToken, "admin-token", "", "bearer token for the nodes' admin HTTP (sent with every HTTP request)")
+	f.StringVar(&g.adminToken, "admin-token", "", "bearer token for the nodes' admin HTTP (default: the --credentials operator's)")
+	f.StringVar(&g.cluster, "cluster", "strata", "cluster name the nodes' certificates carry")
+	f.StringVar(&g.credentials, "credentials", "", "credentials directory (registryctl certs init): CA, the operator identity for cluster commands, the client identity for pub, sub and get")
+	f.StringVar(&g.adminName, "admin-name", "admin", "operator identity to use from --credentials")
+	f.StringVar(&g.clientName, "client-name", "dev", "client identity to use from --credentials (pub, sub, get)")
+	f.StringVar(&g.token, "token", "", "client bearer token for pub, sub and get, instead of a client certificate (needs TLS: --credentials or --tls-ca)")
 	cli.TLSFlags(f, &g.tls)
 	// The shared TLS flags are worded for servers; say what they mean here.
-	f.Lookup("tls-cert").Usage = "PEM client certificate (enables TLS; needs --tls-key)"
+	f.Lookup("tls-cert").Usage = "PEM certificate of the identity to act as, for every command (enables TLS; needs --tls-key and --tls-ca)"
 	f.Lookup("tls-key").Usage = "PEM private key for --tls-cert"
-	f.Lookup("tls-ca").Usage = "PEM CA bundle to verify the meta and session nodes"
-	// Requiring client certificates is a server setting.
-	_ = f.MarkHidden("tls-client-auth")
+	f.Lookup("tls-ca").Usage = "PEM CA bundle that signs the cluster's certificates"
 	cli.DescribeEnv(f)
 	root.AddCommand(
 		newMembersCommand(g),
@@ -94,6 +105,7 @@ STRATA_ADMIN_TOKEN). Flags win over the environment.`,
 		newPubCommand(g),
 		newSubCommand(g),
 		newGetCommand(g),
+		newCertsCommand(g),
 	)
 	return root
 }
@@ -112,16 +124,11 @@ func (g *globals) validate() error {
 	if g.timeout <= 0 {
 		return fmt.Errorf("--timeout must be positive, got %v", g.timeout)
 	}
-	// A server's environment may set STRATA_TLS_CLIENT_AUTH; a client
-	// has nothing to require.
-	g.tls.RequireClientCert = false
-	if g.tls.CAFile != "" && g.tls.CertFile == "" {
-		// tlsconf refuses a CA alone; say what to do instead of its
-		// server-side wording.
-		return errors.New("--tls-ca needs --tls-cert and --tls-key as well (a client certificate signed by a CA the nodes trust)")
-	}
 	if err := g.tls.Validate(); err != nil {
 		return fmt.Errorf("TLS flags: %w", err)
+	}
+	if g.token != "" && !g.tls.Enabled() && g.credentials == "" {
+		return errors.New("--token needs TLS (--credentials or --tls-ca): a token must not cross the network in clear")
 	}
 	return nil
 }

@@ -17,18 +17,16 @@ import (
 // keyFlags are the flags of the data-plane commands (pub, sub, get): the
 // parts of the key besides the data ID, and the client's identity.
 type keyFlags struct {
-	instanceID  string
-	group       string
-	zone        string
-	clientToken string
-	verbose     bool
+	instanceID string
+	group      string
+	zone       string
+	verbose    bool
 }
 
 func (k *keyFlags) register(f *pflag.FlagSet) {
 	f.StringVar(&k.instanceID, "instance-id", "", "instance ID part of the dataInfoID (default "+record.DefaultInstanceID+")")
 	f.StringVar(&k.group, "group", "", "group part of the dataInfoID (default "+record.DefaultGroup+")")
 	f.StringVar(&k.zone, "zone", "", "the client's zone: stamped on what it publishes, selects publishers for --scope zone")
-	f.StringVar(&k.clientToken, "client-token", "", "token the sessions require from clients (their --client-token)")
 	f.BoolVarP(&k.verbose, "verbose", "v", false, "log the client's connection events (connects, reconnects, moves) to stderr")
 }
 
@@ -57,7 +55,7 @@ type sessionClient struct {
 // in the background; requests wait for the connection.
 func (g *globals) newClient(ctx context.Context, k *keyFlags, stderr io.Writer) (*sessionClient, error) {
 	opts := []client.Option{
-		client.WithZone(k.zone), client.WithToken(k.clientToken), client.WithDialTimeout(g.timeout),
+		client.WithZone(k.zone), client.WithToken(g.token), client.WithDialTimeout(g.timeout),
 	}
 	if k.verbose {
 		opts = append(opts, client.WithLogger(slog.New(slog.NewTextHandler(stderr, nil))))
@@ -69,9 +67,9 @@ func (g *globals) newClient(ctx context.Context, k *keyFlags, stderr io.Writer) 
 		opts = append(opts, client.WithMeta(g.meta...))
 		where = "the sessions listed by meta at " + strings.Join(g.meta, ",")
 	}
-	tc, err := g.tls.Client()
+	tc, err := g.clientTLS()
 	if err != nil {
-		return nil, fmt.Errorf("TLS flags: %w", err)
+		return nil, err
 	}
 	if tc != nil {
 		opts = append(opts, client.WithTLS(tc))
@@ -89,7 +87,7 @@ func (g *globals) newClient(ctx context.Context, k *keyFlags, stderr io.Writer) 
 // failed, rather than "context deadline exceeded".
 func (sc *sessionClient) explain(what string, err error) error {
 	if errors.Is(err, client.ErrUnauthenticated) {
-		return fmt.Errorf("%s: the session refused the client (check --client-token): %w", what, err)
+		return fmt.Errorf("%s: the session refused the client (check --token, --credentials or --tls-cert): %w", what, err)
 	}
 	if !errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Errorf("%s: %w", what, err)
@@ -103,7 +101,7 @@ func (sc *sessionClient) explain(what string, err error) error {
 	cancel()
 	why := sc.WaitConnected(expired)
 	if errors.Is(why, client.ErrUnauthenticated) {
-		return fmt.Errorf("%s: the session refused the client (check --client-token): %w", what, why)
+		return fmt.Errorf("%s: the session refused the client (check --token, --credentials or --tls-cert): %w", what, why)
 	}
 	return fmt.Errorf("%s: no session reachable at %s within %v: %v", what, sc.where, sc.g.timeout, why)
 }

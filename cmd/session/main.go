@@ -60,7 +60,6 @@ environment.`,
 	f.DurationVar(&c.BalanceInterval, "balance-interval", c.BalanceInterval, "how often to compare this node's client count with the other sessions' and redirect clients above the mean (0: never)")
 	f.Float64Var(&c.BalanceTolerance, "balance-tolerance", c.BalanceTolerance, "redirect clients only when holding more than this times the mean client count")
 	f.IntVar(&c.BalanceMaxMoves, "balance-max-moves", c.BalanceMaxMoves, "most clients redirected per balance round")
-	f.StringVar(&c.ClientToken, "client-token", "", "token clients must present in their hello (none when empty)")
 	cli.DescribeEnv(f)
 	cmd.AddCommand(cli.HealthCommand("127.0.0.1:9604"))
 	return cmd
@@ -76,5 +75,5 @@ func run(cmd *cobra.Command, o *options) error {
 		deps.Close()
 		return err
 	}
-	return node.RunUntilSignal(srv.Run)
+	return node.RunUntilSignal(srv.Run, srv.Reload)
 }

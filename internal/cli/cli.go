@@ -161,8 +161,7 @@ func Gossip(addr, advertiseHost string) (bind string, port int, advertise string
 func TLSFlags(f *pflag.FlagSet, c *tlsconf.Config) {
 	f.StringVar(&c.CertFile, "tls-cert", "", "PEM certificate for this node's servers and links (enables TLS)")
 	f.StringVar(&c.KeyFile, "tls-key", "", "PEM private key for --tls-cert")
-	f.StringVar(&c.CAFile, "tls-ca", "", "PEM CA bundle to verify peers")
-	f.BoolVar(&c.RequireClientCert, "tls-client-auth", false, "require client certificates (mutual TLS)")
+	f.StringVar(&c.CAFile, "tls-ca", "", "PEM CA bundle that signs the cluster's certificates (verifies peers)")
 }
 
 // CommonFlags defines the admin token and logging flags every server has.

@@ -25,17 +25,21 @@ func Ctx(t testing.TB) context.Context {
 	return ctx
 }
 
-// New returns a client with a short reconnect backoff (plus opts), closed
-// when the test ends.
-func New(t testing.TB, opts ...client.Option) *client.Client {
+// New returns a client of cluster c with a short reconnect backoff, as the
+// harness's test client (its certificate, unless c is insecure), plus
+// opts; closed when the test ends.
+func New(t testing.TB, c *testcluster.Cluster, opts ...client.Option) *client.Client {
 	t.Helper()
-	opts = append([]client.Option{client.WithBackoff(20*time.Millisecond, 200*time.Millisecond)}, opts...)
-	c, err := client.New(context.Background(), opts...)
+	base := []client.Option{client.WithBackoff(20*time.Millisecond, 200*time.Millisecond)}
+	if tc := c.ClientTLS(t); tc != nil {
+		base = append(base, client.WithTLS(tc))
+	}
+	cl, err := client.New(context.Background(), append(base, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = c.Close() })
-	return c
+	t.Cleanup(func() { _ = cl.Close() })
+	return cl
 }
 
 // Main is a TestMain: it runs the tests and examples, stops the examples'
@@ -70,6 +74,11 @@ func ExampleSession() string {
 	})
 	return example.cluster.Session(0).Server().GRPCAddr()
 }
+
+// ExampleTLS returns the option that makes an example's client the
+// example cluster's test client (its certificate and CA); call it after
+// ExampleSession. A real client passes its own credentials the same way.
+func ExampleTLS() client.Option { return client.WithTLS(example.cluster.ClientTLS(example.tb)) }
 
 func stopExampleCluster() {
 	if example.tb != nil {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/strata-registry/strata/internal/cluster"
+	"github.com/strata-registry/strata/internal/identity"
 	"github.com/strata-registry/strata/internal/record"
 	registryv1 "github.com/strata-registry/strata/pkg/proto/registry/v1"
 )
@@ -104,7 +105,7 @@ func (s *Server) antiEntropyRound(ctx context.Context) {
 }
 
 func (s *Server) syncWithSession(ctx context.Context, m cluster.Member, ids []uint32, byID map[uint32]*slotState) error {
-	conn, err := s.Pool().Get(m.Meta.GRPC)
+	conn, err := s.Pool().Get(m.Meta.GRPC, identity.Peer{Role: identity.RoleSession, Name: m.ID})
 	if err != nil {
 		return err
 	}

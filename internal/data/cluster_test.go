@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/strata-registry/strata/internal/data"
+	"github.com/strata-registry/strata/internal/identity"
 	"github.com/strata-registry/strata/internal/record"
 	"github.com/strata-registry/strata/internal/testcluster"
 	registryv1 "github.com/strata-registry/strata/pkg/proto/registry/v1"
@@ -25,9 +26,16 @@ func ctxT(t *testing.T) context.Context {
 	return ctx
 }
 
+// dataClient calls data node n as the test operator (it may read).
 func dataClient(t *testing.T, c *testcluster.Cluster, n *testcluster.DataNode) registryv1.DataServiceClient {
 	t.Helper()
-	conn := c.Dial(t, n.Server().GRPCAddr())
+	return dataClientAs(t, c, n, identity.RoleAdmin, testcluster.AdminName)
+}
+
+// dataClientAs calls data node n as role's name.
+func dataClientAs(t *testing.T, c *testcluster.Cluster, n *testcluster.DataNode, role identity.Role, name string) registryv1.DataServiceClient {
+	t.Helper()
+	conn := c.DialAs(t, n.Server().GRPCAddr(), role, name)
 	t.Cleanup(func() { _ = conn.Close() })
 	return registryv1.NewDataServiceClient(conn)
 }
@@ -141,7 +149,7 @@ func TestData_StaleEpoch_RefusedWithCurrent_ChangesNothing(t *testing.T) {
 	if e := r.Leader.Server().TableEpoch(); e != r.TableEpoch {
 		t.Fatalf("settled cluster: leader %s at epoch %d, meta at %d", r.Leader.ID, e, r.TableEpoch)
 	}
-	client := dataClient(t, c, r.Leader)
+	client := dataClientAs(t, c, r.Leader, identity.RoleSession, "s1")
 
 	for name, req := range map[string]*registryv1.PublishRequest{
 		"old table epoch":  {SessionId: "s1", TableEpoch: r.TableEpoch - 1, SlotId: r.Slot, LeaderEpoch: r.LeaderEpoch, Puts: []*registryv1.Publisher{pub("s1", k, "r9", 1, "x")}},
@@ -157,7 +165,7 @@ func TestData_StaleEpoch_RefusedWithCurrent_ChangesNothing(t *testing.T) {
 		}
 	}
 	// A follower refuses writes too, naming the leader.
-	_, err := dataClient(t, c, r.Followers[0]).Publish(ctxT(t), &registryv1.PublishRequest{
+	_, err := dataClientAs(t, c, r.Followers[0], identity.RoleSession, "s1").Publish(ctxT(t), &registryv1.PublishRequest{
 		SessionId: "s1", TableEpoch: r.TableEpoch, SlotId: r.Slot, LeaderEpoch: r.LeaderEpoch, Puts: []*registryv1.Publisher{pub("s1", k, "r9", 1, "x")},
 	})
 	if em, ok := data.EpochOf(err); !ok || em.GetLeader() != r.Leader.ID {

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/strata-registry/strata/internal/identity"
 	"github.com/strata-registry/strata/internal/testcluster"
 	registryv1 "github.com/strata-registry/strata/pkg/proto/registry/v1"
 )
@@ -194,7 +195,7 @@ func TestData_BadInput_ClearStatus_ChangesNothing(t *testing.T) {
 	c.StartSession(t, "session-a").Publish(t, pub("", k, "r1", 1, "a"))
 	before := read(t, c, k)
 	r := c.RouteOf(t, k)
-	client := dataClient(t, c, r.Leader)
+	client := dataClientAs(t, c, r.Leader, identity.RoleSession, "s1") // the sender of every request
 	req := func(p *registryv1.Publisher) *registryv1.PublishRequest {
 		return &registryv1.PublishRequest{SessionId: "s1", TableEpoch: r.TableEpoch, SlotId: r.Slot, LeaderEpoch: r.LeaderEpoch, Puts: []*registryv1.Publisher{p}}
 	}

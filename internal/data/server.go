@@ -68,7 +68,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		aeKick: make(chan struct{}, 1),
 	}
 	// Meta nodes, data peers and every session (anti-entropy): keep them all.
-	n, err := node.New(cfg.Config, node.Spec{Role: cluster.RoleData, PoolSize: 4096, Ready: s.ReadyState}, deps)
+	n, err := node.New(cfg.Config, node.Spec{Role: cluster.RoleData, PoolSize: 4096, Ready: s.ReadyState, Policy: policy}, deps)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadConfig, err)
 	}

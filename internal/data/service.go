@@ -25,6 +25,7 @@ var (
 	ErrMigrating = errors.New("data: slot is migrating; reads resume once it is rebuilt")
 	ErrInvalid   = errors.New("data: invalid argument")
 	ErrTooLarge  = errors.New("data: request too large")
+	ErrDenied    = errors.New("data: permission denied")
 )
 
 // epochError refuses a request whose epochs are not this node's, carrying
@@ -86,6 +87,9 @@ func (s *Server) leading(id slot.ID, leaderEpoch uint64) (*slotState, error) {
 func (v *service) Publish(ctx context.Context, req *registryv1.PublishRequest) (*registryv1.PublishResponse, error) {
 	s := v.s
 	if err := s.validatePublish(req); err != nil {
+		return nil, toStatus(err)
+	}
+	if err := ownSession(ctx, req.GetSessionId()); err != nil {
 		return nil, toStatus(err)
 	}
 	t, _ := s.slots.view(slot.ID(req.GetSlotId()))
@@ -260,6 +264,9 @@ func (v *service) WatchChanges(req *registryv1.WatchChangesRequest, stream grpc.
 	if session == "" || len(session) > record.MaxSessionIDBytes {
 		return toStatus(invalid("session id must be 1..%d bytes", record.MaxSessionIDBytes))
 	}
+	if err := ownSession(stream.Context(), session); err != nil {
+		return toStatus(err)
+	}
 	sub := v.s.notices.subscribe(session)
 	defer v.s.notices.unsubscribe(sub)
 	v.s.leases.open(session)
@@ -317,6 +324,9 @@ func (s *Server) inlineDatums(b *registryv1.ChangeBatch) {
 // follower can resume from its last op, then every op as it happens. The
 // stream ends when this node's assignment for the slot ends.
 func (v *service) Replicate(req *registryv1.ReplicateRequest, stream grpc.ServerStreamingServer[registryv1.ReplicateEvent]) error {
+	if err := ownFollower(stream.Context(), req.GetFollowerId()); err != nil {
+		return toStatus(err)
+	}
 	st, err := v.s.leading(slot.ID(req.GetSlotId()), req.GetLeaderEpoch())
 	if err != nil {
 		return toStatus(err)
@@ -425,6 +435,8 @@ func toStatus(err error) error {
 		return status.Error(codes.ResourceExhausted, err.Error())
 	case errors.Is(err, record.ErrInvalid), errors.Is(err, ErrInvalid):
 		return status.Error(codes.InvalidArgument, err.Error())
+	case errors.Is(err, ErrDenied):
+		return status.Error(codes.PermissionDenied, err.Error())
 	case errors.Is(err, ErrNoTable), errors.Is(err, ErrAhead), errors.Is(err, ErrMigrating):
 		return status.Error(codes.Unavailable, err.Error())
 	case errors.Is(err, context.DeadlineExceeded):

@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 
 	"github.com/strata-registry/strata/internal/cluster"
+	"github.com/strata-registry/strata/internal/identity"
 	"github.com/strata-registry/strata/internal/metaclient"
 	"github.com/strata-registry/strata/internal/slot"
 	registryv1 "github.com/strata-registry/strata/pkg/proto/registry/v1"
@@ -303,7 +304,7 @@ func (sl *slots) follow(ctx context.Context, st *slotState) {
 
 // replicate runs one Replicate stream and returns the seq to resume from.
 func (sl *slots) replicate(ctx context.Context, st *slotState, addr string, after uint64) uint64 {
-	conn, err := sl.s.Pool().Get(addr)
+	conn, err := sl.s.Pool().Get(addr, identity.Peer{Role: identity.RoleData, Name: string(st.leader)})
 	if err != nil {
 		return after
 	}

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/strata-registry/strata/internal/cluster"
+	"github.com/strata-registry/strata/internal/identity"
 	registryv1 "github.com/strata-registry/strata/pkg/proto/registry/v1"
 )
 
@@ -90,7 +91,7 @@ func (s *Server) peersHaveCluster(ctx context.Context, peers []cluster.Member) (
 		if p.ID == s.cfg.NodeID {
 			continue
 		}
-		conn, err := s.Pool().Get(p.Meta.GRPC)
+		conn, err := s.Pool().Get(p.Meta.GRPC, identity.Peer{Role: identity.RoleMeta, Name: p.ID})
 		if err != nil {
 			known = false
 			continue

@@ -14,6 +14,7 @@ var (
 	ErrNoLeader       = errors.New("meta: no leader elected")
 	ErrNotInitialized = errors.New("meta: cluster not initialized yet")
 	ErrInvalid        = errors.New("meta: invalid argument")
+	ErrDenied         = errors.New("meta: permission denied")
 	ErrDuplicateNode  = errors.New("meta: node id already registered with another address")
 	ErrUnknownNode    = errors.New("meta: node not registered")
 	ErrStaleTable     = errors.New("meta: slot table changed since it was read")
@@ -47,6 +48,10 @@ const (
 	maxZoneLen    = 64
 	maxAddressLen = 256
 )
+
+func permissionDenied(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrDenied, fmt.Sprintf(format, args...))
+}
 
 func invalid(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))

@@ -1,25 +1,16 @@
 package meta_test
 
 import (
-	"context"
-	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
-	"time"
-
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/strata-registry/strata/internal/cluster"
 	"github.com/strata-registry/strata/internal/meta"
 	"github.com/strata-registry/strata/internal/testcluster"
-	"github.com/strata-registry/strata/internal/tlsconf"
-	registryv1 "github.com/strata-registry/strata/pkg/proto/registry/v1"
 )
 
 func get(t *testing.T, url, token string) (int, string) {
@@ -105,58 +96,4 @@ func TestMeta_AdminHTTP_HealthReadyMetricsAPI_TokenGuarded(t *testing.T) {
 	if code != http.StatusOK || !strings.Contains(body, `"data-1"`) || !strings.Contains(body, `"meta-2"`) {
 		t.Fatalf("/api/v1/members: %d %s", code, body)
 	}
-}
-
-func TestMeta_MutualTLS_ClusterFormsAndRefusesPlaintext(t *testing.T) {
-	certs := testcluster.Certs(t, t.TempDir())
-	c := testcluster.Start(t, testcluster.Spec{Meta: 3, TLS: certs})
-	c.StartPeer(t, "data-0", cluster.RoleData).SetSynced(true)
-	leader := c.WaitLeader(t)
-	testcluster.Eventually(t, testcluster.DefaultWait, func() error { return fullTable(leader.Server().State()) })
-
-	// Forwarding between meta nodes runs over TLS too.
-	var follower *testcluster.MetaNode
-	for _, n := range c.LiveMetas() {
-		if n != leader {
-			follower = n
-		}
-	}
-	if _, err := metaClient(t, c, follower.Server().GRPCAddr()).RegisterNode(ctxT(t), &registryv1.RegisterNodeRequest{Node: &registryv1.Node{
-		Id: "session-x", Role: registryv1.Role_ROLE_SESSION, GrpcAddress: "127.0.0.1:1",
-	}}); err != nil {
-		t.Fatalf("register through a TLS follower: %v", err)
-	}
-
-	// Plaintext and certificate-less clients are refused.
-	plain, err := grpc.NewClient(leader.Server().GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer plain.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	if _, err := registryv1.NewMetaServiceClient(plain).GetLeader(ctx, &registryv1.GetLeaderRequest{}); err == nil {
-		t.Fatal("plaintext client served by a TLS node")
-	}
-	tc, err := clientTLSWithoutCert(certs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	anon, err := grpc.NewClient(leader.Server().GRPCAddr(), grpc.WithTransportCredentials(credentials.NewTLS(tc)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer anon.Close()
-	if _, err := registryv1.NewMetaServiceClient(anon).GetLeader(ctx, &registryv1.GetLeaderRequest{}); err == nil {
-		t.Fatal("client without a certificate served under mutual TLS")
-	}
-}
-
-// clientTLSWithoutCert trusts the cluster's CA but presents no certificate.
-func clientTLSWithoutCert(c tlsconf.Config) (*tls.Config, error) {
-	full, err := c.Client()
-	if err != nil {
-		return nil, err
-	}
-	return &tls.Config{RootCAs: full.RootCAs, MinVersion: tls.VersionTLS12}, nil
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/strata-registry/strata/internal/cluster"
+	"github.com/strata-registry/strata/internal/identity"
 	"github.com/strata-registry/strata/internal/slot"
 	registryv1 "github.com/strata-registry/strata/pkg/proto/registry/v1"
 )
@@ -176,7 +177,7 @@ func (s *Server) reconcileVoters(ctx context.Context) []raft.ServerID {
 			}
 			s.logger.Info("raft voter moved", "peer", m.ID, "from", have.Address, "to", addr)
 		case m.State == cluster.StateAlive && have.Suffrage != raft.Voter:
-			if !s.caughtUp(ctx, m.Meta.GRPC) {
+			if !s.caughtUp(ctx, m.ID, m.Meta.GRPC) {
 				continue
 			}
 			if err := r.AddVoter(id, addr, 0, s.cfg.ApplyTimeout).Error(); err != nil {
@@ -196,8 +197,8 @@ func (s *Server) reconcileVoters(ctx context.Context) []raft.ServerID {
 }
 
 // caughtUp asks a peer for its commit index and compares it with ours.
-func (s *Server) caughtUp(ctx context.Context, addr string) bool {
-	conn, err := s.Pool().Get(addr)
+func (s *Server) caughtUp(ctx context.Context, id, addr string) bool {
+	conn, err := s.Pool().Get(addr, identity.Peer{Role: identity.RoleMeta, Name: id})
 	if err != nil {
 		return false
 	}

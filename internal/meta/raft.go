@@ -14,7 +14,9 @@ import (
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 
+	"github.com/strata-registry/strata/internal/identity"
 	"github.com/strata-registry/strata/internal/obs"
+	"github.com/strata-registry/strata/internal/tlsconf"
 )
 
 // raftLogCache is how many of the newest Raft log entries are kept decoded
@@ -31,7 +33,7 @@ type raftNode struct {
 // openRaft opens the bolt log/stable store and file snapshots under dir and
 // starts Raft on the pre-bound listener. It reports whether the stores held
 // state from an earlier run (such a node never bootstraps again).
-func openRaft(cfg Config, f *fsm, ln net.Listener, advertise string, notify chan bool, logger *slog.Logger) (_ *raftNode, _ bool, err error) {
+func openRaft(cfg Config, creds *tlsconf.Creds, f *fsm, ln net.Listener, advertise string, notify chan bool, logger *slog.Logger) (_ *raftNode, _ bool, err error) {
 	// Until the transport owns the listener, a failure must close it here.
 	ownsListener := false
 	defer func() {
@@ -57,12 +59,9 @@ func openRaft(cfg Config, f *fsm, ln net.Listener, advertise string, notify chan
 	if err != nil {
 		return nil, false, errors.Join(fmt.Errorf("meta: raft advertise address %q: %w", advertise, err), store.Close())
 	}
-	tlsCfg, err := raftTLS(cfg)
-	if err != nil {
-		return nil, false, errors.Join(err, store.Close())
-	}
+	serverTLS, clientTLS := raftTLS(creds)
 	transport := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
-		Stream:  &streamLayer{Listener: ln, advertise: addr, tls: tlsCfg},
+		Stream:  &streamLayer{Listener: ln, advertise: addr, serverTLS: serverTLS, clientTLS: clientTLS},
 		MaxPool: 3,
 		Timeout: 10 * time.Second,
 		Logger:  hl,
@@ -109,25 +108,18 @@ func (n *raftNode) close() error {
 	return errors.Join(err, n.transport.Close(), n.store.Close())
 }
 
-// raftTLS returns the TLS config for Raft's links: the same certificates as
-// gRPC, and mutual verification whenever TLS is on (only meta nodes speak
-// Raft, so every peer has a certificate).
-func raftTLS(cfg Config) (*tls.Config, error) {
-	if !cfg.TLS.Enabled() {
+// raftTLS returns the TLS configs for Raft's links, or nils without TLS:
+// the node's own certificate both ways, and the peer's must name a meta
+// node of the cluster, checked in the handshake (Raft's transport has no
+// later place to check it). Only meta nodes speak Raft.
+func raftTLS(creds *tlsconf.Creds) (server, client *tls.Config) {
+	if creds == nil {
 		return nil, nil
 	}
-	c := cfg.TLS
-	c.RequireClientCert = c.CAFile != ""
-	server, err := c.Server()
-	if err != nil {
-		return nil, err
+	onlyMeta := func(id identity.ID) error {
+		return identity.Peer{Role: identity.RoleMeta}.Check(creds.Cluster(), id)
 	}
-	client, err := c.Client()
-	if err != nil {
-		return nil, err
-	}
-	server.RootCAs = client.RootCAs
-	return server, nil
+	return creds.Server(tls.RequireAndVerifyClientCert, onlyMeta), creds.Client(identity.Peer{Role: identity.RoleMeta})
 }
 
 // streamLayer is raft.StreamLayer over a listener the caller bound, so
@@ -137,7 +129,11 @@ func raftTLS(cfg Config) (*tls.Config, error) {
 type streamLayer struct {
 	net.Listener
 	advertise net.Addr
-	tls       *tls.Config
+	// serverTLS and clientTLS secure accepted and dialed links (nil: none).
+	// Handshakes happen on the connection's first read or write, in
+	// Raft's per-connection goroutine, so a peer that never completes one
+	// holds up nothing else.
+	serverTLS, clientTLS *tls.Config
 
 	mu     sync.Mutex
 	conns  map[net.Conn]struct{}
@@ -169,8 +165,8 @@ func (s *streamLayer) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	if s.tls != nil {
-		c = tls.Server(c, s.tls)
+	if s.serverTLS != nil {
+		c = tls.Server(c, s.serverTLS)
 	}
 	return s.track(c)
 }
@@ -196,13 +192,10 @@ func (s *streamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (n
 		c   net.Conn
 		err error
 	)
-	if s.tls == nil {
+	if s.clientTLS == nil {
 		c, err = d.Dial("tcp", string(address))
 	} else {
-		host, _, _ := net.SplitHostPort(string(address))
-		cfg := s.tls.Clone()
-		cfg.ServerName = host
-		c, err = tls.DialWithDialer(d, "tcp", string(address), cfg)
+		c, err = tls.DialWithDialer(d, "tcp", string(address), s.clientTLS)
 	}
 	if err != nil {
 		return nil, err

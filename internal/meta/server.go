@@ -89,7 +89,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		stopping: make(chan struct{}),
 		notify:   make(chan bool, 16),
 	}
-	n, err := node.New(cfg.Config, node.Spec{Role: cluster.RoleMeta, PoolSize: 8, Ready: s.readyState}, deps.Deps)
+	n, err := node.New(cfg.Config, node.Spec{Role: cluster.RoleMeta, PoolSize: 8, Ready: s.readyState, Policy: policy, Tokens: true}, deps.Deps)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadConfig, err)
 	}
@@ -132,7 +132,7 @@ type lifecycle Server
 // Raft state on disk never bootstraps, so it announces no expectation.
 func (r *lifecycle) Start() (cluster.Meta, error) {
 	s := (*Server)(r)
-	rn, existing, err := openRaft(s.cfg, s.fsm, s.deps.RaftListener, s.raftAddr, s.notify, s.logger)
+	rn, existing, err := openRaft(s.cfg, s.Creds(), s.fsm, s.deps.RaftListener, s.raftAddr, s.notify, s.logger)
 	if err != nil {
 		return cluster.Meta{}, err
 	}

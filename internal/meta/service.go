@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/strata-registry/strata/internal/cluster"
+	"github.com/strata-registry/strata/internal/identity"
 	"github.com/strata-registry/strata/internal/slot"
 	registryv1 "github.com/strata-registry/strata/pkg/proto/registry/v1"
 )
@@ -32,26 +33,34 @@ type service struct {
 	s *Server
 }
 
-// RegisterNode adds a data or session node, or confirms it. Registering the
-// same node again is a no-op; the same id at another address is refused
-// unless the gossip pool shows the node alive at the new address.
+// RegisterNode adds a data or session node, or confirms it. Only the node
+// itself may register (its certificate names it). Registering the same node
+// again is a no-op; the same id at another address is the node moving. On a
+// node without TLS, where nothing is proven, another address is refused
+// unless the gossip pool shows the node alive there.
 func (v *service) RegisterNode(ctx context.Context, req *registryv1.RegisterNodeRequest) (*registryv1.RegisterNodeResponse, error) {
+	m, err := memberFromProto(req.GetNode())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	c := caller(ctx)
+	if err := claim(c, m.Role, m.ID); err != nil {
+		return nil, toStatus(err)
+	}
 	if resp, ok, err := forward(ctx, v.s, func(c registryv1.MetaServiceClient, ctx context.Context) (*registryv1.RegisterNodeResponse, error) {
 		return c.RegisterNode(ctx, req)
 	}); ok {
 		return resp, err
 	}
-	m, err := memberFromProto(req.GetNode())
-	if err != nil {
-		return nil, toStatus(err)
-	}
-	if err := v.s.register(m); err != nil {
+	if err := v.s.register(m, !c.Insecure); err != nil {
 		return nil, toStatus(err)
 	}
 	return &registryv1.RegisterNodeResponse{TableEpoch: v.s.fsm.Current().Table.Epoch}, nil
 }
 
-func (s *Server) register(m Member) error {
+// register adds or updates m; proven says the caller's certificate named
+// it, which makes it the authority on where it lives.
+func (s *Server) register(m Member, proven bool) error {
 	st := s.fsm.Current()
 	if !st.Initialized() {
 		return ErrNotInitialized
@@ -60,8 +69,11 @@ func (s *Server) register(m Member) error {
 	if exists && old == m {
 		return nil
 	}
-	replace := false
-	if exists && (old.GRPC != m.GRPC || old.Role != m.Role) {
+	if exists && old.Role != m.Role {
+		return invalid("node %s is registered as %s, not %s", m.ID, old.Role, m.Role)
+	}
+	replace := proven
+	if exists && !proven && old.GRPC != m.GRPC {
 		// The pool is the authority on where a node lives now.
 		for _, p := range s.Agent().Members() {
 			if p.ID == m.ID && p.State == cluster.StateAlive && p.Meta.GRPC == m.GRPC && p.Meta.Role == m.Role {
@@ -69,9 +81,6 @@ func (s *Server) register(m Member) error {
 			}
 		}
 		if !replace {
-			if old.Role != m.Role {
-				return invalid("node %s is registered as %s, not %s", m.ID, old.Role, m.Role)
-			}
 			return fmt.Errorf("%w: %s is at %s, not %s", ErrDuplicateNode, m.ID, old.GRPC, m.GRPC)
 		}
 	}
@@ -104,25 +113,31 @@ func (s *Server) readmit(m Member) error {
 // Heartbeat records a data node's per-slot sync status (proposing only what
 // changed) and a session node's client count.
 func (v *service) Heartbeat(ctx context.Context, req *registryv1.HeartbeatRequest) (*registryv1.HeartbeatResponse, error) {
+	if err := validNodeID(req.GetNodeId()); err != nil {
+		return nil, toStatus(invalid("%v", err))
+	}
+	if err := claimAny(caller(ctx), req.GetNodeId()); err != nil {
+		return nil, toStatus(err)
+	}
 	if resp, ok, err := forward(ctx, v.s, func(c registryv1.MetaServiceClient, ctx context.Context) (*registryv1.HeartbeatResponse, error) {
 		return c.Heartbeat(ctx, req)
 	}); ok {
 		return resp, err
 	}
-	if err := v.s.heartbeat(req); err != nil {
+	if err := v.s.heartbeat(req, caller(ctx)); err != nil {
 		return nil, toStatus(err)
 	}
 	return &registryv1.HeartbeatResponse{TableEpoch: v.s.fsm.Current().Table.Epoch}, nil
 }
 
-func (s *Server) heartbeat(req *registryv1.HeartbeatRequest) error {
-	if err := validNodeID(req.GetNodeId()); err != nil {
-		return invalid("%v", err)
-	}
+func (s *Server) heartbeat(req *registryv1.HeartbeatRequest, c *identity.Caller) error {
 	st := s.fsm.Current()
 	m, ok := st.Members[req.GetNodeId()]
 	if !ok {
 		return fmt.Errorf("%w: %s (register first)", ErrUnknownNode, req.GetNodeId())
+	}
+	if err := claim(c, m.Role, m.ID); err != nil {
+		return err
 	}
 	if m.Role == cluster.RoleSession {
 		if len(req.GetSlots()) > 0 {
@@ -278,12 +293,18 @@ func (s *Server) metaPeers() []*registryv1.MetaPeer {
 
 // leaderGRPC returns the leader's gRPC address, or "" when unknown.
 func (s *Server) leaderGRPC() string {
+	_, addr := s.leaderPeer()
+	return addr
+}
+
+// leaderPeer returns the leader's id and gRPC address ("" when unknown).
+func (s *Server) leaderPeer() (id, addr string) {
 	for _, p := range s.metaPeers() {
 		if p.GetLeader() {
-			return p.GetGrpcAddress()
+			return p.GetId(), p.GetGrpcAddress()
 		}
 	}
-	return ""
+	return "", ""
 }
 
 // forward sends a leader-only call to the leader when this node is not it.
@@ -297,18 +318,18 @@ func forward[R any](ctx context.Context, s *Server, call func(registryv1.MetaSer
 		}
 		return resp, false, nil
 	}
-	leader := s.leaderGRPC()
+	leaderID, leader := s.leaderPeer()
 	md, _ := metadata.FromIncomingContext(ctx)
 	if leader == "" || len(md.Get(forwardedKey)) > 0 {
 		_ = grpc.SetHeader(ctx, metadata.Pairs(leaderKey, leader))
 		return resp, true, toStatus(&NotLeaderError{Leader: leader})
 	}
-	conn, err := s.Pool().Get(leader)
+	conn, err := s.Pool().Get(leader, identity.Peer{Role: identity.RoleMeta, Name: leaderID})
 	if err != nil {
 		return resp, true, toStatus(&NotLeaderError{Leader: leader})
 	}
-	ctx = metadata.AppendToOutgoingContext(ctx, forwardedKey, s.cfg.NodeID)
-	resp, err = call(registryv1.NewMetaServiceClient(conn), ctx)
+	out := forwardFor(ctx, metadata.AppendToOutgoingContext(ctx, forwardedKey, s.cfg.NodeID))
+	resp, err = call(registryv1.NewMetaServiceClient(conn), out)
 	return resp, true, err
 }
 
@@ -327,6 +348,8 @@ func toStatus(err error) error {
 		return status.Error(codes.Unavailable, err.Error())
 	case errors.Is(err, ErrInvalid):
 		return status.Error(codes.InvalidArgument, err.Error())
+	case errors.Is(err, ErrDenied):
+		return status.Error(codes.PermissionDenied, err.Error())
 	case errors.Is(err, ErrDuplicateNode):
 		return status.Error(codes.AlreadyExists, err.Error())
 	case errors.Is(err, ErrUnknownNode):

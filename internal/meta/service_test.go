@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/strata-registry/strata/internal/cluster"
+	"github.com/strata-registry/strata/internal/identity"
 	"github.com/strata-registry/strata/internal/meta"
 	"github.com/strata-registry/strata/internal/node"
 	"github.com/strata-registry/strata/internal/testcluster"
@@ -36,75 +37,79 @@ func TestMeta_BadInput_ClearStatus_ChangesNothing(t *testing.T) {
 	node := func(id string, role registryv1.Role, addr string) *registryv1.RegisterNodeRequest {
 		return &registryv1.RegisterNodeRequest{Node: &registryv1.Node{Id: id, Role: role, GrpcAddress: addr}}
 	}
+	// Each call is made as the node it claims to be, so what is refused is
+	// the input, not the identity (security_test.go has those).
 	cases := []struct {
 		name string
+		as   identity.ID // default: data-0
 		call func(registryv1.MetaServiceClient) error
 		code codes.Code
 		msg  string
 	}{
-		{"no node", func(cl registryv1.MetaServiceClient) error {
+		{"no node", identity.ID{}, func(cl registryv1.MetaServiceClient) error {
 			_, err := cl.RegisterNode(ctxT(t), &registryv1.RegisterNodeRequest{})
 			return err
 		}, codes.InvalidArgument, "node is required"},
-		{"empty id", func(cl registryv1.MetaServiceClient) error {
+		{"empty id", identity.ID{}, func(cl registryv1.MetaServiceClient) error {
 			_, err := cl.RegisterNode(ctxT(t), node("", registryv1.Role_ROLE_DATA, "127.0.0.1:1"))
 			return err
 		}, codes.InvalidArgument, "empty node id"},
-		{"id with space", func(cl registryv1.MetaServiceClient) error {
+		{"id with space", identity.ID{}, func(cl registryv1.MetaServiceClient) error {
 			_, err := cl.RegisterNode(ctxT(t), node("a b", registryv1.Role_ROLE_DATA, "127.0.0.1:1"))
 			return err
 		}, codes.InvalidArgument, "space"},
-		{"huge id", func(cl registryv1.MetaServiceClient) error {
+		{"huge id", identity.ID{}, func(cl registryv1.MetaServiceClient) error {
 			_, err := cl.RegisterNode(ctxT(t), node(strings.Repeat("x", 200), registryv1.Role_ROLE_DATA, "127.0.0.1:1"))
 			return err
 		}, codes.InvalidArgument, "at most 128"},
-		{"unknown role", func(cl registryv1.MetaServiceClient) error {
+		{"unknown role", identity.ID{}, func(cl registryv1.MetaServiceClient) error {
 			_, err := cl.RegisterNode(ctxT(t), node("x", registryv1.Role(42), "127.0.0.1:1"))
 			return err
 		}, codes.InvalidArgument, "unknown role"},
-		{"unspecified role", func(cl registryv1.MetaServiceClient) error {
+		{"unspecified role", identity.ID{}, func(cl registryv1.MetaServiceClient) error {
 			_, err := cl.RegisterNode(ctxT(t), node("x", registryv1.Role_ROLE_UNSPECIFIED, "127.0.0.1:1"))
 			return err
 		}, codes.InvalidArgument, "unknown role"},
-		{"meta role", func(cl registryv1.MetaServiceClient) error {
+		{"meta role", identity.ID{}, func(cl registryv1.MetaServiceClient) error {
 			_, err := cl.RegisterNode(ctxT(t), node("x", registryv1.Role_ROLE_META, "127.0.0.1:1"))
 			return err
 		}, codes.InvalidArgument, "meta nodes join through gossip"},
-		{"bad address", func(cl registryv1.MetaServiceClient) error {
+		{"bad address", identity.ID{}, func(cl registryv1.MetaServiceClient) error {
 			_, err := cl.RegisterNode(ctxT(t), node("x", registryv1.Role_ROLE_DATA, "nowhere"))
 			return err
 		}, codes.InvalidArgument, "grpc address"},
-		{"duplicate id, other address", func(cl registryv1.MetaServiceClient) error {
-			_, err := cl.RegisterNode(ctxT(t), node("data-0", registryv1.Role_ROLE_DATA, "127.0.0.1:1"))
-			return err
-		}, codes.AlreadyExists, "already registered with another address"},
-		{"duplicate id, other role", func(cl registryv1.MetaServiceClient) error {
+		{"duplicate id, other role", identity.ID{Role: identity.RoleSession, Name: "data-0"}, func(cl registryv1.MetaServiceClient) error {
 			_, err := cl.RegisterNode(ctxT(t), node("data-0", registryv1.Role_ROLE_SESSION, existing.GRPC))
 			return err
 		}, codes.InvalidArgument, "registered as data"},
-		{"heartbeat from a stranger", func(cl registryv1.MetaServiceClient) error {
+		{"heartbeat from a stranger", identity.ID{Role: identity.RoleData, Name: "nobody"}, func(cl registryv1.MetaServiceClient) error {
 			_, err := cl.Heartbeat(ctxT(t), &registryv1.HeartbeatRequest{NodeId: "nobody"})
 			return err
 		}, codes.NotFound, "not registered"},
-		{"heartbeat for an unknown slot", func(cl registryv1.MetaServiceClient) error {
+		{"heartbeat for an unknown slot", identity.ID{}, func(cl registryv1.MetaServiceClient) error {
 			_, err := cl.Heartbeat(ctxT(t), &registryv1.HeartbeatRequest{NodeId: "data-0", Slots: []*registryv1.SlotSync{{SlotId: 256, Synced: true}}})
 			return err
 		}, codes.InvalidArgument, "slot 256 out of range"},
-		{"session reporting slots", func(cl registryv1.MetaServiceClient) error {
+		{"session reporting slots", identity.ID{Role: identity.RoleSession, Name: "session-0"}, func(cl registryv1.MetaServiceClient) error {
 			_, err := cl.Heartbeat(ctxT(t), &registryv1.HeartbeatRequest{NodeId: "session-0", Slots: []*registryv1.SlotSync{{SlotId: 1, Synced: true}}})
 			return err
 		}, codes.InvalidArgument, "only data nodes hold slots"},
-		{"oversized zone", func(cl registryv1.MetaServiceClient) error {
+		{"oversized zone", identity.ID{}, func(cl registryv1.MetaServiceClient) error {
 			_, err := cl.ListSessions(ctxT(t), &registryv1.ListSessionsRequest{Zone: strings.Repeat("z", 100)})
 			return err
 		}, codes.InvalidArgument, "zone"},
 	}
 	for _, target := range []*testcluster.MetaNode{leader, follower} {
-		client := metaClient(t, c, target.Server().GRPCAddr())
 		for _, tc := range cases {
 			t.Run(target.ID+"/"+tc.name, func(t *testing.T) {
+				as := tc.as
+				if as.Role == "" {
+					as = identity.ID{Role: identity.RoleData, Name: "data-0"}
+				}
+				conn := c.DialAs(t, target.Server().GRPCAddr(), as.Role, as.Name)
+				defer conn.Close()
 				before := leader.Server().State()
-				err := tc.call(client)
+				err := tc.call(registryv1.NewMetaServiceClient(conn))
 				st, _ := status.FromError(err)
 				if st.Code() != tc.code || !strings.Contains(st.Message(), tc.msg) {
 					t.Fatalf("got %v %q, want %v containing %q", st.Code(), st.Message(), tc.code, tc.msg)
@@ -161,9 +166,14 @@ func TestMeta_FollowerForwards_ListSessionsByLoad(t *testing.T) {
 			follower = n
 		}
 	}
+	as := func(id string) registryv1.MetaServiceClient {
+		conn := c.DialAs(t, follower.Server().GRPCAddr(), identity.RoleSession, id)
+		t.Cleanup(func() { _ = conn.Close() })
+		return registryv1.NewMetaServiceClient(conn)
+	}
 	client := metaClient(t, c, follower.Server().GRPCAddr())
 	for i := range 2 {
-		_, err := client.RegisterNode(ctxT(t), &registryv1.RegisterNodeRequest{Node: &registryv1.Node{
+		_, err := as(fmt.Sprintf("s-%d", i)).RegisterNode(ctxT(t), &registryv1.RegisterNodeRequest{Node: &registryv1.Node{
 			Id: fmt.Sprintf("s-%d", i), Role: registryv1.Role_ROLE_SESSION, GrpcAddress: fmt.Sprintf("127.0.0.1:%d", 1000+i), Zone: "z1",
 		}})
 		if err != nil {
@@ -171,13 +181,13 @@ func TestMeta_FollowerForwards_ListSessionsByLoad(t *testing.T) {
 		}
 	}
 	// Registering the same node again is a no-op, not an error.
-	if _, err := client.RegisterNode(ctxT(t), &registryv1.RegisterNodeRequest{Node: &registryv1.Node{
+	if _, err := as("s-0").RegisterNode(ctxT(t), &registryv1.RegisterNodeRequest{Node: &registryv1.Node{
 		Id: "s-0", Role: registryv1.Role_ROLE_SESSION, GrpcAddress: "127.0.0.1:1000", Zone: "z1",
 	}}); err != nil {
 		t.Fatalf("re-register: %v", err)
 	}
 	for i, n := range []uint32{50, 7} {
-		if _, err := client.Heartbeat(ctxT(t), &registryv1.HeartbeatRequest{NodeId: fmt.Sprintf("s-%d", i), ClientCount: n}); err != nil {
+		if _, err := as(fmt.Sprintf("s-%d", i)).Heartbeat(ctxT(t), &registryv1.HeartbeatRequest{NodeId: fmt.Sprintf("s-%d", i), ClientCount: n}); err != nil {
 			t.Fatal(err)
 		}
 	}

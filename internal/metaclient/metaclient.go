@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/strata-registry/strata/internal/clock"
+	"github.com/strata-registry/strata/internal/identity"
 	"github.com/strata-registry/strata/internal/obs"
 	"github.com/strata-registry/strata/internal/rpc"
 	"github.com/strata-registry/strata/internal/slot"
@@ -33,6 +34,9 @@ type Client struct {
 	addrs []string // meta gRPC addresses; the first answered last
 	seeds []string // the configured addresses, never forgotten
 }
+
+// metaPeer is whom the client dials: any meta node of the cluster.
+var metaPeer = identity.Peer{Role: identity.RoleMeta}
 
 // ErrNoMeta is returned when no meta address is configured.
 var ErrNoMeta = errors.New("metaclient: no meta addresses")
@@ -52,7 +56,7 @@ func New(addrs []string, pool *rpc.Pool, timeout time.Duration, logger *slog.Log
 func (c *Client) Call(ctx context.Context, f func(context.Context, registryv1.MetaServiceClient) error) error {
 	var last error
 	for _, a := range c.candidates() {
-		conn, err := c.pool.Get(a)
+		conn, err := c.pool.Get(a, metaPeer)
 		if err != nil {
 			last = err
 			continue
@@ -126,7 +130,7 @@ func (c *Client) WatchTable(ctx context.Context, retry time.Duration, onTable fu
 	defer t.Stop()
 	for ctx.Err() == nil {
 		for _, a := range c.candidates() {
-			conn, err := c.pool.Get(a)
+			conn, err := c.pool.Get(a, metaPeer)
 			if err != nil {
 				continue
 			}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/strata-registry/strata/internal/clock"
 	"github.com/strata-registry/strata/internal/cluster"
+	"github.com/strata-registry/strata/internal/identity"
 	"github.com/strata-registry/strata/internal/tlsconf"
 )
 
@@ -20,6 +21,9 @@ import (
 // from flags. The role configs (meta.Config, data.Config, session.Config)
 // embed it, so its fields read as theirs (cfg.NodeID).
 type Config struct {
+	// Cluster is the cluster's name: every certificate of the cluster
+	// names it, and a peer whose certificate names another is refused.
+	Cluster string
 	// NodeID names the node in the gossip pool, the member list and the
 	// slot table (and, for meta nodes, in Raft).
 	NodeID string
@@ -54,8 +58,15 @@ type Config struct {
 	// node "left" at once rather than "dead" after their probes fail).
 	LeaveOnShutdown bool
 
-	// TLS secures gRPC (served and dialed); off when empty.
+	// TLS secures gRPC (served and dialed) with the node's certificate,
+	// which must name this node: spiffe://<Cluster>/<role>/<NodeID>. Off
+	// when empty: then nothing is authenticated.
 	TLS tlsconf.Config
+	// TokensFile lists the client and operator identities that prove
+	// themselves with a bearer token, and every client's rights
+	// (identity.File); re-read on SIGHUP. Empty: no tokens, and client
+	// certificates carry no rights.
+	TokensFile string
 	// AdminToken, when set, is required as a bearer token on the admin
 	// HTTP API and pprof (health, readiness and metrics stay open).
 	AdminToken string
@@ -64,6 +75,7 @@ type Config struct {
 // DefaultConfig returns the production defaults of the shared fields.
 func DefaultConfig() Config {
 	return Config{
+		Cluster:       DefaultCluster,
 		GossipBind:    "0.0.0.0",
 		GossipPort:    7946,
 		GossipProfile: "lan",
@@ -83,6 +95,9 @@ func TestConfig() Config {
 	c.CallTimeout = 2 * time.Second
 	return c
 }
+
+// DefaultCluster is the cluster name when none is given.
+const DefaultCluster = "strata"
 
 // MaxNodeIDBytes bounds a node id.
 const MaxNodeIDBytes = 128
@@ -116,6 +131,9 @@ func (c Config) Validate(role cluster.Role) error {
 	if err := ValidNodeID(c.NodeID); err != nil {
 		return fmt.Errorf("node id: %w", err)
 	}
+	if err := identity.ValidCluster(c.Cluster); err != nil {
+		return err
+	}
 	if role != cluster.RoleMeta {
 		if len(c.MetaAddrs) == 0 {
 			return errors.New("at least one meta address is required")
@@ -142,6 +160,9 @@ func (c Config) Validate(role cluster.Role) error {
 	}
 	if err := c.TLS.Validate(); err != nil {
 		return err
+	}
+	if c.TokensFile != "" && !c.TLS.Enabled() {
+		return errors.New("a tokens file needs TLS: tokens would cross the network in clear, and without TLS nothing is checked")
 	}
 	return nil
 }

@@ -3,11 +3,15 @@ package node
 import (
 	"io"
 	"net"
+	"os"
 
 	"github.com/spf13/pflag"
 
 	"github.com/strata-registry/strata/internal/cli"
 	"github.com/strata-registry/strata/internal/cluster"
+	"github.com/strata-registry/strata/internal/identity"
+	"github.com/strata-registry/strata/internal/pki"
+	"github.com/strata-registry/strata/internal/tlsconf"
 )
 
 // Options are the command-line settings every node command shares that are
@@ -20,6 +24,11 @@ type Options struct {
 	AdvertiseHost string
 	LogLevel      string
 	LogFormat     string
+	// Credentials is a credentials directory (registryctl certs init):
+	// the TLS files of this node's identity, the tokens file and the
+	// gossip key, for whichever of them no flag sets.
+	Credentials string
+	role        cluster.Role
 }
 
 // Ports are a role's default listen addresses.
@@ -32,6 +41,7 @@ type Ports struct {
 // the shared fields of c (whose current values are the defaults). Data and
 // session nodes also get --meta.
 func (o *Options) Flags(f *pflag.FlagSet, c *Config, role cluster.Role, ports Ports) {
+	o.role = role
 	f.StringVar(&c.NodeID, "node-id", cli.Hostname(), "unique node name (gossip pool, member list, slot table; meta: Raft)")
 	f.StringVar(&c.Zone, "zone", c.Zone, "zone (availability zone or rack) announced to the cluster")
 	if role != cluster.RoleMeta {
@@ -46,7 +56,10 @@ func (o *Options) Flags(f *pflag.FlagSet, c *Config, role cluster.Role, ports Po
 	f.StringVar(&o.AdvertiseHost, "advertise-host", "", "host other nodes use to reach this one (default: the bound host, or the hostname when bound on all interfaces)")
 	f.StringSliceVar(&c.Join, "join", c.Join, "gossip seeds to join, host:port, comma separated (any role)")
 	f.BoolVar(&c.LeaveOnShutdown, "leave-on-shutdown", c.LeaveOnShutdown, "leave the gossip pool on a graceful stop")
+	f.StringVar(&c.Cluster, "cluster", c.Cluster, "cluster name: every certificate of the cluster names it (spiffe://<cluster>/<role>/<node-id>)")
+	f.StringVar(&o.Credentials, "credentials", "", "credentials directory (registryctl certs init): this node's certificate <role>/<node-id>.pem and key, ca.pem, tokens.yaml, for what the other flags leave unset")
 	cli.TLSFlags(f, &c.TLS)
+	f.StringVar(&c.TokensFile, "tokens-file", c.TokensFile, "client and operator identities with their bearer tokens and rights (YAML; re-read on SIGHUP)")
 	f.StringVar(&c.AdminToken, "admin-token", c.AdminToken, "bearer token required on /api and /debug (health and metrics stay open)")
 	f.StringVar(&o.LogLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&o.LogFormat, "log-format", "text", "text or json")
@@ -56,6 +69,7 @@ func (o *Options) Flags(f *pflag.FlagSet, c *Config, role cluster.Role, ports Po
 // and HTTP listeners bound, and c's gossip and advertise fields set from
 // --gossip-addr and --advertise-host. On error nothing stays bound.
 func (o *Options) Build(w io.Writer, c *Config) (Deps, error) {
+	o.applyCredentials(c)
 	logger, err := cli.Logger(w, o.LogLevel, o.LogFormat, c.NodeID)
 	if err != nil {
 		return Deps{}, err
@@ -78,4 +92,22 @@ func (o *Options) Build(w io.Writer, c *Config) (Deps, error) {
 // the address other nodes should use (--advertise-host applied).
 func (o *Options) Listen(flag, addr string) (net.Listener, string, error) {
 	return cli.Listen(flag, addr, o.AdvertiseHost)
+}
+
+// applyCredentials fills c's TLS files and tokens file from the
+// --credentials directory, where no flag set them.
+func (o *Options) applyCredentials(c *Config) {
+	if o.Credentials == "" {
+		return
+	}
+	d := pki.Dir(o.Credentials)
+	if !c.TLS.Enabled() {
+		r := identity.Role(o.role)
+		c.TLS = tlsconf.Config{CertFile: d.Cert(r, c.NodeID), KeyFile: d.Key(r, c.NodeID), CAFile: d.CA()}
+	}
+	if c.TokensFile == "" {
+		if _, err := os.Stat(d.Tokens()); err == nil {
+			c.TokensFile = d.Tokens()
+		}
+	}
 }

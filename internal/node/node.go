@@ -27,6 +27,7 @@ package node
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -42,9 +43,11 @@ import (
 	"github.com/strata-registry/strata/internal/admin"
 	"github.com/strata-registry/strata/internal/clock"
 	"github.com/strata-registry/strata/internal/cluster"
+	"github.com/strata-registry/strata/internal/identity"
 	"github.com/strata-registry/strata/internal/metaclient"
 	"github.com/strata-registry/strata/internal/obs"
 	"github.com/strata-registry/strata/internal/rpc"
+	"github.com/strata-registry/strata/internal/tlsconf"
 )
 
 // Role is what a meta, data or session server plugs into its Node. The
@@ -81,6 +84,14 @@ type Spec struct {
 	ServerOptions []grpc.ServerOption
 	// Ready reports readiness for /readyz.
 	Ready admin.ReadyFunc
+	// Policy says which roles may call each of the role's gRPC methods.
+	Policy Policy
+	// Tokens is whether the gRPC port serves callers that prove themselves
+	// with a bearer token instead of a certificate (clients of sessions,
+	// and of meta for finding sessions). Where it is false, TLS demands a
+	// certificate in the handshake: an unauthenticated peer never gets to
+	// send a byte of gRPC.
+	Tokens bool
 }
 
 // stopWait bounds the graceful stop of each server: streams end with
@@ -97,6 +108,11 @@ type Node struct {
 	reg    *prometheus.Registry
 	pool   *rpc.Pool
 	meta   *metaclient.Client // nil on meta nodes
+	// creds are the node's TLS credentials (nil without TLS); tokens the
+	// client and operator identities of the tokens file.
+	creds   *tlsconf.Creds
+	tokens  *identity.Store
+	metrics *metrics
 
 	grpcAddr, httpAddr string
 
@@ -128,6 +144,14 @@ func New(cfg Config, spec Spec, deps Deps) (*Node, error) {
 	if reg == nil {
 		reg = prometheus.NewRegistry()
 	}
+	creds, err := tlsconf.LoadNode(cfg.TLS, identity.ID{Cluster: cfg.Cluster, Role: identity.Role(spec.Role), Name: cfg.NodeID})
+	if err != nil {
+		return nil, err
+	}
+	tokens, err := identity.LoadStore(cfg.Cluster, cfg.TokensFile)
+	if err != nil {
+		return nil, err
+	}
 	n := &Node{
 		cfg:      cfg,
 		spec:     spec,
@@ -135,7 +159,10 @@ func New(cfg Config, spec Spec, deps Deps) (*Node, error) {
 		logger:   obs.Or(deps.Logger),
 		clock:    clock.Or(deps.Clock),
 		reg:      reg,
-		pool:     rpc.NewPool(cfg.TLS, spec.PoolSize),
+		pool:     rpc.NewPool(creds, spec.PoolSize),
+		creds:    creds,
+		tokens:   tokens,
+		metrics:  newMetrics(),
 		grpcAddr: advertised(cfg.GRPCAdvertise, deps.GRPCListener),
 		httpAddr: advertised(cfg.HTTPAdvertise, deps.HTTPListener),
 		ready:    make(chan struct{}),
@@ -223,13 +250,13 @@ func (n *Node) Run(ctx context.Context, role Role) (err error) {
 		return err
 	}
 	n.agent = agent
-	opts, err := rpc.ServerOptions(n.cfg.TLS)
-	if err != nil {
+	if err := n.reg.Register(n.metrics); err != nil {
 		agent.Kill()
 		n.deps.Close()
-		return fmt.Errorf("%s: %w", n.spec.Role, err)
+		return fmt.Errorf("%s: register node metrics: %w", n.spec.Role, err)
 	}
-	gs := grpc.NewServer(append(opts, n.spec.ServerOptions...)...)
+	defer n.reg.Unregister(n.metrics)
+	gs := grpc.NewServer(n.serverOptions()...)
 	mux := admin.New(n.cfg.NodeID, n.reg, n.cfg.AdminToken, n.spec.Ready)
 	role.Serve(gs, mux)
 	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
@@ -264,6 +291,50 @@ func (n *Node) Run(ctx context.Context, role Role) (err error) {
 	n.logger.Info(string(n.spec.Role)+" node started", attrs...)
 	err = g.Wait()
 	n.logger.Info(string(n.spec.Role) + " node stopped")
+	return err
+}
+
+// serverOptions are the gRPC server's: TLS (a certificate demanded in the
+// handshake unless the role serves token holders), authentication and the
+// role's policy on every call, then the role's own options.
+func (n *Node) serverOptions() []grpc.ServerOption {
+	auth := tls.RequireAndVerifyClientCert
+	if n.spec.Tokens {
+		auth = tls.VerifyClientCertIfGiven
+	}
+	opts := rpc.ServerOptions(n.creds, auth)
+	opts = append(opts, grpc.ChainUnaryInterceptor(n.unaryAuth), grpc.ChainStreamInterceptor(n.streamAuth))
+	return append(opts, n.spec.ServerOptions...)
+}
+
+// Creds returns the node's TLS credentials, nil without TLS.
+func (n *Node) Creds() *tlsconf.Creds { return n.creds }
+
+// Secure reports whether the node authenticates its peers (runs with TLS).
+func (n *Node) Secure() bool { return n.creds != nil }
+
+// Cluster returns the cluster name the node's identities belong to.
+func (n *Node) Cluster() string { return n.cfg.Cluster }
+
+// Reload re-reads what a running node can take anew (SIGHUP): its TLS
+// certificate, key and CA, and the tokens file. What fails to load is
+// reported and the old stays in force; links already up keep theirs.
+func (n *Node) Reload() error {
+	var errs []error
+	if n.creds != nil {
+		if err := n.creds.Reload(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := n.tokens.Reload(); err != nil {
+		errs = append(errs, err)
+	}
+	err := errors.Join(errs...)
+	if err != nil {
+		n.logger.Warn("reload failed; the old credentials stay in force", "err", err)
+	} else {
+		n.logger.Info("reloaded credentials", "tls", n.creds != nil, "token_identities", n.tokens.Len())
+	}
 	return err
 }
 

@@ -4,6 +4,7 @@
 package rpc
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -14,6 +15,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/strata-registry/strata/internal/identity"
 	"github.com/strata-registry/strata/internal/tlsconf"
 )
 
@@ -23,19 +25,16 @@ import (
 // record.MaxPublisherBytes each.
 const MaxMessageBytes = 64 << 20
 
-// ServerOptions returns the options every Strata server uses: cfg's TLS
-// (none when TLS is off), and Stop waiting for running handlers, so a
-// server's Run never returns while one of its handlers still works.
-func ServerOptions(cfg tlsconf.Config) ([]grpc.ServerOption, error) {
-	tc, err := cfg.Server()
-	if err != nil {
-		return nil, err
-	}
+// ServerOptions returns the options every Strata server uses: creds' TLS
+// with client auth (none when creds is nil), the message size limit, and
+// Stop waiting for running handlers, so a server's Run never returns while
+// one of its handlers still works.
+func ServerOptions(creds *tlsconf.Creds, auth tls.ClientAuthType) []grpc.ServerOption {
 	opts := []grpc.ServerOption{grpc.WaitForHandlers(true), grpc.MaxRecvMsgSize(MaxMessageBytes)}
-	if tc != nil {
-		opts = append(opts, grpc.Creds(credentials.NewTLS(tc)))
+	if creds != nil {
+		opts = append(opts, grpc.Creds(credentials.NewTLS(creds.Server(auth, nil))))
 	}
-	return opts, nil
+	return opts
 }
 
 // Serve serves gs on ln until Stop; a stopped server is not an error.
@@ -61,59 +60,59 @@ func Stop(gs *grpc.Server, d time.Duration) {
 	}
 }
 
-// DialOptions returns the options for a client of the Strata node at addr:
-// cfg's TLS (verifying addr's host) and the message size limit.
-func DialOptions(cfg tlsconf.Config, addr string) ([]grpc.DialOption, error) {
-	creds := insecure.NewCredentials()
-	tc, err := cfg.Client()
-	if err != nil {
-		return nil, err
-	}
-	if tc != nil {
-		if host, _, err := net.SplitHostPort(addr); err == nil {
-			tc.ServerName = host
-		}
-		creds = credentials.NewTLS(tc)
+// DialOptions returns the options for a client of a Strata node: creds'
+// TLS, requiring the server to be peer (plaintext when creds is nil), and
+// the message size limit.
+func DialOptions(creds *tlsconf.Creds, peer identity.Peer) []grpc.DialOption {
+	tc := insecure.NewCredentials()
+	if creds != nil {
+		tc = credentials.NewTLS(creds.Client(peer))
 	}
 	return []grpc.DialOption{
-		grpc.WithTransportCredentials(creds),
+		grpc.WithTransportCredentials(tc),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(MaxMessageBytes), grpc.MaxCallSendMsgSize(MaxMessageBytes)),
-	}, nil
+	}
 }
 
-// Pool caches client connections by address. Connections dial lazily and
-// reconnect by themselves; the pool only bounds how many it keeps. Safe for
-// concurrent use.
+// Pool caches client connections by address and expected peer.
+// Connections dial lazily and reconnect by themselves; the pool only
+// bounds how many it keeps. Safe for concurrent use.
 type Pool struct {
-	tls tlsconf.Config
-	max int
+	creds *tlsconf.Creds
+	max   int
 
 	mu    sync.Mutex
-	conns map[string]*grpc.ClientConn
-	order []string // addresses, oldest first
+	conns map[poolKey]*grpc.ClientConn
+	order []poolKey // oldest first
 }
 
-// NewPool returns a pool dialing with cfg's TLS, keeping at most max
-// connections; past that it closes the least recently used one. Size it
-// well above the peers a node talks to: a closed connection ends its
-// streams, which reconnect.
-func NewPool(cfg tlsconf.Config, max int) *Pool {
-	return &Pool{tls: cfg, max: max, conns: map[string]*grpc.ClientConn{}}
+// poolKey is a connection's address and the identity it checks: a
+// connection verified as one peer is never handed out for another.
+type poolKey struct {
+	addr string
+	peer identity.Peer
 }
 
-// Get returns a connection to addr.
-func (p *Pool) Get(addr string) (*grpc.ClientConn, error) {
+// NewPool returns a pool dialing with creds (plaintext when nil), keeping
+// at most max connections; past that it closes the least recently used
+// one. Size it well above the peers a node talks to: a closed connection
+// ends its streams, which reconnect.
+func NewPool(creds *tlsconf.Creds, max int) *Pool {
+	return &Pool{creds: creds, max: max, conns: map[poolKey]*grpc.ClientConn{}}
+}
+
+// Get returns a connection to addr that speaks only to peer: with TLS,
+// the server's certificate must name that identity (a node that moved, or
+// an impostor at the address, fails the handshake).
+func (p *Pool) Get(addr string, peer identity.Peer) (*grpc.ClientConn, error) {
+	k := poolKey{addr, peer}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if c, ok := p.conns[addr]; ok {
-		p.touch(addr)
+	if c, ok := p.conns[k]; ok {
+		p.touch(k)
 		return c, nil
 	}
-	opts, err := DialOptions(p.tls, addr)
-	if err != nil {
-		return nil, err
-	}
-	c, err := grpc.NewClient(addr, opts...)
+	c, err := grpc.NewClient(addr, DialOptions(p.creds, peer)...)
 	if err != nil {
 		return nil, fmt.Errorf("rpc: dial %s: %w", addr, err)
 	}
@@ -123,16 +122,16 @@ func (p *Pool) Get(addr string) (*grpc.ClientConn, error) {
 		_ = p.conns[oldest].Close()
 		delete(p.conns, oldest)
 	}
-	p.conns[addr] = c
-	p.order = append(p.order, addr)
+	p.conns[k] = c
+	p.order = append(p.order, k)
 	return c, nil
 }
 
-// touch moves addr to the most recently used end. Callers hold p.mu.
-func (p *Pool) touch(addr string) {
-	for i, a := range p.order {
-		if a == addr {
-			p.order = append(append(p.order[:i:i], p.order[i+1:]...), addr)
+// touch moves k to the most recently used end. Callers hold p.mu.
+func (p *Pool) touch(k poolKey) {
+	for i, o := range p.order {
+		if o == k {
+			p.order = append(append(p.order[:i:i], p.order[i+1:]...), k)
 			return
 		}
 	}

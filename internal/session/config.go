@@ -49,9 +49,6 @@ type Config struct {
 	BalanceMaxMoves  int
 	// Push configures the push engine.
 	Push push.Config
-
-	// ClientToken, when set, must be presented in every client's Hello.
-	ClientToken string
 }
 
 // DefaultConfig returns production defaults.

@@ -3,7 +3,6 @@ package session
 import (
 	"context"
 	"crypto/rand"
-	"crypto/subtle"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -288,9 +287,6 @@ func (v *clientService) Connect(stream grpc.BidiStreamingServer[registryv1.Clien
 	}
 	if len(hello.GetZone()) > record.MaxZoneBytes {
 		return status.Errorf(codes.InvalidArgument, "session: zone is %d bytes, at most %d allowed", len(hello.GetZone()), record.MaxZoneBytes)
-	}
-	if s.cfg.ClientToken != "" && subtle.ConstantTimeCompare([]byte(hello.GetToken()), []byte(s.cfg.ClientToken)) != 1 {
-		return status.Error(codes.Unauthenticated, "session: a valid client token is required")
 	}
 	ctx, cancel := context.WithCancelCause(stream.Context())
 	defer cancel(nil)

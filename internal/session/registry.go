@@ -254,10 +254,6 @@ func (f *forwarder) send(ctx context.Context, id slot.ID, b map[pubKey]fwdOp) er
 		return errNoTable
 	}
 	row := tv.t.Slots[id]
-	addr := f.s.dataAddr(row.Leader)
-	if addr == "" {
-		return errNoTable
-	}
 	req := &registryv1.PublishRequest{SessionId: f.s.proc, TableEpoch: tv.t.Epoch, SlotId: uint32(id), LeaderEpoch: row.LeaderEpoch}
 	for _, op := range b {
 		if op.put != nil {
@@ -266,7 +262,7 @@ func (f *forwarder) send(ctx context.Context, id slot.ID, b map[pubKey]fwdOp) er
 			req.Deletes = append(req.Deletes, op.del)
 		}
 	}
-	conn, err := f.s.Pool().Get(addr)
+	conn, err := f.s.dataConn(row.Leader)
 	if err != nil {
 		return err
 	}

@@ -27,6 +27,7 @@ import (
 	"github.com/strata-registry/strata/internal/admin"
 	"github.com/strata-registry/strata/internal/clock"
 	"github.com/strata-registry/strata/internal/cluster"
+	"github.com/strata-registry/strata/internal/identity"
 	"github.com/strata-registry/strata/internal/metaclient"
 	"github.com/strata-registry/strata/internal/node"
 	"github.com/strata-registry/strata/internal/push"
@@ -89,7 +90,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		proc:    fmt.Sprintf("%s@%d", cfg.NodeID, time.Now().UnixNano()),
 		scanNow: make(chan struct{}, 1),
 	}
-	n, err := node.New(cfg.Config, node.Spec{Role: cluster.RoleSession, PoolSize: 1024, ServerOptions: serverOptions, Ready: s.ReadyState}, deps)
+	n, err := node.New(cfg.Config, node.Spec{Role: cluster.RoleSession, PoolSize: 1024, ServerOptions: serverOptions, Ready: s.ReadyState, Policy: policy, Tokens: true}, deps)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadConfig, err)
 	}
@@ -189,16 +190,29 @@ func (s *Server) applyTable(pt *registryv1.SlotTable) {
 	s.fwd.wake()
 }
 
-// route returns the slot of key, its leader's gRPC address and the epochs
-// a write must carry; addr is "" when the leader is unknown or gone.
-func (s *Server) route(key string) (id slot.ID, addr string, tableEpoch, leaderEpoch uint64, err error) {
+// route returns the slot of key, its leader and the epochs a write must
+// carry; leader is "" when the slot has none.
+func (s *Server) route(key string) (id slot.ID, leader slot.NodeID, tableEpoch, leaderEpoch uint64, err error) {
 	tv := s.table.Load()
 	if tv == nil {
 		return 0, "", 0, 0, errNoTable
 	}
 	id = tv.hasher.Of(key)
 	row := tv.t.Slots[id]
-	return id, s.dataAddr(row.Leader), tv.t.Epoch, row.LeaderEpoch, nil
+	return id, row.Leader, tv.t.Epoch, row.LeaderEpoch, nil
+}
+
+// errNoLeader refuses a call for a slot whose leader is unknown or gone.
+var errNoLeader = status.Error(codes.Unavailable, "session: the slot has no live leader")
+
+// dataConn returns a connection to data node id at its address in the
+// gossip pool; with TLS it speaks only to that node.
+func (s *Server) dataConn(id slot.NodeID) (*grpc.ClientConn, error) {
+	addr := s.dataAddr(id)
+	if addr == "" {
+		return nil, errNoLeader
+	}
+	return s.Pool().Get(addr, identity.Peer{Role: identity.RoleData, Name: string(id)})
 }
 
 var errNoTable = status.Error(codes.Unavailable, "session: no slot table yet; retry")
@@ -220,14 +234,11 @@ func (s *Server) dataAddr(id slot.NodeID) string {
 // an error (no leader, migrating slot, epoch mismatch) and never a partial
 // datum.
 func (s *Server) Fetch(ctx context.Context, key string) (*registryv1.Datum, error) {
-	_, addr, _, _, err := s.route(key)
+	_, leader, _, _, err := s.route(key)
 	if err != nil {
 		return nil, err
 	}
-	if addr == "" {
-		return nil, status.Error(codes.Unavailable, "session: the slot has no live leader")
-	}
-	conn, err := s.Pool().Get(addr)
+	conn, err := s.dataConn(leader)
 	if err != nil {
 		return nil, err
 	}
@@ -265,7 +276,7 @@ func (s *Server) noticeLoop(ctx context.Context) error {
 			if m.Meta.Role != cluster.RoleData || m.State != cluster.StateAlive || m.Meta.GRPC == "" {
 				continue
 			}
-			addr := m.Meta.GRPC
+			id, addr := m.ID, m.Meta.GRPC
 			mu.Lock()
 			started := open[addr]
 			open[addr] = true
@@ -276,7 +287,7 @@ func (s *Server) noticeLoop(ctx context.Context) error {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				s.watchData(ctx, addr)
+				s.watchData(ctx, id, addr)
 				mu.Lock()
 				delete(open, addr)
 				mu.Unlock()
@@ -290,9 +301,9 @@ func (s *Server) noticeLoop(ctx context.Context) error {
 	}
 }
 
-// watchData follows one data node's change stream until it breaks.
-func (s *Server) watchData(ctx context.Context, addr string) {
-	conn, err := s.Pool().Get(addr)
+// watchData follows data node id's change stream until it breaks.
+func (s *Server) watchData(ctx context.Context, id, addr string) {
+	conn, err := s.Pool().Get(addr, identity.Peer{Role: identity.RoleData, Name: id})
 	if err != nil {
 		return
 	}
@@ -350,14 +361,14 @@ func (s *Server) scanLoop(ctx context.Context) error {
 		case <-t.C():
 		case <-s.scanNow:
 		}
-		byAddr := map[string][]string{}
+		byLeader := map[slot.NodeID][]string{}
 		for _, key := range s.engine.Keys() {
-			if _, addr, _, _, err := s.route(key); err == nil && addr != "" {
-				byAddr[addr] = append(byAddr[addr], key)
+			if _, leader, _, _, err := s.route(key); err == nil && leader != "" {
+				byLeader[leader] = append(byLeader[leader], key)
 			}
 		}
-		for addr, keys := range byAddr {
-			conn, err := s.Pool().Get(addr)
+		for leader, keys := range byLeader {
+			conn, err := s.dataConn(leader)
 			if err != nil {
 				continue
 			}

@@ -3,10 +3,20 @@ package session
 import (
 	"context"
 
+	"github.com/strata-registry/strata/internal/identity"
+	"github.com/strata-registry/strata/internal/node"
 	"github.com/strata-registry/strata/internal/record"
 	"github.com/strata-registry/strata/internal/slot"
 	registryv1 "github.com/strata-registry/strata/pkg/proto/registry/v1"
 )
+
+// policy is who may call each of the session's gRPC methods (node.Policy):
+// clients connect; slot leaders compare and repair.
+var policy = node.Policy{
+	registryv1.SessionService_Connect_FullMethodName:            {identity.RoleClient},
+	registryv1.SessionSyncService_SlotDigests_FullMethodName:    {identity.RoleData},
+	registryv1.SessionSyncService_SlotPublishers_FullMethodName: {identity.RoleData},
+}
 
 // syncService implements SessionSyncService: slot leaders compare their
 // records of this session with its own (the source of truth) and repair.

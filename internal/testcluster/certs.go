@@ -1,82 +1,178 @@
 package testcluster
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
-	"net"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/strata-registry/strata/internal/identity"
+	"github.com/strata-registry/strata/internal/pki"
+	"github.com/strata-registry/strata/internal/rpc"
 	"github.com/strata-registry/strata/internal/tlsconf"
 )
 
-// Certs writes a fresh CA and one certificate signed by it (valid for
-// 127.0.0.1 and localhost, for both server and client use) into dir, and
-// returns a mutual-TLS config that uses them.
-func Certs(t testing.TB, dir string) tlsconf.Config {
+// Name is the cluster name every test cluster's identities carry.
+const Name = "test"
+
+// Identities the harness itself holds, in the tokens file with full
+// rights: a client (certificate and token) for pkg/client and the test
+// client, an operator for the harness's own calls.
+const (
+	ClientName = "test-client"
+	AdminName  = "test-admin"
+)
+
+// credentials is a cluster's test PKI under its dir: a CA, certificates
+// issued on demand (every node, fake session and peer gets its own), the
+// tokens file and the gossip key.
+type credentials struct {
+	dir pki.Dir
+	ca  *pki.CA
+
+	mu    sync.Mutex
+	creds map[identity.ID]*tlsconf.Creds
+	pools map[identity.ID]*rpc.Pool
+}
+
+func newCredentials(t testing.TB, dir string) *credentials {
 	t.Helper()
-	now := time.Now()
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	d := pki.Dir(filepath.Join(dir, "credentials"))
+	if _, err := pki.Init(d, pki.Plan{Cluster: Name, Clients: []string{ClientName}, Admins: []string{AdminName}}, time.Now()); err != nil {
+		t.Fatalf("testcluster: credentials: %v", err)
+	}
+	ca, err := d.LoadCA()
 	if err != nil {
 		t.Fatal(err)
 	}
-	caTmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "strata test CA"},
-		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              now.Add(24 * time.Hour),
-		IsCA:                  true,
-		KeyUsage:              x509.KeyUsageCertSign,
-		BasicConstraintsValid: true,
+	return &credentials{dir: d, ca: ca, creds: map[identity.ID]*tlsconf.Creds{}, pools: map[identity.ID]*rpc.Pool{}}
+}
+
+// TLS returns the TLS files of role's name, issuing them on first use (for
+// 127.0.0.1 and localhost); zero for an insecure cluster.
+func (c *Cluster) TLS(t testing.TB, role identity.Role, name string) tlsconf.Config {
+	t.Helper()
+	if c.creds == nil {
+		return tlsconf.Config{}
 	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	id := identity.ID{Cluster: Name, Role: role, Name: name}
+	d := c.creds.dir
+	if err := d.Issue(c.creds.ca, id, []string{"127.0.0.1", "localhost"}, time.Now(), 24*time.Hour); err != nil {
+		t.Fatalf("testcluster: issue %s: %v", id, err)
+	}
+	return tlsconf.Config{CertFile: d.Cert(role, name), KeyFile: d.Key(role, name), CAFile: d.CA()}
+}
+
+// Creds returns the loaded credentials of role's name (nil for an insecure
+// cluster), shared by every caller.
+func (c *Cluster) Creds(t testing.TB, role identity.Role, name string) *tlsconf.Creds {
+	t.Helper()
+	if c.creds == nil {
+		return nil
+	}
+	id := identity.ID{Cluster: Name, Role: role, Name: name}
+	c.creds.mu.Lock()
+	defer c.creds.mu.Unlock()
+	if cr, ok := c.creds.creds[id]; ok {
+		return cr
+	}
+	cr, err := tlsconf.Load(c.TLS(t, role, name), Name)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("testcluster: load %s: %v", id, err)
 	}
-	ca, err := x509.ParseCertificate(caDER)
-	if err != nil {
-		t.Fatal(err)
+	c.creds.creds[id] = cr
+	return cr
+}
+
+// PoolAs returns a connection pool that dials as role's name (closed at
+// cleanup), for a test that plays that identity.
+func (c *Cluster) PoolAs(t testing.TB, role identity.Role, name string) *rpc.Pool {
+	t.Helper()
+	cr := c.Creds(t, role, name)
+	id := identity.ID{Cluster: Name, Role: role, Name: name}
+	if c.creds == nil {
+		id = identity.ID{}
 	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(2),
-		Subject:      pkix.Name{CommonName: "strata test node"},
-		NotBefore:    now.Add(-time.Hour),
-		NotAfter:     now.Add(24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
-		DNSNames:     []string{"localhost"},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	write := func(name, typ string, b []byte) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: b}), 0o600); err != nil {
-			t.Fatal(err)
-		}
+	c.poolsMu.Lock()
+	defer c.poolsMu.Unlock()
+	if p, ok := c.pools[id]; ok {
 		return p
 	}
-	return tlsconf.Config{
-		CAFile:            write("ca.pem", "CERTIFICATE", caDER),
-		CertFile:          write("node.pem", "CERTIFICATE", der),
-		KeyFile:           write("node-key.pem", "EC PRIVATE KEY", keyDER),
-		RequireClientCert: true,
+	p := rpc.NewPool(cr, 64)
+	c.pools[id] = p
+	return p
+}
+
+// pool is the harness's own: it dials as the test operator.
+func (c *Cluster) pool(t testing.TB) *rpc.Pool { return c.PoolAs(t, identity.RoleAdmin, AdminName) }
+
+// TokensFile returns the tokens file every node of the cluster reads
+// ("" for an insecure cluster). A test may rewrite it and call Reload on
+// the nodes, as an operator edits it and sends SIGHUP.
+func (c *Cluster) TokensFile() string {
+	if c.creds == nil {
+		return ""
 	}
+	return c.creds.dir.Tokens()
+}
+
+// Token returns the bearer token of the client or operator name (issued at
+// start: ClientName, AdminName).
+func (c *Cluster) Token(t testing.TB, role identity.Role, name string) string {
+	t.Helper()
+	tok, err := pki.ReadToken(c.creds.dir.Token(role, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// Credentials returns the cluster's credentials directory (pki layout),
+// for tests that run the commands with --credentials.
+func (c *Cluster) Credentials() pki.Dir { return c.creds.dir }
+
+// ClientTLS returns a *tls.Config for pkg/client as the test client: its
+// certificate, and the CA to verify sessions (by IP: 127.0.0.1). Nil for
+// an insecure cluster.
+func (c *Cluster) ClientTLS(t testing.TB) *tls.Config {
+	t.Helper()
+	if c == nil || c.creds == nil {
+		return nil
+	}
+	tc := c.TLS(t, identity.RoleClient, ClientName)
+	cert, err := tls.LoadX509KeyPair(tc.CertFile, tc.KeyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pem, err := os.ReadFile(tc.CAFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(pem)
+	return &tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: roots, MinVersion: tls.VersionTLS12}
+}
+
+// peerAt returns the identity the node at gRPC address addr has, for
+// dialing it (any meta node if no node of the cluster is there).
+func (c *Cluster) peerAt(addr string) identity.Peer {
+	for _, n := range c.metas {
+		if srv := n.Server(); srv != nil && srv.GRPCAddr() == addr {
+			return identity.Peer{Role: identity.RoleMeta, Name: n.ID}
+		}
+	}
+	for _, n := range c.datas {
+		if srv := n.Server(); srv != nil && srv.GRPCAddr() == addr {
+			return identity.Peer{Role: identity.RoleData, Name: n.ID}
+		}
+	}
+	for _, n := range c.sessions {
+		if srv := n.Server(); srv != nil && srv.GRPCAddr() == addr {
+			return identity.Peer{Role: identity.RoleSession, Name: n.ID}
+		}
+	}
+	return identity.Peer{Role: identity.RoleMeta}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/strata-registry/strata/internal/data"
+	"github.com/strata-registry/strata/internal/identity"
 	"github.com/strata-registry/strata/internal/slot"
 )
 
@@ -46,7 +47,7 @@ func (c *Cluster) AddData(t testing.TB) *DataNode {
 	id := fmt.Sprintf("data-%d", i)
 	cfg := data.TestConfig()
 	cfg.NodeID = id
-	cfg.TLS = c.spec.TLS
+	c.secure(t, &cfg.Config, identity.RoleData)
 	if c.spec.DataConfig != nil {
 		c.spec.DataConfig(i, &cfg)
 	}

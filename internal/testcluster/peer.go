@@ -11,9 +11,11 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials"
 
 	"github.com/strata-registry/strata/internal/cluster"
+	"github.com/strata-registry/strata/internal/identity"
+	"github.com/strata-registry/strata/internal/rpc"
+	"github.com/strata-registry/strata/internal/tlsconf"
 	registryv1 "github.com/strata-registry/strata/pkg/proto/registry/v1"
 )
 
@@ -39,7 +41,7 @@ type Peer struct {
 	// tables records every table received, in order.
 	tables []*registryv1.SlotTable
 	conns  map[string]*grpc.ClientConn
-	creds  credentials.TransportCredentials
+	creds  *tlsconf.Creds // nil in an insecure cluster
 }
 
 // conn returns a cached connection to addr.
@@ -49,7 +51,7 @@ func (p *Peer) conn(addr string) (*grpc.ClientConn, error) {
 	if c, ok := p.conns[addr]; ok {
 		return c, nil
 	}
-	c, err := grpc.NewClient(addr, grpc.WithTransportCredentials(p.creds))
+	c, err := grpc.NewClient(addr, rpc.DialOptions(p.creds, identity.Peer{Role: identity.RoleMeta})...)
 	if err != nil {
 		return nil, err
 	}
@@ -79,10 +81,7 @@ func (c *Cluster) StartPeer(t testing.TB, id string, role cluster.Role) *Peer {
 	if err != nil {
 		t.Fatalf("testcluster: peer %s: %v", id, err)
 	}
-	creds, err := c.creds()
-	if err != nil {
-		t.Fatal(err)
-	}
+	creds := c.Creds(t, identity.Role(role), id)
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &Peer{creds: creds, ID: id, Role: role, agent: agent, cancel: cancel, log: lf, addrs: c.MetaAddrs(), conns: map[string]*grpc.ClientConn{}}
 	t.Cleanup(func() { p.stop(false) })

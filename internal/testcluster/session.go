@@ -3,6 +3,7 @@ package testcluster
 import (
 	"cmp"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"os"
@@ -17,6 +18,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/strata-registry/strata/internal/cluster"
+	"github.com/strata-registry/strata/internal/identity"
 	"github.com/strata-registry/strata/internal/record"
 	"github.com/strata-registry/strata/internal/rpc"
 	"github.com/strata-registry/strata/internal/slot"
@@ -34,6 +36,7 @@ type FakeSession struct {
 	Proc string
 
 	c      *Cluster
+	pool   *rpc.Pool // dials as this session
 	agent  *cluster.Agent
 	gs     *grpc.Server
 	cancel context.CancelFunc
@@ -93,11 +96,8 @@ func (c *Cluster) StartSession(t testing.TB, id string) *FakeSession {
 	f := &FakeSession{ID: id, Proc: fmt.Sprintf("%s@%d", id, time.Now().UnixNano()), c: c, log: lf, hasher: h,
 		pubs: map[[2]string]*registryv1.Publisher{}, seen: map[string]uint64{}, inline: map[string]*registryv1.Datum{}, streams: map[string]bool{}}
 	ln := Listen(t)
-	opts, err := rpc.ServerOptions(c.spec.TLS)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.gs = grpc.NewServer(opts...)
+	f.pool = c.PoolAs(t, identity.RoleSession, id)
+	f.gs = grpc.NewServer(rpc.ServerOptions(c.Creds(t, identity.RoleSession, id), tls.RequireAndVerifyClientCert)...)
 	registryv1.RegisterSessionSyncServiceServer(f.gs, &fakeSync{f: f})
 	f.agent, err = cluster.New(cluster.Config{
 		NodeID: id, BindAddr: "127.0.0.1", Profile: "local", Join: c.GossipSeeds(), RetryJoin: 50 * time.Millisecond,
@@ -143,9 +143,9 @@ func (f *FakeSession) followDataNodes(ctx context.Context) {
 			}
 			f.mu.Unlock()
 			if !ok {
-				addr := m.Meta.GRPC
+				id, addr := m.ID, m.Meta.GRPC
 				f.wg.Add(1)
-				go func() { defer f.wg.Done(); f.holdStream(ctx, addr) }()
+				go func() { defer f.wg.Done(); f.holdStream(ctx, id, addr) }()
 			}
 		}
 		select {
@@ -164,9 +164,9 @@ func (f *FakeSession) streaming(addr string) bool {
 
 // holdStream keeps a change stream open to one data node (its lease) and
 // records what it is told.
-func (f *FakeSession) holdStream(ctx context.Context, addr string) {
+func (f *FakeSession) holdStream(ctx context.Context, id, addr string) {
 	for ctx.Err() == nil {
-		conn, err := f.c.pool().Get(addr)
+		conn, err := f.pool.Get(addr, identity.Peer{Role: identity.RoleData, Name: id})
 		if err == nil {
 			stream, err := registryv1.NewDataServiceClient(conn).WatchChanges(ctx, &registryv1.WatchChangesRequest{SessionId: f.Proc})
 			if err == nil {
@@ -254,7 +254,7 @@ func (f *FakeSession) Publish(t testing.TB, p *registryv1.Publisher) {
 		if r.Leader == nil {
 			return fmt.Errorf("no leader for slot %d", r.Slot)
 		}
-		conn, err := f.c.pool().Get(r.Leader.Server().GRPCAddr())
+		conn, err := f.pool.Get(r.Leader.Server().GRPCAddr(), identity.Peer{Role: identity.RoleData, Name: r.Leader.ID})
 		if err != nil {
 			return err
 		}

@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 
+	"github.com/strata-registry/strata/internal/identity"
 	"github.com/strata-registry/strata/internal/rpc"
 	"github.com/strata-registry/strata/internal/session"
 	registryv1 "github.com/strata-registry/strata/pkg/proto/registry/v1"
@@ -41,7 +42,7 @@ func (c *Cluster) AddSession(t testing.TB) *SessionNode {
 	id := fmt.Sprintf("session-%d", i)
 	cfg := session.TestConfig()
 	cfg.NodeID = id
-	cfg.TLS = c.spec.TLS
+	c.secure(t, &cfg.Config, identity.RoleSession)
 	if c.spec.SessionConfig != nil {
 		c.spec.SessionConfig(i, &cfg)
 	}
@@ -116,10 +117,7 @@ func (cl *Client) Pause() { cl.pause.Do(func() { close(cl.paused) }) }
 // paused client backs its session up at a predictable point.
 func (c *Cluster) Connect(t testing.TB, n *SessionNode, clientID, zone string, autoAck bool) *Client {
 	t.Helper()
-	opts, err := rpc.DialOptions(c.spec.TLS, n.Server().GRPCAddr())
-	if err != nil {
-		t.Fatal(err)
-	}
+	opts := rpc.DialOptions(c.Creds(t, identity.RoleClient, ClientName), identity.Peer{Role: identity.RoleSession, Name: n.ID})
 	opts = append(opts, grpc.WithInitialWindowSize(1<<20), grpc.WithInitialConnWindowSize(1<<20))
 	conn, err := grpc.NewClient(n.Server().GRPCAddr(), opts...)
 	if err != nil {

@@ -27,16 +27,14 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/strata-registry/strata/internal/data"
+	"github.com/strata-registry/strata/internal/identity"
 	"github.com/strata-registry/strata/internal/meta"
 	"github.com/strata-registry/strata/internal/node"
 	"github.com/strata-registry/strata/internal/rpc"
 	"github.com/strata-registry/strata/internal/session"
 	"github.com/strata-registry/strata/internal/slot"
-	"github.com/strata-registry/strata/internal/tlsconf"
 	registryv1 "github.com/strata-registry/strata/pkg/proto/registry/v1"
 )
 
@@ -60,8 +58,12 @@ type Spec struct {
 	// SessionConfig adjusts each session node's config (from
 	// session.TestConfig) before it starts.
 	SessionConfig func(i int, c *session.Config)
-	// TLS, when set, secures every node and the harness's own clients.
-	TLS tlsconf.Config
+	// Insecure runs every node without TLS (nothing authenticated), as
+	// --insecure does. By default each node has its own certificate
+	// (issued by the cluster's test CA), the tokens file lists the harness's
+	// client and operator, and every call is authenticated and authorized
+	// as in production.
+	Insecure bool
 }
 
 // Cluster is a running set of nodes. Its methods are for the test's own
@@ -73,14 +75,11 @@ type Cluster struct {
 	datas    []*DataNode
 	sessions []*SessionNode
 
-	poolOnce sync.Once
-	conns    *rpc.Pool
-}
+	// creds is the cluster's PKI; nil for an insecure cluster.
+	creds *credentials
 
-// pool returns the harness's own connection pool (closed at cleanup).
-func (c *Cluster) pool() *rpc.Pool {
-	c.poolOnce.Do(func() { c.conns = rpc.NewPool(c.spec.TLS, 64) })
-	return c.conns
+	poolsMu sync.Mutex
+	pools   map[identity.ID]*rpc.Pool // by the identity they dial as
 }
 
 // MetaNode is one meta node of the cluster.
@@ -113,7 +112,10 @@ func Start(t testing.TB, spec Spec) *Cluster {
 	if spec.Meta < 1 {
 		t.Fatalf("testcluster: spec needs at least one meta node, got %d", spec.Meta)
 	}
-	c := &Cluster{spec: spec, dir: t.TempDir()}
+	c := &Cluster{spec: spec, dir: t.TempDir(), pools: map[identity.ID]*rpc.Pool{}}
+	if !spec.Insecure {
+		c.creds = newCredentials(t, c.dir)
+	}
 	t.Cleanup(func() { c.cleanup(t) })
 	for i := range spec.Meta {
 		id := fmt.Sprintf("meta-%d", i)
@@ -121,7 +123,7 @@ func Start(t testing.TB, spec Spec) *Cluster {
 		cfg.NodeID = id
 		cfg.DataDir = filepath.Join(c.dir, id)
 		cfg.BootstrapExpect = spec.Meta
-		cfg.TLS = spec.TLS
+		c.secure(t, &cfg.Config, identity.RoleMeta)
 		if spec.MetaConfig != nil {
 			spec.MetaConfig(i, &cfg)
 		}
@@ -156,7 +158,7 @@ func (c *Cluster) AddMeta(t testing.TB) *MetaNode {
 	cfg := meta.TestConfig()
 	cfg.NodeID = id
 	cfg.DataDir = filepath.Join(c.dir, id)
-	cfg.TLS = c.spec.TLS
+	c.secure(t, &cfg.Config, identity.RoleMeta)
 	if c.spec.MetaConfig != nil {
 		c.spec.MetaConfig(i, &cfg)
 	}
@@ -184,6 +186,14 @@ func (c *Cluster) startMeta(t testing.TB, n *MetaNode) {
 	n.mu.Lock()
 	n.gossip = srv.GossipAddr()
 	n.mu.Unlock()
+}
+
+// secure sets a node's cluster name and, unless the cluster is insecure,
+// its TLS files and the tokens file.
+func (c *Cluster) secure(t testing.TB, cfg *node.Config, role identity.Role) {
+	cfg.Cluster = Name
+	cfg.TLS = c.TLS(t, role, cfg.NodeID)
+	cfg.TokensFile = c.TokensFile()
 }
 
 // gossipSeeds returns the gossip addresses of the other meta nodes known so far.
@@ -311,8 +321,10 @@ func (c *Cluster) WaitEpoch(t testing.TB, epoch uint64) slot.Table {
 
 func (c *Cluster) cleanup(t testing.TB) {
 	defer func() {
-		if c.conns != nil {
-			c.conns.Close()
+		c.poolsMu.Lock()
+		defer c.poolsMu.Unlock()
+		for _, p := range c.pools {
+			p.Close()
 		}
 	}()
 	for i := range c.sessions {
@@ -370,28 +382,22 @@ func Listen(t testing.TB) net.Listener {
 	return ln
 }
 
-// Dial returns a client connection to addr, with the cluster's TLS when it
-// has any. The caller closes it.
+// Dial returns a client connection to the node at addr, as the test
+// operator (TLS unless the cluster is insecure). The caller closes it.
 func (c *Cluster) Dial(t testing.TB, addr string) *grpc.ClientConn {
 	t.Helper()
-	opts, err := rpc.DialOptions(c.spec.TLS, addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn, err := grpc.NewClient(addr, opts...)
+	return c.DialAs(t, addr, identity.RoleAdmin, AdminName)
+}
+
+// DialAs returns a client connection to the node at addr as role's name
+// (issuing its certificate if need be). The caller closes it.
+func (c *Cluster) DialAs(t testing.TB, addr string, role identity.Role, name string) *grpc.ClientConn {
+	t.Helper()
+	conn, err := grpc.NewClient(addr, rpc.DialOptions(c.Creds(t, role, name), c.peerAt(addr))...)
 	if err != nil {
 		t.Fatalf("testcluster: dial %s: %v", addr, err)
 	}
 	return conn
-}
-
-// creds returns the transport credentials clients of this cluster use.
-func (c *Cluster) creds() (credentials.TransportCredentials, error) {
-	tc, err := c.spec.TLS.Client()
-	if err != nil || tc == nil {
-		return insecure.NewCredentials(), err
-	}
-	return credentials.NewTLS(tc), nil
 }
 
 // Eventually calls f until it returns nil, failing the test with f's last

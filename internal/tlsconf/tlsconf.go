@@ -1,5 +1,12 @@
-// Package tlsconf turns the TLS settings every Strata role shares into
-// crypto/tls configs for servers and for the clients they dial.
+// Package tlsconf turns a node's TLS files into crypto/tls configs that
+// check identities (internal/identity) rather than host names: a node dials
+// "the data node data-3 of this cluster", not "whoever holds a certificate
+// for data-3.internal", and serves only peers whose certificates name an
+// identity of its cluster.
+//
+// Creds holds the loaded certificate, key and CA pool, and reloads them
+// (SIGHUP) without restarting: handshakes after a Reload use the new files,
+// links already up keep theirs.
 package tlsconf
 
 import (
@@ -8,101 +15,207 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync/atomic"
+
+	"github.com/strata-registry/strata/internal/identity"
 )
 
-// Config is plain data, set from flags. The zero value means plaintext.
+// Config is plain data, set from flags. The zero value means no TLS.
 type Config struct {
-	// CertFile and KeyFile are this node's certificate and key (PEM).
+	// CertFile and KeyFile are this process's certificate and key (PEM).
 	CertFile string
 	KeyFile  string
-	// CAFile verifies peers; required for mutual TLS and for clients that
-	// should not trust the system roots.
+	// CAFile holds the CAs that sign the cluster's certificates (PEM).
 	CAFile string
-	// RequireClientCert turns on mutual TLS on servers.
-	RequireClientCert bool
 }
 
 // Enabled reports whether TLS is configured.
 func (c Config) Enabled() bool { return c.CertFile != "" || c.KeyFile != "" || c.CAFile != "" }
 
-// Validate checks that the fields fit together.
+// Validate checks that the fields fit together: a CA and, for anyone but a
+// token-only client, a certificate and its key.
 func (c Config) Validate() error {
 	if (c.CertFile == "") != (c.KeyFile == "") {
 		return errors.New("tls: cert file and key file must be set together")
 	}
-	if c.RequireClientCert && c.CAFile == "" {
-		return errors.New("tls: requiring client certificates needs a CA file")
-	}
-	if c.CAFile != "" && c.CertFile == "" {
-		return errors.New("tls: a CA file without a cert and key serves nothing")
+	if c.Enabled() && c.CAFile == "" {
+		return errors.New("tls: a CA file is required to verify peers")
 	}
 	return nil
 }
 
-// Server returns the config for a listening node, or nil when TLS is off.
-func (c Config) Server() (*tls.Config, error) {
-	if err := c.Validate(); err != nil {
-		return nil, err
-	}
-	if !c.Enabled() {
-		return nil, nil
-	}
-	cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
-	if err != nil {
-		return nil, fmt.Errorf("tls: load key pair: %w", err)
-	}
-	out := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
-	if c.CAFile != "" {
-		pool, err := loadPool(c.CAFile)
-		if err != nil {
-			return nil, err
-		}
-		out.ClientCAs = pool
-		// With a CA, a client certificate is verified when offered and,
-		// with RequireClientCert, demanded.
-		out.ClientAuth = tls.VerifyClientCertIfGiven
-		if c.RequireClientCert {
-			out.ClientAuth = tls.RequireAndVerifyClientCert
-		}
-	}
-	return out, nil
+// Creds are loaded TLS credentials for one cluster. Safe for concurrent use.
+type Creds struct {
+	cfg     Config
+	cluster string
+	// self, when set, is the identity this process's certificate must name
+	// (a node's own), at load and at every reload.
+	self *identity.ID
+	cur  atomic.Pointer[material]
 }
 
-// Client returns the config for dialing other nodes, or nil when TLS is off.
-// The node's own certificate is presented, for mutual TLS.
-func (c Config) Client() (*tls.Config, error) {
-	if err := c.Validate(); err != nil {
-		return nil, err
-	}
-	if !c.Enabled() {
-		return nil, nil
-	}
-	out := &tls.Config{MinVersion: tls.VersionTLS12}
-	if c.CertFile != "" {
-		cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("tls: load key pair: %w", err)
-		}
-		out.Certificates = []tls.Certificate{cert}
-	}
-	if c.CAFile != "" {
-		pool, err := loadPool(c.CAFile)
-		if err != nil {
-			return nil, err
-		}
-		out.RootCAs = pool
-	}
-	return out, nil
+type material struct {
+	cert *tls.Certificate // nil for a token-only client
+	pool *x509.CertPool
+	self identity.ID // what cert names; zero without a cert
 }
 
-func loadPool(path string) (*x509.CertPool, error) {
-	pem, err := os.ReadFile(path)
+// Load reads cfg's files for a client (or an operator's tool) of cluster,
+// whatever identity its certificate names. It returns nil, nil when TLS is
+// off.
+func Load(cfg Config, cluster string) (*Creds, error) {
+	if err := identity.ValidCluster(cluster); err != nil {
+		return nil, err
+	}
+	return load(cfg, &Creds{cfg: cfg, cluster: cluster})
+}
+
+// LoadNode reads a node's files: its certificate must name self, now and
+// after every Reload. It returns nil, nil when TLS is off.
+func LoadNode(cfg Config, self identity.ID) (*Creds, error) {
+	if err := self.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Enabled() && cfg.CertFile == "" {
+		return nil, fmt.Errorf("tls: %s needs its own certificate and key", self)
+	}
+	return load(cfg, &Creds{cfg: cfg, cluster: self.Cluster, self: &self})
+}
+
+func load(cfg Config, c *Creds) (*Creds, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if !cfg.Enabled() {
+		return nil, nil
+	}
+	if err := c.Reload(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Reload reads the files again and, if they load, uses them from the next
+// handshake on. On error the old ones stay.
+func (c *Creds) Reload() error {
+	m := &material{}
+	pem, err := os.ReadFile(c.cfg.CAFile)
 	if err != nil {
-		return nil, fmt.Errorf("tls: read CA file: %w", err)
+		return fmt.Errorf("tls: read CA file: %w", err)
 	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("tls: no certificates in CA file %s", path)
+	m.pool = x509.NewCertPool()
+	if !m.pool.AppendCertsFromPEM(pem) {
+		return fmt.Errorf("tls: no certificates in CA file %s", c.cfg.CAFile)
 	}
-	return pool, nil
+	if c.cfg.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(c.cfg.CertFile, c.cfg.KeyFile)
+		if err != nil {
+			return fmt.Errorf("tls: load key pair: %w", err)
+		}
+		if m.self, err = identity.FromCert(cert.Leaf); err != nil {
+			return fmt.Errorf("tls: %s: %w", c.cfg.CertFile, err)
+		}
+		if m.self.Cluster != c.cluster {
+			return fmt.Errorf("tls: %s names %s, of cluster %q, not %q", c.cfg.CertFile, m.self, m.self.Cluster, c.cluster)
+		}
+		if c.self != nil && m.self != *c.self {
+			return fmt.Errorf("tls: %s names %s, but this is %s (issue one with registryctl certs)", c.cfg.CertFile, m.self, *c.self)
+		}
+		if _, err := cert.Leaf.Verify(x509.VerifyOptions{Roots: m.pool, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
+			return fmt.Errorf("tls: %s is not signed by a CA in %s: %w", c.cfg.CertFile, c.cfg.CAFile, err)
+		}
+		m.cert = &cert
+	}
+	c.cur.Store(m)
+	return nil
+}
+
+// Cluster returns the cluster the credentials are for.
+func (c *Creds) Cluster() string { return c.cluster }
+
+// Self returns the identity this process's certificate names (the zero ID
+// for a client without a certificate).
+func (c *Creds) Self() identity.ID { return c.cur.Load().self }
+
+// Pool returns the CA pool in use.
+func (c *Creds) Pool() *x509.CertPool { return c.cur.Load().pool }
+
+// Server returns the config for a listening node. auth is
+// tls.RequireAndVerifyClientCert on ports only nodes reach and
+// tls.VerifyClientCertIfGiven where clients may come with a token instead;
+// a certificate that is offered must chain to the CA either way. allow,
+// when set, judges the identity the client's certificate names during the
+// handshake (Raft's port, which only meta nodes may speak on); otherwise
+// the caller checks it later (the gRPC interceptors).
+func (c *Creds) Server(auth tls.ClientAuthType, allow func(identity.ID) error) *tls.Config {
+	return &tls.Config{
+		MinVersion: tls.VersionTLS12,
+		// Each handshake reads the current material, so a Reload applies
+		// to the next connection.
+		GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
+			m := c.cur.Load()
+			out := &tls.Config{MinVersion: tls.VersionTLS12, ClientCAs: m.pool, ClientAuth: auth, NextProtos: []string{"h2", "http/1.1"}}
+			if m.cert != nil {
+				out.Certificates = []tls.Certificate{*m.cert}
+			}
+			if allow != nil {
+				out.VerifyConnection = func(cs tls.ConnectionState) error {
+					id, err := c.verify(cs, x509.ExtKeyUsageClientAuth)
+					if err != nil {
+						return err
+					}
+					return allow(id)
+				}
+			}
+			return out, nil
+		},
+	}
+}
+
+// Client returns the config for dialing peer (a role, and a name unless
+// it is empty) of this cluster: the server's certificate must chain to the
+// CA and name that identity; host names are not checked. This process's
+// certificate, if it has one, is presented.
+func (c *Creds) Client(peer identity.Peer) *tls.Config {
+	return &tls.Config{
+		MinVersion: tls.VersionTLS12,
+		// The chain and the identity are checked in VerifyConnection:
+		// crypto/tls's own check would compare host names instead.
+		InsecureSkipVerify: true,
+		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+			if m := c.cur.Load(); m.cert != nil {
+				return m.cert, nil
+			}
+			return &tls.Certificate{}, nil // none to offer
+		},
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			id, err := c.verify(cs, x509.ExtKeyUsageServerAuth)
+			if err != nil {
+				return err
+			}
+			return peer.Check(c.cluster, id)
+		},
+	}
+}
+
+func (c *Creds) verify(cs tls.ConnectionState, usage x509.ExtKeyUsage) (identity.ID, error) {
+	if len(cs.PeerCertificates) == 0 {
+		return identity.ID{}, errors.New("tls: the peer presented no certificate")
+	}
+	leaf := cs.PeerCertificates[0]
+	inter := x509.NewCertPool()
+	for _, ic := range cs.PeerCertificates[1:] {
+		inter.AddCert(ic)
+	}
+	if _, err := leaf.Verify(x509.VerifyOptions{Roots: c.Pool(), Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{usage}}); err != nil {
+		return identity.ID{}, fmt.Errorf("tls: peer certificate: %w", err)
+	}
+	id, err := identity.FromCert(leaf)
+	if err != nil {
+		return identity.ID{}, err
+	}
+	if id.Cluster != c.cluster {
+		return identity.ID{}, fmt.Errorf("tls: the peer is %s, of cluster %q, not %q", id, id.Cluster, c.cluster)
+	}
+	return id, nil
 }

@@ -1,11 +1,7 @@
-// External test package: testcluster (for Certs) imports meta, which
-// imports tlsconf.
 package tlsconf_test
 
 import (
 	"crypto/tls"
-	"crypto/x509"
-	"errors"
 	"io"
 	"net"
 	"os"
@@ -14,7 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/strata-registry/strata/internal/testcluster"
+	"github.com/strata-registry/strata/internal/identity"
+	"github.com/strata-registry/strata/internal/pki"
 	"github.com/strata-registry/strata/internal/tlsconf"
 )
 
@@ -24,103 +21,111 @@ func TestConfig_Validate(t *testing.T) {
 		cfg     tlsconf.Config
 		wantErr string // substring; "" means valid
 	}{
-		{"zero config is plaintext", tlsconf.Config{}, ""},
-		{"cert and key", tlsconf.Config{CertFile: "c", KeyFile: "k"}, ""},
+		{"zero config is no TLS", tlsconf.Config{}, ""},
 		{"cert, key and CA", tlsconf.Config{CertFile: "c", KeyFile: "k", CAFile: "ca"}, ""},
-		{"mutual TLS", tlsconf.Config{CertFile: "c", KeyFile: "k", CAFile: "ca", RequireClientCert: true}, ""},
-		{"cert without key", tlsconf.Config{CertFile: "c"}, "set together"},
-		{"key without cert", tlsconf.Config{KeyFile: "k"}, "set together"},
-		{"client certs without CA", tlsconf.Config{CertFile: "c", KeyFile: "k", RequireClientCert: true}, "CA file"},
-		{"client certs alone", tlsconf.Config{RequireClientCert: true}, "CA file"},
-		{"CA alone", tlsconf.Config{CAFile: "ca"}, "CA file without a cert"},
-		{"CA and key without cert", tlsconf.Config{CAFile: "ca", KeyFile: "k"}, "set together"},
+		{"CA alone (a token client)", tlsconf.Config{CAFile: "ca"}, ""},
+		{"cert without key", tlsconf.Config{CertFile: "c", CAFile: "ca"}, "set together"},
+		{"key without cert", tlsconf.Config{KeyFile: "k", CAFile: "ca"}, "set together"},
+		{"cert and key without CA", tlsconf.Config{CertFile: "c", KeyFile: "k"}, "CA file is required"},
 	}
 	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			err := tc.cfg.Validate()
-			switch {
-			case tc.wantErr == "" && err != nil:
-				t.Fatalf("Validate(%+v) = %v, want nil", tc.cfg, err)
-			case tc.wantErr != "" && err == nil:
-				t.Fatalf("Validate(%+v) = nil, want an error containing %q", tc.cfg, tc.wantErr)
-			case tc.wantErr != "" && !strings.Contains(err.Error(), tc.wantErr):
-				t.Fatalf("Validate(%+v) = %q, want it to contain %q", tc.cfg, err, tc.wantErr)
-			}
-		})
-	}
-}
-
-func TestConfig_Enabled(t *testing.T) {
-	tests := []struct {
-		name string
-		cfg  tlsconf.Config
-		want bool
-	}{
-		{"zero", tlsconf.Config{}, false},
-		{"cert", tlsconf.Config{CertFile: "c"}, true},
-		{"key", tlsconf.Config{KeyFile: "k"}, true},
-		{"CA", tlsconf.Config{CAFile: "ca"}, true},
-		{"full", tlsconf.Config{CertFile: "c", KeyFile: "k", CAFile: "ca", RequireClientCert: true}, true},
-	}
-	for _, tc := range tests {
-		if got := tc.cfg.Enabled(); got != tc.want {
-			t.Errorf("%s: Enabled() = %v, want %v", tc.name, got, tc.want)
+		err := tc.cfg.Validate()
+		switch {
+		case tc.wantErr == "" && err != nil:
+			t.Errorf("%s: Validate = %v", tc.name, err)
+		case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
+			t.Errorf("%s: Validate = %v, want one containing %q", tc.name, err, tc.wantErr)
 		}
 	}
 }
 
-func TestConfig_ZeroGivesNilConfigs(t *testing.T) {
-	var c tlsconf.Config
-	s, err := c.Server()
-	if s != nil || err != nil {
-		t.Errorf("zero Server() = %v, %v; want nil, nil", s, err)
+// fixture is a credentials directory with nodes and a client of cluster
+// "c", and one node of another cluster under the same CA.
+type fixture struct{ dir pki.Dir }
+
+func newFixture(t *testing.T) fixture {
+	t.Helper()
+	d := pki.Dir(t.TempDir())
+	if _, err := pki.Init(d, pki.Plan{Cluster: "c", Meta: []string{"m1"}, Data: []string{"d1", "d2"}, Clients: []string{"app"}, Hosts: []string{"127.0.0.1"}}, time.Now()); err != nil {
+		t.Fatal(err)
 	}
-	cl, err := c.Client()
-	if cl != nil || err != nil {
-		t.Errorf("zero Client() = %v, %v; want nil, nil", cl, err)
-	}
+	return fixture{d}
 }
 
-func TestConfig_InvalidConfigFailsBeforeLoadingFiles(t *testing.T) {
-	// The files do not exist: the error must be the validation one.
-	c := tlsconf.Config{CertFile: "/nonexistent/cert.pem"}
-	if _, err := c.Server(); err == nil || !strings.Contains(err.Error(), "set together") {
-		t.Errorf("Server() error = %v, want the validation error", err)
-	}
-	if _, err := c.Client(); err == nil || !strings.Contains(err.Error(), "set together") {
-		t.Errorf("Client() error = %v, want the validation error", err)
-	}
+func (f fixture) cfg(role identity.Role, name string) tlsconf.Config {
+	return tlsconf.Config{CertFile: f.dir.Cert(role, name), KeyFile: f.dir.Key(role, name), CAFile: f.dir.CA()}
 }
 
-func TestConfig_ServerAndClientFromCerts(t *testing.T) {
-	cfg := testcluster.Certs(t, t.TempDir())
-	srv, err := cfg.Server()
+func (f fixture) node(t *testing.T, role identity.Role, name string) *tlsconf.Creds {
+	t.Helper()
+	c, err := tlsconf.LoadNode(f.cfg(role, name), identity.ID{Cluster: "c", Role: role, Name: name})
 	if err != nil {
-		t.Fatalf("Server(): %v", err)
+		t.Fatal(err)
 	}
-	if len(srv.Certificates) != 1 || srv.ClientCAs == nil || srv.ClientAuth != tls.RequireAndVerifyClientCert {
-		t.Errorf("Server() = certs %d, ClientCAs %v, ClientAuth %v; want 1 cert, a pool, RequireAndVerifyClientCert",
-			len(srv.Certificates), srv.ClientCAs != nil, srv.ClientAuth)
-	}
-	if srv.MinVersion < tls.VersionTLS12 {
-		t.Errorf("Server().MinVersion = %x, want at least TLS 1.2", srv.MinVersion)
-	}
-	cl, err := cfg.Client()
-	if err != nil {
-		t.Fatalf("Client(): %v", err)
-	}
-	if len(cl.Certificates) != 1 || cl.RootCAs == nil {
-		t.Errorf("Client() = certs %d, RootCAs %v; want 1 cert and a pool", len(cl.Certificates), cl.RootCAs != nil)
-	}
-	if cl.MinVersion < tls.VersionTLS12 {
-		t.Errorf("Client().MinVersion = %x, want at least TLS 1.2", cl.MinVersion)
+	return c
+}
+
+func TestLoad_ZeroIsNoTLS(t *testing.T) {
+	c, err := tlsconf.Load(tlsconf.Config{}, "c")
+	if c != nil || err != nil {
+		t.Fatalf("Load(zero) = %v, %v; want nil, nil", c, err)
 	}
 }
 
-// handshake serves one TLS connection with srv on a loopback listener,
-// dials it with cl, and returns the server's and the client's handshake
-// errors. The server writes one byte after its handshake so the client, under
-// TLS 1.3, also learns whether the server accepted its certificate.
+func TestLoadNode_RefusesACertificateNamingAnotherIdentity(t *testing.T) {
+	f := newFixture(t)
+	for _, tc := range []struct {
+		name string
+		want identity.ID
+		msg  string
+	}{
+		{"another node", identity.ID{Cluster: "c", Role: identity.RoleData, Name: "d2"}, "but this is"},
+		{"another role", identity.ID{Cluster: "c", Role: identity.RoleSession, Name: "d1"}, "but this is"},
+		{"another cluster", identity.ID{Cluster: "x", Role: identity.RoleData, Name: "d1"}, `not "x"`},
+	} {
+		if _, err := tlsconf.LoadNode(f.cfg(identity.RoleData, "d1"), tc.want); err == nil || !strings.Contains(err.Error(), tc.msg) {
+			t.Errorf("%s: LoadNode = %v, want an error containing %q", tc.name, err, tc.msg)
+		}
+	}
+	if _, err := tlsconf.LoadNode(tlsconf.Config{CAFile: f.dir.CA()}, identity.ID{Cluster: "c", Role: identity.RoleData, Name: "d1"}); err == nil {
+		t.Error("a node without a certificate loaded")
+	}
+}
+
+func TestLoad_FileErrors(t *testing.T) {
+	f := newFixture(t)
+	dir := t.TempDir()
+	junk := filepath.Join(dir, "junk.pem")
+	if err := os.WriteFile(junk, []byte("not a certificate\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	good := f.cfg(identity.RoleData, "d1")
+	for _, tc := range []struct {
+		name string
+		cfg  tlsconf.Config
+		msg  string
+	}{
+		{"missing CA", tlsconf.Config{CertFile: good.CertFile, KeyFile: good.KeyFile, CAFile: filepath.Join(dir, "none.pem")}, "read CA file"},
+		{"CA without PEM", tlsconf.Config{CertFile: good.CertFile, KeyFile: good.KeyFile, CAFile: junk}, "no certificates"},
+		{"key of another cert", tlsconf.Config{CertFile: good.CertFile, KeyFile: f.dir.Key(identity.RoleData, "d2"), CAFile: good.CAFile}, "load key pair"},
+		{"certificate without an identity", tlsconf.Config{CertFile: f.dir.CA(), KeyFile: f.dir.CAKey(), CAFile: good.CAFile}, "names no spiffe"},
+	} {
+		if _, err := tlsconf.Load(tc.cfg, "c"); err == nil || !strings.Contains(err.Error(), tc.msg) {
+			t.Errorf("%s: Load = %v, want an error containing %q", tc.name, err, tc.msg)
+		}
+	}
+	other := pki.Dir(t.TempDir())
+	if _, err := pki.Init(other, pki.Plan{Cluster: "c", Data: []string{"d1"}}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tlsconf.Load(tlsconf.Config{CertFile: other.Cert(identity.RoleData, "d1"), KeyFile: other.Key(identity.RoleData, "d1"), CAFile: f.dir.CA()}, "c"); err == nil ||
+		!strings.Contains(err.Error(), "not signed by a CA") {
+		t.Errorf("a certificate of another CA: %v", err)
+	}
+}
+
+// handshake serves one TLS connection with srv on loopback, dials it with
+// cl, and returns both sides' handshake errors.
 func handshake(t *testing.T, srv, cl *tls.Config) (serverErr, clientErr error) {
 	t.Helper()
 	ln, err := tls.Listen("tcp", "127.0.0.1:0", srv)
@@ -128,7 +133,6 @@ func handshake(t *testing.T, srv, cl *tls.Config) (serverErr, clientErr error) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-
 	done := make(chan error, 1)
 	go func() {
 		conn, err := ln.Accept()
@@ -138,17 +142,13 @@ func handshake(t *testing.T, srv, cl *tls.Config) (serverErr, clientErr error) {
 		}
 		defer conn.Close()
 		_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
-		tc := conn.(*tls.Conn)
-		if err := tc.Handshake(); err != nil {
+		if err := conn.(*tls.Conn).Handshake(); err != nil {
 			done <- err
 			return
 		}
-		_, err = tc.Write([]byte{1})
+		_, err = conn.Write([]byte{1})
 		done <- err
 	}()
-
-	cl = cl.Clone()
-	cl.ServerName = "127.0.0.1"
 	d := &net.Dialer{Timeout: 10 * time.Second}
 	conn, err := tls.DialWithDialer(d, "tcp", ln.Addr().String(), cl)
 	if err == nil {
@@ -156,135 +156,91 @@ func handshake(t *testing.T, srv, cl *tls.Config) (serverErr, clientErr error) {
 		_, err = io.ReadFull(conn, make([]byte, 1))
 		conn.Close()
 	}
-	clientErr = err
-
 	select {
 	case serverErr = <-done:
 	case <-time.After(10 * time.Second):
-		t.Fatal("server did not finish its handshake within 10s")
+		t.Fatal("the server did not finish its handshake within 10s")
 	}
-	return serverErr, clientErr
+	return serverErr, err
 }
 
-func TestConfig_MutualTLSHandshakeSucceeds(t *testing.T) {
-	cfg := testcluster.Certs(t, t.TempDir())
-	srv, err := cfg.Server()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cl, err := cfg.Client()
-	if err != nil {
-		t.Fatal(err)
-	}
-	serverErr, clientErr := handshake(t, srv, cl)
-	if serverErr != nil || clientErr != nil {
-		t.Fatalf("handshake: server %v, client %v; want both nil", serverErr, clientErr)
-	}
-}
-
-func TestConfig_RequireClientCertRejectsClientWithoutCert(t *testing.T) {
-	cfg := testcluster.Certs(t, t.TempDir())
-	srv, err := cfg.Server()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cl, err := cfg.Client()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cl = cl.Clone()
-	cl.Certificates = nil // trusts the server, but has nothing to present
-
-	serverErr, clientErr := handshake(t, srv, cl)
-	if serverErr == nil {
-		t.Fatal("server accepted a client without a certificate")
-	}
-	if clientErr == nil {
-		t.Fatal("client without a certificate was not told it was rejected")
-	}
-}
-
-func TestConfig_ClientRejectsServerFromOtherCA(t *testing.T) {
-	server := testcluster.Certs(t, t.TempDir())
-	other := testcluster.Certs(t, t.TempDir()) // a different, fresh CA
-	srv, err := server.Server()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cl, err := other.Client()
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, clientErr := handshake(t, srv, cl)
-	if clientErr == nil {
-		t.Fatal("client trusted a server signed by another CA")
-	}
-	var unknown x509.UnknownAuthorityError
-	if !errors.As(clientErr, &unknown) {
-		t.Fatalf("client error = %v, want an unknown-authority error", clientErr)
-	}
-}
-
-func TestConfig_FileErrors(t *testing.T) {
-	good := testcluster.Certs(t, t.TempDir())
-	dir := t.TempDir()
-	noPEM := filepath.Join(dir, "empty-ca.pem")
-	if err := os.WriteFile(noPEM, []byte("not a certificate\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	missing := filepath.Join(dir, "missing.pem")
-
-	tests := []struct {
-		name    string
-		cfg     tlsconf.Config
-		wantErr string
+func TestCreds_ClientChecksTheServersIdentity(t *testing.T) {
+	f := newFixture(t)
+	d1, d2 := f.node(t, identity.RoleData, "d1"), f.node(t, identity.RoleData, "d2")
+	srv := d1.Server(tls.RequireAndVerifyClientCert, nil)
+	for _, tc := range []struct {
+		peer identity.Peer
+		ok   bool
 	}{
-		{"missing cert file", tlsconf.Config{CertFile: missing, KeyFile: good.KeyFile}, "load key pair"},
-		{"missing key file", tlsconf.Config{CertFile: good.CertFile, KeyFile: missing}, "load key pair"},
-		{"missing CA file", tlsconf.Config{CertFile: good.CertFile, KeyFile: good.KeyFile, CAFile: missing}, "read CA file"},
-		{"CA file without PEM", tlsconf.Config{CertFile: good.CertFile, KeyFile: good.KeyFile, CAFile: noPEM}, "no certificates"},
-		{"key does not match cert", tlsconf.Config{CertFile: good.CertFile, KeyFile: good.CAFile}, "load key pair"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			for side, build := range map[string]func() (*tls.Config, error){
-				"Server": tc.cfg.Server,
-				"Client": tc.cfg.Client,
-			} {
-				got, err := build()
-				if err == nil {
-					t.Errorf("%s() = %v, nil; want an error containing %q", side, got, tc.wantErr)
-					continue
-				}
-				if !strings.Contains(err.Error(), tc.wantErr) {
-					t.Errorf("%s() error = %q, want it to contain %q", side, err, tc.wantErr)
-				}
-				if got != nil {
-					t.Errorf("%s() returned a config with the error", side)
-				}
-			}
-		})
+		{identity.Peer{Role: identity.RoleData, Name: "d1"}, true},
+		{identity.Peer{Role: identity.RoleData}, true},
+		{identity.Peer{Role: identity.RoleData, Name: "d3"}, false},
+		{identity.Peer{Role: identity.RoleMeta}, false},
+	} {
+		_, clientErr := handshake(t, srv, d2.Client(tc.peer))
+		if (clientErr == nil) != tc.ok {
+			t.Errorf("dialing d1 as %v: client error %v, want ok=%v", tc.peer, clientErr, tc.ok)
+		}
 	}
 }
 
-func TestConfig_InvalidNeverMeansPlaintext(t *testing.T) {
-	bad := tlsconf.Config{RequireClientCert: true}
-	if c, err := bad.Server(); err == nil || c != nil {
-		t.Fatalf("Server() = %v, %v; want an error", c, err)
+func TestCreds_ServerAllowJudgesTheClientsIdentity(t *testing.T) {
+	f := newFixture(t)
+	m1, d1 := f.node(t, identity.RoleMeta, "m1"), f.node(t, identity.RoleData, "d1")
+	onlyMeta := func(id identity.ID) error { return identity.Peer{Role: identity.RoleMeta}.Check("c", id) }
+	srv := m1.Server(tls.RequireAndVerifyClientCert, onlyMeta)
+	if serverErr, clientErr := handshake(t, srv, m1.Client(identity.Peer{Role: identity.RoleMeta})); serverErr != nil || clientErr != nil {
+		t.Errorf("meta to meta: server %v, client %v", serverErr, clientErr)
 	}
-	if c, err := bad.Client(); err == nil || c != nil {
-		t.Fatalf("Client() = %v, %v; want an error", c, err)
+	if serverErr, _ := handshake(t, srv, d1.Client(identity.Peer{Role: identity.RoleMeta})); serverErr == nil {
+		t.Error("a data node's certificate passed a meta-only handshake")
 	}
-}
-
-func TestConfig_CAWithoutRequireVerifiesOfferedCerts(t *testing.T) {
-	certs := testcluster.Certs(t, t.TempDir())
-	certs.RequireClientCert = false
-	srv, err := certs.Server()
+	anon, err := tlsconf.Load(tlsconf.Config{CAFile: f.dir.CA()}, "c")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if srv.ClientAuth != tls.VerifyClientCertIfGiven {
-		t.Fatalf("ClientAuth = %v, want VerifyClientCertIfGiven", srv.ClientAuth)
+	if serverErr, _ := handshake(t, srv, anon.Client(identity.Peer{Role: identity.RoleMeta})); serverErr == nil {
+		t.Error("a client without a certificate passed RequireAndVerifyClientCert")
+	}
+	// Where tokens are welcome, a certificate-less client gets through the
+	// handshake (the gRPC interceptors then want a token).
+	if serverErr, clientErr := handshake(t, m1.Server(tls.VerifyClientCertIfGiven, nil), anon.Client(identity.Peer{Role: identity.RoleMeta})); serverErr != nil || clientErr != nil {
+		t.Errorf("certificate-less client on a token port: server %v, client %v", serverErr, clientErr)
+	}
+}
+
+func TestCreds_ReloadKeepsTheOldOnError_UsesTheNewOnSuccess(t *testing.T) {
+	f := newFixture(t)
+	dir := t.TempDir()
+	cert, key := filepath.Join(dir, "d.pem"), filepath.Join(dir, "d-key.pem")
+	cp := func(from, to string) {
+		b, err := os.ReadFile(from)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(to, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cp(f.dir.Cert(identity.RoleData, "d1"), cert)
+	cp(f.dir.Key(identity.RoleData, "d1"), key)
+	c, err := tlsconf.LoadNode(tlsconf.Config{CertFile: cert, KeyFile: key, CAFile: f.dir.CA()}, identity.ID{Cluster: "c", Role: identity.RoleData, Name: "d1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Another node's certificate is refused, and the old one stays.
+	cp(f.dir.Cert(identity.RoleData, "d2"), cert)
+	cp(f.dir.Key(identity.RoleData, "d2"), key)
+	if err := c.Reload(); err == nil || !strings.Contains(err.Error(), "but this is") {
+		t.Fatalf("Reload with d2's certificate = %v, want refused", err)
+	}
+	if got := c.Self().Name; got != "d1" {
+		t.Fatalf("after a failed reload the node is %q", got)
+	}
+	// A (re-issued) certificate of the same identity is taken.
+	cp(f.dir.Cert(identity.RoleData, "d1"), cert)
+	cp(f.dir.Key(identity.RoleData, "d1"), key)
+	if err := c.Reload(); err != nil {
+		t.Fatalf("Reload with d1's certificate: %v", err)
 	}
 }

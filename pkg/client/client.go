@@ -96,6 +96,9 @@ func New(ctx context.Context, opts ...Option) (*Client, error) {
 		grpc.WithInitialWindowSize(pushWindowBytes),
 		grpc.WithInitialConnWindowSize(pushWindowBytes),
 	}
+	if o.token != "" {
+		c.dialOpts = append(c.dialOpts, grpc.WithPerRPCCredentials(bearer(o.token)))
+	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.wg.Add(1)
 	go func() {
@@ -221,7 +224,7 @@ func (c *Client) run() {
 			if isAuthError(err) {
 				c.logger.Error("strata: session refused the client", "err", err)
 				c.mu.Lock()
-				c.refused = &Error{Code: status.Code(err), Message: status.Convert(err).Message(), kind: ErrUnauthenticated}
+				c.refused = fromCode(status.Code(err), status.Convert(err).Message())
 				c.changedLocked()
 				c.mu.Unlock()
 			} else {
@@ -515,3 +518,12 @@ func newID() string {
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
 }
+
+// bearer sends a token with every call, over TLS only.
+type bearer string
+
+func (b bearer) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
+	return map[string]string{"authorization": "Bearer " + string(b)}, nil
+}
+
+func (bearer) RequireTransportSecurity() bool { return true }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/strata-registry/strata/internal/clienttest"
+	"github.com/strata-registry/strata/internal/identity"
 	"github.com/strata-registry/strata/internal/session"
 	"github.com/strata-registry/strata/internal/testcluster"
 	"github.com/strata-registry/strata/pkg/client"
@@ -70,8 +71,8 @@ func TestClient_PublishSubscribeUpdateUnpublish(t *testing.T) {
 	c := testcluster.Start(t, testcluster.Spec{Meta: 3, Data: 3, Session: 2})
 	c.WaitDataSettled(t)
 	ctx := clienttest.Ctx(t)
-	pubc := clienttest.New(t, client.WithSessions(sessionAddrs(c, 1)...), client.WithZone("z1"))
-	subc := clienttest.New(t, client.WithMeta(c.MetaAddrs()...))
+	pubc := clienttest.New(t, c, client.WithSessions(sessionAddrs(c, 1)...), client.WithZone("z1"))
+	subc := clienttest.New(t, c, client.WithMeta(c.MetaAddrs()...))
 
 	s, err := subc.Subscribe(ctx, "com.example.Echo", client.WithGroup("RPC"))
 	if err != nil {
@@ -126,8 +127,8 @@ func TestClient_ListLargerThanGRPCDefault_IsPushed(t *testing.T) {
 	c := testcluster.Start(t, testcluster.Spec{Meta: 3, Data: 3, Session: 2})
 	c.WaitDataSettled(t)
 	ctx := clienttest.Ctx(t)
-	pubc := clienttest.New(t, client.WithSessions(sessionAddrs(c, 1)...))
-	subc := clienttest.New(t, client.WithSessions(sessionAddrs(c, 2)[1]))
+	pubc := clienttest.New(t, c, client.WithSessions(sessionAddrs(c, 1)...))
+	subc := clienttest.New(t, c, client.WithSessions(sessionAddrs(c, 2)[1]))
 	s, err := subc.Subscribe(ctx, "com.example.Big")
 	if err != nil {
 		t.Fatal(err)
@@ -151,7 +152,7 @@ func TestClient_TwoSubscriptionsOfOneKey_OneAckForBoth(t *testing.T) {
 	}})
 	c.WaitDataSettled(t)
 	ctx := clienttest.Ctx(t)
-	cl := clienttest.New(t, client.WithSessions(sessionAddrs(c, 1)...))
+	cl := clienttest.New(t, c, client.WithSessions(sessionAddrs(c, 1)...))
 	var subs []*client.Subscription
 	for range 2 {
 		s, err := cl.Subscribe(ctx, "com.example.Twice")
@@ -188,8 +189,8 @@ func TestClient_SessionKilled_FailsOverWithoutEmptyPushes(t *testing.T) {
 	c.WaitDataSettled(t)
 	ctx := clienttest.Ctx(t)
 	addrs := sessionAddrs(c, 2)
-	pubc := clienttest.New(t, client.WithSessions(addrs...))
-	watcher := clienttest.New(t, client.WithSessions(addrs...))
+	pubc := clienttest.New(t, c, client.WithSessions(addrs...))
+	watcher := clienttest.New(t, c, client.WithSessions(addrs...))
 	p, err := pubc.Publish(ctx, "svc", []byte("a"))
 	if err != nil {
 		t.Fatal(err)
@@ -231,7 +232,7 @@ func TestClient_SessionKilled_FailsOverWithoutEmptyPushes(t *testing.T) {
 	nextUntil(t, other, never, holds("b"))
 	// Past the dead session's lease the publication is still there: a
 	// later change from elsewhere arrives with it, not instead of it.
-	third := clienttest.New(t, client.WithSessions(addrs[1-victim]))
+	third := clienttest.New(t, c, client.WithSessions(addrs[1-victim]))
 	if _, err := third.Publish(ctx, "svc", []byte("c")); err != nil {
 		t.Fatal(err)
 	}
@@ -242,7 +243,7 @@ func TestClient_ConcurrentUse_CloseTwice_NextReturnsPromptly(t *testing.T) {
 	c := testcluster.Start(t, testcluster.Spec{Meta: 3, Data: 3, Session: 1})
 	c.WaitDataSettled(t)
 	ctx := clienttest.Ctx(t)
-	cl := clienttest.New(t, client.WithSessions(sessionAddrs(c, 1)...))
+	cl := clienttest.New(t, c, client.WithSessions(sessionAddrs(c, 1)...))
 	var wg sync.WaitGroup
 	errs := make(chan error, 64)
 	for g := range 16 {
@@ -326,11 +327,11 @@ func TestClient_DiskCache_ServesWhileClusterDown(t *testing.T) {
 	ctx := clienttest.Ctx(t)
 	dir := t.TempDir()
 	addr := c.Session(0).Server().GRPCAddr()
-	pub := clienttest.New(t, client.WithSessions(addr))
+	pub := clienttest.New(t, c, client.WithSessions(addr))
 	if _, err := pub.Publish(ctx, "svc", []byte("cached-value")); err != nil {
 		t.Fatal(err)
 	}
-	live := clienttest.New(t, client.WithSessions(addr), client.WithCacheDir(dir))
+	live := clienttest.New(t, c, client.WithSessions(addr), client.WithCacheDir(dir))
 	s, err := live.Subscribe(ctx, "svc")
 	if err != nil {
 		t.Fatal(err)
@@ -340,7 +341,7 @@ func TestClient_DiskCache_ServesWhileClusterDown(t *testing.T) {
 	c.StopSession(t, 0, true)
 
 	// No session answers now.
-	later := clienttest.New(t, client.WithSessions(addr), client.WithCacheDir(dir))
+	later := clienttest.New(t, c, client.WithSessions(addr), client.WithCacheDir(dir))
 	s2, err := later.Subscribe(ctx, "svc")
 	if err != nil {
 		t.Fatal(err)
@@ -367,12 +368,9 @@ func TestClient_DiskCache_ServesWhileClusterDown(t *testing.T) {
 func TestClient_Errors(t *testing.T) {
 	c := testcluster.Start(t, testcluster.Spec{Meta: 3, Data: 1, Session: 2, SessionConfig: func(i int, cfg *session.Config) {
 		cfg.RegisterRate, cfg.RegisterBurst = 0.01, 2
-		if i == 1 {
-			cfg.ClientToken = "secret"
-		}
 	}})
 	ctx := clienttest.Ctx(t)
-	cl := clienttest.New(t, client.WithSessions(c.Session(0).Server().GRPCAddr()))
+	cl := clienttest.New(t, c, client.WithSessions(c.Session(0).Server().GRPCAddr()))
 	if _, err := cl.Publish(ctx, "", []byte("x")); !errors.Is(err, client.ErrInvalidArgument) {
 		t.Errorf("empty data ID: %v", err)
 	}
@@ -394,10 +392,20 @@ func TestClient_Errors(t *testing.T) {
 		t.Errorf("third registration in a burst of 2: %v", err)
 	}
 
-	secret := c.Session(1).Server().GRPCAddr()
-	noToken := clienttest.New(t, client.WithSessions(secret))
+	// A client that trusts the cluster's CA but has no certificate and a
+	// token the tokens file does not list is refused; with the test
+	// client's token it is served.
+	other := c.Session(1).Server().GRPCAddr()
+	caOnly := c.ClientTLS(t).Clone()
+	caOnly.Certificates = nil
+	noToken, err := client.New(ctx, client.WithSessions(other), client.WithTLS(caOnly), client.WithToken("not-a-token"),
+		client.WithBackoff(20*time.Millisecond, 200*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = noToken.Close() })
 	if _, err := noToken.Publish(ctx, "svc", []byte("x")); !errors.Is(err, client.ErrUnauthenticated) {
-		t.Errorf("no token: %v", err)
+		t.Errorf("unknown token: %v", err)
 	}
 	if err := noToken.WaitConnected(ctx); !errors.Is(err, client.ErrUnauthenticated) {
 		t.Errorf("WaitConnected without the token: %v", err)
@@ -407,9 +415,17 @@ func TestClient_Errors(t *testing.T) {
 	} else if _, err := s.Next(ctx); !errors.Is(err, client.ErrUnauthenticated) {
 		t.Errorf("Next while the sessions refuse the client: %v", err)
 	}
-	withToken := clienttest.New(t, client.WithSessions(secret), client.WithToken("secret"))
+	withToken, err := client.New(ctx, client.WithSessions(other), client.WithTLS(caOnly),
+		client.WithToken(c.Token(t, identity.RoleClient, testcluster.ClientName)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = withToken.Close() })
 	if _, err := withToken.Publish(ctx, "svc", []byte("x")); err != nil {
 		t.Errorf("with the token: %v", err)
+	}
+	if _, err := client.New(ctx, client.WithSessions(other), client.WithToken("t")); err == nil {
+		t.Error("New with a token and no TLS succeeded")
 	}
 
 	if _, err := client.New(ctx); err == nil {
@@ -425,7 +441,7 @@ func TestClient_Errors(t *testing.T) {
 	}
 	dead := ln.Addr().String()
 	_ = ln.Close()
-	nobody := clienttest.New(t, client.WithSessions(dead))
+	nobody := clienttest.New(t, c, client.WithSessions(dead))
 	short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
 	defer cancel()
 	if _, err := nobody.Publish(short, "svc", []byte("x")); !errors.Is(err, context.DeadlineExceeded) {
@@ -450,14 +466,14 @@ func TestClient_FollowsRedirects_ToBalance(t *testing.T) {
 	var clients []*client.Client
 	var pubs []*client.Publication
 	for i := range 6 {
-		cl := clienttest.New(t, client.WithSessions(first))
+		cl := clienttest.New(t, c, client.WithSessions(first))
 		p, err := cl.Publish(ctx, "svc", []byte(fmt.Sprint(i)))
 		if err != nil {
 			t.Fatal(err)
 		}
 		clients, pubs = append(clients, cl), append(pubs, p)
 	}
-	watch := clienttest.New(t, client.WithSessions(first))
+	watch := clienttest.New(t, c, client.WithSessions(first))
 	s, err := watch.Subscribe(ctx, "svc")
 	if err != nil {
 		t.Fatal(err)

@@ -23,9 +23,13 @@ var (
 	// per-connection limit (registrations per second, or registrations per
 	// connection). Retrying later may succeed.
 	ErrRateLimited = errors.New("strata: rate limited")
-	// ErrUnauthenticated: the session wants a (different) token; see
-	// WithToken.
+	// ErrUnauthenticated: the cluster does not know the client: no client
+	// certificate or token, or one it does not accept (WithTLS, WithToken).
 	ErrUnauthenticated = errors.New("strata: unauthenticated")
+	// ErrPermissionDenied: the client's identity may not do this (publish
+	// or subscribe under that data ID, or act on another client's
+	// registration). Nothing changed.
+	ErrPermissionDenied = errors.New("strata: permission denied")
 	// ErrClosed: the client, publication or subscription was closed.
 	ErrClosed = errors.New("strata: closed")
 )
@@ -57,8 +61,10 @@ func fromCode(code codes.Code, msg string) error {
 		// Sizes are checked on this side first, so a session's
 		// ResourceExhausted is one of its per-connection limits.
 		kind = ErrRateLimited
-	case codes.Unauthenticated, codes.PermissionDenied:
+	case codes.Unauthenticated:
 		kind = ErrUnauthenticated
+	case codes.PermissionDenied:
+		kind = ErrPermissionDenied
 	default:
 		kind = errors.New("strata: request failed")
 	}

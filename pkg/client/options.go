@@ -60,7 +60,11 @@ func WithZone(zone string) Option { return func(o *options) { o.zone = zone } }
 // session keeps only the newer connection.
 func WithClientID(id string) Option { return func(o *options) { o.clientID = id } }
 
-// WithToken sets the token sessions started with --client-token require.
+// WithToken authenticates the client with a bearer token from the
+// cluster's tokens file (the sessions' and meta's --tokens-file), sent as
+// "authorization: Bearer <token>" with every call. It needs WithTLS: a
+// token never crosses the network in clear. The alternative is a client
+// certificate in WithTLS's config.
 func WithToken(token string) Option { return func(o *options) { o.token = token } }
 
 // WithTLS makes every connection (sessions and meta) use TLS with cfg.
@@ -93,6 +97,9 @@ func (o *options) validate() error {
 		if _, _, err := net.SplitHostPort(a); err != nil {
 			return fmt.Errorf("strata: address %q: %w", a, err)
 		}
+	}
+	if o.token != "" && o.tls == nil {
+		return errors.New("strata: WithToken needs WithTLS: a token must not cross the network in clear")
 	}
 	if o.dialTimeout <= 0 || o.backoffMin <= 0 || o.backoffMax < o.backoffMin {
 		return fmt.Errorf("strata: timeouts must be positive and backoff min (%v) at most max (%v)", o.backoffMin, o.backoffMax)

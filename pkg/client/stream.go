@@ -59,7 +59,7 @@ func (c *Client) openStream(ctx context.Context, addr string) (*stream, error) {
 	if err != nil {
 		return fail(err)
 	}
-	hello := &registryv1.Hello{ClientId: c.clientID, Zone: c.opts.zone, Token: c.opts.token, Sdk: c.opts.sdk}
+	hello := &registryv1.Hello{ClientId: c.clientID, Zone: c.opts.zone, Sdk: c.opts.sdk}
 	if err := st.s.Send(&registryv1.ClientFrame{Body: &registryv1.ClientFrame_Hello{Hello: hello}}); err != nil {
 		return fail(streamError(st.s, err))
 	}

@@ -52,9 +52,9 @@ func TestDiscovery_RegisterWatchUpdateDeregister(t *testing.T) {
 	ctx := clienttest.Ctx(t)
 	s0, s1 := c.Session(0).Server().GRPCAddr(), c.Session(1).Server().GRPCAddr()
 	// Two servers on two sessions in two zones, and a caller on either.
-	one := discovery.New(clienttest.New(t, client.WithSessions(s0), client.WithZone("az1")))
-	two := discovery.New(clienttest.New(t, client.WithSessions(s1), client.WithZone("az2")))
-	caller := discovery.New(clienttest.New(t, client.WithSessions(s0, s1)))
+	one := discovery.New(clienttest.New(t, c, client.WithSessions(s0), client.WithZone("az1")))
+	two := discovery.New(clienttest.New(t, c, client.WithSessions(s1), client.WithZone("az2")))
+	caller := discovery.New(clienttest.New(t, c, client.WithSessions(s0, s1)))
 
 	w, err := caller.Watch(ctx, "com.example.Echo", client.WithGroup("RPC"))
 	if err != nil {
@@ -145,9 +145,9 @@ func TestWatch_SkipsRecordsThatAreNotInstances(t *testing.T) {
 	c.WaitDataSettled(t)
 	ctx := clienttest.Ctx(t)
 	addr := c.Session(0).Server().GRPCAddr()
-	raw := clienttest.New(t, client.WithSessions(addr))
+	raw := clienttest.New(t, c, client.WithSessions(addr))
 	var logs syncBuffer
-	d := discovery.New(clienttest.New(t, client.WithSessions(addr), client.WithZone("az1")),
+	d := discovery.New(clienttest.New(t, c, client.WithSessions(addr), client.WithZone("az1")),
 		discovery.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
 
 	// Other clients' raw values under the service's data ID, one of them a
@@ -196,8 +196,8 @@ func TestWatch_Updates_MergesAndClosesWithTheClient(t *testing.T) {
 	c.WaitDataSettled(t)
 	ctx := clienttest.Ctx(t)
 	addr := c.Session(0).Server().GRPCAddr()
-	pub := discovery.New(clienttest.New(t, client.WithSessions(addr)))
-	cl := clienttest.New(t, client.WithSessions(addr))
+	pub := discovery.New(clienttest.New(t, c, client.WithSessions(addr)))
+	cl := clienttest.New(t, c, client.WithSessions(addr))
 	w, err := discovery.New(cl).Watch(ctx, "svc")
 	if err != nil {
 		t.Fatal(err)
@@ -250,7 +250,7 @@ func TestWatch_Updates_MergesAndClosesWithTheClient(t *testing.T) {
 
 func TestRegister_RejectsBadInstancesBeforeSending(t *testing.T) {
 	// Nothing listens: a request that were sent would wait for ctx.
-	d := discovery.New(clienttest.New(t, client.WithSessions("127.0.0.1:1")))
+	d := discovery.New(clienttest.New(t, nil, client.WithSessions("127.0.0.1:1")))
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	for _, inst := range []discovery.Instance{{}, {Addr: "10.0.0.1"}, {Addr: "h:1", Weight: -1}} {

@@ -78,8 +78,8 @@ func TestResolver_GRPCClientFollowsTheServerAcrossAMove(t *testing.T) {
 	c := testcluster.Start(t, testcluster.Spec{Meta: 3, Data: 3, Session: 2})
 	c.WaitDataSettled(t)
 	ctx := clienttest.Ctx(t)
-	servers := discovery.New(clienttest.New(t, client.WithSessions(c.Session(0).Server().GRPCAddr()), client.WithZone("az1")))
-	callerClient := clienttest.New(t, client.WithSessions(c.Session(1).Server().GRPCAddr()))
+	servers := discovery.New(clienttest.New(t, c, client.WithSessions(c.Session(0).Server().GRPCAddr()), client.WithZone("az1")))
+	callerClient := clienttest.New(t, c, client.WithSessions(c.Session(1).Server().GRPCAddr()))
 
 	one := startHealthServer(t, "one")
 	reg1, err := servers.Register(ctx, "echo", discovery.Instance{Addr: one.addr})
@@ -135,7 +135,7 @@ func TestResolver_GroupFromTheTargetAuthority(t *testing.T) {
 	c := testcluster.Start(t, testcluster.Spec{Meta: 3, Data: 3, Session: 1})
 	c.WaitDataSettled(t)
 	ctx := clienttest.Ctx(t)
-	cl := clienttest.New(t, client.WithSessions(c.Session(0).Server().GRPCAddr()))
+	cl := clienttest.New(t, c, client.WithSessions(c.Session(0).Server().GRPCAddr()))
 	srv := startHealthServer(t, "rpc")
 	if _, err := discovery.New(cl).Register(ctx, "com.example/Echo", discovery.Instance{Addr: srv.addr}, client.WithGroup("RPC")); err != nil {
 		t.Fatal(err)
@@ -261,9 +261,9 @@ func TestResolver_ReportsWeightsAndZones(t *testing.T) {
 	c.WaitDataSettled(t)
 	ctx := clienttest.Ctx(t)
 	addr := c.Session(0).Server().GRPCAddr()
-	az1 := discovery.New(clienttest.New(t, client.WithSessions(addr), client.WithZone("az1")))
-	az2 := discovery.New(clienttest.New(t, client.WithSessions(addr), client.WithZone("az2")))
-	b := resolver.NewBuilder(clienttest.New(t, client.WithSessions(addr)))
+	az1 := discovery.New(clienttest.New(t, c, client.WithSessions(addr), client.WithZone("az1")))
+	az2 := discovery.New(clienttest.New(t, c, client.WithSessions(addr), client.WithZone("az2")))
+	b := resolver.NewBuilder(clienttest.New(t, c, client.WithSessions(addr)))
 	if b.Scheme() != "strata" {
 		t.Fatalf("scheme %q", b.Scheme())
 	}
@@ -308,7 +308,7 @@ func TestResolver_ReportsWeightsAndZones(t *testing.T) {
 func TestResolver_ReportsWatchErrors(t *testing.T) {
 	c := testcluster.Start(t, testcluster.Spec{Meta: 3, Data: 3, Session: 1})
 	c.WaitDataSettled(t)
-	cl := clienttest.New(t, client.WithSessions(c.Session(0).Server().GRPCAddr()))
+	cl := clienttest.New(t, c, client.WithSessions(c.Session(0).Server().GRPCAddr()))
 	b := resolver.NewBuilder(cl)
 
 	// A name no session accepts: reported once, not retried.
@@ -344,7 +344,7 @@ func TestResolver_ReportsWatchErrors(t *testing.T) {
 }
 
 func TestBuild_RejectsTargetsWithoutService(t *testing.T) {
-	b := resolver.NewBuilder(clienttest.New(t, client.WithSessions("127.0.0.1:1")))
+	b := resolver.NewBuilder(clienttest.New(t, nil, client.WithSessions("127.0.0.1:1")))
 	for _, target := range []string{"strata:///", "strata://group/", "strata://group"} {
 		u, err := url.Parse(target)
 		if err != nil {

@@ -272,8 +272,6 @@ type Hello struct {
 	// client_id is stable for the client process (reconnects reuse it).
 	ClientId string `protobuf:"bytes,1,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
 	Zone     string `protobuf:"bytes,2,opt,name=zone,proto3" json:"zone,omitempty"`
-	// token authenticates the client when the session requires one.
-	Token string `protobuf:"bytes,3,opt,name=token,proto3" json:"token,omitempty"`
 	// sdk is the client library and version, for operators.
 	Sdk           string `protobuf:"bytes,4,opt,name=sdk,proto3" json:"sdk,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -320,13 +318,6 @@ func (x *Hello) GetClientId() string {
 func (x *Hello) GetZone() string {
 	if x != nil {
 		return x.Zone
-	}
-	return ""
-}
-
-func (x *Hello) GetToken() string {
-	if x != nil {
-		return x.Token
 	}
 	return ""
 }
@@ -1286,12 +1277,11 @@ const file_session_proto_rawDesc = "" +
 	"\theartbeat\x18\a \x01(\v2\x16.registry.v1.HeartbeatH\x00R\theartbeat\x121\n" +
 	"\bpush_ack\x18\b \x01(\v2\x14.registry.v1.PushAckH\x00R\apushAck\x124\n" +
 	"\tpush_acks\x18\t \x01(\v2\x15.registry.v1.PushAcksH\x00R\bpushAcksB\x06\n" +
-	"\x04body\"`\n" +
+	"\x04body\"W\n" +
 	"\x05Hello\x12\x1b\n" +
 	"\tclient_id\x18\x01 \x01(\tR\bclientId\x12\x12\n" +
-	"\x04zone\x18\x02 \x01(\tR\x04zone\x12\x14\n" +
-	"\x05token\x18\x03 \x01(\tR\x05token\x12\x10\n" +
-	"\x03sdk\x18\x04 \x01(\tR\x03sdk\"\xb6\x01\n" +
+	"\x04zone\x18\x02 \x01(\tR\x04zone\x12\x10\n" +
+	"\x03sdk\x18\x04 \x01(\tR\x03sdkJ\x04\b\x03\x10\x04R\x05token\"\xb6\x01\n" +
 	"\x11RegisterPublisher\x12\x1f\n" +
 	"\vregister_id\x18\x01 \x01(\tR\n" +
 	"registerId\x12\x17\n" +

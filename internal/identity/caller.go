@@ -1,0 +1,114 @@
+package identity
+
+import (
+	"context"
+	"strings"
+)
+
+// Perms are what a client identity may do, from its tokens file entry.
+// Prefixes are data-ID prefixes: "com.example." allows com.example.orders;
+// "*" allows every data ID. No prefix allows nothing.
+type Perms struct {
+	Publish   []string
+	Subscribe []string
+	// MaxRegistrations bounds the publishers plus subscribers this identity
+	// holds on one session node (all its connections together); 0 means
+	// the node's default.
+	MaxRegistrations int
+	// RegisterRate bounds this identity's registrations per second on one
+	// session node (all its connections together); 0 means the node's
+	// default.
+	RegisterRate float64
+}
+
+// Any is the prefix that matches every data ID.
+const Any = "*"
+
+func allowed(prefixes []string, dataID string) bool {
+	for _, p := range prefixes {
+		if p == Any || strings.HasPrefix(dataID, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// CanPublish reports whether the identity may publish under dataID.
+func (p Perms) CanPublish(dataID string) bool { return allowed(p.Publish, dataID) }
+
+// CanSubscribe reports whether the identity may subscribe to dataID.
+func (p Perms) CanSubscribe(dataID string) bool { return allowed(p.Subscribe, dataID) }
+
+// AllPerms allows everything with the node's default quotas: the rights of
+// every client of a node that runs without authentication.
+var AllPerms = Perms{Publish: []string{Any}, Subscribe: []string{Any}}
+
+// Caller is who made a request: the identity it proved and, for clients,
+// what it may do. A node running --insecure checks nothing: its callers are
+// Insecure, and every check on them passes.
+type Caller struct {
+	ID    ID
+	Perms Perms
+	// Insecure marks a caller on a node that runs without authentication.
+	Insecure bool
+	// Token is whether the caller proved itself with a token rather than
+	// a certificate.
+	Token bool
+}
+
+// Is reports whether the caller is the node name of role, or any node of
+// role when name is "". Insecure callers are anyone.
+func (c *Caller) Is(role Role, name string) bool {
+	if c == nil {
+		return false
+	}
+	if c.Insecure {
+		return true
+	}
+	return c.ID.Role == role && (name == "" || c.ID.Name == name)
+}
+
+// String names the caller for logs and errors.
+func (c *Caller) String() string {
+	switch {
+	case c == nil:
+		return "an unauthenticated caller"
+	case c.Insecure:
+		return "an unauthenticated caller (--insecure)"
+	}
+	return c.ID.String()
+}
+
+// Key is what separates one identity's client state from another's on a
+// session (client ids, register ids): its role and name. Insecure callers
+// share the empty key.
+func (c *Caller) Key() string {
+	if c == nil || c.Insecure {
+		return ""
+	}
+	return string(c.ID.Role) + "/" + c.ID.Name
+}
+
+// ProcNode returns the node id a process id names: session and data
+// processes are "<node id>@<start nanos>", and node ids may hold '@', so
+// the last one splits.
+func ProcNode(proc string) string {
+	i := strings.LastIndexByte(proc, '@')
+	if i < 0 {
+		return proc
+	}
+	return proc[:i]
+}
+
+type ctxKey struct{}
+
+// NewContext returns ctx carrying c.
+func NewContext(ctx context.Context, c *Caller) context.Context {
+	return context.WithValue(ctx, ctxKey{}, c)
+}
+
+// FromContext returns the caller ctx carries, or nil.
+func FromContext(ctx context.Context) *Caller {
+	c, _ := ctx.Value(ctxKey{}).(*Caller)
+	return c
+}

@@ -1,0 +1,209 @@
+package meta_test
+
+import (
+	"context"
+	"crypto/tls"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+
+	"github.com/strata-registry/strata/internal/cluster"
+	"github.com/strata-registry/strata/internal/identity"
+	"github.com/strata-registry/strata/internal/testcluster"
+	registryv1 "github.com/strata-registry/strata/pkg/proto/registry/v1"
+)
+
+// TestMeta_NodeCalls_OnlyAsTheCallersOwnIdentity: a node registers and
+// heartbeats only as itself (its certificate names it), on the leader and
+// through a follower (which forwards whom the call is for); other node
+// certificates, clients and operators are refused and nothing changes.
+func TestMeta_NodeCalls_OnlyAsTheCallersOwnIdentity(t *testing.T) {
+	c := testcluster.Start(t, testcluster.Spec{Meta: 3})
+	c.StartPeer(t, "data-0", cluster.RoleData).SetSynced(true)
+	leader := c.WaitLeader(t)
+	testcluster.Eventually(t, testcluster.DefaultWait, func() error { return fullTable(leader.Server().State()) })
+	var follower *testcluster.MetaNode
+	for _, n := range c.LiveMetas() {
+		if n != leader {
+			follower = n
+		}
+	}
+	call := func(as identity.ID, target *testcluster.MetaNode, f func(registryv1.MetaServiceClient) error) error {
+		conn := c.DialAs(t, target.Server().GRPCAddr(), as.Role, as.Name)
+		defer conn.Close()
+		return f(registryv1.NewMetaServiceClient(conn))
+	}
+	register := func(id string, role registryv1.Role, addr string) func(registryv1.MetaServiceClient) error {
+		return func(cl registryv1.MetaServiceClient) error {
+			_, err := cl.RegisterNode(ctxT(t), &registryv1.RegisterNodeRequest{Node: &registryv1.Node{Id: id, Role: role, GrpcAddress: addr}})
+			return err
+		}
+	}
+	heartbeat := func(id string) func(registryv1.MetaServiceClient) error {
+		return func(cl registryv1.MetaServiceClient) error {
+			_, err := cl.Heartbeat(ctxT(t), &registryv1.HeartbeatRequest{NodeId: id, Slots: []*registryv1.SlotSync{{SlotId: 1, Synced: false}}})
+			return err
+		}
+	}
+	as := func(role identity.Role, name string) identity.ID { return identity.ID{Role: role, Name: name} }
+
+	// Refused, at the leader and through the follower.
+	for _, tc := range []struct {
+		name string
+		as   identity.ID
+		call func(registryv1.MetaServiceClient) error
+		code codes.Code
+	}{
+		{"data cert registers as a session", as(identity.RoleData, "session-x"), register("session-x", registryv1.Role_ROLE_SESSION, "127.0.0.1:1"), codes.PermissionDenied},
+		{"session registers under another id", as(identity.RoleSession, "session-y"), register("session-x", registryv1.Role_ROLE_SESSION, "127.0.0.1:1"), codes.PermissionDenied},
+		{"data node re-registers another's id", as(identity.RoleData, "data-1"), register("data-0", registryv1.Role_ROLE_DATA, "127.0.0.1:1"), codes.PermissionDenied},
+		{"client registers as a data node", as(identity.RoleClient, testcluster.ClientName), register(testcluster.ClientName, registryv1.Role_ROLE_DATA, "127.0.0.1:1"), codes.PermissionDenied},
+		{"operator registers as a session", as(identity.RoleAdmin, testcluster.AdminName), register(testcluster.AdminName, registryv1.Role_ROLE_SESSION, "127.0.0.1:1"), codes.PermissionDenied},
+		{"heartbeat as another data node", as(identity.RoleData, "data-1"), heartbeat("data-0"), codes.PermissionDenied},
+		{"session heartbeats as a data node", as(identity.RoleSession, "data-0"), heartbeat("data-0"), codes.PermissionDenied},
+		{"client reads the cluster info", as(identity.RoleClient, testcluster.ClientName), func(cl registryv1.MetaServiceClient) error {
+			_, err := cl.GetClusterInfo(ctxT(t), &registryv1.GetClusterInfoRequest{})
+			return err
+		}, codes.PermissionDenied},
+		{"client watches the slot table", as(identity.RoleClient, testcluster.ClientName), func(cl registryv1.MetaServiceClient) error {
+			s, err := cl.WatchSlotTable(ctxT(t), &registryv1.WatchSlotTableRequest{})
+			if err == nil {
+				_, err = s.Recv()
+			}
+			return err
+		}, codes.PermissionDenied},
+	} {
+		for _, target := range []*testcluster.MetaNode{leader, follower} {
+			t.Run(target.ID+"/"+tc.name, func(t *testing.T) {
+				before := leader.Server().State()
+				err := call(tc.as, target, tc.call)
+				if status.Code(err) != tc.code {
+					t.Fatalf("got %v, want %v", err, tc.code)
+				}
+				if after := leader.Server().State(); after.Index != before.Index {
+					t.Fatalf("a refused call changed the state: index %d -> %d", before.Index, after.Index)
+				}
+			})
+		}
+	}
+
+	// The node itself, through the follower: served, and judged at the
+	// leader as itself (forwarded for).
+	if err := call(as(identity.RoleSession, "session-x"), follower, register("session-x", registryv1.Role_ROLE_SESSION, "127.0.0.1:1")); err != nil {
+		t.Fatalf("session-x registering itself through a follower: %v", err)
+	}
+	if err := call(as(identity.RoleSession, "session-x"), follower, heartbeat("session-x")); status.Code(err) != codes.InvalidArgument {
+		t.Fatalf("session-x heartbeating slots: %v, want InvalidArgument (sessions hold no slots)", err)
+	}
+	// A client may find sessions and the leader.
+	if err := call(as(identity.RoleClient, testcluster.ClientName), follower, func(cl registryv1.MetaServiceClient) error {
+		_, err := cl.ListSessions(ctxT(t), &registryv1.ListSessionsRequest{})
+		return err
+	}); err != nil {
+		t.Fatalf("client ListSessions: %v", err)
+	}
+}
+
+// TestMeta_RefusesPlaintextAndAnonymousCallers: without a certificate or a
+// token nothing is served; a token the tokens file does not list neither.
+func TestMeta_RefusesPlaintextAndAnonymousCallers(t *testing.T) {
+	c := testcluster.Start(t, testcluster.Spec{Meta: 1})
+	addr := c.WaitLeader(t).Server().GRPCAddr()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	getLeader := func(opts ...grpc.DialOption) error {
+		conn, err := grpc.NewClient(addr, opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		_, err = registryv1.NewMetaServiceClient(conn).GetLeader(ctx, &registryv1.GetLeaderRequest{})
+		return err
+	}
+	if err := getLeader(grpc.WithTransportCredentials(insecure.NewCredentials())); err == nil {
+		t.Error("a plaintext client was served")
+	}
+	caOnly := c.ClientTLS(t).Clone()
+	caOnly.Certificates = nil
+	if err := getLeader(grpc.WithTransportCredentials(credentials.NewTLS(caOnly))); status.Code(err) != codes.Unauthenticated ||
+		!strings.Contains(err.Error(), "certificate or a bearer token is required") {
+		t.Errorf("a client without certificate or token: %v, want Unauthenticated", err)
+	}
+	if err := getLeader(grpc.WithTransportCredentials(credentials.NewTLS(caOnly)), grpc.WithPerRPCCredentials(bearer("forged"))); status.Code(err) != codes.Unauthenticated {
+		t.Errorf("an unknown token: %v, want Unauthenticated", err)
+	}
+	if err := getLeader(grpc.WithTransportCredentials(credentials.NewTLS(caOnly)),
+		grpc.WithPerRPCCredentials(bearer(c.Token(t, identity.RoleClient, testcluster.ClientName)))); err != nil {
+		t.Errorf("the test client's token: %v", err)
+	}
+	// A certificate from another CA fails the handshake.
+	other := testcluster.Start(t, testcluster.Spec{Meta: 1})
+	foreign := other.ClientTLS(t).Clone()
+	foreign.RootCAs = c.ClientTLS(t).RootCAs
+	if err := getLeader(grpc.WithTransportCredentials(credentials.NewTLS(foreign))); err == nil {
+		t.Error("a certificate signed by another cluster's CA was served")
+	}
+}
+
+type bearer string
+
+func (b bearer) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
+	return map[string]string{"authorization": "Bearer " + string(b)}, nil
+}
+
+func (bearer) RequireTransportSecurity() bool { return true }
+
+// TestMeta_RaftPort_OnlyMetaNodes: the Raft port completes a TLS handshake
+// only with a meta node's certificate; a data node's, a client's or no
+// certificate (plaintext Raft bytes) is cut off, and the state stays.
+func TestMeta_RaftPort_OnlyMetaNodes(t *testing.T) {
+	c := testcluster.Start(t, testcluster.Spec{Meta: 1})
+	leader := c.WaitLeader(t)
+	addr := leader.Server().RaftAddr()
+	index := leader.Server().State().Index
+	dial := func(role identity.Role, name string) error {
+		cfg := c.Creds(t, role, name).Client(identity.Peer{Role: identity.RoleMeta})
+		conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, cfg)
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		// TLS 1.3 finishes the client's side first: the server's verdict
+		// on the client's certificate arrives with the first read.
+		_ = conn.SetDeadline(time.Now().Add(2 * time.Second))
+		_, err = conn.Read(make([]byte, 1))
+		if ne, ok := err.(net.Error); ok && ne.Timeout() {
+			return nil // accepted: Raft waits for a request
+		}
+		return err
+	}
+	if err := dial(identity.RoleMeta, "meta-0"); err != nil {
+		t.Fatalf("a meta node's certificate: %v", err)
+	}
+	for _, who := range []identity.ID{{Role: identity.RoleData, Name: "data-0"}, {Role: identity.RoleClient, Name: testcluster.ClientName}, {Role: identity.RoleAdmin, Name: testcluster.AdminName}} {
+		if err := dial(who.Role, who.Name); err == nil {
+			t.Errorf("a %s certificate was accepted on the Raft port", who.Role)
+		}
+	}
+	// Plaintext: an AppendEntries-looking byte stream gets nothing back.
+	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(2 * time.Second))
+	_, _ = conn.Write(append([]byte{0}, make([]byte, 64)...)) // rpcAppendEntries, then junk
+	if _, err := conn.Read(make([]byte, 1)); err == nil {
+		t.Error("a plaintext peer was answered on the Raft port")
+	}
+	if leader.Server().State().Index != index || !leader.Server().IsLeader() {
+		t.Error("a refused Raft peer changed the leader's state")
+	}
+}

@@ -1,0 +1,112 @@
+package node
+
+import (
+	"context"
+	"slices"
+	"strings"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
+
+	"github.com/strata-registry/strata/internal/identity"
+)
+
+// Policy says which roles may call each gRPC method of a node, by full
+// method name ("/registry.v1.MetaService/RegisterNode"). A method it does
+// not list is refused to everyone: a service added without a line here is
+// closed, not open. What a method additionally requires of its caller (a
+// data node registering under its own id, a session writing under its own
+// session id) the handler checks with identity.FromContext.
+type Policy map[string][]identity.Role
+
+// insecureCaller is every caller of a node that runs without TLS.
+var insecureCaller = &identity.Caller{Insecure: true, Perms: identity.AllPerms}
+
+// authHeader carries a client's or operator's bearer token.
+const authHeader = "authorization"
+
+// caller authenticates a request: the identity its verified TLS client
+// certificate names, else the identity its bearer token names in the
+// tokens file, else none (Unauthenticated).
+func (n *Node) caller(ctx context.Context) (*identity.Caller, error) {
+	if n.creds == nil {
+		return insecureCaller, nil
+	}
+	if p, ok := peer.FromContext(ctx); ok {
+		if ti, ok := p.AuthInfo.(credentials.TLSInfo); ok && len(ti.State.VerifiedChains) > 0 {
+			id, err := identity.FromCert(ti.State.VerifiedChains[0][0])
+			if err != nil {
+				return nil, status.Error(codes.Unauthenticated, "node: the client certificate names no identity: "+err.Error())
+			}
+			if id.Cluster != n.creds.Cluster() {
+				return nil, status.Errorf(codes.Unauthenticated, "node: %s belongs to cluster %q, not %q", id, id.Cluster, n.creds.Cluster())
+			}
+			c := &identity.Caller{ID: id}
+			if !id.Role.Node() {
+				c.Perms = n.tokens.Perms(id)
+			}
+			return c, nil
+		}
+	}
+	md, _ := metadata.FromIncomingContext(ctx)
+	for _, v := range md.Get(authHeader) {
+		tok, ok := strings.CutPrefix(v, "Bearer ")
+		if !ok {
+			return nil, status.Error(codes.Unauthenticated, `node: the authorization header must be "Bearer <token>"`)
+		}
+		if c, ok := n.tokens.Token(tok); ok {
+			return c, nil
+		}
+		return nil, status.Error(codes.Unauthenticated, "node: the bearer token is not valid")
+	}
+	return nil, status.Error(codes.Unauthenticated, "node: a client certificate or a bearer token is required")
+}
+
+// authorize authenticates a call of method and checks the policy.
+func (n *Node) authorize(ctx context.Context, method string) (*identity.Caller, error) {
+	c, err := n.caller(ctx)
+	if err != nil {
+		n.metrics.denied.WithLabelValues(method, "unauthenticated").Inc()
+		return nil, err
+	}
+	if c.Insecure {
+		return c, nil
+	}
+	if !slices.Contains(n.spec.Policy[method], c.ID.Role) {
+		n.metrics.denied.WithLabelValues(method, "permission").Inc()
+		return nil, status.Errorf(codes.PermissionDenied, "node: %s may not call %s", c.ID, method)
+	}
+	return c, nil
+}
+
+// unaryAuth is the unary server interceptor: the handler runs with the
+// caller in its context, or not at all.
+func (n *Node) unaryAuth(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	c, err := n.authorize(ctx, info.FullMethod)
+	if err != nil {
+		return nil, err
+	}
+	return handler(identity.NewContext(ctx, c), req)
+}
+
+// streamAuth is the stream server interceptor, checked before the handler
+// reads a single message.
+func (n *Node) streamAuth(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	c, err := n.authorize(ss.Context(), info.FullMethod)
+	if err != nil {
+		return err
+	}
+	return handler(srv, &callerStream{ServerStream: ss, ctx: identity.NewContext(ss.Context(), c)})
+}
+
+// callerStream is a server stream whose context carries the caller.
+type callerStream struct {
+	grpc.ServerStream
+	ctx context.Context
+}
+
+func (s *callerStream) Context() context.Context { return s.ctx }
