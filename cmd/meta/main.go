@@ -54,7 +54,6 @@ environment.`,
 	f.IntVar(&c.Slots, "slots", c.Slots, "slot count for a new cluster (fixed once the cluster exists)")
 	f.IntVar(&c.Replicas, "replicas", c.Replicas, "copies of each slot, leader included, for a new cluster")
 	f.IntVar(&c.MaxMoves, "max-moves", c.MaxMoves, "most voluntary slot moves per arranger round")
-	f.DurationVar(&c.JoinGrace, "join-grace", c.JoinGrace, "how long a node must be alive in the pool before it becomes a member")
 	f.DurationVar(&c.DeadGrace, "dead-grace", c.DeadGrace, "how long a node must be dead before it stops being a member")
 	f.DurationVar(&c.ArrangeInterval, "arrange-interval", c.ArrangeInterval, "least time between slot arranger rounds")
 	f.DurationVar(&c.ReconcileInterval, "reconcile-interval", c.ReconcileInterval, "how often the leader reconciles the pool with Raft and the members")

@@ -145,3 +145,14 @@ func (g *globals) httpGet(ctx context.Context, hc *http.Client, url string) (int
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	return resp.StatusCode, body, err
 }
+
+// adminHTTP returns a client for the nodes' admin HTTP servers, and a func
+// that releases its connections. Keep-alives are off: each node is asked
+// once, and an idle connection would outlive the command.
+func (g *globals) adminHTTP() (*http.Client, func()) {
+	tr := &http.Transport{DisableKeepAlives: true, Proxy: http.ProxyFromEnvironment}
+	return &http.Client{Transport: tr}, tr.CloseIdleConnections
+}
+
+// adminURL is the URL of path on the admin HTTP server at addr.
+func (g *globals) adminURL(addr, path string) string { return "http://" + addr + path }

@@ -651,3 +651,58 @@ func newHTTPServer(t *testing.T, h http.HandlerFunc) string {
 	t.Cleanup(srv.Close)
 	return srv.Listener.Addr().String()
 }
+
+// TestKeyring_RotateAcrossTheCluster runs the rotation an operator does:
+// install a key in the shared key file, reload every node (SIGHUP), check
+// status; make it primary; remove the old one. Every node agrees at every
+// round, and the cluster keeps working.
+func TestKeyring_RotateAcrossTheCluster(t *testing.T) {
+	c := testcluster.Start(t, testcluster.Spec{Meta: 1, Data: 1, Session: 1})
+	useCredentials(t, c)
+	meta := "--meta=" + strings.Join(c.MetaAddrs(), ",")
+	file := c.GossipKeyFile()
+	status := func() keyringView {
+		t.Helper()
+		var v keyringView
+		if err := executeJSON(t, &v, meta, "keyring", "status"); err != nil {
+			t.Fatalf("keyring status: %v (%+v)", err, v)
+		}
+		if len(v.Nodes) != 3 {
+			t.Fatalf("status has %d nodes, want 3", len(v.Nodes))
+		}
+		return v
+	}
+	old := status().Nodes[0].Primary
+	out, _, err := execute(t, "keyring", "install", file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fresh := strings.Fields(strings.Split(out, "\n")[1])[0]
+	c.ReloadAll(t)
+	if v := status(); len(v.Nodes[2].Keys) != 2 || v.Nodes[2].Primary != old {
+		t.Fatalf("after install: %+v", v)
+	}
+	if _, _, err := execute(t, "keyring", "remove", file, old); err == nil {
+		t.Fatal("removing the primary key succeeded")
+	}
+	if _, _, err := execute(t, "keyring", "use", file, fresh); err != nil {
+		t.Fatal(err)
+	}
+	c.ReloadAll(t)
+	if v := status(); v.Nodes[1].Primary != fresh {
+		t.Fatalf("after use: %+v", v)
+	}
+	if _, _, err := execute(t, "keyring", "remove", file, old); err != nil {
+		t.Fatal(err)
+	}
+	c.ReloadAll(t)
+	if v := status(); len(v.Nodes[0].Keys) != 1 || v.Nodes[0].Keys[0] != fresh {
+		t.Fatalf("after remove: %+v", v)
+	}
+	if _, _, err := execute(t, "keyring", "use", file, "nope"); err == nil || !strings.Contains(err.Error(), "no key with fingerprint") {
+		t.Errorf("use of an unknown fingerprint: %v", err)
+	}
+	// Gossip still carries the pool: a new data node joins and is ready.
+	c.AddData(t)
+	c.WaitDataReady(t)
+}

@@ -87,11 +87,8 @@ func healthTargets(info *registryv1.GetClusterInfoResponse) []healthRow {
 
 // probe fills in every target's status, probing all at once.
 func (g *globals) probe(ctx context.Context, targets []healthRow) healthView {
-	// Keep-alives off: every node is asked once, and an idle connection
-	// would outlive the command.
-	tr := &http.Transport{DisableKeepAlives: true, Proxy: http.ProxyFromEnvironment}
-	defer tr.CloseIdleConnections()
-	hc := &http.Client{Transport: tr}
+	hc, done := g.adminHTTP()
+	defer done()
 	var wg sync.WaitGroup
 	for i := range targets {
 		wg.Go(func() { g.probeOne(ctx, hc, &targets[i]) })
@@ -116,7 +113,7 @@ func (g *globals) probeOne(ctx context.Context, hc *http.Client, r *healthRow) {
 		r.Status, r.Detail = healthNoAddress, "no HTTP address known (not in the gossip pool)"
 		return
 	}
-	code, body, err := g.httpGet(ctx, hc, "http://"+r.Address+"/readyz")
+	code, body, err := g.httpGet(ctx, hc, g.adminURL(r.Address, "/readyz"))
 	switch {
 	case err != nil:
 		r.Status, r.Detail = healthUnreachable, err.Error()

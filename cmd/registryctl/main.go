@@ -106,6 +106,7 @@ STRATA_ADMIN_TOKEN). Flags win over the environment.`,
 		newSubCommand(g),
 		newGetCommand(g),
 		newCertsCommand(g),
+		newKeyringCommand(g),
 	)
 	return root
 }

@@ -10,6 +10,7 @@
 package cluster
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -116,6 +117,11 @@ type Config struct {
 	Profile string
 	// RetryJoin is the pause between join attempts.
 	RetryJoin time.Duration
+	// Keys encrypt and authenticate every gossip message (AES-GCM, the
+	// first key encrypts, all decrypt; see keyring.go). A node without the
+	// cluster's keys can neither join nor read the pool. Nil: plaintext
+	// gossip, for nodes that run without authentication.
+	Keys [][]byte
 }
 
 // leavePropagate bounds how long Leave waits for its leave intent to be
@@ -155,6 +161,10 @@ type Agent struct {
 	stopped bool
 	// joined is set once JoinLoop has reached a seed (or had none).
 	joined bool
+
+	// keyring is memberlist's (nil without encryption); safe for
+	// concurrent use on its own.
+	keyring *memberlist.Keyring
 }
 
 // Joined reports whether this node has joined the pool (a node without
@@ -230,6 +240,15 @@ func New(cfg Config, logger *slog.Logger, clk clock.Clock) (*Agent, error) {
 	mc.AdvertisePort = cfg.BindPort
 	if cfg.AdvertiseAddr != "" {
 		mc.AdvertiseAddr = cfg.AdvertiseAddr
+	}
+	if len(cfg.Keys) > 0 {
+		kr, err := memberlist.NewKeyring(cfg.Keys, cfg.Keys[0])
+		if err != nil {
+			return nil, fmt.Errorf("%w: gossip keys: %v", ErrBadConfig, err)
+		}
+		a.keyring = kr
+		mc.Keyring = kr
+		mc.GossipVerifyIncoming, mc.GossipVerifyOutgoing = true, true
 	}
 	a.bcast = &memberlist.TransmitLimitedQueue{NumNodes: a.numAlive, RetransmitMult: mc.RetransmitMult}
 	mc.Delegate = delegate{a}
@@ -456,3 +475,52 @@ func (d delegate) GetBroadcasts(overhead, limit int) [][]byte {
 }
 func (d delegate) LocalState(join bool) []byte            { return d.a.localIntents() }
 func (d delegate) MergeRemoteState(buf []byte, join bool) { d.a.mergeIntents(buf) }
+
+// SetKeys makes keys the gossip keyring, in the order of a key file: the
+// first encrypts, every one decrypts, and keys not listed stop decrypting.
+// It is how a running node takes a rotated key file (SIGHUP). An agent
+// started without keys cannot start encrypting: that needs a restart.
+func (a *Agent) SetKeys(keys [][]byte) error {
+	if a.keyring == nil {
+		return errors.New("cluster: gossip runs without encryption; restart the node with a key file to encrypt it")
+	}
+	if len(keys) == 0 {
+		return errors.New("cluster: no gossip key")
+	}
+	for _, k := range keys {
+		if err := a.keyring.AddKey(k); err != nil {
+			return fmt.Errorf("cluster: install gossip key: %w", err)
+		}
+	}
+	if err := a.keyring.UseKey(keys[0]); err != nil {
+		return fmt.Errorf("cluster: use gossip key: %w", err)
+	}
+	for _, old := range a.keyring.GetKeys() {
+		if !slices.ContainsFunc(keys, func(k []byte) bool { return bytes.Equal(k, old) }) {
+			if err := a.keyring.RemoveKey(old); err != nil {
+				return fmt.Errorf("cluster: remove gossip key: %w", err)
+			}
+		}
+	}
+	return nil
+}
+
+// KeyInfo describes the gossip keyring without its secrets: each key's
+// fingerprint (the first 8 bytes of its SHA-256, hex) and which one
+// encrypts.
+type KeyInfo struct {
+	Primary string   `json:"primary"`
+	Keys    []string `json:"keys"`
+}
+
+// Keyring returns the keyring's fingerprints; zero without encryption.
+func (a *Agent) Keyring() KeyInfo {
+	if a.keyring == nil {
+		return KeyInfo{}
+	}
+	info := KeyInfo{Primary: Fingerprint(a.keyring.GetPrimaryKey())}
+	for _, k := range a.keyring.GetKeys() {
+		info.Keys = append(info.Keys, Fingerprint(k))
+	}
+	return info
+}

@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"bytes"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -102,4 +104,11 @@ func NewKey() ([]byte, error) {
 		return nil, err
 	}
 	return k, nil
+}
+
+// Fingerprint names a key without revealing it: the first 8 bytes of its
+// SHA-256, hex.
+func Fingerprint(k []byte) string {
+	h := sha256.Sum256(k)
+	return hex.EncodeToString(h[:8])
 }

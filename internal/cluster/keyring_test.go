@@ -2,9 +2,11 @@ package cluster
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestParseKeys(t *testing.T) {
@@ -40,5 +42,68 @@ func TestParseKeys(t *testing.T) {
 	back, err := ParseKeys(FormatKeys([][]byte{k}))
 	if err != nil || len(back) != 1 || !bytes.Equal(back[0], k) {
 		t.Errorf("FormatKeys/ParseKeys round trip = %v, %v", back, err)
+	}
+}
+
+func startKeyed(t *testing.T, id string, keys [][]byte, join ...string) *Agent {
+	t.Helper()
+	a, err := New(Config{NodeID: id, BindAddr: "127.0.0.1", Profile: "local", Join: join, RetryJoin: 20 * time.Millisecond,
+		Keys: keys, Meta: Meta{Role: RoleData, GRPC: "127.0.0.1:1"}}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = a.JoinLoop(ctx) }()
+	t.Cleanup(func() { cancel(); <-done; a.Kill() })
+	return a
+}
+
+// TestAgent_KeyRotation_InstallUseRemove: the three rounds of a rotation
+// (every node takes the new key, then encrypts with it, then drops the
+// old) keep the pool whole; afterwards a node with only the old key cannot
+// join, nor can one without keys.
+func TestAgent_KeyRotation_InstallUseRemove(t *testing.T) {
+	old, err := NewKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	next, err := NewKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := startKeyed(t, "a", [][]byte{old})
+	b := startKeyed(t, "b", [][]byte{old}, a.Addr())
+	waitState(t, a, "b", StateAlive)
+	for _, round := range [][][]byte{{old, next}, {next, old}, {next}} {
+		for _, n := range []*Agent{a, b} {
+			if err := n.SetKeys(round); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if got := a.Keyring(); got.Primary != Fingerprint(round[0]) || len(got.Keys) != len(round) {
+			t.Fatalf("keyring %+v after SetKeys with %d keys, primary %s", got, len(round), Fingerprint(round[0]))
+		}
+	}
+	// The pool still works: a third node with the new key joins through b.
+	c := startKeyed(t, "c", [][]byte{next}, b.Addr())
+	waitState(t, a, "c", StateAlive)
+	// A node holding only the old key, or none, never joins: c's twin
+	// with the right key, started after them, does, so they had their
+	// chance.
+	startKeyed(t, "stale", [][]byte{old}, a.Addr())
+	start(t, "plain", a.Addr())
+	startKeyed(t, "d", [][]byte{next}, a.Addr())
+	waitState(t, a, "d", StateAlive)
+	for _, m := range a.Members() {
+		if m.ID == "stale" || m.ID == "plain" {
+			t.Fatalf("%s joined the pool: %+v", m.ID, m)
+		}
+	}
+	if err := c.SetKeys(nil); err == nil {
+		t.Error("SetKeys with no key succeeded")
+	}
+	if err := start(t, "unencrypted").SetKeys([][]byte{next}); err == nil {
+		t.Error("SetKeys on an agent started without encryption succeeded")
 	}
 }

@@ -24,7 +24,7 @@ import (
 // memberlist's suspicion timeout, several seconds.
 var (
 	metaFlags = []string{
-		"--join-grace", "100ms", "--dead-grace", "1s",
+		"--dead-grace", "1s",
 		"--arrange-interval", "100ms", "--reconcile-interval", "200ms",
 		"--raft-heartbeat-timeout", "500ms", "--raft-election-timeout", "500ms",
 		"--raft-leader-lease-timeout", "250ms",

@@ -34,10 +34,8 @@ type Config struct {
 	// MaxMoves caps voluntary slot moves per arranger round.
 	MaxMoves int
 
-	// JoinGrace is how long a node must stay alive in the pool before the
-	// leader adds it as a member (flap damping); DeadGrace how long it must
-	// stay dead before the leader removes it.
-	JoinGrace time.Duration
+	// DeadGrace is how long a member must stay dead (or missing) in the
+	// gossip pool before the leader removes it (flap damping).
 	DeadGrace time.Duration
 	// ArrangeInterval is the least time between two arranger rounds.
 	ArrangeInterval time.Duration
@@ -67,7 +65,6 @@ func DefaultConfig() Config {
 		Slots:                  slot.DefaultCount,
 		Replicas:               slot.DefaultReplicas,
 		MaxMoves:               slot.DefaultMaxMoves,
-		JoinGrace:              2 * time.Second,
 		DeadGrace:              15 * time.Second,
 		ArrangeInterval:        time.Second,
 		ReconcileInterval:      5 * time.Second,
@@ -85,7 +82,6 @@ func DefaultConfig() Config {
 func TestConfig() Config {
 	c := DefaultConfig()
 	c.Config = node.TestConfig()
-	c.JoinGrace = 50 * time.Millisecond
 	c.DeadGrace = 500 * time.Millisecond
 	c.ArrangeInterval = 20 * time.Millisecond
 	c.ReconcileInterval = 100 * time.Millisecond
@@ -125,7 +121,7 @@ func (c Config) Validate() error {
 		return bad("bootstrap-expect %d out of range (want 0..9; 3 or 5 is usual)", c.BootstrapExpect)
 	}
 	for name, d := range map[string]time.Duration{
-		"join grace": c.JoinGrace, "dead grace": c.DeadGrace, "arrange interval": c.ArrangeInterval,
+		"dead grace": c.DeadGrace, "arrange interval": c.ArrangeInterval,
 		"reconcile interval": c.ReconcileInterval, "raft heartbeat timeout": c.RaftHeartbeatTimeout,
 		"raft election timeout": c.RaftElectionTimeout, "raft leader lease timeout": c.RaftLeaderLeaseTimeout,
 		"raft commit timeout": c.RaftCommitTimeout, "snapshot interval": c.SnapshotInterval, "apply timeout": c.ApplyTimeout,

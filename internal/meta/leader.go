@@ -71,7 +71,7 @@ func (s *Server) leaderLoop(ctx context.Context) {
 	}
 	s.leaderReady.Store(true)
 
-	live := newLiveness(s.cfg.JoinGrace, s.cfg.DeadGrace)
+	live := newLiveness(s.cfg.DeadGrace)
 	// The arranger runs at most every ArrangeInterval; this ticker brings
 	// a round that was throttled back within one interval.
 	arrangeTick := s.clock.NewTicker(s.cfg.ArrangeInterval)
@@ -165,12 +165,20 @@ func (s *Server) reconcileVoters(ctx context.Context) []raft.ServerID {
 		have, ok := servers[id]
 		switch {
 		case m.State == cluster.StateAlive && !ok:
+			if err := s.provenMeta(ctx, m); err != nil {
+				s.logger.Warn("not adding a meta node that cannot prove itself", "peer", m.ID, "grpc", m.Meta.GRPC, "err", err)
+				continue
+			}
 			if err := r.AddNonvoter(id, addr, 0, s.cfg.ApplyTimeout).Error(); err != nil {
 				s.logger.Warn("add raft non-voter", "peer", m.ID, "addr", addr, "err", err)
 				continue
 			}
 			s.logger.Info("added raft non-voter; promoted once caught up", "peer", m.ID, "addr", addr)
 		case m.State == cluster.StateAlive && have.Suffrage == raft.Voter && have.Address != addr:
+			if err := s.provenMeta(ctx, m); err != nil {
+				s.logger.Warn("not moving a voter whose new address cannot prove itself", "peer", m.ID, "grpc", m.Meta.GRPC, "err", err)
+				continue
+			}
 			if err := r.AddVoter(id, addr, 0, s.cfg.ApplyTimeout).Error(); err != nil {
 				s.logger.Warn("update raft voter address", "peer", m.ID, "addr", addr, "err", err)
 				continue
@@ -194,6 +202,25 @@ func (s *Server) reconcileVoters(ctx context.Context) []raft.ServerID {
 		}
 	}
 	return voters
+}
+
+// provenMeta asks a meta node found in the pool to prove who it is before
+// it joins the Raft configuration: a call to its gRPC address must reach a
+// server whose certificate names that meta node. (Its Raft port admits only
+// meta certificates too.) Without TLS nothing can be proven and every node
+// passes, as gossip and Raft then trust anyone anyway.
+func (s *Server) provenMeta(ctx context.Context, m cluster.Member) error {
+	if !s.Secure() {
+		return nil
+	}
+	conn, err := s.Pool().Get(m.Meta.GRPC, identity.Peer{Role: identity.RoleMeta, Name: m.ID})
+	if err != nil {
+		return err
+	}
+	cctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	_, err = registryv1.NewMetaServiceClient(conn).GetLeader(cctx, &registryv1.GetLeaderRequest{})
+	return err
 }
 
 // caughtUp asks a peer for its commit index and compares it with ours.
@@ -233,27 +260,13 @@ func (s *Server) poolHasQuorum(voters []raft.ServerID) bool {
 	return n > len(voters)/2
 }
 
-// reconcileMembers applies the liveness plan. Removals wait while this
-// node's pool view lacks a quorum of voters.
+// reconcileMembers removes the members the pool shows gone (liveness).
+// Removals wait while this node's pool view lacks a quorum of voters.
 func (s *Server) reconcileMembers(live *liveness, st *State, voters []raft.ServerID) {
-	upserts, removes := live.plan(s.clock.Now(), s.Agent().Members(), st.Members)
+	removes := live.removals(s.clock.Now(), s.Agent().Members(), st.Members)
 	if len(removes) > 0 && !s.poolHasQuorum(voters) {
 		s.logger.Warn("not removing members: this leader sees too few meta voters in the gossip pool", "pending", removes)
 		removes = nil
-	}
-	for _, m := range upserts {
-		old, exists := st.Members[m.ID]
-		if restarted(old, m, exists) {
-			if err := s.readmit(m); err != nil {
-				s.logger.Warn("readmit restarted member", "member", m.ID, "err", err)
-			}
-			continue
-		}
-		if err := s.propose(command{Op: opUpsert, Member: &m, Replace: true}); err != nil {
-			s.logger.Warn("add member", "member", m.ID, "err", err)
-			continue
-		}
-		s.logger.Info("member added from pool", "member", m.ID, "role", m.Role, "grpc", m.GRPC)
 	}
 	for _, id := range removes {
 		if err := s.propose(command{Op: opRemove, NodeID: id}); err != nil {

@@ -3,7 +3,9 @@ package meta_test
 import (
 	"context"
 	"crypto/tls"
+	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +18,8 @@ import (
 
 	"github.com/strata-registry/strata/internal/cluster"
 	"github.com/strata-registry/strata/internal/identity"
+	"github.com/strata-registry/strata/internal/rpc"
+	"github.com/strata-registry/strata/internal/slot"
 	"github.com/strata-registry/strata/internal/testcluster"
 	registryv1 "github.com/strata-registry/strata/pkg/proto/registry/v1"
 )
@@ -205,5 +209,143 @@ func TestMeta_RaftPort_OnlyMetaNodes(t *testing.T) {
 	}
 	if leader.Server().State().Index != index || !leader.Server().IsLeader() {
 		t.Error("a refused Raft peer changed the leader's state")
+	}
+}
+
+// agent joins the cluster's gossip pool as id with role and keys (nil:
+// plaintext), announcing grpc (and raft for a meta node). It stops at
+// cleanup.
+func agent(t *testing.T, c *testcluster.Cluster, id string, role cluster.Role, keys [][]byte, grpcAddr, raftAddr string) *cluster.Agent {
+	t.Helper()
+	a, err := cluster.New(cluster.Config{NodeID: id, BindAddr: "127.0.0.1", Profile: "local", Join: c.GossipSeeds(),
+		RetryJoin: 50 * time.Millisecond, Keys: keys, Meta: cluster.Meta{Role: role, GRPC: grpcAddr, HTTP: grpcAddr, Raft: raftAddr}}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = a.JoinLoop(ctx) }()
+	t.Cleanup(func() { cancel(); <-done; a.Kill() })
+	return a
+}
+
+// inPool reports whether the meta node sees id alive in its pool.
+func inPool(n *testcluster.MetaNode, id string) bool {
+	for _, m := range n.Server().Agent().Members() {
+		if m.ID == id && m.State == cluster.StateAlive {
+			return true
+		}
+	}
+	return false
+}
+
+// TestMeta_MembershipIsProven_NotGossiped: without the gossip key a node
+// never enters the pool; with it (a stolen key) but no registration it is
+// in the pool and still no member, gets no slot, and its death changes
+// nothing; a node that registered (proved its certificate) is a member.
+func TestMeta_MembershipIsProven_NotGossiped(t *testing.T) {
+	c := testcluster.Start(t, testcluster.Spec{Meta: 3})
+	leader := c.WaitLeader(t)
+	wrong, err := cluster.NewKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		id   string
+		keys [][]byte
+	}{{"plain-outsider", nil}, {"wrong-key-outsider", [][]byte{wrong}}} {
+		agent(t, c, tc.id, cluster.RoleData, tc.keys, "127.0.0.1:1", "")
+	}
+	agent(t, c, "gossip-only", cluster.RoleData, c.GossipKeys(t), "127.0.0.1:2", "")
+	// A real data node joins after the outsiders, registers, and takes
+	// slots: by then the leader has had every chance to admit the others.
+	c.StartPeer(t, "data-0", cluster.RoleData).SetSynced(true)
+	testcluster.Eventually(t, testcluster.DefaultWait, func() error {
+		st := leader.Server().State()
+		if err := fullTable(st); err != nil {
+			return err
+		}
+		if !inPool(leader, "gossip-only") {
+			return fmt.Errorf("the key holder is not in the pool yet")
+		}
+		return nil
+	})
+	for _, n := range c.LiveMetas() {
+		for _, id := range []string{"plain-outsider", "wrong-key-outsider"} {
+			if inPool(n, id) {
+				t.Errorf("%s sees %s in the gossip pool", n.ID, id)
+			}
+		}
+	}
+	st := leader.Server().State()
+	for _, id := range []string{"plain-outsider", "wrong-key-outsider", "gossip-only"} {
+		if _, ok := st.Members[id]; ok {
+			t.Errorf("%s became a member without registering", id)
+		}
+		for _, sl := range st.Table.Slots {
+			if string(sl.Leader) == id || slices.Contains(sl.Followers, slot.NodeID(id)) {
+				t.Fatalf("%s holds slot %d", id, sl.ID)
+			}
+		}
+	}
+	if _, ok := st.Members["data-0"]; !ok {
+		t.Error("the registered data node is not a member")
+	}
+}
+
+// TestMeta_ImpostorMeta_NeverBecomesVoter: a process with the gossip key
+// announces itself as a meta node, with a gRPC server that holds a data
+// node's certificate; the leader asks it to prove it is that meta node,
+// it cannot, and it never enters the Raft configuration, while a real meta
+// node added after it becomes a voter.
+func TestMeta_ImpostorMeta_NeverBecomesVoter(t *testing.T) {
+	c := testcluster.Start(t, testcluster.Spec{Meta: 3})
+	ln := testcluster.Listen(t)
+	gs := grpc.NewServer(rpc.ServerOptions(c.Creds(t, identity.RoleData, "meta-9"), tls.RequireAndVerifyClientCert)...)
+	registryv1.RegisterMetaServiceServer(gs, registryv1.UnimplementedMetaServiceServer{})
+	go func() { _ = gs.Serve(ln) }()
+	t.Cleanup(gs.Stop)
+	raftLn := testcluster.Listen(t)
+	t.Cleanup(func() { _ = raftLn.Close() })
+	agent(t, c, "meta-9", cluster.RoleMeta, c.GossipKeys(t), ln.Addr().String(), raftLn.Addr().String())
+
+	real := c.AddMeta(t)
+	config := func() (map[string]bool, error) {
+		info, err := metaClient(t, c, c.WaitLeader(t).Server().GRPCAddr()).GetClusterInfo(ctxT(t), &registryv1.GetClusterInfoRequest{})
+		if err != nil {
+			return nil, err
+		}
+		out := map[string]bool{}
+		for _, p := range info.GetMeta() {
+			out[p.GetId()] = p.GetVoter()
+		}
+		return out, nil
+	}
+	testcluster.Eventually(t, testcluster.DefaultWait, func() error {
+		cfg, err := config()
+		if err != nil {
+			return err
+		}
+		if !cfg[real.ID] {
+			return fmt.Errorf("raft configuration %v: %s not a voter yet", cfg, real.ID)
+		}
+		if !inPool(c.WaitLeader(t), "meta-9") {
+			return fmt.Errorf("the impostor is not in the leader's pool yet")
+		}
+		return nil
+	})
+	cfg, err := config()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := cfg["meta-9"]; ok {
+		t.Fatalf("the impostor is in the Raft configuration: %v", cfg)
+	}
+	said := false
+	for _, n := range c.LiveMetas() {
+		said = said || strings.Contains(testcluster.LogOf(t, n.Dir), "cannot prove itself")
+	}
+	if !said {
+		t.Error("no leader said why it refused the impostor")
 	}
 }

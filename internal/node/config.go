@@ -47,6 +47,10 @@ type Config struct {
 	// GossipProfile picks memberlist's timings: "lan" (production) or
 	// "local" (fast, for tests on loopback).
 	GossipProfile string
+	// GossipKeyFile holds the keys gossip is encrypted with (one base64 key
+	// a line, the primary first; cluster.ParseKeys); re-read on SIGHUP.
+	// Empty: plaintext gossip, which only a node without TLS may run.
+	GossipKeyFile string
 	// Join lists gossip seeds (host:port) of any role.
 	Join []string
 	// JoinRetry is the pause between attempts to reach the seeds, and
@@ -160,6 +164,9 @@ func (c Config) Validate(role cluster.Role) error {
 	}
 	if err := c.TLS.Validate(); err != nil {
 		return err
+	}
+	if c.TLS.Enabled() && c.GossipKeyFile == "" {
+		return errors.New("a node with TLS needs a gossip key file (--gossip-key-file): plaintext gossip would let anyone join the pool")
 	}
 	if c.TokensFile != "" && !c.TLS.Enabled() {
 		return errors.New("a tokens file needs TLS: tokens would cross the network in clear, and without TLS nothing is checked")

@@ -57,8 +57,9 @@ func (o *Options) Flags(f *pflag.FlagSet, c *Config, role cluster.Role, ports Po
 	f.StringSliceVar(&c.Join, "join", c.Join, "gossip seeds to join, host:port, comma separated (any role)")
 	f.BoolVar(&c.LeaveOnShutdown, "leave-on-shutdown", c.LeaveOnShutdown, "leave the gossip pool on a graceful stop")
 	f.StringVar(&c.Cluster, "cluster", c.Cluster, "cluster name: every certificate of the cluster names it (spiffe://<cluster>/<role>/<node-id>)")
-	f.StringVar(&o.Credentials, "credentials", "", "credentials directory (registryctl certs init): this node's certificate <role>/<node-id>.pem and key, ca.pem, tokens.yaml, for what the other flags leave unset")
+	f.StringVar(&o.Credentials, "credentials", "", "credentials directory (registryctl certs init): this node's certificate <role>/<node-id>.pem and key, ca.pem, tokens.yaml, gossip.key, for what the other flags leave unset")
 	cli.TLSFlags(f, &c.TLS)
+	f.StringVar(&c.GossipKeyFile, "gossip-key-file", c.GossipKeyFile, "gossip encryption keys, base64, one a line, primary first (re-read on SIGHUP; registryctl keyring)")
 	f.StringVar(&c.TokensFile, "tokens-file", c.TokensFile, "client and operator identities with their bearer tokens and rights (YAML; re-read on SIGHUP)")
 	f.StringVar(&c.AdminToken, "admin-token", c.AdminToken, "bearer token required on /api and /debug (health and metrics stay open)")
 	f.StringVar(&o.LogLevel, "log-level", "info", "debug, info, warn or error")
@@ -108,6 +109,11 @@ func (o *Options) applyCredentials(c *Config) {
 	if c.TokensFile == "" {
 		if _, err := os.Stat(d.Tokens()); err == nil {
 			c.TokensFile = d.Tokens()
+		}
+	}
+	if c.GossipKeyFile == "" {
+		if _, err := os.Stat(d.GossipKey()); err == nil {
+			c.GossipKeyFile = d.GossipKey()
 		}
 	}
 }

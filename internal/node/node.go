@@ -113,6 +113,9 @@ type Node struct {
 	creds   *tlsconf.Creds
 	tokens  *identity.Store
 	metrics *metrics
+	// gossipKeys are the key file's keys when the node started (nil:
+	// plaintext gossip); a reload hands newer ones to the agent.
+	gossipKeys [][]byte
 
 	grpcAddr, httpAddr string
 
@@ -152,21 +155,28 @@ func New(cfg Config, spec Spec, deps Deps) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
+	var keys [][]byte
+	if cfg.GossipKeyFile != "" {
+		if keys, err = cluster.ReadKeyFile(cfg.GossipKeyFile); err != nil {
+			return nil, err
+		}
+	}
 	n := &Node{
-		cfg:      cfg,
-		spec:     spec,
-		deps:     deps,
-		logger:   obs.Or(deps.Logger),
-		clock:    clock.Or(deps.Clock),
-		reg:      reg,
-		pool:     rpc.NewPool(creds, spec.PoolSize),
-		creds:    creds,
-		tokens:   tokens,
-		metrics:  newMetrics(),
-		grpcAddr: advertised(cfg.GRPCAdvertise, deps.GRPCListener),
-		httpAddr: advertised(cfg.HTTPAdvertise, deps.HTTPListener),
-		ready:    make(chan struct{}),
-		killed:   make(chan struct{}),
+		cfg:        cfg,
+		spec:       spec,
+		deps:       deps,
+		logger:     obs.Or(deps.Logger),
+		clock:      clock.Or(deps.Clock),
+		reg:        reg,
+		pool:       rpc.NewPool(creds, spec.PoolSize),
+		creds:      creds,
+		tokens:     tokens,
+		metrics:    newMetrics(),
+		gossipKeys: keys,
+		grpcAddr:   advertised(cfg.GRPCAdvertise, deps.GRPCListener),
+		httpAddr:   advertised(cfg.HTTPAdvertise, deps.HTTPListener),
+		ready:      make(chan struct{}),
+		killed:     make(chan struct{}),
 	}
 	if spec.Role != cluster.RoleMeta {
 		mc, err := metaclient.New(cfg.MetaAddrs, n.pool, cfg.CallTimeout, n.logger)
@@ -243,7 +253,7 @@ func (n *Node) Run(ctx context.Context, role Role) (err error) {
 	gm.Role = n.spec.Role
 	agent, err := cluster.New(cluster.Config{
 		NodeID: n.cfg.NodeID, BindAddr: n.cfg.GossipBind, BindPort: n.cfg.GossipPort, AdvertiseAddr: n.cfg.GossipAdvertise,
-		Join: n.cfg.Join, Profile: n.cfg.GossipProfile, RetryJoin: n.cfg.JoinRetry, Meta: gm,
+		Join: n.cfg.Join, Profile: n.cfg.GossipProfile, RetryJoin: n.cfg.JoinRetry, Meta: gm, Keys: n.gossipKeys,
 	}, n.logger.With("component", "gossip"), n.clock)
 	if err != nil {
 		n.deps.Close()
@@ -259,6 +269,9 @@ func (n *Node) Run(ctx context.Context, role Role) (err error) {
 	gs := grpc.NewServer(n.serverOptions()...)
 	mux := admin.New(n.cfg.NodeID, n.reg, n.cfg.AdminToken, n.spec.Ready)
 	role.Serve(gs, mux)
+	mux.API("/api/v1/keyring", func(w http.ResponseWriter, r *http.Request) {
+		admin.WriteJSON(w, http.StatusOK, agent.Keyring())
+	})
 	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 
 	g, gctx := errgroup.WithContext(ctx)
@@ -317,8 +330,9 @@ func (n *Node) Secure() bool { return n.creds != nil }
 func (n *Node) Cluster() string { return n.cfg.Cluster }
 
 // Reload re-reads what a running node can take anew (SIGHUP): its TLS
-// certificate, key and CA, and the tokens file. What fails to load is
-// reported and the old stays in force; links already up keep theirs.
+// certificate, key and CA, the tokens file and the gossip keys. What fails
+// to load is reported and the old stays in force; links already up keep
+// theirs. Call it after Ready.
 func (n *Node) Reload() error {
 	var errs []error
 	if n.creds != nil {
@@ -328,6 +342,15 @@ func (n *Node) Reload() error {
 	}
 	if err := n.tokens.Reload(); err != nil {
 		errs = append(errs, err)
+	}
+	if n.cfg.GossipKeyFile != "" {
+		keys, err := cluster.ReadKeyFile(n.cfg.GossipKeyFile)
+		if err == nil {
+			err = n.agent.SetKeys(keys)
+		}
+		if err != nil {
+			errs = append(errs, err)
+		}
 	}
 	err := errors.Join(errs...)
 	if err != nil {

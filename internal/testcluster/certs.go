@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/strata-registry/strata/internal/cluster"
 	"github.com/strata-registry/strata/internal/identity"
 	"github.com/strata-registry/strata/internal/pki"
 	"github.com/strata-registry/strata/internal/rpc"
@@ -117,6 +118,29 @@ func (c *Cluster) TokensFile() string {
 		return ""
 	}
 	return c.creds.dir.Tokens()
+}
+
+// GossipKeyFile returns the gossip key file every node reads ("" for an
+// insecure cluster).
+func (c *Cluster) GossipKeyFile() string {
+	if c.creds == nil {
+		return ""
+	}
+	return c.creds.dir.GossipKey()
+}
+
+// GossipKeys returns the gossip keys, for a fake node of the pool (nil
+// for an insecure cluster).
+func (c *Cluster) GossipKeys(t testing.TB) [][]byte {
+	t.Helper()
+	if c.creds == nil {
+		return nil
+	}
+	keys, err := cluster.ReadKeyFile(c.GossipKeyFile())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return keys
 }
 
 // Token returns the bearer token of the client or operator name (issued at

@@ -75,7 +75,7 @@ func (c *Cluster) StartPeer(t testing.TB, id string, role cluster.Role) *Peer {
 	grpcLn := Listen(t) // reserves the announced address; the peer serves nothing on it
 	t.Cleanup(func() { _ = grpcLn.Close() })
 	agent, err := cluster.New(cluster.Config{
-		NodeID: id, BindAddr: "127.0.0.1", Profile: "local", Join: c.GossipSeeds(), RetryJoin: 50 * time.Millisecond,
+		NodeID: id, BindAddr: "127.0.0.1", Profile: "local", Join: c.GossipSeeds(), RetryJoin: 50 * time.Millisecond, Keys: c.GossipKeys(t),
 		Meta: cluster.Meta{Role: role, GRPC: grpcLn.Addr().String(), HTTP: grpcLn.Addr().String()},
 	}, logger, nil)
 	if err != nil {

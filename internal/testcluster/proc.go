@@ -89,3 +89,13 @@ func (p *proc) running() bool {
 	defer p.mu.Unlock()
 	return p.srv != nil
 }
+
+// LogOf returns what the node whose dir is dir has logged so far.
+func LogOf(t testing.TB, dir string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, "node.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}

@@ -100,7 +100,7 @@ func (c *Cluster) StartSession(t testing.TB, id string) *FakeSession {
 	f.gs = grpc.NewServer(rpc.ServerOptions(c.Creds(t, identity.RoleSession, id), tls.RequireAndVerifyClientCert)...)
 	registryv1.RegisterSessionSyncServiceServer(f.gs, &fakeSync{f: f})
 	f.agent, err = cluster.New(cluster.Config{
-		NodeID: id, BindAddr: "127.0.0.1", Profile: "local", Join: c.GossipSeeds(), RetryJoin: 50 * time.Millisecond,
+		NodeID: id, BindAddr: "127.0.0.1", Profile: "local", Join: c.GossipSeeds(), RetryJoin: 50 * time.Millisecond, Keys: c.GossipKeys(t),
 		Meta: cluster.Meta{Role: cluster.RoleSession, GRPC: ln.Addr().String(), Proc: f.Proc},
 	}, slog.New(slog.NewTextHandler(lf, nil)).With("node", id), nil)
 	if err != nil {

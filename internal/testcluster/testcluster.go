@@ -194,6 +194,7 @@ func (c *Cluster) secure(t testing.TB, cfg *node.Config, role identity.Role) {
 	cfg.Cluster = Name
 	cfg.TLS = c.TLS(t, role, cfg.NodeID)
 	cfg.TokensFile = c.TokensFile()
+	cfg.GossipKeyFile = c.GossipKeyFile()
 }
 
 // gossipSeeds returns the gossip addresses of the other meta nodes known so far.
@@ -416,5 +417,29 @@ func Eventually(t testing.TB, timeout time.Duration, f func() error) {
 			t.Fatalf("not true after %v: %v", timeout, err)
 		}
 		<-tick.C
+	}
+}
+
+// ReloadAll makes every running node re-read its credentials, as SIGHUP
+// does (TLS files, tokens file, gossip keys), failing the test on error.
+func (c *Cluster) ReloadAll(t testing.TB) {
+	t.Helper()
+	type reloader interface{ Reload() error }
+	var all []reloader
+	for _, n := range c.LiveMetas() {
+		all = append(all, n.Server())
+	}
+	for _, n := range c.LiveData() {
+		all = append(all, n.Server())
+	}
+	for _, n := range c.sessions {
+		if srv := n.Server(); srv != nil {
+			all = append(all, srv)
+		}
+	}
+	for _, r := range all {
+		if err := r.Reload(); err != nil {
+			t.Fatalf("testcluster: reload: %v", err)
+		}
 	}
 }
