@@ -45,6 +45,7 @@ type Config struct {
 func DefaultConfig() Config {
 	nc := node.DefaultConfig()
 	nc.LeaveOnShutdown = true
+	nc.Limits = Limits()
 	return Config{
 		Config:              nc,
 		HeartbeatInterval:   time.Second,
@@ -64,6 +65,7 @@ func TestConfig() Config {
 	c := DefaultConfig()
 	c.Config = node.TestConfig()
 	c.LeaveOnShutdown = true
+	c.Limits = Limits()
 	c.HeartbeatInterval = 50 * time.Millisecond
 	c.RetryInterval = 50 * time.Millisecond
 	c.SessionLease = time.Second
@@ -103,3 +105,18 @@ func (c Config) Validate() error {
 // Deps are a data node's live collaborators (its Clock measures leases
 // and grace periods).
 type Deps = node.Deps
+
+// MaxRequestBytes is the largest request a data node reads: a session's
+// write batch (sessions cut them at session.ForwardBatchBytes, and one
+// publisher of record.MaxPublisherBytes always fits) or a version scan.
+const MaxRequestBytes = 16 << 20
+
+// Limits are a data node's admission limits: batch-sized messages, and many
+// streams per connection (a follower holds one replication stream per slot
+// it follows from a leader, over one connection).
+func Limits() node.Limits {
+	l := node.DefaultLimits()
+	l.MaxRecvBytes = MaxRequestBytes
+	l.MaxStreams = 8192
+	return l
+}

@@ -14,7 +14,9 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/strata-registry/strata/internal/cluster"
 	"github.com/strata-registry/strata/internal/identity"
@@ -301,7 +303,7 @@ func TestMeta_MembershipIsProven_NotGossiped(t *testing.T) {
 func TestMeta_ImpostorMeta_NeverBecomesVoter(t *testing.T) {
 	c := testcluster.Start(t, testcluster.Spec{Meta: 3})
 	ln := testcluster.Listen(t)
-	gs := grpc.NewServer(rpc.ServerOptions(c.Creds(t, identity.RoleData, "meta-9"), tls.RequireAndVerifyClientCert)...)
+	gs := grpc.NewServer(rpc.ServerOptions(c.Creds(t, identity.RoleData, "meta-9"), tls.RequireAndVerifyClientCert, 1<<20)...)
 	registryv1.RegisterMetaServiceServer(gs, registryv1.UnimplementedMetaServiceServer{})
 	go func() { _ = gs.Serve(ln) }()
 	t.Cleanup(gs.Stop)
@@ -347,5 +349,48 @@ func TestMeta_ImpostorMeta_NeverBecomesVoter(t *testing.T) {
 	}
 	if !said {
 		t.Error("no leader said why it refused the impostor")
+	}
+}
+
+// rawCodec passes encoded messages through, to send what the protobuf
+// library would refuse to encode.
+type rawCodec struct{}
+
+func (rawCodec) Marshal(v any) (mem.BufferSlice, error) {
+	return mem.BufferSlice{mem.SliceBuffer(*(v.(*[]byte)))}, nil
+}
+
+func (rawCodec) Unmarshal(data mem.BufferSlice, v any) error {
+	*(v.(*[]byte)) = data.Materialize()
+	return nil
+}
+
+func (rawCodec) Name() string { return "proto" }
+
+// TestMeta_InvalidUTF8_InvalidArgument_NotInternal: a request whose string
+// field is not UTF-8 is the caller's error (InvalidArgument, naming UTF-8),
+// and changes nothing.
+func TestMeta_InvalidUTF8_InvalidArgument_NotInternal(t *testing.T) {
+	c := testcluster.Start(t, testcluster.Spec{Meta: 1})
+	leader := c.WaitLeader(t)
+	conn := c.DialAs(t, leader.Server().GRPCAddr(), identity.RoleData, "data-0")
+	defer conn.Close()
+	// RegisterNodeRequest{node: {id: "\xff", role: ROLE_DATA, grpc_address: "127.0.0.1:1"}}, by hand.
+	var node []byte
+	node = protowire.AppendTag(node, 1, protowire.BytesType)
+	node = protowire.AppendString(node, "\xff")
+	node = protowire.AppendTag(node, 2, protowire.VarintType)
+	node = protowire.AppendVarint(node, uint64(registryv1.Role_ROLE_DATA))
+	node = protowire.AppendTag(node, 3, protowire.BytesType)
+	node = protowire.AppendString(node, "127.0.0.1:1")
+	req := protowire.AppendBytes(protowire.AppendTag(nil, 1, protowire.BytesType), node)
+	before := leader.Server().State().Index
+	var resp []byte
+	err := conn.Invoke(ctxT(t), registryv1.MetaService_RegisterNode_FullMethodName, &req, &resp, grpc.ForceCodecV2(rawCodec{}))
+	if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "UTF-8") {
+		t.Fatalf("got %v, want InvalidArgument naming UTF-8", err)
+	}
+	if leader.Server().State().Index != before {
+		t.Error("the request changed the state")
 	}
 }

@@ -90,6 +90,9 @@ func (n *Node) unaryAuth(ctx context.Context, req any, info *grpc.UnaryServerInf
 	if err != nil {
 		return nil, err
 	}
+	if err := badUnary(req); err != nil {
+		return nil, err
+	}
 	return handler(identity.NewContext(ctx, c), req)
 }
 
@@ -100,7 +103,7 @@ func (n *Node) streamAuth(srv any, ss grpc.ServerStream, info *grpc.StreamServer
 	if err != nil {
 		return err
 	}
-	return handler(srv, &callerStream{ServerStream: ss, ctx: identity.NewContext(ss.Context(), c)})
+	return handler(srv, &callerStream{ServerStream: checkedStream{ss}, ctx: identity.NewContext(ss.Context(), c)})
 }
 
 // callerStream is a server stream whose context carries the caller.
@@ -110,3 +113,17 @@ type callerStream struct {
 }
 
 func (s *callerStream) Context() context.Context { return s.ctx }
+
+// Perms returns what caller may do now: its rights in the tokens file as
+// the file reads at this moment (a SIGHUP that narrows or removes an entry
+// applies to the next request, also on streams opened before), everything
+// on a node without TLS, nothing for a nil caller.
+func (n *Node) Perms(c *identity.Caller) identity.Perms {
+	switch {
+	case c == nil:
+		return identity.Perms{}
+	case c.Insecure:
+		return identity.AllPerms
+	}
+	return n.tokens.Perms(c.ID)
+}

@@ -71,6 +71,8 @@ type Config struct {
 	// (identity.File); re-read on SIGHUP. Empty: no tokens, and client
 	// certificates carry no rights.
 	TokensFile string
+	// Limits bound what the node accepts (admission.go).
+	Limits Limits
 	// AdminToken, when set, is required as a bearer token on the admin
 	// HTTP API and pprof (health, readiness and metrics stay open).
 	AdminToken string
@@ -85,6 +87,7 @@ func DefaultConfig() Config {
 		GossipProfile: "lan",
 		JoinRetry:     time.Second,
 		CallTimeout:   5 * time.Second,
+		Limits:        DefaultLimits(),
 	}
 }
 
@@ -99,6 +102,8 @@ func TestConfig() Config {
 	c.CallTimeout = 2 * time.Second
 	return c
 }
+
+var errLimits = errors.New("limits: message size (at least 1 KiB), connections, streams and timeouts must be positive")
 
 // DefaultCluster is the cluster name when none is given.
 const DefaultCluster = "strata"
@@ -161,6 +166,9 @@ func (c Config) Validate(role cluster.Role) error {
 	}
 	if c.JoinRetry <= 0 || c.CallTimeout <= 0 {
 		return fmt.Errorf("join retry and call timeout must be positive, got %v and %v", c.JoinRetry, c.CallTimeout)
+	}
+	if err := c.Limits.validate(); err != nil {
+		return err
 	}
 	if err := c.TLS.Validate(); err != nil {
 		return err

@@ -62,6 +62,8 @@ func (o *Options) Flags(f *pflag.FlagSet, c *Config, role cluster.Role, ports Po
 	f.StringVar(&c.GossipKeyFile, "gossip-key-file", c.GossipKeyFile, "gossip encryption keys, base64, one a line, primary first (re-read on SIGHUP; registryctl keyring)")
 	f.StringVar(&c.TokensFile, "tokens-file", c.TokensFile, "client and operator identities with their bearer tokens and rights (YAML; re-read on SIGHUP)")
 	f.StringVar(&c.AdminToken, "admin-token", c.AdminToken, "bearer token required on /api and /debug (health and metrics stay open)")
+	f.IntVar(&c.Limits.MaxConnections, "max-connections", c.Limits.MaxConnections, "most open connections to the gRPC port; more are closed at once (strata_node_connections_refused_total)")
+	f.Uint32Var(&c.Limits.MaxStreams, "max-streams", c.Limits.MaxStreams, "most concurrent calls and streams per connection")
 	f.StringVar(&o.LogLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&o.LogFormat, "log-format", "text", "text or json")
 }

@@ -260,6 +260,9 @@ func (n *Node) Run(ctx context.Context, role Role) (err error) {
 		return err
 	}
 	n.agent = agent
+	grpcLn := newCapListener(n.deps.GRPCListener, n.cfg.Limits.MaxConnections, func() { n.metrics.refused.WithLabelValues("grpc").Inc() })
+	httpLn := newCapListener(n.deps.HTTPListener, n.cfg.Limits.MaxHTTPConnections, func() { n.metrics.refused.WithLabelValues("http").Inc() })
+	n.metrics.listeners = map[string]*capListener{"grpc": grpcLn, "http": httpLn}
 	if err := n.reg.Register(n.metrics); err != nil {
 		agent.Kill()
 		n.deps.Close()
@@ -272,7 +275,7 @@ func (n *Node) Run(ctx context.Context, role Role) (err error) {
 	mux.API("/api/v1/keyring", func(w http.ResponseWriter, r *http.Request) {
 		admin.WriteJSON(w, http.StatusOK, agent.Keyring())
 	})
-	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, MaxHeaderBytes: 64 << 10}
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
@@ -284,8 +287,8 @@ func (n *Node) Run(ctx context.Context, role Role) (err error) {
 		return nil
 	})
 	g.Go(func() error { return agent.JoinLoop(gctx) })
-	g.Go(func() error { return rpc.Serve(gs, n.deps.GRPCListener) })
-	g.Go(func() error { return admin.Serve(hs, n.deps.HTTPListener) })
+	g.Go(func() error { return rpc.Serve(gs, grpcLn) })
+	g.Go(func() error { return admin.Serve(hs, httpLn) })
 	role.Run(gctx, g)
 	g.Go(func() error {
 		<-gctx.Done()
@@ -315,8 +318,10 @@ func (n *Node) serverOptions() []grpc.ServerOption {
 	if n.spec.Tokens {
 		auth = tls.VerifyClientCertIfGiven
 	}
-	opts := rpc.ServerOptions(n.creds, auth)
-	opts = append(opts, grpc.ChainUnaryInterceptor(n.unaryAuth), grpc.ChainStreamInterceptor(n.streamAuth))
+	opts := rpc.ServerOptions(n.creds, auth, n.cfg.Limits.MaxRecvBytes)
+	opts = append(opts, n.cfg.Limits.serverOptions()...)
+	opts = append(opts, grpc.ForceServerCodecV2(newLenientCodec()),
+		grpc.ChainUnaryInterceptor(n.unaryAuth), grpc.ChainStreamInterceptor(n.streamAuth))
 	return append(opts, n.spec.ServerOptions...)
 }
 

@@ -30,6 +30,12 @@ const (
 	MaxPublisherBytes = 4 << 20
 	// MaxRegisterIDBytes bounds a register ID (a client-made UUID).
 	MaxRegisterIDBytes = 128
+	// MaxOwnerBytes bounds the owner part of a stored register ID (an
+	// identity's name; see Owned).
+	MaxOwnerBytes = 128
+	// MaxStoredRegisterIDBytes bounds a register ID as sessions store it
+	// on data nodes: the client's, qualified by its owner.
+	MaxStoredRegisterIDBytes = MaxOwnerBytes + 1 + MaxRegisterIDBytes
 	// MaxZoneBytes bounds a zone name.
 	MaxZoneBytes = 64
 	// MaxSessionIDBytes bounds a session process ID.
@@ -87,4 +93,31 @@ func ParseDataInfoID(s string) (dataID, instanceID, group string, err error) {
 		}
 	}
 	return parts[0], parts[1], parts[2], nil
+}
+
+// Owned returns the register ID that sessions store on data nodes for the
+// publication registerID of owner (the publishing client identity's name):
+// "owner/registerID". A publication is its owner's: another identity that
+// registers the same register ID makes another publication, and cannot
+// replace or remove this one. Without an owner (a cluster without
+// authentication) it is registerID itself. Owner names hold no '/', so the
+// first one splits.
+func Owned(owner, registerID string) string {
+	if owner == "" {
+		return registerID
+	}
+	return owner + "/" + registerID
+}
+
+// ClientRegisterID returns the client's register ID within a stored one
+// (what clients see as the publisher of a value); owned says the cluster
+// qualifies register IDs with their owners.
+func ClientRegisterID(stored string, owned bool) string {
+	if !owned {
+		return stored
+	}
+	if i := strings.IndexByte(stored, '/'); i >= 0 {
+		return stored[i+1:]
+	}
+	return stored
 }

@@ -143,9 +143,9 @@ func TestValidatePublisher(t *testing.T) {
 		{"register id with space", func(p *registryv1.Publisher) *registryv1.Publisher { p.RegisterId = "a b"; return p }, ErrInvalid, "space or control"},
 		{"register id with control", func(p *registryv1.Publisher) *registryv1.Publisher { p.RegisterId = "a\x00b"; return p }, ErrInvalid, "space or control"},
 		{"register id too long", func(p *registryv1.Publisher) *registryv1.Publisher {
-			p.RegisterId = strings.Repeat("r", 129)
+			p.RegisterId = strings.Repeat("r", MaxStoredRegisterIDBytes+1)
 			return p
-		}, ErrTooLarge, "register_id is 129 bytes, at most 128 allowed"},
+		}, ErrTooLarge, "register_id is 258 bytes, at most 257 allowed"},
 		{"empty session", func(p *registryv1.Publisher) *registryv1.Publisher { p.SessionId = ""; return p }, ErrInvalid, "session_id is empty"},
 		{"session too long", func(p *registryv1.Publisher) *registryv1.Publisher {
 			p.SessionId = strings.Repeat("s", 257)
@@ -199,5 +199,23 @@ func TestValidateUnpublish(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			checkErr(t, ValidateUnpublish(tt.modify(ok())), tt.kind, tt.msg)
 		})
+	}
+}
+
+func TestOwned_RoundTrip(t *testing.T) {
+	for _, tc := range []struct{ owner, id, stored string }{
+		{"orders", "3f2a", "orders/3f2a"},
+		{"orders", "a/b", "orders/a/b"},
+		{"", "a/b", "a/b"},
+	} {
+		if got := Owned(tc.owner, tc.id); got != tc.stored {
+			t.Errorf("Owned(%q, %q) = %q, want %q", tc.owner, tc.id, got, tc.stored)
+		}
+		if got := ClientRegisterID(tc.stored, tc.owner != ""); got != tc.id {
+			t.Errorf("ClientRegisterID(%q) = %q, want %q", tc.stored, got, tc.id)
+		}
+	}
+	if err := ValidateRegisterID(strings.Repeat("r", MaxRegisterIDBytes+1)); err == nil {
+		t.Error("a client register id over 128 bytes passed")
 	}
 }

@@ -65,8 +65,16 @@ func ValidateUnpublish(u *registryv1.Unpublish) error {
 	return checkRegisterID(u.GetRegisterId())
 }
 
-func checkRegisterID(id string) error {
-	if err := checkString("register_id", id, MaxRegisterIDBytes, false); err != nil {
+// ValidateRegisterID checks a register ID as a client sends it: 1..128
+// bytes of printable UTF-8 without spaces. The error wraps ErrTooLarge or
+// ErrInvalid.
+func ValidateRegisterID(id string) error { return checkIDChars(id, MaxRegisterIDBytes) }
+
+// checkRegisterID checks a register ID as stored (maybe owner-qualified).
+func checkRegisterID(id string) error { return checkIDChars(id, MaxStoredRegisterIDBytes) }
+
+func checkIDChars(id string, max int) error {
+	if err := checkString("register_id", id, max, false); err != nil {
 		return err
 	}
 	for _, r := range id {

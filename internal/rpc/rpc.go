@@ -19,18 +19,20 @@ import (
 	"github.com/strata-registry/strata/internal/tlsconf"
 )
 
-// MaxMessageBytes bounds one gRPC message between Strata nodes (grpc-go's
-// default is 4 MiB). Large things are chunked below it: snapshots stream
-// in ~1 MiB pieces; a datum read carries whole publishers of at most
-// record.MaxPublisherBytes each.
+// MaxMessageBytes bounds one gRPC message a Strata node or client accepts
+// in an answer (grpc-go's default is 4 MiB): a datum read carries whole
+// publishers of at most record.MaxPublisherBytes each, a push a service's
+// whole list. What a server accepts in a request is each port's own,
+// smaller limit (node.Limits); large things are chunked below both:
+// snapshots stream in ~1 MiB pieces.
 const MaxMessageBytes = 64 << 20
 
 // ServerOptions returns the options every Strata server uses: creds' TLS
-// with client auth (none when creds is nil), the message size limit, and
-// Stop waiting for running handlers, so a server's Run never returns while
-// one of its handlers still works.
-func ServerOptions(creds *tlsconf.Creds, auth tls.ClientAuthType) []grpc.ServerOption {
-	opts := []grpc.ServerOption{grpc.WaitForHandlers(true), grpc.MaxRecvMsgSize(MaxMessageBytes)}
+// with client auth (none when creds is nil), maxRecv as the largest request
+// message, and Stop waiting for running handlers, so a server's Run never
+// returns while one of its handlers still works.
+func ServerOptions(creds *tlsconf.Creds, auth tls.ClientAuthType, maxRecv int) []grpc.ServerOption {
+	opts := []grpc.ServerOption{grpc.WaitForHandlers(true), grpc.MaxRecvMsgSize(maxRecv)}
 	if creds != nil {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(creds.Server(auth, nil))))
 	}

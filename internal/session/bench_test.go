@@ -2,12 +2,15 @@ package session_test
 
 import (
 	"fmt"
+	"os"
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/strata-registry/strata/internal/identity"
 	"github.com/strata-registry/strata/internal/session"
 	"github.com/strata-registry/strata/internal/testcluster"
 	registryv1 "github.com/strata-registry/strata/pkg/proto/registry/v1"
@@ -33,12 +36,18 @@ func reportLatency(b *testing.B, lat []time.Duration) {
 	b.ReportMetric(0, "ns/op") // the per-op wall time is not the figure
 }
 
+// benchCluster starts the benchmarks' cluster: with TLS and identities on
+// every link as deployed, or in plaintext when STRATA_BENCH_INSECURE=1
+// (bench/compare.sh runs both, for the cost of security).
 func benchCluster(b *testing.B) *testcluster.Cluster {
 	// One benchmark client registers thousands of keys: lift the
-	// per-connection rate limit that protects sessions from a flood.
-	c := testcluster.Start(b, testcluster.Spec{Meta: 3, Data: 3, Session: 2, SessionConfig: func(_ int, cfg *session.Config) {
-		cfg.RegisterRate, cfg.RegisterBurst = 1e9, 1e9
-	}})
+	// per-connection and per-identity rate limits that protect sessions
+	// from a flood.
+	c := testcluster.Start(b, testcluster.Spec{Meta: 3, Data: 3, Session: 2, Insecure: os.Getenv("STRATA_BENCH_INSECURE") == "1",
+		SessionConfig: func(_ int, cfg *session.Config) {
+			cfg.RegisterRate, cfg.RegisterBurst = 1e9, 1e9
+			cfg.IdentityRegisterRate = 1e9
+		}})
 	c.WaitDataSettled(b)
 	return c
 }
@@ -193,4 +202,74 @@ func BenchmarkPush_Churn10000Keys(b *testing.B) {
 	sub.Close()
 	<-done
 	reportLatency(b, lat)
+}
+
+// BenchmarkPush_IdentityFlood times one update to a subscriber on the
+// same session as a flood: quiet, then while another identity registers
+// as fast as four connections can, past its quotas (1,000 a second: the
+// session slows it to that; 2,000 registrations: the rest is refused).
+// Reports p50 and p99 (ms) and, under flood, the registrations refused
+// per timed update.
+//
+//	go test -run '^$' -bench BenchmarkPush_IdentityFlood -benchtime 300x ./internal/session/
+func BenchmarkPush_IdentityFlood(b *testing.B) {
+	c := testcluster.Start(b, testcluster.Spec{Meta: 3, Data: 3, Session: 2, SessionConfig: func(_ int, cfg *session.Config) {
+		cfg.RegisterRate, cfg.RegisterBurst = 1e9, 1e9 // only the identity's quota binds
+	}})
+	c.WaitDataSettled(b)
+	flood := identity.Entry{Name: "flood", Role: identity.RoleClient, Publish: []string{identity.Any}, RegisterRate: 1000, MaxRegistrations: 2000}
+	calm := identity.Entry{Name: "calm", Role: identity.RoleClient, Publish: []string{identity.Any}, Subscribe: []string{identity.Any}}
+	c.SetIdentities(b, flood, calm)
+	pub := c.ConnectAs(b, c.Session(1), "calm", "pub", "z1", true)
+	sub := c.ConnectAs(b, c.Session(0), "calm", "sub", "z1", true)
+	if a, err := sub.Subscribe("bench.calm", "s", registryv1.Scope_SCOPE_GLOBAL); err != nil || a.GetCode() != 0 {
+		b.Fatal(a, err)
+	}
+	k := "bench.calm#@#DEFAULT_INSTANCE_ID#@#DEFAULT_GROUP"
+	version := uint64(0)
+	timed := func(b *testing.B) {
+		lat := make([]time.Duration, 0, b.N)
+		b.ResetTimer()
+		for range b.N {
+			version++
+			v := strconv.FormatUint(version, 10)
+			start := time.Now()
+			if a, err := pub.Publish("bench.calm", "p", version, v); err != nil || a.GetCode() != 0 {
+				b.Fatal(a, err)
+			}
+			waitValue(b, sub, k, v)
+			lat = append(lat, time.Since(start))
+		}
+		b.StopTimer()
+		reportLatency(b, lat)
+	}
+	b.Run("quiet", timed)
+	b.Run("flood", func(b *testing.B) {
+		var refused atomic.Int64
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		for i := range 4 {
+			cl := c.ConnectAs(b, c.Session(0), "flood", fmt.Sprintf("flood-%d", i), "z1", false)
+			wg.Go(func() {
+				for j := 0; ; j++ {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					a, err := cl.Publish(fmt.Sprintf("flood.%d.%d", i, j), "r", 1, "x")
+					if err != nil {
+						return
+					}
+					if a.GetCode() != 0 {
+						refused.Add(1)
+					}
+				}
+			})
+		}
+		timed(b)
+		close(stop)
+		wg.Wait()
+		b.ReportMetric(float64(refused.Load())/float64(b.N), "refused/op")
+	})
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/strata-registry/strata/internal/cluster"
 	"github.com/strata-registry/strata/internal/node"
 	"github.com/strata-registry/strata/internal/push"
+	"github.com/strata-registry/strata/internal/record"
 )
 
 // Config is a session node's settings: plain data, filled from flags. The
@@ -38,6 +39,14 @@ type Config struct {
 	RegisterBurst int
 	MaxPerConn    int
 	SendQueue     int
+	// Per-identity limits, over all of a client identity's connections to
+	// this session, unless its tokens file entry sets its own:
+	// registrations at most IdentityRegisterRate per second (bursts of
+	// two seconds' worth), at most IdentityMaxRegistrations publishers
+	// plus subscribers. Nodes without TLS have no identities: only the
+	// per-connection limits hold.
+	IdentityRegisterRate     float64
+	IdentityMaxRegistrations int
 	// ForwardBatch bounds the publishers in one write to a slot leader.
 	ForwardBatch int
 	// Connection balance (balance.go): every BalanceInterval (0: off), a
@@ -55,23 +64,26 @@ type Config struct {
 func DefaultConfig() Config {
 	nc := node.DefaultConfig()
 	nc.LeaveOnShutdown = true
+	nc.Limits = Limits()
 	return Config{
-		Config:              nc,
-		HeartbeatInterval:   time.Second,
-		RetryInterval:       time.Second,
-		DisconnectGrace:     5 * time.Second,
-		ClientHeartbeat:     10 * time.Second,
-		ClientTimeout:       35 * time.Second,
-		VersionScanInterval: 10 * time.Second,
-		RegisterRate:        1000,
-		RegisterBurst:       2000,
-		MaxPerConn:          100_000,
-		SendQueue:           1024,
-		ForwardBatch:        512,
-		BalanceInterval:     30 * time.Second,
-		BalanceTolerance:    1.2,
-		BalanceMaxMoves:     50,
-		Push:                push.DefaultConfig(),
+		Config:                   nc,
+		HeartbeatInterval:        time.Second,
+		RetryInterval:            time.Second,
+		DisconnectGrace:          5 * time.Second,
+		ClientHeartbeat:          10 * time.Second,
+		ClientTimeout:            35 * time.Second,
+		VersionScanInterval:      10 * time.Second,
+		RegisterRate:             1000,
+		RegisterBurst:            2000,
+		MaxPerConn:               100_000,
+		IdentityRegisterRate:     10_000,
+		IdentityMaxRegistrations: 1_000_000,
+		SendQueue:                1024,
+		ForwardBatch:             512,
+		BalanceInterval:          30 * time.Second,
+		BalanceTolerance:         1.2,
+		BalanceMaxMoves:          50,
+		Push:                     push.DefaultConfig(),
 	}
 }
 
@@ -80,6 +92,7 @@ func TestConfig() Config {
 	c := DefaultConfig()
 	c.Config = node.TestConfig()
 	c.LeaveOnShutdown = true
+	c.Limits = Limits()
 	c.HeartbeatInterval = 50 * time.Millisecond
 	c.RetryInterval = 50 * time.Millisecond
 	c.DisconnectGrace = 500 * time.Millisecond
@@ -113,7 +126,8 @@ func (c Config) Validate() error {
 	if c.ClientTimeout <= c.ClientHeartbeat {
 		return bad("client timeout %v must exceed the client heartbeat %v", c.ClientTimeout, c.ClientHeartbeat)
 	}
-	if c.RegisterRate <= 0 || c.RegisterBurst < 1 || c.MaxPerConn < 1 || c.SendQueue < 1 || c.ForwardBatch < 1 {
+	if c.RegisterRate <= 0 || c.RegisterBurst < 1 || c.MaxPerConn < 1 || c.SendQueue < 1 || c.ForwardBatch < 1 ||
+		c.IdentityRegisterRate <= 0 || c.IdentityMaxRegistrations < 1 {
 		return bad("rates, limits and queue sizes must be positive")
 	}
 	if c.BalanceInterval < 0 || (c.BalanceInterval > 0 && c.BalanceInterval < 3*c.HeartbeatInterval) {
@@ -131,3 +145,20 @@ func (c Config) Validate() error {
 // Deps are a session node's live collaborators (its Clock measures
 // grace periods, timeouts and rates).
 type Deps = node.Deps
+
+// MaxClientFrameBytes is the largest frame a client may send: one
+// publisher of record.MaxPublisherBytes with its ids and framing. It is
+// the session's gRPC request limit: a larger frame is refused from its
+// length prefix, before it is read.
+const MaxClientFrameBytes = record.MaxPublisherBytes + 64<<10
+
+// Limits are a session's admission limits: client-sized messages, many
+// connections (one a client process), few streams each (a client opens
+// one).
+func Limits() node.Limits {
+	l := node.DefaultLimits()
+	l.MaxRecvBytes = MaxClientFrameBytes
+	l.MaxConnections = 100_000
+	l.MaxStreams = 64
+	return l
+}

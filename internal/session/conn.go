@@ -11,10 +11,13 @@ import (
 	"time"
 	"unicode"
 
+	"golang.org/x/time/rate"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/strata-registry/strata/internal/identity"
+	"github.com/strata-registry/strata/internal/node"
 	"github.com/strata-registry/strata/internal/push"
 	"github.com/strata-registry/strata/internal/record"
 	registryv1 "github.com/strata-registry/strata/pkg/proto/registry/v1"
@@ -28,9 +31,15 @@ type clientService struct {
 
 // clientConn is one client stream. It implements push.Conn.
 type clientConn struct {
-	s        *Server
-	id       string
+	s  *Server
+	id string
+	// caller is who opened the stream; owner its identity's use of this
+	// session. clientID is the client's key (its identity and the client
+	// id of its hello, clientKey), helloID the client id alone.
+	caller   *identity.Caller
+	owner    *owner
 	clientID string
+	helloID  string
 	zone     string
 	out      *sendQueue
 	// queued is the bytes of pushes waiting in out: bounded by the push
@@ -46,10 +55,11 @@ type clientConn struct {
 	// redirected: asked to move by connection balance (guarded by conns.mu).
 	redirected bool
 
-	mu     sync.Mutex
-	subs   map[string]string // subscriber register id -> data info id
-	tokens float64
-	refill time.Time
+	// limiter bounds this connection's registrations per second.
+	limiter *rate.Limiter
+
+	mu   sync.Mutex
+	subs map[string]string // subscriber register id -> data info id
 }
 
 // ID implements push.Conn.
@@ -78,7 +88,7 @@ func (c *clientConn) Send(p *push.Push) error {
 	if err := c.ctx.Err(); err != nil {
 		return context.Cause(c.ctx)
 	}
-	f := &registryv1.ServerFrame{Body: &registryv1.ServerFrame_Push{Push: toPush(p)}}
+	f := &registryv1.ServerFrame{Body: &registryv1.ServerFrame_Push{Push: toPush(p, c.s.Secure())}}
 	c.queued.Add(size)
 	if !c.out.tryPush(outFrame{f, size, p.Shared}) {
 		c.queued.Add(-size)
@@ -97,12 +107,15 @@ func (c *clientConn) Close(reason string) {
 //
 // The flattened values are built once per list and shared, read-only, by
 // the pushes to every subscriber it goes to (marshalling only reads them).
-func toPush(p *push.Push) *registryv1.Push {
+//
+// Stored register IDs are owner-qualified on a cluster with identities
+// (owned): clients see their own register IDs.
+func toPush(p *push.Push, owned bool) *registryv1.Push {
 	values := p.Shared.Get(func() any {
 		var vals []*registryv1.PushedValue
 		for _, pub := range p.Publishers {
 			for _, v := range pub.GetValues() {
-				vals = append(vals, &registryv1.PushedValue{Data: v, Zone: pub.GetZone(), PublisherId: pub.GetRegisterId()})
+				vals = append(vals, &registryv1.PushedValue{Data: v, Zone: pub.GetZone(), PublisherId: record.ClientRegisterID(pub.GetRegisterId(), owned)})
 			}
 		}
 		return vals
@@ -110,21 +123,68 @@ func toPush(p *push.Push) *registryv1.Push {
 	return &registryv1.Push{RegisterId: p.SubscriberIDs[0], AlsoRegisterIds: p.SubscriberIDs[1:], DataInfoId: p.Key, Version: p.Version, Values: values}
 }
 
-// allow takes a registration token (RegisterRate per second, bursts of
-// RegisterBurst).
-func (c *clientConn) allow() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	now := c.s.clock.Now()
-	c.tokens += now.Sub(c.refill).Seconds() * c.s.cfg.RegisterRate
-	c.tokens = min(c.tokens, float64(c.s.cfg.RegisterBurst))
-	c.refill = now
-	if c.tokens < 1 {
-		return false
+// maxThrottle is the longest a registration waits for its rates before it
+// is refused instead.
+const maxThrottle = time.Second
+
+// admit lets one more registration request through: within the
+// connection's rate (RegisterRate, bursts of RegisterBurst) and its
+// identity's (over all its connections). A client a little over a rate is
+// slowed down, not refused: the request waits for its turn (at most
+// maxThrottle), and meanwhile this connection reads no further frames, so
+// a flood backs up into its own stream and costs the session little. Past
+// that the request is refused, saying which limit it hit.
+func (c *clientConn) admit() error {
+	s := c.s
+	now := s.clock.Now()
+	connWait, connRes, ok := reserve(c.limiter, now)
+	if !ok {
+		s.refused("rate_connection")
+		return status.Errorf(codes.ResourceExhausted, "session: more than %.0f registrations per second on this connection; slow down", s.cfg.RegisterRate)
 	}
-	c.tokens--
-	return true
+	wait := connWait
+	if c.owner.name != "" {
+		p := c.perms()
+		idWait, _, ok := reserve(c.owner.rateFor(s, p, now), now)
+		if !ok {
+			connRes.CancelAt(now)
+			_, perSecond := s.limits(p)
+			s.refused("rate_identity")
+			return status.Errorf(codes.ResourceExhausted, "session: more than %.0f registrations per second for %s, over all its connections; slow down", perSecond, c.caller.ID)
+		}
+		wait = max(wait, idWait)
+	}
+	if wait > 0 {
+		s.throttled.Add(1)
+		t := s.clock.NewTicker(wait)
+		defer t.Stop()
+		select {
+		case <-t.C():
+		case <-c.ctx.Done():
+			return context.Cause(c.ctx)
+		}
+	}
+	return nil
 }
+
+// reserve takes a token from l for now, or reports that the wait for it
+// would pass maxThrottle (and takes nothing).
+func reserve(l *rate.Limiter, now time.Time) (time.Duration, *rate.Reservation, bool) {
+	r := l.ReserveN(now, 1)
+	if !r.OK() {
+		return 0, r, false
+	}
+	d := r.DelayFrom(now)
+	if d > maxThrottle {
+		r.CancelAt(now)
+		return 0, r, false
+	}
+	return d, r, true
+}
+
+// perms returns what the client may do now (its tokens file entry as the
+// file reads now).
+func (c *clientConn) perms() identity.Perms { return c.s.Perms(c.caller) }
 
 // conns tracks live connections and the clients whose connection ended
 // recently (their registrations wait out the grace).
@@ -275,6 +335,9 @@ func (v *clientService) Connect(stream grpc.BidiStreamingServer[registryv1.Clien
 		return errNoTable
 	}
 	first, err := stream.Recv()
+	if bad, ok := node.AsBadMessage(err); ok {
+		return bad.Status().Err()
+	}
 	if err != nil {
 		return err
 	}
@@ -288,12 +351,21 @@ func (v *clientService) Connect(stream grpc.BidiStreamingServer[registryv1.Clien
 	if len(hello.GetZone()) > record.MaxZoneBytes {
 		return status.Errorf(codes.InvalidArgument, "session: zone is %d bytes, at most %d allowed", len(hello.GetZone()), record.MaxZoneBytes)
 	}
+	caller := identity.FromContext(stream.Context())
+	if caller == nil {
+		return status.Error(codes.Unauthenticated, "session: unauthenticated stream")
+	}
+	ownerName := ""
+	if !caller.Insecure {
+		ownerName = caller.ID.Name
+	}
 	ctx, cancel := context.WithCancelCause(stream.Context())
 	defer cancel(nil)
 	c := &clientConn{
-		s: s, id: newConnID(), clientID: hello.GetClientId(), zone: hello.GetZone(),
+		s: s, id: newConnID(), caller: caller, owner: s.owners.get(ownerName),
+		clientID: clientKey(ownerName, hello.GetClientId()), helloID: hello.GetClientId(), zone: hello.GetZone(),
 		ctx: ctx, cancel: cancel,
-		subs: map[string]string{}, tokens: float64(s.cfg.RegisterBurst), refill: s.clock.Now(),
+		subs: map[string]string{}, limiter: rate.NewLimiter(rate.Limit(s.cfg.RegisterRate), s.cfg.RegisterBurst),
 	}
 	// The writer (started whenever frames wait, see sendQueue) and the
 	// reader belong to the server (s.streams), not to this handler: a
@@ -316,6 +388,9 @@ func (v *clientService) Connect(stream grpc.BidiStreamingServer[registryv1.Clien
 	c.lastSeen.Store(s.clock.Now().UnixNano())
 	s.conns.add(c)
 	defer func() {
+		c.mu.Lock()
+		c.owner.subs.Add(-int64(len(c.subs)))
+		c.mu.Unlock()
 		s.engine.RemoveConn(c.id)
 		s.conns.ended(c, s.clock.Now().Add(s.cfg.DisconnectGrace))
 	}()
@@ -324,17 +399,24 @@ func (v *clientService) Connect(stream grpc.BidiStreamingServer[registryv1.Clien
 		ConnId: c.id, SessionId: s.proc, HeartbeatMs: uint32(s.cfg.ClientHeartbeat.Milliseconds()),
 	}}})
 
-	frames := make(chan *registryv1.ClientFrame)
+	// A frame that does not decode (invalid UTF-8, say) is answered on
+	// its own, in order with the others, and the stream reads on.
+	type inFrame struct {
+		f   *registryv1.ClientFrame
+		bad *node.BadMessageError
+	}
+	frames := make(chan inFrame)
 	go func() {
 		defer s.streams.Done()
 		for {
 			f, err := stream.Recv()
-			if err != nil {
+			bad, isBad := node.AsBadMessage(err)
+			if err != nil && !isBad {
 				cancel(err)
 				return
 			}
 			select {
-			case frames <- f:
+			case frames <- inFrame{f, bad}:
 			case <-ctx.Done():
 				return
 			}
@@ -348,9 +430,14 @@ func (v *clientService) Connect(stream grpc.BidiStreamingServer[registryv1.Clien
 				return cause
 			}
 			return nil // the client went away
-		case f := <-frames:
+		case in := <-frames:
 			c.lastSeen.Store(s.clock.Now().UnixNano())
-			c.ack(f.GetId(), c.handle(f))
+			if in.bad != nil {
+				s.refused("undecodable")
+				c.ack(in.bad.ID, in.bad.Status().Err())
+				continue
+			}
+			c.ack(in.f.GetId(), c.handle(in.f))
 		}
 	}
 }
@@ -502,30 +589,30 @@ func (c *clientConn) handle(f *registryv1.ClientFrame) error {
 		}
 		return nil
 	case *registryv1.ClientFrame_RegisterPublisher:
-		if !c.allow() {
-			return c.rateLimited()
-		}
 		return c.registerPublisher(b.RegisterPublisher)
 	case *registryv1.ClientFrame_UnregisterPublisher:
-		if !c.allow() {
-			return c.rateLimited()
+		if err := c.admit(); err != nil {
+			return err
 		}
 		u := b.UnregisterPublisher
 		key := record.DataInfoID(u.GetDataId(), u.GetInstanceId(), u.GetGroup())
-		if e := s.pubs.remove(pubKey{key, u.GetRegisterId()}); e != nil {
+		// Only the client's own: a register id of another identity names
+		// another publication, one of another client of this identity is
+		// not this client's to remove.
+		if e := s.pubs.removeOwn(pubKey{key, record.Owned(c.owner.name, u.GetRegisterId())}, c.clientID); e != nil {
 			s.forwardDelete(e, false)
 		}
 		return nil
 	case *registryv1.ClientFrame_RegisterSubscriber:
-		if !c.allow() {
-			return c.rateLimited()
-		}
 		return c.registerSubscriber(b.RegisterSubscriber)
 	case *registryv1.ClientFrame_UnregisterSubscriber:
 		id := b.UnregisterSubscriber.GetRegisterId()
 		s.engine.Unsubscribe(c.id, id)
 		c.mu.Lock()
-		delete(c.subs, id)
+		if _, ok := c.subs[id]; ok {
+			delete(c.subs, id)
+			c.owner.subs.Add(-1)
+		}
 		c.mu.Unlock()
 		return nil
 	case *registryv1.ClientFrame_Hello:
@@ -534,31 +621,72 @@ func (c *clientConn) handle(f *registryv1.ClientFrame) error {
 	return status.Error(codes.InvalidArgument, "session: empty or unknown frame")
 }
 
-func (c *clientConn) rateLimited() error {
-	return status.Errorf(codes.ResourceExhausted, "session: more than %.0f registrations per second on this connection; slow down", c.s.cfg.RegisterRate)
-}
-
+// registerPublisher stores and forwards a publication: checked (input,
+// then the identity's right to publish under the data ID, then the rates,
+// then the quotas) before anything changes.
 func (c *clientConn) registerPublisher(rp *registryv1.RegisterPublisher) error {
 	s := c.s
 	key := record.DataInfoID(rp.GetDataId(), rp.GetInstanceId(), rp.GetGroup())
+	if err := record.ValidateRegisterID(rp.GetRegisterId()); err != nil {
+		return toStatus(err)
+	}
 	p := &registryv1.Publisher{
-		RegisterId: rp.GetRegisterId(), DataInfoId: key, ClientVersion: rp.GetVersion(),
+		RegisterId: record.Owned(c.owner.name, rp.GetRegisterId()), DataInfoId: key, ClientVersion: rp.GetVersion(),
 		RegisterTimestamp: s.clock.Now().UnixNano(), Zone: c.zone, Values: rp.GetValues(),
 		SessionId: s.proc, ConnId: c.id,
 	}
 	if err := record.ValidatePublisher(p); err != nil {
 		return toStatus(err)
 	}
-	if c.registrations() >= s.cfg.MaxPerConn {
-		return status.Errorf(codes.ResourceExhausted, "session: at most %d registrations per connection", s.cfg.MaxPerConn)
+	if err := c.may("publish", rp.GetDataId(), c.perms().CanPublish); err != nil {
+		return err
+	}
+	if err := c.admit(); err != nil {
+		return err
+	}
+	if err := c.underQuota(); err != nil {
+		return err
 	}
 	id, _, _, _, err := s.route(key)
 	if err != nil {
 		return err
 	}
-	e := &pubEntry{p: p, slot: id, clientID: c.clientID}
-	if s.pubs.put(e) {
+	e := &pubEntry{p: p, slot: id, clientID: c.clientID, owner: c.owner.name}
+	stored, err := s.pubs.put(e)
+	if err != nil {
+		s.refused("permission")
+		return err
+	}
+	if stored {
 		s.fwd.enqueue(id, pubKey{key, p.GetRegisterId()}, fwdOp{put: p})
+	}
+	return nil
+}
+
+// may checks the identity's right to act on dataID.
+func (c *clientConn) may(verb, dataID string, allowed func(string) bool) error {
+	if allowed(dataID) {
+		return nil
+	}
+	c.s.refused("permission")
+	return status.Errorf(codes.PermissionDenied, "session: %s may not %s under data ID %q (its tokens file entry lists no prefix of it)", c.caller.ID, verb, dataID)
+}
+
+// underQuota checks that one more registration fits the connection's and
+// the identity's quotas.
+func (c *clientConn) underQuota() error {
+	s := c.s
+	if c.registrations() >= s.cfg.MaxPerConn {
+		s.refused("quota_connection")
+		return status.Errorf(codes.ResourceExhausted, "session: at most %d registrations per connection", s.cfg.MaxPerConn)
+	}
+	if c.owner.name == "" {
+		return nil
+	}
+	max, _ := s.limits(c.perms())
+	if held := s.pubs.ofOwnerCount(c.owner.name) + int(c.owner.subs.Load()); held >= max {
+		s.refused("quota_identity")
+		return status.Errorf(codes.ResourceExhausted, "session: %s holds %d registrations on this session, at most %d allowed", c.caller.ID, held, max)
 	}
 	return nil
 }
@@ -571,8 +699,14 @@ func (c *clientConn) registerSubscriber(rs *registryv1.RegisterSubscriber) error
 	if err := validClientID(rs.GetRegisterId()); err != nil {
 		return status.Error(codes.InvalidArgument, "session: subscriber register id: "+err.Error())
 	}
-	if c.registrations() >= c.s.cfg.MaxPerConn {
-		return status.Errorf(codes.ResourceExhausted, "session: at most %d registrations per connection", c.s.cfg.MaxPerConn)
+	if err := c.may("subscribe", rs.GetDataId(), c.perms().CanSubscribe); err != nil {
+		return err
+	}
+	if err := c.admit(); err != nil {
+		return err
+	}
+	if err := c.underQuota(); err != nil {
+		return err
 	}
 	scope := push.ScopeGlobal
 	switch rs.GetScope() {
@@ -585,6 +719,9 @@ func (c *clientConn) registerSubscriber(rs *registryv1.RegisterSubscriber) error
 		return status.Errorf(codes.InvalidArgument, "session: unknown scope %d", rs.GetScope())
 	}
 	c.mu.Lock()
+	if _, ok := c.subs[rs.GetRegisterId()]; !ok {
+		c.owner.subs.Add(1)
+	}
 	c.subs[rs.GetRegisterId()] = key
 	c.mu.Unlock()
 	c.s.engine.Subscribe(c, rs.GetRegisterId(), key, scope, rs.GetPushedVersion())

@@ -8,17 +8,26 @@ import (
 	"github.com/strata-registry/strata/internal/record"
 	"github.com/strata-registry/strata/internal/slot"
 	registryv1 "github.com/strata-registry/strata/pkg/proto/registry/v1"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 )
 
 // pubKey identifies a publication: (dataInfoID, registerID).
 type pubKey struct{ key, registerID string }
 
-// pubEntry is one of this session's publications.
+// pubEntry is one of this session's publications. p's register ID is the
+// stored one, qualified by the owner (record.Owned).
 type pubEntry struct {
 	p        *registryv1.Publisher // owned; replaced, never mutated
 	slot     slot.ID
-	clientID string
+	clientID string // the client's key (clientKey)
+	owner    string // the identity's name; "" without TLS
 }
+
+// errTaken refuses a client that registers a register ID another client of
+// the same identity holds on this session.
+var errTaken = status.Error(codes.PermissionDenied, "session: another client of this identity holds that register id; a publication belongs to the client that made it")
 
 // publishers is the session's own record of its clients' publications:
 // the source of truth that slot leaders compare against.
@@ -27,23 +36,31 @@ type publishers struct {
 	byKey    map[pubKey]*pubEntry
 	bySlot   map[slot.ID]map[pubKey]*pubEntry
 	byClient map[string]map[pubKey]struct{}
+	byOwner  map[string]int // publications per identity
 }
 
 func newPublishers() *publishers {
-	return &publishers{byKey: map[pubKey]*pubEntry{}, bySlot: map[slot.ID]map[pubKey]*pubEntry{}, byClient: map[string]map[pubKey]struct{}{}}
+	return &publishers{byKey: map[pubKey]*pubEntry{}, bySlot: map[slot.ID]map[pubKey]*pubEntry{},
+		byClient: map[string]map[pubKey]struct{}{}, byOwner: map[string]int{}}
 }
 
-// put stores e unless the stored one is newer or equal; it reports whether
-// it stored it.
-func (ps *publishers) put(e *pubEntry) bool {
+// put stores e unless the stored one is newer or equal, and reports
+// whether it stored it. A publication held for another client (of the
+// same identity: the register ID is qualified by its owner) is not
+// replaced: errTaken.
+func (ps *publishers) put(e *pubEntry) (bool, error) {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
 	k := pubKey{e.p.GetDataInfoId(), e.p.GetRegisterId()}
-	if old, ok := ps.byKey[k]; ok && !record.Newer(e.p.GetClientVersion(), e.p.GetRegisterTimestamp(), old.p.GetClientVersion(), old.p.GetRegisterTimestamp()) {
-		return false
+	old, ok := ps.byKey[k]
+	if ok && old.clientID != e.clientID {
+		return false, errTaken
 	}
-	if old, ok := ps.byKey[k]; ok && old.clientID != e.clientID {
-		ps.unindexClient(old.clientID, k)
+	if ok && !record.Newer(e.p.GetClientVersion(), e.p.GetRegisterTimestamp(), old.p.GetClientVersion(), old.p.GetRegisterTimestamp()) {
+		return false, nil
+	}
+	if !ok {
+		ps.byOwner[e.owner]++
 	}
 	ps.byKey[k] = e
 	if ps.bySlot[e.slot] == nil {
@@ -54,7 +71,7 @@ func (ps *publishers) put(e *pubEntry) bool {
 		ps.byClient[e.clientID] = map[pubKey]struct{}{}
 	}
 	ps.byClient[e.clientID][k] = struct{}{}
-	return true
+	return true, nil
 }
 
 func (ps *publishers) unindexClient(clientID string, k pubKey) {
@@ -68,8 +85,22 @@ func (ps *publishers) unindexClient(clientID string, k pubKey) {
 func (ps *publishers) remove(k pubKey) *pubEntry {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
+	return ps.removeLocked(k, nil)
+}
+
+// removeOwn removes a publication only if client holds it, and returns it
+// (nil if unknown or another client's).
+func (ps *publishers) removeOwn(k pubKey, clientID string) *pubEntry {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	return ps.removeLocked(k, &clientID)
+}
+
+// removeLocked removes k (if client is set, only when that client holds
+// it). Callers hold ps.mu.
+func (ps *publishers) removeLocked(k pubKey, client *string) *pubEntry {
 	e := ps.byKey[k]
-	if e == nil {
+	if e == nil || (client != nil && e.clientID != *client) {
 		return nil
 	}
 	delete(ps.byKey, k)
@@ -78,7 +109,17 @@ func (ps *publishers) remove(k pubKey) *pubEntry {
 		delete(ps.bySlot, e.slot)
 	}
 	ps.unindexClient(e.clientID, k)
+	if ps.byOwner[e.owner]--; ps.byOwner[e.owner] <= 0 {
+		delete(ps.byOwner, e.owner)
+	}
 	return e
+}
+
+// ofOwnerCount returns how many publications an identity has.
+func (ps *publishers) ofOwnerCount(owner string) int {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	return ps.byOwner[owner]
 }
 
 // ofClient returns the keys of a client's publications.
@@ -135,6 +176,12 @@ type forwarder struct {
 	seq     uint64
 	wakeCh  chan struct{}
 }
+
+// ForwardBatchBytes bounds the bytes of one write to a slot leader (a
+// single publisher larger than that still goes, alone): the data node's
+// request limit (data.MaxRequestBytes) leaves room for one whole publisher
+// on top.
+const ForwardBatchBytes = 8 << 20
 
 // fwdOp is a put or a delete of one publication; seq orders ops, so a
 // failed batch does not overwrite a newer op queued meanwhile.
@@ -201,11 +248,13 @@ func (f *forwarder) flush(ctx context.Context) {
 	batches := make(map[slot.ID]map[pubKey]fwdOp, len(f.pending))
 	for id, ops := range f.pending {
 		b := map[pubKey]fwdOp{}
+		size := 0
 		for k, op := range ops {
-			if len(b) == f.s.cfg.ForwardBatch {
+			if len(b) == f.s.cfg.ForwardBatch || (len(b) > 0 && size+op.size() > ForwardBatchBytes) {
 				break
 			}
 			b[k] = op
+			size += op.size()
 			delete(ops, k)
 		}
 		if len(ops) == 0 {
@@ -274,4 +323,12 @@ func (f *forwarder) send(ctx context.Context, id slot.ID, b map[pubKey]fwdOp) er
 		return err
 	}
 	return nil
+}
+
+// size is about what op adds to a write's encoded size.
+func (op fwdOp) size() int {
+	if op.put != nil {
+		return proto.Size(op.put) + 8
+	}
+	return proto.Size(op.del) + 8
 }

@@ -14,6 +14,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -55,11 +56,14 @@ type Server struct {
 	engine  *push.Engine
 	metrics *metrics
 
-	pubs  *publishers
-	conns *conns
-	fwd   *forwarder
+	pubs   *publishers
+	owners *owners
+	conns  *conns
+	fwd    *forwarder
 	// scanNow asks for a version scan at once (a change stream overflowed).
 	scanNow chan struct{}
+	// throttled counts registrations slowed down to their rates.
+	throttled atomic.Int64
 	// redirects and balanceRounds count connection balance's work.
 	redirects, balanceRounds atomic.Int64
 	// streams counts the reader and writer goroutines of client streams;
@@ -97,10 +101,16 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	s.Node, s.logger, s.clock, s.reg = n, n.Logger(), n.Clock(), n.Registry()
 	s.meta = n.Meta()
 	s.pubs = newPublishers()
+	s.owners = newOwners()
+	s.metrics = newMetrics(s)
 	s.conns = newConns()
 	s.fwd = newForwarder(s)
 	return s, nil
 }
+
+// Publishers returns how many publications the session holds for its
+// clients.
+func (s *Server) Publishers() int { return s.pubs.count() }
 
 // Proc returns this process's id, the owner of its publishers.
 func (s *Server) Proc() string { return s.proc }
@@ -129,7 +139,6 @@ func (r *lifecycle) Start() (cluster.Meta, error) {
 		return cluster.Meta{}, err
 	}
 	s.engine = engine
-	s.metrics = newMetrics(s)
 	if err := s.reg.Register(s.metrics); err != nil {
 		return cluster.Meta{}, fmt.Errorf("session: register metrics: %w", err)
 	}
@@ -348,6 +357,10 @@ func (s *Server) watchData(ctx context.Context, id, addr string) {
 	}
 }
 
+// scanChunk bounds the keys of one version scan request: at most about
+// 3 MiB of dataInfoIDs, well within the data node's request limit.
+const scanChunk = 4096
+
 // scanLoop compares the versions of subscribed keys with their slot
 // leaders' every VersionScanInterval (or at once after an overflow), and
 // notifies the engine of any it missed.
@@ -372,15 +385,17 @@ func (s *Server) scanLoop(ctx context.Context) error {
 			if err != nil {
 				continue
 			}
-			cctx, cancel := context.WithTimeout(ctx, s.cfg.CallTimeout)
-			resp, err := registryv1.NewDataServiceClient(conn).GetVersions(cctx, &registryv1.GetVersionsRequest{DataInfoIds: keys})
-			cancel()
-			if err != nil {
-				continue
-			}
-			for _, v := range resp.GetVersions() {
-				if v.GetVersion() > s.engine.Fetched(v.GetDataInfoId()) {
-					s.engine.Notify(v.GetDataInfoId(), v.GetVersion())
+			for chunk := range slices.Chunk(keys, scanChunk) {
+				cctx, cancel := context.WithTimeout(ctx, s.cfg.CallTimeout)
+				resp, err := registryv1.NewDataServiceClient(conn).GetVersions(cctx, &registryv1.GetVersionsRequest{DataInfoIds: chunk})
+				cancel()
+				if err != nil {
+					break
+				}
+				for _, v := range resp.GetVersions() {
+					if v.GetVersion() > s.engine.Fetched(v.GetDataInfoId()) {
+						s.engine.Notify(v.GetDataInfoId(), v.GetVersion())
+					}
 				}
 			}
 		}

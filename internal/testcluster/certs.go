@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/strata-registry/strata/internal/pki"
 	"github.com/strata-registry/strata/internal/rpc"
 	"github.com/strata-registry/strata/internal/tlsconf"
+	"go.yaml.in/yaml/v3"
 )
 
 // Name is the cluster name every test cluster's identities carry.
@@ -27,19 +29,18 @@ const (
 	AdminName  = "test-admin"
 )
 
-// credentials is a cluster's test PKI under its dir: a CA, certificates
+// clusterPKI is a cluster's test PKI under its dir: a CA, certificates
 // issued on demand (every node, fake session and peer gets its own), the
 // tokens file and the gossip key.
-type credentials struct {
+type clusterPKI struct {
 	dir pki.Dir
 	ca  *pki.CA
 
 	mu    sync.Mutex
 	creds map[identity.ID]*tlsconf.Creds
-	pools map[identity.ID]*rpc.Pool
 }
 
-func newCredentials(t testing.TB, dir string) *credentials {
+func newCredentials(t testing.TB, dir string) *clusterPKI {
 	t.Helper()
 	d := pki.Dir(filepath.Join(dir, "credentials"))
 	if _, err := pki.Init(d, pki.Plan{Cluster: Name, Clients: []string{ClientName}, Admins: []string{AdminName}}, time.Now()); err != nil {
@@ -49,7 +50,7 @@ func newCredentials(t testing.TB, dir string) *credentials {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &credentials{dir: d, ca: ca, creds: map[identity.ID]*tlsconf.Creds{}, pools: map[identity.ID]*rpc.Pool{}}
+	return &clusterPKI{dir: d, ca: ca, creds: map[identity.ID]*tlsconf.Creds{}}
 }
 
 // TLS returns the TLS files of role's name, issuing them on first use (for
@@ -199,4 +200,34 @@ func (c *Cluster) peerAt(addr string) identity.Peer {
 		}
 	}
 	return identity.Peer{Role: identity.RoleMeta}
+}
+
+// SetIdentities puts entries in the tokens file (replacing entries of the
+// same role and name, keeping the rest, the harness's own among them) and
+// reloads every node, as an operator edits the file and sends SIGHUP.
+func (c *Cluster) SetIdentities(t testing.TB, entries ...identity.Entry) {
+	t.Helper()
+	b, err := os.ReadFile(c.TokensFile())
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := identity.ParseFile(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		f.Identities = slices.DeleteFunc(f.Identities, func(o identity.Entry) bool { return o.Role == e.Role && o.Name == e.Name })
+		f.Identities = append(f.Identities, e)
+	}
+	out, err := yaml.Marshal(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := identity.ParseFile(out); err != nil {
+		t.Fatalf("testcluster: tokens file: %v", err)
+	}
+	if err := os.WriteFile(c.TokensFile(), out, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c.ReloadAll(t)
 }

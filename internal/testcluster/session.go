@@ -97,7 +97,7 @@ func (c *Cluster) StartSession(t testing.TB, id string) *FakeSession {
 		pubs: map[[2]string]*registryv1.Publisher{}, seen: map[string]uint64{}, inline: map[string]*registryv1.Datum{}, streams: map[string]bool{}}
 	ln := Listen(t)
 	f.pool = c.PoolAs(t, identity.RoleSession, id)
-	f.gs = grpc.NewServer(rpc.ServerOptions(c.Creds(t, identity.RoleSession, id), tls.RequireAndVerifyClientCert)...)
+	f.gs = grpc.NewServer(rpc.ServerOptions(c.Creds(t, identity.RoleSession, id), tls.RequireAndVerifyClientCert, 16<<20)...)
 	registryv1.RegisterSessionSyncServiceServer(f.gs, &fakeSync{f: f})
 	f.agent, err = cluster.New(cluster.Config{
 		NodeID: id, BindAddr: "127.0.0.1", Profile: "local", Join: c.GossipSeeds(), RetryJoin: 50 * time.Millisecond, Keys: c.GossipKeys(t),

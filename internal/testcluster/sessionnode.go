@@ -9,6 +9,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 
 	"github.com/strata-registry/strata/internal/identity"
 	"github.com/strata-registry/strata/internal/rpc"
@@ -117,7 +118,63 @@ func (cl *Client) Pause() { cl.pause.Do(func() { close(cl.paused) }) }
 // paused client backs its session up at a predictable point.
 func (c *Cluster) Connect(t testing.TB, n *SessionNode, clientID, zone string, autoAck bool) *Client {
 	t.Helper()
-	opts := rpc.DialOptions(c.Creds(t, identity.RoleClient, ClientName), identity.Peer{Role: identity.RoleSession, Name: n.ID})
+	return c.ConnectAs(t, n, ClientName, clientID, zone, autoAck)
+}
+
+// ConnectAs is Connect as the client identity name (its certificate,
+// issued if need be; its rights are what SetIdentities gave it).
+func (c *Cluster) ConnectAs(t testing.TB, n *SessionNode, name, clientID, zone string, autoAck bool) *Client {
+	t.Helper()
+	return c.connect(t, n, rpc.DialOptions(c.Creds(t, identity.RoleClient, name), identity.Peer{Role: identity.RoleSession, Name: n.ID}), clientID, zone, autoAck)
+}
+
+// ConnectToken is Connect with a bearer token instead of a certificate
+// (the client trusts the cluster's CA and presents none).
+func (c *Cluster) ConnectToken(t testing.TB, n *SessionNode, token, clientID, zone string, autoAck bool) *Client {
+	t.Helper()
+	tc := c.ClientTLS(t).Clone()
+	tc.Certificates = nil
+	opts := []grpc.DialOption{grpc.WithTransportCredentials(credentials.NewTLS(tc)), grpc.WithPerRPCCredentials(bearerToken(token))}
+	return c.connect(t, n, opts, clientID, zone, autoAck)
+}
+
+// TryConnectToken opens a stream with token and says hello, and returns
+// why the session refused it (nil if it welcomed it; the stream is closed
+// either way).
+func (c *Cluster) TryConnectToken(t testing.TB, n *SessionNode, token string) error {
+	t.Helper()
+	tc := c.ClientTLS(t).Clone()
+	tc.Certificates = nil
+	conn, err := grpc.NewClient(n.Server().GRPCAddr(), grpc.WithTransportCredentials(credentials.NewTLS(tc)), grpc.WithPerRPCCredentials(bearerToken(token)))
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), DefaultWait)
+	defer cancel()
+	stream, err := registryv1.NewSessionServiceClient(conn).Connect(ctx)
+	if err != nil {
+		return err
+	}
+	if err := stream.Send(&registryv1.ClientFrame{Body: &registryv1.ClientFrame_Hello{Hello: &registryv1.Hello{ClientId: "probe"}}}); err != nil {
+		_, err = stream.Recv()
+		return err
+	}
+	_, err = stream.Recv()
+	return err
+}
+
+// bearerToken sends a token with every call, over TLS.
+type bearerToken string
+
+func (b bearerToken) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
+	return map[string]string{"authorization": "Bearer " + string(b)}, nil
+}
+
+func (bearerToken) RequireTransportSecurity() bool { return true }
+
+func (c *Cluster) connect(t testing.TB, n *SessionNode, opts []grpc.DialOption, clientID, zone string, autoAck bool) *Client {
+	t.Helper()
 	opts = append(opts, grpc.WithInitialWindowSize(1<<20), grpc.WithInitialConnWindowSize(1<<20))
 	conn, err := grpc.NewClient(n.Server().GRPCAddr(), opts...)
 	if err != nil {

@@ -76,7 +76,7 @@ type Cluster struct {
 	sessions []*SessionNode
 
 	// creds is the cluster's PKI; nil for an insecure cluster.
-	creds *credentials
+	creds *clusterPKI
 
 	poolsMu sync.Mutex
 	pools   map[identity.ID]*rpc.Pool // by the identity they dial as

@@ -1,0 +1,69 @@
+package session
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// metrics are read at scrape time (the push engine registers its own:
+// latency, retries, failures, in-flight bytes, subscribers).
+type metrics struct {
+	s                                    *Server
+	conns, pubs, backlog, gossip, queued *prometheus.Desc
+	redirects, rounds, throttled         *prometheus.Desc
+	// refusals counts client requests refused by a limit or a right.
+	refusals *prometheus.CounterVec
+}
+
+func newMetrics(s *Server) *metrics {
+	d := func(name, help string) *prometheus.Desc {
+		return prometheus.NewDesc("strata_session_"+name, help, nil, nil)
+	}
+	return &metrics{
+		s:       s,
+		conns:   d("connections", "Open client connections."),
+		pubs:    d("publishers", "Publishers held for this session's clients."),
+		backlog: d("forward_backlog", "Publisher writes waiting to reach their slot leader."),
+		gossip:  d("gossip_members", "Members in this node's view of the gossip pool."),
+		queued:  d("send_queue_bytes", "Bytes of pushes waiting for clients to read, all connections."),
+		redirects: prometheus.NewDesc("strata_session_redirects_total",
+			"Clients asked to reconnect to a lighter session (connection balance).", nil, nil),
+		rounds: prometheus.NewDesc("strata_session_balance_rounds_total", "Connection balance rounds run.", nil, nil),
+		throttled: prometheus.NewDesc("strata_session_registrations_throttled_total",
+			"Registrations slowed down to their connection's or identity's rate (waited, then served).", nil, nil),
+		refusals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "strata_session_refused_total",
+			Help: "Client requests refused before they changed anything, by reason: permission (the identity's rights), rate_connection, rate_identity, quota_connection, quota_identity, undecodable (a frame that does not decode, such as invalid UTF-8).",
+		}, []string{"reason"}),
+	}
+}
+
+// refused counts a client request refused for reason.
+func (s *Server) refused(reason string) { s.metrics.refusals.WithLabelValues(reason).Inc() }
+
+func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{m.conns, m.pubs, m.backlog, m.gossip, m.queued, m.redirects, m.rounds, m.throttled} {
+		ch <- d
+	}
+	m.refusals.Describe(ch)
+}
+
+func (m *metrics) Collect(ch chan<- prometheus.Metric) {
+	g := func(d *prometheus.Desc, v int) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, float64(v))
+	}
+	g(m.conns, m.s.conns.count())
+	g(m.pubs, m.s.pubs.count())
+	g(m.backlog, m.s.fwd.backlog())
+	if a := m.s.Agent(); a != nil { // nil until gossip starts
+		g(m.gossip, len(a.Members()))
+	}
+	m.s.conns.mu.Lock()
+	var q int64
+	for _, c := range m.s.conns.byID {
+		q += c.queued.Load()
+	}
+	m.s.conns.mu.Unlock()
+	g(m.queued, int(q))
+	ch <- prometheus.MustNewConstMetric(m.redirects, prometheus.CounterValue, float64(m.s.redirects.Load()))
+	ch <- prometheus.MustNewConstMetric(m.rounds, prometheus.CounterValue, float64(m.s.balanceRounds.Load()))
+	ch <- prometheus.MustNewConstMetric(m.throttled, prometheus.CounterValue, float64(m.s.throttled.Load()))
+	m.refusals.Collect(ch)
+}
