@@ -12,10 +12,16 @@
 # WITH_PROCS=1 adds bench/pushlat.sh (the same measurements against a local
 # cluster of real processes) to each pair. Results and each run's log go to
 # bench/out/. Run it through `make bench-compare`.
+#
+# TLS=1 adds the cost of security: each pair also runs the in-process
+# benchmarks on a plaintext cluster (STRATA_BENCH_INSECURE=1; the default
+# one has TLS, identities and encrypted gossip on every link, as deployed)
+# and reports the p99 ratio with TLS / without (rows one-tls, fanout-tls).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PAIRS=${PAIRS:-5}
 WITH_PROCS=${WITH_PROCS:-}
+TLS=${TLS:-}
 GO=${GO:-go}
 stamp=$(date +%Y%m%d-%H%M%S)
 out=bench/out/compare-$stamp.txt
@@ -25,6 +31,15 @@ echo "building the session package's benchmarks (bin/session-bench.test)"
 "$GO" test -c -o bin/session-bench.test ./internal/session/
 
 # metric prints the value before unit on the benchmark line of log.
+# strata_benches LOG: the two in-process benchmarks, into LOG.
+strata_benches() {
+  (cd internal/session && ../../bin/session-bench.test -test.run '^$' \
+    -test.bench 'BenchmarkPush_OneSubscriberOnAnotherSession$' -test.benchtime 1000x &&
+    ../../bin/session-bench.test -test.run '^$' \
+      -test.bench 'BenchmarkPush_FanOut1000SubscribersOver100Conns$' -test.benchtime 200x) \
+    >"$1" 2>&1 || { echo "the Strata benchmarks failed; see $1" >&2; exit 1; }
+}
+
 metric() { awk -v b="$2" -v u="$3" '$1 ~ "^"b"-" { for (i = 2; i < NF; i++) if ($(i+1) == u) print $i }' "$1"; }
 # deliveries prints p50 and p99 of the n-th "deliveries" line of log.
 deliveries() {
@@ -44,16 +59,16 @@ row() {
 
 {
   echo "# $(date -u) $("$GO" version) $(nproc) CPUs; $PAIRS pairs"
-  echo "# p50 and p99 in ms; ratio = Strata p99 / etcd p99"
+  echo "# p50 and p99 in ms; ratio = Strata p99 / etcd p99 (rows *-tls: with TLS / without, in the etcd column's place)"
   printf '%-5s %-13s %-22s %-22s %s\n' pair work "strata p50/p99" "etcd p50/p99" ratio
 } >"$out"
 for i in $(seq "$PAIRS"); do
   echo "pair $i/$PAIRS: Strata in-process (log: $logs/strata-$i.txt)"
-  (cd internal/session && ../../bin/session-bench.test -test.run '^$' \
-    -test.bench 'BenchmarkPush_OneSubscriberOnAnotherSession$' -test.benchtime 1000x &&
-    ../../bin/session-bench.test -test.run '^$' \
-      -test.bench 'BenchmarkPush_FanOut1000SubscribersOver100Conns$' -test.benchtime 200x) \
-    >"$logs/strata-$i.txt" 2>&1 || { echo "the Strata benchmarks failed; see $logs/strata-$i.txt" >&2; exit 1; }
+  strata_benches "$logs/strata-$i.txt"
+  if [ -n "$TLS" ]; then
+    echo "pair $i/$PAIRS: Strata in-process without TLS (log: $logs/plain-$i.txt)"
+    STRATA_BENCH_INSECURE=1 strata_benches "$logs/plain-$i.txt"
+  fi
   echo "pair $i/$PAIRS: etcd (log: $logs/etcd-$i.txt)"
   ./bench/etcdlat.sh >"$logs/etcd-$i.txt" 2>&1 || { echo "the etcd run failed; see $logs/etcd-$i.txt" >&2; exit 1; }
   if [ -n "$WITH_PROCS" ]; then
@@ -65,15 +80,18 @@ for i in $(seq "$PAIRS"); do
     s50=$(metric "$logs/strata-$i.txt" $b p50-ms) s99=$(metric "$logs/strata-$i.txt" $b p99-ms)
     read -r e50 e99 < <(deliveries "$logs/etcd-$i.txt" $n)
     row "$w" "$s50" "$s99" "$e50" "$e99"
+    if [ -n "$TLS" ]; then
+      row "$w-tls" "$s50" "$s99" "$(metric "$logs/plain-$i.txt" $b p50-ms)" "$(metric "$logs/plain-$i.txt" $b p99-ms)"
+    fi
     if [ -n "$WITH_PROCS" ]; then
       read -r p50 p99 < <(deliveries "$logs/procs-$i.txt" $n)
       row "$w-procs" "$p50" "$p99" "$e50" "$e99"
     fi
   done
-  tail -n "$([ -n "$WITH_PROCS" ] && echo 4 || echo 2)" "$out"
+  tail -n "$((2 * (1 + ${WITH_PROCS:+1} + ${TLS:+1})))" "$out"
 done
 echo "# summary: median p99 ratio, and pairs with Strata's p99 at or below etcd's" >>"$out"
-for w in one fanout one-procs fanout-procs; do
+for w in one fanout one-procs fanout-procs one-tls fanout-tls; do
   awk -v w="$w" '$2 == w { print $5 }' "$out" | sort -n | awk -v w="$w" '
     { r[++n] = $1; if ($1 <= 1) le++ }
     END { if (n == 0) exit; m = (n % 2) ? r[(n + 1) / 2] : (r[n / 2] + r[n / 2 + 1]) / 2

@@ -29,10 +29,14 @@ for _ in $(seq 120); do
 done
 grep -q "Strata is running" "$run.log" || { echo "the cluster did not start in 60s; see $run.log" >&2; exit 1; }
 go build -o bin/pushlat ./bench/pushlat
+# The cluster runs with TLS unless INSECURE=1 (run.sh's switch); the
+# clients then use its dev identity.
+creds=(--credentials "$run/certs")
+[ -z "${INSECURE:-}" ] || creds=()
 {
   echo "# $(date -u) $(go version) $(nproc) CPUs"
   echo "## one subscriber (on the other session), $((ROUNDS * 5)) rounds"
-  bin/pushlat --conns 1 --per-conn 1 --rounds $((ROUNDS * 5))
+  bin/pushlat "${creds[@]}" --conns 1 --per-conn 1 --rounds $((ROUNDS * 5))
   echo "## 1,000 subscribers over 100 connections, $ROUNDS rounds"
-  bin/pushlat --conns 100 --per-conn 10 --rounds "$ROUNDS"
+  bin/pushlat "${creds[@]}" --conns 100 --per-conn 10 --rounds "$ROUNDS"
 } 2>&1 | tee "$out"

@@ -23,6 +23,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/strata-registry/strata/internal/identity"
+	"github.com/strata-registry/strata/internal/pki"
+	"github.com/strata-registry/strata/internal/tlsconf"
 	"github.com/strata-registry/strata/pkg/client"
 )
 
@@ -40,7 +43,19 @@ func run() error {
 	rounds := flag.Int("rounds", 200, "timed updates (after one untimed warm-up)")
 	timeout := flag.Duration("timeout", 10*time.Second, "bound on one round")
 	key := flag.String("key", "bench.pushlat."+strconv.FormatInt(time.Now().UnixNano(), 36), "data ID to publish and subscribe")
+	creds := flag.String("credentials", "", "credentials directory (registryctl certs init) to act as its client --client-name; empty: plaintext")
+	clientName := flag.String("client-name", "dev", "client identity in --credentials")
+	cluster := flag.String("cluster", "strata", "cluster name the certificates carry")
 	flag.Parse()
+	var opts []client.Option
+	if *creds != "" {
+		d := pki.Dir(*creds)
+		tc, err := tlsconf.Load(tlsconf.Config{CertFile: d.Cert(identity.RoleClient, *clientName), KeyFile: d.Key(identity.RoleClient, *clientName), CAFile: d.CA()}, *cluster)
+		if err != nil {
+			return err
+		}
+		opts = append(opts, client.WithTLS(tc.Client(identity.Peer{Role: identity.RoleSession})))
+	}
 	addrs := strings.Split(*sessions, ",")
 	if *conns < 1 || *perConn < 1 || *rounds < 1 || len(addrs) == 0 {
 		return errors.New("conns, per-conn and rounds must be positive, and at least one session given")
@@ -48,7 +63,7 @@ func run() error {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(*rounds+10)**timeout)
 	defer cancel()
 
-	pub, err := client.New(ctx, client.WithSessions(addrs[0]))
+	pub, err := client.New(ctx, append(opts, client.WithSessions(addrs[0]))...)
 	if err != nil {
 		return err
 	}
@@ -62,7 +77,7 @@ func run() error {
 	want := ""
 	fmt.Printf("connecting %d clients with %d subscriptions each to %s\n", *conns, *perConn, *sessions)
 	for i := range *conns {
-		c, err := client.New(ctx, client.WithSessions(addrs[(i+1)%len(addrs)])) // conn 0 on another session than the publisher's
+		c, err := client.New(ctx, append(opts, client.WithSessions(addrs[(i+1)%len(addrs)]))...) // conn 0 on another session than the publisher's
 		if err != nil {
 			return err
 		}

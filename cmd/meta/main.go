@@ -50,6 +50,7 @@ environment.`,
 	f.Lookup("leave-on-shutdown").Usage = "leave the pool on shutdown, which removes this node from the Raft voters (for decommissioning)"
 	f.StringVar(&c.DataDir, "data-dir", "data/meta", "directory for the Raft log, stable store and snapshots")
 	f.StringVar(&o.raftAddr, "raft-addr", ":9614", "listen address for Raft traffic between meta nodes")
+	f.DurationVar(&c.EnrollValidity, "enroll-validity", c.EnrollValidity, "how long a certificate issued to an enrolling node is valid (with --ca-key-file)")
 	f.IntVar(&c.BootstrapExpect, "bootstrap-expect", 0, "form a new cluster once this many meta nodes have met (3 or 5; 0 joins an existing cluster)")
 	f.IntVar(&c.Slots, "slots", c.Slots, "slot count for a new cluster (fixed once the cluster exists)")
 	f.IntVar(&c.Replicas, "replicas", c.Replicas, "copies of each slot, leader included, for a new cluster")

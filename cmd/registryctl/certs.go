@@ -20,7 +20,7 @@ the layout every node reads with --credentials DIR:
 
   ca.pem, ca-key.pem                 the CA (keep ca-key.pem where certificates are issued)
   <role>/<name>.pem, <name>-key.pem  a certificate and key per node, client and operator
-  <role>/<name>.token                a bearer token per client and operator
+  <role>/<name>.token                a bearer token per client, operator and enroll identity
   tokens.yaml                        the tokens file: each token's SHA-256 and rights
   gossip.key                         the gossip encryption key (base64)
 
@@ -72,6 +72,7 @@ with more nodes only adds theirs.`,
 	f.StringSliceVar(&p.Session, "session-nodes", nil, "session node ids, comma separated")
 	f.StringSliceVar(&p.Clients, "clients", []string{"dev"}, "client identities (certificate and token each)")
 	f.StringSliceVar(&p.Admins, "admins", []string{"admin"}, "operator identities (certificate and token each)")
+	f.StringSliceVar(&p.Enrollers, "enrollers", nil, "enroll identities (a token each, enroll/<name>.token) that may get session nodes their certificates from meta: for sessions whose ids are not known in advance")
 	f.StringSliceVar(&hosts, "hosts", []string{"127.0.0.1", "localhost"}, "DNS names and IPs put in every node certificate, for clients that verify host names")
 	f.DurationVar(&p.Validity, "validity", pki.DefaultValidity, "how long the certificates are valid (the CA five times as long)")
 	cli.DescribeEnv(f)

@@ -11,8 +11,10 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/strata-registry/strata/internal/identity"
 	"github.com/strata-registry/strata/internal/metaclient"
 	"github.com/strata-registry/strata/internal/rpc"
+	"github.com/strata-registry/strata/internal/tlsconf"
 	registryv1 "github.com/strata-registry/strata/pkg/proto/registry/v1"
 )
 
@@ -20,6 +22,7 @@ import (
 // owns gRPC connections.
 type metaConn struct {
 	addrs  []string
+	creds  *tlsconf.Creds // nil without TLS
 	pool   *rpc.Pool
 	client *metaclient.Client
 }
@@ -46,7 +49,7 @@ func (g *globals) dialMeta() (*metaConn, error) {
 		pool.Close()
 		return nil, err
 	}
-	return &metaConn{addrs: g.meta, pool: pool, client: mc}, nil
+	return &metaConn{addrs: g.meta, creds: creds, pool: pool, client: mc}, nil
 }
 
 // Close closes the connections.
@@ -67,7 +70,11 @@ func (m *metaConn) call(ctx context.Context, what string, f func(context.Context
 	// answered; any other error is a meta node's own answer.
 	if c := status.Code(err); c == codes.DeadlineExceeded ||
 		(c == codes.Unavailable && strings.Contains(status.Convert(err).Message(), "connection error")) {
-		return fmt.Errorf("%s: no meta node reachable at %s: %w", what, strings.Join(m.addrs, ","), err)
+		hint := ""
+		if m.creds == nil && strings.Contains(err.Error(), "server preface") {
+			hint = " (the nodes run with TLS: give --credentials DIR, or --tls-cert, --tls-key and --tls-ca)"
+		}
+		return fmt.Errorf("%s: no meta node reachable at %s%s: %w", what, strings.Join(m.addrs, ","), hint, err)
 	}
 	return fmt.Errorf("%s: %w", what, err)
 }
@@ -147,12 +154,24 @@ func (g *globals) httpGet(ctx context.Context, hc *http.Client, url string) (int
 }
 
 // adminHTTP returns a client for the nodes' admin HTTP servers, and a func
-// that releases its connections. Keep-alives are off: each node is asked
-// once, and an idle connection would outlive the command.
+// that releases its connections. With TLS (the nodes serve admin HTTP over
+// TLS when they have it) the client checks that the server is a node of
+// the cluster and presents the operator's certificate. Keep-alives are
+// off: each node is asked once, and an idle connection would outlive the
+// command.
 func (g *globals) adminHTTP() (*http.Client, func()) {
 	tr := &http.Transport{DisableKeepAlives: true, Proxy: http.ProxyFromEnvironment}
+	if creds, err := g.adminCreds(); err == nil && creds != nil {
+		tr.TLSClientConfig = creds.Client(identity.AnyNode)
+	}
 	return &http.Client{Transport: tr}, tr.CloseIdleConnections
 }
 
-// adminURL is the URL of path on the admin HTTP server at addr.
-func (g *globals) adminURL(addr, path string) string { return "http://" + addr + path }
+// adminURL is the URL of path on the admin HTTP server at addr: https when
+// registryctl has TLS credentials.
+func (g *globals) adminURL(addr, path string) string {
+	if g.tls.Enabled() || g.credentials != "" {
+		return "https://" + addr + path
+	}
+	return "http://" + addr + path
+}

@@ -180,9 +180,9 @@ func TestRegistryctl_AgainstCluster(t *testing.T) {
 		if v.DataInfoID != key || v.Slot != route.Slot || len(v.Nodes) == 0 || v.Nodes[0].ID != route.Leader.ID {
 			t.Fatalf("slot-of = %+v; the cluster routes %s to slot %d led by %s", v, key, route.Slot, route.Leader.ID)
 		}
-		url := fmt.Sprintf("http://%s/api/v1/datums?slot=%d", v.Nodes[0].HTTPAddress, v.Slot)
+		url := c.URL(v.Nodes[0].HTTPAddress, fmt.Sprintf("/api/v1/datums?slot=%d", v.Slot))
 		testcluster.Eventually(t, testcluster.DefaultWait, func() error {
-			body, err := httpBody(t, url)
+			body, err := httpBody(t, c, url)
 			if err != nil {
 				return err
 			}
@@ -338,15 +338,14 @@ func TestRegistryctl_AgainstCluster(t *testing.T) {
 	})
 }
 
-func httpBody(t *testing.T, url string) (string, error) {
+// httpBody GETs url from c's admin HTTP as the test operator.
+func httpBody(t *testing.T, c *testcluster.Cluster, url string) (string, error) {
 	t.Helper()
 	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, url, nil)
 	if err != nil {
 		return "", err
 	}
-	tr := &http.Transport{DisableKeepAlives: true}
-	defer tr.CloseIdleConnections()
-	resp, err := (&http.Client{Transport: tr}).Do(req)
+	resp, err := c.HTTP(t, true).Do(req)
 	if err != nil {
 		return "", err
 	}

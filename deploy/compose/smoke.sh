@@ -112,9 +112,10 @@ eventually() {
 # healthy MIN: every running container healthy, at least MIN of them.
 healthy() { deploy/compose/wait-healthy.sh "$project" "$(left)" "$1" || fail "containers not healthy (want $1)"; }
 
-# get PATH: GET from meta-1's published admin port.
+# get PATH: GET from meta-1's published admin port, over TLS as the admin
+# operator (the CA and token copied out of the credentials volume).
 meta_http=""
-get() { curl -fsS --max-time 3 "http://$meta_http$1"; }
+get() { curl -fsS --max-time 3 --cacert "$creds/ca.pem" -H "Authorization: Bearer $(cat "$creds/admin.token")" "https://$meta_http$1"; }
 
 # members DATA SESSIONS: meta lists exactly that many data and session nodes.
 members() {
@@ -140,7 +141,9 @@ slots_led() {
 
 # registryctl in a throwaway container on the compose network, where the
 # sessions' advertised addresses (container IDs) resolve.
-ctl_run=(docker run --network "${project}_default" --label "$ctl_label")
+# It acts as the volume's admin operator and dev client.
+ctl_run=(docker run --network "${project}_default" --label "$ctl_label"
+  -v "${project}_credentials:/credentials:ro" -e STRATA_CREDENTIALS=/credentials)
 ctl_cmd=("$STRATA_IMAGE" registryctl --meta meta-1:9615,meta-2:9615,meta-3:9615)
 # ctl ARGS...: runs registryctl, bounded by the deadline.
 ctl() { timeout "$(left)" "${ctl_run[@]}" --rm "${ctl_cmd[@]}" "$@"; }
@@ -185,6 +188,11 @@ healthy 8
 
 meta_http=$(c port meta-1 9616 | tail -n 1)
 [ -n "$meta_http" ] || fail "meta-1's admin port is not published"
+creds="$logdir/credentials"
+mkdir -p "$creds"
+docker cp -q "$(c ps -q meta-1)":/credentials/ca.pem "$creds/ca.pem" || fail "copy the CA out of meta-1"
+docker cp -q "$(c ps -q meta-1)":/credentials/admin/admin.token "$creds/admin.token" || fail "copy the admin token out of meta-1"
+log "credentials (certs service): CA and admin token copied to $creds"
 log "meta-1 admin HTTP on $meta_http"
 eventually 30 "meta-1 ready" get /readyz
 eventually 30 "3 data and 2 session members" members 3 2

@@ -6,6 +6,12 @@
 # STOP_WAIT seconds later, default 20). Run it through `make run`, which
 # builds the binaries first (registryctl included).
 #
+# Secure by default: on first start `registryctl certs init run/certs`
+# writes a development CA, a certificate per node, a client (dev) and an
+# operator (admin) identity with tokens, the tokens file and a gossip key,
+# and every node runs with --credentials run/certs (TLS and identities on
+# every link, encrypted gossip). INSECURE=1 runs plaintext (--insecure).
+#
 # Ports, node i (0-based): meta gRPC 9615+100i, HTTP 9616+100i, Raft 9614+100i,
 # gossip 7946+100i; data gRPC 9622+100i, HTTP 9623+100i, gossip 7956+100i;
 # session gRPC 9603+100i, HTTP 9604+100i, gossip 7966+100i.
@@ -18,6 +24,8 @@ SESSION=${SESSION:-2}
 BIN=${BIN:-bin}
 RUN=${RUN:-run}
 WAIT=${WAIT:-30}
+CERTS=${CERTS:-$RUN/certs}
+INSECURE=${INSECURE:-}
 
 pids=()
 # stop stops every node started: SIGTERM, then SIGKILL for any still
@@ -52,6 +60,24 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 mkdir -p "$RUN"
+ids() { # ids PREFIX N: PREFIX-0,...,PREFIX-(N-1)
+  local out="" i
+  for i in $(seq 0 $(($2 - 1))); do out="${out:+$out,}$1-$i"; done
+  echo "$out"
+}
+if [ -n "$INSECURE" ]; then
+  secure=(--insecure)
+  scheme=http
+  curl_tls=()
+  echo "INSECURE=1: every node runs without TLS; nothing is authenticated"
+else
+  "$BIN/registryctl" certs init "$CERTS" --meta-nodes "$(ids meta "$META")" \
+    --data-nodes "$(ids data "$DATA")" --session-nodes "$(ids session "$SESSION")" >"$RUN/certs-init.log"
+  echo "credentials: $CERTS (written on first start; list: $RUN/certs-init.log)"
+  secure=(--credentials "$CERTS")
+  scheme=https
+  curl_tls=(--cacert "$CERTS/ca.pem")
+fi
 seeds=""
 for i in $(seq 0 $((META - 1))); do
   seeds="${seeds:+$seeds,}127.0.0.1:$((7946 + 100 * i))"
@@ -63,7 +89,7 @@ for i in $(seq 0 $((META - 1))); do
   "$BIN/meta" --node-id "$id" --data-dir "$RUN/$id/data" \
     --grpc-addr "127.0.0.1:$((9615 + 100 * i))" --http-addr "127.0.0.1:$((9616 + 100 * i))" \
     --raft-addr "127.0.0.1:$((9614 + 100 * i))" --gossip-addr "127.0.0.1:$((7946 + 100 * i))" \
-    --bootstrap-expect "$META" --join "$seeds" >"$RUN/$id/$id.log" 2>&1 &
+    --bootstrap-expect "$META" --join "$seeds" "${secure[@]}" >"$RUN/$id/$id.log" 2>&1 &
   pids+=($!)
   echo "started $id (pid $!), log: $RUN/$id/$id.log"
 done
@@ -72,7 +98,7 @@ done
 wait_ready() {
   printf 'waiting for %s' "$2"
   local deadline=$((SECONDS + WAIT))
-  until curl -fsS "$1" >/dev/null 2>&1; do
+  until curl -fsS "${curl_tls[@]}" "$1" >/dev/null 2>&1; do
     if [ $SECONDS -ge $deadline ]; then
       echo; echo "$2: not ready after ${WAIT}s; see the logs above" >&2
       exit 1
@@ -85,7 +111,7 @@ wait_ready() {
   done
   echo " ready."
 }
-wait_ready "127.0.0.1:9616/readyz" "a meta leader"
+wait_ready "$scheme://127.0.0.1:9616/readyz" "a meta leader"
 
 metas=""
 for i in $(seq 0 $((META - 1))); do
@@ -94,41 +120,45 @@ done
 for i in $(seq 0 $((DATA - 1))); do
   id="data-$i"
   mkdir -p "$RUN/$id"
-  "$BIN/data" --node-id "$id" --meta "$metas" --join "$seeds" \
+  "$BIN/data" --node-id "$id" --meta "$metas" --join "$seeds" "${secure[@]}" \
     --grpc-addr "127.0.0.1:$((9622 + 100 * i))" --http-addr "127.0.0.1:$((9623 + 100 * i))" \
     --gossip-addr "127.0.0.1:$((7956 + 100 * i))" >"$RUN/$id/$id.log" 2>&1 &
   pids+=($!)
   echo "started $id (pid $!), log: $RUN/$id/$id.log"
 done
 for i in $(seq 0 $((DATA - 1))); do
-  wait_ready "127.0.0.1:$((9623 + 100 * i))/readyz" "data-$i to hold its slots"
+  wait_ready "$scheme://127.0.0.1:$((9623 + 100 * i))/readyz" "data-$i to hold its slots"
 done
 for i in $(seq 0 $((SESSION - 1))); do
   id="session-$i"
   mkdir -p "$RUN/$id"
-  "$BIN/session" --node-id "$id" --meta "$metas" --join "$seeds" \
+  "$BIN/session" --node-id "$id" --meta "$metas" --join "$seeds" "${secure[@]}" \
     --grpc-addr "127.0.0.1:$((9603 + 100 * i))" --http-addr "127.0.0.1:$((9604 + 100 * i))" \
     --gossip-addr "127.0.0.1:$((7966 + 100 * i))" >"$RUN/$id/$id.log" 2>&1 &
   pids+=($!)
   echo "started $id (pid $!), log: $RUN/$id/$id.log"
 done
 for i in $(seq 0 $((SESSION - 1))); do
-  wait_ready "127.0.0.1:$((9604 + 100 * i))/readyz" "session-$i"
+  wait_ready "$scheme://127.0.0.1:$((9604 + 100 * i))/readyz" "session-$i"
 done
 echo
 echo "Strata is running on 127.0.0.1: $META meta, $DATA data, $SESSION session nodes"
 for i in $(seq 0 $((META - 1))); do
-  echo "  meta-$i  gRPC 127.0.0.1:$((9615 + 100 * i))  HTTP http://127.0.0.1:$((9616 + 100 * i))"
+  echo "  meta-$i  gRPC 127.0.0.1:$((9615 + 100 * i))  HTTP $scheme://127.0.0.1:$((9616 + 100 * i))"
 done
 for i in $(seq 0 $((DATA - 1))); do
-  echo "  data-$i  gRPC 127.0.0.1:$((9622 + 100 * i))  HTTP http://127.0.0.1:$((9623 + 100 * i))"
+  echo "  data-$i  gRPC 127.0.0.1:$((9622 + 100 * i))  HTTP $scheme://127.0.0.1:$((9623 + 100 * i))"
 done
 for i in $(seq 0 $((SESSION - 1))); do
-  echo "  session-$i  clients 127.0.0.1:$((9603 + 100 * i))  HTTP http://127.0.0.1:$((9604 + 100 * i))"
+  echo "  session-$i  clients 127.0.0.1:$((9603 + 100 * i))  HTTP $scheme://127.0.0.1:$((9604 + 100 * i))"
 done
 echo
 ctl="$BIN/registryctl"
 last_session="127.0.0.1:$((9603 + 100 * (SESSION - 1)))"
+if [ -z "$INSECURE" ]; then
+  echo "registryctl needs the credentials (the operator for cluster commands, the dev client for pub/sub/get):"
+  echo "  export STRATA_CREDENTIALS=$CERTS"
+fi
 echo "Try (registryctl's defaults, --meta 127.0.0.1:9615 and --session 127.0.0.1:9603, are meta-0 and session-0):"
 echo "  $ctl members"
 echo "  $ctl slots"
@@ -138,11 +168,16 @@ echo "  $ctl --meta $metas leader"
 echo "  $ctl pub com.example.echo 10.0.0.1:8080                  # holds it until Ctrl-C"
 echo "  $ctl --session $last_session sub com.example.echo     # in another terminal"
 echo "  $ctl --session '' get com.example.echo -o json         # through a session meta lists"
-echo "Admin HTTP:"
-echo "  curl -s http://127.0.0.1:9616/api/v1/members"
-echo "  curl -s http://127.0.0.1:9623/api/v1/slots | head -40"
-echo "  curl -s http://127.0.0.1:9623/metrics | grep strata_data"
-echo "  curl -s http://127.0.0.1:9604/metrics | grep -E 'strata_(session|push)'"
+echo "Admin HTTP (/api and /debug need the operator's token or certificate):"
+if [ -z "$INSECURE" ]; then
+  auth="--cacert $CERTS/ca.pem -H \"Authorization: Bearer \$(cat $CERTS/admin/admin.token)\""
+else
+  auth=""
+fi
+echo "  curl -s $auth $scheme://127.0.0.1:9616/api/v1/members"
+echo "  curl -s $auth $scheme://127.0.0.1:9623/api/v1/slots | head -40"
+echo "  curl -s ${curl_tls[*]} $scheme://127.0.0.1:9623/metrics | grep strata_data"
+echo "  curl -s ${curl_tls[*]} $scheme://127.0.0.1:9604/metrics | grep -E 'strata_(session|push)'"
 echo
 echo "Logs and data: $RUN/. Press Ctrl-C to stop."
 wait

@@ -1,8 +1,8 @@
 // Package admin is the admin HTTP surface every Strata role serves:
 // /healthz, /readyz, /metrics, role-specific JSON under /api/, and pprof
-// under /debug/pprof/. With a token configured, /api and /debug require
-// "Authorization: Bearer <token>"; health, readiness and metrics stay open
-// for probes and scrapers.
+// under /debug/pprof/. /api and /debug are for operators only (the
+// Authorizer decides); health, readiness and metrics stay open for probes
+// and scrapers.
 package admin
 
 import (
@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -23,17 +24,22 @@ import (
 // ReadyFunc reports whether the node is ready and, if not, why.
 type ReadyFunc func() (ok bool, detail any)
 
+// Authorizer decides whether a request may reach /api and /debug: nil to
+// serve it, an error (said to the caller) to refuse it with 401.
+type Authorizer func(r *http.Request) error
+
 // Mux is an admin HTTP handler under construction. Register role routes
 // with API, then serve it.
 type Mux struct {
-	mux   *http.ServeMux
-	token string
+	mux  *http.ServeMux
+	auth Authorizer
 }
 
 // New returns a Mux serving /healthz (always 200 with node), /readyz (from
-// ready), /metrics (from reg) and pprof. token may be empty.
-func New(node string, reg *prometheus.Registry, token string, ready ReadyFunc) *Mux {
-	m := &Mux{mux: http.NewServeMux(), token: token}
+// ready), /metrics (from reg), and pprof and the API routes to whom auth
+// lets through.
+func New(node string, reg *prometheus.Registry, auth Authorizer, ready ReadyFunc) *Mux {
+	m := &Mux{mux: http.NewServeMux(), auth: auth}
 	m.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		WriteJSON(w, http.StatusOK, map[string]string{"status": "ok", "node": node})
 	})
@@ -63,22 +69,35 @@ func (m *Mux) API(path string, h http.HandlerFunc) {
 func (m *Mux) ServeHTTP(w http.ResponseWriter, r *http.Request) { m.mux.ServeHTTP(w, r) }
 
 func (m *Mux) guard(h http.HandlerFunc) http.Handler {
-	if m.token == "" {
-		return h
-	}
-	want := []byte("Bearer " + m.token)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
-			WriteJSON(w, http.StatusUnauthorized, map[string]string{"error": "admin token required (Authorization: Bearer <token>)"})
+		if err := m.auth(r); err != nil {
+			WriteJSON(w, http.StatusUnauthorized, map[string]string{"error": err.Error()})
 			return
 		}
 		h(w, r)
 	})
 }
 
-// Serve serves hs on ln until Shutdown; a closed server is not an error.
+// Token returns the bearer token of a request, or "".
+func Token(r *http.Request) string {
+	tok, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	return tok
+}
+
+// TokenIs reports whether the request carries token (compared in constant
+// time; an empty token never matches).
+func TokenIs(r *http.Request, token string) bool {
+	return token != "" && subtle.ConstantTimeCompare([]byte(Token(r)), []byte(token)) == 1
+}
+
+// Serve serves hs on ln until Shutdown, over TLS when hs has a TLSConfig;
+// a closed server is not an error.
 func Serve(hs *http.Server, ln net.Listener) error {
-	if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+	serve := hs.Serve
+	if hs.TLSConfig != nil {
+		serve = func(ln net.Listener) error { return hs.ServeTLS(ln, "", "") }
+	}
+	if err := serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("serve HTTP on %s: %w", ln.Addr(), err)
 	}
 	return nil

@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -12,6 +13,9 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/strata-registry/strata/internal/identity"
+	"github.com/strata-registry/strata/internal/pki"
+	"github.com/strata-registry/strata/internal/tlsconf"
 )
 
 // HealthCommand returns the "healthcheck" subcommand a server binary
@@ -25,11 +29,15 @@ import (
 // overrides as the server's, so a container that sets STRATA_HTTP_ADDR=:9616
 // for the server checks that same port; a wildcard or empty host means this
 // machine (127.0.0.1).
+//
+// A node with TLS serves admin HTTP over TLS: the check then verifies that
+// the server is a node of --cluster, signed by --tls-ca (or the
+// --credentials directory's ca.pem, from the same STRATA_CREDENTIALS the
+// node reads).
 func HealthCommand(defaultHTTPAddr string) *cobra.Command {
 	var (
-		addr    string
-		token   string
-		timeout time.Duration
+		addr, token, ca, creds, cluster string
+		timeout                         time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "healthcheck",
@@ -48,7 +56,18 @@ STRATA_ADMIN_TOKEN as the server it checks. Flags win over the environment.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
 			defer cancel()
-			msg, err := CheckReady(ctx, addr, token)
+			if ca == "" && creds != "" {
+				ca = pki.Dir(creds).CA()
+			}
+			var tc *tls.Config
+			if ca != "" {
+				c, err := tlsconf.Load(tlsconf.Config{CAFile: ca}, cluster)
+				if err != nil {
+					return err
+				}
+				tc = c.Client(identity.AnyNode)
+			}
+			msg, err := CheckReady(ctx, addr, token, tc)
 			if err != nil {
 				return err
 			}
@@ -60,15 +79,18 @@ STRATA_ADMIN_TOKEN as the server it checks. Flags win over the environment.`,
 	f.StringVar(&addr, "http-addr", defaultHTTPAddr, "admin HTTP address of the node to check (a wildcard host means 127.0.0.1)")
 	f.StringVar(&token, "admin-token", "", "bearer token to send (only needed if /readyz is put behind the admin token)")
 	f.DurationVar(&timeout, "timeout", 3*time.Second, "give up after this long")
+	f.StringVar(&ca, "tls-ca", "", "CA of the cluster's certificates: check over TLS (a node with TLS serves admin HTTP over TLS)")
+	f.StringVar(&creds, "credentials", "", "credentials directory whose ca.pem to use (the node's --credentials)")
+	f.StringVar(&cluster, "cluster", "strata", "cluster name the node's certificate carries")
 	DescribeEnv(f)
 	return cmd
 }
 
-// CheckReady GETs /readyz at the admin HTTP address addr. It returns a
-// one-line description when the node answers 200, and an error naming the
-// URL and the node's own reason otherwise. A non-empty token is sent as
-// "Authorization: Bearer <token>".
-func CheckReady(ctx context.Context, addr, token string) (string, error) {
+// CheckReady GETs /readyz at the admin HTTP address addr, over TLS with tc
+// when it is not nil. It returns a one-line description when the node
+// answers 200, and an error naming the URL and the node's own reason
+// otherwise. A non-empty token is sent as "Authorization: Bearer <token>".
+func CheckReady(ctx context.Context, addr, token string, tc *tls.Config) (string, error) {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		return "", fmt.Errorf("--http-addr %q: %w", addr, err)
@@ -79,7 +101,11 @@ func CheckReady(ctx context.Context, addr, token string) (string, error) {
 	case "::":
 		host = "::1"
 	}
-	url := "http://" + net.JoinHostPort(host, port) + "/readyz"
+	scheme := "http://"
+	if tc != nil {
+		scheme = "https://"
+	}
+	url := scheme + net.JoinHostPort(host, port) + "/readyz"
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return "", err
@@ -89,7 +115,7 @@ func CheckReady(ctx context.Context, addr, token string) (string, error) {
 	}
 	// A client of its own: no proxy from the environment (a probe must
 	// reach the local node, not HTTP_PROXY), no connection reuse.
-	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true, TLSClientConfig: tc}}
 	resp, err := client.Do(req)
 	if err != nil {
 		return "", fmt.Errorf("not ready: %w", err)

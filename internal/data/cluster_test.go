@@ -73,9 +73,9 @@ func read(t *testing.T, c *testcluster.Cluster, key string) *registryv1.Datum {
 
 // held returns a node's local copy of key through its admin API (followers
 // included), or nil.
-func held(t *testing.T, n *testcluster.DataNode, key string) *registryv1.Datum {
+func held(t *testing.T, c *testcluster.Cluster, n *testcluster.DataNode, key string) *registryv1.Datum {
 	t.Helper()
-	resp, err := http.Get("http://" + n.Server().HTTPAddr() + "/api/v1/datums?data_info_id=" + url.QueryEscape(key))
+	resp, err := c.HTTP(t, true).Get(c.URL(n.Server().HTTPAddr(), "/api/v1/datums?data_info_id="+url.QueryEscape(key)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,7 +122,7 @@ func TestData_WritesOnLeader_ReadableThere_PresentOnFollower(t *testing.T) {
 			t.Fatalf("%s: %d followers, want 1", key(i), len(r.Followers))
 		}
 		testcluster.Eventually(t, testcluster.DefaultWait, func() error {
-			f := held(t, r.Followers[0], key(i))
+			f := held(t, c, r.Followers[0], key(i))
 			if f == nil || f.GetVersion() != d.GetVersion() || len(f.GetPublishers()) != 2 {
 				return fmt.Errorf("%s on follower %s: %v, leader has version %d", key(i), r.Followers[0].ID, f, d.GetVersion())
 			}

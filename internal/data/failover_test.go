@@ -37,7 +37,7 @@ func TestData_KillLeader_FollowerLeads_NothingLost_VersionsIncrease(t *testing.T
 			hit = append(hit, key(i))
 		}
 		testcluster.Eventually(t, testcluster.DefaultWait, func() error {
-			if f := held(t, r.Followers[0], key(i)); f == nil || f.GetVersion() != d.GetVersion() {
+			if f := held(t, c, r.Followers[0], key(i)); f == nil || f.GetVersion() != d.GetVersion() {
 				return fmt.Errorf("%s not yet on follower %s", key(i), r.Followers[0].ID)
 			}
 			return nil
@@ -303,7 +303,7 @@ func TestData_SlotOver4MiB_ReadsAndReplicates(t *testing.T) {
 		if len(r.Followers) != 1 {
 			return fmt.Errorf("slot %d has %d live followers", r.Slot, len(r.Followers))
 		}
-		if f := held(t, r.Followers[0], k); f == nil || len(f.GetPublishers()) != 6 {
+		if f := held(t, c, r.Followers[0], k); f == nil || len(f.GetPublishers()) != 6 {
 			return fmt.Errorf("new follower %s holds %v", r.Followers[0].ID, f)
 		}
 		return nil

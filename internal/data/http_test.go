@@ -11,7 +11,9 @@ import (
 	"github.com/strata-registry/strata/internal/testcluster"
 )
 
-func httpGet(t *testing.T, url, token string) (int, string) {
+// httpGet GETs url from c's admin HTTP as a caller without a certificate
+// (only token decides), and returns the status and body.
+func httpGet(t *testing.T, c *testcluster.Cluster, url, token string) (int, string) {
 	t.Helper()
 	req, err := http.NewRequestWithContext(ctxT(t), http.MethodGet, url, nil)
 	if err != nil {
@@ -20,7 +22,7 @@ func httpGet(t *testing.T, url, token string) (int, string) {
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := c.HTTP(t, false).Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,12 +39,12 @@ func TestData_AdminHTTP_ReadyMetricsViews(t *testing.T) {
 		s.Publish(t, pub("", key(i), "r1", 1, "a"))
 	}
 	n := c.RouteOf(t, key(0)).Leader
-	base := "http://" + n.Server().HTTPAddr()
-	if code, body := httpGet(t, base+"/readyz", ""); code != http.StatusOK || !strings.Contains(body, "ready") {
+	base := c.URL(n.Server().HTTPAddr(), "")
+	if code, body := httpGet(t, c, base+"/readyz", ""); code != http.StatusOK || !strings.Contains(body, "ready") {
 		t.Fatalf("/readyz: %d %s", code, body)
 	}
 	testcluster.Eventually(t, testcluster.DefaultWait, func() error {
-		_, body := httpGet(t, base+"/metrics", "")
+		_, body := httpGet(t, c, base+"/metrics", "")
 		for _, want := range []string{
 			`strata_data_slots{role="leader"}`, `strata_data_publishers{role="leader"}`, `strata_data_datums{role="follower"}`,
 			"strata_data_writes_total", "strata_data_notices_sent_total", "strata_data_rejected_stale_epoch_total",
@@ -54,19 +56,19 @@ func TestData_AdminHTTP_ReadyMetricsViews(t *testing.T) {
 		}
 		return nil
 	})
-	if code, _ := httpGet(t, base+"/api/v1/slots", ""); code != http.StatusUnauthorized {
+	if code, _ := httpGet(t, c, base+"/api/v1/slots", ""); code != http.StatusUnauthorized {
 		t.Fatalf("/api/v1/slots without token: %d", code)
 	}
-	code, body := httpGet(t, base+"/api/v1/slots", "tok")
+	code, body := httpGet(t, c, base+"/api/v1/slots", "tok")
 	if code != http.StatusOK || !strings.Contains(body, `"role": "leader"`) || !strings.Contains(body, `"role": "follower"`) {
 		t.Fatalf("/api/v1/slots: %d %.300s", code, body)
 	}
 	r := c.RouteOf(t, key(0))
-	code, body = httpGet(t, base+"/api/v1/datums?slot="+itoa(r.Slot), "tok")
+	code, body = httpGet(t, c, base+"/api/v1/datums?slot="+itoa(r.Slot), "tok")
 	if code != http.StatusOK || !strings.Contains(body, "com.example.svc0") {
 		t.Fatalf("/api/v1/datums: %d %.300s", code, body)
 	}
-	if code, _ := httpGet(t, base+"/api/v1/datums?slot=x", "tok"); code != http.StatusBadRequest {
+	if code, _ := httpGet(t, c, base+"/api/v1/datums?slot=x", "tok"); code != http.StatusBadRequest {
 		t.Fatalf("/api/v1/datums?slot=x: %d", code)
 	}
 }

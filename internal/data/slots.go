@@ -86,7 +86,11 @@ func newSlots(s *Server) *slots {
 // apply moves every slot to its role in a new table. Called on the meta
 // watch goroutine, tables in epoch order.
 func (sl *slots) apply(pt *registryv1.SlotTable) {
-	t := metaclient.Table(pt)
+	t, err := metaclient.Table(pt)
+	if err != nil {
+		sl.s.logger.Error("unusable slot table from meta", "err", err)
+		return
+	}
 	me := slot.NodeID(sl.s.cfg.NodeID)
 	var kick bool
 	var leading, migrating, following, dropped int

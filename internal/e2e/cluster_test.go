@@ -3,6 +3,7 @@
 package e2e
 
 import (
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -12,8 +13,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/strata-registry/strata/internal/identity"
+	"github.com/strata-registry/strata/internal/pki"
 	"github.com/strata-registry/strata/internal/slot"
 	"github.com/strata-registry/strata/internal/testcluster"
+	"github.com/strata-registry/strata/internal/tlsconf"
 )
 
 // Timings: the defaults are for production; these make failure handling
@@ -45,9 +49,58 @@ const (
 // cluster is 3 meta, 3 data and 2 session processes on loopback.
 type cluster struct {
 	bin, dir string
+	// creds holds every node's, the client's and the operator's
+	// credentials (registryctl certs init's layout); the nodes start with
+	// --credentials, as make run's do.
+	creds pki.Dir
+	// clientTLS is the test client's (e2eClient); httpc reaches admin HTTP
+	// as the operator (e2eAdmin).
+	clientTLS *tls.Config
+	httpc     *http.Client
 	// nodes is every node started, in start order.
 	nodes                  []*node
 	metas, datas, sessions []*node
+}
+
+// The cluster's name and the identities the test acts as.
+const (
+	e2eCluster = "e2e"
+	e2eClient  = "e2e-client"
+	e2eAdmin   = "e2e-admin"
+)
+
+// credentials writes the cluster's credentials and sets up the test's
+// clients with them.
+func (c *cluster) credentials(t *testing.T) {
+	t.Helper()
+	c.creds = pki.Dir(filepath.Join(c.dir, "credentials"))
+	_, err := pki.Init(c.creds, pki.Plan{Cluster: e2eCluster,
+		Meta: []string{"meta-0", "meta-1", "meta-2"}, Data: []string{"data-0", "data-1", "data-2"}, Session: []string{"session-0", "session-1"},
+		Clients: []string{e2eClient}, Admins: []string{e2eAdmin}, Hosts: []string{"127.0.0.1"}}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	load := func(role identity.Role, name string) *tlsconf.Creds {
+		cr, err := tlsconf.Load(tlsconf.Config{CertFile: c.creds.Cert(role, name), KeyFile: c.creds.Key(role, name), CAFile: c.creds.CA()}, e2eCluster)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cr
+	}
+	c.clientTLS = load(identity.RoleClient, e2eClient).Client(identity.Peer{Role: identity.RoleSession})
+	// The SDK also asks meta for sessions through the same config.
+	meta := load(identity.RoleClient, e2eClient).Client(identity.Peer{Role: identity.RoleMeta}).VerifyConnection
+	session := c.clientTLS.VerifyConnection
+	c.clientTLS.VerifyConnection = func(cs tls.ConnectionState) error {
+		if err := session(cs); err != nil && meta(cs) != nil {
+			return err
+		}
+		return nil
+	}
+	// No keep-alives, so no idle connection (and its goroutines) outlives
+	// a request.
+	c.httpc = &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true,
+		TLSClientConfig: load(identity.RoleAdmin, e2eAdmin).Client(identity.AnyNode)}}
 }
 
 // startCluster starts the cluster and waits until it has settled: a meta
@@ -57,6 +110,7 @@ type cluster struct {
 func startCluster(t *testing.T) *cluster {
 	t.Helper()
 	c := &cluster{bin: binaries(t), dir: t.TempDir()}
+	c.credentials(t)
 	// Registered first, so it runs last: the logs then show the shutdown.
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -64,13 +118,14 @@ func startCluster(t *testing.T) *cluster {
 		}
 	})
 	t.Cleanup(func() { stopAll(t, c.nodes) })
-	track := func(n *node) { c.nodes = append(c.nodes, n) }
+	track := func(n *node) { n.http = c.httpc; c.nodes = append(c.nodes, n) }
+	secure := []string{"--cluster", e2eCluster, "--credentials", string(c.creds)}
 
 	// meta-0 first: the others join its gossip address, which only its
 	// log can tell. All three expect 3, as in production.
 	meta := func(i int, join ...string) *node {
 		id := fmt.Sprintf("meta-%d", i)
-		args := slices.Concat([]string{"--raft-addr", anyPort, "--data-dir", filepath.Join(c.dir, id), "--bootstrap-expect", "3"}, metaFlags)
+		args := slices.Concat([]string{"--raft-addr", anyPort, "--data-dir", filepath.Join(c.dir, id), "--bootstrap-expect", "3"}, secure, metaFlags)
 		if len(join) > 0 {
 			args = append(args, "--join", strings.Join(join, ","))
 		}
@@ -83,7 +138,7 @@ func startCluster(t *testing.T) *cluster {
 	c.waitReady(t, c.metas) // a leader, and the cluster initialized
 
 	metaGRPC, seeds := c.metaAddrs(), c.gossipSeeds()
-	common := []string{"--meta", strings.Join(metaGRPC, ","), "--join", strings.Join(seeds, ",")}
+	common := slices.Concat([]string{"--meta", strings.Join(metaGRPC, ","), "--join", strings.Join(seeds, ",")}, secure)
 	for i := range 3 {
 		c.datas = append(c.datas, startNode(t, c.bin, c.dir, "data", fmt.Sprintf("data-%d", i), track, slices.Concat(common, dataFlags)...))
 	}
@@ -332,14 +387,10 @@ func (c *cluster) metaGet(path string, v any) error {
 	return fmt.Errorf("no meta node answered %s: %s", path, strings.Join(errs, "; "))
 }
 
-// httpc has no keep-alives, so no idle connection (and its goroutines)
-// outlives a request.
-var httpc = &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
-
 // getJSON GETs path from n's admin HTTP address and decodes the body into
 // v; a status other than 200 is an error (the body is still decoded).
 func getJSON(n *node, path string, v any) error {
-	resp, err := httpc.Get("http://" + n.addrs.HTTP + path)
+	resp, err := n.http.Get("https://" + n.addrs.HTTP + path)
 	if err != nil {
 		return fmt.Errorf("%s %s: %w", n.id, path, err)
 	}

@@ -39,8 +39,8 @@ func TestProcesses_KillSessionThenDataLeader_SubscriberNeverLosesAPublication(t 
 	const dataID = "com.example.e2e.Echo"
 	key := record.DataInfoID(dataID, "", "")
 
-	pubc := newClient(t, client.WithSessions(c.sessionAddrs()...))
-	subc := newClient(t, client.WithMeta(c.metaAddrs()...))
+	pubc := newClient(t, c, client.WithSessions(c.sessionAddrs()...))
+	subc := newClient(t, c, client.WithMeta(c.metaAddrs()...))
 	sub, err := subc.Subscribe(ctx, dataID)
 	if err != nil {
 		t.Fatal(err)
@@ -135,14 +135,14 @@ func TestProcesses_KillSessionThenDataLeader_SubscriberNeverLosesAPublication(t 
 
 // newClient returns a client with default options plus opts, closed when
 // the test ends.
-func newClient(t *testing.T, opts ...client.Option) *client.Client {
+func newClient(t *testing.T, c *cluster, opts ...client.Option) *client.Client {
 	t.Helper()
-	c, err := client.New(context.Background(), opts...)
+	cl, err := client.New(context.Background(), append([]client.Option{client.WithTLS(c.clientTLS)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = c.Close() })
-	return c
+	t.Cleanup(func() { _ = cl.Close() })
+	return cl
 }
 
 // holds returns a predicate true for a snapshot of exactly the given
@@ -336,7 +336,8 @@ func holdsDatum(n *node, key string, want map[string]datumWant) error {
 	}
 	got := map[string]datumWant{}
 	for _, p := range d.Publishers {
-		got[p.RegisterID] = datumWant{clientVersion: p.ClientVersion, session: p.SessionID}
+		// Data nodes store register IDs qualified by their owner.
+		got[record.ClientRegisterID(p.RegisterID, true)] = datumWant{clientVersion: p.ClientVersion, session: p.SessionID}
 	}
 	if len(got) != len(want) {
 		return fmt.Errorf("%s holds %+v, want %+v", n.id, got, want)

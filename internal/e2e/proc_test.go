@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -43,6 +44,8 @@ type node struct {
 	killed bool
 	// addrs is what the node's "node started" line says.
 	addrs started
+	// http reaches the node's admin HTTP (set by the cluster).
+	http *http.Client
 }
 
 // started is the "<role> node started" log line: the addresses the node

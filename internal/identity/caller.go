@@ -2,6 +2,7 @@ package identity
 
 import (
 	"context"
+	"slices"
 	"strings"
 )
 
@@ -19,7 +20,13 @@ type Perms struct {
 	// session node (all its connections together); 0 means the node's
 	// default.
 	RegisterRate float64
+	// Enroll lists the node roles an enroll identity may get certificates
+	// for.
+	Enroll []Role
 }
+
+// CanEnroll reports whether the identity may enroll a node of role.
+func (p Perms) CanEnroll(role Role) bool { return slices.Contains(p.Enroll, role) }
 
 // Any is the prefix that matches every data ID.
 const Any = "*"

@@ -35,12 +35,17 @@ const (
 	RoleSession Role = "session"
 	RoleClient  Role = "client"
 	RoleAdmin   Role = "admin"
+	// RoleEnroll may only ask meta for a new node's certificate
+	// (MetaService.Enroll), for the roles its tokens file entry lists: how
+	// scaled-out nodes get an identity without a certificate made for each
+	// in advance.
+	RoleEnroll Role = "enroll"
 )
 
 // Valid reports whether r is a known role.
 func (r Role) Valid() bool {
 	switch r {
-	case RoleMeta, RoleData, RoleSession, RoleClient, RoleAdmin:
+	case RoleMeta, RoleData, RoleSession, RoleClient, RoleAdmin, RoleEnroll:
 		return true
 	}
 	return false
@@ -82,7 +87,7 @@ func (id ID) Validate() error {
 		return err
 	}
 	if !id.Role.Valid() {
-		return fmt.Errorf("%w: unknown role %q (want meta, data, session, client or admin)", ErrInvalid, id.Role)
+		return fmt.Errorf("%w: unknown role %q (want meta, data, session, client, admin or enroll)", ErrInvalid, id.Role)
 	}
 	return ValidName(id.Name)
 }
@@ -160,15 +165,22 @@ func FromCert(c *x509.Certificate) (ID, error) {
 }
 
 // Peer is what a node expects of the node it dials: a role and, unless
-// Name is empty, that node.
+// Name is empty, that node. The zero Peer is any node of the cluster (an
+// operator's tool probing every node's admin HTTP).
 type Peer struct {
 	Role Role
 	Name string
 }
 
+// AnyNode is the zero Peer: any meta, data or session node.
+var AnyNode = Peer{}
+
 // String names the peer for errors.
 func (p Peer) String() string {
-	if p.Name == "" {
+	switch {
+	case p.Role == "":
+		return "any node"
+	case p.Name == "":
 		return "any " + string(p.Role) + " node"
 	}
 	return string(p.Role) + " " + p.Name
@@ -176,7 +188,8 @@ func (p Peer) String() string {
 
 // Check reports whether id, of cluster, is the peer.
 func (p Peer) Check(cluster string, id ID) error {
-	if id.Cluster != cluster || id.Role != p.Role || (p.Name != "" && id.Name != p.Name) {
+	roleOK := id.Role == p.Role || (p.Role == "" && id.Role.Node())
+	if id.Cluster != cluster || !roleOK || (p.Name != "" && id.Name != p.Name) {
 		return fmt.Errorf("identity: the peer is %s, not %s of cluster %q", id, p, cluster)
 	}
 	return nil

@@ -45,6 +45,9 @@ type Entry struct {
 	Subscribe        []string `yaml:"subscribe,omitempty"`
 	MaxRegistrations int      `yaml:"max_registrations,omitempty"`
 	RegisterRate     float64  `yaml:"register_rate,omitempty"`
+	// Enroll, for an enroll identity, lists the node roles (data,
+	// session) it may get certificates for.
+	Enroll []Role `yaml:"enroll,omitempty"`
 }
 
 // File is the tokens file.
@@ -87,8 +90,16 @@ func ParseFile(b []byte) (File, error) {
 		if err := ValidName(e.Name); err != nil {
 			return File{}, bad("%v", err)
 		}
-		if e.Role != RoleClient && e.Role != RoleAdmin {
-			return File{}, bad("role %q: want client or admin (nodes prove themselves with certificates)", e.Role)
+		if e.Role != RoleClient && e.Role != RoleAdmin && e.Role != RoleEnroll {
+			return File{}, bad("role %q: want client, admin or enroll (nodes prove themselves with certificates)", e.Role)
+		}
+		if e.Role == RoleEnroll && (e.TokenSHA256 == "" || len(e.Enroll) == 0) {
+			return File{}, bad("an enroll identity needs a token and the roles it may enroll (enroll: [session])")
+		}
+		for _, r := range e.Enroll {
+			if e.Role != RoleEnroll || (r != RoleData && r != RoleSession) {
+				return File{}, bad("enroll: only an enroll identity lists roles, and only data or session (got %q)", r)
+			}
 		}
 		key := string(e.Role) + "/" + e.Name
 		if names[key] {
@@ -158,6 +169,7 @@ func (s *Store) Reload() error {
 		for _, e := range f.Identities {
 			c := &Caller{ID: ID{Cluster: s.cluster, Role: e.Role, Name: e.Name}, Perms: Perms{
 				Publish: e.Publish, Subscribe: e.Subscribe, MaxRegistrations: e.MaxRegistrations, RegisterRate: e.RegisterRate,
+				Enroll: e.Enroll,
 			}}
 			byName[string(e.Role)+"/"+e.Name] = c
 			if e.TokenSHA256 != "" {

@@ -21,6 +21,7 @@ var policy = node.Policy{
 	registryv1.MetaService_ListSessions_FullMethodName:   {identity.RoleClient, identity.RoleData, identity.RoleSession, identity.RoleMeta, identity.RoleAdmin},
 	registryv1.MetaService_GetLeader_FullMethodName:      {identity.RoleClient, identity.RoleData, identity.RoleSession, identity.RoleMeta, identity.RoleAdmin},
 	registryv1.MetaService_GetClusterInfo_FullMethodName: {identity.RoleData, identity.RoleSession, identity.RoleMeta, identity.RoleAdmin},
+	registryv1.MetaService_Enroll_FullMethodName:         {identity.RoleEnroll},
 }
 
 // forwardedForKey names the identity a follower forwards a call for.

@@ -54,6 +54,9 @@ type Config struct {
 	SnapshotInterval  time.Duration
 	// ApplyTimeout bounds one Raft proposal.
 	ApplyTimeout time.Duration
+	// EnrollValidity is how long a certificate issued to an enrolling node
+	// is valid (with --ca-key-file).
+	EnrollValidity time.Duration
 }
 
 // DefaultConfig returns production defaults. LeaveOnShutdown is off: a
@@ -75,6 +78,7 @@ func DefaultConfig() Config {
 		SnapshotThreshold:      8192,
 		SnapshotInterval:       2 * time.Minute,
 		ApplyTimeout:           5 * time.Second,
+		EnrollValidity:         90 * 24 * time.Hour,
 	}
 }
 
@@ -125,6 +129,7 @@ func (c Config) Validate() error {
 		"reconcile interval": c.ReconcileInterval, "raft heartbeat timeout": c.RaftHeartbeatTimeout,
 		"raft election timeout": c.RaftElectionTimeout, "raft leader lease timeout": c.RaftLeaderLeaseTimeout,
 		"raft commit timeout": c.RaftCommitTimeout, "snapshot interval": c.SnapshotInterval, "apply timeout": c.ApplyTimeout,
+		"enroll validity": c.EnrollValidity,
 	} {
 		if d <= 0 {
 			return bad("%s must be positive, got %v", name, d)

@@ -15,6 +15,7 @@ var (
 	ErrNotInitialized = errors.New("meta: cluster not initialized yet")
 	ErrInvalid        = errors.New("meta: invalid argument")
 	ErrDenied         = errors.New("meta: permission denied")
+	ErrNotIssuer      = errors.New("meta: not an issuer")
 	ErrDuplicateNode  = errors.New("meta: node id already registered with another address")
 	ErrUnknownNode    = errors.New("meta: node not registered")
 	ErrStaleTable     = errors.New("meta: slot table changed since it was read")

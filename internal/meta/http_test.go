@@ -13,7 +13,9 @@ import (
 	"github.com/strata-registry/strata/internal/testcluster"
 )
 
-func get(t *testing.T, url, token string) (int, string) {
+// get GETs url from c's admin HTTP as a caller without a certificate
+// (only token decides), and returns the status and body.
+func get(t *testing.T, c *testcluster.Cluster, url, token string) (int, string) {
 	t.Helper()
 	req, err := http.NewRequestWithContext(ctxT(t), http.MethodGet, url, nil)
 	if err != nil {
@@ -22,7 +24,7 @@ func get(t *testing.T, url, token string) (int, string) {
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := c.HTTP(t, false).Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,16 +42,16 @@ func TestMeta_AdminHTTP_HealthReadyMetricsAPI_TokenGuarded(t *testing.T) {
 	testcluster.Eventually(t, testcluster.DefaultWait, func() error { return fullTable(leader.Server().State()) })
 
 	for _, n := range c.LiveMetas() {
-		base := "http://" + n.Server().HTTPAddr()
-		if code, body := get(t, base+"/healthz", ""); code != http.StatusOK || !strings.Contains(body, n.ID) {
+		base := c.URL(n.Server().HTTPAddr(), "")
+		if code, body := get(t, c, base+"/healthz", ""); code != http.StatusOK || !strings.Contains(body, n.ID) {
 			t.Fatalf("%s /healthz: %d %s", n.ID, code, body)
 		}
-		if code, body := get(t, base+"/readyz", ""); code != http.StatusOK || !strings.Contains(body, leader.Server().GRPCAddr()) {
+		if code, body := get(t, c, base+"/readyz", ""); code != http.StatusOK || !strings.Contains(body, leader.Server().GRPCAddr()) {
 			t.Fatalf("%s /readyz: %d %s", n.ID, code, body)
 		}
 	}
-	base := "http://" + leader.Server().HTTPAddr()
-	code, body := get(t, base+"/metrics", "")
+	base := c.URL(leader.Server().HTTPAddr(), "")
+	code, body := get(t, c, base+"/metrics", "")
 	if code != http.StatusOK {
 		t.Fatalf("/metrics: %d", code)
 	}
@@ -67,14 +69,14 @@ func TestMeta_AdminHTTP_HealthReadyMetricsAPI_TokenGuarded(t *testing.T) {
 	}
 
 	for _, path := range []string{"/api/v1/slots", "/api/v1/members", "/debug/pprof/"} {
-		if code, _ := get(t, base+path, ""); code != http.StatusUnauthorized {
+		if code, _ := get(t, c, base+path, ""); code != http.StatusUnauthorized {
 			t.Errorf("%s without token: %d, want 401", path, code)
 		}
-		if code, _ := get(t, base+path, "wrong"); code != http.StatusUnauthorized {
+		if code, _ := get(t, c, base+path, "wrong"); code != http.StatusUnauthorized {
 			t.Errorf("%s with a wrong token: %d, want 401", path, code)
 		}
 	}
-	code, body = get(t, base+"/api/v1/slots", "s3cret")
+	code, body = get(t, c, base+"/api/v1/slots", "s3cret")
 	if code != http.StatusOK {
 		t.Fatalf("/api/v1/slots: %d %s", code, body)
 	}
@@ -92,7 +94,7 @@ func TestMeta_AdminHTTP_HealthReadyMetricsAPI_TokenGuarded(t *testing.T) {
 	if len(slots.Slots) != 256 || slots.Epoch == 0 || slots.Slots[7].Leader == "" || len(slots.Slots[7].Followers) != 1 {
 		t.Fatalf("/api/v1/slots: epoch %d, %d slots, slot 7 %+v", slots.Epoch, len(slots.Slots), slots.Slots[7])
 	}
-	code, body = get(t, base+"/api/v1/members", "s3cret")
+	code, body = get(t, c, base+"/api/v1/members", "s3cret")
 	if code != http.StatusOK || !strings.Contains(body, `"data-1"`) || !strings.Contains(body, `"meta-2"`) {
 		t.Fatalf("/api/v1/members: %d %s", code, body)
 	}

@@ -3,8 +3,11 @@ package meta_test
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
 	"fmt"
 	"net"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -17,9 +20,12 @@ import (
 	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/strata-registry/strata/internal/cluster"
 	"github.com/strata-registry/strata/internal/identity"
+	"github.com/strata-registry/strata/internal/meta"
+	"github.com/strata-registry/strata/internal/pki"
 	"github.com/strata-registry/strata/internal/rpc"
 	"github.com/strata-registry/strata/internal/slot"
 	"github.com/strata-registry/strata/internal/testcluster"
@@ -392,5 +398,80 @@ func TestMeta_InvalidUTF8_InvalidArgument_NotInternal(t *testing.T) {
 	}
 	if leader.Server().State().Index != before {
 		t.Error("the request changed the state")
+	}
+}
+
+// TestMeta_Enroll_IssuesOnlyWhatTheEnrollTokenAllows: a meta node holding
+// the CA key signs a certificate naming the new session node, for the key
+// of its request, to an enroll token whose entry lists sessions; it
+// refuses other roles, ids that are members, other identities, bad
+// requests, and (without the CA key) everything.
+func TestMeta_Enroll_IssuesOnlyWhatTheEnrollTokenAllows(t *testing.T) {
+	c := testcluster.Start(t, testcluster.Spec{Meta: 2, MetaConfig: func(i int, cfg *meta.Config) {
+		if i == 0 {
+			cfg.CAKeyFile = filepath.Join(filepath.Dir(cfg.TLS.CAFile), "ca-key.pem") // the harness's pki.Dir
+		}
+	}})
+	c.StartPeer(t, "session-old", cluster.RoleSession)
+	const tok = "enroll-token-0123456789abcdef"
+	c.SetIdentities(t, identity.Entry{Name: "sessions", Role: identity.RoleEnroll, TokenSHA256: identity.HashToken(tok), Enroll: []identity.Role{identity.RoleSession}})
+	issuer, other := c.Meta(0), c.Meta(1)
+	_, csr, err := pki.NewRequest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	caOnly := c.ClientTLS(t).Clone()
+	caOnly.Certificates = nil
+	enroll := func(n *testcluster.MetaNode, token string, req *registryv1.EnrollRequest) (*registryv1.EnrollResponse, error) {
+		conn, err := grpc.NewClient(n.Server().GRPCAddr(), grpc.WithTransportCredentials(credentials.NewTLS(caOnly)), grpc.WithPerRPCCredentials(bearer(token)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		return registryv1.NewMetaServiceClient(conn).Enroll(ctxT(t), req)
+	}
+	good := &registryv1.EnrollRequest{Csr: csr, Role: registryv1.Role_ROLE_SESSION, NodeId: "session-new", Hosts: []string{"abc123", "10.1.2.3"}}
+	resp, err := enroll(issuer, tok, good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	blk, _ := pem.Decode(resp.GetCertificate())
+	cert, err := x509.ParseCertificate(blk.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id, err := identity.FromCert(cert); err != nil || id != (identity.ID{Cluster: testcluster.Name, Role: identity.RoleSession, Name: "session-new"}) {
+		t.Fatalf("issued certificate names %v (%v)", id, err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(resp.GetCa())
+	if _, err := cert.Verify(x509.VerifyOptions{Roots: roots, DNSName: "abc123"}); err != nil {
+		t.Errorf("issued certificate does not verify for its host: %v", err)
+	}
+	for _, tc := range []struct {
+		name  string
+		n     *testcluster.MetaNode
+		token string
+		edit  func(*registryv1.EnrollRequest)
+		code  codes.Code
+	}{
+		{"a meta node", issuer, tok, func(r *registryv1.EnrollRequest) { r.Role = registryv1.Role_ROLE_META }, codes.InvalidArgument},
+		{"a role the entry does not list", issuer, tok, func(r *registryv1.EnrollRequest) { r.Role = registryv1.Role_ROLE_DATA }, codes.PermissionDenied},
+		{"the id of a member", issuer, tok, func(r *registryv1.EnrollRequest) { r.NodeId = "session-old" }, codes.AlreadyExists},
+		{"a bad id", issuer, tok, func(r *registryv1.EnrollRequest) { r.NodeId = "a/b" }, codes.InvalidArgument},
+		{"a bad host", issuer, tok, func(r *registryv1.EnrollRequest) { r.Hosts = []string{"no spaces"} }, codes.InvalidArgument},
+		{"a request that is not one", issuer, tok, func(r *registryv1.EnrollRequest) { r.Csr = []byte("junk") }, codes.InvalidArgument},
+		{"a client's token", issuer, c.Token(t, identity.RoleClient, testcluster.ClientName), func(*registryv1.EnrollRequest) {}, codes.PermissionDenied},
+		{"an unknown token", issuer, "nope", func(*registryv1.EnrollRequest) {}, codes.Unauthenticated},
+		{"a meta node without the CA key", other, tok, func(*registryv1.EnrollRequest) {}, codes.FailedPrecondition},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req := proto.Clone(good).(*registryv1.EnrollRequest)
+			req.NodeId = "session-other"
+			tc.edit(req)
+			if _, err := enroll(tc.n, tc.token, req); status.Code(err) != tc.code {
+				t.Fatalf("got %v, want %v", err, tc.code)
+			}
+		})
 	}
 }

@@ -350,6 +350,8 @@ func toStatus(err error) error {
 		return status.Error(codes.InvalidArgument, err.Error())
 	case errors.Is(err, ErrDenied):
 		return status.Error(codes.PermissionDenied, err.Error())
+	case errors.Is(err, ErrNotIssuer):
+		return status.Error(codes.FailedPrecondition, err.Error())
 	case errors.Is(err, ErrDuplicateNode):
 		return status.Error(codes.AlreadyExists, err.Error())
 	case errors.Is(err, ErrUnknownNode):

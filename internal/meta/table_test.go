@@ -152,7 +152,10 @@ func TestMeta_DataNodes_BalancedTable_FollowerFirst_RemovalPromotes(t *testing.T
 	}
 	prev := before
 	for _, pt := range tables {
-		tb := metaclient.Table(pt)
+		tb, err := metaclient.Table(pt)
+		if err != nil {
+			t.Fatal(err)
+		}
 		for _, s := range tb.Slots {
 			if s.Leader == "" {
 				t.Fatalf("epoch %d: slot %d has no leader", tb.Epoch, s.ID)

@@ -156,17 +156,30 @@ func (c *Client) WatchTable(ctx context.Context, retry time.Duration, onTable fu
 	return nil
 }
 
-// Table converts a wire slot table to slot.Table.
-func Table(p *registryv1.SlotTable) slot.Table {
+// MaxSlots bounds the slot count of a table a node takes from meta.
+const MaxSlots = 1 << 16
+
+// Table converts a wire slot table to slot.Table, refusing one whose shape
+// its users could not index: a slot count of 0 or over MaxSlots, rows
+// other than one per slot in ID order. (Meta only sends well-formed tables;
+// this keeps a node that reads a bad one from indexing past its end.)
+func Table(p *registryv1.SlotTable) (slot.Table, error) {
+	n := p.GetSlotCount()
+	if n == 0 || n > MaxSlots || len(p.GetSlots()) != int(n) {
+		return slot.Table{}, fmt.Errorf("metaclient: slot table of epoch %d has %d rows for %d slots (want 1..%d, one row a slot)", p.GetEpoch(), len(p.GetSlots()), n, MaxSlots)
+	}
 	t := slot.Table{Epoch: p.GetEpoch(), Slots: make([]slot.Slot, len(p.GetSlots()))}
 	for i, ps := range p.GetSlots() {
+		if ps.GetId() != uint32(i) {
+			return slot.Table{}, fmt.Errorf("metaclient: slot table of epoch %d has slot %d at row %d", p.GetEpoch(), ps.GetId(), i)
+		}
 		s := slot.Slot{ID: slot.ID(ps.GetId()), Leader: slot.NodeID(ps.GetLeader()), LeaderEpoch: ps.GetLeaderEpoch()}
 		for _, f := range ps.GetFollowers() {
 			s.Followers = append(s.Followers, slot.NodeID(f))
 		}
 		t.Slots[i] = s
 	}
-	return t
+	return t, nil
 }
 
 // Membership keeps a data or session node known to meta until ctx ends:

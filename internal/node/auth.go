@@ -2,6 +2,8 @@ package node
 
 import (
 	"context"
+	"errors"
+	"net/http"
 	"slices"
 	"strings"
 
@@ -12,6 +14,7 @@ import (
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
+	"github.com/strata-registry/strata/internal/admin"
 	"github.com/strata-registry/strata/internal/identity"
 )
 
@@ -126,4 +129,30 @@ func (n *Node) Perms(c *identity.Caller) identity.Perms {
 		return identity.AllPerms
 	}
 	return n.tokens.Perms(c.ID)
+}
+
+// adminAuth lets an operator reach admin HTTP's /api and /debug: a request
+// with the --admin-token, or, on a node with TLS, one with an admin
+// certificate or an admin's token from the tokens file. A node without TLS
+// and without --admin-token leaves them open.
+func (n *Node) adminAuth(r *http.Request) error {
+	if admin.TokenIs(r, n.cfg.AdminToken) {
+		return nil
+	}
+	if n.creds == nil {
+		if n.cfg.AdminToken == "" {
+			return nil
+		}
+		return errors.New("admin token required (Authorization: Bearer <token>)")
+	}
+	if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 {
+		id, err := identity.FromCert(r.TLS.VerifiedChains[0][0])
+		if err == nil && id.Cluster == n.cfg.Cluster && id.Role == identity.RoleAdmin {
+			return nil
+		}
+	}
+	if c, ok := n.tokens.Token(admin.Token(r)); ok && c.ID.Role == identity.RoleAdmin {
+		return nil
+	}
+	return errors.New("an operator is required: an admin certificate, or an admin token from the tokens file (Authorization: Bearer <token>)")
 }

@@ -66,6 +66,14 @@ type Config struct {
 	// which must name this node: spiffe://<Cluster>/<role>/<NodeID>. Off
 	// when empty: then nothing is authenticated.
 	TLS tlsconf.Config
+	// Insecure runs the node without TLS: nothing is authenticated and
+	// every caller may do anything. It must be asked for: a node without
+	// TLS files and without Insecure refuses to start.
+	Insecure bool
+	// CAKeyFile is the CA's key (PEM), for a meta node that issues
+	// certificates to enrolling nodes (MetaService.Enroll); empty: it
+	// issues none. The CA's certificate is TLS.CAFile's first.
+	CAKeyFile string
 	// TokensFile lists the client and operator identities that prove
 	// themselves with a bearer token, and every client's rights
 	// (identity.File); re-read on SIGHUP. Empty: no tokens, and client
@@ -100,6 +108,9 @@ func TestConfig() Config {
 	c.GossipProfile = "local"
 	c.JoinRetry = 50 * time.Millisecond
 	c.CallTimeout = 2 * time.Second
+	// A test that wants TLS (testcluster does, by default) sets the files
+	// and clears this.
+	c.Insecure = true
 	return c
 }
 
@@ -172,6 +183,12 @@ func (c Config) Validate(role cluster.Role) error {
 	}
 	if err := c.TLS.Validate(); err != nil {
 		return err
+	}
+	switch {
+	case !c.TLS.Enabled() && !c.Insecure:
+		return errors.New("no credentials: give --credentials DIR (registryctl certs init DIR) or the --tls-* files, or --insecure to run without authentication")
+	case c.TLS.Enabled() && c.Insecure:
+		return errors.New("--insecure and TLS files together: choose one")
 	}
 	if c.TLS.Enabled() && c.GossipKeyFile == "" {
 		return errors.New("a node with TLS needs a gossip key file (--gossip-key-file): plaintext gossip would let anyone join the pool")

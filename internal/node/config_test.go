@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/strata-registry/strata/internal/cluster"
+	"github.com/strata-registry/strata/internal/tlsconf"
 )
 
 func TestConfig_Validate(t *testing.T) {
@@ -32,7 +33,16 @@ func TestConfig_Validate(t *testing.T) {
 		{"bad advertise", cluster.RoleData, func(c *Config) { c.GRPCAdvertise = "nohost" }, "grpc advertise"},
 		{"gossip port out of range", cluster.RoleData, func(c *Config) { c.GossipPort = 70000 }, "gossip port"},
 		{"no join retry", cluster.RoleData, func(c *Config) { c.JoinRetry = 0 }, "join retry"},
-		{"half TLS", cluster.RoleData, func(c *Config) { c.TLS.CertFile = "c.pem" }, "set together"},
+		{"half TLS", cluster.RoleData, func(c *Config) { c.TLS.CertFile = "c.pem"; c.Insecure = false }, "set together"},
+		{"no credentials, not insecure", cluster.RoleData, func(c *Config) { c.Insecure = false }, "no credentials: give --credentials"},
+		{"insecure and TLS", cluster.RoleData, func(c *Config) {
+			c.TLS = tlsconf.Config{CertFile: "c.pem", KeyFile: "k.pem", CAFile: "ca.pem"}
+		}, "choose one"},
+		{"TLS without a gossip key", cluster.RoleData, func(c *Config) {
+			c.TLS, c.Insecure = tlsconf.Config{CertFile: "c.pem", KeyFile: "k.pem", CAFile: "ca.pem"}, false
+		}, "gossip key"},
+		{"tokens without TLS", cluster.RoleData, func(c *Config) { c.TokensFile = "t.yaml" }, "needs TLS"},
+		{"bad cluster name", cluster.RoleData, func(c *Config) { c.Cluster = "Prod" }, "lower-case"},
 		{"unknown role", cluster.Role("oracle"), func(*Config) {}, "unknown role"},
 	}
 	for _, tc := range tests {

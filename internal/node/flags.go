@@ -1,6 +1,7 @@
 package node
 
 import (
+	"context"
 	"io"
 	"net"
 	"os"
@@ -24,11 +25,16 @@ type Options struct {
 	AdvertiseHost string
 	LogLevel      string
 	LogFormat     string
+	// EnrollTokenFile holds an enroll identity's token: a node whose
+	// certificate file does not exist yet asks meta for one with it
+	// (Enroll) before it starts.
+	EnrollTokenFile string
 	// Credentials is a credentials directory (registryctl certs init):
 	// the TLS files of this node's identity, the tokens file and the
 	// gossip key, for whichever of them no flag sets.
 	Credentials string
-	role        cluster.Role
+	// Role is the node's role (Flags sets it).
+	Role cluster.Role
 }
 
 // Ports are a role's default listen addresses.
@@ -41,7 +47,7 @@ type Ports struct {
 // the shared fields of c (whose current values are the defaults). Data and
 // session nodes also get --meta.
 func (o *Options) Flags(f *pflag.FlagSet, c *Config, role cluster.Role, ports Ports) {
-	o.role = role
+	o.Role = role
 	f.StringVar(&c.NodeID, "node-id", cli.Hostname(), "unique node name (gossip pool, member list, slot table; meta: Raft)")
 	f.StringVar(&c.Zone, "zone", c.Zone, "zone (availability zone or rack) announced to the cluster")
 	if role != cluster.RoleMeta {
@@ -58,7 +64,13 @@ func (o *Options) Flags(f *pflag.FlagSet, c *Config, role cluster.Role, ports Po
 	f.BoolVar(&c.LeaveOnShutdown, "leave-on-shutdown", c.LeaveOnShutdown, "leave the gossip pool on a graceful stop")
 	f.StringVar(&c.Cluster, "cluster", c.Cluster, "cluster name: every certificate of the cluster names it (spiffe://<cluster>/<role>/<node-id>)")
 	f.StringVar(&o.Credentials, "credentials", "", "credentials directory (registryctl certs init): this node's certificate <role>/<node-id>.pem and key, ca.pem, tokens.yaml, gossip.key, for what the other flags leave unset")
+	f.BoolVar(&c.Insecure, "insecure", c.Insecure, "run without TLS: nothing is authenticated, anyone who reaches a port may do anything (development only)")
 	cli.TLSFlags(f, &c.TLS)
+	if role == cluster.RoleMeta {
+		f.StringVar(&c.CAKeyFile, "ca-key-file", c.CAKeyFile, "CA key (PEM): issue certificates to enrolling data and session nodes (default with --credentials: its ca-key-file when present)")
+	} else {
+		f.StringVar(&o.EnrollTokenFile, "enroll-token-file", "", "an enroll identity's token: without a certificate yet, ask meta for one (written to --tls-cert/--tls-key, or the --credentials paths) before starting")
+	}
 	f.StringVar(&c.GossipKeyFile, "gossip-key-file", c.GossipKeyFile, "gossip encryption keys, base64, one a line, primary first (re-read on SIGHUP; registryctl keyring)")
 	f.StringVar(&c.TokensFile, "tokens-file", c.TokensFile, "client and operator identities with their bearer tokens and rights (YAML; re-read on SIGHUP)")
 	f.StringVar(&c.AdminToken, "admin-token", c.AdminToken, "bearer token required on /api and /debug (health and metrics stay open)")
@@ -84,6 +96,13 @@ func (o *Options) Build(w io.Writer, c *Config) (Deps, error) {
 	if d.GRPCListener, c.GRPCAdvertise, err = o.Listen("grpc-addr", o.GRPCAddr); err != nil {
 		return Deps{}, err
 	}
+	if o.EnrollTokenFile != "" {
+		host, _, _ := net.SplitHostPort(c.GRPCAdvertise)
+		if err := enroll(context.Background(), c, o.Role, o.EnrollTokenFile, []string{host}, logger); err != nil {
+			d.Close()
+			return Deps{}, err
+		}
+	}
 	if d.HTTPListener, c.HTTPAdvertise, err = o.Listen("http-addr", o.HTTPAddr); err != nil {
 		d.Close()
 		return Deps{}, err
@@ -105,7 +124,7 @@ func (o *Options) applyCredentials(c *Config) {
 	}
 	d := pki.Dir(o.Credentials)
 	if !c.TLS.Enabled() {
-		r := identity.Role(o.role)
+		r := identity.Role(o.Role)
 		c.TLS = tlsconf.Config{CertFile: d.Cert(r, c.NodeID), KeyFile: d.Key(r, c.NodeID), CAFile: d.CA()}
 	}
 	if c.TokensFile == "" {
@@ -116,6 +135,11 @@ func (o *Options) applyCredentials(c *Config) {
 	if c.GossipKeyFile == "" {
 		if _, err := os.Stat(d.GossipKey()); err == nil {
 			c.GossipKeyFile = d.GossipKey()
+		}
+	}
+	if c.CAKeyFile == "" && o.Role == cluster.RoleMeta {
+		if _, err := os.Stat(d.CAKey()); err == nil {
+			c.CAKeyFile = d.CAKey()
 		}
 	}
 }

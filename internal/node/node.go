@@ -270,12 +270,17 @@ func (n *Node) Run(ctx context.Context, role Role) (err error) {
 	}
 	defer n.reg.Unregister(n.metrics)
 	gs := grpc.NewServer(n.serverOptions()...)
-	mux := admin.New(n.cfg.NodeID, n.reg, n.cfg.AdminToken, n.spec.Ready)
+	mux := admin.New(n.cfg.NodeID, n.reg, n.adminAuth, n.spec.Ready)
 	role.Serve(gs, mux)
 	mux.API("/api/v1/keyring", func(w http.ResponseWriter, r *http.Request) {
 		admin.WriteJSON(w, http.StatusOK, agent.Keyring())
 	})
 	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, MaxHeaderBytes: 64 << 10}
+	if n.creds != nil {
+		// Admin HTTP is TLS like the rest: operators and scrapers verify
+		// the node, an admin certificate (or token) opens /api and /debug.
+		hs.TLSConfig = n.creds.Server(tls.VerifyClientCertIfGiven, nil)
+	}
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
@@ -295,6 +300,9 @@ func (n *Node) Run(ctx context.Context, role Role) (err error) {
 		n.stop(role, gs, hs)
 		return nil
 	})
+	if n.creds == nil {
+		n.logger.Warn("running without TLS (--insecure): nothing is authenticated; anyone who reaches a port may join, read and write")
+	}
 	close(n.ready)
 	// Tests of real processes read the bound addresses from this line.
 	attrs := []any{"grpc", n.grpcAddr, "http", n.httpAddr, "gossip", agent.Addr()}

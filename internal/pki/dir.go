@@ -55,6 +55,10 @@ type Plan struct {
 	// certificate and a token each, and an entry in the tokens file
 	// (clients may publish and subscribe to every data ID).
 	Clients, Admins []string
+	// Enrollers are names of enroll identities: a token each, and an entry
+	// that may enroll session nodes (MetaService.Enroll), for nodes whose
+	// ids are not known in advance (scaled containers).
+	Enrollers []string
 	// Hosts are put in every node certificate (DNS names or IPs).
 	Hosts []string
 	// Validity is how long the certificates are valid (the CA five times
@@ -100,6 +104,11 @@ func Init(dir Dir, p Plan, now time.Time) (written []string, err error) {
 					return w.paths, err
 				}
 			}
+		}
+	}
+	for _, name := range p.Enrollers {
+		if err := w.token(dir, identity.ID{Cluster: p.Cluster, Role: identity.RoleEnroll, Name: name}); err != nil {
+			return w.paths, err
 		}
 	}
 	if err := w.tokensFile(dir, p); err != nil {
@@ -211,7 +220,7 @@ func (w *writer) tokensFile(dir Dir, p Plan) error {
 	for _, group := range []struct {
 		role  identity.Role
 		names []string
-	}{{identity.RoleClient, p.Clients}, {identity.RoleAdmin, p.Admins}} {
+	}{{identity.RoleClient, p.Clients}, {identity.RoleAdmin, p.Admins}, {identity.RoleEnroll, p.Enrollers}} {
 		for _, name := range group.names {
 			if have(group.role, name) {
 				continue
@@ -221,8 +230,11 @@ func (w *writer) tokensFile(dir Dir, p Plan) error {
 				return err
 			}
 			e := identity.Entry{Name: name, Role: group.role, TokenSHA256: identity.HashToken(tok)}
-			if group.role == identity.RoleClient {
+			switch group.role {
+			case identity.RoleClient:
 				e.Publish, e.Subscribe = []string{identity.Any}, []string{identity.Any}
+			case identity.RoleEnroll:
+				e.Enroll = []identity.Role{identity.RoleSession}
 			}
 			f.Identities = append(f.Identities, e)
 			added = true

@@ -109,16 +109,29 @@ func (ca *CA) KeyPEM() ([]byte, error) { return keyPEM(ca.Key) }
 // the addresses clients dial by when they verify host names, Strata's own
 // links verify the identity instead) from an hour before now for validity.
 func (ca *CA) Issue(id identity.ID, hosts []string, now time.Time, validity time.Duration) (certPEM, key []byte, err error) {
-	if err := id.Validate(); err != nil {
-		return nil, nil, err
-	}
 	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, nil, err
 	}
-	serial, err := newSerial()
+	if certPEM, err = ca.Sign(&k.PublicKey, id, hosts, now, validity); err != nil {
+		return nil, nil, err
+	}
+	kp, err := keyPEM(k)
 	if err != nil {
 		return nil, nil, err
+	}
+	return certPEM, kp, nil
+}
+
+// Sign makes a certificate for id and the public key pub (from a
+// certificate request: the key never leaves its owner), as Issue does.
+func (ca *CA) Sign(pub any, id identity.ID, hosts []string, now time.Time, validity time.Duration) (certPEM []byte, err error) {
+	if err := id.Validate(); err != nil {
+		return nil, err
+	}
+	serial, err := newSerial()
+	if err != nil {
+		return nil, err
 	}
 	notAfter := now.Add(validity)
 	if notAfter.After(ca.Cert.NotAfter) {
@@ -140,15 +153,25 @@ func (ca *CA) Issue(id identity.ID, hosts []string, now time.Time, validity time
 			tmpl.DNSNames = append(tmpl.DNSNames, h)
 		}
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, &k.PublicKey, ca.Key)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, pub, ca.Key)
 	if err != nil {
-		return nil, nil, fmt.Errorf("pki: issue %s: %w", id, err)
+		return nil, fmt.Errorf("pki: issue %s: %w", id, err)
 	}
-	kp, err := keyPEM(k)
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), nil
+}
+
+// NewRequest makes a key and a certificate request for it (DER), for
+// enrolling: the request names nothing, the enrollment says who it is for.
+func NewRequest() (keyPEMBytes, csr []byte, err error) {
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, nil, err
 	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), kp, nil
+	if csr, err = x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, k); err != nil {
+		return nil, nil, err
+	}
+	kp, err := keyPEM(k)
+	return kp, csr, err
 }
 
 // NewToken returns a random bearer token: 32 bytes, hex.

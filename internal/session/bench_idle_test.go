@@ -16,9 +16,12 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/strata-registry/strata/internal/identity"
 	"github.com/strata-registry/strata/internal/testcluster"
+	"github.com/strata-registry/strata/internal/tlsconf"
 
 	registryv1 "github.com/strata-registry/strata/pkg/proto/registry/v1"
 )
@@ -49,7 +52,7 @@ func BenchmarkSession_IdleConnMemory(b *testing.B) {
 					return nil
 				})
 				heap0, stack0, g0 := liveMemory()
-				child := startIdleClients(b, sess.Server().GRPCAddr(), conns, subs)
+				child := startIdleClients(b, c, sess.Server().GRPCAddr(), conns, subs)
 				heap1, stack1, g1 := liveMemory()
 				child.stop(b)
 				b.ReportMetric(float64(heap1-heap0)/conns, "heap-B/conn")
@@ -84,10 +87,16 @@ type idleChild struct {
 // startIdleClients runs n idle clients of addr in a child process and
 // returns once every one is connected, subscribed and has acked its
 // subscriptions' first pushes.
-func startIdleClients(b *testing.B, addr string, n, subs int) *idleChild {
+//
+// The clients hold the test client's certificate (STRATA_IDLE_TLS names
+// its files) unless the cluster runs without TLS.
+func startIdleClients(b *testing.B, c *testcluster.Cluster, addr string, n, subs int) *idleChild {
 	b.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestIdleClientsProcess$")
 	cmd.Env = append(os.Environ(), fmt.Sprintf("STRATA_IDLE_CLIENTS=%s,%d,%d", addr, n, subs))
+	if tc := c.TLS(b, identity.RoleClient, testcluster.ClientName); tc.Enabled() {
+		cmd.Env = append(cmd.Env, fmt.Sprintf("STRATA_IDLE_TLS=%s,%s,%s", tc.CertFile, tc.KeyFile, tc.CAFile))
+	}
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -171,9 +180,18 @@ func TestIdleClientsProcess(t *testing.T) {
 			_ = cc.Close()
 		}
 	}()
+	creds := insecure.NewCredentials()
+	if files := strings.Split(os.Getenv("STRATA_IDLE_TLS"), ","); len(files) == 3 {
+		tc, err := tlsconf.Load(tlsconf.Config{CertFile: files[0], KeyFile: files[1], CAFile: files[2]}, testcluster.Name)
+		if err != nil {
+			fmt.Printf("error: %v\n", err)
+			t.Fatal(err)
+		}
+		creds = credentials.NewTLS(tc.Client(identity.Peer{Role: identity.RoleSession}))
+	}
 	settled := make(chan error, n)
 	for i := range n {
-		cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(creds))
 		if err != nil {
 			fmt.Printf("error: %v\n", err)
 			t.Fatal(err)

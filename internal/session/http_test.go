@@ -11,7 +11,9 @@ import (
 	registryv1 "github.com/strata-registry/strata/pkg/proto/registry/v1"
 )
 
-func get(t *testing.T, url, token string) (int, string) {
+// get GETs url from c's admin HTTP as a caller without a certificate
+// (only token decides), and returns the status and body.
+func get(t *testing.T, c *testcluster.Cluster, url, token string) (int, string) {
 	t.Helper()
 	req, err := http.NewRequest(http.MethodGet, url, nil)
 	if err != nil {
@@ -20,7 +22,7 @@ func get(t *testing.T, url, token string) (int, string) {
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := c.HTTP(t, false).Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,12 +38,12 @@ func TestSession_AdminHTTP_ReadyMetricsViews(t *testing.T) {
 	acked(t)(cl.Subscribe(svc, "s", registryv1.Scope_SCOPE_GLOBAL))
 	acked(t)(cl.Publish(svc, "p", 1, "v"))
 	nextPush(t, cl, key)
-	base := "http://" + c.Session(0).Server().HTTPAddr()
-	if code, body := get(t, base+"/readyz", ""); code != http.StatusOK || !strings.Contains(body, "ready") {
+	base := c.URL(c.Session(0).Server().HTTPAddr(), "")
+	if code, body := get(t, c, base+"/readyz", ""); code != http.StatusOK || !strings.Contains(body, "ready") {
 		t.Fatalf("/readyz: %d %s", code, body)
 	}
 	testcluster.Eventually(t, testcluster.DefaultWait, func() error {
-		_, body := get(t, base+"/metrics", "")
+		_, body := get(t, c, base+"/metrics", "")
 		for _, want := range []string{"strata_session_connections 1", "strata_session_publishers 1", "strata_session_forward_backlog 0",
 			"strata_push_subscribers 1", "strata_push_latency_seconds_count", "strata_push_sent_total"} {
 			if !strings.Contains(body, want) {
@@ -50,13 +52,13 @@ func TestSession_AdminHTTP_ReadyMetricsViews(t *testing.T) {
 		}
 		return nil
 	})
-	if code, _ := get(t, base+"/api/v1/connections", ""); code != http.StatusUnauthorized {
+	if code, _ := get(t, c, base+"/api/v1/connections", ""); code != http.StatusUnauthorized {
 		t.Fatalf("/api/v1/connections without token: %d", code)
 	}
-	if code, body := get(t, base+"/api/v1/connections", "tok"); code != http.StatusOK || !strings.Contains(body, `"client-1"`) {
+	if code, body := get(t, c, base+"/api/v1/connections", "tok"); code != http.StatusOK || !strings.Contains(body, `"client-1"`) {
 		t.Fatalf("/api/v1/connections: %d %s", code, body)
 	}
-	if code, body := get(t, base+"/api/v1/subscriptions", "tok"); code != http.StatusOK || !strings.Contains(body, svc) {
+	if code, body := get(t, c, base+"/api/v1/subscriptions", "tok"); code != http.StatusOK || !strings.Contains(body, svc) {
 		t.Fatalf("/api/v1/subscriptions: %d %s", code, body)
 	}
 }

@@ -183,13 +183,16 @@ func (r *lifecycle) Close() error {
 // applyTable takes a new slot table (in epoch order) and wakes the
 // forwarder, whose pending writes may now have a leader.
 func (s *Server) applyTable(pt *registryv1.SlotTable) {
-	t := metaclient.Table(pt)
+	t, err := metaclient.Table(pt)
+	if err != nil {
+		s.logger.Error("unusable slot table from meta", "err", err)
+		return
+	}
 	tv := s.table.Load()
 	h := (*slot.Hasher)(nil)
 	if tv != nil && len(tv.t.Slots) == int(pt.GetSlotCount()) {
 		h = tv.hasher
 	} else {
-		var err error
 		if h, err = slot.NewHasher(int(pt.GetSlotCount())); err != nil {
 			s.logger.Error("unusable slot table from meta", "epoch", t.Epoch, "err", err)
 			return

@@ -3,6 +3,7 @@ package testcluster
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -230,4 +231,34 @@ func (c *Cluster) SetIdentities(t testing.TB, entries ...identity.Entry) {
 		t.Fatal(err)
 	}
 	c.ReloadAll(t)
+}
+
+// HTTP returns a client for the nodes' admin HTTP: it verifies that the
+// server is a node of the cluster and, with asAdmin, presents the test
+// operator's certificate (which opens /api and /debug). It keeps no idle
+// connections. For an insecure cluster it is a plain client.
+func (c *Cluster) HTTP(t testing.TB, asAdmin bool) *http.Client {
+	t.Helper()
+	tr := &http.Transport{DisableKeepAlives: true}
+	if c.creds != nil {
+		cr := c.Creds(t, identity.RoleAdmin, AdminName)
+		if !asAdmin {
+			anon, err := tlsconf.Load(tlsconf.Config{CAFile: c.creds.dir.CA()}, Name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cr = anon
+		}
+		tr.TLSClientConfig = cr.Client(identity.AnyNode)
+	}
+	return &http.Client{Timeout: DefaultWait, Transport: tr}
+}
+
+// URL returns the URL of path on the admin HTTP server at addr: https
+// unless the cluster is insecure.
+func (c *Cluster) URL(addr, path string) string {
+	if c.creds == nil {
+		return "http://" + addr + path
+	}
+	return "https://" + addr + path
 }

@@ -192,6 +192,7 @@ func (c *Cluster) startMeta(t testing.TB, n *MetaNode) {
 // its TLS files and the tokens file.
 func (c *Cluster) secure(t testing.TB, cfg *node.Config, role identity.Role) {
 	cfg.Cluster = Name
+	cfg.Insecure = c.creds == nil
 	cfg.TLS = c.TLS(t, role, cfg.NodeID)
 	cfg.TokensFile = c.TokensFile()
 	cfg.GossipKeyFile = c.GossipKeyFile()

@@ -1130,6 +1130,136 @@ func (x *GetClusterInfoResponse) GetCommitIndex() uint64 {
 	return 0
 }
 
+// MetaService is served by every meta node. Writes and ListSessions go to the
+// EnrollRequest asks for a certificate naming a new data or session node
+// (its identity, spiffe://<cluster>/<role>/<node_id>), for the key of csr.
+// Only an enroll identity of the tokens file may ask, for the roles its
+// entry lists, and never for an id that is a member.
+type EnrollRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// csr is a PKCS #10 certificate request (DER), signed with the new key.
+	Csr    []byte `protobuf:"bytes,1,opt,name=csr,proto3" json:"csr,omitempty"`
+	Role   Role   `protobuf:"varint,2,opt,name=role,proto3,enum=registry.v1.Role" json:"role,omitempty"`
+	NodeId string `protobuf:"bytes,3,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	// hosts are DNS names or IPs for the certificate, for clients that
+	// verify host names (Strata's own links check the identity).
+	Hosts         []string `protobuf:"bytes,4,rep,name=hosts,proto3" json:"hosts,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EnrollRequest) Reset() {
+	*x = EnrollRequest{}
+	mi := &file_meta_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EnrollRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EnrollRequest) ProtoMessage() {}
+
+func (x *EnrollRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_meta_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EnrollRequest.ProtoReflect.Descriptor instead.
+func (*EnrollRequest) Descriptor() ([]byte, []int) {
+	return file_meta_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *EnrollRequest) GetCsr() []byte {
+	if x != nil {
+		return x.Csr
+	}
+	return nil
+}
+
+func (x *EnrollRequest) GetRole() Role {
+	if x != nil {
+		return x.Role
+	}
+	return Role_ROLE_UNSPECIFIED
+}
+
+func (x *EnrollRequest) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *EnrollRequest) GetHosts() []string {
+	if x != nil {
+		return x.Hosts
+	}
+	return nil
+}
+
+type EnrollResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// certificate is the signed certificate (PEM).
+	Certificate []byte `protobuf:"bytes,1,opt,name=certificate,proto3" json:"certificate,omitempty"`
+	// ca is the CA that signed it (PEM).
+	Ca            []byte `protobuf:"bytes,2,opt,name=ca,proto3" json:"ca,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EnrollResponse) Reset() {
+	*x = EnrollResponse{}
+	mi := &file_meta_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EnrollResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EnrollResponse) ProtoMessage() {}
+
+func (x *EnrollResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_meta_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EnrollResponse.ProtoReflect.Descriptor instead.
+func (*EnrollResponse) Descriptor() ([]byte, []int) {
+	return file_meta_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *EnrollResponse) GetCertificate() []byte {
+	if x != nil {
+		return x.Certificate
+	}
+	return nil
+}
+
+func (x *EnrollResponse) GetCa() []byte {
+	if x != nil {
+		return x.Ca
+	}
+	return nil
+}
+
 var File_meta_proto protoreflect.FileDescriptor
 
 const file_meta_proto_rawDesc = "" +
@@ -1205,7 +1335,15 @@ const file_meta_proto_rawDesc = "" +
 	"\vtable_epoch\x18\x06 \x01(\x04R\n" +
 	"tableEpoch\x12\x12\n" +
 	"\x04term\x18\a \x01(\x04R\x04term\x12!\n" +
-	"\fcommit_index\x18\b \x01(\x04R\vcommitIndex*L\n" +
+	"\fcommit_index\x18\b \x01(\x04R\vcommitIndex\"w\n" +
+	"\rEnrollRequest\x12\x10\n" +
+	"\x03csr\x18\x01 \x01(\fR\x03csr\x12%\n" +
+	"\x04role\x18\x02 \x01(\x0e2\x11.registry.v1.RoleR\x04role\x12\x17\n" +
+	"\anode_id\x18\x03 \x01(\tR\x06nodeId\x12\x14\n" +
+	"\x05hosts\x18\x04 \x03(\tR\x05hosts\"B\n" +
+	"\x0eEnrollResponse\x12 \n" +
+	"\vcertificate\x18\x01 \x01(\fR\vcertificate\x12\x0e\n" +
+	"\x02ca\x18\x02 \x01(\fR\x02ca*L\n" +
 	"\x04Role\x12\x14\n" +
 	"\x10ROLE_UNSPECIFIED\x10\x00\x12\r\n" +
 	"\tROLE_META\x10\x01\x12\r\n" +
@@ -1213,14 +1351,15 @@ const file_meta_proto_rawDesc = "" +
 	"\fROLE_SESSION\x10\x03*=\n" +
 	"\tNodeState\x12\x1a\n" +
 	"\x16NODE_STATE_UNSPECIFIED\x10\x00\x12\x14\n" +
-	"\x10NODE_STATE_ALIVE\x10\x012\xfa\x03\n" +
+	"\x10NODE_STATE_ALIVE\x10\x012\xbd\x04\n" +
 	"\vMetaService\x12S\n" +
 	"\fRegisterNode\x12 .registry.v1.RegisterNodeRequest\x1a!.registry.v1.RegisterNodeResponse\x12J\n" +
 	"\tHeartbeat\x12\x1d.registry.v1.HeartbeatRequest\x1a\x1e.registry.v1.HeartbeatResponse\x12N\n" +
 	"\x0eWatchSlotTable\x12\".registry.v1.WatchSlotTableRequest\x1a\x16.registry.v1.SlotTable0\x01\x12S\n" +
 	"\fListSessions\x12 .registry.v1.ListSessionsRequest\x1a!.registry.v1.ListSessionsResponse\x12J\n" +
 	"\tGetLeader\x12\x1d.registry.v1.GetLeaderRequest\x1a\x1e.registry.v1.GetLeaderResponse\x12Y\n" +
-	"\x0eGetClusterInfo\x12\".registry.v1.GetClusterInfoRequest\x1a#.registry.v1.GetClusterInfoResponseBDZBgithub.com/strata-registry/strata/pkg/proto/registry/v1;registryv1b\x06proto3"
+	"\x0eGetClusterInfo\x12\".registry.v1.GetClusterInfoRequest\x1a#.registry.v1.GetClusterInfoResponse\x12A\n" +
+	"\x06Enroll\x12\x1a.registry.v1.EnrollRequest\x1a\x1b.registry.v1.EnrollResponseBDZBgithub.com/strata-registry/strata/pkg/proto/registry/v1;registryv1b\x06proto3"
 
 var (
 	file_meta_proto_rawDescOnce sync.Once
@@ -1235,7 +1374,7 @@ func file_meta_proto_rawDescGZIP() []byte {
 }
 
 var file_meta_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_meta_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_meta_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_meta_proto_goTypes = []any{
 	(Role)(0),                      // 0: registry.v1.Role
 	(NodeState)(0),                 // 1: registry.v1.NodeState
@@ -1256,6 +1395,8 @@ var file_meta_proto_goTypes = []any{
 	(*GetLeaderResponse)(nil),      // 16: registry.v1.GetLeaderResponse
 	(*GetClusterInfoRequest)(nil),  // 17: registry.v1.GetClusterInfoRequest
 	(*GetClusterInfoResponse)(nil), // 18: registry.v1.GetClusterInfoResponse
+	(*EnrollRequest)(nil),          // 19: registry.v1.EnrollRequest
+	(*EnrollResponse)(nil),         // 20: registry.v1.EnrollResponse
 }
 var file_meta_proto_depIdxs = []int32{
 	0,  // 0: registry.v1.Node.role:type_name -> registry.v1.Role
@@ -1268,23 +1409,26 @@ var file_meta_proto_depIdxs = []int32{
 	15, // 7: registry.v1.GetLeaderResponse.leader:type_name -> registry.v1.MetaPeer
 	15, // 8: registry.v1.GetClusterInfoResponse.meta:type_name -> registry.v1.MetaPeer
 	2,  // 9: registry.v1.GetClusterInfoResponse.members:type_name -> registry.v1.Node
-	5,  // 10: registry.v1.MetaService.RegisterNode:input_type -> registry.v1.RegisterNodeRequest
-	8,  // 11: registry.v1.MetaService.Heartbeat:input_type -> registry.v1.HeartbeatRequest
-	10, // 12: registry.v1.MetaService.WatchSlotTable:input_type -> registry.v1.WatchSlotTableRequest
-	11, // 13: registry.v1.MetaService.ListSessions:input_type -> registry.v1.ListSessionsRequest
-	14, // 14: registry.v1.MetaService.GetLeader:input_type -> registry.v1.GetLeaderRequest
-	17, // 15: registry.v1.MetaService.GetClusterInfo:input_type -> registry.v1.GetClusterInfoRequest
-	6,  // 16: registry.v1.MetaService.RegisterNode:output_type -> registry.v1.RegisterNodeResponse
-	9,  // 17: registry.v1.MetaService.Heartbeat:output_type -> registry.v1.HeartbeatResponse
-	4,  // 18: registry.v1.MetaService.WatchSlotTable:output_type -> registry.v1.SlotTable
-	13, // 19: registry.v1.MetaService.ListSessions:output_type -> registry.v1.ListSessionsResponse
-	16, // 20: registry.v1.MetaService.GetLeader:output_type -> registry.v1.GetLeaderResponse
-	18, // 21: registry.v1.MetaService.GetClusterInfo:output_type -> registry.v1.GetClusterInfoResponse
-	16, // [16:22] is the sub-list for method output_type
-	10, // [10:16] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	0,  // 10: registry.v1.EnrollRequest.role:type_name -> registry.v1.Role
+	5,  // 11: registry.v1.MetaService.RegisterNode:input_type -> registry.v1.RegisterNodeRequest
+	8,  // 12: registry.v1.MetaService.Heartbeat:input_type -> registry.v1.HeartbeatRequest
+	10, // 13: registry.v1.MetaService.WatchSlotTable:input_type -> registry.v1.WatchSlotTableRequest
+	11, // 14: registry.v1.MetaService.ListSessions:input_type -> registry.v1.ListSessionsRequest
+	14, // 15: registry.v1.MetaService.GetLeader:input_type -> registry.v1.GetLeaderRequest
+	17, // 16: registry.v1.MetaService.GetClusterInfo:input_type -> registry.v1.GetClusterInfoRequest
+	19, // 17: registry.v1.MetaService.Enroll:input_type -> registry.v1.EnrollRequest
+	6,  // 18: registry.v1.MetaService.RegisterNode:output_type -> registry.v1.RegisterNodeResponse
+	9,  // 19: registry.v1.MetaService.Heartbeat:output_type -> registry.v1.HeartbeatResponse
+	4,  // 20: registry.v1.MetaService.WatchSlotTable:output_type -> registry.v1.SlotTable
+	13, // 21: registry.v1.MetaService.ListSessions:output_type -> registry.v1.ListSessionsResponse
+	16, // 22: registry.v1.MetaService.GetLeader:output_type -> registry.v1.GetLeaderResponse
+	18, // 23: registry.v1.MetaService.GetClusterInfo:output_type -> registry.v1.GetClusterInfoResponse
+	20, // 24: registry.v1.MetaService.Enroll:output_type -> registry.v1.EnrollResponse
+	18, // [18:25] is the sub-list for method output_type
+	11, // [11:18] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_meta_proto_init() }
@@ -1298,7 +1442,7 @@ func file_meta_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_meta_proto_rawDesc), len(file_meta_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   17,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -28,13 +28,13 @@ const (
 	MetaService_ListSessions_FullMethodName   = "/registry.v1.MetaService/ListSessions"
 	MetaService_GetLeader_FullMethodName      = "/registry.v1.MetaService/GetLeader"
 	MetaService_GetClusterInfo_FullMethodName = "/registry.v1.MetaService/GetClusterInfo"
+	MetaService_Enroll_FullMethodName         = "/registry.v1.MetaService/Enroll"
 )
 
 // MetaServiceClient is the client API for MetaService service.
 //
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
-// MetaService is served by every meta node. Writes and ListSessions go to the
 // Raft leader: a follower forwards them. WatchSlotTable and the read calls
 // are served from the node's own replica of the state.
 type MetaServiceClient interface {
@@ -50,6 +50,9 @@ type MetaServiceClient interface {
 	GetLeader(ctx context.Context, in *GetLeaderRequest, opts ...grpc.CallOption) (*GetLeaderResponse, error)
 	// GetClusterInfo returns settings, meta peers and members.
 	GetClusterInfo(ctx context.Context, in *GetClusterInfoRequest, opts ...grpc.CallOption) (*GetClusterInfoResponse, error)
+	// Enroll issues a certificate for a new node, from a meta node that holds
+	// the CA key (--ca-key-file); any such meta node answers.
+	Enroll(ctx context.Context, in *EnrollRequest, opts ...grpc.CallOption) (*EnrollResponse, error)
 }
 
 type metaServiceClient struct {
@@ -129,11 +132,20 @@ func (c *metaServiceClient) GetClusterInfo(ctx context.Context, in *GetClusterIn
 	return out, nil
 }
 
+func (c *metaServiceClient) Enroll(ctx context.Context, in *EnrollRequest, opts ...grpc.CallOption) (*EnrollResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(EnrollResponse)
+	err := c.cc.Invoke(ctx, MetaService_Enroll_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // MetaServiceServer is the server API for MetaService service.
 // All implementations must embed UnimplementedMetaServiceServer
 // for forward compatibility.
 //
-// MetaService is served by every meta node. Writes and ListSessions go to the
 // Raft leader: a follower forwards them. WatchSlotTable and the read calls
 // are served from the node's own replica of the state.
 type MetaServiceServer interface {
@@ -149,6 +161,9 @@ type MetaServiceServer interface {
 	GetLeader(context.Context, *GetLeaderRequest) (*GetLeaderResponse, error)
 	// GetClusterInfo returns settings, meta peers and members.
 	GetClusterInfo(context.Context, *GetClusterInfoRequest) (*GetClusterInfoResponse, error)
+	// Enroll issues a certificate for a new node, from a meta node that holds
+	// the CA key (--ca-key-file); any such meta node answers.
+	Enroll(context.Context, *EnrollRequest) (*EnrollResponse, error)
 	mustEmbedUnimplementedMetaServiceServer()
 }
 
@@ -176,6 +191,9 @@ func (UnimplementedMetaServiceServer) GetLeader(context.Context, *GetLeaderReque
 }
 func (UnimplementedMetaServiceServer) GetClusterInfo(context.Context, *GetClusterInfoRequest) (*GetClusterInfoResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetClusterInfo not implemented")
+}
+func (UnimplementedMetaServiceServer) Enroll(context.Context, *EnrollRequest) (*EnrollResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Enroll not implemented")
 }
 func (UnimplementedMetaServiceServer) mustEmbedUnimplementedMetaServiceServer() {}
 func (UnimplementedMetaServiceServer) testEmbeddedByValue()                     {}
@@ -299,6 +317,24 @@ func _MetaService_GetClusterInfo_Handler(srv interface{}, ctx context.Context, d
 	return interceptor(ctx, in, info, handler)
 }
 
+func _MetaService_Enroll_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(EnrollRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MetaServiceServer).Enroll(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: MetaService_Enroll_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MetaServiceServer).Enroll(ctx, req.(*EnrollRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // MetaService_ServiceDesc is the grpc.ServiceDesc for MetaService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -325,6 +361,10 @@ var MetaService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetClusterInfo",
 			Handler:    _MetaService_GetClusterInfo_Handler,
+		},
+		{
+			MethodName: "Enroll",
+			Handler:    _MetaService_Enroll_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

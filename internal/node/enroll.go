@@ -1,0 +1,114 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"google.golang.org/grpc"
+
+	"github.com/strata-registry/strata/internal/cluster"
+	"github.com/strata-registry/strata/internal/identity"
+	"github.com/strata-registry/strata/internal/pki"
+	"github.com/strata-registry/strata/internal/rpc"
+	"github.com/strata-registry/strata/internal/tlsconf"
+	registryv1 "github.com/strata-registry/strata/pkg/proto/registry/v1"
+)
+
+// enrollWait bounds how long a starting node keeps asking meta for its
+// certificate (meta may be starting too).
+const enrollWait = 2 * time.Minute
+
+// enroll gets a data or session node its certificate when it has none yet
+// (see meta's Enroll): a new key, a request sent with the enroll token in
+// tokenFile to the meta nodes in turn until one signs, and the certificate
+// and key written where c.TLS names them (the key 0600). hosts go in the
+// certificate. A node whose certificate file exists does nothing.
+func enroll(ctx context.Context, c *Config, role cluster.Role, tokenFile string, hosts []string, logger *slog.Logger) error {
+	if c.TLS.CertFile == "" || c.TLS.KeyFile == "" || c.TLS.CAFile == "" {
+		return errors.New("enroll: --enroll-token-file needs where the certificate goes (--tls-cert, --tls-key, --tls-ca, or --credentials)")
+	}
+	if _, err := os.Stat(c.TLS.CertFile); err == nil {
+		return nil
+	}
+	tok, err := pki.ReadToken(tokenFile)
+	if err != nil {
+		return fmt.Errorf("enroll: %w", err)
+	}
+	ca, err := tlsconf.Load(tlsconf.Config{CAFile: c.TLS.CAFile}, c.Cluster)
+	if err != nil {
+		return fmt.Errorf("enroll: %w", err)
+	}
+	keyPEM, csr, err := pki.NewRequest()
+	if err != nil {
+		return err
+	}
+	protoRole := registryv1.Role_ROLE_SESSION
+	if role == cluster.RoleData {
+		protoRole = registryv1.Role_ROLE_DATA
+	}
+	req := &registryv1.EnrollRequest{Csr: csr, Role: protoRole, NodeId: c.NodeID, Hosts: hosts}
+	ctx, cancel := context.WithTimeout(ctx, enrollWait)
+	defer cancel()
+	pool := rpc.NewPool(ca, len(c.MetaAddrs))
+	defer pool.Close()
+	var last error
+	for ctx.Err() == nil {
+		for _, addr := range c.MetaAddrs {
+			conn, err := pool.Get(addr, identity.Peer{Role: identity.RoleMeta})
+			if err != nil {
+				last = err
+				continue
+			}
+			cctx, ccancel := context.WithTimeout(ctx, c.CallTimeout)
+			resp, err := registryv1.NewMetaServiceClient(conn).Enroll(cctx, req, grpc.PerRPCCredentials(bearer(tok)))
+			ccancel()
+			if err != nil {
+				last = fmt.Errorf("meta %s: %w", addr, err)
+				continue
+			}
+			if err := writeEnrolled(c.TLS, resp.GetCertificate(), keyPEM); err != nil {
+				return err
+			}
+			logger.Info("enrolled: meta issued this node's certificate", "meta", addr, "cert", c.TLS.CertFile)
+			return nil
+		}
+		logger.Warn("enroll: no meta node issued a certificate yet; retrying", "err", last)
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
+	return fmt.Errorf("enroll: no certificate within %v: %w", enrollWait, last)
+}
+
+// writeEnrolled writes the key, then the certificate (whose presence says
+// enrollment is done).
+func writeEnrolled(tc tlsconf.Config, cert, key []byte) error {
+	for _, f := range []struct {
+		path string
+		b    []byte
+		mode os.FileMode
+	}{{tc.KeyFile, key, 0o600}, {tc.CertFile, cert, 0o644}} {
+		if err := os.MkdirAll(filepath.Dir(f.path), 0o755); err != nil {
+			return fmt.Errorf("enroll: %w", err)
+		}
+		if err := os.WriteFile(f.path, f.b, f.mode); err != nil {
+			return fmt.Errorf("enroll: %w", err)
+		}
+	}
+	return nil
+}
+
+// bearer sends a token with every call, over TLS only.
+type bearer string
+
+func (b bearer) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
+	return map[string]string{authHeader: "Bearer " + string(b)}, nil
+}
+
+func (bearer) RequireTransportSecurity() bool { return true }
