@@ -6,7 +6,7 @@ PROTO_DIR := pkg/proto/registry/v1
 PROTOS    := $(wildcard $(PROTO_DIR)/*.proto)
 TEST_TIMEOUT ?= 15m
 
-.PHONY: all build test e2e lint proto run bench bench-pushlat bench-etcd bench-compare clean
+.PHONY: all build test e2e lint proto run bench bench-pushlat bench-etcd bench-compare fuzz fuzz-corpus clean
 .PHONY: compose-image compose-up compose-down compose-smoke
 
 all: build
@@ -22,6 +22,39 @@ build:
 ## machine's cores to themselves (less timing noise); about 2.5 minutes.
 test:
 	$(GO) test -race -count=1 -p 1 -timeout $(TEST_TIMEOUT) ./...
+	@$(MAKE) --no-print-directory fuzz FUZZTIME=2000x
+
+## fuzz: every fuzz target for FUZZTIME each (default 500000 inputs, a
+## few minutes; make test runs 2000 each). Decoders and validators at an
+## edge: client frames, the server codec, dataInfoIDs, publishers, FSM
+## commands, slot tables, the tokens file, identities, gossip key files,
+## discovery instances. Seeds are in the code and in each package's
+## testdata/fuzz/ (make fuzz-corpus adds to them). Counts, not durations: a
+## duration on Go 1.26 can end a clean run with a spurious "context deadline
+## exceeded" (golang/go#75804, fixed in Go 1.27).
+FUZZTIME ?= 500000x
+FUZZ_TARGETS := internal/session:FuzzClientFrame internal/node:FuzzLenientCodec \
+  internal/record:FuzzParseDataInfoID internal/record:FuzzValidatePublisher internal/meta:FuzzFSMApply \
+  internal/metaclient:FuzzTable internal/identity:FuzzParseFile internal/identity:FuzzParse \
+  internal/cluster:FuzzParseKeys pkg/client/discovery:FuzzDecodeInstance
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	  pkg=$${t%%:*}; name=$${t##*:}; \
+	  echo "fuzz $$name ($$pkg) for $(FUZZTIME)"; \
+	  $(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) ./$$pkg > /tmp/strata-fuzz.log 2>&1 || { cat /tmp/strata-fuzz.log; exit 1; }; \
+	  tail -n 1 /tmp/strata-fuzz.log; \
+	done
+
+## fuzz-corpus: copy up to 30 inputs per target from Go's fuzz cache (what
+## make fuzz found) into the packages' testdata/fuzz/, to commit.
+fuzz-corpus:
+	@for t in $(FUZZ_TARGETS); do \
+	  pkg=$${t%%:*}; name=$${t##*:}; \
+	  src="$$($(GO) env GOCACHE)/fuzz/github.com/strata-registry/strata/$$pkg/$$name"; \
+	  [ -d "$$src" ] || continue; mkdir -p "$$pkg/testdata/fuzz/$$name"; \
+	  ls "$$src" | head -n 30 | while read -r f; do cp "$$src/$$f" "$$pkg/testdata/fuzz/$$name/"; done; \
+	  echo "$$pkg/testdata/fuzz/$$name: $$(ls "$$pkg/testdata/fuzz/$$name" | wc -l) inputs"; \
+	done
 
 ## e2e: end-to-end tests of real processes (internal/e2e, build tag e2e): a cluster of the
 ## binaries on loopback, sessions and data leaders killed under a live client; about 30 s

@@ -35,10 +35,14 @@ assigns it: as leader it serves sessions' writes and reads, sends change
 notices, expires dead sessions' publishers and repairs from sessions; as
 follower it replicates from the leader.
 
+Security is on by default: the node needs credentials (--credentials DIR
+from registryctl certs init, or the --tls-* files, a gossip key and a
+tokens file) and refuses to start without them unless given --insecure.
+
 Every flag can also be set from the environment: STRATA_ plus the flag name
 in upper snake case (--node-id is STRATA_NODE_ID). Flags win over the
 environment.`,
-		Example:      `  data --node-id data-1 --meta meta-1:9615,meta-2:9615,meta-3:9615 --join meta-1:7946`,
+		Example:      `  data --node-id data-1 --credentials /etc/strata --meta meta-1:9615,meta-2:9615,meta-3:9615 --join meta-1:7946`,
 		SilenceUsage: true,
 		Args:         cobra.NoArgs,
 		PreRunE:      func(cmd *cobra.Command, _ []string) error { return cli.ApplyEnv(cmd) },

@@ -34,11 +34,15 @@ func newCommand() *cobra.Command {
 --bootstrap-expect and --join pointing at each other; they form a Raft group,
 and every data and session node joins the same gossip pool through --join.
 
+Security is on by default: the node needs credentials (--credentials DIR
+from registryctl certs init, or the --tls-* files, a gossip key and a
+tokens file) and refuses to start without them unless given --insecure.
+
 Every flag can also be set from the environment: STRATA_ plus the flag name
 in upper snake case (--node-id is STRATA_NODE_ID). Flags win over the
 environment.`,
-		Example: `  meta --node-id meta-1 --data-dir /var/lib/strata/meta-1 --bootstrap-expect 3 \
-       --join meta-2:7946,meta-3:7946`,
+		Example: `  meta --node-id meta-1 --data-dir /var/lib/strata/meta-1 --credentials /etc/strata \
+       --bootstrap-expect 3 --join meta-2:7946,meta-3:7946`,
 		SilenceUsage: true,
 		Args:         cobra.NoArgs,
 		PreRunE:      func(cmd *cobra.Command, _ []string) error { return cli.ApplyEnv(cmd) },

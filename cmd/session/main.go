@@ -35,10 +35,15 @@ stream per client process) to publish and subscribe; it keeps their
 publications, forwards them to the data tier's slot leaders, and pushes every
 change of a subscribed key. Run as many as the connections need.
 
+Security is on by default: the node needs credentials (--credentials DIR
+from registryctl certs init, or the --tls-* files, a gossip key and a
+tokens file) and refuses to start without them unless given --insecure.
+
 Every flag can also be set from the environment: STRATA_ plus the flag name
 in upper snake case (--node-id is STRATA_NODE_ID). Flags win over the
 environment.`,
-		Example:      `  session --node-id session-1 --meta meta-1:9615,meta-2:9615,meta-3:9615 --join meta-1:7946`,
+		Example: `  session --node-id session-1 --credentials /etc/strata --meta meta-1:9615,meta-2:9615,meta-3:9615 --join meta-1:7946
+  session --credentials /etc/strata --enroll-token-file /etc/strata/enroll/sessions.token --meta meta-1:9615 --join meta-1:7946`,
 		SilenceUsage: true,
 		Args:         cobra.NoArgs,
 		PreRunE:      func(cmd *cobra.Command, _ []string) error { return cli.ApplyEnv(cmd) },

@@ -9,7 +9,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unicode"
 
 	"golang.org/x/time/rate"
 	"google.golang.org/grpc"
@@ -345,11 +344,8 @@ func (v *clientService) Connect(stream grpc.BidiStreamingServer[registryv1.Clien
 	if hello == nil {
 		return status.Error(codes.InvalidArgument, "session: the first frame must be a hello")
 	}
-	if err := validClientID(hello.GetClientId()); err != nil {
-		return status.Error(codes.InvalidArgument, "session: client id: "+err.Error())
-	}
-	if len(hello.GetZone()) > record.MaxZoneBytes {
-		return status.Errorf(codes.InvalidArgument, "session: zone is %d bytes, at most %d allowed", len(hello.GetZone()), record.MaxZoneBytes)
+	if err := checkHello(hello); err != nil {
+		return err
 	}
 	caller := identity.FromContext(stream.Context())
 	if caller == nil {
@@ -626,18 +622,11 @@ func (c *clientConn) handle(f *registryv1.ClientFrame) error {
 // then the quotas) before anything changes.
 func (c *clientConn) registerPublisher(rp *registryv1.RegisterPublisher) error {
 	s := c.s
-	key := record.DataInfoID(rp.GetDataId(), rp.GetInstanceId(), rp.GetGroup())
-	if err := record.ValidateRegisterID(rp.GetRegisterId()); err != nil {
-		return toStatus(err)
+	p, err := publisherOf(rp, c.owner.name, c.zone, s.proc, c.id, s.clock.Now())
+	if err != nil {
+		return err
 	}
-	p := &registryv1.Publisher{
-		RegisterId: record.Owned(c.owner.name, rp.GetRegisterId()), DataInfoId: key, ClientVersion: rp.GetVersion(),
-		RegisterTimestamp: s.clock.Now().UnixNano(), Zone: c.zone, Values: rp.GetValues(),
-		SessionId: s.proc, ConnId: c.id,
-	}
-	if err := record.ValidatePublisher(p); err != nil {
-		return toStatus(err)
-	}
+	key := p.GetDataInfoId()
 	if err := c.may("publish", rp.GetDataId(), c.perms().CanPublish); err != nil {
 		return err
 	}
@@ -692,12 +681,9 @@ func (c *clientConn) underQuota() error {
 }
 
 func (c *clientConn) registerSubscriber(rs *registryv1.RegisterSubscriber) error {
-	key := record.DataInfoID(rs.GetDataId(), rs.GetInstanceId(), rs.GetGroup())
-	if _, _, _, err := record.ParseDataInfoID(key); err != nil {
-		return toStatus(err)
-	}
-	if err := validClientID(rs.GetRegisterId()); err != nil {
-		return status.Error(codes.InvalidArgument, "session: subscriber register id: "+err.Error())
+	key, scope, err := subscriberOf(rs)
+	if err != nil {
+		return err
 	}
 	if err := c.may("subscribe", rs.GetDataId(), c.perms().CanSubscribe); err != nil {
 		return err
@@ -707,16 +693,6 @@ func (c *clientConn) registerSubscriber(rs *registryv1.RegisterSubscriber) error
 	}
 	if err := c.underQuota(); err != nil {
 		return err
-	}
-	scope := push.ScopeGlobal
-	switch rs.GetScope() {
-	case registryv1.Scope_SCOPE_ZONE:
-		scope = push.ScopeZone
-	case registryv1.Scope_SCOPE_DATACENTER:
-		scope = push.ScopeDatacenter
-	case registryv1.Scope_SCOPE_GLOBAL, registryv1.Scope_SCOPE_UNSPECIFIED:
-	default:
-		return status.Errorf(codes.InvalidArgument, "session: unknown scope %d", rs.GetScope())
 	}
 	c.mu.Lock()
 	if _, ok := c.subs[rs.GetRegisterId()]; !ok {
@@ -735,21 +711,6 @@ func (c *clientConn) registrations() int {
 	n := len(c.subs)
 	c.mu.Unlock()
 	return n + c.s.pubs.ofClientCount(c.clientID)
-}
-
-func validClientID(id string) error {
-	if id == "" {
-		return errors.New("empty")
-	}
-	if len(id) > record.MaxRegisterIDBytes {
-		return fmt.Errorf("%d bytes, at most %d allowed", len(id), record.MaxRegisterIDBytes)
-	}
-	for _, r := range id {
-		if !unicode.IsPrint(r) || unicode.IsSpace(r) {
-			return fmt.Errorf("%q has a space or control character", id)
-		}
-	}
-	return nil
 }
 
 // toStatus maps record errors to gRPC statuses.
