@@ -81,7 +81,7 @@ bench-pushlat: build
 bench-etcd:
 	./bench/etcdlat.sh
 
-## bench-compare: the session benchmarks and etcd's, alternated PAIRS times (default 5), with p99 ratios (bench/compare.sh; WITH_PROCS=1 adds real processes, TLS=1 the cost of TLS); results to bench/out/
+## bench-compare: the session benchmarks and etcd's, alternated PAIRS times (default 5), with p99 ratios (bench/compare.sh; WITH_PROCS=1 adds real processes, TLS=1 the cost of TLS, ONE_ROUNDS/FANOUT_ROUNDS the rounds); results to bench/out/
 bench-compare: $(if $(WITH_PROCS),build)
 	./bench/compare.sh
 

@@ -23,9 +23,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/strata-registry/strata/internal/identity"
-	"github.com/strata-registry/strata/internal/pki"
-	"github.com/strata-registry/strata/internal/tlsconf"
 	"github.com/strata-registry/strata/pkg/client"
 )
 
@@ -49,12 +46,9 @@ func run() error {
 	flag.Parse()
 	var opts []client.Option
 	if *creds != "" {
-		d := pki.Dir(*creds)
-		tc, err := tlsconf.Load(tlsconf.Config{CertFile: d.Cert(identity.RoleClient, *clientName), KeyFile: d.Key(identity.RoleClient, *clientName), CAFile: d.CA()}, *cluster)
-		if err != nil {
-			return err
-		}
-		opts = append(opts, client.WithTLS(tc.Client(identity.Peer{Role: identity.RoleSession})))
+		cc := client.CredentialsDir(*creds, *clientName)
+		cc.Cluster = *cluster
+		opts = append(opts, client.WithCredentials(cc))
 	}
 	addrs := strings.Split(*sessions, ",")
 	if *conns < 1 || *perConn < 1 || *rounds < 1 || len(addrs) == 0 {

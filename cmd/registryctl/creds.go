@@ -1,13 +1,12 @@
 package main
 
 import (
-	"crypto/tls"
-	"errors"
 	"fmt"
 
 	"github.com/strata-registry/strata/internal/identity"
 	"github.com/strata-registry/strata/internal/pki"
 	"github.com/strata-registry/strata/internal/tlsconf"
+	"github.com/strata-registry/strata/pkg/client"
 )
 
 // Which identity registryctl acts as: an operator (admin) for the cluster
@@ -16,21 +15,14 @@ import (
 // from a --credentials directory (registryctl certs init), which holds one
 // of each.
 
-// adminCreds returns the credentials for calls to meta (nil without TLS).
+// adminCreds returns the credentials for the cluster commands' calls to
+// meta and admin HTTP: the --tls-* files when set, else the --credentials
+// directory's operator. Nil without TLS.
 func (g *globals) adminCreds() (*tlsconf.Creds, error) {
-	return g.creds(identity.RoleAdmin, g.adminName)
-}
-
-// creds loads the TLS files for role's name: the --tls-* flags when set,
-// else the --credentials directory's.
-func (g *globals) creds(role identity.Role, name string) (*tlsconf.Creds, error) {
 	cfg := g.tls
 	if !cfg.Enabled() && g.credentials != "" {
 		d := pki.Dir(g.credentials)
-		cfg = tlsconf.Config{CertFile: d.Cert(role, name), KeyFile: d.Key(role, name), CAFile: d.CA()}
-		if role == identity.RoleClient && g.clientToken() != "" {
-			cfg.CertFile, cfg.KeyFile = "", "" // the token is the identity
-		}
+		cfg = tlsconf.Config{CertFile: d.Cert(identity.RoleAdmin, g.adminName), KeyFile: d.Key(identity.RoleAdmin, g.adminName), CAFile: d.CA()}
 	}
 	c, err := tlsconf.Load(cfg, g.cluster)
 	if err != nil {
@@ -39,35 +31,26 @@ func (g *globals) creds(role identity.Role, name string) (*tlsconf.Creds, error)
 	return c, nil
 }
 
-// clientToken returns the bearer token of --token, or "".
-func (g *globals) clientToken() string { return g.token }
-
-// clientTLS returns the *tls.Config the SDK dials sessions (and meta, to
-// find them) with: the client identity's certificate (none with --token)
-// and a check that the server is a session or meta node of the cluster.
-// Nil without TLS.
-func (g *globals) clientTLS() (*tls.Config, error) {
-	c, err := g.creds(identity.RoleClient, g.clientName)
-	if err != nil || c == nil {
-		return nil, err
-	}
-	tc := c.Client(identity.Peer{Role: identity.RoleSession})
-	verify := tc.VerifyConnection
-	meta := c.Client(identity.Peer{Role: identity.RoleMeta}).VerifyConnection
-	// The SDK dials sessions and, with --session "", meta nodes through the
-	// same config: either is fine.
-	tc.VerifyConnection = func(cs tls.ConnectionState) error {
-		if err := verify(cs); err != nil {
-			if merr := meta(cs); merr != nil {
-				return errors.Join(err, merr)
-			}
+// clientCreds returns the SDK's credentials for pub, sub and get: the
+// --tls-* files, else the --credentials directory's client identity (no
+// certificate with --token). Nil without TLS.
+func (g *globals) clientCreds() *client.Credentials {
+	switch {
+	case g.tls.Enabled():
+		return &client.Credentials{Cluster: g.cluster, CertFile: g.tls.CertFile, KeyFile: g.tls.KeyFile, CAFile: g.tls.CAFile}
+	case g.credentials != "":
+		name := g.clientName
+		if g.token != "" {
+			name = "" // the token is the identity
 		}
-		return nil
+		c := client.CredentialsDir(g.credentials, name)
+		c.Cluster = g.cluster
+		return &c
 	}
-	return tc, nil
+	return nil
 }
 
-// adminToken returns the bearer token for admin HTTP: --admin-token, else
+// httpToken returns the bearer token for admin HTTP: --admin-token, else
 // the --credentials directory's operator token (if it has one).
 func (g *globals) httpToken() string {
 	if g.adminToken != "" || g.credentials == "" {

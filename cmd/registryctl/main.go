@@ -18,6 +18,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/strata-registry/strata/internal/cli"
+	"github.com/strata-registry/strata/internal/identity"
+	"github.com/strata-registry/strata/internal/pki"
 	"github.com/strata-registry/strata/internal/tlsconf"
 )
 
@@ -37,7 +39,14 @@ type globals struct {
 	adminName, clientName string
 	// token is a client bearer token for pub, sub and get.
 	token string
+	// insecure: no credentials, plaintext.
+	insecure bool
 }
+
+// localCredentials is where make run writes its credentials: registryctl
+// uses them when no other credentials are given, so the commands make run
+// prints work as they are.
+const localCredentials = "run/certs"
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -85,8 +94,9 @@ STRATA_ADMIN_TOKEN). Flags win over the environment.`,
 	f.StringVarP(&g.output, "output", "o", "table", "output format: "+formatList)
 	f.DurationVar(&g.timeout, "timeout", 5*time.Second, "bound on each call to one node (pub, sub, get: on reaching a session and its answer)")
 	f.StringVar(&g.adminToken, "admin-token", "", "bearer token for the nodes' admin HTTP (default: the --credentials operator's)")
-	f.StringVar(&g.cluster, "cluster", "strata", "cluster name the nodes' certificates carry")
-	f.StringVar(&g.credentials, "credentials", "", "credentials directory (registryctl certs init): CA, the operator identity for cluster commands, the client identity for pub, sub and get")
+	f.StringVar(&g.cluster, "cluster", identity.DefaultCluster, "cluster name the nodes' certificates carry")
+	f.StringVar(&g.credentials, "credentials", "", "credentials directory (registryctl certs init): CA, the operator identity for cluster commands, the client identity for pub, sub and get (default: "+localCredentials+" when it exists, make run's; --insecure for none)")
+	f.BoolVar(&g.insecure, "insecure", false, "talk plaintext to nodes that run --insecure (no credentials)")
 	f.StringVar(&g.adminName, "admin-name", "admin", "operator identity to use from --credentials")
 	f.StringVar(&g.clientName, "client-name", "dev", "client identity to use from --credentials (pub, sub, get)")
 	f.StringVar(&g.token, "token", "", "client bearer token for pub, sub and get, instead of a client certificate (needs TLS: --credentials or --tls-ca)")
@@ -127,6 +137,14 @@ func (g *globals) validate() error {
 	}
 	if err := g.tls.Validate(); err != nil {
 		return fmt.Errorf("TLS flags: %w", err)
+	}
+	switch {
+	case g.insecure && (g.tls.Enabled() || g.credentials != ""):
+		return errors.New("--insecure and credentials together: choose one")
+	case !g.insecure && !g.tls.Enabled() && g.credentials == "":
+		if _, err := os.Stat(pki.Dir(localCredentials).CA()); err == nil {
+			g.credentials = localCredentials
+		}
 	}
 	if g.token != "" && !g.tls.Enabled() && g.credentials == "" {
 		return errors.New("--token needs TLS (--credentials or --tls-ca): a token must not cross the network in clear")

@@ -67,12 +67,8 @@ func (g *globals) newClient(ctx context.Context, k *keyFlags, stderr io.Writer) 
 		opts = append(opts, client.WithMeta(g.meta...))
 		where = "the sessions listed by meta at " + strings.Join(g.meta, ",")
 	}
-	tc, err := g.clientTLS()
-	if err != nil {
-		return nil, err
-	}
-	if tc != nil {
-		opts = append(opts, client.WithTLS(tc))
+	if cc := g.clientCreds(); cc != nil {
+		opts = append(opts, client.WithCredentials(*cc))
 	}
 	c, err := client.New(ctx, opts...)
 	if err != nil {

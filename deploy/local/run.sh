@@ -155,9 +155,13 @@ done
 echo
 ctl="$BIN/registryctl"
 last_session="127.0.0.1:$((9603 + 100 * (SESSION - 1)))"
-if [ -z "$INSECURE" ]; then
+if [ -z "$INSECURE" ] && [ "$CERTS" != run/certs ]; then
+  # registryctl finds run/certs by itself; elsewhere, tell it.
   echo "registryctl needs the credentials (the operator for cluster commands, the dev client for pub/sub/get):"
   echo "  export STRATA_CREDENTIALS=$CERTS"
+elif [ -n "$INSECURE" ]; then
+  echo "registryctl needs --insecure for a plaintext cluster:"
+  echo "  export STRATA_INSECURE=true"
 fi
 echo "Try (registryctl's defaults, --meta 127.0.0.1:9615 and --session 127.0.0.1:9603, are meta-0 and session-0):"
 echo "  $ctl members"

@@ -81,7 +81,7 @@ STRATA_ADMIN_TOKEN as the server it checks. Flags win over the environment.`,
 	f.DurationVar(&timeout, "timeout", 3*time.Second, "give up after this long")
 	f.StringVar(&ca, "tls-ca", "", "CA of the cluster's certificates: check over TLS (a node with TLS serves admin HTTP over TLS)")
 	f.StringVar(&creds, "credentials", "", "credentials directory whose ca.pem to use (the node's --credentials)")
-	f.StringVar(&cluster, "cluster", "strata", "cluster name the node's certificate carries")
+	f.StringVar(&cluster, "cluster", identity.DefaultCluster, "cluster name the node's certificate carries")
 	DescribeEnv(f)
 	return cmd
 }

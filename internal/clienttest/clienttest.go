@@ -13,6 +13,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/strata-registry/strata/internal/identity"
 	"github.com/strata-registry/strata/internal/testcluster"
 	"github.com/strata-registry/strata/pkg/client"
 )
@@ -75,10 +76,14 @@ func ExampleSession() string {
 	return example.cluster.Session(0).Server().GRPCAddr()
 }
 
-// ExampleTLS returns the option that makes an example's client the
-// example cluster's test client (its certificate and CA); call it after
-// ExampleSession. A real client passes its own credentials the same way.
-func ExampleTLS() client.Option { return client.WithTLS(example.cluster.ClientTLS(example.tb)) }
+// ExampleCredentials returns the option that makes an example's client
+// the example cluster's test client (its certificate and CA); call it
+// after ExampleSession. A real client passes its own credentials the same
+// way (client.CredentialsDir).
+func ExampleCredentials() client.Option {
+	files := example.cluster.TLS(example.tb, identity.RoleClient, testcluster.ClientName)
+	return client.WithCredentials(client.Credentials{Cluster: testcluster.Name, CAFile: files.CAFile, CertFile: files.CertFile, KeyFile: files.KeyFile})
+}
 
 func stopExampleCluster() {
 	if example.tb != nil {

@@ -58,9 +58,6 @@ type Caller struct {
 	Perms Perms
 	// Insecure marks a caller on a node that runs without authentication.
 	Insecure bool
-	// Token is whether the caller proved itself with a token rather than
-	// a certificate.
-	Token bool
 }
 
 // Is reports whether the caller is the node name of role, or any node of
@@ -84,16 +81,6 @@ func (c *Caller) String() string {
 		return "an unauthenticated caller (--insecure)"
 	}
 	return c.ID.String()
-}
-
-// Key is what separates one identity's client state from another's on a
-// session (client ids, register ids): its role and name. Insecure callers
-// share the empty key.
-func (c *Caller) Key() string {
-	if c == nil || c.Insecure {
-		return ""
-	}
-	return string(c.ID.Role) + "/" + c.ID.Name
 }
 
 // ProcNode returns the node id a process id names: session and data

@@ -92,6 +92,10 @@ func (id ID) Validate() error {
 	return ValidName(id.Name)
 }
 
+// DefaultCluster is the cluster name when none is given (nodes' --cluster,
+// registryctl's, the SDK's Credentials).
+const DefaultCluster = "strata"
+
 // ValidCluster checks a cluster name.
 func ValidCluster(c string) error {
 	if c == "" || len(c) > MaxNameBytes {

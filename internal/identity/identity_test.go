@@ -186,7 +186,7 @@ func TestStore_TokenAndReload(t *testing.T) {
 		t.Fatal(err)
 	}
 	c, ok := s.Token("tok-a")
-	if !ok || c.ID != (ID{"c", RoleClient, "a"}) || !c.Token || !c.Perms.CanPublish("a.x") || c.Perms.CanPublish("b.x") {
+	if !ok || c.ID != (ID{"c", RoleClient, "a"}) || !c.Perms.CanPublish("a.x") || c.Perms.CanPublish("b.x") {
 		t.Fatalf("Token(tok-a) = %+v, %v", c, ok)
 	}
 	for _, bad := range []string{"", "tok-b", strings.Repeat("x", MaxTokenBytes+1)} {

@@ -173,9 +173,7 @@ func (s *Store) Reload() error {
 			}}
 			byName[string(e.Role)+"/"+e.Name] = c
 			if e.TokenSHA256 != "" {
-				tc := *c
-				tc.Token = true
-				byToken[e.TokenSHA256] = &tc
+				byToken[e.TokenSHA256] = c
 			}
 		}
 	}

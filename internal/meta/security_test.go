@@ -17,7 +17,6 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
@@ -358,21 +357,6 @@ func TestMeta_ImpostorMeta_NeverBecomesVoter(t *testing.T) {
 	}
 }
 
-// rawCodec passes encoded messages through, to send what the protobuf
-// library would refuse to encode.
-type rawCodec struct{}
-
-func (rawCodec) Marshal(v any) (mem.BufferSlice, error) {
-	return mem.BufferSlice{mem.SliceBuffer(*(v.(*[]byte)))}, nil
-}
-
-func (rawCodec) Unmarshal(data mem.BufferSlice, v any) error {
-	*(v.(*[]byte)) = data.Materialize()
-	return nil
-}
-
-func (rawCodec) Name() string { return "proto" }
-
 // TestMeta_InvalidUTF8_InvalidArgument_NotInternal: a request whose string
 // field is not UTF-8 is the caller's error (InvalidArgument, naming UTF-8),
 // and changes nothing.
@@ -392,7 +376,7 @@ func TestMeta_InvalidUTF8_InvalidArgument_NotInternal(t *testing.T) {
 	req := protowire.AppendBytes(protowire.AppendTag(nil, 1, protowire.BytesType), node)
 	before := leader.Server().State().Index
 	var resp []byte
-	err := conn.Invoke(ctxT(t), registryv1.MetaService_RegisterNode_FullMethodName, &req, &resp, grpc.ForceCodecV2(rawCodec{}))
+	err := conn.Invoke(ctxT(t), registryv1.MetaService_RegisterNode_FullMethodName, &req, &resp, grpc.ForceCodecV2(testcluster.RawCodec{}))
 	if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "UTF-8") {
 		t.Fatalf("got %v, want InvalidArgument naming UTF-8", err)
 	}

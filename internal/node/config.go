@@ -89,7 +89,7 @@ type Config struct {
 // DefaultConfig returns the production defaults of the shared fields.
 func DefaultConfig() Config {
 	return Config{
-		Cluster:       DefaultCluster,
+		Cluster:       identity.DefaultCluster,
 		GossipBind:    "0.0.0.0",
 		GossipPort:    7946,
 		GossipProfile: "lan",
@@ -115,9 +115,6 @@ func TestConfig() Config {
 }
 
 var errLimits = errors.New("limits: message size (at least 1 KiB), connections, streams and timeouts must be positive")
-
-// DefaultCluster is the cluster name when none is given.
-const DefaultCluster = "strata"
 
 // MaxNodeIDBytes bounds a node id.
 const MaxNodeIDBytes = 128

@@ -347,6 +347,11 @@ func (n *Node) Cluster() string { return n.cfg.Cluster }
 // to load is reported and the old stays in force; links already up keep
 // theirs. Call it after Ready.
 func (n *Node) Reload() error {
+	select {
+	case <-n.ready:
+	default:
+		return errors.New("node: not serving yet; nothing reloaded")
+	}
 	var errs []error
 	if n.creds != nil {
 		if err := n.creds.Reload(); err != nil {

@@ -9,7 +9,6 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
@@ -179,21 +178,6 @@ func TestSession_IdentityQuota_RefusesTheFlood_OthersUnaffected(t *testing.T) {
 	waitValues(t, calm, key, "calm")
 }
 
-// rawCodec sends and receives already-encoded frames, so a test can send
-// what the protobuf library would refuse to encode.
-type rawCodec struct{}
-
-func (rawCodec) Marshal(v any) (mem.BufferSlice, error) {
-	return mem.BufferSlice{mem.SliceBuffer(*(v.(*[]byte)))}, nil
-}
-
-func (rawCodec) Unmarshal(data mem.BufferSlice, v any) error {
-	*(v.(*[]byte)) = data.Materialize()
-	return nil
-}
-
-func (rawCodec) Name() string { return "proto" }
-
 // TestSession_InvalidUTF8_RefusesTheFrame_NotTheStream: a frame with
 // invalid UTF-8 in a string field gets an InvalidArgument ack under its own
 // id; the stream stays open and the next frame is served.
@@ -206,7 +190,7 @@ func TestSession_InvalidUTF8_RefusesTheFrame_NotTheStream(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), testcluster.DefaultWait)
 	defer cancel()
 	stream, err := conn.NewStream(ctx, &grpc.StreamDesc{ServerStreams: true, ClientStreams: true},
-		registryv1.SessionService_Connect_FullMethodName, grpc.ForceCodecV2(rawCodec{}))
+		registryv1.SessionService_Connect_FullMethodName, grpc.ForceCodecV2(testcluster.RawCodec{}))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -77,12 +77,33 @@ type tableView struct {
 	hasher *slot.Hasher
 }
 
+// serverOptions returns the client port's gRPC options.
+//
 // Fixed flow-control windows: setting them turns off grpc-go's bandwidth
 // estimation, which answers each burst of client data (an ack, a
 // heartbeat) with a PING the client must answer, doubling the frames and
 // syscalls of every push round trip. What clients send is small, so a
 // dynamic window buys nothing here.
-var serverOptions = []grpc.ServerOption{grpc.InitialWindowSize(clientWindowBytes), grpc.InitialConnWindowSize(clientWindowBytes)}
+//
+// The read buffer: grpc-go gives every connection a bufio.Reader
+// (32 KiB by default) for the life of the connection unless the
+// connection is a bare *net.TCPConn, when it borrows one per read
+// instead. A TLS connection (or one the connection cap counts) never is,
+// so an idle client would hold 32 KiB for frames of a few hundred bytes.
+// A tls.Conn buffers a whole record itself, so over TLS there is none; on
+// a plaintext link a small one saves a syscall per frame header. A frame
+// larger than the buffer is read straight into its destination either
+// way.
+func serverOptions(tls bool) []grpc.ServerOption {
+	readBuffer := 4 << 10
+	if tls {
+		readBuffer = 0
+	}
+	return []grpc.ServerOption{
+		grpc.InitialWindowSize(clientWindowBytes), grpc.InitialConnWindowSize(clientWindowBytes),
+		grpc.ReadBufferSize(readBuffer),
+	}
+}
 
 // New validates cfg and deps. It starts nothing; Run does.
 func New(cfg Config, deps Deps) (*Server, error) {
@@ -94,7 +115,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		proc:    fmt.Sprintf("%s@%d", cfg.NodeID, time.Now().UnixNano()),
 		scanNow: make(chan struct{}, 1),
 	}
-	n, err := node.New(cfg.Config, node.Spec{Role: cluster.RoleSession, PoolSize: 1024, ServerOptions: serverOptions, Ready: s.ReadyState, Policy: policy, Tokens: true}, deps)
+	n, err := node.New(cfg.Config, node.Spec{Role: cluster.RoleSession, PoolSize: 1024, ServerOptions: serverOptions(cfg.TLS.Enabled()), Ready: s.ReadyState, Policy: policy, Tokens: true}, deps)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadConfig, err)
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/mem"
 
 	"github.com/strata-registry/strata/internal/identity"
 	"github.com/strata-registry/strata/internal/rpc"
@@ -354,3 +355,23 @@ func (cl *Client) Close() {
 	cl.cancel()
 	cl.wg.Wait()
 }
+
+// RawCodec passes already-encoded messages ([]byte, by pointer) through
+// gRPC, so a test can send what the protobuf library would refuse to
+// encode (invalid UTF-8, truncated fields) and read answers undecoded. Use
+// it with grpc.ForceCodecV2 on one call or stream.
+type RawCodec struct{}
+
+// Marshal implements encoding.CodecV2.
+func (RawCodec) Marshal(v any) (mem.BufferSlice, error) {
+	return mem.BufferSlice{mem.SliceBuffer(*(v.(*[]byte)))}, nil
+}
+
+// Unmarshal implements encoding.CodecV2.
+func (RawCodec) Unmarshal(data mem.BufferSlice, v any) error {
+	*(v.(*[]byte)) = data.Materialize()
+	return nil
+}
+
+// Name implements encoding.CodecV2: the content type is protobuf's.
+func (RawCodec) Name() string { return "proto" }

@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"sync/atomic"
 
 	"github.com/strata-registry/strata/internal/identity"
@@ -154,7 +155,14 @@ func (c *Creds) Server(auth tls.ClientAuthType, allow func(identity.ID) error) *
 		// to the next connection.
 		GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
 			m := c.cur.Load()
-			out := &tls.Config{MinVersion: tls.VersionTLS12, ClientCAs: m.pool, ClientAuth: auth, NextProtos: []string{"h2", "http/1.1"}}
+			out := &tls.Config{
+				MinVersion: tls.VersionTLS12, ClientCAs: m.pool, ClientAuth: auth,
+				NextProtos: []string{"h2", "http/1.1"},
+				// Pushes are small frames on long-lived connections:
+				// the small-records-first ramp (meant for web pages on
+				// lossy links) only splits them into more records.
+				DynamicRecordSizingDisabled: true,
+			}
 			if m.cert != nil {
 				out.Certificates = []tls.Certificate{*m.cert}
 			}
@@ -173,12 +181,13 @@ func (c *Creds) Server(auth tls.ClientAuthType, allow func(identity.ID) error) *
 }
 
 // Client returns the config for dialing peer (a role, and a name unless
-// it is empty) of this cluster: the server's certificate must chain to the
-// CA and name that identity; host names are not checked. This process's
-// certificate, if it has one, is presented.
-func (c *Creds) Client(peer identity.Peer) *tls.Config {
+// it is empty) of this cluster, or any of also: the server's certificate
+// must chain to the CA and name that identity; host names are not checked.
+// This process's certificate, if it has one, is presented.
+func (c *Creds) Client(peer identity.Peer, also ...identity.Peer) *tls.Config {
 	return &tls.Config{
-		MinVersion: tls.VersionTLS12,
+		MinVersion:                  tls.VersionTLS12,
+		DynamicRecordSizingDisabled: true,
 		// The chain and the identity are checked in VerifyConnection:
 		// crypto/tls's own check would compare host names instead.
 		InsecureSkipVerify: true,
@@ -193,7 +202,14 @@ func (c *Creds) Client(peer identity.Peer) *tls.Config {
 			if err != nil {
 				return err
 			}
-			return peer.Check(c.cluster, id)
+			var want []string
+			for _, p := range append([]identity.Peer{peer}, also...) {
+				if p.Check(c.cluster, id) == nil {
+					return nil
+				}
+				want = append(want, p.String())
+			}
+			return fmt.Errorf("identity: the peer is %s, not %s of cluster %q", id, strings.Join(want, " or "), c.cluster)
 		},
 	}
 }

@@ -182,6 +182,15 @@ func TestCreds_ClientChecksTheServersIdentity(t *testing.T) {
 			t.Errorf("dialing d1 as %v: client error %v, want ok=%v", tc.peer, clientErr, tc.ok)
 		}
 	}
+	// Any of several: d1 is a data node, so "a session or a data node"
+	// accepts it, and "a session or a meta node" names both in refusing.
+	session, meta, data := identity.Peer{Role: identity.RoleSession}, identity.Peer{Role: identity.RoleMeta}, identity.Peer{Role: identity.RoleData}
+	if _, err := handshake(t, srv, d2.Client(session, data)); err != nil {
+		t.Errorf("dialing d1 as a session or a data node: %v", err)
+	}
+	if _, err := handshake(t, srv, d2.Client(session, meta)); err == nil || !strings.Contains(err.Error(), "not any session node or any meta node") {
+		t.Errorf("dialing d1 as a session or a meta node: %v, want a refusal naming both", err)
+	}
 }
 
 func TestCreds_ServerAllowJudgesTheClientsIdentity(t *testing.T) {

@@ -82,6 +82,13 @@ func New(ctx context.Context, opts ...Option) (*Client, error) {
 	if c.logger == nil {
 		c.logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
+	if o.creds != nil {
+		tc, err := o.creds.tlsConfig()
+		if err != nil {
+			return nil, err
+		}
+		o.tls = tc
+	}
 	creds := insecure.NewCredentials()
 	if o.tls != nil {
 		creds = credentials.NewTLS(o.tls)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -507,4 +508,76 @@ func TestClient_FollowsRedirects_ToBalance(t *testing.T) {
 		}
 		return nil
 	}, holds("0", "1", "2", "3", "4", "5", "6"))
+}
+
+// TestClient_WithCredentials: the credentials files alone (as `registryctl
+// certs init` writes them) reach a secure cluster through meta and a
+// session, whose certificates name nodes, not hosts; credentials for
+// another cluster name are refused in the handshake, naming why; files that
+// do not load fail New.
+func TestClient_WithCredentials(t *testing.T) {
+	c := testcluster.Start(t, testcluster.Spec{Meta: 1, Data: 1, Session: 1})
+	ctx := clienttest.Ctx(t)
+	files := c.TLS(t, identity.RoleClient, testcluster.ClientName)
+	creds := client.CredentialsDir(filepath.Dir(files.CAFile), testcluster.ClientName)
+	if creds.CAFile != files.CAFile || creds.CertFile != files.CertFile || creds.KeyFile != files.KeyFile {
+		t.Fatalf("CredentialsDir = %+v, want the files %+v", creds, files)
+	}
+	creds.Cluster = testcluster.Name
+	metaAddr := c.Meta(0).Server().GRPCAddr()
+
+	cl, err := client.New(ctx, client.WithMeta(metaAddr), client.WithCredentials(creds))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cl.Close() })
+	if _, err := cl.Publish(ctx, "creds.svc", []byte("v1")); err != nil {
+		t.Fatalf("Publish: %v", err)
+	}
+	s, err := cl.Subscribe(ctx, "creds.svc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	testcluster.Eventually(t, testcluster.DefaultWait, func() error {
+		snap, err := s.Next(ctx)
+		if err != nil {
+			return err
+		}
+		if len(snap.Values) != 1 || string(snap.Values[0].Data) != "v1" {
+			return fmt.Errorf("snapshot %+v", snap.Values)
+		}
+		return nil
+	})
+
+	// A data node's certificate is the cluster's, but no session's: the
+	// client refuses it in the handshake and says why.
+	impostor, err := client.New(ctx, client.WithSessions(c.Data(0).Server().GRPCAddr()), client.WithCredentials(creds),
+		client.WithBackoff(20*time.Millisecond, 200*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = impostor.Close() })
+	short, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if err := impostor.WaitConnected(short); err == nil || !strings.Contains(err.Error(), "not any session node or any meta node") {
+		t.Errorf("WaitConnected to a data node: %v, want the handshake's refusal naming the role", err)
+	}
+
+	wrong := creds
+	wrong.Cluster = "other"
+	sessions := client.WithSessions(c.Session(0).Server().GRPCAddr())
+	for name, opts := range map[string][]client.Option{
+		"missing CA":           {client.WithCredentials(client.Credentials{CAFile: filepath.Join(t.TempDir(), "ca.pem")})},
+		"no CA":                {client.WithCredentials(client.Credentials{CertFile: files.CertFile, KeyFile: files.KeyFile})},
+		"certificate, no key":  {client.WithCredentials(client.Credentials{CAFile: files.CAFile, CertFile: files.CertFile})},
+		"bad cluster name":     {client.WithCredentials(client.Credentials{Cluster: "a/b", CAFile: files.CAFile})},
+		"another cluster's":    {client.WithCredentials(wrong)},
+		"WithTLS as well":      {client.WithCredentials(creds), client.WithTLS(c.ClientTLS(t))},
+		"token without either": {client.WithToken("t")},
+	} {
+		if cl, err := client.New(ctx, append(opts, sessions)...); err == nil {
+			_ = cl.Close()
+			t.Errorf("%s: New succeeded", name)
+		}
+	}
 }

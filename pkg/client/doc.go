@@ -12,6 +12,19 @@
 //	if err != nil { ... }
 //	defer c.Close()
 //
+// A cluster runs with TLS by default, and a client proves who it is with a
+// client certificate or a token. WithCredentials takes the files (the
+// cluster's CA, the client's certificate and key; CredentialsDir finds
+// them in a directory `registryctl certs init` wrote, such as make run's
+// run/certs) and checks that every server is a session or meta node of the
+// cluster:
+//
+//	client.WithCredentials(client.CredentialsDir("run/certs", "dev"))
+//
+// With a token instead (WithToken), the credentials need only the CA. A
+// request the client's identity has no right to fails with
+// ErrPermissionDenied.
+//
 // A client holds one stream to one session. When the session fails, or
 // asks the client to move because it holds more than its share of clients,
 // the client connects to another (with jittered exponential backoff while
@@ -46,8 +59,8 @@
 // # Errors
 //
 // Refused requests return errors that match, with errors.Is, one of
-// ErrInvalidArgument, ErrTooLarge, ErrRateLimited, ErrUnauthenticated or
-// ErrClosed; an *Error carries the session's gRPC code and message. Sizes
+// ErrInvalidArgument, ErrTooLarge, ErrRateLimited, ErrUnauthenticated,
+// ErrPermissionDenied or ErrClosed; an *Error carries the session's gRPC code and message. Sizes
 // and IDs are checked before anything is sent.
 //
 // # Beyond raw records

@@ -16,7 +16,7 @@ import (
 func Example() {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	c, err := client.New(ctx, client.WithSessions(clienttest.ExampleSession()), clienttest.ExampleTLS())
+	c, err := client.New(ctx, client.WithSessions(clienttest.ExampleSession()), clienttest.ExampleCredentials())
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -56,7 +56,7 @@ func Example() {
 func ExampleSubscription_Updates() {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	c, err := client.New(ctx, client.WithSessions(clienttest.ExampleSession()), clienttest.ExampleTLS(), client.WithZone("az1"))
+	c, err := client.New(ctx, client.WithSessions(clienttest.ExampleSession()), clienttest.ExampleCredentials(), client.WithZone("az1"))
 	if err != nil {
 		fmt.Println(err)
 		return

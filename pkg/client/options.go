@@ -7,6 +7,10 @@ import (
 	"log/slog"
 	"net"
 	"time"
+
+	"github.com/strata-registry/strata/internal/identity"
+	"github.com/strata-registry/strata/internal/pki"
+	"github.com/strata-registry/strata/internal/tlsconf"
 )
 
 // Option configures a Client (see New).
@@ -19,6 +23,7 @@ type options struct {
 	clientID    string
 	token       string
 	tls         *tls.Config
+	creds       *Credentials
 	cacheDir    string
 	logger      *slog.Logger
 	dialTimeout time.Duration
@@ -68,7 +73,43 @@ func WithClientID(id string) Option { return func(o *options) { o.clientID = id 
 func WithToken(token string) Option { return func(o *options) { o.token = token } }
 
 // WithTLS makes every connection (sessions and meta) use TLS with cfg.
+// Strata's node certificates name nodes (spiffe://<cluster>/session/<id>),
+// not host names, so crypto/tls's own check fails on them: WithCredentials
+// builds the config that checks them.
 func WithTLS(cfg *tls.Config) Option { return func(o *options) { o.tls = cfg } }
+
+// Credentials are the files a client of a cluster with TLS (the default)
+// uses: the cluster's CA, and the client's certificate and key unless it
+// proves itself with a token (WithToken).
+type Credentials struct {
+	// Cluster is the cluster name the certificates carry (registryctl
+	// certs init --cluster; "strata" when empty).
+	Cluster string
+	// CAFile holds the CA that signs the cluster's certificates (PEM).
+	CAFile string
+	// CertFile and KeyFile are the client's certificate and key (PEM);
+	// both empty with a token.
+	CertFile, KeyFile string
+}
+
+// CredentialsDir returns the credentials of the client identity name in
+// dir, a directory `registryctl certs init` wrote (make run's run/certs has
+// the client "dev"), for the cluster "strata". An empty name leaves the
+// certificate out, for a client with a token.
+func CredentialsDir(dir, name string) Credentials {
+	d := pki.Dir(dir)
+	c := Credentials{CAFile: d.CA()}
+	if name != "" {
+		c.CertFile, c.KeyFile = d.Cert(identity.RoleClient, name), d.Key(identity.RoleClient, name)
+	}
+	return c
+}
+
+// WithCredentials makes every connection use TLS with c: the client
+// presents its certificate, if c has one, and talks only to servers whose
+// certificates chain to c's CA and name a session or meta node of
+// c.Cluster. New reads the files and fails if they do not load.
+func WithCredentials(c Credentials) Option { return func(o *options) { o.creds = &c } }
 
 // WithCacheDir keeps the last snapshot of each subscription in dir, so a
 // client started while no session is reachable serves it (Snapshot.Cached
@@ -98,8 +139,11 @@ func (o *options) validate() error {
 			return fmt.Errorf("strata: address %q: %w", a, err)
 		}
 	}
-	if o.token != "" && o.tls == nil {
-		return errors.New("strata: WithToken needs WithTLS: a token must not cross the network in clear")
+	if o.tls != nil && o.creds != nil {
+		return errors.New("strata: WithTLS and WithCredentials together: choose one")
+	}
+	if o.token != "" && o.tls == nil && o.creds == nil {
+		return errors.New("strata: WithToken needs TLS (WithCredentials or WithTLS): a token must not cross the network in clear")
 	}
 	if o.dialTimeout <= 0 || o.backoffMin <= 0 || o.backoffMax < o.backoffMin {
 		return fmt.Errorf("strata: timeouts must be positive and backoff min (%v) at most max (%v)", o.backoffMin, o.backoffMax)
@@ -140,3 +184,19 @@ func WithInstanceID(id string) RegisterOption { return func(o *regOptions) { o.i
 // WithScope sets a subscription's scope (default ScopeGlobal). Publish
 // ignores it.
 func WithScope(s Scope) RegisterOption { return func(o *regOptions) { o.scope = s } }
+
+// tlsConfig returns the TLS config c describes (see WithCredentials).
+func (c Credentials) tlsConfig() (*tls.Config, error) {
+	cluster := c.Cluster
+	if cluster == "" {
+		cluster = identity.DefaultCluster
+	}
+	creds, err := tlsconf.Load(tlsconf.Config{CertFile: c.CertFile, KeyFile: c.KeyFile, CAFile: c.CAFile}, cluster)
+	if err != nil {
+		return nil, fmt.Errorf("strata: credentials: %w", err)
+	}
+	if creds == nil {
+		return nil, errors.New("strata: credentials: no CA file given")
+	}
+	return creds.Client(identity.Peer{Role: identity.RoleSession}, identity.Peer{Role: identity.RoleMeta}), nil
+}

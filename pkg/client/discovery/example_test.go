@@ -19,7 +19,7 @@ func Example() {
 	defer cancel()
 
 	// A server registers itself...
-	server, err := client.New(ctx, client.WithSessions(clienttest.ExampleSession()), clienttest.ExampleTLS(), client.WithZone("az1"))
+	server, err := client.New(ctx, client.WithSessions(clienttest.ExampleSession()), clienttest.ExampleCredentials(), client.WithZone("az1"))
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -33,7 +33,7 @@ func Example() {
 	}
 
 	// ...and a caller watches the service.
-	caller, err := client.New(ctx, client.WithSessions(clienttest.ExampleSession()), clienttest.ExampleTLS())
+	caller, err := client.New(ctx, client.WithSessions(clienttest.ExampleSession()), clienttest.ExampleCredentials())
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -72,7 +72,7 @@ func Example() {
 func ExampleWatcher_Updates() {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	c, err := client.New(ctx, client.WithSessions(clienttest.ExampleSession()), clienttest.ExampleTLS())
+	c, err := client.New(ctx, client.WithSessions(clienttest.ExampleSession()), clienttest.ExampleCredentials())
 	if err != nil {
 		fmt.Println(err)
 		return
