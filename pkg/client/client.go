@@ -71,6 +71,13 @@ func New(ctx context.Context, opts ...Option) (*Client, error) {
 	if err := o.validate(); err != nil {
 		return nil, err
 	}
+	if o.creds != nil {
+		tc, err := o.creds.tlsConfig()
+		if err != nil {
+			return nil, err
+		}
+		o.tls = tc
+	}
 	c := &Client{
 		opts: o, clientID: o.clientID, logger: o.logger,
 		changed: make(chan struct{}), pubs: map[string]*Publication{}, subs: map[string]*Subscription{},
@@ -81,13 +88,6 @@ func New(ctx context.Context, opts ...Option) (*Client, error) {
 	}
 	if c.logger == nil {
 		c.logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
-	if o.creds != nil {
-		tc, err := o.creds.tlsConfig()
-		if err != nil {
-			return nil, err
-		}
-		o.tls = tc
 	}
 	creds := insecure.NewCredentials()
 	if o.tls != nil {
