@@ -627,13 +627,8 @@ func (c *clientConn) registerPublisher(rp *registryv1.RegisterPublisher) error {
 		return err
 	}
 	key := p.GetDataInfoId()
-	if err := c.may("publish", rp.GetDataId(), c.perms().CanPublish); err != nil {
-		return err
-	}
-	if err := c.admit(); err != nil {
-		return err
-	}
-	if err := c.underQuota(); err != nil {
+	pk := pubKey{key, p.GetRegisterId()}
+	if err := c.mayRegister("publish", rp.GetDataId(), c.perms().CanPublish, !s.pubs.holds(c.clientID, pk)); err != nil {
 		return err
 	}
 	id, _, _, _, err := s.route(key)
@@ -647,18 +642,27 @@ func (c *clientConn) registerPublisher(rp *registryv1.RegisterPublisher) error {
 		return err
 	}
 	if stored {
-		s.fwd.enqueue(id, pubKey{key, p.GetRegisterId()}, fwdOp{put: p})
+		s.fwd.enqueue(id, pk, fwdOp{put: p})
 	}
 	return nil
 }
 
-// may checks the identity's right to act on dataID.
-func (c *clientConn) may(verb, dataID string, allowed func(string) bool) error {
-	if allowed(dataID) {
+// mayRegister runs a registration's checks, in order: the identity's
+// right to verb under dataID, the rates (waiting its turn), and, when the
+// registration adds one rather than updating one the connection holds,
+// the quotas.
+func (c *clientConn) mayRegister(verb, dataID string, allowed func(string) bool, adds bool) error {
+	if !allowed(dataID) {
+		c.s.refused("permission")
+		return status.Errorf(codes.PermissionDenied, "session: %s may not %s under data ID %q (its tokens file entry lists no prefix of it)", c.caller.ID, verb, dataID)
+	}
+	if err := c.admit(); err != nil {
+		return err
+	}
+	if !adds {
 		return nil
 	}
-	c.s.refused("permission")
-	return status.Errorf(codes.PermissionDenied, "session: %s may not %s under data ID %q (its tokens file entry lists no prefix of it)", c.caller.ID, verb, dataID)
+	return c.underQuota()
 }
 
 // underQuota checks that one more registration fits the connection's and
@@ -685,13 +689,10 @@ func (c *clientConn) registerSubscriber(rs *registryv1.RegisterSubscriber) error
 	if err != nil {
 		return err
 	}
-	if err := c.may("subscribe", rs.GetDataId(), c.perms().CanSubscribe); err != nil {
-		return err
-	}
-	if err := c.admit(); err != nil {
-		return err
-	}
-	if err := c.underQuota(); err != nil {
+	c.mu.Lock()
+	_, held := c.subs[rs.GetRegisterId()]
+	c.mu.Unlock()
+	if err := c.mayRegister("subscribe", rs.GetDataId(), c.perms().CanSubscribe, !held); err != nil {
 		return err
 	}
 	c.mu.Lock()

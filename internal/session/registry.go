@@ -133,6 +133,15 @@ func (ps *publishers) ofClient(clientID string) []pubKey {
 	return out
 }
 
+// holds reports whether the client holds the publication k (so storing it
+// again is an update, not one more registration).
+func (ps *publishers) holds(clientID string, k pubKey) bool {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	_, ok := ps.byClient[clientID][k]
+	return ok
+}
+
 // ofClientCount returns how many publications a client has.
 func (ps *publishers) ofClientCount(clientID string) int {
 	ps.mu.Lock()

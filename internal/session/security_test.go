@@ -169,8 +169,15 @@ func TestSession_IdentityQuota_RefusesTheFlood_OthersUnaffected(t *testing.T) {
 	if accepted != 10 || codes.Code(last.GetCode()) != codes.ResourceExhausted || !strings.Contains(last.GetMessage(), "at most 10 allowed") {
 		t.Fatalf("accepted %d of 30 (want 10); last refusal %v", accepted, last)
 	}
+	// At the quota, updating a publication it holds is no new
+	// registration: accepted. A new subscription is refused like a new
+	// publication.
+	a, err := f1.Publish("flood.0", "r", 2, "v2")
+	ok(t, a, err)
+	a, err = f1.Subscribe(svc, "s", registryv1.Scope_SCOPE_GLOBAL)
+	refusedWith(t, a, err, codes.ResourceExhausted)
 	calm := c.ConnectAs(t, c.Session(0), "calm", "c-1", "", true)
-	a, err := calm.Subscribe(svc, "s", registryv1.Scope_SCOPE_GLOBAL)
+	a, err = calm.Subscribe(svc, "s", registryv1.Scope_SCOPE_GLOBAL)
 	ok(t, a, err)
 	waitValues(t, calm, key)
 	a, err = calm.Publish(svc, "r", 1, "calm")
