@@ -39,22 +39,35 @@ has a slot table.`,
 		Example: `  registryctl health
   registryctl health -o json --admin-token "$TOKEN"`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			return g.withMeta(func(m *metaConn) error {
-				info, err := m.clusterInfo(cmd.Context())
-				if err != nil {
-					return err
-				}
-				v := g.probe(cmd.Context(), healthTargets(info))
-				if err := render(cmd.OutOrStdout(), g.output, v); err != nil {
-					return err
-				}
-				return v.err()
-			})
-		},
+		RunE: g.acrossNodes(func(ctx context.Context, targets []healthRow) verdictView { return g.probe(ctx, targets) }),
 	}
 	cli.DescribeEnv(cmd.Flags())
 	return cmd
+}
+
+// verdictView is a view whose content decides the command's result.
+type verdictView interface {
+	view
+	err() error
+}
+
+// acrossNodes is the RunE of a command that asks every node meta knows of
+// (health, keyring status): ask's answer is rendered, and its verdict is
+// the command's.
+func (g *globals) acrossNodes(ask func(context.Context, []healthRow) verdictView) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, _ []string) error {
+		return g.withMeta(func(m *metaConn) error {
+			info, err := m.clusterInfo(cmd.Context())
+			if err != nil {
+				return err
+			}
+			v := ask(cmd.Context(), healthTargets(info))
+			if err := render(cmd.OutOrStdout(), g.output, v); err != nil {
+				return err
+			}
+			return v.err()
+		})
+	}
 }
 
 // healthView is the output of health.

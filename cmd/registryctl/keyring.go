@@ -156,25 +156,19 @@ func newKeyringStatusCommand(g *globals) *cobra.Command {
 		Use:   "status",
 		Short: "Show every node's gossip keys (GET /api/v1/keyring); exit 1 unless all agree",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			return g.withMeta(func(m *metaConn) error {
-				info, err := m.clusterInfo(cmd.Context())
-				if err != nil {
-					return err
-				}
-				v := g.keyrings(cmd.Context(), healthTargets(info))
-				if err := render(cmd.OutOrStdout(), g.output, v); err != nil {
-					return err
-				}
-				if !v.Agreed {
-					return errors.New("the nodes do not all have the same gossip keys and primary")
-				}
-				return nil
-			})
-		},
+		RunE:  g.acrossNodes(func(ctx context.Context, targets []healthRow) verdictView { return g.keyrings(ctx, targets) }),
 	}
 	cli.DescribeEnv(cmd.Flags())
 	return cmd
+}
+
+// err is the command's result: nil when every node answered with the
+// same keys and primary.
+func (v keyringView) err() error {
+	if !v.Agreed {
+		return errors.New("the nodes do not all have the same gossip keys and primary")
+	}
+	return nil
 }
 
 // keyrings asks every target's admin HTTP for its keyring, all at once.

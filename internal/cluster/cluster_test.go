@@ -10,8 +10,15 @@ import (
 
 func start(t *testing.T, id string, join ...string) *Agent {
 	t.Helper()
-	a, err := New(Config{NodeID: id, BindAddr: "127.0.0.1", Profile: "local", Join: join, RetryJoin: 20 * time.Millisecond,
-		Meta: Meta{Role: RoleData, GRPC: "127.0.0.1:1", Zone: "z"}}, nil, nil)
+	return run(t, Config{NodeID: id, BindAddr: "127.0.0.1", Profile: "local", Join: join, RetryJoin: 20 * time.Millisecond,
+		Meta: Meta{Role: RoleData, GRPC: "127.0.0.1:1", Zone: "z"}})
+}
+
+// run starts an agent with cfg, joining in the background until cleanup,
+// which stops it.
+func run(t *testing.T, cfg Config) *Agent {
+	t.Helper()
+	a, err := New(cfg, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

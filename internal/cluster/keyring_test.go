@@ -2,7 +2,6 @@ package cluster
 
 import (
 	"bytes"
-	"context"
 	"encoding/base64"
 	"strings"
 	"testing"
@@ -47,16 +46,8 @@ func TestParseKeys(t *testing.T) {
 
 func startKeyed(t *testing.T, id string, keys [][]byte, join ...string) *Agent {
 	t.Helper()
-	a, err := New(Config{NodeID: id, BindAddr: "127.0.0.1", Profile: "local", Join: join, RetryJoin: 20 * time.Millisecond,
-		Keys: keys, Meta: Meta{Role: RoleData, GRPC: "127.0.0.1:1"}}, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = a.JoinLoop(ctx) }()
-	t.Cleanup(func() { cancel(); <-done; a.Kill() })
-	return a
+	return run(t, Config{NodeID: id, BindAddr: "127.0.0.1", Profile: "local", Join: join, RetryJoin: 20 * time.Millisecond,
+		Keys: keys, Meta: Meta{Role: RoleData, GRPC: "127.0.0.1:1"}})
 }
 
 // TestAgent_KeyRotation_InstallUseRemove: the three rounds of a rotation
