@@ -495,7 +495,10 @@ func (a *Agent) SetKeys(keys [][]byte) error {
 	if err := a.keyring.UseKey(keys[0]); err != nil {
 		return fmt.Errorf("cluster: use gossip key: %w", err)
 	}
-	for _, old := range a.keyring.GetKeys() {
+	// GetKeys returns the keyring's own slice, which RemoveKey shifts in
+	// place: iterate over a copy, or the key after each removed one is
+	// skipped (and stays installed).
+	for _, old := range slices.Clone(a.keyring.GetKeys()) {
 		if !slices.ContainsFunc(keys, func(k []byte) bool { return bytes.Equal(k, old) }) {
 			if err := a.keyring.RemoveKey(old); err != nil {
 				return fmt.Errorf("cluster: remove gossip key: %w", err)

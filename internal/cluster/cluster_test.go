@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"testing"
 	"time"
 )
@@ -18,7 +19,13 @@ func start(t *testing.T, id string, join ...string) *Agent {
 // which stops it.
 func run(t *testing.T, cfg Config) *Agent {
 	t.Helper()
-	a, err := New(cfg, nil, nil)
+	return runLogged(t, cfg, nil)
+}
+
+// runLogged is run with a logger (nil: none).
+func runLogged(t *testing.T, cfg Config, logger *slog.Logger) *Agent {
+	t.Helper()
+	a, err := New(cfg, logger, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
