@@ -7,6 +7,7 @@ package admin
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
@@ -25,8 +26,15 @@ import (
 type ReadyFunc func() (ok bool, detail any)
 
 // Authorizer decides whether a request may reach /api and /debug: nil to
-// serve it, an error (said to the caller) to refuse it with 401.
+// serve it, an error (said to the caller) to refuse it. An error that
+// wraps ErrForbidden (the request proved an identity, one that may not)
+// answers 403 Forbidden; any other (no credentials, or credentials that
+// prove nothing) 401 Unauthorized with a WWW-Authenticate challenge.
 type Authorizer func(r *http.Request) error
+
+// ErrForbidden marks an Authorizer's refusal of a caller who proved who
+// it is: asking again with the same credentials cannot help.
+var ErrForbidden = errors.New("admin: forbidden")
 
 // Mux is an admin HTTP handler under construction. Register role routes
 // with API, then serve it.
@@ -71,23 +79,48 @@ func (m *Mux) ServeHTTP(w http.ResponseWriter, r *http.Request) { m.mux.ServeHTT
 func (m *Mux) guard(h http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if err := m.auth(r); err != nil {
-			WriteJSON(w, http.StatusUnauthorized, map[string]string{"error": err.Error()})
+			code := http.StatusForbidden
+			if !errors.Is(err, ErrForbidden) {
+				code = http.StatusUnauthorized
+				w.Header().Set("WWW-Authenticate", `Bearer realm="strata admin"`)
+			}
+			WriteJSON(w, code, map[string]string{"error": err.Error()})
 			return
 		}
 		h(w, r)
 	})
 }
 
-// Token returns the bearer token of a request, or "".
-func Token(r *http.Request) string {
-	tok, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	return tok
+// ErrMalformedAuthorization is Token's error for an Authorization header
+// that is not "Bearer <token>".
+var ErrMalformedAuthorization = errors.New(`admin: the Authorization header must be "Bearer <token>"`)
+
+// Token returns the bearer token of a request: "" without an
+// Authorization header, ErrMalformedAuthorization when the header is not
+// "Bearer <token>" with a non-empty token.
+func Token(r *http.Request) (string, error) {
+	h := r.Header.Get("Authorization")
+	if h == "" {
+		return "", nil
+	}
+	tok, ok := strings.CutPrefix(h, "Bearer ")
+	if !ok || tok == "" {
+		return "", ErrMalformedAuthorization
+	}
+	return tok, nil
 }
 
-// TokenIs reports whether the request carries token (compared in constant
-// time; an empty token never matches).
+// TokenIs reports whether the request carries token as its bearer token.
+// An empty token never matches. The comparison is of SHA-256 digests, in
+// constant time: its duration says nothing about token, not even its
+// length.
 func TokenIs(r *http.Request, token string) bool {
-	return token != "" && subtle.ConstantTimeCompare([]byte(Token(r)), []byte(token)) == 1
+	got, err := Token(r)
+	if err != nil || got == "" || token == "" {
+		return false
+	}
+	a, b := sha256.Sum256([]byte(got)), sha256.Sum256([]byte(token))
+	return subtle.ConstantTimeCompare(a[:], b[:]) == 1
 }
 
 // Serve serves hs on ln until Shutdown, over TLS when hs has a TLSConfig;

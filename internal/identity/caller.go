@@ -50,12 +50,13 @@ func (p Perms) CanSubscribe(dataID string) bool { return allowed(p.Subscribe, da
 // every client of a node that runs without authentication.
 var AllPerms = Perms{Publish: []string{Any}, Subscribe: []string{Any}}
 
-// Caller is who made a request: the identity it proved and, for clients,
-// what it may do. A node running --insecure checks nothing: its callers are
-// Insecure, and every check on them passes.
+// Caller is who made a request: the identity it proved. What it may do is
+// not part of it: a node looks its rights up at each request (Store.Perms),
+// so a reload of the tokens file applies to streams already open. A node
+// running --insecure checks nothing: its callers are Insecure, and every
+// check on them passes.
 type Caller struct {
-	ID    ID
-	Perms Perms
+	ID ID
 	// Insecure marks a caller on a node that runs without authentication.
 	Insecure bool
 }

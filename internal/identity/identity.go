@@ -6,9 +6,9 @@
 //
 // Clients hold a token (looked up in a tokens file, tokens.go) or a client
 // certificate (spiffe://<cluster>/client/<name>); operators an admin
-// identity the same two ways. An ID is what a peer proved; a Caller is an
-// ID with the rights its tokens file entry grants (perms.go), and travels
-// in the request context (context.go).
+// identity the same two ways. An ID is what a peer proved; a Caller wraps
+// it and travels in the request context; Perms are the rights a tokens
+// file entry grants (caller.go, tokens.go).
 //
 // The package is pure apart from reading the tokens file: no network, no
 // goroutines. Everything is safe for concurrent use.
@@ -111,8 +111,11 @@ func ValidCluster(c string) error {
 
 // ValidName checks an identity's name (the same rule as node ids).
 func ValidName(n string) error {
-	if n == "" || len(n) > MaxNameBytes {
-		return fmt.Errorf("%w: name must be 1..%d bytes, got %d", ErrInvalid, MaxNameBytes, len(n))
+	if n == "" {
+		return fmt.Errorf("%w: name is empty", ErrInvalid)
+	}
+	if len(n) > MaxNameBytes {
+		return fmt.Errorf("%w: name is %d bytes, at most %d allowed", ErrInvalid, len(n), MaxNameBytes)
 	}
 	if !utf8.ValidString(n) {
 		return fmt.Errorf("%w: name is not valid UTF-8", ErrInvalid)

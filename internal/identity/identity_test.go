@@ -20,7 +20,7 @@ func TestParse(t *testing.T) {
 		{"spiffe://prod/admin/ops", ID{"prod", RoleAdmin, "ops"}, ""},
 		{"https://prod/data/data-3", ID{}, "is not spiffe"},
 		{"spiffe://prod/data", ID{}, "no /role/name"},
-		{"spiffe://prod/data/", ID{}, "name must be"},
+		{"spiffe://prod/data/", ID{}, "name is empty"},
 		{"spiffe://prod/data/a/b", ID{}, "slash"},
 		{"spiffe://prod/oracle/x", ID{}, "unknown role"},
 		{"spiffe://Prod/data/x", ID{}, "lower-case"},
@@ -186,7 +186,7 @@ func TestStore_TokenAndReload(t *testing.T) {
 		t.Fatal(err)
 	}
 	c, ok := s.Token("tok-a")
-	if !ok || c.ID != (ID{"c", RoleClient, "a"}) || !c.Perms.CanPublish("a.x") || c.Perms.CanPublish("b.x") {
+	if !ok || c.ID != (ID{"c", RoleClient, "a"}) || !s.Perms(c.ID).CanPublish("a.x") || s.Perms(c.ID).CanPublish("b.x") {
 		t.Fatalf("Token(tok-a) = %+v, %v", c, ok)
 	}
 	for _, bad := range []string{"", "tok-b", strings.Repeat("x", MaxTokenBytes+1)} {
@@ -208,6 +208,14 @@ func TestStore_TokenAndReload(t *testing.T) {
 	}
 	if _, ok := s.Token("tok-a"); !ok {
 		t.Fatal("a failed reload dropped the identities")
+	}
+	// So does one over the size limit, even if what it starts with parses.
+	write("identities: []\n#" + strings.Repeat("x", MaxTokensFileBytes) + "\n")
+	if err := s.Reload(); err == nil || !strings.Contains(err.Error(), "at most 1048576 bytes") {
+		t.Fatalf("Reload of an oversized file = %v, want refused for its size", err)
+	}
+	if _, ok := s.Token("tok-a"); !ok {
+		t.Fatal("a failed reload of an oversized file dropped the identities")
 	}
 	// A good one replaces them.
 	write("identities:\n- {name: b, role: client, token_sha256: " + HashToken("tok-b") + "}\n")

@@ -75,7 +75,7 @@ func HashToken(token string) string {
 func ParseFile(b []byte) (File, error) {
 	var f File
 	if len(b) > MaxTokensFileBytes {
-		return f, fmt.Errorf("%w: tokens file is %d bytes, at most %d allowed", ErrInvalid, len(b), MaxTokensFileBytes)
+		return f, fmt.Errorf("%w: tokens file is too large (at most %d bytes)", ErrInvalid, MaxTokensFileBytes)
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
@@ -140,7 +140,7 @@ type Store struct {
 
 	mu      sync.RWMutex
 	byToken map[string]*Caller // hex sha256 -> caller
-	byName  map[string]*Caller // role/name -> caller
+	byName  map[string]Perms   // role/name -> rights
 }
 
 // LoadStore reads the tokens file at path (none when path is "": no
@@ -156,9 +156,9 @@ func LoadStore(cluster, path string) (*Store, error) {
 // Reload reads the file again and, if it parses, puts its identities in
 // force. On error the old ones stay.
 func (s *Store) Reload() error {
-	byToken, byName := map[string]*Caller{}, map[string]*Caller{}
+	byToken, byName := map[string]*Caller{}, map[string]Perms{}
 	if s.path != "" {
-		b, err := readBounded(s.path, MaxTokensFileBytes)
+		b, err := readFile(s.path)
 		if err != nil {
 			return fmt.Errorf("identity: read tokens file: %w", err)
 		}
@@ -167,13 +167,12 @@ func (s *Store) Reload() error {
 			return fmt.Errorf("%s: %w", s.path, err)
 		}
 		for _, e := range f.Identities {
-			c := &Caller{ID: ID{Cluster: s.cluster, Role: e.Role, Name: e.Name}, Perms: Perms{
+			byName[string(e.Role)+"/"+e.Name] = Perms{
 				Publish: e.Publish, Subscribe: e.Subscribe, MaxRegistrations: e.MaxRegistrations, RegisterRate: e.RegisterRate,
 				Enroll: e.Enroll,
-			}}
-			byName[string(e.Role)+"/"+e.Name] = c
+			}
 			if e.TokenSHA256 != "" {
-				byToken[e.TokenSHA256] = c
+				byToken[e.TokenSHA256] = &Caller{ID: ID{Cluster: s.cluster, Role: e.Role, Name: e.Name}}
 			}
 		}
 	}
@@ -203,30 +202,23 @@ func (s *Store) Token(token string) (*Caller, bool) {
 	return c, ok
 }
 
-// Perms returns the rights of a certificate identity: its entry's, or none
-// when the file does not list it.
+// Perms returns the rights of id as the file reads now: its entry's, or
+// none when the file does not list it. Callers ask at each request rather
+// than keep them, so a reload that narrows an entry applies at once.
 func (s *Store) Perms(id ID) Perms {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	if c, ok := s.byName[string(id.Role)+"/"+id.Name]; ok {
-		return c.Perms
-	}
-	return Perms{}
+	return s.byName[string(id.Role)+"/"+id.Name]
 }
 
-// readBounded reads at most max bytes of a file, refusing a larger one.
-func readBounded(path string, max int64) ([]byte, error) {
+// readFile reads the tokens file at path, at most one byte over
+// MaxTokensFileBytes: enough for ParseFile to refuse a file that is too
+// large without reading all of it.
+func readFile(path string) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, max+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(b)) > max {
-		return nil, fmt.Errorf("%s is over %d bytes", path, max)
-	}
-	return b, nil
+	return io.ReadAll(io.LimitReader(f, MaxTokensFileBytes+1))
 }

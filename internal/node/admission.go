@@ -2,6 +2,7 @@ package node
 
 import (
 	"net"
+	"net/http"
 	"sync"
 	"time"
 
@@ -13,7 +14,7 @@ import (
 // so that none makes it allocate without bound: the largest request
 // message (sized per role to the largest valid one), connections, streams
 // per connection, the time a new connection may take to finish its
-// handshakes, and keepalive pings.
+// handshakes, how long a connection may sit idle, and keepalive pings.
 type Limits struct {
 	// MaxRecvBytes is the largest gRPC request message the node reads;
 	// a larger one is refused from its 5-byte length prefix, before any of
@@ -26,8 +27,20 @@ type Limits struct {
 	MaxHTTPConnections int
 	// MaxStreams caps concurrent streams (calls) per connection.
 	MaxStreams uint32
-	// HandshakeTimeout bounds a new connection's TLS and HTTP/2 handshake.
+	// HandshakeTimeout bounds a new connection's TLS and HTTP/2 handshake
+	// on the gRPC port, and on the admin HTTP port the TLS handshake and
+	// the reading of each request's headers.
 	HandshakeTimeout time.Duration
+	// MaxConnectionIdle closes a gRPC connection (GOAWAY) that has had no
+	// call or stream open for this long, so idle anonymous connections do
+	// not hold MaxConnections' slots. A connection with an open stream (a
+	// subscriber's) is not idle; a client whose connection closed this way
+	// reconnects at its next call.
+	MaxConnectionIdle time.Duration
+	// HTTPIdleTimeout closes an admin HTTP keep-alive connection that has
+	// waited this long for its next request, so idle connections do not
+	// hold MaxHTTPConnections' slots.
+	HTTPIdleTimeout time.Duration
 	// KeepaliveMinTime: a peer that pings more often than this is
 	// disconnected. KeepaliveTime and KeepaliveTimeout: the server pings a
 	// connection idle for KeepaliveTime and drops it if no answer comes
@@ -44,6 +57,8 @@ func DefaultLimits() Limits {
 		MaxHTTPConnections: 256,
 		MaxStreams:         1024,
 		HandshakeTimeout:   5 * time.Second,
+		MaxConnectionIdle:  5 * time.Minute,
+		HTTPIdleTimeout:    time.Minute,
 		KeepaliveMinTime:   5 * time.Second,
 		KeepaliveTime:      30 * time.Second,
 		KeepaliveTimeout:   10 * time.Second,
@@ -54,7 +69,8 @@ func (l Limits) validate() error {
 	if l.MaxRecvBytes < 1<<10 || l.MaxConnections < 1 || l.MaxHTTPConnections < 1 || l.MaxStreams < 1 {
 		return errLimits
 	}
-	if l.HandshakeTimeout <= 0 || l.KeepaliveMinTime <= 0 || l.KeepaliveTime <= 0 || l.KeepaliveTimeout <= 0 {
+	if l.HandshakeTimeout <= 0 || l.MaxConnectionIdle <= 0 || l.HTTPIdleTimeout <= 0 ||
+		l.KeepaliveMinTime <= 0 || l.KeepaliveTime <= 0 || l.KeepaliveTimeout <= 0 {
 		return errLimits
 	}
 	return nil
@@ -66,7 +82,22 @@ func (l Limits) serverOptions() []grpc.ServerOption {
 		grpc.MaxConcurrentStreams(l.MaxStreams),
 		grpc.ConnectionTimeout(l.HandshakeTimeout),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: l.KeepaliveMinTime, PermitWithoutStream: true}),
-		grpc.KeepaliveParams(keepalive.ServerParameters{Time: l.KeepaliveTime, Timeout: l.KeepaliveTimeout}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{
+			MaxConnectionIdle: l.MaxConnectionIdle, Time: l.KeepaliveTime, Timeout: l.KeepaliveTimeout,
+		}),
+	}
+}
+
+// httpServer returns the admin HTTP server for h, with l's timeouts: a
+// peer that sends no request headers within HandshakeTimeout (TLS
+// handshake included), or keeps a connection idle past HTTPIdleTimeout,
+// loses the connection and its MaxHTTPConnections slot.
+func (l Limits) httpServer(h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: l.HandshakeTimeout,
+		IdleTimeout:       l.HTTPIdleTimeout,
+		MaxHeaderBytes:    64 << 10,
 	}
 }
 

@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -27,7 +28,7 @@ import (
 type Policy map[string][]identity.Role
 
 // insecureCaller is every caller of a node that runs without TLS.
-var insecureCaller = &identity.Caller{Insecure: true, Perms: identity.AllPerms}
+var insecureCaller = &identity.Caller{Insecure: true}
 
 // authHeader carries a client's or operator's bearer token.
 const authHeader = "authorization"
@@ -48,11 +49,7 @@ func (n *Node) caller(ctx context.Context) (*identity.Caller, error) {
 			if id.Cluster != n.creds.Cluster() {
 				return nil, status.Errorf(codes.Unauthenticated, "node: %s belongs to cluster %q, not %q", id, id.Cluster, n.creds.Cluster())
 			}
-			c := &identity.Caller{ID: id}
-			if !id.Role.Node() {
-				c.Perms = n.tokens.Perms(id)
-			}
-			return c, nil
+			return &identity.Caller{ID: id}, nil
 		}
 	}
 	md, _ := metadata.FromIncomingContext(ctx)
@@ -134,25 +131,46 @@ func (n *Node) Perms(c *identity.Caller) identity.Perms {
 // adminAuth lets an operator reach admin HTTP's /api and /debug: a request
 // with the --admin-token, or, on a node with TLS, one with an admin
 // certificate or an admin's token from the tokens file. A node without TLS
-// and without --admin-token leaves them open.
+// and without --admin-token leaves them open. A request without valid
+// credentials is refused as unauthenticated (401); one whose certificate
+// or token proves an identity that is not an operator, as forbidden (403).
 func (n *Node) adminAuth(r *http.Request) error {
+	if n.creds == nil && n.cfg.AdminToken == "" {
+		return nil
+	}
+	// An admin certificate lets the request in whatever token it carries;
+	// an operator's token whatever certificate.
+	var proven *identity.ID
+	if n.creds != nil && r.TLS != nil && len(r.TLS.VerifiedChains) > 0 {
+		if id, err := identity.FromCert(r.TLS.VerifiedChains[0][0]); err == nil && id.Cluster == n.cfg.Cluster {
+			if id.Role == identity.RoleAdmin {
+				return nil
+			}
+			proven = &id
+		}
+	}
+	tok, err := admin.Token(r)
+	if err != nil {
+		return err
+	}
 	if admin.TokenIs(r, n.cfg.AdminToken) {
 		return nil
 	}
 	if n.creds == nil {
-		if n.cfg.AdminToken == "" {
-			return nil
-		}
 		return errors.New("admin token required (Authorization: Bearer <token>)")
 	}
-	if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 {
-		id, err := identity.FromCert(r.TLS.VerifiedChains[0][0])
-		if err == nil && id.Cluster == n.cfg.Cluster && id.Role == identity.RoleAdmin {
+	if tok != "" {
+		c, ok := n.tokens.Token(tok)
+		if !ok {
+			return errors.New("the bearer token is not valid")
+		}
+		if c.ID.Role == identity.RoleAdmin {
 			return nil
 		}
+		proven = &c.ID
 	}
-	if c, ok := n.tokens.Token(admin.Token(r)); ok && c.ID.Role == identity.RoleAdmin {
-		return nil
+	if proven != nil {
+		return fmt.Errorf("%w: %s is not an operator (an admin certificate or an admin token from the tokens file is required)", admin.ErrForbidden, *proven)
 	}
 	return errors.New("an operator is required: an admin certificate, or an admin token from the tokens file (Authorization: Bearer <token>)")
 }

@@ -3,6 +3,7 @@ package node
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -26,7 +27,14 @@ import (
 // badMark is the field number that marks a message the codec could not
 // decode: the largest there is, which no Strata message uses. Its payload
 // is the message's id (8 bytes, big endian) and then the decoding error.
+// Only the codec may set it: a message that arrives carrying that field
+// itself (which would otherwise decode, the field kept as unknown) is a
+// decoding error, so a sender cannot have its message reported bad with
+// an id and an error of its choosing.
 const badMark protowire.Number = protowire.MaxValidNumber
+
+// errReservedField is the decoding error of a message that carries badMark.
+var errReservedField = fmt.Errorf("reserved field number %d", badMark)
 
 // BadMessageError is what a stream's RecvMsg returns for a message that
 // did not decode: the stream itself is fine.
@@ -54,12 +62,15 @@ func newLenientCodec() lenientCodec { return lenientCodec{encoding.GetCodecV2("p
 
 func (c lenientCodec) Unmarshal(data mem.BufferSlice, v any) error {
 	err := c.CodecV2.Unmarshal(data, v)
-	if err == nil {
-		return nil
-	}
 	m, ok := v.(proto.Message)
 	if !ok {
 		return err
+	}
+	if err == nil {
+		if !hasField(m.ProtoReflect().GetUnknown(), badMark) {
+			return nil
+		}
+		err = errReservedField
 	}
 	raw := data.Materialize()
 	proto.Reset(m)
@@ -91,6 +102,26 @@ func leadingID(b []byte) uint64 {
 		b = b[n:]
 	}
 	return 0
+}
+
+// hasField reports whether the encoded fields b hold field num, of any
+// wire type. Unknown fields the protobuf library kept are well formed.
+func hasField(b []byte, num protowire.Number) bool {
+	for len(b) > 0 {
+		n, typ, l := protowire.ConsumeTag(b)
+		if l < 0 {
+			return false
+		}
+		if n == num {
+			return true
+		}
+		b = b[l:]
+		if l = protowire.ConsumeFieldValue(n, typ, b); l < 0 {
+			return false
+		}
+		b = b[l:]
+	}
+	return false
 }
 
 // badMessage returns the mark of a message the codec could not decode.

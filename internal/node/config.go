@@ -6,8 +6,6 @@ import (
 	"log/slog"
 	"net"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -116,25 +114,16 @@ func TestConfig() Config {
 
 var errLimits = errors.New("limits: message size (at least 1 KiB), connections, streams and timeouts must be positive")
 
-// MaxNodeIDBytes bounds a node id.
-const MaxNodeIDBytes = 128
+// MaxNodeIDBytes bounds a node id: a node id is its identity's name
+// (spiffe://<cluster>/<role>/<node id>), so identity's bound.
+const MaxNodeIDBytes = identity.MaxNameBytes
 
-// ValidNodeID accepts 1..128 bytes of printable UTF-8 without spaces or
-// slashes (a node id is a path segment of its certificate's identity).
+// ValidNodeID accepts what identity.ValidName accepts: 1..128 bytes of
+// printable UTF-8 without spaces or slashes (a node id is a path segment
+// of its certificate's identity).
 func ValidNodeID(id string) error {
-	if id == "" {
-		return errors.New("empty node id")
-	}
-	if len(id) > MaxNodeIDBytes {
-		return fmt.Errorf("node id is %d bytes, at most %d allowed", len(id), MaxNodeIDBytes)
-	}
-	if !utf8.ValidString(id) {
-		return errors.New("node id is not valid UTF-8")
-	}
-	for _, r := range id {
-		if !unicode.IsPrint(r) || unicode.IsSpace(r) || r == '/' {
-			return fmt.Errorf("node id %q has a space, a slash or a control character", id)
-		}
+	if err := identity.ValidName(id); err != nil {
+		return fmt.Errorf("node id: %w", err)
 	}
 	return nil
 }
@@ -146,7 +135,7 @@ func (c Config) Validate(role cluster.Role) error {
 		return fmt.Errorf("unknown role %q", role)
 	}
 	if err := ValidNodeID(c.NodeID); err != nil {
-		return fmt.Errorf("node id: %w", err)
+		return err
 	}
 	if err := identity.ValidCluster(c.Cluster); err != nil {
 		return err

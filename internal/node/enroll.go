@@ -65,7 +65,7 @@ func enroll(ctx context.Context, c *Config, role cluster.Role, tokenFile string,
 				continue
 			}
 			cctx, ccancel := context.WithTimeout(ctx, c.CallTimeout)
-			resp, err := registryv1.NewMetaServiceClient(conn).Enroll(cctx, req, grpc.PerRPCCredentials(bearer(tok)))
+			resp, err := registryv1.NewMetaServiceClient(conn).Enroll(cctx, req, grpc.PerRPCCredentials(rpc.Bearer(tok)))
 			ccancel()
 			if err != nil {
 				last = fmt.Errorf("meta %s: %w", addr, err)
@@ -103,12 +103,3 @@ func writeEnrolled(tc tlsconf.Config, cert, key []byte) error {
 	}
 	return nil
 }
-
-// bearer sends a token with every call, over TLS only.
-type bearer string
-
-func (b bearer) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
-	return map[string]string{authHeader: "Bearer " + string(b)}, nil
-}
-
-func (bearer) RequireTransportSecurity() bool { return true }

@@ -113,9 +113,6 @@ type Node struct {
 	creds   *tlsconf.Creds
 	tokens  *identity.Store
 	metrics *metrics
-	// gossipKeys are the key file's keys when the node started (nil:
-	// plaintext gossip); a reload hands newer ones to the agent.
-	gossipKeys [][]byte
 
 	grpcAddr, httpAddr string
 
@@ -155,28 +152,21 @@ func New(cfg Config, spec Spec, deps Deps) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	var keys [][]byte
-	if cfg.GossipKeyFile != "" {
-		if keys, err = cluster.ReadKeyFile(cfg.GossipKeyFile); err != nil {
-			return nil, err
-		}
-	}
 	n := &Node{
-		cfg:        cfg,
-		spec:       spec,
-		deps:       deps,
-		logger:     obs.Or(deps.Logger),
-		clock:      clock.Or(deps.Clock),
-		reg:        reg,
-		pool:       rpc.NewPool(creds, spec.PoolSize),
-		creds:      creds,
-		tokens:     tokens,
-		metrics:    newMetrics(),
-		gossipKeys: keys,
-		grpcAddr:   advertised(cfg.GRPCAdvertise, deps.GRPCListener),
-		httpAddr:   advertised(cfg.HTTPAdvertise, deps.HTTPListener),
-		ready:      make(chan struct{}),
-		killed:     make(chan struct{}),
+		cfg:      cfg,
+		spec:     spec,
+		deps:     deps,
+		logger:   obs.Or(deps.Logger),
+		clock:    clock.Or(deps.Clock),
+		reg:      reg,
+		pool:     rpc.NewPool(creds, spec.PoolSize),
+		creds:    creds,
+		tokens:   tokens,
+		metrics:  newMetrics(),
+		grpcAddr: advertised(cfg.GRPCAdvertise, deps.GRPCListener),
+		httpAddr: advertised(cfg.HTTPAdvertise, deps.HTTPListener),
+		ready:    make(chan struct{}),
+		killed:   make(chan struct{}),
 	}
 	if spec.Role != cluster.RoleMeta {
 		mc, err := metaclient.New(cfg.MetaAddrs, n.pool, cfg.CallTimeout, n.logger)
@@ -251,10 +241,7 @@ func (n *Node) Run(ctx context.Context, role Role) (err error) {
 		}
 	}()
 	gm.Role = n.spec.Role
-	agent, err := cluster.New(cluster.Config{
-		NodeID: n.cfg.NodeID, BindAddr: n.cfg.GossipBind, BindPort: n.cfg.GossipPort, AdvertiseAddr: n.cfg.GossipAdvertise,
-		Join: n.cfg.Join, Profile: n.cfg.GossipProfile, RetryJoin: n.cfg.JoinRetry, Meta: gm, Keys: n.gossipKeys,
-	}, n.logger.With("component", "gossip"), n.clock)
+	agent, err := n.newAgent(gm)
 	if err != nil {
 		n.deps.Close()
 		return err
@@ -275,7 +262,7 @@ func (n *Node) Run(ctx context.Context, role Role) (err error) {
 	mux.API("/api/v1/keyring", func(w http.ResponseWriter, r *http.Request) {
 		admin.WriteJSON(w, http.StatusOK, agent.Keyring())
 	})
-	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, MaxHeaderBytes: 64 << 10}
+	hs := n.cfg.Limits.httpServer(mux)
 	if n.creds != nil {
 		// Admin HTTP is TLS like the rest: operators and scrapers verify
 		// the node, an admin certificate (or token) opens /api and /debug.
@@ -316,6 +303,23 @@ func (n *Node) Run(ctx context.Context, role Role) (err error) {
 	err = g.Wait()
 	n.logger.Info(string(n.spec.Role) + " node stopped")
 	return err
+}
+
+// newAgent makes the gossip agent announcing gm, encrypted with the key
+// file's keys as they read now (nil: plaintext gossip); Reload hands the
+// agent newer ones.
+func (n *Node) newAgent(gm cluster.Meta) (*cluster.Agent, error) {
+	var keys [][]byte
+	if n.cfg.GossipKeyFile != "" {
+		var err error
+		if keys, err = cluster.ReadKeyFile(n.cfg.GossipKeyFile); err != nil {
+			return nil, err
+		}
+	}
+	return cluster.New(cluster.Config{
+		NodeID: n.cfg.NodeID, BindAddr: n.cfg.GossipBind, BindPort: n.cfg.GossipPort, AdvertiseAddr: n.cfg.GossipAdvertise,
+		Join: n.cfg.Join, Profile: n.cfg.GossipProfile, RetryJoin: n.cfg.JoinRetry, Meta: gm, Keys: keys,
+	}, n.logger.With("component", "gossip"), n.clock)
 }
 
 // serverOptions are the gRPC server's: TLS (a certificate demanded in the

@@ -3,7 +3,6 @@ package pki
 import (
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/pem"
 	"os"
 	"path/filepath"
 	"testing"
@@ -66,7 +65,7 @@ func TestInit_WritesAVerifiableLayout_AndKeepsItOnRerun(t *testing.T) {
 		t.Fatal(err)
 	}
 	c, ok := store.Token(tok)
-	if !ok || c.ID.Name != "dev" || !c.Perms.CanPublish("x") || !c.Perms.CanSubscribe("x") {
+	if !ok || c.ID.Name != "dev" || !store.Perms(c.ID).CanPublish("x") || !store.Perms(c.ID).CanSubscribe("x") {
 		t.Errorf("the dev client's token gives %+v, %v", c, ok)
 	}
 	if fi, err := os.Stat(dir.Key(identity.RoleMeta, "meta-0")); err != nil || fi.Mode().Perm() != 0o600 {
@@ -118,8 +117,33 @@ func TestParseCA_RefusesAMismatchedKey(t *testing.T) {
 	if _, err := ParseCA([]byte("junk"), ak); err == nil {
 		t.Error("junk was accepted as a CA certificate")
 	}
-	blk, _ := pem.Decode(leaf)
-	if c, _ := x509.ParseCertificate(blk.Bytes); c.NotAfter.After(a.Cert.NotAfter) {
-		t.Error("a leaf outlives its CA")
+}
+
+func TestCA_Issue_ClampsALeafToItsCAsValidity(t *testing.T) {
+	now := time.Now().Truncate(time.Second)
+	ca, err := NewCA("x", now, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := identity.ID{Cluster: "x", Role: identity.RoleData, Name: "d"}
+	notAfter := func(validity time.Duration) time.Time {
+		t.Helper()
+		leaf, _, err := ca.Issue(id, nil, now, validity)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := parseCert(leaf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.NotAfter
+	}
+	// Asked for twice the CA's validity, the leaf ends with the CA.
+	if got := notAfter(2 * time.Hour); !got.Equal(ca.Cert.NotAfter) {
+		t.Errorf("a leaf asked for 2h under a 1h CA ends %v, want the CA's end %v", got, ca.Cert.NotAfter)
+	}
+	// Within the CA's validity, it gets what it asked for.
+	if got, want := notAfter(30*time.Minute), now.Add(30*time.Minute); !got.Equal(want) {
+		t.Errorf("a leaf asked for 30m ends %v, want %v", got, want)
 	}
 }

@@ -113,6 +113,11 @@ func (c *Creds) Reload() error {
 		if err != nil {
 			return fmt.Errorf("tls: load key pair: %w", err)
 		}
+		if cert.Leaf == nil { // GODEBUG=x509keypairleaf=0 leaves it unparsed
+			if cert.Leaf, err = x509.ParseCertificate(cert.Certificate[0]); err != nil {
+				return fmt.Errorf("tls: %s: %w", c.cfg.CertFile, err)
+			}
+		}
 		if m.self, err = identity.FromCert(cert.Leaf); err != nil {
 			return fmt.Errorf("tls: %s: %w", c.cfg.CertFile, err)
 		}
@@ -122,13 +127,64 @@ func (c *Creds) Reload() error {
 		if c.self != nil && m.self != *c.self {
 			return fmt.Errorf("tls: %s names %s, but this is %s (issue one with registryctl certs)", c.cfg.CertFile, m.self, *c.self)
 		}
-		if _, err := cert.Leaf.Verify(x509.VerifyOptions{Roots: m.pool, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
-			return fmt.Errorf("tls: %s is not signed by a CA in %s: %w", c.cfg.CertFile, c.cfg.CAFile, err)
+		if err := c.checkOwn(&cert, m.pool); err != nil {
+			return err
 		}
 		m.cert = &cert
 	}
 	c.cur.Store(m)
 	return nil
+}
+
+// checkOwn verifies this process's certificate as its peers will: chained
+// to a CA of pool through the intermediates the file holds after it, and
+// valid for what the process uses it for. A node serves and dials with it
+// (server and client auth); a client or an operator's tool only dials
+// (client auth).
+func (c *Creds) checkOwn(cert *tls.Certificate, pool *x509.CertPool) error {
+	inter := x509.NewCertPool()
+	for i, der := range cert.Certificate[1:] {
+		ic, err := x509.ParseCertificate(der)
+		if err != nil {
+			return fmt.Errorf("tls: %s: certificate %d of the chain: %w", c.cfg.CertFile, i+2, err)
+		}
+		inter.AddCert(ic)
+	}
+	usages := []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
+	if c.self != nil {
+		usages = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}
+	}
+	// One verification per usage: VerifyOptions.KeyUsages accepts a chain
+	// valid for any one of those it lists.
+	for _, u := range usages {
+		_, err := cert.Leaf.Verify(x509.VerifyOptions{Roots: pool, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{u}})
+		var inv x509.CertificateInvalidError
+		switch {
+		case errors.As(err, &inv) && inv.Reason == x509.IncompatibleUsage:
+			return fmt.Errorf("tls: %s is not valid for %s, which %s needs: %w", c.cfg.CertFile, usageName(u), c.purpose(), err)
+		case err != nil:
+			return fmt.Errorf("tls: %s is not signed by a CA in %s: %w", c.cfg.CertFile, c.cfg.CAFile, err)
+		}
+	}
+	return nil
+}
+
+// purpose names what the credentials are for, in errors.
+func (c *Creds) purpose() string {
+	if c.self != nil {
+		return "a node (serving and dialing)"
+	}
+	return "a client"
+}
+
+func usageName(u x509.ExtKeyUsage) string {
+	switch u {
+	case x509.ExtKeyUsageServerAuth:
+		return "TLS server authentication"
+	case x509.ExtKeyUsageClientAuth:
+		return "TLS client authentication"
+	}
+	return fmt.Sprintf("extended key usage %d", u)
 }
 
 // Cluster returns the cluster the credentials are for.
@@ -167,8 +223,12 @@ func (c *Creds) Server(auth tls.ClientAuthType, allow func(identity.ID) error) *
 				out.Certificates = []tls.Certificate{*m.cert}
 			}
 			if allow != nil {
+				// Judged against this handshake's material: a Reload
+				// between ClientHello and now must not make the chain
+				// crypto/tls verified against m.pool be checked against
+				// another CA.
 				out.VerifyConnection = func(cs tls.ConnectionState) error {
-					id, err := c.verify(cs, x509.ExtKeyUsageClientAuth)
+					id, err := c.verify(cs, m.pool, x509.ExtKeyUsageClientAuth)
 					if err != nil {
 						return err
 					}
@@ -198,7 +258,7 @@ func (c *Creds) Client(peer identity.Peer, also ...identity.Peer) *tls.Config {
 			return &tls.Certificate{}, nil // none to offer
 		},
 		VerifyConnection: func(cs tls.ConnectionState) error {
-			id, err := c.verify(cs, x509.ExtKeyUsageServerAuth)
+			id, err := c.verify(cs, c.Pool(), x509.ExtKeyUsageServerAuth)
 			if err != nil {
 				return err
 			}
@@ -214,17 +274,24 @@ func (c *Creds) Client(peer identity.Peer, also ...identity.Peer) *tls.Config {
 	}
 }
 
-func (c *Creds) verify(cs tls.ConnectionState, usage x509.ExtKeyUsage) (identity.ID, error) {
+// verify returns the identity the peer's certificate names, once its chain
+// is verified against roots for usage: by crypto/tls already when the
+// handshake has verified chains (a server demanding a client certificate,
+// against the ClientCAs it handshook with, roots), else here (a client,
+// which skips crypto/tls's host-name check).
+func (c *Creds) verify(cs tls.ConnectionState, roots *x509.CertPool, usage x509.ExtKeyUsage) (identity.ID, error) {
 	if len(cs.PeerCertificates) == 0 {
 		return identity.ID{}, errors.New("tls: the peer presented no certificate")
 	}
 	leaf := cs.PeerCertificates[0]
-	inter := x509.NewCertPool()
-	for _, ic := range cs.PeerCertificates[1:] {
-		inter.AddCert(ic)
-	}
-	if _, err := leaf.Verify(x509.VerifyOptions{Roots: c.Pool(), Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{usage}}); err != nil {
-		return identity.ID{}, fmt.Errorf("tls: peer certificate: %w", err)
+	if len(cs.VerifiedChains) == 0 {
+		inter := x509.NewCertPool()
+		for _, ic := range cs.PeerCertificates[1:] {
+			inter.AddCert(ic)
+		}
+		if _, err := leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{usage}}); err != nil {
+			return identity.ID{}, fmt.Errorf("tls: peer certificate: %w", err)
+		}
 	}
 	id, err := identity.FromCert(leaf)
 	if err != nil {
