@@ -41,13 +41,18 @@ type Config struct {
 	NoticeMaxKeys int
 }
 
+// nodeConfig is base with what every data node sets: it leaves the pool
+// on shutdown, and takes a data node's limits.
+func nodeConfig(base node.Config) node.Config {
+	base.LeaveOnShutdown = true
+	base.Limits = Limits()
+	return base
+}
+
 // DefaultConfig returns production defaults.
 func DefaultConfig() Config {
-	nc := node.DefaultConfig()
-	nc.LeaveOnShutdown = true
-	nc.Limits = Limits()
 	return Config{
-		Config:              nc,
+		Config:              nodeConfig(node.DefaultConfig()),
 		HeartbeatInterval:   time.Second,
 		RetryInterval:       time.Second,
 		SessionLease:        30 * time.Second,
@@ -63,9 +68,7 @@ func DefaultConfig() Config {
 // TestConfig returns short timings for in-process tests on loopback.
 func TestConfig() Config {
 	c := DefaultConfig()
-	c.Config = node.TestConfig()
-	c.LeaveOnShutdown = true
-	c.Limits = Limits()
+	c.Config = nodeConfig(node.TestConfig())
 	c.HeartbeatInterval = 50 * time.Millisecond
 	c.RetryInterval = 50 * time.Millisecond
 	c.SessionLease = time.Second

@@ -141,6 +141,9 @@ func (c Config) Validate() error {
 	if c.SnapshotThreshold == 0 {
 		return bad("snapshot threshold must be positive")
 	}
+	if c.CAKeyFile != "" && c.TLS.CAFile == "" {
+		return bad("--ca-key-file needs TLS: the CA certificate (--tls-ca) it signs for")
+	}
 	if c.RaftAdvertise != "" {
 		if _, _, err := net.SplitHostPort(c.RaftAdvertise); err != nil {
 			return bad("raft advertise address %q: %v", c.RaftAdvertise, err)
@@ -166,12 +169,4 @@ func (d Deps) validate() error {
 		return fmt.Errorf("%w: a Raft listener is required", ErrBadConfig)
 	}
 	return nil
-}
-
-// close closes every listener, for a Run that fails before handing them on.
-func (d Deps) close() {
-	d.Deps.Close()
-	if d.RaftListener != nil {
-		_ = d.RaftListener.Close()
-	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -72,6 +73,7 @@ func (s *Server) leaderLoop(ctx context.Context) {
 	s.leaderReady.Store(true)
 
 	live := newLiveness(s.cfg.DeadGrace)
+	waits := newProofWaits()
 	// The arranger runs at most every ArrangeInterval; this ticker brings
 	// a round that was throttled back within one interval.
 	arrangeTick := s.clock.NewTicker(s.cfg.ArrangeInterval)
@@ -80,7 +82,7 @@ func (s *Server) leaderLoop(ctx context.Context) {
 	for {
 		st, changed := s.fsm.Watch()
 		pool := s.Agent().Changed()
-		voters := s.reconcileVoters(ctx)
+		voters := s.reconcileVoters(ctx, waits)
 		s.reconcileMembers(live, st, voters)
 		if now := s.clock.Now(); now.Sub(lastArrange) >= s.cfg.ArrangeInterval {
 			lastArrange = now
@@ -142,7 +144,7 @@ const promoteLag = 64
 //   - A node that left the pool gracefully is removed. One that merely died
 //     stays a voter: it is expected back, and removing it would shrink the
 //     quorum under the survivors.
-func (s *Server) reconcileVoters(ctx context.Context) []raft.ServerID {
+func (s *Server) reconcileVoters(ctx context.Context, waits *proofWaits) []raft.ServerID {
 	fut := s.raft.raft.GetConfiguration()
 	if err := fut.Error(); err != nil {
 		s.logger.Warn("read raft configuration", "err", err)
@@ -157,7 +159,9 @@ func (s *Server) reconcileVoters(ctx context.Context) []raft.ServerID {
 		}
 	}
 	r := s.raft.raft
-	for _, m := range s.Agent().Members() {
+	members := s.Agent().Members()
+	waits.forget(members)
+	for _, m := range members {
 		if m.Meta.Role != cluster.RoleMeta || m.Meta.Raft == "" || m.ID == s.cfg.NodeID {
 			continue
 		}
@@ -165,7 +169,7 @@ func (s *Server) reconcileVoters(ctx context.Context) []raft.ServerID {
 		have, ok := servers[id]
 		switch {
 		case m.State == cluster.StateAlive && !ok:
-			if err := s.provenMeta(ctx, m); err != nil {
+			if err := s.provenMeta(ctx, m, waits); err != nil {
 				s.logger.Warn("not adding a meta node that cannot prove itself", "peer", m.ID, "grpc", m.Meta.GRPC, "err", err)
 				continue
 			}
@@ -175,7 +179,7 @@ func (s *Server) reconcileVoters(ctx context.Context) []raft.ServerID {
 			}
 			s.logger.Info("added raft non-voter; promoted once caught up", "peer", m.ID, "addr", addr)
 		case m.State == cluster.StateAlive && have.Suffrage == raft.Voter && have.Address != addr:
-			if err := s.provenMeta(ctx, m); err != nil {
+			if err := s.provenMeta(ctx, m, waits); err != nil {
 				s.logger.Warn("not moving a voter whose new address cannot prove itself", "peer", m.ID, "grpc", m.Meta.GRPC, "err", err)
 				continue
 			}
@@ -209,33 +213,70 @@ func (s *Server) reconcileVoters(ctx context.Context) []raft.ServerID {
 // server whose certificate names that meta node. (Its Raft port admits only
 // meta certificates too.) Without TLS nothing can be proven and every node
 // passes, as gossip and Raft then trust anyone anyway.
-func (s *Server) provenMeta(ctx context.Context, m cluster.Member) error {
+//
+// A node that fails is not asked again until its backoff passes (doubling
+// from ReconcileInterval to maxProofWait): each attempt costs the leader
+// loop up to a second, and whoever holds the gossip key could announce
+// many meta nodes that never answer.
+func (s *Server) provenMeta(ctx context.Context, m cluster.Member, waits *proofWaits) error {
 	if !s.Secure() {
 		return nil
 	}
-	conn, err := s.Pool().Get(m.Meta.GRPC, identity.Peer{Role: identity.RoleMeta, Name: m.ID})
-	if err != nil {
+	key := m.ID + "|" + m.Meta.GRPC
+	now := s.clock.Now()
+	if w, ok := waits.by[key]; ok && now.Before(w.until) {
+		return fmt.Errorf("failed to prove itself; not asked again until %s", w.until.Format(time.RFC3339))
+	}
+	if _, err := s.askMeta(ctx, m.ID, m.Meta.GRPC); err != nil {
+		wait := 2 * waits.by[key].wait
+		wait = min(max(wait, s.cfg.ReconcileInterval), maxProofWait)
+		waits.by[key] = proofWait{until: now.Add(wait), wait: wait}
 		return err
 	}
-	cctx, cancel := context.WithTimeout(ctx, time.Second)
-	defer cancel()
-	_, err = registryv1.NewMetaServiceClient(conn).GetLeader(cctx, &registryv1.GetLeaderRequest{})
-	return err
+	delete(waits.by, key)
+	return nil
+}
+
+// maxProofWait bounds the wait between proofs asked of one meta node.
+const maxProofWait = time.Minute
+
+// proofWaits holds the leader loop's backoff per (meta node, address) that
+// failed to prove itself; only that loop uses it.
+type proofWaits struct{ by map[string]proofWait }
+
+type proofWait struct {
+	until time.Time
+	wait  time.Duration
+}
+
+func newProofWaits() *proofWaits { return &proofWaits{by: map[string]proofWait{}} }
+
+// forget drops the waits of nodes no longer in the pool, so the map stays
+// as small as the pool.
+func (w *proofWaits) forget(members []cluster.Member) {
+	live := map[string]bool{}
+	for _, m := range members {
+		live[m.ID+"|"+m.Meta.GRPC] = true
+	}
+	maps.DeleteFunc(w.by, func(k string, _ proofWait) bool { return !live[k] })
 }
 
 // caughtUp asks a peer for its commit index and compares it with ours.
 func (s *Server) caughtUp(ctx context.Context, id, addr string) bool {
+	info, err := s.askMeta(ctx, id, addr)
+	return err == nil && info.GetCommitIndex()+promoteLag >= s.raft.raft.CommitIndex()
+}
+
+// askMeta asks the meta node id at addr for its cluster info, bounded by a
+// second; the server's certificate must name that meta node.
+func (s *Server) askMeta(ctx context.Context, id, addr string) (*registryv1.GetClusterInfoResponse, error) {
 	conn, err := s.Pool().Get(addr, identity.Peer{Role: identity.RoleMeta, Name: id})
 	if err != nil {
-		return false
+		return nil, err
 	}
 	cctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
-	info, err := registryv1.NewMetaServiceClient(conn).GetClusterInfo(cctx, &registryv1.GetClusterInfoRequest{})
-	if err != nil {
-		return false
-	}
-	return info.GetCommitIndex()+promoteLag >= s.raft.raft.CommitIndex()
+	return registryv1.NewMetaServiceClient(conn).GetClusterInfo(cctx, &registryv1.GetClusterInfoRequest{})
 }
 
 // poolHasQuorum reports whether a majority of the voters is alive in this

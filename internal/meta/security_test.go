@@ -147,11 +147,11 @@ func TestMeta_RefusesPlaintextAndAnonymousCallers(t *testing.T) {
 		!strings.Contains(err.Error(), "certificate or a bearer token is required") {
 		t.Errorf("a client without certificate or token: %v, want Unauthenticated", err)
 	}
-	if err := getLeader(grpc.WithTransportCredentials(credentials.NewTLS(caOnly)), grpc.WithPerRPCCredentials(bearer("forged"))); status.Code(err) != codes.Unauthenticated {
+	if err := getLeader(grpc.WithTransportCredentials(credentials.NewTLS(caOnly)), grpc.WithPerRPCCredentials(rpc.Bearer("forged"))); status.Code(err) != codes.Unauthenticated {
 		t.Errorf("an unknown token: %v, want Unauthenticated", err)
 	}
 	if err := getLeader(grpc.WithTransportCredentials(credentials.NewTLS(caOnly)),
-		grpc.WithPerRPCCredentials(bearer(c.Token(t, identity.RoleClient, testcluster.ClientName)))); err != nil {
+		grpc.WithPerRPCCredentials(rpc.Bearer(c.Token(t, identity.RoleClient, testcluster.ClientName)))); err != nil {
 		t.Errorf("the test client's token: %v", err)
 	}
 	// A certificate from another CA fails the handshake.
@@ -162,14 +162,6 @@ func TestMeta_RefusesPlaintextAndAnonymousCallers(t *testing.T) {
 		t.Error("a certificate signed by another cluster's CA was served")
 	}
 }
-
-type bearer string
-
-func (b bearer) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
-	return map[string]string{"authorization": "Bearer " + string(b)}, nil
-}
-
-func (bearer) RequireTransportSecurity() bool { return true }
 
 // TestMeta_RaftPort_OnlyMetaNodes: the Raft port completes a TLS handshake
 // only with a meta node's certificate; a data node's, a client's or no
@@ -309,7 +301,9 @@ func TestMeta_ImpostorMeta_NeverBecomesVoter(t *testing.T) {
 	c := testcluster.Start(t, testcluster.Spec{Meta: 3})
 	ln := testcluster.Listen(t)
 	gs := grpc.NewServer(rpc.ServerOptions(c.Creds(t, identity.RoleData, "meta-9"), tls.RequireAndVerifyClientCert, 1<<20)...)
-	registryv1.RegisterMetaServiceServer(gs, registryv1.UnimplementedMetaServiceServer{})
+	// It answers what the leader asks a meta node, and looks caught up:
+	// only its certificate can give it away.
+	registryv1.RegisterMetaServiceServer(gs, answeringMeta{})
 	go func() { _ = gs.Serve(ln) }()
 	t.Cleanup(gs.Stop)
 	raftLn := testcluster.Listen(t)
@@ -341,6 +335,16 @@ func TestMeta_ImpostorMeta_NeverBecomesVoter(t *testing.T) {
 		}
 		return nil
 	})
+	// The leader has had its chance to judge the impostor once it said
+	// why it refused it.
+	testcluster.Eventually(t, testcluster.DefaultWait, func() error {
+		for _, n := range c.LiveMetas() {
+			if strings.Contains(testcluster.LogOf(t, n.Dir), "cannot prove itself") {
+				return nil
+			}
+		}
+		return fmt.Errorf("no leader said why it refused the impostor")
+	})
 	cfg, err := config()
 	if err != nil {
 		t.Fatal(err)
@@ -348,13 +352,20 @@ func TestMeta_ImpostorMeta_NeverBecomesVoter(t *testing.T) {
 	if _, ok := cfg["meta-9"]; ok {
 		t.Fatalf("the impostor is in the Raft configuration: %v", cfg)
 	}
-	said := false
-	for _, n := range c.LiveMetas() {
-		said = said || strings.Contains(testcluster.LogOf(t, n.Dir), "cannot prove itself")
-	}
-	if !said {
-		t.Error("no leader said why it refused the impostor")
-	}
+}
+
+// answeringMeta is an impostor's MetaService: it knows a leader and claims
+// a commit index no real node has reached.
+type answeringMeta struct {
+	registryv1.UnimplementedMetaServiceServer
+}
+
+func (answeringMeta) GetLeader(context.Context, *registryv1.GetLeaderRequest) (*registryv1.GetLeaderResponse, error) {
+	return &registryv1.GetLeaderResponse{Leader: &registryv1.MetaPeer{Id: "meta-9"}, Term: 1}, nil
+}
+
+func (answeringMeta) GetClusterInfo(context.Context, *registryv1.GetClusterInfoRequest) (*registryv1.GetClusterInfoResponse, error) {
+	return &registryv1.GetClusterInfoResponse{CommitIndex: 1 << 40}, nil
 }
 
 // TestMeta_InvalidUTF8_InvalidArgument_NotInternal: a request whose string
@@ -397,6 +408,17 @@ func TestMeta_Enroll_IssuesOnlyWhatTheEnrollTokenAllows(t *testing.T) {
 		}
 	}})
 	c.StartPeer(t, "session-old", cluster.RoleSession)
+	agent(t, c, "gossip-only", cluster.RoleSession, c.GossipKeys(t), "127.0.0.1:1", "")
+	// The issuer must know both before it is asked (it may be a follower).
+	testcluster.Eventually(t, testcluster.DefaultWait, func() error {
+		if _, ok := c.Meta(0).Server().State().Members["session-old"]; !ok {
+			return fmt.Errorf("meta-0 has not applied session-old's registration")
+		}
+		if !inPool(c.Meta(0), "gossip-only") {
+			return fmt.Errorf("meta-0 does not see gossip-only in its pool")
+		}
+		return nil
+	})
 	const tok = "enroll-token-0123456789abcdef"
 	c.SetIdentities(t, identity.Entry{Name: "sessions", Role: identity.RoleEnroll, TokenSHA256: identity.HashToken(tok), Enroll: []identity.Role{identity.RoleSession}})
 	issuer, other := c.Meta(0), c.Meta(1)
@@ -407,14 +429,14 @@ func TestMeta_Enroll_IssuesOnlyWhatTheEnrollTokenAllows(t *testing.T) {
 	caOnly := c.ClientTLS(t).Clone()
 	caOnly.Certificates = nil
 	enroll := func(n *testcluster.MetaNode, token string, req *registryv1.EnrollRequest) (*registryv1.EnrollResponse, error) {
-		conn, err := grpc.NewClient(n.Server().GRPCAddr(), grpc.WithTransportCredentials(credentials.NewTLS(caOnly)), grpc.WithPerRPCCredentials(bearer(token)))
+		conn, err := grpc.NewClient(n.Server().GRPCAddr(), grpc.WithTransportCredentials(credentials.NewTLS(caOnly)), grpc.WithPerRPCCredentials(rpc.Bearer(token)))
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer conn.Close()
 		return registryv1.NewMetaServiceClient(conn).Enroll(ctxT(t), req)
 	}
-	good := &registryv1.EnrollRequest{Csr: csr, Role: registryv1.Role_ROLE_SESSION, NodeId: "session-new", Hosts: []string{"abc123", "10.1.2.3"}}
+	good := &registryv1.EnrollRequest{Csr: csr, Role: registryv1.Role_ROLE_SESSION, NodeId: "session-new", Hosts: []string{"session-new", "localhost", "127.0.0.1"}}
 	resp, err := enroll(issuer, tok, good)
 	if err != nil {
 		t.Fatal(err)
@@ -429,7 +451,7 @@ func TestMeta_Enroll_IssuesOnlyWhatTheEnrollTokenAllows(t *testing.T) {
 	}
 	roots := x509.NewCertPool()
 	roots.AppendCertsFromPEM(resp.GetCa())
-	if _, err := cert.Verify(x509.VerifyOptions{Roots: roots, DNSName: "abc123"}); err != nil {
+	if _, err := cert.Verify(x509.VerifyOptions{Roots: roots, DNSName: "session-new"}); err != nil {
 		t.Errorf("issued certificate does not verify for its host: %v", err)
 	}
 	for _, tc := range []struct {
@@ -442,6 +464,10 @@ func TestMeta_Enroll_IssuesOnlyWhatTheEnrollTokenAllows(t *testing.T) {
 		{"a meta node", issuer, tok, func(r *registryv1.EnrollRequest) { r.Role = registryv1.Role_ROLE_META }, codes.InvalidArgument},
 		{"a role the entry does not list", issuer, tok, func(r *registryv1.EnrollRequest) { r.Role = registryv1.Role_ROLE_DATA }, codes.PermissionDenied},
 		{"the id of a member", issuer, tok, func(r *registryv1.EnrollRequest) { r.NodeId = "session-old" }, codes.AlreadyExists},
+		{"the id of a meta node", issuer, tok, func(r *registryv1.EnrollRequest) { r.NodeId = other.ID }, codes.AlreadyExists},
+		{"the id of a gossip member that has not registered", issuer, tok, func(r *registryv1.EnrollRequest) { r.NodeId = "gossip-only" }, codes.AlreadyExists},
+		{"another host's name", issuer, tok, func(r *registryv1.EnrollRequest) { r.Hosts = []string{other.ID} }, codes.InvalidArgument},
+		{"an IP address it does not come from", issuer, tok, func(r *registryv1.EnrollRequest) { r.Hosts = []string{"10.1.2.3"} }, codes.InvalidArgument},
 		{"a bad id", issuer, tok, func(r *registryv1.EnrollRequest) { r.NodeId = "a/b" }, codes.InvalidArgument},
 		{"a bad host", issuer, tok, func(r *registryv1.EnrollRequest) { r.Hosts = []string{"no spaces"} }, codes.InvalidArgument},
 		{"a request that is not one", issuer, tok, func(r *registryv1.EnrollRequest) { r.Csr = []byte("junk") }, codes.InvalidArgument},
@@ -451,7 +477,7 @@ func TestMeta_Enroll_IssuesOnlyWhatTheEnrollTokenAllows(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			req := proto.Clone(good).(*registryv1.EnrollRequest)
-			req.NodeId = "session-other"
+			req.NodeId, req.Hosts = "session-other", []string{"localhost", "127.0.0.1"}
 			tc.edit(req)
 			if _, err := enroll(tc.n, tc.token, req); status.Code(err) != tc.code {
 				t.Fatalf("got %v, want %v", err, tc.code)

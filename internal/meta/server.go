@@ -33,7 +33,6 @@ import (
 	"github.com/strata-registry/strata/internal/clock"
 	"github.com/strata-registry/strata/internal/cluster"
 	"github.com/strata-registry/strata/internal/node"
-	"github.com/strata-registry/strata/internal/pki"
 	registryv1 "github.com/strata-registry/strata/pkg/proto/registry/v1"
 )
 
@@ -70,9 +69,6 @@ type Server struct {
 
 	metrics *collector
 	loads   *sessionLoads
-	// issuer signs enrolling nodes' certificates; nil when this node has
-	// no CA key.
-	issuer *pki.CA
 }
 
 // New validates cfg and deps. It starts nothing; Run does.
@@ -93,11 +89,11 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		stopping: make(chan struct{}),
 		notify:   make(chan bool, 16),
 	}
-	issuer, err := loadIssuer(cfg)
-	if err != nil {
-		return nil, err
+	// The CA is read again at each enrollment; reading it now makes a
+	// wrong --ca-key-file fail the start instead.
+	if _, err := loadIssuer(cfg); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadConfig, err)
 	}
-	s.issuer = issuer
 	n, err := node.New(cfg.Config, node.Spec{Role: cluster.RoleMeta, PoolSize: 8, Ready: s.readyState, Policy: policy, Tokens: true}, deps.Deps)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadConfig, err)

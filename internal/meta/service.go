@@ -72,22 +72,25 @@ func (s *Server) register(m Member, proven bool) error {
 	if exists && old.Role != m.Role {
 		return invalid("node %s is registered as %s, not %s", m.ID, old.Role, m.Role)
 	}
-	replace := proven
-	if exists && !proven && old.GRPC != m.GRPC {
-		// The pool is the authority on where a node lives now.
-		for _, p := range s.Agent().Members() {
-			if p.ID == m.ID && p.State == cluster.StateAlive && p.Meta.GRPC == m.GRPC && p.Meta.Role == m.Role {
-				replace = true
-			}
-		}
-		if !replace {
-			return fmt.Errorf("%w: %s is at %s, not %s", ErrDuplicateNode, m.ID, old.GRPC, m.GRPC)
-		}
+	if exists && !proven && old.GRPC != m.GRPC && !s.poolShows(m) {
+		return fmt.Errorf("%w: %s is at %s, not %s", ErrDuplicateNode, m.ID, old.GRPC, m.GRPC)
 	}
 	if restarted(old, m, exists) {
 		return s.readmit(m)
 	}
-	return s.propose(command{Op: opUpsert, Member: &m, Replace: replace || exists})
+	// A move, if any, was judged above.
+	return s.propose(command{Op: opUpsert, Member: &m, Replace: exists})
+}
+
+// poolShows reports whether the gossip pool shows m alive where it says it
+// is: without TLS, the authority on where a node lives now.
+func (s *Server) poolShows(m Member) bool {
+	for _, p := range s.Agent().Members() {
+		if p.ID == m.ID && p.State == cluster.StateAlive && p.Meta.GRPC == m.GRPC && p.Meta.Role == m.Role {
+			return true
+		}
+	}
+	return false
 }
 
 // restarted reports whether m is a new process of a data node meta knows:
@@ -116,7 +119,10 @@ func (v *service) Heartbeat(ctx context.Context, req *registryv1.HeartbeatReques
 	if err := validNodeID(req.GetNodeId()); err != nil {
 		return nil, toStatus(invalid("%v", err))
 	}
-	if err := claimAny(caller(ctx), req.GetNodeId()); err != nil {
+	c := caller(ctx)
+	// Checked here too, so a follower forwards nothing a stranger sent;
+	// the leader's heartbeat checks the member's role as well.
+	if err := claimAny(c, req.GetNodeId()); err != nil {
 		return nil, toStatus(err)
 	}
 	if resp, ok, err := forward(ctx, v.s, func(c registryv1.MetaServiceClient, ctx context.Context) (*registryv1.HeartbeatResponse, error) {
@@ -124,7 +130,7 @@ func (v *service) Heartbeat(ctx context.Context, req *registryv1.HeartbeatReques
 	}); ok {
 		return resp, err
 	}
-	if err := v.s.heartbeat(req, caller(ctx)); err != nil {
+	if err := v.s.heartbeat(req, c); err != nil {
 		return nil, toStatus(err)
 	}
 	return &registryv1.HeartbeatResponse{TableEpoch: v.s.fsm.Current().Table.Epoch}, nil

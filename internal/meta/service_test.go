@@ -53,7 +53,7 @@ func TestMeta_BadInput_ClearStatus_ChangesNothing(t *testing.T) {
 		{"empty id", identity.ID{}, func(cl registryv1.MetaServiceClient) error {
 			_, err := cl.RegisterNode(ctxT(t), node("", registryv1.Role_ROLE_DATA, "127.0.0.1:1"))
 			return err
-		}, codes.InvalidArgument, "empty node id"},
+		}, codes.InvalidArgument, "node id: identity: invalid: name is empty"},
 		{"id with space", identity.ID{}, func(cl registryv1.MetaServiceClient) error {
 			_, err := cl.RegisterNode(ctxT(t), node("a b", registryv1.Role_ROLE_DATA, "127.0.0.1:1"))
 			return err
@@ -137,7 +137,7 @@ func TestMeta_New_RejectsBadConfig(t *testing.T) {
 		{"absurd slot count", func(c *meta.Config) { c.Slots = 1 << 30 }, "slot count out of range"},
 		{"zero slots", func(c *meta.Config) { c.Slots = 0 }, "slot count out of range"},
 		{"negative replicas", func(c *meta.Config) { c.Replicas = -1 }, "replica count out of range"},
-		{"no node id", func(c *meta.Config) { c.NodeID = "" }, "empty node id"},
+		{"no node id", func(c *meta.Config) { c.NodeID = "" }, "node id: identity: invalid: name is empty"},
 		{"no data dir", func(c *meta.Config) { c.DataDir = "" }, "data dir"},
 		{"bootstrap-expect", func(c *meta.Config) { c.BootstrapExpect = 100 }, "bootstrap-expect"},
 		{"lease over heartbeat", func(c *meta.Config) { c.RaftLeaderLeaseTimeout = 10 * c.RaftHeartbeatTimeout }, "lease timeout"},
@@ -250,4 +250,41 @@ func TestMeta_JoiningMetaBecomesVoter_LeavingOneIsRemoved(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestMeta_Register_AProvenNodeMoves_AnUnprovenMoveIsRefused: a node whose
+// certificate names it may register again at a new address (it is that
+// node, restarted elsewhere); without TLS, where nothing is proven, the
+// same id at another address is refused unless the pool shows the node
+// alive there, and the member keeps its address.
+func TestMeta_Register_AProvenNodeMoves_AnUnprovenMoveIsRefused(t *testing.T) {
+	for _, insecure := range []bool{false, true} {
+		t.Run(fmt.Sprintf("insecure=%v", insecure), func(t *testing.T) {
+			c := testcluster.Start(t, testcluster.Spec{Meta: 1, Insecure: insecure})
+			leader := c.WaitLeader(t)
+			conn := c.DialAs(t, leader.Server().GRPCAddr(), identity.RoleSession, "s-move")
+			t.Cleanup(func() { _ = conn.Close() })
+			cl := registryv1.NewMetaServiceClient(conn)
+			register := func(addr string) error {
+				_, err := cl.RegisterNode(ctxT(t), &registryv1.RegisterNodeRequest{Node: &registryv1.Node{Id: "s-move", Role: registryv1.Role_ROLE_SESSION, GrpcAddress: addr}})
+				return err
+			}
+			if err := register("127.0.0.1:1"); err != nil {
+				t.Fatal(err)
+			}
+			err := register("127.0.0.1:2")
+			want := "127.0.0.1:2"
+			if insecure {
+				want = "127.0.0.1:1"
+				if status.Code(err) != codes.AlreadyExists {
+					t.Fatalf("unproven move: %v, want AlreadyExists", err)
+				}
+			} else if err != nil {
+				t.Fatalf("proven move: %v", err)
+			}
+			if got := leader.Server().State().Members["s-move"].GRPC; got != want {
+				t.Fatalf("member at %s, want %s", got, want)
+			}
+		})
+	}
 }

@@ -156,17 +156,14 @@ func (c *Client) WatchTable(ctx context.Context, retry time.Duration, onTable fu
 	return nil
 }
 
-// MaxSlots bounds the slot count of a table a node takes from meta.
-const MaxSlots = 1 << 16
-
 // Table converts a wire slot table to slot.Table, refusing one whose shape
-// its users could not index: a slot count of 0 or over MaxSlots, rows
+// its users could not index: a slot count of 0 or over slot.MaxCount, rows
 // other than one per slot in ID order. (Meta only sends well-formed tables;
 // this keeps a node that reads a bad one from indexing past its end.)
 func Table(p *registryv1.SlotTable) (slot.Table, error) {
 	n := p.GetSlotCount()
-	if n == 0 || n > MaxSlots || len(p.GetSlots()) != int(n) {
-		return slot.Table{}, fmt.Errorf("metaclient: slot table of epoch %d has %d rows for %d slots (want 1..%d, one row a slot)", p.GetEpoch(), len(p.GetSlots()), n, MaxSlots)
+	if n == 0 || n > slot.MaxCount || len(p.GetSlots()) != int(n) {
+		return slot.Table{}, fmt.Errorf("metaclient: slot table of epoch %d has %d rows for %d slots (want 1..%d, one row a slot)", p.GetEpoch(), len(p.GetSlots()), n, slot.MaxCount)
 	}
 	t := slot.Table{Epoch: p.GetEpoch(), Slots: make([]slot.Slot, len(p.GetSlots()))}
 	for i, ps := range p.GetSlots() {

@@ -1130,19 +1130,20 @@ func (x *GetClusterInfoResponse) GetCommitIndex() uint64 {
 	return 0
 }
 
-// MetaService is served by every meta node. Writes and ListSessions go to the
 // EnrollRequest asks for a certificate naming a new data or session node
 // (its identity, spiffe://<cluster>/<role>/<node_id>), for the key of csr.
 // Only an enroll identity of the tokens file may ask, for the roles its
-// entry lists, and never for an id that is a member.
+// entry lists, and never for an id the cluster knows of (a member, a
+// gossip pool member, a meta node).
 type EnrollRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// csr is a PKCS #10 certificate request (DER), signed with the new key.
 	Csr    []byte `protobuf:"bytes,1,opt,name=csr,proto3" json:"csr,omitempty"`
 	Role   Role   `protobuf:"varint,2,opt,name=role,proto3,enum=registry.v1.Role" json:"role,omitempty"`
 	NodeId string `protobuf:"bytes,3,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
-	// hosts are DNS names or IPs for the certificate, for clients that
-	// verify host names (Strata's own links check the identity).
+	// hosts go in the certificate, for clients that verify host names
+	// (Strata's own links check the identity): DNS names may be node_id and
+	// localhost, IPs loopback or the address the request comes from.
 	Hosts         []string `protobuf:"bytes,4,rep,name=hosts,proto3" json:"hosts,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

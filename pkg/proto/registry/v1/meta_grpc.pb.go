@@ -35,6 +35,7 @@ const (
 //
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
+// MetaService is served by every meta node. Writes and ListSessions go to the
 // Raft leader: a follower forwards them. WatchSlotTable and the read calls
 // are served from the node's own replica of the state.
 type MetaServiceClient interface {
@@ -146,6 +147,7 @@ func (c *metaServiceClient) Enroll(ctx context.Context, in *EnrollRequest, opts 
 // All implementations must embed UnimplementedMetaServiceServer
 // for forward compatibility.
 //
+// MetaService is served by every meta node. Writes and ListSessions go to the
 // Raft leader: a follower forwards them. WatchSlotTable and the read calls
 // are served from the node's own replica of the state.
 type MetaServiceServer interface {
