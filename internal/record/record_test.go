@@ -176,6 +176,78 @@ func TestValidatePublisher(t *testing.T) {
 	}
 }
 
+// TestValidateID: one rule for every ID a client makes up, one kind per
+// failure (too long: ErrTooLarge; anything else: ErrInvalid), and the
+// message names the field it was given.
+func TestValidateID(t *testing.T) {
+	tests := []struct {
+		name, id string
+		kind     error
+		msg      string
+	}{
+		{"valid", "c-1", nil, ""},
+		{"at the limit", strings.Repeat("c", MaxRegisterIDBytes), nil, ""},
+		{"UTF-8", "客户端", nil, ""},
+		{"empty", "", ErrInvalid, "client_id is empty"},
+		{"too long", strings.Repeat("c", MaxRegisterIDBytes+1), ErrTooLarge, "client_id is 129 bytes, at most 128 allowed"},
+		{"not UTF-8", "c\xff", ErrInvalid, "client_id is not valid UTF-8"},
+		{"space", "c 1", ErrInvalid, "client_id \"c 1\" has a space or control character"},
+		{"control", "c\x001", ErrInvalid, "space or control"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			checkErr(t, ValidateID("client_id", tt.id), tt.kind, tt.msg)
+		})
+	}
+	// ValidateRegisterID is the same rule under its field's name.
+	checkErr(t, ValidateRegisterID(strings.Repeat("r", MaxRegisterIDBytes+1)), ErrTooLarge, "register_id is 129 bytes, at most 128 allowed")
+}
+
+// TestValidateClientPublisher: a session's publisher is checked once: the
+// client's register ID by the client rule (its limit is 128 bytes, not the
+// stored 257), the rest as ValidatePublisher checks it; what it accepts,
+// data nodes accept.
+func TestValidateClientPublisher(t *testing.T) {
+	owned := func(id string, modify func(*registryv1.Publisher)) (string, *registryv1.Publisher) {
+		p := validPublisher()
+		p.RegisterId = Owned("orders", id)
+		if modify != nil {
+			modify(p)
+		}
+		return id, p
+	}
+	tests := []struct {
+		name   string
+		id     string
+		modify func(*registryv1.Publisher)
+		kind   error
+		msg    string
+	}{
+		{"valid", "r1", nil, nil, ""},
+		{"client id at its limit", strings.Repeat("r", MaxRegisterIDBytes), nil, nil, ""},
+		{"client id past its limit", strings.Repeat("r", MaxRegisterIDBytes+1), nil, ErrTooLarge, "register_id is 129 bytes, at most 128 allowed"},
+		{"empty client id", "", nil, ErrInvalid, "register_id is empty"},
+		{"client id with a space", "r 1", nil, ErrInvalid, "space or control"},
+		{"stored id past its limit", "r1", func(p *registryv1.Publisher) { p.RegisterId = strings.Repeat("o", MaxStoredRegisterIDBytes+1) }, ErrTooLarge, "at most 257 allowed"},
+		{"bad data info id", "r1", func(p *registryv1.Publisher) { p.DataInfoId = "svc" }, ErrInvalid, "data_info_id"},
+		{"value too large", "r1", func(p *registryv1.Publisher) { p.Values = [][]byte{make([]byte, MaxValueBytes+1)} }, ErrTooLarge, "value 0 is 1048577 bytes"},
+		{"empty session", "r1", func(p *registryv1.Publisher) { p.SessionId = "" }, ErrInvalid, "session_id is empty"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			id, p := owned(tt.id, tt.modify)
+			err := ValidateClientPublisher(id, p)
+			checkErr(t, err, tt.kind, tt.msg)
+			if err == nil {
+				if err := ValidatePublisher(p); err != nil {
+					t.Fatalf("accepted for a client, refused as stored: %v", err)
+				}
+			}
+		})
+	}
+	checkErr(t, ValidateClientPublisher("r1", nil), ErrInvalid, "publisher is nil")
+}
+
 func TestValidateUnpublish(t *testing.T) {
 	ok := func() *registryv1.Unpublish {
 		return &registryv1.Unpublish{DataInfoId: DataInfoID("svc", "", ""), RegisterId: "r1", ClientVersion: 3, RegisterTimestamp: 9}
@@ -214,8 +286,5 @@ func TestOwned_RoundTrip(t *testing.T) {
 		if got := ClientRegisterID(tc.stored, tc.owner != ""); got != tc.id {
 			t.Errorf("ClientRegisterID(%q) = %q, want %q", tc.stored, got, tc.id)
 		}
-	}
-	if err := ValidateRegisterID(strings.Repeat("r", MaxRegisterIDBytes+1)); err == nil {
-		t.Error("a client register id over 128 bytes passed")
 	}
 }

@@ -23,6 +23,36 @@ func ValidatePublisher(p *registryv1.Publisher) error {
 	if err := checkRegisterID(p.GetRegisterId()); err != nil {
 		return err
 	}
+	return checkPublisherRest(p)
+}
+
+// ValidateClientPublisher checks a publisher a session built from a
+// client's registration: clientRegisterID is the register ID the client
+// sent (checked as ValidateRegisterID does), p's is that ID as stored
+// (Owned by the client's identity, whose name holds no space, slash or
+// control character: only its length is checked again); everything else
+// as ValidatePublisher checks it. The client's ID comes first, so its
+// errors name the ID the client sent. A publisher it accepts passes
+// ValidatePublisher.
+func ValidateClientPublisher(clientRegisterID string, p *registryv1.Publisher) error {
+	if p == nil {
+		return invalid("publisher is nil")
+	}
+	if err := ValidateRegisterID(clientRegisterID); err != nil {
+		return err
+	}
+	if n := len(p.GetRegisterId()); n > MaxStoredRegisterIDBytes {
+		return tooLarge("register_id is %d bytes with its owner, at most %d allowed", n, MaxStoredRegisterIDBytes)
+	}
+	if _, _, _, err := ParseDataInfoID(p.GetDataInfoId()); err != nil {
+		return err
+	}
+	return checkPublisherRest(p)
+}
+
+// checkPublisherRest checks what follows a publisher's ids: its session_id,
+// zone and conn_id, and its values.
+func checkPublisherRest(p *registryv1.Publisher) error {
 	if err := checkString("session_id", p.GetSessionId(), MaxSessionIDBytes, false); err != nil {
 		return err
 	}
@@ -68,18 +98,26 @@ func ValidateUnpublish(u *registryv1.Unpublish) error {
 // ValidateRegisterID checks a register ID as a client sends it: 1..128
 // bytes of printable UTF-8 without spaces. The error wraps ErrTooLarge or
 // ErrInvalid.
-func ValidateRegisterID(id string) error { return checkIDChars(id, MaxRegisterIDBytes) }
+func ValidateRegisterID(id string) error { return ValidateID("register_id", id) }
+
+// ValidateID checks an ID a client makes up (a register ID, a client ID):
+// 1..MaxRegisterIDBytes bytes of printable UTF-8 without spaces. The error
+// names field and wraps ErrTooLarge (too long) or ErrInvalid (anything
+// else), so one rule gives one gRPC code wherever it is applied.
+func ValidateID(field, id string) error { return checkIDChars(field, id, MaxRegisterIDBytes) }
 
 // checkRegisterID checks a register ID as stored (maybe owner-qualified).
-func checkRegisterID(id string) error { return checkIDChars(id, MaxStoredRegisterIDBytes) }
+func checkRegisterID(id string) error {
+	return checkIDChars("register_id", id, MaxStoredRegisterIDBytes)
+}
 
-func checkIDChars(id string, max int) error {
-	if err := checkString("register_id", id, max, false); err != nil {
+func checkIDChars(field, id string, max int) error {
+	if err := checkString(field, id, max, false); err != nil {
 		return err
 	}
 	for _, r := range id {
 		if !unicode.IsPrint(r) || unicode.IsSpace(r) {
-			return invalid("register_id %q has a space or control character", id)
+			return invalid("%s %q has a space or control character", field, id)
 		}
 	}
 	return nil
