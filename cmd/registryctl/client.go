@@ -4,14 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"strings"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/strata-registry/strata/internal/identity"
 	"github.com/strata-registry/strata/internal/metaclient"
 	"github.com/strata-registry/strata/internal/rpc"
 	"github.com/strata-registry/strata/internal/tlsconf"
@@ -27,9 +24,14 @@ type metaConn struct {
 	client *metaclient.Client
 }
 
-// withMeta runs f with a connection to the meta tier, closed afterwards.
+// withMeta runs f with a connection to the meta tier as the operator
+// (adminCreds), closed afterwards.
 func (g *globals) withMeta(f func(*metaConn) error) error {
-	m, err := g.dialMeta()
+	creds, err := g.adminCreds()
+	if err != nil {
+		return err
+	}
+	m, err := g.dialMeta(creds)
 	if err != nil {
 		return err
 	}
@@ -37,12 +39,9 @@ func (g *globals) withMeta(f func(*metaConn) error) error {
 	return f(m)
 }
 
-// dialMeta prepares calls to the --meta nodes. Nothing is dialed yet.
-func (g *globals) dialMeta() (*metaConn, error) {
-	creds, err := g.adminCreds()
-	if err != nil {
-		return nil, err
-	}
+// dialMeta prepares calls to the --meta nodes with creds (nil: plaintext).
+// Nothing is dialed yet.
+func (g *globals) dialMeta(creds *tlsconf.Creds) (*metaConn, error) {
 	pool := rpc.NewPool(creds, len(g.meta))
 	mc, err := metaclient.New(g.meta, pool, g.timeout, nil)
 	if err != nil {
@@ -130,48 +129,4 @@ func (m *metaConn) table(ctx context.Context) (*registryv1.SlotTable, error) {
 		return err
 	})
 	return tb, err
-}
-
-// httpGet fetches url from a node's admin HTTP server, with the admin token
-// when one is set. It returns the status code and at most 64 KiB of body.
-func (g *globals) httpGet(ctx context.Context, hc *http.Client, url string) (int, []byte, error) {
-	ctx, cancel := context.WithTimeout(ctx, g.timeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return 0, nil, err
-	}
-	if tok := g.httpToken(); tok != "" {
-		req.Header.Set("Authorization", "Bearer "+tok)
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return 0, nil, err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	return resp.StatusCode, body, err
-}
-
-// adminHTTP returns a client for the nodes' admin HTTP servers, and a func
-// that releases its connections. With TLS (the nodes serve admin HTTP over
-// TLS when they have it) the client checks that the server is a node of
-// the cluster and presents the operator's certificate. Keep-alives are
-// off: each node is asked once, and an idle connection would outlive the
-// command.
-func (g *globals) adminHTTP() (*http.Client, func()) {
-	tr := &http.Transport{DisableKeepAlives: true, Proxy: http.ProxyFromEnvironment}
-	if creds, err := g.adminCreds(); err == nil && creds != nil {
-		tr.TLSClientConfig = creds.Client(identity.AnyNode)
-	}
-	return &http.Client{Transport: tr}, tr.CloseIdleConnections
-}
-
-// adminURL is the URL of path on the admin HTTP server at addr: https when
-// registryctl has TLS credentials.
-func (g *globals) adminURL(addr, path string) string {
-	if g.tls.Enabled() || g.credentials != "" {
-		return "https://" + addr + path
-	}
-	return "http://" + addr + path
 }

@@ -15,9 +15,10 @@ import (
 // from a --credentials directory (registryctl certs init), which holds one
 // of each.
 
-// adminCreds returns the credentials for the cluster commands' calls to
+// adminCreds loads the credentials for the cluster commands' calls to
 // meta and admin HTTP: the --tls-* files when set, else the --credentials
-// directory's operator. Nil without TLS.
+// directory's operator. Nil without TLS. A command loads them once and
+// uses them for both (withMeta, acrossNodes).
 func (g *globals) adminCreds() (*tlsconf.Creds, error) {
 	cfg := g.tls
 	if !cfg.Enabled() && g.credentials != "" {
@@ -48,17 +49,4 @@ func (g *globals) clientCreds() *client.Credentials {
 		return &c
 	}
 	return nil
-}
-
-// httpToken returns the bearer token for admin HTTP: --admin-token, else
-// the --credentials directory's operator token (if it has one).
-func (g *globals) httpToken() string {
-	if g.adminToken != "" || g.credentials == "" {
-		return g.adminToken
-	}
-	tok, err := pki.ReadToken(pki.Dir(g.credentials).Token(identity.RoleAdmin, g.adminName))
-	if err != nil {
-		return ""
-	}
-	return tok
 }

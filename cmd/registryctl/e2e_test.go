@@ -8,6 +8,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -509,6 +511,14 @@ func TestRegistryctl_NoMeta(t *testing.T) {
 // TestRegistryctl_Flags checks flag validation and the STRATA_ environment
 // overrides; none of these reach the network.
 func TestRegistryctl_Flags(t *testing.T) {
+	tokenFile := filepath.Join(t.TempDir(), "client.token")
+	emptyFile := filepath.Join(t.TempDir(), "empty.token")
+	if err := os.WriteFile(tokenFile, []byte("t0k\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(emptyFile, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		name string
 		env  map[string]string
@@ -522,6 +532,11 @@ func TestRegistryctl_Flags(t *testing.T) {
 		{"zero timeout", nil, []string{"--timeout", "0s", "leader"}, "--timeout must be positive"},
 		{"bad timeout env", map[string]string{"STRATA_TIMEOUT": "soon"}, []string{"leader"}, "STRATA_TIMEOUT"},
 		{"token without TLS", nil, []string{"--token", "t", "get", "x"}, "--token needs TLS"},
+		{"token file without TLS", nil, []string{"--token-file", tokenFile, "get", "x"}, "--token-file needs TLS"},
+		{"token and token file", nil, []string{"--token", "t", "--token-file", tokenFile, "get", "x"}, "--token and --token-file together"},
+		{"token file env and token", map[string]string{"STRATA_TOKEN_FILE": tokenFile}, []string{"--token", "t", "get", "x"}, "--token and --token-file together"},
+		{"missing token file", nil, []string{"--token-file", "/nonexistent/tok", "get", "x"}, "--token-file: open /nonexistent/tok"},
+		{"empty token file", nil, []string{"--token-file", emptyFile, "get", "x"}, "holds no token"},
 		{"cert without CA", nil, []string{"--tls-cert", "c.pem", "--tls-key", "k.pem", "leader"}, "CA file is required"},
 		{"cert without key", nil, []string{"--tls-cert", "c.pem", "leader"}, "cert file and key file must be set together"},
 		{"slot-of without data ID", nil, []string{"slot-of"}, "accepts 1 arg"},
@@ -583,6 +598,14 @@ func TestRegistryctl_Credentials(t *testing.T) {
 	if out, stderr, err := execute(t, append(withToken, sess, "pub", "com.example.tls", "v1", "--for", "1ms")...); err != nil || strings.Count(out, "published ") != 2 {
 		t.Fatalf("pub with --token: err %v, output:\n%s%s", err, out, stderr)
 	}
+	tokFile := filepath.Join(t.TempDir(), "dev.token")
+	if err := os.WriteFile(tokFile, []byte(tok+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	withTokenFile := []string{"--cluster", testcluster.Name, "--tls-ca", client.CAFile, "--token-file", tokFile}
+	if out, stderr, err := execute(t, append(withTokenFile, sess, "pub", "com.example.tls", "v1", "--for", "1ms")...); err != nil || strings.Count(out, "published ") != 2 {
+		t.Fatalf("pub with --token-file: err %v, output:\n%s%s", err, out, stderr)
+	}
 	if _, _, err := execute(t, "--cluster", testcluster.Name, "--tls-ca", client.CAFile, "--token", "wrong", sess, "pub", "com.example.tls", "v1", "--for", "1ms"); err == nil || !strings.Contains(err.Error(), "unauthenticated") {
 		t.Errorf("pub with a wrong token: err = %v, want unauthenticated", err)
 	}
@@ -616,7 +639,9 @@ func TestHealth_Probe(t *testing.T) {
 	_ = ln.Close()
 
 	g := &globals{timeout: testcluster.DefaultWait, adminToken: "s3cret"}
-	v := g.probe(t.Context(), []healthRow{
+	a := g.newAdminHTTP(nil)
+	defer a.Close()
+	v := probe(t.Context(), a, []healthRow{
 		{Node: "a", Role: "meta", Address: ready},
 		{Node: "b", Role: "data", Address: migrating},
 		{Node: "c", Role: "session", Address: closed},
@@ -677,6 +702,27 @@ func TestKeyring_RotateAcrossTheCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	fresh := strings.Fields(strings.Split(out, "\n")[1])[0]
+	// One node reloaded, the others not yet: status names the split and
+	// fails, as a script waiting for the round to finish needs.
+	if err := c.Data(0).Server().Reload(); err != nil {
+		t.Fatal(err)
+	}
+	var split keyringView
+	if err := executeJSON(t, &split, meta, "keyring", "status"); err == nil || !strings.Contains(err.Error(), "do not all have the same") {
+		t.Fatalf("keyring status with one node reloaded: err = %v, want a disagreement", err)
+	}
+	if split.Agreed || len(split.Nodes) != 3 {
+		t.Fatalf("keyring status with one node reloaded: %+v", split)
+	}
+	for _, r := range split.Nodes {
+		want := 1
+		if r.Node == c.Data(0).ID {
+			want = 2
+		}
+		if len(r.Keys) != want {
+			t.Errorf("%s has %d keys, want %d", r.Node, len(r.Keys), want)
+		}
+	}
 	c.ReloadAll(t)
 	if v := status(); len(v.Nodes[2].Keys) != 2 || v.Nodes[2].Primary != old {
 		t.Fatalf("after install: %+v", v)

@@ -3,11 +3,11 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"strings"
-	"sync"
 
 	"github.com/spf13/cobra"
 
@@ -39,7 +39,9 @@ has a slot table.`,
 		Example: `  registryctl health
   registryctl health -o json --admin-token "$TOKEN"`,
 		Args: cobra.NoArgs,
-		RunE: g.acrossNodes(func(ctx context.Context, targets []healthRow) verdictView { return g.probe(ctx, targets) }),
+		RunE: g.acrossNodes(func(ctx context.Context, a *adminHTTP, targets []healthRow) verdictView {
+			return probe(ctx, a, targets)
+		}),
 	}
 	cli.DescribeEnv(cmd.Flags())
 	return cmd
@@ -53,20 +55,30 @@ type verdictView interface {
 
 // acrossNodes is the RunE of a command that asks every node meta knows of
 // (health, keyring status): ask's answer is rendered, and its verdict is
-// the command's.
-func (g *globals) acrossNodes(ask func(context.Context, []healthRow) verdictView) func(*cobra.Command, []string) error {
+// the command's. The operator's credentials are loaded once, for the meta
+// call and every node's admin HTTP alike.
+func (g *globals) acrossNodes(ask func(context.Context, *adminHTTP, []healthRow) verdictView) func(*cobra.Command, []string) error {
 	return func(cmd *cobra.Command, _ []string) error {
-		return g.withMeta(func(m *metaConn) error {
-			info, err := m.clusterInfo(cmd.Context())
-			if err != nil {
-				return err
-			}
-			v := ask(cmd.Context(), healthTargets(info))
-			if err := render(cmd.OutOrStdout(), g.output, v); err != nil {
-				return err
-			}
-			return v.err()
-		})
+		creds, err := g.adminCreds()
+		if err != nil {
+			return err
+		}
+		m, err := g.dialMeta(creds)
+		if err != nil {
+			return err
+		}
+		defer m.Close()
+		info, err := m.clusterInfo(cmd.Context())
+		if err != nil {
+			return err
+		}
+		a := g.newAdminHTTP(creds)
+		defer a.Close()
+		v := ask(cmd.Context(), a, healthTargets(info))
+		if err := render(cmd.OutOrStdout(), g.output, v); err != nil {
+			return err
+		}
+		return v.err()
 	}
 }
 
@@ -98,43 +110,30 @@ func healthTargets(info *registryv1.GetClusterInfoResponse) []healthRow {
 	return out
 }
 
-// probe fills in every target's status, probing all at once.
-func (g *globals) probe(ctx context.Context, targets []healthRow) healthView {
-	hc, done := g.adminHTTP()
-	defer done()
-	var wg sync.WaitGroup
-	for i := range targets {
-		wg.Go(func() { g.probeOne(ctx, hc, &targets[i]) })
-	}
-	wg.Wait()
+// probe fills in every target's status from its /readyz, asking all at
+// once.
+func probe(ctx context.Context, a *adminHTTP, targets []healthRow) healthView {
 	v := healthView{Healthy: true, Nodes: targets}
 	if v.Nodes == nil {
 		v.Nodes = []healthRow{}
 	}
-	for _, r := range v.Nodes {
+	for i, ans := range a.getAll(ctx, targets, "/readyz") {
+		r := &v.Nodes[i]
+		switch {
+		case errors.Is(ans.err, errNoAddress):
+			r.Status, r.Detail = healthNoAddress, ans.err.Error()
+		case ans.err != nil:
+			r.Status, r.Detail = healthUnreachable, ans.err.Error()
+		case ans.code == http.StatusOK:
+			r.Status = healthReady
+		default:
+			r.Status, r.Detail = healthNotReady, readyDetail(ans.code, ans.body)
+		}
 		if r.Status != healthReady {
 			v.Healthy = false
 		}
 	}
 	return v
-}
-
-func (g *globals) probeOne(ctx context.Context, hc *http.Client, r *healthRow) {
-	if r.Address == "" {
-		// A meta peer missing from the gossip pool (down, most likely)
-		// has no address announced.
-		r.Status, r.Detail = healthNoAddress, "no HTTP address known (not in the gossip pool)"
-		return
-	}
-	code, body, err := g.httpGet(ctx, hc, g.adminURL(r.Address, "/readyz"))
-	switch {
-	case err != nil:
-		r.Status, r.Detail = healthUnreachable, err.Error()
-	case code == http.StatusOK:
-		r.Status = healthReady
-	default:
-		r.Status, r.Detail = healthNotReady, readyDetail(code, body)
-	}
 }
 
 // readyDetail extracts the reason from a /readyz answer: every role

@@ -1,8 +1,8 @@
 package main
 
 import (
+	"bytes"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,7 +11,6 @@ import (
 	"os"
 	"slices"
 	"strings"
-	"sync"
 
 	"github.com/spf13/cobra"
 
@@ -35,43 +34,48 @@ rounds, each ending when status shows every node agreeing:
   3. registryctl keyring remove FILE OLD       drop the old key
      (copy, SIGHUP, status)
 
-Where the nodes share one credentials directory (make run, compose), the
-copy is already done. Keys are named by fingerprint (the first 8 bytes of
-their SHA-256), never shown.`,
+Where the nodes share one credentials directory (make run), the copy is
+already done; compose copies each node its own (deploy/compose/docker-compose.yml
+says how to rotate there). Keys are named by fingerprint (the first 8 bytes
+of their SHA-256), never shown, and never given on the command line, where
+the process list would show them: install makes a new one, or reads it
+from a file or standard input.`,
 	}
 	cmd.AddCommand(
-		keyFileCommand("list FILE", "List the keys of a key file, primary first", 1, func(keys [][]byte, _ []string) ([][]byte, error) {
+		keyFileCommand("list FILE", "List the keys of a key file, primary first", cobra.ExactArgs(1), func(_ *cobra.Command, keys [][]byte, _ []string) ([][]byte, error) {
 			return keys, nil
 		}),
-		keyFileCommand("install FILE [BASE64-KEY]", "Add a key (a new random one unless given) as the second", 1, installKey),
-		keyFileCommand("use FILE FINGERPRINT", "Make the key with this fingerprint the primary", 2, useKey),
-		keyFileCommand("remove FILE FINGERPRINT", "Remove the key with this fingerprint (not the primary)", 2, removeKey),
+		keyFileCommand("install FILE [KEY-FILE]", `Add a key as the second: a new random one, or the base64 key KEY-FILE holds ("-": standard input)`, cobra.RangeArgs(1, 2), installKey),
+		keyFileCommand("use FILE FINGERPRINT", "Make the key with this fingerprint the primary", cobra.ExactArgs(2), useKey),
+		keyFileCommand("remove FILE FINGERPRINT", "Remove the key with this fingerprint (not the primary)", cobra.ExactArgs(2), removeKey),
 		newKeyringStatusCommand(g),
 	)
 	return cmd
 }
 
 // keyFileCommand is a subcommand that reads FILE, changes its keys with
-// edit (args after FILE) and, if they changed, writes them back.
-func keyFileCommand(use, short string, minArgs int, edit func(keys [][]byte, args []string) ([][]byte, error)) *cobra.Command {
+// edit (args after FILE) and, if they changed, writes them back; then it
+// prints the file's fingerprints.
+func keyFileCommand(use, short string, args cobra.PositionalArgs, edit func(cmd *cobra.Command, keys [][]byte, args []string) ([][]byte, error)) *cobra.Command {
 	return &cobra.Command{
 		Use:   use,
 		Short: short,
-		Args:  cobra.RangeArgs(minArgs, 2),
+		Args:  args,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			keys, err := cluster.ReadKeyFile(args[0])
 			if err != nil {
 				return err
 			}
-			out, err := edit(keys, args[1:])
+			out, err := edit(cmd, keys, args[1:])
 			if err != nil {
 				return err
 			}
-			if !slices.EqualFunc(keys, out, func(a, b []byte) bool { return string(a) == string(b) }) {
-				if _, err := cluster.ParseKeys(cluster.FormatKeys(out)); err != nil {
+			if !slices.EqualFunc(keys, out, bytes.Equal) {
+				b := cluster.FormatKeys(out)
+				if _, err := cluster.ParseKeys(b); err != nil {
 					return err
 				}
-				if err := os.WriteFile(args[0], cluster.FormatKeys(out), 0o600); err != nil {
+				if err := os.WriteFile(args[0], b, 0o600); err != nil {
 					return err
 				}
 			}
@@ -87,17 +91,55 @@ func keyFileCommand(use, short string, minArgs int, edit func(keys [][]byte, arg
 	}
 }
 
-func installKey(keys [][]byte, args []string) ([][]byte, error) {
+// installKey adds a key second: the one args[0] holds ("-": standard
+// input), or a new one.
+func installKey(cmd *cobra.Command, keys [][]byte, args []string) ([][]byte, error) {
 	var k []byte
-	var err error
 	if len(args) == 1 {
-		if k, err = base64.StdEncoding.DecodeString(args[0]); err != nil {
-			return nil, fmt.Errorf("key: not base64: %w", err)
+		var err error
+		if k, err = readKey(cmd.InOrStdin(), args[0]); err != nil {
+			return nil, err
 		}
-	} else if k, err = cluster.NewKey(); err != nil {
-		return nil, err
+		if slices.ContainsFunc(keys, func(o []byte) bool { return bytes.Equal(o, k) }) {
+			return nil, fmt.Errorf("%s: key %s is in the file already", args[0], cluster.Fingerprint(k))
+		}
+	} else {
+		var err error
+		if k, err = cluster.NewKey(); err != nil {
+			return nil, err
+		}
 	}
 	return append([][]byte{keys[0], k}, keys[1:]...), nil
+}
+
+// readKey reads the one key of a key file (path, or stdin for "-"), in
+// the gossip key file's format.
+func readKey(stdin io.Reader, path string) ([]byte, error) {
+	name := path
+	r := stdin
+	if path == "-" {
+		name = "standard input"
+	} else {
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		r = f
+	}
+	// One byte over the limit is enough for ParseKeys to refuse it.
+	b, err := io.ReadAll(io.LimitReader(r, cluster.KeyFileMaxBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	ks, err := cluster.ParseKeys(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	if len(ks) != 1 {
+		return nil, fmt.Errorf("%s holds %d keys: give one", name, len(ks))
+	}
+	return ks[0], nil
 }
 
 func find(keys [][]byte, fp string) (int, error) {
@@ -109,7 +151,7 @@ func find(keys [][]byte, fp string) (int, error) {
 	return 0, fmt.Errorf("no key with fingerprint %q in the file (registryctl keyring list FILE)", fp)
 }
 
-func useKey(keys [][]byte, args []string) ([][]byte, error) {
+func useKey(_ *cobra.Command, keys [][]byte, args []string) ([][]byte, error) {
 	i, err := find(keys, args[0])
 	if err != nil {
 		return nil, err
@@ -118,7 +160,7 @@ func useKey(keys [][]byte, args []string) ([][]byte, error) {
 	return out, nil
 }
 
-func removeKey(keys [][]byte, args []string) ([][]byte, error) {
+func removeKey(_ *cobra.Command, keys [][]byte, args []string) ([][]byte, error) {
 	i, err := find(keys, args[0])
 	if err != nil {
 		return nil, err
@@ -156,7 +198,9 @@ func newKeyringStatusCommand(g *globals) *cobra.Command {
 		Use:   "status",
 		Short: "Show every node's gossip keys (GET /api/v1/keyring); exit 1 unless all agree",
 		Args:  cobra.NoArgs,
-		RunE:  g.acrossNodes(func(ctx context.Context, targets []healthRow) verdictView { return g.keyrings(ctx, targets) }),
+		RunE: g.acrossNodes(func(ctx context.Context, a *adminHTTP, targets []healthRow) verdictView {
+			return keyrings(ctx, a, targets)
+		}),
 	}
 	cli.DescribeEnv(cmd.Flags())
 	return cmd
@@ -172,30 +216,24 @@ func (v keyringView) err() error {
 }
 
 // keyrings asks every target's admin HTTP for its keyring, all at once.
-func (g *globals) keyrings(ctx context.Context, targets []healthRow) keyringView {
-	hc, done := g.adminHTTP()
-	defer done()
+func keyrings(ctx context.Context, a *adminHTTP, targets []healthRow) keyringView {
 	rows := make([]keyringRow, len(targets))
-	var wg sync.WaitGroup
-	for i, tg := range targets {
-		rows[i] = keyringRow{Node: tg.Node, Role: tg.Role}
-		wg.Go(func() {
-			code, body, err := g.httpGet(ctx, hc, g.adminURL(tg.Address, "/api/v1/keyring"))
-			var ki cluster.KeyInfo
-			switch {
-			case err != nil:
-				rows[i].Error = err.Error()
-			case code != http.StatusOK:
-				rows[i].Error = fmt.Sprintf("HTTP %d: %s", code, strings.TrimSpace(string(body)))
-			case json.Unmarshal(body, &ki) != nil:
-				rows[i].Error = "unreadable answer"
-			default:
-				rows[i].Primary, rows[i].Keys = ki.Primary, ki.Keys
-				slices.Sort(rows[i].Keys)
-			}
-		})
+	for i, ans := range a.getAll(ctx, targets, "/api/v1/keyring") {
+		r := &rows[i]
+		r.Node, r.Role = targets[i].Node, targets[i].Role
+		var ki cluster.KeyInfo
+		switch {
+		case ans.err != nil:
+			r.Error = ans.err.Error()
+		case ans.code != http.StatusOK:
+			r.Error = fmt.Sprintf("HTTP %d: %s", ans.code, strings.TrimSpace(string(ans.body)))
+		case json.Unmarshal(ans.body, &ki) != nil:
+			r.Error = "unreadable answer"
+		default:
+			r.Primary, r.Keys = ki.Primary, ki.Keys
+			slices.Sort(r.Keys)
+		}
 	}
-	wg.Wait()
 	v := keyringView{Agreed: true, Nodes: rows}
 	for _, r := range rows {
 		if r.Error != "" || r.Primary != rows[0].Primary || !slices.Equal(r.Keys, rows[0].Keys) {

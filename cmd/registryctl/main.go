@@ -37,8 +37,9 @@ type globals struct {
 	// clientName the identities in it to act as.
 	credentials           string
 	adminName, clientName string
-	// token is a client bearer token for pub, sub and get.
-	token string
+	// token is a client bearer token for pub, sub and get: --token, or
+	// what --token-file holds (validate reads it).
+	token, tokenFile string
 	// insecure: no credentials, plaintext.
 	insecure bool
 }
@@ -72,7 +73,11 @@ use the Go SDK): they connect to a session given with --session, or, with
 
 Every flag can also be set from the environment: STRATA_ plus the flag name
 in upper snake case (--meta is STRATA_META, --admin-token is
-STRATA_ADMIN_TOKEN). Flags win over the environment.`,
+STRATA_ADMIN_TOKEN). Flags win over the environment.
+
+A client token for pub, sub and get is best given in a file, --token-file
+(or STRATA_TOKEN_FILE): --token puts it in the process list for every
+user of the machine to see.`,
 		Example: `  registryctl members
   registryctl --meta meta-1:9615,meta-2:9615 slots --node data-2
   registryctl slot-of com.example.orders -o json
@@ -93,13 +98,14 @@ STRATA_ADMIN_TOKEN). Flags win over the environment.`,
 	f.StringSliceVar(&g.session, "session", []string{"127.0.0.1:9603"}, `session client addresses, host:port, comma separated, for pub, sub and get (the client starts at a random one; "": discover the sessions from --meta)`)
 	f.StringVarP(&g.output, "output", "o", "table", "output format: "+formatList)
 	f.DurationVar(&g.timeout, "timeout", 5*time.Second, "bound on each call to one node (pub, sub, get: on reaching a session and its answer)")
-	f.StringVar(&g.adminToken, "admin-token", "", "bearer token for the nodes' admin HTTP (default: the --credentials operator's)")
+	f.StringVar(&g.adminToken, "admin-token", "", "bearer token for the nodes' admin HTTP: a node's --admin-token or an operator's token (not sent when registryctl acts with an admin certificate, which is enough)")
 	f.StringVar(&g.cluster, "cluster", identity.DefaultCluster, "cluster name the nodes' certificates carry")
 	f.StringVar(&g.credentials, "credentials", "", "credentials directory (registryctl certs init): CA, the operator identity for cluster commands, the client identity for pub, sub and get (default: "+localCredentials+" when it exists, make run's; --insecure for none)")
 	f.BoolVar(&g.insecure, "insecure", false, "talk plaintext to nodes that run --insecure (no credentials)")
 	f.StringVar(&g.adminName, "admin-name", "admin", "operator identity to use from --credentials")
 	f.StringVar(&g.clientName, "client-name", "dev", "client identity to use from --credentials (pub, sub, get)")
-	f.StringVar(&g.token, "token", "", "client bearer token for pub, sub and get, instead of a client certificate (needs TLS: --credentials or --tls-ca)")
+	f.StringVar(&g.token, "token", "", "client bearer token for pub, sub and get, instead of a client certificate (needs TLS: --credentials or --tls-ca; visible in the process list: prefer --token-file)")
+	f.StringVar(&g.tokenFile, "token-file", "", "file whose first line is the client bearer token for pub, sub and get (as --token, which it is preferred to)")
 	cli.TLSFlags(f, &g.tls)
 	// The shared TLS flags are worded for servers; say what they mean here.
 	f.Lookup("tls-cert").Usage = "PEM certificate of the identity to act as, for every command (enables TLS; needs --tls-key and --tls-ca)"
@@ -146,8 +152,22 @@ func (g *globals) validate() error {
 			g.credentials = localCredentials
 		}
 	}
+	if g.tokenFile != "" {
+		if g.token != "" {
+			return errors.New("--token and --token-file together: choose one")
+		}
+		tok, err := pki.ReadToken(g.tokenFile)
+		if err != nil {
+			return fmt.Errorf("--token-file: %w", err)
+		}
+		g.token = tok
+	}
 	if g.token != "" && !g.tls.Enabled() && g.credentials == "" {
-		return errors.New("--token needs TLS (--credentials or --tls-ca): a token must not cross the network in clear")
+		flag := "--token"
+		if g.tokenFile != "" {
+			flag = "--token-file"
+		}
+		return fmt.Errorf("%s needs TLS (--credentials or --tls-ca): a token must not cross the network in clear", flag)
 	}
 	return nil
 }

@@ -163,10 +163,3 @@ func TLSFlags(f *pflag.FlagSet, c *tlsconf.Config) {
 	f.StringVar(&c.KeyFile, "tls-key", "", "PEM private key for --tls-cert")
 	f.StringVar(&c.CAFile, "tls-ca", "", "PEM CA bundle that signs the cluster's certificates (verifies peers)")
 }
-
-// CommonFlags defines the admin token and logging flags every server has.
-func CommonFlags(f *pflag.FlagSet, adminToken, logLevel, logFormat *string) {
-	f.StringVar(adminToken, "admin-token", "", "bearer token required on /api and /debug (health and metrics stay open)")
-	f.StringVar(logLevel, "log-level", "info", "debug, info, warn or error")
-	f.StringVar(logFormat, "log-format", "text", "text or json")
-}

@@ -2,14 +2,21 @@ package cli
 
 import (
 	"bytes"
+	"crypto/tls"
+	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/strata-registry/strata/internal/identity"
+	"github.com/strata-registry/strata/internal/pki"
 )
 
 // healthRoot builds a root command wired the way the server mains are
@@ -18,7 +25,7 @@ import (
 // the error.
 func healthRoot(t *testing.T, env map[string]string, args ...string) (string, error) {
 	t.Helper()
-	for _, k := range []string{"STRATA_HTTP_ADDR", "STRATA_ADMIN_TOKEN", "STRATA_TIMEOUT"} {
+	for _, k := range []string{"STRATA_HTTP_ADDR", "STRATA_ADMIN_TOKEN", "STRATA_TIMEOUT", "STRATA_TLS_CA", "STRATA_CREDENTIALS", "STRATA_CLUSTER"} {
 		unsetenv(t, k)
 	}
 	for k, v := range env {
@@ -163,5 +170,83 @@ func TestHealthCommand_RejectsArgsAndBadAddress(t *testing.T) {
 	}
 	if _, err := healthRoot(t, nil, "--http-addr", "no-port"); err == nil || !strings.Contains(err.Error(), "--http-addr") {
 		t.Errorf("healthcheck --http-addr no-port: err = %v, want one naming --http-addr", err)
+	}
+}
+
+// tlsReadyServer serves /readyz (200) over TLS with a certificate that ca
+// issues for id, on loopback until the test ends, and returns its address.
+func tlsReadyServer(t *testing.T, ca *pki.CA, id identity.ID) string {
+	t.Helper()
+	certPEM, keyPEM, err := ca.Issue(id, []string{"127.0.0.1"}, time.Now(), time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = w.Write([]byte(`{"status":"ready"}`))
+	}))
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
+	// The refused handshakes are the point of some cases: not news.
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	return srv.Listener.Addr().String()
+}
+
+// newCA makes a CA for cluster and writes its certificate as dir/ca.pem
+// (the credentials directory layout), returning both.
+func newCA(t *testing.T, cluster, dir string) (*pki.CA, string) {
+	t.Helper()
+	ca, err := pki.NewCA(cluster, time.Now(), time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := pki.Dir(dir).CA()
+	if err := os.WriteFile(path, ca.CertPEM(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return ca, path
+}
+
+// TestHealthCommand_TLS checks the probe of a node that serves admin HTTP
+// over TLS: it succeeds only against a node of --cluster whose certificate
+// the given CA (--tls-ca, or ca.pem of --credentials or
+// STRATA_CREDENTIALS) signed.
+func TestHealthCommand_TLS(t *testing.T) {
+	credsDir := t.TempDir()
+	ca, caFile := newCA(t, identity.DefaultCluster, credsDir)
+	_, foreignCA := newCA(t, identity.DefaultCluster, t.TempDir())
+	node := tlsReadyServer(t, ca, identity.ID{Cluster: identity.DefaultCluster, Role: identity.RoleMeta, Name: "meta-1"})
+	client := tlsReadyServer(t, ca, identity.ID{Cluster: identity.DefaultCluster, Role: identity.RoleClient, Name: "dev"})
+
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		args []string
+		want string // in the error; "" for success
+	}{
+		{name: "--tls-ca", args: []string{"--http-addr", node, "--tls-ca", caFile}},
+		{name: "--credentials uses its ca.pem", args: []string{"--http-addr", node, "--credentials", credsDir}},
+		{name: "STRATA_CREDENTIALS, as the node reads it", env: map[string]string{"STRATA_CREDENTIALS": credsDir, "STRATA_HTTP_ADDR": node}},
+		{name: "a CA that did not sign the node", args: []string{"--http-addr", node, "--tls-ca", foreignCA}, want: "certificate signed by unknown authority"},
+		{name: "a server that is no node", args: []string{"--http-addr", client, "--tls-ca", caFile}, want: "not any node"},
+		{name: "a node of another cluster", args: []string{"--http-addr", node, "--tls-ca", caFile, "--cluster", "other"}, want: `not "other"`},
+		{name: "plaintext to a TLS node", args: []string{"--http-addr", node}, want: "400"},
+		{name: "a CA file that does not exist", args: []string{"--http-addr", node, "--tls-ca", credsDir + "/nope.pem"}, want: "nope.pem"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, err := healthRoot(t, tc.env, tc.args...)
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatalf("healthcheck over TLS: %v", err)
+			case tc.want == "" && !strings.Contains(out, "ready: https://"):
+				t.Fatalf("output %q does not name the https URL", out)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Fatalf("err = %v, want one containing %q", err, tc.want)
+			}
+		})
 	}
 }
