@@ -42,7 +42,7 @@ func run() error {
 	key := flag.String("key", "bench.pushlat."+strconv.FormatInt(time.Now().UnixNano(), 36), "data ID to publish and subscribe")
 	creds := flag.String("credentials", "", "credentials directory (registryctl certs init) to act as its client --client-name; empty: plaintext")
 	clientName := flag.String("client-name", "dev", "client identity in --credentials")
-	cluster := flag.String("cluster", "strata", "cluster name the certificates carry")
+	cluster := flag.String("cluster", "", "cluster name the certificates carry (empty: the SDK's default, strata)")
 	flag.Parse()
 	var opts []client.Option
 	if *creds != "" {

@@ -13,7 +13,6 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/strata-registry/strata/internal/identity"
 	"github.com/strata-registry/strata/internal/testcluster"
 	"github.com/strata-registry/strata/pkg/client"
 )
@@ -27,13 +26,15 @@ func Ctx(t testing.TB) context.Context {
 }
 
 // New returns a client of cluster c with a short reconnect backoff, as the
-// harness's test client (its certificate, unless c is insecure), plus
-// opts; closed when the test ends.
+// harness's test client, plus opts; closed when the test ends. Unless c is
+// insecure (or nil), it dials as a real client does: WithCredentials with
+// the test client's files (Credentials), so every server must be a session
+// or meta node of c.
 func New(t testing.TB, c *testcluster.Cluster, opts ...client.Option) *client.Client {
 	t.Helper()
 	base := []client.Option{client.WithBackoff(20*time.Millisecond, 200*time.Millisecond)}
-	if tc := c.ClientTLS(t); tc != nil {
-		base = append(base, client.WithTLS(tc))
+	if c.Credentials() != "" {
+		base = append(base, client.WithCredentials(Credentials(c)))
 	}
 	cl, err := client.New(context.Background(), append(base, opts...)...)
 	if err != nil {
@@ -41,6 +42,16 @@ func New(t testing.TB, c *testcluster.Cluster, opts ...client.Option) *client.Cl
 	}
 	t.Cleanup(func() { _ = cl.Close() })
 	return cl
+}
+
+// Credentials returns the test client's credentials in secure cluster c
+// (testcluster.ClientName's certificate, key and the CA), found as a
+// user's program finds its own: client.CredentialsDir on the cluster's
+// credentials directory, for the cluster testcluster.Name.
+func Credentials(c *testcluster.Cluster) client.Credentials {
+	cr := client.CredentialsDir(string(c.Credentials()), testcluster.ClientName)
+	cr.Cluster = testcluster.Name
+	return cr
 }
 
 // Main is a TestMain: it runs the tests and examples, stops the examples'
@@ -79,10 +90,9 @@ func ExampleSession() string {
 // ExampleCredentials returns the option that makes an example's client
 // the example cluster's test client (its certificate and CA); call it
 // after ExampleSession. A real client passes its own credentials the same
-// way (client.CredentialsDir).
+// way: client.WithCredentials(client.CredentialsDir(dir, name)).
 func ExampleCredentials() client.Option {
-	files := example.cluster.TLS(example.tb, identity.RoleClient, testcluster.ClientName)
-	return client.WithCredentials(client.Credentials{Cluster: testcluster.Name, CAFile: files.CAFile, CertFile: files.CertFile, KeyFile: files.KeyFile})
+	return client.WithCredentials(Credentials(example.cluster))
 }
 
 func stopExampleCluster() {

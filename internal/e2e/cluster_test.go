@@ -3,7 +3,6 @@
 package e2e
 
 import (
-	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -18,6 +17,7 @@ import (
 	"github.com/strata-registry/strata/internal/slot"
 	"github.com/strata-registry/strata/internal/testcluster"
 	"github.com/strata-registry/strata/internal/tlsconf"
+	"github.com/strata-registry/strata/pkg/client"
 )
 
 // Timings: the defaults are for production; these make failure handling
@@ -53,10 +53,8 @@ type cluster struct {
 	// credentials (registryctl certs init's layout); the nodes start with
 	// --credentials, as make run's do.
 	creds pki.Dir
-	// clientTLS is the test client's (e2eClient); httpc reaches admin HTTP
-	// as the operator (e2eAdmin).
-	clientTLS *tls.Config
-	httpc     *http.Client
+	// httpc reaches admin HTTP as the operator (e2eAdmin).
+	httpc *http.Client
 	// nodes is every node started, in start order.
 	nodes                  []*node
 	metas, datas, sessions []*node
@@ -69,8 +67,8 @@ const (
 	e2eAdmin   = "e2e-admin"
 )
 
-// credentials writes the cluster's credentials and sets up the test's
-// clients with them.
+// credentials writes the cluster's credentials and sets up the
+// operator's HTTP client with them.
 func (c *cluster) credentials(t *testing.T) {
 	t.Helper()
 	c.creds = pki.Dir(filepath.Join(c.dir, "credentials"))
@@ -80,27 +78,23 @@ func (c *cluster) credentials(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	load := func(role identity.Role, name string) *tlsconf.Creds {
-		cr, err := tlsconf.Load(tlsconf.Config{CertFile: c.creds.Cert(role, name), KeyFile: c.creds.Key(role, name), CAFile: c.creds.CA()}, e2eCluster)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return cr
-	}
-	c.clientTLS = load(identity.RoleClient, e2eClient).Client(identity.Peer{Role: identity.RoleSession})
-	// The SDK also asks meta for sessions through the same config.
-	meta := load(identity.RoleClient, e2eClient).Client(identity.Peer{Role: identity.RoleMeta}).VerifyConnection
-	session := c.clientTLS.VerifyConnection
-	c.clientTLS.VerifyConnection = func(cs tls.ConnectionState) error {
-		if err := session(cs); err != nil && meta(cs) != nil {
-			return err
-		}
-		return nil
+	admin, err := tlsconf.Load(tlsconf.Config{CertFile: c.creds.Cert(identity.RoleAdmin, e2eAdmin), KeyFile: c.creds.Key(identity.RoleAdmin, e2eAdmin), CAFile: c.creds.CA()}, e2eCluster)
+	if err != nil {
+		t.Fatal(err)
 	}
 	// No keep-alives, so no idle connection (and its goroutines) outlives
 	// a request.
 	c.httpc = &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true,
-		TLSClientConfig: load(identity.RoleAdmin, e2eAdmin).Client(identity.AnyNode)}}
+		TLSClientConfig: admin.Client(identity.AnyNode)}}
+}
+
+// clientCredentials are the test client's (e2eClient), found as the
+// README's client finds make run's: client.CredentialsDir on the
+// credentials directory, for the cluster's name.
+func (c *cluster) clientCredentials() client.Credentials {
+	cr := client.CredentialsDir(string(c.creds), e2eClient)
+	cr.Cluster = e2eCluster
+	return cr
 }
 
 // startCluster starts the cluster and waits until it has settled: a meta
@@ -118,8 +112,7 @@ func startCluster(t *testing.T) *cluster {
 		}
 	})
 	t.Cleanup(func() { stopAll(t, c.nodes) })
-	track := func(n *node) { n.http = c.httpc; c.nodes = append(c.nodes, n) }
-	secure := []string{"--cluster", e2eCluster, "--credentials", string(c.creds)}
+	secure := c.secureFlags()
 
 	// meta-0 first: the others join its gossip address, which only its
 	// log can tell. All three expect 3, as in production.
@@ -129,7 +122,7 @@ func startCluster(t *testing.T) *cluster {
 		if len(join) > 0 {
 			args = append(args, "--join", strings.Join(join, ","))
 		}
-		return startNode(t, c.bin, c.dir, "meta", id, track, args...)
+		return startNode(t, c.bin, c.dir, "meta", id, c.track, args...)
 	}
 	c.metas = append(c.metas, meta(0))
 	for i := 1; i < 3; i++ {
@@ -137,19 +130,43 @@ func startCluster(t *testing.T) *cluster {
 	}
 	c.waitReady(t, c.metas) // a leader, and the cluster initialized
 
-	metaGRPC, seeds := c.metaAddrs(), c.gossipSeeds()
-	common := slices.Concat([]string{"--meta", strings.Join(metaGRPC, ","), "--join", strings.Join(seeds, ",")}, secure)
 	for i := range 3 {
-		c.datas = append(c.datas, startNode(t, c.bin, c.dir, "data", fmt.Sprintf("data-%d", i), track, slices.Concat(common, dataFlags)...))
+		c.datas = append(c.datas, startNode(t, c.bin, c.dir, "data", fmt.Sprintf("data-%d", i), c.track, slices.Concat(c.joinFlags(), dataFlags)...))
 	}
 	c.waitReady(t, c.datas)
 	for i := range 2 {
-		c.sessions = append(c.sessions, startNode(t, c.bin, c.dir, "session", fmt.Sprintf("session-%d", i), track, slices.Concat(common, sessionFlags)...))
+		c.addSession(t, fmt.Sprintf("session-%d", i))
 	}
 	c.waitReady(t, c.sessions)
 	c.checkAdvertised(t)
 	c.waitSettled(t)
 	return c
+}
+
+// secureFlags are every node's: the cluster's name and credentials, as
+// make run passes them.
+func (c *cluster) secureFlags() []string {
+	return []string{"--cluster", e2eCluster, "--credentials", string(c.creds)}
+}
+
+// joinFlags are a data or session node's: the meta nodes, the gossip
+// seeds, and secureFlags.
+func (c *cluster) joinFlags() []string {
+	return slices.Concat([]string{"--meta", strings.Join(c.metaAddrs(), ","), "--join", strings.Join(c.gossipSeeds(), ",")}, c.secureFlags())
+}
+
+// track makes n the cluster's: it reaches admin HTTP as the operator and
+// is stopped at cleanup.
+func (c *cluster) track(n *node) { n.http = c.httpc; c.nodes = append(c.nodes, n) }
+
+// addSession starts the session node id (its certificate must be in the
+// credentials directory) and returns once it has logged that it started;
+// it need not be ready yet.
+func (c *cluster) addSession(t *testing.T, id string) *node {
+	t.Helper()
+	n := startNode(t, c.bin, c.dir, "session", id, c.track, slices.Concat(c.joinFlags(), sessionFlags)...)
+	c.sessions = append(c.sessions, n)
+	return n
 }
 
 // metaAddrs returns the meta nodes' gRPC addresses.

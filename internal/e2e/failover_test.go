@@ -133,11 +133,12 @@ func TestProcesses_KillSessionThenDataLeader_SubscriberNeverLosesAPublication(t 
 	}
 }
 
-// newClient returns a client with default options plus opts, closed when
-// the test ends.
+// newClient returns a client with the test client's credentials
+// (WithCredentials, as the README's client) and default options, plus
+// opts; closed when the test ends.
 func newClient(t *testing.T, c *cluster, opts ...client.Option) *client.Client {
 	t.Helper()
-	cl, err := client.New(context.Background(), append([]client.Option{client.WithTLS(c.clientTLS)}, opts...)...)
+	cl, err := client.New(context.Background(), append([]client.Option{client.WithCredentials(c.clientCredentials())}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -119,6 +119,23 @@ func (n *node) exited() bool {
 	}
 }
 
+// logged reports whether the node's log has a JSON line whose msg is msg.
+func (n *node) logged(msg string) bool {
+	b, err := os.ReadFile(n.logPath)
+	if err != nil {
+		return false
+	}
+	for line := range bytes.Lines(b) {
+		var l struct {
+			Msg string `json:"msg"`
+		}
+		if json.Unmarshal(line, &l) == nil && l.Msg == msg {
+			return true
+		}
+	}
+	return false
+}
+
 // kill sends SIGKILL (a crash: no leave, no flush) and waits for the exit.
 func (n *node) kill(t *testing.T) {
 	t.Helper()

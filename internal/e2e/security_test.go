@@ -5,8 +5,13 @@ package e2e
 import (
 	"context"
 	"crypto/tls"
+	"fmt"
+	"log/slog"
 	"net/http"
 	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -19,25 +24,30 @@ import (
 	gossip "github.com/strata-registry/strata/internal/cluster"
 	"github.com/strata-registry/strata/internal/identity"
 	"github.com/strata-registry/strata/internal/pki"
+	"github.com/strata-registry/strata/internal/testcluster"
 	"github.com/strata-registry/strata/internal/tlsconf"
 	registryv1 "github.com/strata-registry/strata/pkg/proto/registry/v1"
 )
 
 // TestProcesses_Outsiders_AreRefusedEverywhere runs the cluster as make
 // run does (credentials on every process) and tries it as an outsider
-// would: without the gossip key it never enters the pool; without a
-// certificate or token no node answers a call; with a certificate of
-// another CA neither; a data node's real certificate cannot register as a
-// session; and a client's certificate cannot act as a node.
+// would: without the gossip key it never enters the pool, while a keyed
+// session started after it does; without a certificate or token no node
+// answers a call; with a certificate of another CA no node completes the
+// handshake; a data node's real certificate cannot register as a session;
+// a client's certificate cannot act as a node; admin HTTP serves /readyz
+// to anyone over TLS, /api only to an operator, nothing in plaintext.
 func TestProcesses_Outsiders_AreRefusedEverywhere(t *testing.T) {
 	c := startCluster(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	t.Cleanup(cancel)
 
-	// Gossip: an outsider without the key tries every meta node's pool;
-	// a real session started after it joins while the outsider never does.
+	// Gossip: an outsider without the key tries every meta node's pool
+	// (its log counts the failed attempts); a session with the key,
+	// started after it, joins.
+	attempts := &joinLog{}
 	outsider, err := gossip.New(gossip.Config{NodeID: "outsider", BindAddr: "127.0.0.1", Profile: "local", Join: c.gossipSeeds(),
-		RetryJoin: 100 * time.Millisecond, Meta: gossip.Meta{Role: gossip.RoleData, GRPC: "127.0.0.1:1"}}, nil, nil)
+		RetryJoin: 100 * time.Millisecond, Meta: gossip.Meta{Role: gossip.RoleData, GRPC: "127.0.0.1:1"}}, slog.New(attempts), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,9 +55,11 @@ func TestProcesses_Outsiders_AreRefusedEverywhere(t *testing.T) {
 	joined := make(chan struct{})
 	go func() { defer close(joined); _ = outsider.JoinLoop(jctx) }()
 	t.Cleanup(func() { jstop(); <-joined; outsider.Kill() })
+	keyed := c.addKeyedSession(t, "session-2")
+	c.waitReady(t, []*node{keyed})
 
-	calls := func(opts ...grpc.DialOption) map[string]error {
-		out := map[string]error{}
+	calls := func(opts ...grpc.DialOption) map[*node]error {
+		out := map[*node]error{}
 		for _, n := range c.nodes {
 			conn, err := grpc.NewClient(n.addrs.GRPC, opts...)
 			if err != nil {
@@ -64,7 +76,7 @@ func TestProcesses_Outsiders_AreRefusedEverywhere(t *testing.T) {
 			}
 			ccancel()
 			_ = conn.Close()
-			out[n.id] = err
+			out[n] = err
 		}
 		return out
 	}
@@ -84,16 +96,41 @@ func TestProcesses_Outsiders_AreRefusedEverywhere(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Presented whatever CAs the server asks for, as an attacker would:
+	// crypto/tls's client sends none of its Certificates that no asked-for
+	// CA signed.
 	foreignTLS := caOnly.Clone()
-	foreignTLS.Certificates = []tls.Certificate{foreign}
-	for name, opts := range map[string][]grpc.DialOption{
-		"plaintext":                   {grpc.WithTransportCredentials(insecure.NewCredentials())},
-		"TLS without a certificate":   {grpc.WithTransportCredentials(credentials.NewTLS(caOnly))},
-		"a certificate of another CA": {grpc.WithTransportCredentials(credentials.NewTLS(foreignTLS))},
+	foreignTLS.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &foreign, nil }
+	// Each refusal must be the one named, not merely Unavailable, which a
+	// node that is down answers too ("connection refused"): grpc-go reports
+	// a server that speaks no HTTP/2 in clear, and the server's TLS alert,
+	// in the connection error. In TLS 1.3 the client finishes its side of
+	// the handshake before the server judges its certificate, so it may
+	// be writing when the server's alert and close arrive: then it sees
+	// the closed connection instead of the alert.
+	var (
+		noHTTP2   = refusal{codes.Unavailable, []string{"preface"}}
+		tlsAlert  = refusal{codes.Unavailable, []string{"remote error: tls:", "broken pipe", "connection reset by peer"}}
+		anonymous = refusal{codes.Unauthenticated, nil}
+	)
+	for name, tc := range map[string]struct {
+		opts []grpc.DialOption
+		want func(role string) refusal
+	}{
+		"plaintext": {[]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, func(string) refusal { return noHTTP2 }},
+		// Meta and sessions serve token holders, so the handshake passes
+		// and the call is refused; data nodes demand a certificate.
+		"TLS without a certificate": {[]grpc.DialOption{grpc.WithTransportCredentials(credentials.NewTLS(caOnly))}, func(role string) refusal {
+			if role == "data" {
+				return tlsAlert
+			}
+			return anonymous
+		}},
+		"a certificate of another CA": {[]grpc.DialOption{grpc.WithTransportCredentials(credentials.NewTLS(foreignTLS))}, func(string) refusal { return tlsAlert }},
 	} {
-		for id, err := range calls(opts...) {
-			if code := status.Code(err); code != codes.Unavailable && code != codes.Unauthenticated {
-				t.Errorf("%s to %s: %v, want refused", name, id, err)
+		for n, err := range calls(tc.opts...) {
+			if want := tc.want(n.role); !want.is(err) {
+				t.Errorf("%s to %s: %v, want %s", name, n.id, err, want)
 			}
 		}
 	}
@@ -127,8 +164,20 @@ func TestProcesses_Outsiders_AreRefusedEverywhere(t *testing.T) {
 		t.Errorf("a client's certificate registering as a data node: %v", err)
 	}
 
-	// Admin HTTP without an operator: /api refused, /readyz open.
+	// Admin HTTP without an operator: /readyz open over TLS on every node,
+	// /api refused, nothing served in plaintext.
 	anon := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true, TLSClientConfig: caOnly}}
+	for _, n := range c.nodes {
+		resp, err := anon.Get("https://" + n.addrs.HTTP + "/readyz")
+		if err != nil {
+			t.Errorf("/readyz of %s over TLS without a certificate: %v", n.id, err)
+			continue
+		}
+		_ = resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("/readyz of %s over TLS without a certificate: %s, want 200", n.id, resp.Status)
+		}
+	}
 	resp, err := anon.Get("https://" + c.metas[0].addrs.HTTP + "/api/v1/members")
 	if err != nil {
 		t.Fatal(err)
@@ -144,12 +193,34 @@ func TestProcesses_Outsiders_AreRefusedEverywhere(t *testing.T) {
 		}
 	}
 
-	// By now the outsider has tried the pool for seconds; the members
-	// (which meta serves from registrations) and every node's pool view
-	// would show it had it got in.
-	var members struct {
-		Members []struct{ ID string } `json:"members"`
+	// The keyed session, started after the outsider, is in the pool (its
+	// join contacted a seed) and a member. The outsider has tried the pool
+	// again since; the members (which meta serves from registrations) and
+	// its own pool view would show it had it got in.
+	testcluster.Eventually(t, settleWait, func() error {
+		if !keyed.logged("joined gossip pool") {
+			return fmt.Errorf("%s has not joined the gossip pool", keyed.id)
+		}
+		var v membersView
+		if err := c.metaGet("/api/v1/members", &v); err != nil {
+			return err
+		}
+		if !slices.ContainsFunc(v.Members, func(m memberRow) bool { return m.ID == keyed.id }) {
+			return fmt.Errorf("%s is not a member", keyed.id)
+		}
+		return nil
+	})
+	before := attempts.failed()
+	testcluster.Eventually(t, settleWait, func() error {
+		if n := attempts.failed(); n < before+2 {
+			return fmt.Errorf("the outsider failed %d join attempts, %d of them since %s joined; want 2 since", n, n-before, keyed.id)
+		}
+		return nil
+	})
+	if attempts.succeeded() {
+		t.Error("the outsider logged that it joined the pool")
 	}
+	var members membersView
 	if err := c.metaGet("/api/v1/members", &members); err != nil {
 		t.Fatal(err)
 	}
@@ -163,4 +234,87 @@ func TestProcesses_Outsiders_AreRefusedEverywhere(t *testing.T) {
 			t.Fatalf("the outsider sees %s: it got into the pool", m.ID)
 		}
 	}
+}
+
+// addKeyedSession issues a certificate for the session node id with the
+// cluster's CA, and starts it with the cluster's credentials (the gossip
+// key among them), as an operator adds a node.
+func (c *cluster) addKeyedSession(t *testing.T, id string) *node {
+	t.Helper()
+	ca, err := c.creds.LoadCA()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.creds.Issue(ca, identity.ID{Cluster: e2eCluster, Role: identity.RoleSession, Name: id}, []string{"127.0.0.1"}, time.Now(), time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	return c.addSession(t, id)
+}
+
+// refusal is how a call must fail: its code and, unless empty, a part of
+// its message.
+type refusal struct {
+	code codes.Code
+	// texts: the message holds one of them (none: any message).
+	texts []string
+}
+
+func (r refusal) is(err error) bool {
+	st := status.Convert(err)
+	if err == nil || st.Code() != r.code {
+		return false
+	}
+	if len(r.texts) == 0 {
+		return true
+	}
+	for _, t := range r.texts {
+		if strings.Contains(st.Message(), t) {
+			return true
+		}
+	}
+	return false
+}
+
+func (r refusal) String() string {
+	if len(r.texts) == 0 {
+		return r.code.String()
+	}
+	return fmt.Sprintf("%s with one of %q", r.code, r.texts)
+}
+
+// joinLog is a slog.Handler for a gossip agent that counts its failed
+// attempts to join the pool and notes a successful one.
+type joinLog struct {
+	mu       sync.Mutex
+	failures int
+	joined   bool
+}
+
+func (j *joinLog) Enabled(context.Context, slog.Level) bool { return true }
+
+func (j *joinLog) Handle(_ context.Context, r slog.Record) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	switch {
+	case strings.HasPrefix(r.Message, "join gossip pool failed"):
+		j.failures++
+	case r.Message == "joined gossip pool":
+		j.joined = true
+	}
+	return nil
+}
+
+func (j *joinLog) WithAttrs([]slog.Attr) slog.Handler { return j }
+func (j *joinLog) WithGroup(string) slog.Handler      { return j }
+
+func (j *joinLog) failed() int {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.failures
+}
+
+func (j *joinLog) succeeded() bool {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.joined
 }

@@ -156,13 +156,23 @@ func (c *Cluster) Token(t testing.TB, role identity.Role, name string) string {
 	return tok
 }
 
-// Credentials returns the cluster's credentials directory (pki layout),
-// for tests that run the commands with --credentials.
-func (c *Cluster) Credentials() pki.Dir { return c.creds.dir }
+// Credentials returns the cluster's credentials directory (pki layout,
+// as registryctl certs init writes it), for tests that run the commands
+// with --credentials or build the SDK's client.CredentialsDir from it; ""
+// for an insecure cluster.
+func (c *Cluster) Credentials() pki.Dir {
+	if c == nil || c.creds == nil {
+		return ""
+	}
+	return c.creds.dir
+}
 
-// ClientTLS returns a *tls.Config for pkg/client as the test client: its
-// certificate, and the CA to verify sessions (by IP: 127.0.0.1). Nil for
-// an insecure cluster.
+// ClientTLS returns a stock *tls.Config as the test client: its
+// certificate, and the CA pool. crypto/tls checks the server's host name
+// (the 127.0.0.1 SAN every test certificate carries), which says nothing
+// about which node answered: it is for tests that need a plain config. A
+// test of pkg/client dials with the SDK's own identity check instead
+// (clienttest.New). Nil for an insecure cluster.
 func (c *Cluster) ClientTLS(t testing.TB) *tls.Config {
 	t.Helper()
 	if c == nil || c.creds == nil {
@@ -180,6 +190,29 @@ func (c *Cluster) ClientTLS(t testing.TB) *tls.Config {
 	roots := x509.NewCertPool()
 	roots.AppendCertsFromPEM(pem)
 	return &tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: roots, MinVersion: tls.VersionTLS12}
+}
+
+// AnonTLS returns the config of a client that trusts the cluster's CA and
+// presents no certificate (it proves itself with a token, or not at all):
+// the server's certificate must name peer, or one of also, of the cluster
+// (tlsconf.Creds.Client). Nil for an insecure cluster.
+func (c *Cluster) AnonTLS(t testing.TB, peer identity.Peer, also ...identity.Peer) *tls.Config {
+	t.Helper()
+	if c == nil || c.creds == nil {
+		return nil
+	}
+	return c.anonCreds(t).Client(peer, also...)
+}
+
+// anonCreds are credentials with the cluster's CA and no certificate.
+// Callers check that the cluster is secure.
+func (c *Cluster) anonCreds(t testing.TB) *tlsconf.Creds {
+	t.Helper()
+	cr, err := tlsconf.Load(tlsconf.Config{CAFile: c.creds.dir.CA()}, Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cr
 }
 
 // peerAt returns the identity the node at gRPC address addr has, for
@@ -243,11 +276,7 @@ func (c *Cluster) HTTP(t testing.TB, asAdmin bool) *http.Client {
 	if c.creds != nil {
 		cr := c.Creds(t, identity.RoleAdmin, AdminName)
 		if !asAdmin {
-			anon, err := tlsconf.Load(tlsconf.Config{CAFile: c.creds.dir.CA()}, Name)
-			if err != nil {
-				t.Fatal(err)
-			}
-			cr = anon
+			cr = c.anonCreds(t)
 		}
 		tr.TLSClientConfig = cr.Client(identity.AnyNode)
 	}

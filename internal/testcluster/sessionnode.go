@@ -133,10 +133,7 @@ func (c *Cluster) ConnectAs(t testing.TB, n *SessionNode, name, clientID, zone s
 // (the client trusts the cluster's CA and presents none).
 func (c *Cluster) ConnectToken(t testing.TB, n *SessionNode, token, clientID, zone string, autoAck bool) *Client {
 	t.Helper()
-	tc := c.ClientTLS(t).Clone()
-	tc.Certificates = nil
-	opts := []grpc.DialOption{grpc.WithTransportCredentials(credentials.NewTLS(tc)), grpc.WithPerRPCCredentials(bearerToken(token))}
-	return c.connect(t, n, opts, clientID, zone, autoAck)
+	return c.connect(t, n, c.tokenDialOptions(t, n, token), clientID, zone, autoAck)
 }
 
 // TryConnectToken opens a stream with token and says hello, and returns
@@ -144,9 +141,7 @@ func (c *Cluster) ConnectToken(t testing.TB, n *SessionNode, token, clientID, zo
 // either way).
 func (c *Cluster) TryConnectToken(t testing.TB, n *SessionNode, token string) error {
 	t.Helper()
-	tc := c.ClientTLS(t).Clone()
-	tc.Certificates = nil
-	conn, err := grpc.NewClient(n.Server().GRPCAddr(), grpc.WithTransportCredentials(credentials.NewTLS(tc)), grpc.WithPerRPCCredentials(bearerToken(token)))
+	conn, err := grpc.NewClient(n.Server().GRPCAddr(), c.tokenDialOptions(t, n, token)...)
 	if err != nil {
 		return err
 	}
@@ -165,14 +160,16 @@ func (c *Cluster) TryConnectToken(t testing.TB, n *SessionNode, token string) er
 	return err
 }
 
-// bearerToken sends a token with every call, over TLS.
-type bearerToken string
-
-func (b bearerToken) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
-	return map[string]string{"authorization": "Bearer " + string(b)}, nil
+// tokenDialOptions dial session node n with token and no certificate,
+// accepting only n's certificate.
+func (c *Cluster) tokenDialOptions(t testing.TB, n *SessionNode, token string) []grpc.DialOption {
+	t.Helper()
+	tc := c.AnonTLS(t, identity.Peer{Role: identity.RoleSession, Name: n.ID})
+	if tc == nil {
+		t.Fatal("testcluster: a token needs TLS; this cluster is insecure")
+	}
+	return []grpc.DialOption{grpc.WithTransportCredentials(credentials.NewTLS(tc)), grpc.WithPerRPCCredentials(rpc.Bearer(token))}
 }
-
-func (bearerToken) RequireTransportSecurity() bool { return true }
 
 func (c *Cluster) connect(t testing.TB, n *SessionNode, opts []grpc.DialOption, clientID, zone string, autoAck bool) *Client {
 	t.Helper()

@@ -104,7 +104,7 @@ func New(ctx context.Context, opts ...Option) (*Client, error) {
 		grpc.WithInitialConnWindowSize(pushWindowBytes),
 	}
 	if o.token != "" {
-		c.dialOpts = append(c.dialOpts, grpc.WithPerRPCCredentials(bearer(o.token)))
+		c.dialOpts = append(c.dialOpts, grpc.WithPerRPCCredentials(rpc.Bearer(o.token)))
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.wg.Add(1)
@@ -525,12 +525,3 @@ func newID() string {
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
 }
-
-// bearer sends a token with every call, over TLS only.
-type bearer string
-
-func (b bearer) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
-	return map[string]string{"authorization": "Bearer " + string(b)}, nil
-}
-
-func (bearer) RequireTransportSecurity() bool { return true }

@@ -396,9 +396,10 @@ func TestClient_Errors(t *testing.T) {
 	// A client that trusts the cluster's CA but has no certificate and a
 	// token the tokens file does not list is refused; with the test
 	// client's token it is served.
+	// The first dials with a config of its own (WithTLS), the second with
+	// WithCredentials holding only the CA.
 	other := c.Session(1).Server().GRPCAddr()
-	caOnly := c.ClientTLS(t).Clone()
-	caOnly.Certificates = nil
+	caOnly := c.AnonTLS(t, identity.Peer{Role: identity.RoleSession}, identity.Peer{Role: identity.RoleMeta})
 	noToken, err := client.New(ctx, client.WithSessions(other), client.WithTLS(caOnly), client.WithToken("not-a-token"),
 		client.WithBackoff(20*time.Millisecond, 200*time.Millisecond))
 	if err != nil {
@@ -416,7 +417,8 @@ func TestClient_Errors(t *testing.T) {
 	} else if _, err := s.Next(ctx); !errors.Is(err, client.ErrUnauthenticated) {
 		t.Errorf("Next while the sessions refuse the client: %v", err)
 	}
-	withToken, err := client.New(ctx, client.WithSessions(other), client.WithTLS(caOnly),
+	withToken, err := client.New(ctx, client.WithSessions(other),
+		client.WithCredentials(client.Credentials{Cluster: testcluster.Name, CAFile: c.Credentials().CA()}),
 		client.WithToken(c.Token(t, identity.RoleClient, testcluster.ClientName)))
 	if err != nil {
 		t.Fatal(err)
@@ -425,8 +427,8 @@ func TestClient_Errors(t *testing.T) {
 	if _, err := withToken.Publish(ctx, "svc", []byte("x")); err != nil {
 		t.Errorf("with the token: %v", err)
 	}
-	if _, err := client.New(ctx, client.WithSessions(other), client.WithToken("t")); err == nil {
-		t.Error("New with a token and no TLS succeeded")
+	if _, err := client.New(ctx, client.WithSessions(other), client.WithToken("t")); err == nil || !strings.Contains(err.Error(), "WithToken needs TLS") {
+		t.Errorf("New with a token and no TLS: %v, want the refusal naming WithToken", err)
 	}
 
 	if _, err := client.New(ctx); err == nil {
@@ -512,14 +514,17 @@ func TestClient_FollowsRedirects_ToBalance(t *testing.T) {
 
 // TestClient_WithCredentials: the credentials files alone (as `registryctl
 // certs init` writes them) reach a secure cluster through meta and a
-// session, whose certificates name nodes, not hosts; credentials for
-// another cluster name are refused in the handshake, naming why; files that
-// do not load fail New.
+// session, whose certificates are checked for the node they name, not for
+// a host. A server that is no session or meta node of the cluster is
+// refused in the handshake, and WaitConnected says why: a data node of the
+// cluster, a session of another cluster name, a session whose certificate
+// another CA signed. Files that do not load, or options that do not fit
+// together, fail New, naming the problem.
 func TestClient_WithCredentials(t *testing.T) {
 	c := testcluster.Start(t, testcluster.Spec{Meta: 1, Data: 1, Session: 1})
 	ctx := clienttest.Ctx(t)
 	files := c.TLS(t, identity.RoleClient, testcluster.ClientName)
-	creds := client.CredentialsDir(filepath.Dir(files.CAFile), testcluster.ClientName)
+	creds := client.CredentialsDir(string(c.Credentials()), testcluster.ClientName)
 	if creds.CAFile != files.CAFile || creds.CertFile != files.CertFile || creds.KeyFile != files.KeyFile {
 		t.Fatalf("CredentialsDir = %+v, want the files %+v", creds, files)
 	}
@@ -538,46 +543,116 @@ func TestClient_WithCredentials(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	testcluster.Eventually(t, testcluster.DefaultWait, func() error {
-		snap, err := s.Next(ctx)
-		if err != nil {
-			return err
-		}
-		if len(snap.Values) != 1 || string(snap.Values[0].Data) != "v1" {
-			return fmt.Errorf("snapshot %+v", snap.Values)
-		}
-		return nil
-	})
+	nextUntil(t, s, nil, holds("v1"))
 
-	// A data node's certificate is the cluster's, but no session's: the
-	// client refuses it in the handshake and says why.
-	impostor, err := client.New(ctx, client.WithSessions(c.Data(0).Server().GRPCAddr()), client.WithCredentials(creds),
-		client.WithBackoff(20*time.Millisecond, 200*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = impostor.Close() })
-	short, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	if err := impostor.WaitConnected(short); err == nil || !strings.Contains(err.Error(), "not any session node or any meta node") {
-		t.Errorf("WaitConnected to a data node: %v, want the handshake's refusal naming the role", err)
+	// Another cluster, with its own CA and the same cluster name: its
+	// session's certificate does not chain to this cluster's CA.
+	stranger := testcluster.Start(t, testcluster.Spec{Meta: 1, Data: 1, Session: 1})
+	sessionAddr := c.Session(0).Server().GRPCAddr()
+	caOnlyOther := client.Credentials{Cluster: "other", CAFile: creds.CAFile}
+	for name, tc := range map[string]struct {
+		addr  string
+		creds client.Credentials
+		want  string
+	}{
+		// The data node's certificate is the cluster's, but no session's.
+		"a data node": {c.Data(0).Server().GRPCAddr(), creds, "not any session node or any meta node"},
+		// A client (with a token, so no certificate of its own names the
+		// cluster) told the cluster is "other".
+		"another cluster name": {sessionAddr, caOnlyOther, `of cluster "test", not "other"`},
+		"another CA's session": {stranger.Session(0).Server().GRPCAddr(), creds, "certificate signed by unknown authority"},
+	} {
+		refused, err := client.New(ctx, client.WithSessions(tc.addr), client.WithCredentials(tc.creds),
+			client.WithBackoff(20*time.Millisecond, 200*time.Millisecond))
+		if err != nil {
+			t.Fatalf("%s: New: %v", name, err)
+		}
+		t.Cleanup(func() { _ = refused.Close() })
+		testcluster.Eventually(t, wait, func() error {
+			short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+			defer cancel()
+			err := refused.WaitConnected(short)
+			if err == nil {
+				t.Fatalf("%s: connected to %s", name, tc.addr)
+			}
+			// grpc-go quotes the handshake's error in its own.
+			if msg := strings.ReplaceAll(err.Error(), `\"`, `"`); !strings.Contains(msg, "handshake") || !strings.Contains(msg, tc.want) {
+				return fmt.Errorf("%s: WaitConnected: %v; want the handshake's refusal saying %q", name, err, tc.want)
+			}
+			return nil
+		})
 	}
 
 	wrong := creds
 	wrong.Cluster = "other"
-	sessions := client.WithSessions(c.Session(0).Server().GRPCAddr())
-	for name, opts := range map[string][]client.Option{
-		"missing CA":           {client.WithCredentials(client.Credentials{CAFile: filepath.Join(t.TempDir(), "ca.pem")})},
-		"no CA":                {client.WithCredentials(client.Credentials{CertFile: files.CertFile, KeyFile: files.KeyFile})},
-		"certificate, no key":  {client.WithCredentials(client.Credentials{CAFile: files.CAFile, CertFile: files.CertFile})},
-		"bad cluster name":     {client.WithCredentials(client.Credentials{Cluster: "a/b", CAFile: files.CAFile})},
-		"another cluster's":    {client.WithCredentials(wrong)},
-		"WithTLS as well":      {client.WithCredentials(creds), client.WithTLS(c.ClientTLS(t))},
-		"token without either": {client.WithToken("t")},
+	foreign := stranger.TLS(t, identity.RoleClient, testcluster.ClientName) // with this cluster's CA
+	sessions := client.WithSessions(sessionAddr)
+	for name, tc := range map[string]struct {
+		opts []client.Option
+		want string
+	}{
+		"missing CA":           {[]client.Option{client.WithCredentials(client.Credentials{CAFile: filepath.Join(t.TempDir(), "ca.pem")})}, "read CA file"},
+		"no files":             {[]client.Option{client.WithCredentials(client.Credentials{})}, "no CA file given"},
+		"no CA":                {[]client.Option{client.WithCredentials(client.Credentials{CertFile: files.CertFile, KeyFile: files.KeyFile})}, "a CA file is required"},
+		"certificate, no key":  {[]client.Option{client.WithCredentials(client.Credentials{CAFile: files.CAFile, CertFile: files.CertFile})}, "cert file and key file must be set together"},
+		"bad cluster name":     {[]client.Option{client.WithCredentials(client.Credentials{Cluster: "a/b", CAFile: files.CAFile})}, `cluster name "a/b"`},
+		"another cluster's":    {[]client.Option{client.WithCredentials(wrong)}, `of cluster "test", not "other"`},
+		"another CA's":         {[]client.Option{client.WithCredentials(client.Credentials{Cluster: testcluster.Name, CAFile: files.CAFile, CertFile: foreign.CertFile, KeyFile: foreign.KeyFile})}, "is not signed by a CA in"},
+		"WithTLS as well":      {[]client.Option{client.WithCredentials(creds), client.WithTLS(c.AnonTLS(t, identity.Peer{Role: identity.RoleSession}))}, "WithTLS and WithCredentials together"},
+		"token without either": {[]client.Option{client.WithToken("t")}, "WithToken needs TLS"},
 	} {
-		if cl, err := client.New(ctx, append(opts, sessions)...); err == nil {
+		cl, err := client.New(ctx, append(tc.opts, sessions)...)
+		if err == nil {
 			_ = cl.Close()
 			t.Errorf("%s: New succeeded", name)
+		} else if !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: New: %v, want an error saying %q", name, err, tc.want)
 		}
+	}
+}
+
+// TestClient_PrefixRights_OutsideFailWithErrPermissionDenied: a client
+// whose identity may publish and subscribe only under "a." does both
+// there; under "b." Publish and Subscribe fail with ErrPermissionDenied
+// and the session's message, nothing is stored, and the client goes on
+// serving requests it has the right to.
+func TestClient_PrefixRights_OutsideFailWithErrPermissionDenied(t *testing.T) {
+	c := testcluster.Start(t, testcluster.Spec{Meta: 1, Data: 1, Session: 1})
+	c.WaitDataSettled(t)
+	ctx := clienttest.Ctx(t)
+	const name = "a-team"
+	c.TLS(t, identity.RoleClient, name) // its certificate, in the credentials directory
+	c.SetIdentities(t, identity.Entry{Name: name, Role: identity.RoleClient, Publish: []string{"a."}, Subscribe: []string{"a."}})
+	creds := client.CredentialsDir(string(c.Credentials()), name)
+	creds.Cluster = testcluster.Name
+	cl, err := client.New(ctx, client.WithSessions(c.Session(0).Server().GRPCAddr()), client.WithCredentials(creds))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cl.Close() })
+	if err := cl.WaitConnected(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	if _, err := cl.Publish(ctx, "a.x", []byte("v")); err != nil {
+		t.Fatalf("Publish under a.: %v", err)
+	}
+	if _, err := cl.Subscribe(ctx, "a.x"); err != nil {
+		t.Fatalf("Subscribe under a.: %v", err)
+	}
+	var se *client.Error
+	_, err = cl.Publish(ctx, "b.x", []byte("v"))
+	if !errors.Is(err, client.ErrPermissionDenied) || !errors.As(err, &se) || !strings.Contains(se.Message, `may not publish under data ID "b.x"`) {
+		t.Errorf("Publish under b.: %v, want ErrPermissionDenied naming the data ID", err)
+	}
+	if _, err := cl.Subscribe(ctx, "b.x"); !errors.Is(err, client.ErrPermissionDenied) {
+		t.Errorf("Subscribe under b.: %v, want ErrPermissionDenied", err)
+	}
+	// The refusals were the requests', not the connection's.
+	if _, err := cl.Publish(ctx, "a.y", []byte("v")); err != nil {
+		t.Fatalf("Publish under a. after the refusals: %v", err)
+	}
+	if n := c.Session(0).Server().Publishers(); n != 2 {
+		t.Errorf("the session holds %d publishers, want a.x's and a.y's", n)
 	}
 }

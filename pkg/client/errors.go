@@ -24,7 +24,8 @@ var (
 	// connection). Retrying later may succeed.
 	ErrRateLimited = errors.New("strata: rate limited")
 	// ErrUnauthenticated: the cluster does not know the client: no client
-	// certificate or token, or one it does not accept (WithTLS, WithToken).
+	// certificate or token, or one it does not accept (WithCredentials,
+	// WithTLS, WithToken).
 	ErrUnauthenticated = errors.New("strata: unauthenticated")
 	// ErrPermissionDenied: the client's identity may not do this (publish
 	// or subscribe under that data ID, or act on another client's

@@ -67,15 +67,22 @@ func WithClientID(id string) Option { return func(o *options) { o.clientID = id 
 
 // WithToken authenticates the client with a bearer token from the
 // cluster's tokens file (the sessions' and meta's --tokens-file), sent as
-// "authorization: Bearer <token>" with every call. It needs WithTLS: a
-// token never crosses the network in clear. The alternative is a client
-// certificate in WithTLS's config.
+// "authorization: Bearer <token>" with every call. It needs TLS, so a
+// token never crosses the network in clear: WithCredentials, whose
+// Credentials then need only the CA (CredentialsDir with an empty name),
+// or WithTLS. The alternative to a token is a client certificate
+// (Credentials.CertFile and KeyFile).
 func WithToken(token string) Option { return func(o *options) { o.token = token } }
 
-// WithTLS makes every connection (sessions and meta) use TLS with cfg.
-// Strata's node certificates name nodes (spiffe://<cluster>/session/<id>),
-// not host names, so crypto/tls's own check fails on them: WithCredentials
-// builds the config that checks them.
+// WithTLS makes every connection (sessions and meta) use TLS with cfg, a
+// config of one's own. A stock config checks the server's host name:
+// node certificates carry the host names and IPs they were issued for
+// (registryctl certs init's and enrollment's --hosts, 127.0.0.1 and
+// localhost by default), so it passes, but that says nothing about which
+// node answered: a data node, or any other certificate the CA signed for
+// that host, passes too. Strata's certificates name the node
+// (spiffe://<cluster>/session/<id>); WithCredentials checks that name, and
+// is what a client of a Strata cluster should use.
 func WithTLS(cfg *tls.Config) Option { return func(o *options) { o.tls = cfg } }
 
 // Credentials are the files a client of a cluster with TLS (the default)
