@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/strata-registry/strata/internal/cluster"
+	"github.com/strata-registry/strata/internal/identity"
 	"github.com/strata-registry/strata/internal/meta"
 	"github.com/strata-registry/strata/internal/testcluster"
 )
@@ -31,6 +32,26 @@ func get(t *testing.T, c *testcluster.Cluster, url, token string) (int, string) 
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
+}
+
+// do GETs url with hc, the Authorization header set to auth unless it is
+// "", and returns the response, its body read and closed.
+func do(t *testing.T, hc *http.Client, url, auth string) *http.Response {
+	t.Helper()
+	req, err := http.NewRequestWithContext(ctxT(t), http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if auth != "" {
+		req.Header.Set("Authorization", auth)
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	_ = resp.Body.Close()
+	return resp
 }
 
 func TestMeta_AdminHTTP_HealthReadyMetricsAPI_TokenGuarded(t *testing.T) {
@@ -75,6 +96,22 @@ func TestMeta_AdminHTTP_HealthReadyMetricsAPI_TokenGuarded(t *testing.T) {
 		if code, _ := get(t, c, base+path, "wrong"); code != http.StatusUnauthorized {
 			t.Errorf("%s with a wrong token: %d, want 401", path, code)
 		}
+	}
+	// 401 asks for credentials; a caller who proved an identity that is
+	// not an operator's (a client's token or certificate) gets 403.
+	if resp := do(t, c.HTTP(t, false), base+"/api/v1/members", ""); resp.StatusCode != http.StatusUnauthorized || resp.Header.Get("WWW-Authenticate") == "" {
+		t.Errorf("/api without credentials: %s, WWW-Authenticate %q; want 401 with a challenge", resp.Status, resp.Header.Get("WWW-Authenticate"))
+	}
+	if resp := do(t, c.HTTP(t, false), base+"/api/v1/members", "Basic czNjcmV0"); resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("/api with a malformed Authorization header: %s, want 401", resp.Status)
+	}
+	if code, body := get(t, c, base+"/api/v1/members", c.Token(t, identity.RoleClient, testcluster.ClientName)); code != http.StatusForbidden || !strings.Contains(body, "not an operator") {
+		t.Errorf("/api with a client's token: %d %s, want 403 saying it is not an operator", code, body)
+	}
+	asClient := &http.Client{Transport: &http.Transport{TLSClientConfig: c.Creds(t, identity.RoleClient, testcluster.ClientName).Client(identity.AnyNode)}}
+	t.Cleanup(asClient.CloseIdleConnections)
+	if resp := do(t, asClient, base+"/api/v1/members", ""); resp.StatusCode != http.StatusForbidden {
+		t.Errorf("/api with a client's certificate: %s, want 403", resp.Status)
 	}
 	code, body = get(t, c, base+"/api/v1/slots", "s3cret")
 	if code != http.StatusOK {
