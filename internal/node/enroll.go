@@ -2,6 +2,8 @@ package node
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -10,6 +12,8 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/strata-registry/strata/internal/cluster"
 	"github.com/strata-registry/strata/internal/identity"
@@ -69,7 +73,15 @@ func enroll(ctx context.Context, c *Config, role cluster.Role, tokenFile string,
 			ccancel()
 			if err != nil {
 				last = fmt.Errorf("meta %s: %w", addr, err)
+				if permanent(err) {
+					// Every meta node would answer the same (a wrong token, an
+					// id or host it refuses): asking for two minutes helps no one.
+					return fmt.Errorf("enroll: %w", last)
+				}
 				continue
+			}
+			if err := checkEnrolled(resp.GetCertificate(), keyPEM, identity.ID{Cluster: c.Cluster, Role: identity.Role(role), Name: c.NodeID}); err != nil {
+				return fmt.Errorf("enroll: meta %s: %w", addr, err)
 			}
 			if err := writeEnrolled(c.TLS, resp.GetCertificate(), keyPEM); err != nil {
 				return err
@@ -86,20 +98,78 @@ func enroll(ctx context.Context, c *Config, role cluster.Role, tokenFile string,
 	return fmt.Errorf("enroll: no certificate within %v: %w", enrollWait, last)
 }
 
+// permanent reports whether meta's answer to an enrollment would be the
+// same however often it is asked.
+func permanent(err error) bool {
+	switch status.Code(err) {
+	case codes.InvalidArgument, codes.Unauthenticated, codes.PermissionDenied, codes.AlreadyExists:
+		return true
+	}
+	return false
+}
+
+// checkEnrolled checks the certificate meta issued before it is kept (its
+// presence says enrollment is done, so a bad one would stop the node at
+// every start): it is PEM, for keyPEM's key, and names want.
+func checkEnrolled(certPEM, keyPEM []byte, want identity.ID) error {
+	pair, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return fmt.Errorf("the issued certificate does not go with this node's key: %w", err)
+	}
+	leaf, err := x509.ParseCertificate(pair.Certificate[0])
+	if err != nil {
+		return fmt.Errorf("the issued certificate: %w", err)
+	}
+	got, err := identity.FromCert(leaf)
+	if err != nil {
+		return fmt.Errorf("the issued certificate: %w", err)
+	}
+	if got != want {
+		return fmt.Errorf("the issued certificate names %s, not %s", got, want)
+	}
+	return nil
+}
+
 // writeEnrolled writes the key, then the certificate (whose presence says
-// enrollment is done).
+// enrollment is done), each whole or not at all: written aside, synced,
+// then renamed, so a crash leaves no truncated file behind.
 func writeEnrolled(tc tlsconf.Config, cert, key []byte) error {
 	for _, f := range []struct {
 		path string
 		b    []byte
 		mode os.FileMode
 	}{{tc.KeyFile, key, 0o600}, {tc.CertFile, cert, 0o644}} {
-		if err := os.MkdirAll(filepath.Dir(f.path), 0o755); err != nil {
-			return fmt.Errorf("enroll: %w", err)
-		}
-		if err := os.WriteFile(f.path, f.b, f.mode); err != nil {
+		if err := writeAtomic(f.path, f.b, f.mode); err != nil {
 			return fmt.Errorf("enroll: %w", err)
 		}
 	}
 	return nil
+}
+
+// writeAtomic replaces path with b (mode perm) in one rename.
+func writeAtomic(path string, b []byte, perm os.FileMode) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".enroll-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name()) // none left after the rename
+	if err := tmp.Chmod(perm); err != nil {
+		tmp.Close()
+		return err
+	}
+	if _, err := tmp.Write(b); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
 }
