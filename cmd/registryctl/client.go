@@ -27,6 +27,12 @@ type metaConn struct {
 // withMeta runs f with a connection to the meta tier as the operator
 // (adminCreds), closed afterwards.
 func (g *globals) withMeta(f func(*metaConn) error) error {
+	return g.withMetaCreds(func(m *metaConn, _ *tlsconf.Creds) error { return f(m) })
+}
+
+// withMetaCreds is withMeta for a command that also calls nodes' admin
+// HTTP: f gets the operator's credentials, loaded once for both.
+func (g *globals) withMetaCreds(f func(*metaConn, *tlsconf.Creds) error) error {
 	creds, err := g.adminCreds()
 	if err != nil {
 		return err
@@ -36,7 +42,7 @@ func (g *globals) withMeta(f func(*metaConn) error) error {
 		return err
 	}
 	defer m.Close()
-	return f(m)
+	return f(m, creds)
 }
 
 // dialMeta prepares calls to the --meta nodes with creds (nil: plaintext).

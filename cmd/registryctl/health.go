@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/strata-registry/strata/internal/cli"
+	"github.com/strata-registry/strata/internal/tlsconf"
 	registryv1 "github.com/strata-registry/strata/pkg/proto/registry/v1"
 )
 
@@ -59,26 +60,19 @@ type verdictView interface {
 // call and every node's admin HTTP alike.
 func (g *globals) acrossNodes(ask func(context.Context, *adminHTTP, []healthRow) verdictView) func(*cobra.Command, []string) error {
 	return func(cmd *cobra.Command, _ []string) error {
-		creds, err := g.adminCreds()
-		if err != nil {
-			return err
-		}
-		m, err := g.dialMeta(creds)
-		if err != nil {
-			return err
-		}
-		defer m.Close()
-		info, err := m.clusterInfo(cmd.Context())
-		if err != nil {
-			return err
-		}
-		a := g.newAdminHTTP(creds)
-		defer a.Close()
-		v := ask(cmd.Context(), a, healthTargets(info))
-		if err := render(cmd.OutOrStdout(), g.output, v); err != nil {
-			return err
-		}
-		return v.err()
+		return g.withMetaCreds(func(m *metaConn, creds *tlsconf.Creds) error {
+			info, err := m.clusterInfo(cmd.Context())
+			if err != nil {
+				return err
+			}
+			a := g.newAdminHTTP(creds)
+			defer a.Close()
+			v := ask(cmd.Context(), a, healthTargets(info))
+			if err := render(cmd.OutOrStdout(), g.output, v); err != nil {
+				return err
+			}
+			return v.err()
+		})
 	}
 }
 
