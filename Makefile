@@ -103,11 +103,22 @@ proto:
 
 ## compose-*: the cluster in Docker (deploy/compose): 3 meta, 3 data, 2 session.
 ## COMPOSE is `docker compose` where the plugin exists, else docker-compose.
+## STRATA_INSECURE=true: plaintext, no credentials (compose-up; the smoke
+## test always runs the secure cluster).
 COMPOSE         ?= $(shell docker compose version >/dev/null 2>&1 && echo 'docker compose' || echo docker-compose)
 COMPOSE_FILE    := deploy/compose/docker-compose.yml
 COMPOSE_PROJECT ?= strata
 STRATA_IMAGE    ?= strata:dev
 COMPOSE_WAIT    ?= 180
+# The values strconv.ParseBool reads as true, as the nodes do. A node
+# refuses --insecure together with credentials, so insecure also empties
+# the compose file's credentials defaults.
+COMPOSE_INSECURE := $(filter 1 t T true TRUE True,$(STRATA_INSECURE))
+COMPOSE_ENV     := STRATA_IMAGE=$(STRATA_IMAGE)$(if $(COMPOSE_INSECURE), STRATA_INSECURE=true STRATA_CREDENTIALS= STRATA_ENROLL_TOKEN_FILE=)
+COMPOSE_SCHEME  := $(if $(COMPOSE_INSECURE),http,https)
+# registryctl in a container on the project's network, as the operator
+# (the operator volume holds the admin and dev identities and the CA).
+COMPOSE_CTL     := docker run --rm --network $(COMPOSE_PROJECT)_default $(if $(COMPOSE_INSECURE),-e STRATA_INSECURE=true,-v $(COMPOSE_PROJECT)_operator:/credentials:ro -e STRATA_CREDENTIALS=/credentials) $(STRATA_IMAGE) registryctl --meta meta-1:9615
 
 ## compose-image: the one image for every role (FROM scratch + bin/)
 compose-image: build
@@ -116,13 +127,17 @@ compose-image: build
 
 ## compose-up: build, start the cluster (project COMPOSE_PROJECT), wait until every container is healthy
 compose-up: compose-image
-	STRATA_IMAGE=$(STRATA_IMAGE) $(COMPOSE) -f $(COMPOSE_FILE) -p $(COMPOSE_PROJECT) up -d
+	$(COMPOSE_ENV) $(COMPOSE) -f $(COMPOSE_FILE) -p $(COMPOSE_PROJECT) up -d
 	deploy/compose/wait-healthy.sh $(COMPOSE_PROJECT) $(COMPOSE_WAIT) 8
-	@echo "meta-1 admin HTTP: http://$$($(COMPOSE) -f $(COMPOSE_FILE) -p $(COMPOSE_PROJECT) port meta-1 9616)"
+	@echo "meta-1 admin HTTP: $(COMPOSE_SCHEME)://$$($(COMPOSE) -f $(COMPOSE_FILE) -p $(COMPOSE_PROJECT) port meta-1 9616)"
+	@$(if $(COMPOSE_INSECURE),true,echo "  (TLS: its CA is ca.pem and the operator token admin/admin.token in volume $(COMPOSE_PROJECT)_operator)")
+	@echo "registryctl: $(COMPOSE_CTL) members"
 
 ## compose-down: stop the cluster and delete its containers, network and volumes
 compose-down:
-	STRATA_IMAGE=$(STRATA_IMAGE) $(COMPOSE) -f $(COMPOSE_FILE) -p $(COMPOSE_PROJECT) down -v --remove-orphans
+	$(COMPOSE_ENV) $(COMPOSE) -f $(COMPOSE_FILE) -p $(COMPOSE_PROJECT) down -v --remove-orphans
+	@# The one credentials volume every node mounted before each got its own share: it holds a CA key.
+	@docker volume rm $(COMPOSE_PROJECT)_credentials >/dev/null 2>&1 || true
 
 ## compose-smoke: start a throwaway cluster, scale, kill a data node, check, tear down (deploy/compose/smoke.sh)
 compose-smoke: compose-image

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Smoke test of the compose cluster, on a throwaway project: start 3 meta,
 # 3 data and 2 session containers and wait until all are healthy; check
+# that each node holds only its share of the credentials (no CA key on a
+# data or session node, no node mounting the full `ca` volume); check
 # meta's member list and registryctl's members and health; publish a value
 # with registryctl through one session and see a subscriber on the other
 # get it, and 7 more publishers (clients found through meta); scale
@@ -11,7 +13,7 @@
 # afterwards; start it again and wait for it to rejoin; stop the
 # publishers and check their values are gone; tear everything down
 # (containers, network, volumes, registryctl containers) however it ends.
-# About a minute, 15s of it meta's dead grace for the killed node.
+# About two minutes, 15s of it meta's dead grace for the killed node.
 #
 # Run it through `make compose-smoke`, which builds the binaries and the
 # image first. Environment:
@@ -28,6 +30,9 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 export STRATA_IMAGE=${STRATA_IMAGE:-strata:dev}
+# The secure cluster, whatever the caller's environment says: the checks
+# need TLS and every node's credentials.
+unset STRATA_INSECURE STRATA_CREDENTIALS STRATA_ENROLL_TOKEN_FILE STRATA_ADMIN_TOKEN
 # Health checks every 2s instead of 5s: the smoke run waits on them.
 export STRATA_HEALTH_INTERVAL=${STRATA_HEALTH_INTERVAL:-2s}
 # Connection balance every 5s instead of 30s, to see it move clients.
@@ -76,7 +81,7 @@ cleanup() {
     log "logs of every container: $logdir/compose.log and registryctl-*.log (states: $logdir/ps.txt)" >&2
   fi
   if [ "${KEEP:-}" = 1 ]; then
-    log "KEEP=1: project $project left running; stop it with: docker rm -f \$(docker ps -aq --filter label=$ctl_label); $COMPOSE -f $file -p $project down -v"
+    log "KEEP=1: project $project left running (operator's CA and token: ${creds:-none yet}); stop it with: docker rm -f \$(docker ps -aq --filter label=$ctl_label); $COMPOSE -f $file -p $project down -v"
   else
     log "tearing down project $project"
     # Before compose: their network cannot go while they are on it.
@@ -84,6 +89,9 @@ cleanup() {
     [ -z "$(ctl_containers)" ] || docker rm -f $(ctl_containers) >/dev/null 2>&1 || true
     timeout 90 "${compose_cmd[@]}" -f "$file" -p "$project" down -v --remove-orphans -t 5 >/dev/null 2>&1 ||
       echo "teardown failed: run '$COMPOSE -f $file -p $project down -v'" >&2
+    # The operator's copied CA and token: worthless now, but no litter.
+    [ -z "${creds:-}" ] || rm -rf "$creds"
+    rmdir "$logdir" "${logdir%/*}" 2>/dev/null || true
   fi
   if [ $rc -eq 0 ]; then log "PASS in $((SECONDS - start))s"; else log "FAILED after $((SECONDS - start))s" >&2; fi
   exit $rc
@@ -113,9 +121,13 @@ eventually() {
 healthy() { deploy/compose/wait-healthy.sh "$project" "$(left)" "$1" || fail "containers not healthy (want $1)"; }
 
 # get PATH: GET from meta-1's published admin port, over TLS as the admin
-# operator (the CA and token copied out of the credentials volume).
+# operator (the CA and token copied out of the operator volume).
 meta_http=""
-get() { curl -fsS --max-time 3 --cacert "$creds/ca.pem" -H "Authorization: Bearer $(cat "$creds/admin.token")" "https://$meta_http$1"; }
+# The header comes from a file, to keep the token out of the process list.
+get() {
+  curl -fsS --max-time 3 --cacert "$creds/ca.pem" \
+    -H @<(printf 'Authorization: Bearer %s\n' "$(cat "$creds/admin.token")") "https://$meta_http$1"
+}
 
 # members DATA SESSIONS: meta lists exactly that many data and session nodes.
 members() {
@@ -141,9 +153,9 @@ slots_led() {
 
 # registryctl in a throwaway container on the compose network, where the
 # sessions' advertised addresses (container IDs) resolve.
-# It acts as the volume's admin operator and dev client.
+# It acts as the operator volume's admin operator and dev client.
 ctl_run=(docker run --network "${project}_default" --label "$ctl_label"
-  -v "${project}_credentials:/credentials:ro" -e STRATA_CREDENTIALS=/credentials)
+  -v "${project}_operator:/credentials:ro" -e STRATA_CREDENTIALS=/credentials)
 ctl_cmd=("$STRATA_IMAGE" registryctl --meta meta-1:9615,meta-2:9615,meta-3:9615)
 # ctl ARGS...: runs registryctl, bounded by the deadline.
 ctl() { timeout "$(left)" "${ctl_run[@]}" --rm "${ctl_cmd[@]}" "$@"; }
@@ -168,6 +180,34 @@ values() {
   [ "$n" = "$3" ]
 }
 
+# ids SERVICE: the IDs of SERVICE's running containers (docker ps: much
+# quicker than docker-compose v1's ps).
+ids() {
+  docker ps -q --filter "label=com.docker.compose.project=$project" --filter "label=com.docker.compose.service=$1"
+}
+
+# cred_files CONTAINER: the files under the container's /credentials, one
+# path a line, sorted. The image has no shell or ls: docker cp streams the
+# directory as a tar.
+cred_files() {
+  docker cp "$1:/credentials/." - | tar -t | sed -e 's|^\./||' -e '/\/$/d' -e '/^\.\?$/d' | sort
+}
+
+# share_only CONTAINER WHAT ALLOWED...: CONTAINER's /credentials holds
+# ca.pem and files matching the extended regexps ALLOWED (its share, and
+# the image's README), and nothing else: above all no ca-key.pem unless
+# ALLOWED names it. Leaves the list in $files.
+share_only() {
+  local id=$1 what=$2 extra
+  shift 2
+  files=$(cred_files "$id") || fail "list $what's /credentials"
+  grep -qx 'ca.pem' <<<"$files" || fail "$what holds no ca.pem: $(tr '\n' ' ' <<<"$files")"
+  extra=$(grep -vxE "$(printf '%s|' 'ca\.pem' README "$@" | sed 's/|$//')" <<<"$files" || true)
+  ! grep -qx 'ca-key.pem' <<<"$extra" || fail "$what holds the CA key: $(tr '\n' ' ' <<<"$files")"
+  [ -z "$extra" ] || fail "$what holds more than its share: $(tr '\n' ' ' <<<"$extra")"
+  log "  $what: $(tr '\n' ' ' <<<"$files")"
+}
+
 # sessions_busy: every session holds at least one client (registryctl
 # members, CONNECTIONS column); prints the counts.
 sessions_busy() {
@@ -186,13 +226,38 @@ log "starting 3 meta, 3 data, 2 session"
 out=$(c up -d 2>&1) || fail "compose up: $out"
 healthy 8
 
+log "each node holds only its share of the credentials:"
+files=""
+share_only "$(ids meta-1)" meta-1 'ca-key\.pem' 'meta/meta-1(-key)?\.pem' tokens.yaml gossip.key
+# The control: meta signs enrollments, so its share has the CA key; that
+# the listing sees it there shows the checks below would see one.
+grep -qx 'ca-key.pem' <<<"$files" || fail "meta-1 holds no ca-key.pem (it signs enrollments)"
+share_only "$(ids data-1)" data-1 'data/data-1(-key)?\.pem' tokens.yaml gossip.key
+for id in $(ids session); do
+  # Enrolled sessions share one volume: each one's certificate is there.
+  share_only "$id" "session ${id:0:12}" 'enroll/sessions\.token' 'session/[0-9a-f]{12}(-key)?\.pem' tokens.yaml gossip.key
+done
+# Only certs mounts the full credentials directory.
+ca_vol="${project}_ca"
+# shellcheck disable=SC2046 # one ID per word
+mounts=$(docker inspect -f '{{index .Config.Labels "com.docker.compose.service"}}{{range .Mounts}} {{.Name}}{{end}}' \
+  $(docker ps -aq --filter "label=com.docker.compose.project=$project"))
+bad=$(awk -v vol="$ca_vol" '$1 != "certs" { for (i = 2; i <= NF; i++) if ($i == vol) print $1 }' <<<"$mounts")
+[ -z "$bad" ] || fail "mounting $ca_vol: $(tr '\n' ' ' <<<"$bad")"
+grep -q "^certs .*$ca_vol" <<<"$mounts" || fail "the mounts listing does not show certs mounting $ca_vol: $mounts"
+log "  no node mounts $ca_vol (the full credentials)"
+
 meta_http=$(c port meta-1 9616 | tail -n 1)
 [ -n "$meta_http" ] || fail "meta-1's admin port is not published"
+# The operator share, from a container never started (docker cp reads its
+# volume): the CA and the admin token, for curl on the host.
 creds="$logdir/credentials"
 mkdir -p "$creds"
-docker cp -q "$(c ps -q meta-1)":/credentials/ca.pem "$creds/ca.pem" || fail "copy the CA out of meta-1"
-docker cp -q "$(c ps -q meta-1)":/credentials/admin/admin.token "$creds/admin.token" || fail "copy the admin token out of meta-1"
-log "credentials (certs service): CA and admin token copied to $creds"
+op=$(docker create --label "$ctl_label" -v "${project}_operator:/credentials:ro" "$STRATA_IMAGE" registryctl) ||
+  fail "create a container on the operator volume"
+docker cp -q "$op":/credentials/ca.pem "$creds/ca.pem" || fail "copy the CA out of the operator volume"
+docker cp -q "$op":/credentials/admin/admin.token "$creds/admin.token" || fail "copy the admin token out of the operator volume"
+log "operator share: CA and admin token copied to $creds"
 log "meta-1 admin HTTP on $meta_http"
 eventually 30 "meta-1 ready" get /readyz
 eventually 30 "3 data and 2 session members" members 3 2

@@ -98,7 +98,9 @@ done
 wait_ready() {
   printf 'waiting for %s' "$2"
   local deadline=$((SECONDS + WAIT))
-  until curl -fsS "${curl_tls[@]}" "$1" >/dev/null 2>&1; do
+  # ${a[@]+"${a[@]}"}: empty with INSECURE=1, and bash before 4.4 calls
+  # an empty array unbound under set -u.
+  until curl -fsS ${curl_tls[@]+"${curl_tls[@]}"} "$1" >/dev/null 2>&1; do
     if [ $SECONDS -ge $deadline ]; then
       echo; echo "$2: not ready after ${WAIT}s; see the logs above" >&2
       exit 1
@@ -174,14 +176,17 @@ echo "  $ctl --session $last_session sub com.example.echo     # in another termi
 echo "  $ctl --session '' get com.example.echo -o json         # through a session meta lists"
 echo "Admin HTTP (/api and /debug need the operator's token or certificate):"
 if [ -z "$INSECURE" ]; then
-  auth="--cacert $CERTS/ca.pem -H \"Authorization: Bearer \$(cat $CERTS/admin/admin.token)\""
+  # The header from a file (printf is a builtin), so the token stays out
+  # of the process list.
+  auth="--cacert $CERTS/ca.pem -H @<(printf 'Authorization: Bearer %s\\n' \"\$(cat $CERTS/admin/admin.token)\")"
 else
   auth=""
 fi
+tls_opt=${curl_tls[*]:-}
 echo "  curl -s $auth $scheme://127.0.0.1:9616/api/v1/members"
 echo "  curl -s $auth $scheme://127.0.0.1:9623/api/v1/slots | head -40"
-echo "  curl -s ${curl_tls[*]} $scheme://127.0.0.1:9623/metrics | grep strata_data"
-echo "  curl -s ${curl_tls[*]} $scheme://127.0.0.1:9604/metrics | grep -E 'strata_(session|push)'"
+echo "  curl -s $tls_opt $scheme://127.0.0.1:9623/metrics | grep strata_data"
+echo "  curl -s $tls_opt $scheme://127.0.0.1:9604/metrics | grep -E 'strata_(session|push)'"
 echo
 echo "Logs and data: $RUN/. Press Ctrl-C to stop."
 wait
