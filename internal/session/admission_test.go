@@ -16,7 +16,6 @@ import (
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/strata-registry/strata/internal/identity"
 	"github.com/strata-registry/strata/internal/session"
 	"github.com/strata-registry/strata/internal/testcluster"
@@ -260,7 +259,7 @@ func TestSession_ConnectionCap_ClosesTheOneTooMany(t *testing.T) {
 	if len(open) == 0 || len(open) > 8 {
 		t.Fatalf("%d connections served with a cap of 8", len(open))
 	}
-	if got := counterValue(t, n.Registry, "strata_node_connections_refused_total"); got < 1 {
+	if got := metricValue(t, n, "strata_node_connections_refused_total"); got < 1 {
 		t.Errorf("strata_node_connections_refused_total = %v, want at least 1", got)
 	}
 	open[0].Close()
@@ -278,23 +277,4 @@ func TestSession_ConnectionCap_ClosesTheOneTooMany(t *testing.T) {
 func isTimeout(err error) bool {
 	var ne interface{ Timeout() bool }
 	return errors.As(err, &ne) && ne.Timeout()
-}
-
-// counterValue sums a metric's samples in reg.
-func counterValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	sum := 0.0
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			sum += m.GetCounter().GetValue() + m.GetGauge().GetValue()
-		}
-	}
-	return sum
 }

@@ -11,29 +11,42 @@ import (
 
 // TestSession_ConnectionBalance_MovesClientsToTheEmptySession: all clients
 // on one session, none on the other; the loaded one redirects clients
-// (naming the empty one) until both hold the same, then stops.
+// (naming the other session) until both hold the same, then stops.
+//
+// Balance rounds may run while the clients are still connecting, so a
+// round can act on counts that are already old (A redirects for the load
+// it had, B's report lags) and move one too many, which the other session
+// then moves back: the test follows every redirect, from either side, and
+// asks for what must hold: each names the other session, the sessions end
+// up even, and stay so.
 func TestSession_ConnectionBalance_MovesClientsToTheEmptySession(t *testing.T) {
 	const clients = 8
 	c := testcluster.Start(t, testcluster.Spec{Meta: 3, Data: 1, Session: 2, SessionConfig: func(_ int, cfg *session.Config) {
 		cfg.BalanceInterval = 4 * cfg.HeartbeatInterval
 	}})
 	a, b := c.Session(0), c.Session(1)
-	conns := map[string]*testcluster.Client{}
+	other := map[*testcluster.SessionNode]*testcluster.SessionNode{a: b, b: a}
+	type placed struct {
+		cl *testcluster.Client
+		on *testcluster.SessionNode
+	}
+	conns := map[string]placed{}
 	for i := range clients {
 		id := fmt.Sprintf("client-%d", i)
-		conns[id] = c.Connect(t, a, id, "z1", true)
+		conns[id] = placed{c.Connect(t, a, id, "z1", true), a}
 	}
 	// Follow redirects as a client does: connect where told, then close.
 	moved := 0
 	testcluster.Eventually(t, testcluster.DefaultWait, func() error {
-		for id, cl := range conns {
+		for id, p := range conns {
 			select {
-			case r := <-cl.Redirects:
-				if len(r.GetSessions()) == 0 || r.GetSessions()[0] != b.Server().GRPCAddr() {
-					t.Fatalf("%s redirected to %v, want %s first", id, r.GetSessions(), b.Server().GRPCAddr())
+			case r := <-p.cl.Redirects:
+				to := other[p.on]
+				if len(r.GetSessions()) == 0 || r.GetSessions()[0] != to.Server().GRPCAddr() {
+					t.Fatalf("%s on %s redirected to %v, want %s first", id, p.on.ID, r.GetSessions(), to.Server().GRPCAddr())
 				}
-				conns[id] = c.Connect(t, b, id, "z1", true)
-				cl.Close()
+				conns[id] = placed{c.Connect(t, to, id, "z1", true), to}
+				p.cl.Close()
 				moved++
 			default:
 			}
@@ -44,8 +57,8 @@ func TestSession_ConnectionBalance_MovesClientsToTheEmptySession(t *testing.T) {
 		}
 		return nil
 	})
-	if moved != clients/2 {
-		t.Fatalf("%d clients moved to balance %d, want %d", moved, clients, clients/2)
+	if moved < clients/2 {
+		t.Fatalf("%d clients moved to balance %d, want at least %d", moved, clients, clients/2)
 	}
 	// Balanced: three more rounds on each session redirect nobody.
 	redirects := metricValue(t, a, "strata_session_redirects_total") + metricValue(t, b, "strata_session_redirects_total")

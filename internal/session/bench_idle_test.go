@@ -73,8 +73,7 @@ const idleSlack = 100
 // stacks in use and the goroutine count.
 func liveMemory() (heap, stack uint64, goroutines int) {
 	var ms runtime.MemStats
-	runtime.GC()
-	runtime.GC()
+	runtime.GC() // HeapAlloc then counts what this collection found live
 	runtime.ReadMemStats(&ms)
 	return ms.HeapAlloc, ms.StackInuse, runtime.NumGoroutine()
 }

@@ -183,7 +183,8 @@ func acked(t *testing.T) func(*registryv1.Ack, error) {
 	}
 }
 
-// metricValue reads one unlabelled gauge or counter.
+// metricValue sums a gauge's or a counter's samples (all its labels) in
+// a session node's registry; -1 if it has none.
 func metricValue(t *testing.T, n *testcluster.SessionNode, name string) float64 {
 	t.Helper()
 	mfs, err := n.Registry.Gather()
@@ -191,10 +192,14 @@ func metricValue(t *testing.T, n *testcluster.SessionNode, name string) float64 
 		t.Fatal(err)
 	}
 	for _, mf := range mfs {
-		if mf.GetName() == name && len(mf.GetMetric()) > 0 {
-			m := mf.GetMetric()[0]
-			return m.GetGauge().GetValue() + m.GetCounter().GetValue()
+		if mf.GetName() != name || len(mf.GetMetric()) == 0 {
+			continue
 		}
+		sum := 0.0
+		for _, m := range mf.GetMetric() {
+			sum += m.GetGauge().GetValue() + m.GetCounter().GetValue()
+		}
+		return sum
 	}
 	return -1
 }

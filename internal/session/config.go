@@ -43,10 +43,12 @@ type Config struct {
 	// this session, unless its tokens file entry sets its own:
 	// registrations at most IdentityRegisterRate per second (bursts of
 	// two seconds' worth), at most IdentityMaxRegistrations publishers
-	// plus subscribers. Nodes without TLS have no identities: only the
+	// plus subscribers, at most IdentityMaxStreams open streams (client
+	// processes). Nodes without TLS have no identities: only the
 	// per-connection limits hold.
 	IdentityRegisterRate     float64
 	IdentityMaxRegistrations int
+	IdentityMaxStreams       int
 	// ForwardBatch bounds the publishers in one write to a slot leader.
 	ForwardBatch int
 	// Connection balance (balance.go): every BalanceInterval (0: off), a
@@ -78,6 +80,7 @@ func DefaultConfig() Config {
 		MaxPerConn:               100_000,
 		IdentityRegisterRate:     10_000,
 		IdentityMaxRegistrations: 1_000_000,
+		IdentityMaxStreams:       10_000,
 		SendQueue:                1024,
 		ForwardBatch:             512,
 		BalanceInterval:          30 * time.Second,
@@ -127,7 +130,7 @@ func (c Config) Validate() error {
 		return bad("client timeout %v must exceed the client heartbeat %v", c.ClientTimeout, c.ClientHeartbeat)
 	}
 	if c.RegisterRate <= 0 || c.RegisterBurst < 1 || c.MaxPerConn < 1 || c.SendQueue < 1 || c.ForwardBatch < 1 ||
-		c.IdentityRegisterRate <= 0 || c.IdentityMaxRegistrations < 1 {
+		c.IdentityRegisterRate <= 0 || c.IdentityMaxRegistrations < 1 || c.IdentityMaxStreams < 1 {
 		return bad("rates, limits and queue sizes must be positive")
 	}
 	if c.BalanceInterval < 0 || (c.BalanceInterval > 0 && c.BalanceInterval < 3*c.HeartbeatInterval) {

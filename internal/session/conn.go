@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -56,7 +57,10 @@ type clientConn struct {
 
 	// limiter bounds this connection's registrations per second.
 	limiter *rate.Limiter
+	// in holds the registrations read and waiting for the frame loop.
+	in inbox
 
+	// mu guards subs. Lock order: publishers.mu, then mu.
 	mu   sync.Mutex
 	subs map[string]string // subscriber register id -> data info id
 }
@@ -130,25 +134,25 @@ const maxThrottle = time.Second
 // connection's rate (RegisterRate, bursts of RegisterBurst) and its
 // identity's (over all its connections). A client a little over a rate is
 // slowed down, not refused: the request waits for its turn (at most
-// maxThrottle), and meanwhile this connection reads no further frames, so
-// a flood backs up into its own stream and costs the session little. Past
-// that the request is refused, saying which limit it hit.
+// maxThrottle), and meanwhile the connection's frame loop applies no
+// further registration (they wait in its inbox, bounded: see inbox; its
+// heartbeats and push acks do not wait). Past that the request is
+// refused, saying which limit it hit.
 func (c *clientConn) admit() error {
 	s := c.s
 	now := s.clock.Now()
 	connWait, connRes, ok := reserve(c.limiter, now)
 	if !ok {
-		s.refused("rate_connection")
+		s.refused(refusedRateConnection)
 		return status.Errorf(codes.ResourceExhausted, "session: more than %.0f registrations per second on this connection; slow down", s.cfg.RegisterRate)
 	}
 	wait := connWait
 	if c.owner.name != "" {
-		p := c.perms()
-		idWait, _, ok := reserve(c.owner.rateFor(s, p, now), now)
+		_, perSecond := s.limits(c.perms())
+		idWait, _, ok := reserve(c.owner.rateFor(perSecond, now), now)
 		if !ok {
 			connRes.CancelAt(now)
-			_, perSecond := s.limits(p)
-			s.refused("rate_identity")
+			s.refused(refusedRateIdentity)
 			return status.Errorf(codes.ResourceExhausted, "session: more than %.0f registrations per second for %s, over all its connections; slow down", perSecond, c.caller.ID)
 		}
 		wait = max(wait, idWait)
@@ -230,16 +234,26 @@ func (cs *conns) ended(c *clientConn, graceEnd time.Time) {
 	}
 }
 
-// expired returns (and forgets) the clients whose grace has ended.
-func (cs *conns) expired(now time.Time) []string {
+// expire forgets the clients whose grace has ended and removes their
+// publications from ps, returning them by client. It holds cs.mu
+// throughout (then ps.mu): a client that reconnects (add) either comes
+// first, and keeps its publications, or after, and what it registers then
+// is not removed. (Looking the clients up and removing their publications
+// in two steps removed what a client that reconnected in between had
+// registered again.)
+func (cs *conns) expire(now time.Time, ps *publishers) map[string][]*pubEntry {
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
-	var out []string
+	var out map[string][]*pubEntry
 	for id, end := range cs.gone {
-		if !now.Before(end) {
-			out = append(out, id)
-			delete(cs.gone, id)
+		if now.Before(end) {
+			continue
 		}
+		delete(cs.gone, id)
+		if out == nil {
+			out = map[string][]*pubEntry{}
+		}
+		out[id] = ps.removeClient(id)
 	}
 	return out
 }
@@ -281,15 +295,11 @@ func (s *Server) graceLoop(ctx context.Context) error {
 		case <-t.C():
 		}
 		now := s.clock.Now()
-		for _, clientID := range s.conns.expired(now) {
-			n := 0
-			for _, k := range s.pubs.ofClient(clientID) {
-				if e := s.pubs.remove(k); e != nil {
-					s.forwardDelete(e, true)
-					n++
-				}
+		for clientID, removed := range s.conns.expire(now, s.pubs) {
+			for _, e := range removed {
+				s.forwardDelete(e, true)
 			}
-			s.logger.Info("client gone past its grace; removed its publishers", "client", clientID, "publishers", n)
+			s.logger.Info("client gone past its grace; removed its publishers", "client", clientID, "publishers", len(removed))
 		}
 		for _, c := range s.conns.silent(now.Add(-s.cfg.ClientTimeout)) {
 			c.cancel(status.Error(codes.DeadlineExceeded, "session: client silent past the timeout"))
@@ -355,12 +365,18 @@ func (v *clientService) Connect(stream grpc.BidiStreamingServer[registryv1.Clien
 	if !caller.Insecure {
 		ownerName = caller.ID.Name
 	}
+	o, ok := s.owners.acquire(ownerName, s.cfg.IdentityMaxStreams)
+	if !ok {
+		s.refused(refusedStreamsIdentity)
+		return status.Errorf(codes.ResourceExhausted, "session: %s has %d streams open on this session, at most %d allowed; close one first", caller.ID, s.cfg.IdentityMaxStreams, s.cfg.IdentityMaxStreams)
+	}
+	defer s.owners.release(o)
 	ctx, cancel := context.WithCancelCause(stream.Context())
 	defer cancel(nil)
 	c := &clientConn{
-		s: s, id: newConnID(), caller: caller, owner: s.owners.get(ownerName),
+		s: s, id: newConnID(), caller: caller, owner: o,
 		clientID: clientKey(ownerName, hello.GetClientId()), helloID: hello.GetClientId(), zone: hello.GetZone(),
-		ctx: ctx, cancel: cancel,
+		ctx: ctx, cancel: cancel, in: newInbox(),
 		subs: map[string]string{}, limiter: rate.NewLimiter(rate.Limit(s.cfg.RegisterRate), s.cfg.RegisterBurst),
 	}
 	// The writer (started whenever frames wait, see sendQueue) and the
@@ -384,9 +400,11 @@ func (v *clientService) Connect(stream grpc.BidiStreamingServer[registryv1.Clien
 	c.lastSeen.Store(s.clock.Now().UnixNano())
 	s.conns.add(c)
 	defer func() {
+		// The frame loop has returned: no subscriber comes or goes now.
 		c.mu.Lock()
-		c.owner.subs.Add(-int64(len(c.subs)))
+		n := len(c.subs)
 		c.mu.Unlock()
+		c.owner.unreserve(n)
 		s.engine.RemoveConn(c.id)
 		s.conns.ended(c, s.clock.Now().Add(s.cfg.DisconnectGrace))
 	}()
@@ -395,29 +413,9 @@ func (v *clientService) Connect(stream grpc.BidiStreamingServer[registryv1.Clien
 		ConnId: c.id, SessionId: s.proc, HeartbeatMs: uint32(s.cfg.ClientHeartbeat.Milliseconds()),
 	}}})
 
-	// A frame that does not decode (invalid UTF-8, say) is answered on
-	// its own, in order with the others, and the stream reads on.
-	type inFrame struct {
-		f   *registryv1.ClientFrame
-		bad *node.BadMessageError
-	}
-	frames := make(chan inFrame)
-	go func() {
-		defer s.streams.Done()
-		for {
-			f, err := stream.Recv()
-			bad, isBad := node.AsBadMessage(err)
-			if err != nil && !isBad {
-				cancel(err)
-				return
-			}
-			select {
-			case frames <- inFrame{f, bad}:
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
+	// The reader answers what changes nothing at once and queues the
+	// registrations in c.in; this loop applies them, in order (see inbox).
+	go c.read(stream)
 	for {
 		select {
 		case <-ctx.Done():
@@ -426,12 +424,12 @@ func (v *clientService) Connect(stream grpc.BidiStreamingServer[registryv1.Clien
 				return cause
 			}
 			return nil // the client went away
-		case in := <-frames:
-			c.lastSeen.Store(s.clock.Now().UnixNano())
-			if in.bad != nil {
-				s.refused("undecodable")
-				c.ack(in.bad.ID, in.bad.Status().Err())
-				continue
+		case <-c.in.ready:
+		}
+		for ctx.Err() == nil {
+			in, ok := c.in.take()
+			if !ok {
+				break
 			}
 			c.ack(in.f.GetId(), c.handle(in.f))
 		}
@@ -570,20 +568,12 @@ func (c *clientConn) pushAck(a *registryv1.PushAck) {
 	c.s.engine.AckAll(c.id, a.GetVersion(), a.GetRegisterId(), a.GetAlsoRegisterIds())
 }
 
-// handle applies one frame and returns what its ack says.
+// handle applies one frame the reader queued (a registration or an
+// unregistration: dispatch answers the others) and returns what its ack
+// says.
 func (c *clientConn) handle(f *registryv1.ClientFrame) error {
 	s := c.s
 	switch b := f.GetBody().(type) {
-	case *registryv1.ClientFrame_Heartbeat:
-		return nil
-	case *registryv1.ClientFrame_PushAck:
-		c.pushAck(b.PushAck)
-		return nil
-	case *registryv1.ClientFrame_PushAcks:
-		for _, a := range b.PushAcks.GetAcks() {
-			c.pushAck(a)
-		}
-		return nil
 	case *registryv1.ClientFrame_RegisterPublisher:
 		return c.registerPublisher(b.RegisterPublisher)
 	case *registryv1.ClientFrame_UnregisterPublisher:
@@ -605,21 +595,20 @@ func (c *clientConn) handle(f *registryv1.ClientFrame) error {
 		id := b.UnregisterSubscriber.GetRegisterId()
 		s.engine.Unsubscribe(c.id, id)
 		c.mu.Lock()
-		if _, ok := c.subs[id]; ok {
-			delete(c.subs, id)
-			c.owner.subs.Add(-1)
-		}
+		_, held := c.subs[id]
+		delete(c.subs, id)
 		c.mu.Unlock()
+		if held {
+			c.owner.unreserve(1)
+		}
 		return nil
-	case *registryv1.ClientFrame_Hello:
-		return status.Error(codes.InvalidArgument, "session: hello only opens a stream")
 	}
 	return status.Error(codes.InvalidArgument, "session: empty or unknown frame")
 }
 
 // registerPublisher stores and forwards a publication: checked (input,
 // then the identity's right to publish under the data ID, then the rates,
-// then the quotas) before anything changes.
+// then, if it adds one, the quotas) before anything changes.
 func (c *clientConn) registerPublisher(rp *registryv1.RegisterPublisher) error {
 	s := c.s
 	p, err := publisherOf(rp, c.owner.name, c.zone, s.proc, c.id, s.clock.Now())
@@ -628,17 +617,24 @@ func (c *clientConn) registerPublisher(rp *registryv1.RegisterPublisher) error {
 	}
 	key := p.GetDataInfoId()
 	pk := pubKey{key, p.GetRegisterId()}
-	if err := c.mayRegister("publish", rp.GetDataId(), c.perms().CanPublish, !s.pubs.holds(c.clientID, pk)); err != nil {
+	if err := c.mayRegister("publish", rp.GetDataId(), c.perms().CanPublish); err != nil {
 		return err
 	}
 	id, _, _, _, err := s.route(key)
 	if err != nil {
 		return err
 	}
-	e := &pubEntry{p: p, slot: id, clientID: c.clientID, owner: c.owner.name}
-	stored, err := s.pubs.put(e)
+	quota := c.identityQuota()
+	e := &pubEntry{p: p, slot: id, clientID: c.clientID, owner: c.owner}
+	stored, err := s.pubs.put(e, func(clientPubs int) error {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return c.reserve(clientPubs+len(c.subs), quota)
+	})
+	if errors.Is(err, errTaken) {
+		s.refused(refusedPermission)
+	}
 	if err != nil {
-		s.refused("permission")
 		return err
 	}
 	if stored {
@@ -647,39 +643,42 @@ func (c *clientConn) registerPublisher(rp *registryv1.RegisterPublisher) error {
 	return nil
 }
 
-// mayRegister runs a registration's checks, in order: the identity's
-// right to verb under dataID, the rates (waiting its turn), and, when the
-// registration adds one rather than updating one the connection holds,
-// the quotas.
-func (c *clientConn) mayRegister(verb, dataID string, allowed func(string) bool, adds bool) error {
+// mayRegister runs a registration's first checks, in order: the
+// identity's right to verb under dataID, then the rates (waiting its
+// turn). The quotas come last, with the insert (reserve).
+func (c *clientConn) mayRegister(verb, dataID string, allowed func(string) bool) error {
 	if !allowed(dataID) {
-		c.s.refused("permission")
+		c.s.refused(refusedPermission)
 		return status.Errorf(codes.PermissionDenied, "session: %s may not %s under data ID %q (its tokens file entry lists no prefix of it)", c.caller.ID, verb, dataID)
 	}
-	if err := c.admit(); err != nil {
-		return err
-	}
-	if !adds {
-		return nil
-	}
-	return c.underQuota()
+	return c.admit()
 }
 
-// underQuota checks that one more registration fits the connection's and
-// the identity's quotas.
-func (c *clientConn) underQuota() error {
+// identityQuota returns how many registrations the connection's identity
+// may hold on this session (no bound without TLS: only the connection's).
+func (c *clientConn) identityQuota() int {
+	if c.owner.name == "" {
+		return math.MaxInt
+	}
+	quota, _ := c.s.limits(c.perms())
+	return quota
+}
+
+// reserve counts one more registration against the connection's quota
+// (it holds connHeld) and its identity's (quota over all its
+// connections), or refuses it. The caller holds publishers.mu and c.mu and
+// stores the registration before it lets go: the check and the insert are
+// one step, and the identity's count (owner.reserve) is one atomic step
+// over all its connections.
+func (c *clientConn) reserve(connHeld, quota int) error {
 	s := c.s
-	if c.registrations() >= s.cfg.MaxPerConn {
-		s.refused("quota_connection")
+	if connHeld >= s.cfg.MaxPerConn {
+		s.refused(refusedQuotaConnection)
 		return status.Errorf(codes.ResourceExhausted, "session: at most %d registrations per connection", s.cfg.MaxPerConn)
 	}
-	if c.owner.name == "" {
-		return nil
-	}
-	max, _ := s.limits(c.perms())
-	if held := s.pubs.ofOwnerCount(c.owner.name) + int(c.owner.subs.Load()); held >= max {
-		s.refused("quota_identity")
-		return status.Errorf(codes.ResourceExhausted, "session: %s holds %d registrations on this session, at most %d allowed", c.caller.ID, held, max)
+	if !c.owner.reserve(quota) {
+		s.refused(refusedQuotaIdentity)
+		return status.Errorf(codes.ResourceExhausted, "session: %s holds %d registrations on this session, at most %d allowed", c.caller.ID, c.owner.held.Load(), quota)
 	}
 	return nil
 }
@@ -689,29 +688,27 @@ func (c *clientConn) registerSubscriber(rs *registryv1.RegisterSubscriber) error
 	if err != nil {
 		return err
 	}
-	c.mu.Lock()
-	_, held := c.subs[rs.GetRegisterId()]
-	c.mu.Unlock()
-	if err := c.mayRegister("subscribe", rs.GetDataId(), c.perms().CanSubscribe, !held); err != nil {
+	if err := c.mayRegister("subscribe", rs.GetDataId(), c.perms().CanSubscribe); err != nil {
 		return err
 	}
-	c.mu.Lock()
-	if _, ok := c.subs[rs.GetRegisterId()]; !ok {
-		c.owner.subs.Add(1)
+	quota := c.identityQuota()
+	id := rs.GetRegisterId()
+	err = c.s.pubs.withClient(c.clientID, func(clientPubs int) error {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if _, held := c.subs[id]; !held {
+			if err := c.reserve(clientPubs+len(c.subs), quota); err != nil {
+				return err
+			}
+		}
+		c.subs[id] = key
+		return nil
+	})
+	if err != nil {
+		return err
 	}
-	c.subs[rs.GetRegisterId()] = key
-	c.mu.Unlock()
-	c.s.engine.Subscribe(c, rs.GetRegisterId(), key, scope, rs.GetPushedVersion())
+	c.s.engine.Subscribe(c, id, key, scope, rs.GetPushedVersion())
 	return nil
-}
-
-// registrations counts this connection's subscribers and its client's
-// publishers.
-func (c *clientConn) registrations() int {
-	c.mu.Lock()
-	n := len(c.subs)
-	c.mu.Unlock()
-	return n + c.s.pubs.ofClientCount(c.clientID)
 }
 
 // toStatus maps record errors to gRPC statuses.

@@ -1,11 +1,7 @@
 package session
 
 import (
-	"errors"
-	"fmt"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -22,8 +18,8 @@ import (
 
 // checkHello checks a stream's first frame.
 func checkHello(h *registryv1.Hello) error {
-	if err := validClientID(h.GetClientId()); err != nil {
-		return status.Error(codes.InvalidArgument, "session: client id: "+err.Error())
+	if err := record.ValidateID("client_id", h.GetClientId()); err != nil {
+		return toStatus(err)
 	}
 	if len(h.GetZone()) > record.MaxZoneBytes {
 		return status.Errorf(codes.InvalidArgument, "session: zone is %d bytes, at most %d allowed", len(h.GetZone()), record.MaxZoneBytes)
@@ -36,15 +32,12 @@ func checkHello(h *registryv1.Hello) error {
 // validated, its register ID qualified by the owner, stamped with the
 // session's process, the connection and now.
 func publisherOf(rp *registryv1.RegisterPublisher, owner, zone, proc, connID string, now time.Time) (*registryv1.Publisher, error) {
-	if err := record.ValidateRegisterID(rp.GetRegisterId()); err != nil {
-		return nil, toStatus(err)
-	}
 	p := &registryv1.Publisher{
 		RegisterId: record.Owned(owner, rp.GetRegisterId()), DataInfoId: record.DataInfoID(rp.GetDataId(), rp.GetInstanceId(), rp.GetGroup()),
 		ClientVersion: rp.GetVersion(), RegisterTimestamp: now.UnixNano(), Zone: zone, Values: rp.GetValues(),
 		SessionId: proc, ConnId: connID,
 	}
-	if err := record.ValidatePublisher(p); err != nil {
+	if err := record.ValidateClientPublisher(rp.GetRegisterId(), p); err != nil {
 		return nil, toStatus(err)
 	}
 	return p, nil
@@ -57,8 +50,8 @@ func subscriberOf(rs *registryv1.RegisterSubscriber) (key string, scope push.Sco
 	if _, _, _, err := record.ParseDataInfoID(key); err != nil {
 		return "", 0, toStatus(err)
 	}
-	if err := validClientID(rs.GetRegisterId()); err != nil {
-		return "", 0, status.Error(codes.InvalidArgument, "session: subscriber register id: "+err.Error())
+	if err := record.ValidateRegisterID(rs.GetRegisterId()); err != nil {
+		return "", 0, toStatus(err)
 	}
 	switch rs.GetScope() {
 	case registryv1.Scope_SCOPE_ZONE:
@@ -71,24 +64,4 @@ func subscriberOf(rs *registryv1.RegisterSubscriber) (key string, scope push.Sco
 		return "", 0, status.Errorf(codes.InvalidArgument, "session: unknown scope %d", rs.GetScope())
 	}
 	return key, scope, nil
-}
-
-// validClientID accepts 1..128 bytes of printable UTF-8 without spaces
-// (client ids and subscriber register ids).
-func validClientID(id string) error {
-	if id == "" {
-		return errors.New("empty")
-	}
-	if len(id) > record.MaxRegisterIDBytes {
-		return fmt.Errorf("%d bytes, at most %d allowed", len(id), record.MaxRegisterIDBytes)
-	}
-	if !utf8.ValidString(id) {
-		return errors.New("not valid UTF-8")
-	}
-	for _, r := range id {
-		if !unicode.IsPrint(r) || unicode.IsSpace(r) {
-			return fmt.Errorf("%q has a space or control character", id)
-		}
-	}
-	return nil
 }

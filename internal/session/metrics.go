@@ -8,15 +8,54 @@ type metrics struct {
 	s                                    *Server
 	conns, pubs, backlog, gossip, queued *prometheus.Desc
 	redirects, rounds, throttled         *prometheus.Desc
-	// refusals counts client requests refused by a limit or a right.
+	// refusals counts client requests refused by a limit or a right;
+	// refused holds its children, resolved once (a flood of refusals
+	// costs no label lookups).
 	refusals *prometheus.CounterVec
+	refused  [numRefusals]prometheus.Counter
+}
+
+// refusal is why a client request was refused: a strata_session_refused_total
+// reason.
+type refusal int
+
+const (
+	refusedPermission refusal = iota
+	refusedRateConnection
+	refusedRateIdentity
+	refusedQuotaConnection
+	refusedQuotaIdentity
+	refusedStreamsIdentity
+	refusedUndecodable
+	numRefusals
+)
+
+// String returns the reason's label value.
+func (r refusal) String() string {
+	switch r {
+	case refusedPermission:
+		return "permission"
+	case refusedRateConnection:
+		return "rate_connection"
+	case refusedRateIdentity:
+		return "rate_identity"
+	case refusedQuotaConnection:
+		return "quota_connection"
+	case refusedQuotaIdentity:
+		return "quota_identity"
+	case refusedStreamsIdentity:
+		return "streams_identity"
+	case refusedUndecodable:
+		return "undecodable"
+	}
+	return "unknown"
 }
 
 func newMetrics(s *Server) *metrics {
 	d := func(name, help string) *prometheus.Desc {
 		return prometheus.NewDesc("strata_session_"+name, help, nil, nil)
 	}
-	return &metrics{
+	m := &metrics{
 		s:       s,
 		conns:   d("connections", "Open client connections."),
 		pubs:    d("publishers", "Publishers held for this session's clients."),
@@ -30,13 +69,17 @@ func newMetrics(s *Server) *metrics {
 			"Registrations slowed down to their connection's or identity's rate (waited, then served).", nil, nil),
 		refusals: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "strata_session_refused_total",
-			Help: "Client requests refused before they changed anything, by reason: permission (the identity's rights), rate_connection, rate_identity, quota_connection, quota_identity, undecodable (a frame that does not decode, such as invalid UTF-8).",
+			Help: "Client requests refused before they changed anything, by reason: permission (the identity's rights), rate_connection, rate_identity, quota_connection, quota_identity, streams_identity (the identity's open streams on this session), undecodable (a frame that does not decode, such as invalid UTF-8).",
 		}, []string{"reason"}),
 	}
+	for r := range numRefusals {
+		m.refused[r] = m.refusals.WithLabelValues(r.String())
+	}
+	return m
 }
 
 // refused counts a client request refused for reason.
-func (s *Server) refused(reason string) { s.metrics.refusals.WithLabelValues(reason).Inc() }
+func (s *Server) refused(reason refusal) { s.metrics.refused[reason].Inc() }
 
 func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{m.conns, m.pubs, m.backlog, m.gossip, m.queued, m.redirects, m.rounds, m.throttled} {

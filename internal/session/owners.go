@@ -1,6 +1,7 @@
 package session
 
 import (
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -14,10 +15,11 @@ import (
 // tokens file) may run many client processes, each with its own
 // connection. What it may do comes from its rights (identity.Perms); how
 // much it may do on this session is bounded across all its connections:
-// its publishers plus subscribers (MaxRegistrations) and its registrations
+// its publishers plus subscribers (MaxRegistrations), its registrations
 // per second (RegisterRate), the tokens file's numbers or the session's
-// defaults. A flood from one identity is refused (ResourceExhausted) and
-// costs the others nothing but the refusals' CPU.
+// defaults, and its open streams (IdentityMaxStreams). A flood from one
+// identity is refused (ResourceExhausted) and costs the others nothing but
+// the refusals' CPU.
 //
 // Its registrations are its own: publishers are stored under register IDs
 // qualified by the owner's name (record.Owned), so another identity that
@@ -25,36 +27,86 @@ import (
 // ids are qualified the same way (clientKey), so another identity's hello
 // with the same client id is another client and replaces nothing.
 
-// owner is one client identity's use of this session.
+// owner is one client identity's use of this session. Owners are kept
+// once made: there is one per identity of the tokens file that connected.
 type owner struct {
-	name    string // "" for every client of a session that runs without TLS
-	limiter *rate.Limiter
-	// subs counts the identity's subscribers over all its connections.
-	subs atomic.Int64
+	name string // "" for every client of a session that runs without TLS
+	// held counts the identity's publishers plus subscribers on this
+	// session, over all its connections: what its quota bounds. A
+	// registration that adds one reserves it (reserve) in the same step
+	// as it is stored, so connections racing at the quota cannot pass it;
+	// every removal (unregister, unsubscribe, disconnect, grace expiry)
+	// gives it back (unreserve).
+	held atomic.Int64
+	// streams counts the identity's open streams (guarded by owners.mu).
+	streams int
 
-	mu   sync.Mutex
-	last identity.Perms // the rights the limiter was sized from
+	// limiter bounds the identity's registrations per second, over all
+	// its connections; perSecond is the rate (float64 bits) it is sized
+	// for, so the usual call finds it sized without taking mu.
+	limiter   *rate.Limiter
+	perSecond atomic.Uint64
+	mu        sync.Mutex // serializes resizing the limiter
 }
 
-// owners holds the owners that have connected.
+// owners holds the identities that have connected.
 type owners struct {
+	// defaultRate sizes a new owner's limiter until its rights say
+	// otherwise.
+	defaultRate float64
+
 	mu sync.Mutex
 	by map[string]*owner
 }
 
-func newOwners() *owners { return &owners{by: map[string]*owner{}} }
+func newOwners(defaultRate float64) *owners {
+	return &owners{defaultRate: defaultRate, by: map[string]*owner{}}
+}
 
-// get returns the owner named name, creating it.
-func (os *owners) get(name string) *owner {
+// acquire counts one more stream of the identity name, creating its
+// owner, and returns it; it refuses (nil, false) when the identity already
+// has maxStreams open (never for "", the clients of a session without
+// TLS, which only the node's connection cap bounds). The caller releases
+// what it acquired.
+func (os *owners) acquire(name string, maxStreams int) (*owner, bool) {
 	os.mu.Lock()
 	defer os.mu.Unlock()
 	o := os.by[name]
 	if o == nil {
-		o = &owner{name: name}
+		o = &owner{name: name, limiter: rate.NewLimiter(rate.Limit(os.defaultRate), burstOf(os.defaultRate))}
+		o.perSecond.Store(math.Float64bits(os.defaultRate))
 		os.by[name] = o
 	}
-	return o
+	if name != "" && o.streams >= maxStreams {
+		return nil, false
+	}
+	o.streams++
+	return o, true
 }
+
+// release ends a stream acquire counted.
+func (os *owners) release(o *owner) {
+	os.mu.Lock()
+	defer os.mu.Unlock()
+	o.streams--
+}
+
+// reserve counts one more registration of the identity if that keeps it
+// within max, and reports whether it did.
+func (o *owner) reserve(max int) bool {
+	for {
+		n := o.held.Load()
+		if n >= int64(max) {
+			return false
+		}
+		if o.held.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
+}
+
+// unreserve gives back n registrations (removed ones).
+func (o *owner) unreserve(n int) { o.held.Add(-int64(n)) }
 
 // limits returns the identity's registration quota and rate from its
 // current rights, or the session's defaults where they say nothing.
@@ -69,21 +121,25 @@ func (s *Server) limits(p identity.Perms) (max int, perSecond float64) {
 	return max, perSecond
 }
 
-// rateFor returns the identity's registration limiter, sized from its
-// current rights (a reloaded tokens file resizes it).
-func (o *owner) rateFor(s *Server, p identity.Perms, now time.Time) *rate.Limiter {
-	_, perSecond := s.limits(p)
+// rateFor returns the identity's registration limiter sized for
+// perSecond (a reloaded tokens file resizes it); the usual call, with the
+// rate unchanged, takes no lock.
+func (o *owner) rateFor(perSecond float64, now time.Time) *rate.Limiter {
+	if math.Float64frombits(o.perSecond.Load()) == perSecond {
+		return o.limiter
+	}
 	o.mu.Lock()
-	if o.limiter == nil {
-		o.limiter = rate.NewLimiter(rate.Limit(perSecond), burstOf(perSecond))
-	} else if o.last.RegisterRate != p.RegisterRate {
+	defer o.mu.Unlock()
+	if math.Float64frombits(o.perSecond.Load()) != perSecond {
 		o.limiter.SetLimitAt(now, rate.Limit(perSecond))
 		o.limiter.SetBurstAt(now, burstOf(perSecond))
+		o.perSecond.Store(math.Float64bits(perSecond))
 	}
-	o.last = p
-	defer o.mu.Unlock()
 	return o.limiter
 }
+
+// rate returns the rate the identity's limiter is sized for.
+func (o *owner) rate() float64 { return math.Float64frombits(o.perSecond.Load()) }
 
 // burstOf is the burst an identity gets at a rate: two seconds' worth, so
 // a fleet that restarts at once registers without waiting.

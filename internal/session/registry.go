@@ -22,7 +22,9 @@ type pubEntry struct {
 	p        *registryv1.Publisher // owned; replaced, never mutated
 	slot     slot.ID
 	clientID string // the client's key (clientKey)
-	owner    string // the identity's name; "" without TLS
+	// owner is the identity the publication counts against (its held
+	// count has one reservation for the entry while it is stored).
+	owner *owner
 }
 
 // errTaken refuses a client that registers a register ID another client of
@@ -36,19 +38,26 @@ type publishers struct {
 	byKey    map[pubKey]*pubEntry
 	bySlot   map[slot.ID]map[pubKey]*pubEntry
 	byClient map[string]map[pubKey]struct{}
-	byOwner  map[string]int // publications per identity
 }
 
 func newPublishers() *publishers {
 	return &publishers{byKey: map[pubKey]*pubEntry{}, bySlot: map[slot.ID]map[pubKey]*pubEntry{},
-		byClient: map[string]map[pubKey]struct{}{}, byOwner: map[string]int{}}
+		byClient: map[string]map[pubKey]struct{}{}}
 }
 
 // put stores e unless the stored one is newer or equal, and reports
 // whether it stored it. A publication held for another client (of the
 // same identity: the register ID is qualified by its owner) is not
 // replaced: errTaken.
-func (ps *publishers) put(e *pubEntry) (bool, error) {
+//
+// A publication the client does not hold yet is one more registration:
+// put calls reserve first, with ps.mu held and the number of publications
+// the client holds, and stores e only if it returns nil (having counted
+// e against e.owner's quota). The check and the insert are one step, so
+// two streams of one client cannot both take the last place, and an
+// update of a held publication never meets the quotas. reserve must not
+// call back into ps.
+func (ps *publishers) put(e *pubEntry, reserve func(clientPubs int) error) (bool, error) {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
 	k := pubKey{e.p.GetDataInfoId(), e.p.GetRegisterId()}
@@ -60,7 +69,9 @@ func (ps *publishers) put(e *pubEntry) (bool, error) {
 		return false, nil
 	}
 	if !ok {
-		ps.byOwner[e.owner]++
+		if err := reserve(len(ps.byClient[e.clientID])); err != nil {
+			return false, err
+		}
 	}
 	ps.byKey[k] = e
 	if ps.bySlot[e.slot] == nil {
@@ -81,11 +92,26 @@ func (ps *publishers) unindexClient(clientID string, k pubKey) {
 	}
 }
 
-// remove deletes a publication and returns it (nil if unknown).
-func (ps *publishers) remove(k pubKey) *pubEntry {
+// withClient runs f with ps.mu held and the number of publications
+// client holds: a subscriber's quota check and insert, made atomic with
+// the client's publications (f must not call back into ps).
+func (ps *publishers) withClient(clientID string, f func(clientPubs int) error) error {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
-	return ps.removeLocked(k, nil)
+	return f(len(ps.byClient[clientID]))
+}
+
+// removeClient removes every publication of client and returns them.
+func (ps *publishers) removeClient(clientID string) []*pubEntry {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	out := make([]*pubEntry, 0, len(ps.byClient[clientID]))
+	for k := range ps.byClient[clientID] {
+		if e := ps.removeLocked(k, nil); e != nil {
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 // removeOwn removes a publication only if client holds it, and returns it
@@ -109,37 +135,8 @@ func (ps *publishers) removeLocked(k pubKey, client *string) *pubEntry {
 		delete(ps.bySlot, e.slot)
 	}
 	ps.unindexClient(e.clientID, k)
-	if ps.byOwner[e.owner]--; ps.byOwner[e.owner] <= 0 {
-		delete(ps.byOwner, e.owner)
-	}
+	e.owner.unreserve(1)
 	return e
-}
-
-// ofOwnerCount returns how many publications an identity has.
-func (ps *publishers) ofOwnerCount(owner string) int {
-	ps.mu.Lock()
-	defer ps.mu.Unlock()
-	return ps.byOwner[owner]
-}
-
-// ofClient returns the keys of a client's publications.
-func (ps *publishers) ofClient(clientID string) []pubKey {
-	ps.mu.Lock()
-	defer ps.mu.Unlock()
-	out := make([]pubKey, 0, len(ps.byClient[clientID]))
-	for k := range ps.byClient[clientID] {
-		out = append(out, k)
-	}
-	return out
-}
-
-// holds reports whether the client holds the publication k (so storing it
-// again is an update, not one more registration).
-func (ps *publishers) holds(clientID string, k pubKey) bool {
-	ps.mu.Lock()
-	defer ps.mu.Unlock()
-	_, ok := ps.byClient[clientID][k]
-	return ok
 }
 
 // ofClientCount returns how many publications a client has.
@@ -193,11 +190,14 @@ type forwarder struct {
 const ForwardBatchBytes = 8 << 20
 
 // fwdOp is a put or a delete of one publication; seq orders ops, so a
-// failed batch does not overwrite a newer op queued meanwhile.
+// failed batch does not overwrite a newer op queued meanwhile. size is
+// about what the op adds to a write's encoded size, computed once, when
+// it is queued (a publisher may be 4 MiB).
 type fwdOp struct {
-	seq uint64
-	put *registryv1.Publisher
-	del *registryv1.Unpublish
+	seq  uint64
+	size int
+	put  *registryv1.Publisher
+	del  *registryv1.Unpublish
 }
 
 func newForwarder(s *Server) *forwarder {
@@ -206,6 +206,7 @@ func newForwarder(s *Server) *forwarder {
 
 // enqueue queues op for publication k in slot id.
 func (f *forwarder) enqueue(id slot.ID, k pubKey, op fwdOp) {
+	op.size = op.encodedSize() // before the lock: it walks the publisher
 	f.mu.Lock()
 	f.seq++
 	op.seq = f.seq
@@ -259,11 +260,11 @@ func (f *forwarder) flush(ctx context.Context) {
 		b := map[pubKey]fwdOp{}
 		size := 0
 		for k, op := range ops {
-			if len(b) == f.s.cfg.ForwardBatch || (len(b) > 0 && size+op.size() > ForwardBatchBytes) {
+			if len(b) == f.s.cfg.ForwardBatch || (len(b) > 0 && size+op.size > ForwardBatchBytes) {
 				break
 			}
 			b[k] = op
-			size += op.size()
+			size += op.size
 			delete(ops, k)
 		}
 		if len(ops) == 0 {
@@ -334,8 +335,8 @@ func (f *forwarder) send(ctx context.Context, id slot.ID, b map[pubKey]fwdOp) er
 	return nil
 }
 
-// size is about what op adds to a write's encoded size.
-func (op fwdOp) size() int {
+// encodedSize is about what op adds to a write's encoded size.
+func (op fwdOp) encodedSize() int {
 	if op.put != nil {
 		return proto.Size(op.put) + 8
 	}

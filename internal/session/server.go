@@ -5,7 +5,9 @@
 // key to its local subscribers through internal/push.
 //
 // Files: config.go, server.go (lifecycle, meta, slot table, data nodes,
-// fetching, notices, version scan), conn.go (client streams), registry.go
+// fetching, notices, version scan), conn.go (client streams), inbox.go
+// (a stream's reader, and the registrations waiting for its frame loop),
+// owners.go (client identities' quotas, rates and streams), registry.go
 // (publishers and forwarding), sync.go (SessionSyncService for data
 // nodes), http.go.
 package session
@@ -122,7 +124,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	s.Node, s.logger, s.clock, s.reg = n, n.Logger(), n.Clock(), n.Registry()
 	s.meta = n.Meta()
 	s.pubs = newPublishers()
-	s.owners = newOwners()
+	s.owners = newOwners(cfg.IdentityRegisterRate)
 	s.metrics = newMetrics(s)
 	s.conns = newConns()
 	s.fwd = newForwarder(s)

@@ -1,0 +1,191 @@
+package session_test
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/strata-registry/strata/internal/identity"
+	"github.com/strata-registry/strata/internal/session"
+	"github.com/strata-registry/strata/internal/testcluster"
+	registryv1 "github.com/strata-registry/strata/pkg/proto/registry/v1"
+)
+
+// TestSession_PipelinedRegistrationsPastTheRate_PushAcksStillTaken: a
+// subscriber that pipelines registrations well past its connection's rate
+// (ten at once at ten a second, burst one: the last waits about 0.9 s for
+// its turn) still has its push acks taken as they arrive. Meanwhile the
+// list it subscribes to changes, in pushes of 256 KiB; had its acks waited
+// behind the registrations, four of them would pass the session's
+// in-flight cap (1 MiB) and cut it off as stalled. It stays connected,
+// every registration is served, and it sees the last change.
+func TestSession_PipelinedRegistrationsPastTheRate_PushAcksStillTaken(t *testing.T) {
+	c := testcluster.Start(t, testcluster.Spec{Meta: 1, Data: 1, Session: 1, SessionConfig: func(_ int, cfg *session.Config) {
+		cfg.RegisterRate, cfg.RegisterBurst = 10, 1
+	}})
+	c.WaitDataSettled(t)
+	n := c.Session(0)
+	pubc := c.Connect(t, n, "publisher", "z1", true)
+	sub := c.Connect(t, n, "pipeliner", "z1", true)
+	acked(t)(sub.Subscribe(svc, "s", registryv1.Scope_SCOPE_GLOBAL))
+	nextPush(t, sub, key) // the empty list
+
+	const pipelined = 10
+	var wg sync.WaitGroup
+	for i := range pipelined {
+		wg.Go(func() {
+			a, err := sub.Publish("com.example.Other", fmt.Sprintf("r-%d", i), 1, "x")
+			if err != nil || a.GetCode() != 0 {
+				t.Errorf("pipelined registration %d: %v %v", i, a, err)
+			}
+		})
+	}
+	served := make(chan struct{})
+	go func() { wg.Wait(); close(served) }()
+	big := strings.Repeat("x", 256<<10)
+	last := ""
+	for v := uint64(1); ; v++ {
+		last = big + strconv.FormatUint(v, 10)
+		acked(t)(pubc.Publish(svc, "p", v, last))
+		select {
+		case <-served:
+		default:
+			continue
+		}
+		break
+	}
+	if t.Failed() {
+		t.FailNow()
+	}
+	drain(t, sub, func(*registryv1.Push) error { return nil }, func(p *registryv1.Push) bool {
+		return len(p.GetValues()) == 1 && string(p.GetValues()[0].GetData()) == last
+	})
+	acked(t)(sub.Do(&registryv1.ClientFrame{Body: &registryv1.ClientFrame_Heartbeat{Heartbeat: &registryv1.Heartbeat{}}}))
+	if got := metricValue(t, n, "strata_push_failed_total"); got > 0 {
+		t.Fatalf("%v pushes failed and cost their client its connection", got)
+	}
+}
+
+// TestSession_IdentityQuota_ConcurrentConnections_NeverOvershoot: eight
+// connections of one identity with a quota of 10 register 64 publishers
+// and subscribers at once; exactly 10 are accepted, the rest refused with
+// ResourceExhausted. Removing one makes room for exactly one more.
+func TestSession_IdentityQuota_ConcurrentConnections_NeverOvershoot(t *testing.T) {
+	c := testcluster.Start(t, testcluster.Spec{Meta: 1, Data: 1, Session: 1})
+	c.WaitDataSettled(t)
+	n := c.Session(0)
+	racer := everything("racer")
+	racer.MaxRegistrations = 10
+	c.SetIdentities(t, racer)
+	const conns, each = 8, 8
+	clients := make([]*testcluster.Client, conns)
+	for i := range clients {
+		clients[i] = c.ConnectAs(t, n, "racer", fmt.Sprintf("racer-%d", i), "", true)
+	}
+	type reg struct {
+		cl       *testcluster.Client
+		dataID   string
+		register string
+		pub      bool
+	}
+	var (
+		mu       sync.Mutex
+		accepted []reg
+		wg       sync.WaitGroup
+	)
+	start := make(chan struct{})
+	for i, cl := range clients {
+		for j := range each {
+			r := reg{cl: cl, dataID: fmt.Sprintf("race.%d.%d", i, j), register: fmt.Sprintf("r-%d", j), pub: j%2 == 0}
+			wg.Go(func() {
+				<-start
+				var a *registryv1.Ack
+				var err error
+				if r.pub {
+					a, err = r.cl.Publish(r.dataID, r.register, 1, "v")
+				} else {
+					a, err = r.cl.Subscribe(r.dataID, r.register, registryv1.Scope_SCOPE_GLOBAL)
+				}
+				switch {
+				case err != nil:
+					t.Error(err)
+				case a.GetCode() == 0:
+					mu.Lock()
+					accepted = append(accepted, r)
+					mu.Unlock()
+				case codes.Code(a.GetCode()) != codes.ResourceExhausted:
+					t.Errorf("%s: %v %q, want accepted or ResourceExhausted", r.dataID, codes.Code(a.GetCode()), a.GetMessage())
+				}
+			})
+		}
+	}
+	close(start)
+	wg.Wait()
+	if len(accepted) != 10 {
+		t.Fatalf("%d of %d concurrent registrations accepted with a quota of 10", len(accepted), conns*each)
+	}
+	if got := n.Server().Publishers(); got > 10 {
+		t.Fatalf("the session holds %d publishers with a quota of 10", got)
+	}
+	// Give one back: one more fits, and then no more.
+	r := accepted[0]
+	if r.pub {
+		acked(t)(r.cl.Unpublish(r.dataID, r.register, 2))
+	} else {
+		acked(t)(r.cl.Do(&registryv1.ClientFrame{Body: &registryv1.ClientFrame_UnregisterSubscriber{UnregisterSubscriber: &registryv1.UnregisterSubscriber{RegisterId: r.register}}}))
+	}
+	acked(t)(clients[1].Publish("race.again", "r", 1, "v"))
+	a, err := clients[2].Subscribe("race.more", "s", registryv1.Scope_SCOPE_GLOBAL)
+	refusedWith(t, a, err, codes.ResourceExhausted)
+}
+
+// TestSession_IdentityStreamCap_RefusesTheOneTooMany: an identity with
+// IdentityMaxStreams streams open on a session has its next stream refused
+// (ResourceExhausted, before its welcome); another identity connects
+// meanwhile, and the identity connects again once one of its streams ends.
+func TestSession_IdentityStreamCap_RefusesTheOneTooMany(t *testing.T) {
+	c := testcluster.Start(t, testcluster.Spec{Meta: 1, Data: 1, Session: 1, SessionConfig: func(_ int, cfg *session.Config) {
+		cfg.IdentityMaxStreams = 2
+	}})
+	c.WaitDataSettled(t)
+	n := c.Session(0)
+	c.SetIdentities(t, everything("many"), everything("other"))
+	first := c.ConnectAs(t, n, "many", "m-1", "", true)
+	c.ConnectAs(t, n, "many", "m-2", "", true)
+	conn := c.DialAs(t, n.Server().GRPCAddr(), identity.RoleClient, "many")
+	defer conn.Close()
+	hello := func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), testcluster.DefaultWait)
+		defer cancel()
+		stream, err := registryv1.NewSessionServiceClient(conn).Connect(ctx)
+		if err != nil {
+			return err
+		}
+		if err := stream.Send(&registryv1.ClientFrame{Body: &registryv1.ClientFrame_Hello{Hello: &registryv1.Hello{ClientId: "m-3"}}}); err != nil {
+			_, err = stream.Recv()
+			return err
+		}
+		f, err := stream.Recv()
+		if err != nil {
+			return err
+		}
+		if f.GetWelcome() == nil {
+			return fmt.Errorf("first frame %v, want a welcome", f)
+		}
+		return nil
+	}
+	err := hello()
+	if status.Code(err) != codes.ResourceExhausted || !strings.Contains(err.Error(), "at most 2 allowed") {
+		t.Fatalf("third stream of the identity: %v, want ResourceExhausted naming the cap", err)
+	}
+	other := c.ConnectAs(t, n, "other", "o-1", "", true)
+	acked(t)(other.Subscribe(svc, "s", registryv1.Scope_SCOPE_GLOBAL))
+	first.Close()
+	testcluster.Eventually(t, testcluster.DefaultWait, hello)
+}
