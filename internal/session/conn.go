@@ -283,8 +283,9 @@ func (cs *conns) closeAll(reason string) {
 	}
 }
 
-// graceLoop removes the registrations of clients whose grace ended and
-// closes connections that went silent.
+// graceLoop removes the registrations of clients whose grace ended,
+// closes connections that went silent, and forgets identities that hold
+// nothing here any more.
 func (s *Server) graceLoop(ctx context.Context) error {
 	t := s.clock.NewTicker(s.cfg.RetryInterval)
 	defer t.Stop()
@@ -304,6 +305,7 @@ func (s *Server) graceLoop(ctx context.Context) error {
 		for _, c := range s.conns.silent(now.Add(-s.cfg.ClientTimeout)) {
 			c.cancel(status.Error(codes.DeadlineExceeded, "session: client silent past the timeout"))
 		}
+		s.owners.sweep(now)
 	}
 }
 

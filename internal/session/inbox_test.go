@@ -5,6 +5,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	registryv1 "github.com/strata-registry/strata/pkg/proto/registry/v1"
 )
@@ -94,5 +95,42 @@ func TestOwner_Reserve_ConcurrentNeverPassesMax(t *testing.T) {
 	o.unreserve(1)
 	if !o.reserve(10) || o.reserve(10) {
 		t.Fatal("after one unreserve, want exactly one more reservation")
+	}
+}
+
+// TestOwners_Sweep_ForgetsOnlyIdentitiesHoldingNothing: an identity is
+// kept while it has a stream open, a registration (one kept through a
+// disconnect grace), or a rate bucket it has drawn on; once it holds none
+// of these a sweep forgets it, and its next stream starts afresh.
+func TestOwners_Sweep_ForgetsOnlyIdentitiesHoldingNothing(t *testing.T) {
+	now := time.Unix(1_000_000, 0)
+	os := newOwners(10)
+	o, ok := os.acquire("alice", 2)
+	if !ok || !o.reserve(5) {
+		t.Fatal("acquire or reserve refused")
+	}
+	os.sweep(now)
+	if os.len() != 1 {
+		t.Fatal("an identity with a stream open was forgotten")
+	}
+	os.release(o) // its publication stays, in grace
+	os.sweep(now)
+	if os.len() != 1 {
+		t.Fatal("an identity holding a registration was forgotten")
+	}
+	o.unreserve(1)
+	if !o.limiter.AllowN(now, 5) {
+		t.Fatal("the bucket refused")
+	}
+	os.sweep(now)
+	if os.len() != 1 {
+		t.Fatal("an identity that had drawn on its rate was forgotten: reconnecting would refill it")
+	}
+	os.sweep(now.Add(time.Second)) // 10 a second: refilled
+	if os.len() != 0 {
+		t.Fatalf("%d owners kept, want the idle identity forgotten", os.len())
+	}
+	if o2, ok := os.acquire("alice", 2); !ok || o2 == o || o2.held.Load() != 0 {
+		t.Fatal("the next stream did not start with a new owner")
 	}
 }

@@ -27,8 +27,12 @@ import (
 // ids are qualified the same way (clientKey), so another identity's hello
 // with the same client id is another client and replaces nothing.
 
-// owner is one client identity's use of this session. Owners are kept
-// once made: there is one per identity of the tokens file that connected.
+// owner is one client identity's use of this session, from its first
+// stream until it holds nothing here: no stream open, no registration
+// (publications kept through a disconnect grace count), and a full rate
+// bucket, so that forgetting it forgets nothing a new owner would not
+// start with. The map thus holds the identities in use, not every
+// identity that ever connected (a CA may issue any number).
 type owner struct {
 	name string // "" for every client of a session that runs without TLS
 	// held counts the identity's publishers plus subscribers on this
@@ -89,6 +93,26 @@ func (os *owners) release(o *owner) {
 	os.mu.Lock()
 	defer os.mu.Unlock()
 	o.streams--
+}
+
+// sweep forgets the owners that hold nothing any more (see owner).
+// Registrations are reserved only on an open stream, which acquire
+// counts under os.mu, so none can come to an owner sweep removes.
+func (os *owners) sweep(now time.Time) {
+	os.mu.Lock()
+	defer os.mu.Unlock()
+	for name, o := range os.by {
+		if o.streams == 0 && o.held.Load() == 0 && o.limiter.TokensAt(now) >= float64(o.limiter.Burst()) {
+			delete(os.by, name)
+		}
+	}
+}
+
+// len returns how many owners are kept.
+func (os *owners) len() int {
+	os.mu.Lock()
+	defer os.mu.Unlock()
+	return len(os.by)
 }
 
 // reserve counts one more registration of the identity if that keeps it
