@@ -146,10 +146,17 @@ func TestMeta_DataNodes_BalancedTable_FollowerFirst_RemovalPromotes(t *testing.T
 			t.Errorf("slot %d: leader epoch %d did not increase from %d", s.ID, got.LeaderEpoch, s.LeaderEpoch)
 		}
 	}
-	tables := watcher.Tables()[from:]
-	if len(tables) == 0 {
-		t.Fatal("watcher saw no table after the removal")
-	}
+	// The watch delivers the table after meta committed it: wait until the
+	// watcher has seen the one the state converged to (reading its tables
+	// at once failed on a loaded machine).
+	var tables []*registryv1.SlotTable
+	testcluster.Eventually(t, testcluster.DefaultWait, func() error {
+		tables = watcher.Tables()[from:]
+		if len(tables) == 0 || tables[len(tables)-1].GetEpoch() < after.Epoch {
+			return fmt.Errorf("watcher saw %d tables after the removal, not yet epoch %d", len(tables), after.Epoch)
+		}
+		return nil
+	})
 	prev := before
 	for _, pt := range tables {
 		tb, err := metaclient.Table(pt)
