@@ -115,6 +115,8 @@ type Config struct {
 	// Profile picks memberlist timings: "lan" (production) or "local"
 	// (loopback tests: faster probes and suspicion, no compression).
 	Profile string
+	// Timing overrides the profile's failure-detection timings.
+	Timing Timing
 	// RetryJoin is the pause between join attempts.
 	RetryJoin time.Duration
 	// Keys encrypt and authenticate every gossip message (AES-GCM, the
@@ -144,6 +146,8 @@ type Agent struct {
 	ml     *memberlist.Memberlist
 
 	meta []byte // encoded Meta, announced through the delegate; fixed
+	// budget holds the failure-detection timings in force (DetectionBudget).
+	budget timings
 
 	mu sync.Mutex
 	// members holds every node seen; dead and left ones for forgetAfter.
@@ -234,6 +238,10 @@ func New(cfg Config, logger *slog.Logger, clk clock.Clock) (*Agent, error) {
 	default:
 		return nil, fmt.Errorf("%w: unknown gossip profile %q (want lan or local)", ErrBadConfig, cfg.Profile)
 	}
+	if err := cfg.Timing.apply(mc); err != nil {
+		return nil, err
+	}
+	a.budget = budgetOf(mc)
 	mc.Name = cfg.NodeID
 	mc.BindAddr = cfg.BindAddr
 	mc.BindPort = cfg.BindPort

@@ -43,8 +43,11 @@ type Config struct {
 	GossipPort      int
 	GossipAdvertise string
 	// GossipProfile picks memberlist's timings: "lan" (production) or
-	// "local" (fast, for tests on loopback).
+	// "local" (fast, for tests on loopback); GossipTiming overrides its
+	// failure-detection timings (zero fields keep the profile's), and so
+	// the detection budget the node logs at start (cluster.Budget).
 	GossipProfile string
+	GossipTiming  cluster.Timing
 	// GossipKeyFile holds the keys gossip is encrypted with (one base64 key
 	// a line, the primary first; cluster.ParseKeys); re-read on SIGHUP.
 	// Empty: plaintext gossip, which only a node without TLS may run.
@@ -160,6 +163,9 @@ func (c Config) Validate(role cluster.Role) error {
 	}
 	if c.GossipPort < 0 || c.GossipPort > 65535 {
 		return fmt.Errorf("gossip port %d out of range", c.GossipPort)
+	}
+	if err := c.GossipTiming.Validate(); err != nil {
+		return err
 	}
 	if c.JoinRetry <= 0 || c.CallTimeout <= 0 {
 		return fmt.Errorf("join retry and call timeout must be positive, got %v and %v", c.JoinRetry, c.CallTimeout)

@@ -3,6 +3,7 @@ package node
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/strata-registry/strata/internal/cluster"
 	"github.com/strata-registry/strata/internal/tlsconf"
@@ -32,6 +33,10 @@ func TestConfig_Validate(t *testing.T) {
 		{"node id not UTF-8", cluster.RoleData, func(c *Config) { c.NodeID = "\xff" }, "UTF-8"},
 		{"bad advertise", cluster.RoleData, func(c *Config) { c.GRPCAdvertise = "nohost" }, "grpc advertise"},
 		{"gossip port out of range", cluster.RoleData, func(c *Config) { c.GossipPort = 70000 }, "gossip port"},
+		{"negative gossip probe interval", cluster.RoleData, func(c *Config) { c.GossipTiming.ProbeInterval = -time.Second }, "gossip timings must not be negative"},
+		{"gossip timings overridden", cluster.RoleData, func(c *Config) {
+			c.GossipTiming = cluster.Timing{ProbeInterval: 2 * time.Second, ProbeTimeout: time.Second, SuspicionMult: 3}
+		}, ""},
 		{"no join retry", cluster.RoleData, func(c *Config) { c.JoinRetry = 0 }, "join retry"},
 		{"half TLS", cluster.RoleData, func(c *Config) { c.TLS.CertFile = "c.pem"; c.Insecure = false }, "set together"},
 		{"no credentials, not insecure", cluster.RoleData, func(c *Config) { c.Insecure = false }, "no credentials: give --credentials"},

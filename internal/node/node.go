@@ -247,6 +247,9 @@ func (n *Node) Run(ctx context.Context, role Role) (err error) {
 		return err
 	}
 	n.agent = agent
+	b := agent.DetectionBudget(detectionPool)
+	n.logger.Info("gossip failure detection budget", "pool_up_to", detectionPool, "suspected_within", b.Suspect,
+		"dead_within_confirmed", b.DeadFast, "dead_within_unconfirmed", b.DeadSlow)
 	grpcLn := newCapListener(n.deps.GRPCListener, n.cfg.Limits.MaxConnections, func() { n.metrics.refused.WithLabelValues("grpc").Inc() })
 	httpLn := newCapListener(n.deps.HTTPListener, n.cfg.Limits.MaxHTTPConnections, func() { n.metrics.refused.WithLabelValues("http").Inc() })
 	n.metrics.listeners = map[string]*capListener{"grpc": grpcLn, "http": httpLn}
@@ -305,6 +308,10 @@ func (n *Node) Run(ctx context.Context, role Role) (err error) {
 	return err
 }
 
+// detectionPool is the pool size the start log's detection budget is for:
+// up to ten members memberlist's suspicion timeout does not grow (log10).
+const detectionPool = 10
+
 // newAgent makes the gossip agent announcing gm, encrypted with the key
 // file's keys as they read now (nil: plaintext gossip); Reload hands the
 // agent newer ones.
@@ -318,7 +325,7 @@ func (n *Node) newAgent(gm cluster.Meta) (*cluster.Agent, error) {
 	}
 	return cluster.New(cluster.Config{
 		NodeID: n.cfg.NodeID, BindAddr: n.cfg.GossipBind, BindPort: n.cfg.GossipPort, AdvertiseAddr: n.cfg.GossipAdvertise,
-		Join: n.cfg.Join, Profile: n.cfg.GossipProfile, RetryJoin: n.cfg.JoinRetry, Meta: gm, Keys: keys,
+		Join: n.cfg.Join, Profile: n.cfg.GossipProfile, Timing: n.cfg.GossipTiming, RetryJoin: n.cfg.JoinRetry, Meta: gm, Keys: keys,
 	}, n.logger.With("component", "gossip"), n.clock)
 }
 
