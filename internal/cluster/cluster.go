@@ -215,28 +215,9 @@ func New(cfg Config, logger *slog.Logger, clk clock.Clock) (*Agent, error) {
 		members: make(map[string]Member),
 		intents: make(map[process]int64),
 	}
-	var mc *memberlist.Config
-	switch cfg.Profile {
-	case "", "lan":
-		mc = memberlist.DefaultLANConfig()
-		// A node that restarts under its name on a new address (a
-		// rescheduled container) takes the name back once the old
-		// incarnation is dead; memberlist's default never lets it.
-		mc.DeadNodeReclaimTime = 5 * time.Second
-	case "local":
-		mc = memberlist.DefaultLocalConfig()
-		mc.ProbeInterval = 200 * time.Millisecond
-		mc.ProbeTimeout = 100 * time.Millisecond
-		mc.SuspicionMult = 2
-		mc.GossipInterval = 50 * time.Millisecond
-		mc.PushPullInterval = time.Second
-		mc.DeadNodeReclaimTime = 200 * time.Millisecond
-		// Loopback has bandwidth to spare, and memberlist's LZW costs a
-		// 64 KiB table per message sent: a third of an in-process
-		// cluster's garbage, for nothing.
-		mc.EnableCompression = false
-	default:
-		return nil, fmt.Errorf("%w: unknown gossip profile %q (want lan or local)", ErrBadConfig, cfg.Profile)
+	mc, err := profileConfig(cfg.Profile)
+	if err != nil {
+		return nil, err
 	}
 	if err := cfg.Timing.apply(mc); err != nil {
 		return nil, err
@@ -268,6 +249,44 @@ func New(cfg Config, logger *slog.Logger, clk clock.Clock) (*Agent, error) {
 	}
 	a.ml = ml
 	return a, nil
+}
+
+// profileConfig returns memberlist's configuration for a profile.
+func profileConfig(profile string) (*memberlist.Config, error) {
+	var mc *memberlist.Config
+	switch profile {
+	case "", "lan":
+		mc = memberlist.DefaultLANConfig()
+		// A node that restarts under its name on a new address (a
+		// rescheduled container) takes the name back once the old
+		// incarnation is dead; memberlist's default never lets it.
+		mc.DeadNodeReclaimTime = 5 * time.Second
+	case "local":
+		mc = memberlist.DefaultLocalConfig()
+		mc.ProbeInterval = 200 * time.Millisecond
+		mc.ProbeTimeout = 100 * time.Millisecond
+		mc.SuspicionMult = 2
+		mc.GossipInterval = 50 * time.Millisecond
+		mc.PushPullInterval = time.Second
+		mc.DeadNodeReclaimTime = 200 * time.Millisecond
+		// Loopback has bandwidth to spare, and memberlist's LZW costs a
+		// 64 KiB table per message sent: a third of an in-process
+		// cluster's garbage, for nothing.
+		mc.EnableCompression = false
+	default:
+		return nil, fmt.Errorf("%w: unknown gossip profile %q (want lan or local)", ErrBadConfig, profile)
+	}
+	return mc, nil
+}
+
+// CheckTiming reports whether timing works with profile (the check New
+// makes), so that a node can refuse a bad flag before it opens anything.
+func CheckTiming(profile string, timing Timing) error {
+	mc, err := profileConfig(profile)
+	if err != nil {
+		return err
+	}
+	return timing.apply(mc)
 }
 
 // Addr returns the gossip address other nodes join, host:port.

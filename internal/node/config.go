@@ -164,7 +164,7 @@ func (c Config) Validate(role cluster.Role) error {
 	if c.GossipPort < 0 || c.GossipPort > 65535 {
 		return fmt.Errorf("gossip port %d out of range", c.GossipPort)
 	}
-	if err := c.GossipTiming.Validate(); err != nil {
+	if err := cluster.CheckTiming(c.GossipProfile, c.GossipTiming); err != nil {
 		return err
 	}
 	if c.JoinRetry <= 0 || c.CallTimeout <= 0 {

@@ -34,6 +34,8 @@ func TestConfig_Validate(t *testing.T) {
 		{"bad advertise", cluster.RoleData, func(c *Config) { c.GRPCAdvertise = "nohost" }, "grpc advertise"},
 		{"gossip port out of range", cluster.RoleData, func(c *Config) { c.GossipPort = 70000 }, "gossip port"},
 		{"negative gossip probe interval", cluster.RoleData, func(c *Config) { c.GossipTiming.ProbeInterval = -time.Second }, "gossip timings must not be negative"},
+		{"gossip probe timeout past the profile's interval", cluster.RoleData, func(c *Config) { c.GossipTiming.ProbeTimeout = time.Second }, "probe timeout 1s must be shorter than the probe interval 200ms"},
+		{"unknown gossip profile", cluster.RoleData, func(c *Config) { c.GossipProfile = "wan" }, "unknown gossip profile"},
 		{"gossip timings overridden", cluster.RoleData, func(c *Config) {
 			c.GossipTiming = cluster.Timing{ProbeInterval: 2 * time.Second, ProbeTimeout: time.Second, SuspicionMult: 3}
 		}, ""},
