@@ -62,7 +62,14 @@ func checkPublisherRest(p *registryv1.Publisher) error {
 	if err := checkString("conn_id", p.GetConnId(), MaxConnIDBytes, true); err != nil {
 		return err
 	}
-	vals := p.GetValues()
+	return ValidateValues(p.GetValues())
+}
+
+// ValidateValues checks a publisher's values: at most MaxValues, each at
+// most MaxValueBytes, together at most MaxPublisherBytes. The error wraps
+// ErrTooLarge. It reads only lengths, so a server can apply it to a frame
+// as soon as it arrives.
+func ValidateValues(vals [][]byte) error {
 	if len(vals) > MaxValues {
 		return tooLarge("publisher has %d values, at most %d allowed", len(vals), MaxValues)
 	}

@@ -234,26 +234,33 @@ func (cs *conns) ended(c *clientConn, graceEnd time.Time) {
 	}
 }
 
-// expire forgets the clients whose grace has ended and removes their
-// publications from ps, returning them by client. It holds cs.mu
-// throughout (then ps.mu): a client that reconnects (add) either comes
-// first, and keeps its publications, or after, and what it registers then
-// is not removed. (Looking the clients up and removing their publications
-// in two steps removed what a client that reconnected in between had
-// registered again.)
-func (cs *conns) expire(now time.Time, ps *publishers) map[string][]*pubEntry {
+// expire forgets the clients whose grace has ended, removes their
+// publications from ps and hands each to removed (which queues its
+// removal on the data tier), and returns how many each client had. It
+// holds cs.mu throughout (then ps.mu, then removed's forwarder lock): a
+// client that reconnects (add) either comes first, and keeps its
+// publications, or after, and what it registers then is neither removed
+// nor queued before the removal of its old copy. (Removing in steps let a
+// client that reconnected in between lose what it registered again: first
+// from the session, then, with the removals queued after its new put,
+// which the forwarder keeps only the newest op of, from the data node.)
+func (cs *conns) expire(now time.Time, ps *publishers, removed func(*pubEntry)) map[string]int {
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
-	var out map[string][]*pubEntry
+	var out map[string]int
 	for id, end := range cs.gone {
 		if now.Before(end) {
 			continue
 		}
 		delete(cs.gone, id)
 		if out == nil {
-			out = map[string][]*pubEntry{}
+			out = map[string]int{}
 		}
-		out[id] = ps.removeClient(id)
+		gone := ps.removeClient(id)
+		for _, e := range gone {
+			removed(e)
+		}
+		out[id] = len(gone)
 	}
 	return out
 }
@@ -296,11 +303,8 @@ func (s *Server) graceLoop(ctx context.Context) error {
 		case <-t.C():
 		}
 		now := s.clock.Now()
-		for clientID, removed := range s.conns.expire(now, s.pubs) {
-			for _, e := range removed {
-				s.forwardDelete(e, true)
-			}
-			s.logger.Info("client gone past its grace; removed its publishers", "client", clientID, "publishers", len(removed))
+		for clientID, n := range s.conns.expire(now, s.pubs, func(e *pubEntry) { s.forwardDelete(e, true) }) {
+			s.logger.Info("client gone past its grace; removed its publishers", "client", clientID, "publishers", n)
 		}
 		for _, c := range s.conns.silent(now.Add(-s.cfg.ClientTimeout)) {
 			c.cancel(status.Error(codes.DeadlineExceeded, "session: client silent past the timeout"))
@@ -434,6 +438,9 @@ func (v *clientService) Connect(stream grpc.BidiStreamingServer[registryv1.Clien
 				break
 			}
 			c.ack(in.f.GetId(), c.handle(in.f))
+		}
+		if c.in.drained() {
+			return nil // the client half-closed, and all it sent is applied
 		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 
 	"google.golang.org/grpc/codes"
 
+	"github.com/strata-registry/strata/internal/record"
 	"github.com/strata-registry/strata/internal/session"
 	"github.com/strata-registry/strata/internal/testcluster"
 	registryv1 "github.com/strata-registry/strata/pkg/proto/registry/v1"
@@ -153,6 +154,8 @@ func TestSession_BadInput_ClearStatus_OthersUnaffected(t *testing.T) {
 	}
 	a, err := bad.Publish(svc, "p", 1, strings.Repeat("x", 1<<20+1))
 	check("oversized value", a, err, codes.ResourceExhausted, "at most 1048576")
+	a, err = bad.Publish(svc, "p", 1, make([]string, record.MaxValues+1)...) // refused as it arrives
+	check("too many values", a, err, codes.ResourceExhausted, "65 values, at most 64 allowed")
 	a, err = bad.Publish(svc, "bad id", 1, "x")
 	check("register id with a space", a, err, codes.InvalidArgument, "register")
 	a, err = bad.Publish("", "p", 1, "x")

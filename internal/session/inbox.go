@@ -1,6 +1,8 @@
 package session
 
 import (
+	"errors"
+	"io"
 	"sync"
 	"time"
 
@@ -10,6 +12,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/strata-registry/strata/internal/node"
+	"github.com/strata-registry/strata/internal/record"
 	registryv1 "github.com/strata-registry/strata/pkg/proto/registry/v1"
 )
 
@@ -60,9 +63,30 @@ type inbox struct {
 	frames []inFrame
 	bytes  int // of frames waiting
 	rated  int // frames waiting that take a token
-	// ready gets a token when a frame is added (wakes the frame loop);
-	// room when one is taken (wakes a reader waiting for room).
+	// ready gets a token when a frame is added, or the client half-closes
+	// (wakes the frame loop); room when one is taken (wakes a reader
+	// waiting for room).
 	ready, room chan struct{}
+	// sent: the client has half-closed its side; no frame comes after the
+	// ones waiting.
+	sent bool
+}
+
+// endOfFrames notes that the client sent its last frame: the frame loop
+// applies those waiting, then ends the stream.
+func (q *inbox) endOfFrames() {
+	q.mu.Lock()
+	q.sent = true
+	q.mu.Unlock()
+	signal(q.ready)
+}
+
+// drained reports whether the client half-closed and every frame it sent
+// has been taken.
+func (q *inbox) drained() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.sent && len(q.frames) == 0
 }
 
 func newInbox() inbox {
@@ -137,6 +161,12 @@ func (c *clientConn) read(stream grpc.BidiStreamingServer[registryv1.ClientFrame
 	for {
 		f, err := stream.Recv()
 		bad, isBad := node.AsBadMessage(err)
+		if errors.Is(err, io.EOF) {
+			// Half-closed: what it sent before still applies (the frame
+			// loop ends the stream once it has).
+			c.in.endOfFrames()
+			return
+		}
 		if err != nil && !isBad {
 			c.cancel(err)
 			return
@@ -173,7 +203,15 @@ func (c *clientConn) dispatch(f *registryv1.ClientFrame) bool {
 		}
 		c.ack(f.GetId(), nil)
 		return true
-	case *registryv1.ClientFrame_RegisterPublisher, *registryv1.ClientFrame_RegisterSubscriber, *registryv1.ClientFrame_UnregisterPublisher:
+	case *registryv1.ClientFrame_RegisterPublisher:
+		// Refused before it waits: a frame of many tiny values decodes to
+		// many times its encoded size, which is what the inbox counts.
+		if err := record.ValidateValues(b.RegisterPublisher.GetValues()); err != nil {
+			c.ack(f.GetId(), toStatus(err))
+			return true
+		}
+		rated = true
+	case *registryv1.ClientFrame_RegisterSubscriber, *registryv1.ClientFrame_UnregisterPublisher:
 		rated = true
 	case *registryv1.ClientFrame_UnregisterSubscriber:
 	case *registryv1.ClientFrame_Hello:

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -188,4 +189,35 @@ func TestSession_IdentityStreamCap_RefusesTheOneTooMany(t *testing.T) {
 	acked(t)(other.Subscribe(svc, "s", registryv1.Scope_SCOPE_GLOBAL))
 	first.Close()
 	testcluster.Eventually(t, testcluster.DefaultWait, hello)
+}
+
+// TestSession_HalfClose_AppliesWhatWasSentBefore: a client that sends
+// registrations past its rate and then half-closes its stream has every
+// one of them applied (they wait in its inbox, not on the wire) before the
+// session ends the stream.
+func TestSession_HalfClose_AppliesWhatWasSentBefore(t *testing.T) {
+	c := testcluster.Start(t, testcluster.Spec{Meta: 1, Data: 1, Session: 1, SessionConfig: func(_ int, cfg *session.Config) {
+		cfg.RegisterRate, cfg.RegisterBurst = 10, 1
+		// Its publications outlive the stream for the test to count them.
+		cfg.DisconnectGrace = time.Minute
+	}})
+	c.WaitDataSettled(t)
+	n := c.Session(0)
+	cl := c.Connect(t, n, "half-closer", "z1", true)
+	const sent = 8 // within what may wait: about a second's worth at 10 a second
+	for i := range sent {
+		rp := &registryv1.RegisterPublisher{RegisterId: fmt.Sprintf("r-%d", i), DataId: svc, Version: 1, Values: [][]byte{[]byte("v")}}
+		if err := cl.Post(&registryv1.ClientFrame{Body: &registryv1.ClientFrame_RegisterPublisher{RegisterPublisher: rp}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := cl.CloseSend(); err != nil {
+		t.Fatal(err)
+	}
+	testcluster.Eventually(t, testcluster.DefaultWait, func() error {
+		if got := gauge(t, n, "strata_session_publishers"); got != sent {
+			return fmt.Errorf("session holds %v publishers, want all %d sent before the half-close", got, sent)
+		}
+		return nil
+	})
 }

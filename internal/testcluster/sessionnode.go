@@ -2,6 +2,7 @@ package testcluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -89,11 +90,12 @@ type Client struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	sendMu sync.Mutex
-	mu     sync.Mutex
-	nextID uint64
-	acks   map[uint64]chan *registryv1.Ack
-	closed error
+	sendMu     sync.Mutex
+	sendClosed bool // CloseSend was called (guarded by sendMu)
+	mu         sync.Mutex
+	nextID     uint64
+	acks       map[uint64]chan *registryv1.Ack
+	closed     error
 	// Pushes receives every push, in arrival order (buffered; a test that
 	// lets it fill stops reading, which is how a stalled client looks). One
 	// push carries a list to all its subscribers on this connection: see
@@ -225,6 +227,10 @@ func Heartbeat(ctx context.Context, every time.Duration, send func(*registryv1.C
 func (cl *Client) send(f *registryv1.ClientFrame) error {
 	cl.sendMu.Lock()
 	defer cl.sendMu.Unlock()
+	if cl.sendClosed {
+		// grpc-go aborts a stream sent on after CloseSend.
+		return errors.New("testcluster: the stream is half-closed")
+	}
 	return cl.stream.Send(f)
 }
 
@@ -324,6 +330,24 @@ func (cl *Client) Do(body *registryv1.ClientFrame) (*registryv1.Ack, error) {
 	case <-time.After(DefaultWait):
 		return nil, fmt.Errorf("no ack after %v", DefaultWait)
 	}
+}
+
+// Post sends a frame with a fresh id and does not wait for its ack.
+func (cl *Client) Post(body *registryv1.ClientFrame) error {
+	cl.mu.Lock()
+	cl.nextID++
+	body.Id = cl.nextID
+	cl.mu.Unlock()
+	return cl.send(body)
+}
+
+// CloseSend half-closes the stream: the client sends nothing more, and
+// still reads.
+func (cl *Client) CloseSend() error {
+	cl.sendMu.Lock()
+	defer cl.sendMu.Unlock()
+	cl.sendClosed = true // no more heartbeats or push acks either
+	return cl.stream.CloseSend()
 }
 
 // Publish registers (or updates) a publication and waits for the ack.
