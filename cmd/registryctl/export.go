@@ -166,26 +166,7 @@ func copyFile(from, to string) (bool, error) {
 			return false, nil
 		}
 	}
-	if err := os.MkdirAll(filepath.Dir(to), 0o755); err != nil {
-		return false, err
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(to), ".export-*")
-	if err != nil {
-		return false, err
-	}
-	defer os.Remove(tmp.Name()) // after the rename, there is none
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return false, err
-	}
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return false, err
-	}
-	if err := tmp.Close(); err != nil {
-		return false, err
-	}
-	return true, os.Rename(tmp.Name(), to)
+	return true, pki.WriteFile(to, b, mode)
 }
 
 // samePath reports whether a and b name the same directory.

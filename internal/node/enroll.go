@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"time"
 
 	"google.golang.org/grpc"
@@ -139,37 +138,9 @@ func writeEnrolled(tc tlsconf.Config, cert, key []byte) error {
 		b    []byte
 		mode os.FileMode
 	}{{tc.KeyFile, key, 0o600}, {tc.CertFile, cert, 0o644}} {
-		if err := writeAtomic(f.path, f.b, f.mode); err != nil {
+		if err := pki.WriteFile(f.path, f.b, f.mode); err != nil {
 			return fmt.Errorf("enroll: %w", err)
 		}
 	}
 	return nil
-}
-
-// writeAtomic replaces path with b (mode perm) in one rename.
-func writeAtomic(path string, b []byte, perm os.FileMode) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".enroll-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name()) // none left after the rename
-	if err := tmp.Chmod(perm); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }

@@ -59,7 +59,7 @@ func TestCheckEnrolled_KeepsOnlyACertificateForThisKeyAndNode(t *testing.T) {
 	if fi, err := os.Stat(tc.KeyFile); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Errorf("key mode %v (%v), want 0600", fi.Mode(), err)
 	}
-	if left, _ := filepath.Glob(filepath.Join(out, "session", ".enroll-*")); len(left) != 0 {
+	if left, _ := filepath.Glob(filepath.Join(out, "session", ".*")); len(left) != 0 {
 		t.Errorf("temporary files left: %v", left)
 	}
 }

@@ -129,10 +129,7 @@ func Init(dir Dir, p Plan, now time.Time) (written []string, err error) {
 type writer struct{ paths []string }
 
 func (w *writer) write(path string, b []byte, mode fs.FileMode) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
-	}
-	if err := os.WriteFile(path, b, mode); err != nil {
+	if err := WriteFile(path, b, mode); err != nil {
 		return err
 	}
 	w.paths = append(w.paths, path)
