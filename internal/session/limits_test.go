@@ -1,7 +1,6 @@
 package session_test
 
 import (
-	"context"
 	"fmt"
 	"strconv"
 	"strings"
@@ -161,26 +160,7 @@ func TestSession_IdentityStreamCap_RefusesTheOneTooMany(t *testing.T) {
 	c.ConnectAs(t, n, "many", "m-2", "", true)
 	conn := c.DialAs(t, n.Server().GRPCAddr(), identity.RoleClient, "many")
 	defer conn.Close()
-	hello := func() error {
-		ctx, cancel := context.WithTimeout(context.Background(), testcluster.DefaultWait)
-		defer cancel()
-		stream, err := registryv1.NewSessionServiceClient(conn).Connect(ctx)
-		if err != nil {
-			return err
-		}
-		if err := stream.Send(&registryv1.ClientFrame{Body: &registryv1.ClientFrame_Hello{Hello: &registryv1.Hello{ClientId: "m-3"}}}); err != nil {
-			_, err = stream.Recv()
-			return err
-		}
-		f, err := stream.Recv()
-		if err != nil {
-			return err
-		}
-		if f.GetWelcome() == nil {
-			return fmt.Errorf("first frame %v, want a welcome", f)
-		}
-		return nil
-	}
+	hello := func() error { return testcluster.TryHello(conn, "m-3") }
 	err := hello()
 	if status.Code(err) != codes.ResourceExhausted || !strings.Contains(err.Error(), "at most 2 allowed") {
 		t.Fatalf("third stream of the identity: %v, want ResourceExhausted naming the cap", err)

@@ -148,18 +148,31 @@ func (c *Cluster) TryConnectToken(t testing.TB, n *SessionNode, token string) er
 		return err
 	}
 	defer conn.Close()
+	return TryHello(conn, "probe")
+}
+
+// TryHello opens a client stream on conn and says hello as clientID, and
+// returns why the session refused it: nil if it answered with a welcome.
+// The stream is closed either way.
+func TryHello(conn *grpc.ClientConn, clientID string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), DefaultWait)
 	defer cancel()
 	stream, err := registryv1.NewSessionServiceClient(conn).Connect(ctx)
 	if err != nil {
 		return err
 	}
-	if err := stream.Send(&registryv1.ClientFrame{Body: &registryv1.ClientFrame_Hello{Hello: &registryv1.Hello{ClientId: "probe"}}}); err != nil {
+	if err := stream.Send(&registryv1.ClientFrame{Body: &registryv1.ClientFrame_Hello{Hello: &registryv1.Hello{ClientId: clientID}}}); err != nil {
 		_, err = stream.Recv()
 		return err
 	}
-	_, err = stream.Recv()
-	return err
+	f, err := stream.Recv()
+	if err != nil {
+		return err
+	}
+	if f.GetWelcome() == nil {
+		return fmt.Errorf("testcluster: first frame %v, want a welcome", f)
+	}
+	return nil
 }
 
 // tokenDialOptions dial session node n with token and no certificate,
