@@ -21,8 +21,8 @@ type Timing struct {
 	SuspicionMult int
 }
 
-// Validate checks t on its own (apply checks it against the profile).
-func (t Timing) Validate() error {
+// validate checks t on its own (apply checks it against the profile).
+func (t Timing) validate() error {
 	if t.ProbeInterval < 0 || t.ProbeTimeout < 0 || t.SuspicionMult < 0 {
 		return fmt.Errorf("%w: gossip timings must not be negative (probe interval %v, probe timeout %v, suspicion multiplier %d)",
 			ErrBadConfig, t.ProbeInterval, t.ProbeTimeout, t.SuspicionMult)
@@ -34,7 +34,7 @@ func (t Timing) Validate() error {
 // must time out within its interval, which leaves the rest for the
 // indirect probes.
 func (t Timing) apply(mc *memberlist.Config) error {
-	if err := t.Validate(); err != nil {
+	if err := t.validate(); err != nil {
 		return err
 	}
 	if t.ProbeInterval > 0 {

@@ -18,25 +18,17 @@ import (
 // (only token decides), and returns the status and body.
 func get(t *testing.T, c *testcluster.Cluster, url, token string) (int, string) {
 	t.Helper()
-	req, err := http.NewRequestWithContext(ctxT(t), http.MethodGet, url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	auth := ""
 	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
+		auth = "Bearer " + token
 	}
-	resp, err := c.HTTP(t, false).Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
+	resp, body := do(t, c.HTTP(t, false), url, auth)
+	return resp.StatusCode, body
 }
 
 // do GETs url with hc, the Authorization header set to auth unless it is
-// "", and returns the response, its body read and closed.
-func do(t *testing.T, hc *http.Client, url, auth string) *http.Response {
+// "", and returns the response (its body closed) and the body.
+func do(t *testing.T, hc *http.Client, url, auth string) (*http.Response, string) {
 	t.Helper()
 	req, err := http.NewRequestWithContext(ctxT(t), http.MethodGet, url, nil)
 	if err != nil {
@@ -49,9 +41,9 @@ func do(t *testing.T, hc *http.Client, url, auth string) *http.Response {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, _ = io.Copy(io.Discard, resp.Body)
-	_ = resp.Body.Close()
-	return resp
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, string(b)
 }
 
 func TestMeta_AdminHTTP_HealthReadyMetricsAPI_TokenGuarded(t *testing.T) {
@@ -99,10 +91,10 @@ func TestMeta_AdminHTTP_HealthReadyMetricsAPI_TokenGuarded(t *testing.T) {
 	}
 	// 401 asks for credentials; a caller who proved an identity that is
 	// not an operator's (a client's token or certificate) gets 403.
-	if resp := do(t, c.HTTP(t, false), base+"/api/v1/members", ""); resp.StatusCode != http.StatusUnauthorized || resp.Header.Get("WWW-Authenticate") == "" {
+	if resp, _ := do(t, c.HTTP(t, false), base+"/api/v1/members", ""); resp.StatusCode != http.StatusUnauthorized || resp.Header.Get("WWW-Authenticate") == "" {
 		t.Errorf("/api without credentials: %s, WWW-Authenticate %q; want 401 with a challenge", resp.Status, resp.Header.Get("WWW-Authenticate"))
 	}
-	if resp := do(t, c.HTTP(t, false), base+"/api/v1/members", "Basic czNjcmV0"); resp.StatusCode != http.StatusUnauthorized {
+	if resp, _ := do(t, c.HTTP(t, false), base+"/api/v1/members", "Basic czNjcmV0"); resp.StatusCode != http.StatusUnauthorized {
 		t.Errorf("/api with a malformed Authorization header: %s, want 401", resp.Status)
 	}
 	if code, body := get(t, c, base+"/api/v1/members", c.Token(t, identity.RoleClient, testcluster.ClientName)); code != http.StatusForbidden || !strings.Contains(body, "not an operator") {
@@ -110,7 +102,7 @@ func TestMeta_AdminHTTP_HealthReadyMetricsAPI_TokenGuarded(t *testing.T) {
 	}
 	asClient := &http.Client{Transport: &http.Transport{TLSClientConfig: c.Creds(t, identity.RoleClient, testcluster.ClientName).Client(identity.AnyNode)}}
 	t.Cleanup(asClient.CloseIdleConnections)
-	if resp := do(t, asClient, base+"/api/v1/members", ""); resp.StatusCode != http.StatusForbidden {
+	if resp, _ := do(t, asClient, base+"/api/v1/members", ""); resp.StatusCode != http.StatusForbidden {
 		t.Errorf("/api with a client's certificate: %s, want 403", resp.Status)
 	}
 	code, body = get(t, c, base+"/api/v1/slots", "s3cret")
