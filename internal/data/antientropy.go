@@ -3,6 +3,7 @@ package data
 import (
 	"context"
 	"fmt"
+	"sync"
 
 	"github.com/strata-registry/strata/internal/cluster"
 	"github.com/strata-registry/strata/internal/identity"
@@ -55,9 +56,16 @@ func (s *Server) anyMigrating() bool {
 // publishers: where a session's digest for a slot differs from the
 // leader's record of that session, the leader fetches the session's list
 // and repairs its own records (adds or updates what the session has,
-// removes what the session no longer has). A migrating slot becomes
-// readable once a round that started after it began migrating has heard
-// from every live session.
+// removes what the session no longer has).
+//
+// A round that some slot's handover waits on carries the node's table
+// epoch: each session answers only once it routes by that table or a
+// newer one and its writes under older tables have settled (the handover
+// barrier), so what it reports includes everything an old leader
+// acknowledged to it. A migrating slot becomes readable once a round that
+// started after it began migrating has heard so from every live session.
+// Sessions are asked in parallel, each with its own deadline: a frozen
+// session costs the round its call timeout, not one per session.
 func (s *Server) antiEntropyRound(ctx context.Context) {
 	led := s.slots.led()
 	if len(led) == 0 {
@@ -78,33 +86,64 @@ func (s *Server) antiEntropyRound(ctx context.Context) {
 			migrating = append(migrating, st)
 		}
 	}
-	complete := true
+	var barrier uint64
+	if len(migrating) > 0 {
+		barrier, _ = s.slots.epoch()
+	}
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		complete = true
+		sem      = make(chan struct{}, sessionSyncParallel)
+	)
 	for _, m := range s.Agent().Members() {
 		if m.Meta.Role != cluster.RoleSession || m.State != cluster.StateAlive || m.Meta.GRPC == "" || m.Meta.Proc == "" {
 			continue
 		}
-		if err := s.syncWithSession(ctx, m, ids, byID); err != nil {
-			complete = false
-			if ctx.Err() == nil {
-				s.logger.Warn("anti-entropy with session failed", "session", m.ID, "err", err)
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			if err := s.syncWithSession(ctx, m, ids, byID, barrier); err != nil {
+				mu.Lock()
+				complete = false
+				mu.Unlock()
+				if ctx.Err() == nil {
+					s.logger.Warn("anti-entropy with session failed", "session", m.ID, "err", err)
+				}
 			}
-		}
+		}()
 	}
+	wg.Wait()
 	if !complete {
+		s.metrics.roundsIncomplete.Inc()
 		return
 	}
-	var rebuilt []uint32
+	s.metrics.rounds.Inc()
+	var rebuilt, fenced []uint32
 	for _, st := range migrating {
-		if st.markRebuilt() {
+		if !st.markRebuilt() {
+			continue
+		}
+		if st.partial {
 			rebuilt = append(rebuilt, uint32(st.id))
+		} else {
+			fenced = append(fenced, uint32(st.id))
 		}
 	}
 	if len(rebuilt) > 0 {
-		s.logger.Info("slots rebuilt from sessions; serving reads", "slots", len(rebuilt), "first", rebuilt[0])
+		s.logger.Info("slots rebuilt from sessions; serving reads", "slots", len(rebuilt), "first", rebuilt[0], "table_epoch", barrier)
+	}
+	if len(fenced) > 0 {
+		s.logger.Info("slot handovers checked against every session; serving reads", "slots", len(fenced), "first", fenced[0], "table_epoch", barrier)
 	}
 }
 
-func (s *Server) syncWithSession(ctx context.Context, m cluster.Member, ids []uint32, byID map[uint32]*slotState) error {
+// sessionSyncParallel bounds the sessions one round talks to at once.
+const sessionSyncParallel = 8
+
+func (s *Server) syncWithSession(ctx context.Context, m cluster.Member, ids []uint32, byID map[uint32]*slotState, barrier uint64) error {
 	conn, err := s.Pool().Get(m.Meta.GRPC, identity.Peer{Role: identity.RoleSession, Name: m.ID})
 	if err != nil {
 		return err
@@ -112,7 +151,7 @@ func (s *Server) syncWithSession(ctx context.Context, m cluster.Member, ids []ui
 	client := registryv1.NewSessionSyncServiceClient(conn)
 	call := func() (context.Context, context.CancelFunc) { return context.WithTimeout(ctx, s.cfg.CallTimeout) }
 	cctx, cancel := call()
-	resp, err := client.SlotDigests(cctx, &registryv1.SessionSlotDigestsRequest{SlotIds: ids})
+	resp, err := client.SlotDigests(cctx, &registryv1.SessionSlotDigestsRequest{SlotIds: ids, TableEpoch: barrier})
 	cancel()
 	if err != nil {
 		return err

@@ -10,8 +10,9 @@ type metrics struct {
 
 	writes, notices, expired, repaired prometheus.Counter
 	snapshots, rejected                prometheus.Counter
+	rounds, roundsIncomplete           prometheus.Counter
 
-	slots, publishers, datums, lag, streams, replLag *prometheus.Desc
+	slots, publishers, datums, lag, streams, replLag, handovers *prometheus.Desc
 }
 
 func newMetrics(s *Server) *metrics {
@@ -22,13 +23,17 @@ func newMetrics(s *Server) *metrics {
 		return prometheus.NewDesc("strata_data_"+name, help, labels, nil)
 	}
 	return &metrics{
-		s:          s,
-		writes:     c("writes_total", "Publisher puts and deletes applied from sessions."),
-		notices:    c("notices_sent_total", "Datum versions sent on change streams."),
-		expired:    c("lease_expired_publishers_total", "Publishers removed because their session was gone."),
-		repaired:   c("antientropy_repairs_total", "Publisher puts and deletes made by anti-entropy."),
-		snapshots:  c("replication_snapshots_total", "Slot snapshots sent to followers."),
-		rejected:   c("rejected_stale_epoch_total", "Requests refused for a stale or foreign epoch."),
+		s:         s,
+		writes:    c("writes_total", "Publisher puts and deletes applied from sessions."),
+		notices:   c("notices_sent_total", "Datum versions sent on change streams."),
+		expired:   c("lease_expired_publishers_total", "Publishers removed because their session was gone."),
+		repaired:  c("antientropy_repairs_total", "Publisher puts and deletes made by anti-entropy."),
+		snapshots: c("replication_snapshots_total", "Slot snapshots sent to followers."),
+		rejected:  c("rejected_stale_epoch_total", "Requests refused for a stale or foreign epoch."),
+		rounds:    c("antientropy_rounds_total", "Anti-entropy rounds that heard from every live session."),
+		roundsIncomplete: c("antientropy_rounds_incomplete_total",
+			"Anti-entropy rounds that missed a session (it failed, timed out, or was not yet past the handover barrier)."),
+		handovers:  d("slots_handover", "Slots this node leads whose handover is in flight (reads refused until every session is checked)."),
 		slots:      d("slots", "Slots held, by role.", "role"),
 		publishers: d("publishers", "Publishers held, by slot role.", "role"),
 		datums:     d("datums", "Datums held, by slot role.", "role"),
@@ -39,14 +44,14 @@ func newMetrics(s *Server) *metrics {
 }
 
 func (m *metrics) counters() []prometheus.Counter {
-	return []prometheus.Counter{m.writes, m.notices, m.expired, m.repaired, m.snapshots, m.rejected}
+	return []prometheus.Counter{m.writes, m.notices, m.expired, m.repaired, m.snapshots, m.rejected, m.rounds, m.roundsIncomplete}
 }
 
 func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 	for _, c := range m.counters() {
 		c.Describe(ch)
 	}
-	for _, d := range []*prometheus.Desc{m.slots, m.publishers, m.datums, m.lag, m.streams, m.replLag} {
+	for _, d := range []*prometheus.Desc{m.slots, m.publishers, m.datums, m.lag, m.streams, m.replLag, m.handovers} {
 		ch <- d
 	}
 }
@@ -59,8 +64,11 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	for _, r := range []role{roleLeader, roleFollower} {
 		slots[r.String()], pubs[r.String()], datums[r.String()] = 0, 0, 0
 	}
-	unsynced := 0
+	unsynced, handovers := 0, 0
 	for _, st := range m.s.slots.all() {
+		if st.role == roleLeader && st.migrating.Load() {
+			handovers++
+		}
 		r := st.role.String()
 		d, p := st.store.Stats()
 		slots[r]++
@@ -79,6 +87,7 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 		g(m.datums, float64(datums[r]), r)
 	}
 	g(m.lag, float64(unsynced))
+	g(m.handovers, float64(handovers))
 	g(m.streams, float64(m.s.notices.count()))
 	g(m.replLag, float64(m.s.repl.lag()))
 }

@@ -47,12 +47,19 @@ type slotState struct {
 	// its assignment ended.
 	mu    sync.RWMutex
 	ended bool
-	// migrating: this node leads the slot without having held a synced copy
-	// (a failover with no synced follower left, or the first table). It
-	// accepts writes but refuses reads until anti-entropy has pulled every
-	// session's publishers, so no partial datum ever leaves it, and it tells
-	// no follower it is caught up (a copy of a partial slot is partial).
+	// migrating: the handover to this leader is in flight. Every new
+	// leader starts so: one that never held a synced copy (a failover with
+	// no synced follower left, or the first table) has a partial slot, and
+	// even a caught-up follower may lack what the old leader accepted from
+	// sessions still routing by the old table. It accepts writes but
+	// refuses reads until an anti-entropy round with the handover barrier
+	// (every live session on this table or newer, its older writes settled)
+	// has compared every session's publishers, so no partial or stale datum
+	// ever leaves it, and it tells no follower it is caught up.
 	migrating atomic.Bool
+	// partial: this leader did not hold a synced copy when it took over
+	// (it rebuilds from the sessions rather than checks against them).
+	partial bool
 	// rebuilt is closed when migrating clears (at once if it never was).
 	rebuilt     chan struct{}
 	rebuiltOnce sync.Once
@@ -143,14 +150,16 @@ func (sl *slots) apply(pt *registryv1.SlotTable) {
 			next.store.SetLeaderEpoch(row.LeaderEpoch)
 			next.store.ResetLog()
 			leading++
-			if hadCopy {
-				next.markRebuilt()
-			} else {
-				next.migrating.Store(true)
-				kick = true
+			// Either way reads wait for the handover barrier: a synced copy
+			// may still miss writes the old leader took from sessions on
+			// the old table (docs/architecture.md "Roles and fencing").
+			next.partial = !hadCopy
+			next.migrating.Store(true)
+			kick = true
+			if !hadCopy {
 				migrating++
 			}
-			sl.s.logger.Debug("leading slot", "slot", row.ID, "leader_epoch", row.LeaderEpoch, "migrating", !hadCopy)
+			sl.s.logger.Debug("leading slot", "slot", row.ID, "leader_epoch", row.LeaderEpoch, "partial", !hadCopy)
 		case roleFollower:
 			following++
 			ctx, cancel := context.WithCancel(sl.base)
@@ -166,7 +175,7 @@ func (sl *slots) apply(pt *registryv1.SlotTable) {
 		sl.byID[row.ID] = next
 	}
 	sl.mu.Unlock()
-	sl.s.logger.Info("slot table applied", "epoch", t.Epoch, "new_leader_slots", leading, "migrating", migrating,
+	sl.s.logger.Info("slot table applied", "epoch", t.Epoch, "new_leader_slots", leading, "rebuilding", migrating,
 		"new_follower_slots", following, "dropped_slots", dropped)
 	if kick {
 		sl.s.kickAntiEntropy()

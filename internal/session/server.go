@@ -52,6 +52,10 @@ type Server struct {
 	proc string
 
 	table atomic.Pointer[tableView]
+	// tableMu guards tableNew, closed and replaced whenever a new table
+	// is stored (waitTable waits on it).
+	tableMu  sync.Mutex
+	tableNew chan struct{}
 
 	meta *metaclient.Client
 	// engine is set in Start, read-only after.
@@ -62,6 +66,8 @@ type Server struct {
 	owners *owners
 	conns  *conns
 	fwd    *forwarder
+	// fetches bounds the push engine's reads in flight per data node.
+	fetches *nodeGate
 	// scanNow asks for a version scan at once (a change stream overflowed).
 	scanNow chan struct{}
 	// throttled counts registrations slowed down to their rates.
@@ -113,9 +119,10 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{
-		cfg:     cfg,
-		proc:    fmt.Sprintf("%s@%d", cfg.NodeID, time.Now().UnixNano()),
-		scanNow: make(chan struct{}, 1),
+		cfg:      cfg,
+		proc:     fmt.Sprintf("%s@%d", cfg.NodeID, time.Now().UnixNano()),
+		scanNow:  make(chan struct{}, 1),
+		tableNew: make(chan struct{}),
 	}
 	n, err := node.New(cfg.Config, node.Spec{Role: cluster.RoleSession, PoolSize: 1024, ServerOptions: serverOptions(cfg.TLS.Enabled()), Ready: s.ReadyState, Policy: policy, Tokens: true}, deps)
 	if err != nil {
@@ -128,6 +135,10 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	s.metrics = newMetrics(s)
 	s.conns = newConns()
 	s.fwd = newForwarder(s)
+	// Three quarters of the fetch workers per node: a frozen data node
+	// holds at most that many (each for FetchTimeout) while the rest serve
+	// every other node's keys; a busy healthy node still gets most of them.
+	s.fetches = newNodeGate(cfg.Push.FetchWorkers - cfg.Push.FetchWorkers/4)
 	return s, nil
 }
 
@@ -222,7 +233,43 @@ func (s *Server) applyTable(pt *registryv1.SlotTable) {
 		}
 	}
 	s.table.Store(&tableView{t: t, hasher: h})
-	s.fwd.wake()
+	s.tableMu.Lock()
+	close(s.tableNew)
+	s.tableNew = make(chan struct{})
+	s.tableMu.Unlock()
+	s.fwd.retryNow()
+}
+
+// TableEpoch is the epoch of the slot table this session routes by (0
+// before the first).
+func (s *Server) TableEpoch() uint64 {
+	if tv := s.table.Load(); tv != nil {
+		return tv.t.Epoch
+	}
+	return 0
+}
+
+// waitTable waits until this session holds a slot table of epoch or
+// newer.
+func (s *Server) waitTable(ctx context.Context, epoch uint64) error {
+	for {
+		s.tableMu.Lock()
+		ch := s.tableNew
+		s.tableMu.Unlock()
+		tv := s.table.Load()
+		if tv != nil && tv.t.Epoch >= epoch {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			have := uint64(0)
+			if tv != nil {
+				have = tv.t.Epoch
+			}
+			return status.Errorf(codes.Unavailable, "session: slot table at epoch %d, behind the caller's %d; retry", have, epoch)
+		}
+	}
 }
 
 // route returns the slot of key, its leader and the epochs a write must
@@ -277,6 +324,10 @@ func (s *Server) Fetch(ctx context.Context, key string) (*registryv1.Datum, erro
 	if err != nil {
 		return nil, err
 	}
+	if !s.fetches.acquire(leader) {
+		return nil, status.Errorf(codes.Unavailable, "session: data node %s already has its share of reads in flight; retry", leader)
+	}
+	defer s.fetches.release(leader)
 	resp, err := registryv1.NewDataServiceClient(conn).GetDatums(ctx, &registryv1.GetDatumsRequest{DataInfoIds: []string{key}})
 	if err != nil {
 		return nil, err

@@ -26,7 +26,27 @@ type syncService struct {
 }
 
 // SlotDigests summarises this session's publishers per requested slot.
+//
+// With a table epoch it is also the handover barrier: it answers only
+// once this session routes by that table or a newer one and no write it
+// sent to those slots under an older table is still in flight. A new slot
+// leader that has heard from every session so has everything any old
+// leader acknowledged: what an old leader accepted before the barrier is
+// in this session's publishers (digested below), and after it this
+// session writes those slots only to the new leaders.
 func (v *syncService) SlotDigests(ctx context.Context, req *registryv1.SessionSlotDigestsRequest) (*registryv1.SessionSlotDigestsResponse, error) {
+	if e := req.GetTableEpoch(); e > 0 {
+		// Bounded here too: a caller without a deadline (or one far ahead)
+		// holds this handler no longer than one call timeout.
+		ctx, cancel := context.WithTimeout(ctx, v.s.cfg.CallTimeout)
+		defer cancel()
+		if err := v.s.waitTable(ctx, e); err != nil {
+			return nil, err
+		}
+		if err := v.s.fwd.settled(ctx, req.GetSlotIds(), e); err != nil {
+			return nil, err
+		}
+	}
 	resp := &registryv1.SessionSlotDigestsResponse{SessionId: v.s.proc}
 	for _, id := range req.GetSlotIds() {
 		var d record.Digest

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/strata-registry/strata/internal/data"
+	"github.com/strata-registry/strata/internal/faultproxy"
 	"github.com/strata-registry/strata/internal/identity"
 	"github.com/strata-registry/strata/internal/slot"
 )
@@ -22,6 +23,12 @@ type DataNode struct {
 	Dir      string
 	Registry *prometheus.Registry
 	Config   data.Config
+	// MetaLink is the node's path to meta (Spec.MetaLinks), else nil.
+	MetaLink *MetaLink
+	// Front is the fault proxy every other node reaches this node's gRPC
+	// port through (Spec.DataFronts), else nil: pausing it freezes the
+	// node's service while it stays alive in gossip, a gray failure.
+	Front *faultproxy.Proxy
 
 	proc
 	// addrs are the last gRPC, HTTP and gossip addresses, so a restart
@@ -62,9 +69,21 @@ func (c *Cluster) startData(t testing.TB, n *DataNode) {
 	lf, logger := openLog(t, n.Dir, n.ID)
 	cfg := n.Config
 	cfg.MetaAddrs = c.MetaAddrs()
+	if c.spec.MetaLinks {
+		n.MetaLink = c.newMetaLink(t)
+		cfg.MetaAddrs = n.MetaLink.metaAddrs()
+	}
 	cfg.Join = c.GossipSeeds()
 	n.Registry = prometheus.NewRegistry()
 	grpcLn, httpLn := relisten(t, n.addrs[0]), relisten(t, n.addrs[1])
+	if c.spec.DataFronts {
+		if n.Front == nil {
+			n.Front = faultproxy.Start(Listen(t), grpcLn.Addr().String())
+			front := n.Front
+			t.Cleanup(func() { _ = front.Close() })
+		}
+		cfg.GRPCAdvertise = n.Front.Addr()
+	}
 	if _, port, err := net.SplitHostPort(n.addrs[2]); err == nil {
 		cfg.GossipPort, _ = strconv.Atoi(port)
 	}
@@ -79,7 +98,7 @@ func (c *Cluster) startData(t testing.TB, n *DataNode) {
 		t.Fatalf("testcluster: new %s: %v", n.ID, err)
 	}
 	n.start(t, n.ID, srv, lf)
-	n.addrs = [3]string{srv.GRPCAddr(), srv.HTTPAddr(), srv.GossipAddr()}
+	n.addrs = [3]string{grpcLn.Addr().String(), srv.HTTPAddr(), srv.GossipAddr()}
 	Eventually(t, DefaultWait, func() error {
 		if _, ok := c.WaitLeader(t).Server().State().Members[n.ID]; !ok {
 			return fmt.Errorf("%s is not a member yet", n.ID)

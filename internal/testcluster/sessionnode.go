@@ -26,6 +26,8 @@ type SessionNode struct {
 	Dir      string
 	Registry *prometheus.Registry
 	Config   session.Config
+	// MetaLink is the node's path to meta (Spec.MetaLinks), else nil.
+	MetaLink *MetaLink
 
 	proc
 }
@@ -53,6 +55,10 @@ func (c *Cluster) AddSession(t testing.TB) *SessionNode {
 	c.sessions = append(c.sessions, n)
 	lf, logger := openLog(t, n.Dir, n.ID)
 	cfg.MetaAddrs = c.MetaAddrs()
+	if c.spec.MetaLinks {
+		n.MetaLink = c.newMetaLink(t)
+		cfg.MetaAddrs = n.MetaLink.metaAddrs()
+	}
 	cfg.Join = c.GossipSeeds()
 	n.Registry = prometheus.NewRegistry()
 	srv, err := session.New(cfg, session.Deps{Logger: logger, Registry: n.Registry, GRPCListener: Listen(t), HTTPListener: Listen(t)})

@@ -64,6 +64,13 @@ type Spec struct {
 	// client and operator, and every call is authenticated and authorized
 	// as in production.
 	Insecure bool
+	// MetaLinks puts each data and session node's path to meta through
+	// fault proxies of its own (DataNode.MetaLink, SessionNode.MetaLink),
+	// so a test can freeze one node's view of the slot table.
+	MetaLinks bool
+	// DataFronts puts a fault proxy in front of each data node's gRPC port
+	// (DataNode.Front), advertised in its place.
+	DataFronts bool
 }
 
 // Cluster is a running set of nodes. Its methods are for the test's own

@@ -1453,8 +1453,15 @@ func (*ReplicateEvent_Snapshot) isReplicateEvent_Event() {}
 func (*ReplicateEvent_Op) isReplicateEvent_Event() {}
 
 type SessionSlotDigestsRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	SlotIds       []uint32               `protobuf:"varint,1,rep,packed,name=slot_ids,json=slotIds,proto3" json:"slot_ids,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	SlotIds []uint32               `protobuf:"varint,1,rep,packed,name=slot_ids,json=slotIds,proto3" json:"slot_ids,omitempty"`
+	// table_epoch is the caller's slot table epoch (0: no barrier). The
+	// session answers only once its own table is at least this epoch and no
+	// write it sent to these slots under an older table is still in flight:
+	// from then on it sends these slots' writes nowhere but the caller's
+	// table's leaders, so what its digests leave out cannot land at an old
+	// leader (the handover barrier, docs/architecture.md "Roles and fencing").
+	TableEpoch    uint64 `protobuf:"varint,2,opt,name=table_epoch,json=tableEpoch,proto3" json:"table_epoch,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1494,6 +1501,13 @@ func (x *SessionSlotDigestsRequest) GetSlotIds() []uint32 {
 		return x.SlotIds
 	}
 	return nil
+}
+
+func (x *SessionSlotDigestsRequest) GetTableEpoch() uint64 {
+	if x != nil {
+		return x.TableEpoch
+	}
+	return 0
 }
 
 type SessionSlotDigest struct {
@@ -1837,9 +1851,11 @@ const file_data_proto_rawDesc = "" +
 	"\bsnapshot\x18\x01 \x01(\v2\x19.registry.v1.SlotSnapshotH\x00R\bsnapshot\x12*\n" +
 	"\x02op\x18\x02 \x01(\v2\x18.registry.v1.ReplicateOpH\x00R\x02op\x12\x1b\n" +
 	"\tcaught_up\x18\x03 \x01(\bR\bcaughtUpB\a\n" +
-	"\x05event\"6\n" +
+	"\x05event\"W\n" +
 	"\x19SessionSlotDigestsRequest\x12\x19\n" +
-	"\bslot_ids\x18\x01 \x03(\rR\aslotIds\"V\n" +
+	"\bslot_ids\x18\x01 \x03(\rR\aslotIds\x12\x1f\n" +
+	"\vtable_epoch\x18\x02 \x01(\x04R\n" +
+	"tableEpoch\"V\n" +
 	"\x11SessionSlotDigest\x12\x17\n" +
 	"\aslot_id\x18\x01 \x01(\rR\x06slotId\x12\x14\n" +
 	"\x05count\x18\x02 \x01(\rR\x05count\x12\x12\n" +

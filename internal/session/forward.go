@@ -1,0 +1,298 @@
+package session
+
+import (
+	"context"
+	"sync"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/strata-registry/strata/internal/slot"
+	registryv1 "github.com/strata-registry/strata/pkg/proto/registry/v1"
+)
+
+// forwarder carries publications to their slot leaders: writes queue per
+// slot (the newest op per publication wins), go out in per-slot batches,
+// and are retried after a failure (a stale epoch, a leader change, a node
+// down) until they land or are superseded. Nothing is dropped while the
+// client is alive; the queue holds at most one op per publication.
+//
+// Bulkheads: each slot has at most one batch in flight, and each data node
+// at most PerNodeCalls; a flush never waits for a send, so a frozen data
+// node holds only the slots it leads (their batches wait out CallTimeout)
+// while every other slot's writes go on at once. A slot whose send failed
+// waits for the next retry tick or the next slot table, not in a loop.
+type forwarder struct {
+	s *Server
+
+	mu      sync.Mutex
+	pending map[slot.ID]map[pubKey]fwdOp
+	// inflight is the batch each slot has on the wire.
+	inflight map[slot.ID]*flight
+	// perNode counts batches in flight to each data node.
+	perNode map[slot.NodeID]int
+	// backoff holds slots whose last send failed until the next retry
+	// tick or table.
+	backoff map[slot.ID]bool
+	seq     uint64
+	wakeCh  chan struct{}
+	wg      sync.WaitGroup
+}
+
+// flight is one batch on its way to a slot leader. epoch is the slot
+// table epoch the batch was stamped with; done closes when the call has
+// returned and the batch is settled (acked, or requeued).
+type flight struct {
+	epoch uint64
+	done  chan struct{}
+}
+
+// ForwardBatchBytes bounds the bytes of one write to a slot leader (a
+// single publisher larger than that still goes, alone): the data node's
+// request limit (data.MaxRequestBytes) leaves room for one whole publisher
+// on top.
+const ForwardBatchBytes = 8 << 20
+
+// PerNodeCalls bounds the writes in flight to one data node: the slots it
+// leads share them, so a slow node queues its own slots' writes and no
+// one else's.
+const PerNodeCalls = 8
+
+// fwdOp is a put or a delete of one publication; seq orders ops, so a
+// failed batch does not overwrite a newer op queued meanwhile. size is
+// about what the op adds to a write's encoded size, computed once, when
+// it is queued (a publisher may be 4 MiB).
+type fwdOp struct {
+	seq  uint64
+	size int
+	put  *registryv1.Publisher
+	del  *registryv1.Unpublish
+}
+
+func newForwarder(s *Server) *forwarder {
+	return &forwarder{s: s, pending: map[slot.ID]map[pubKey]fwdOp{}, inflight: map[slot.ID]*flight{},
+		perNode: map[slot.NodeID]int{}, backoff: map[slot.ID]bool{}, wakeCh: make(chan struct{}, 1)}
+}
+
+// enqueue queues op for publication k in slot id.
+func (f *forwarder) enqueue(id slot.ID, k pubKey, op fwdOp) {
+	op.size = op.encodedSize() // before the lock: it walks the publisher
+	f.mu.Lock()
+	f.seq++
+	op.seq = f.seq
+	if f.pending[id] == nil {
+		f.pending[id] = map[pubKey]fwdOp{}
+	}
+	f.pending[id][k] = op
+	f.mu.Unlock()
+	f.wake()
+}
+
+func (f *forwarder) wake() {
+	select {
+	case f.wakeCh <- struct{}{}:
+	default:
+	}
+}
+
+// retryNow lets every backed-off slot go again (a new slot table may have
+// given them a leader) and wakes the forwarder.
+func (f *forwarder) retryNow() {
+	f.mu.Lock()
+	clear(f.backoff)
+	f.mu.Unlock()
+	f.wake()
+}
+
+// backlog returns the number of queued ops (in flight not counted).
+func (f *forwarder) backlog() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := 0
+	for _, m := range f.pending {
+		n += len(m)
+	}
+	return n
+}
+
+// run starts batches whenever woken, and retries failed slots every
+// RetryInterval. It returns when ctx ends and every send has returned.
+func (f *forwarder) run(ctx context.Context) error {
+	t := f.s.clock.NewTicker(f.s.cfg.RetryInterval)
+	defer t.Stop()
+	defer f.wg.Wait()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-f.wakeCh:
+		case <-t.C():
+			f.mu.Lock()
+			clear(f.backoff)
+			f.mu.Unlock()
+		}
+		f.flush(ctx)
+	}
+}
+
+// flush starts one batch for every slot that has queued ops, none in
+// flight, no failure waiting out its retry, and a leader with a free call.
+// It does not wait for them.
+func (f *forwarder) flush(ctx context.Context) {
+	tv := f.s.table.Load()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for id, ops := range f.pending {
+		if f.inflight[id] != nil || f.backoff[id] {
+			continue
+		}
+		if tv == nil || int(id) >= len(tv.t.Slots) {
+			f.backoff[id] = true // errNoTable: wait for a table
+			continue
+		}
+		leader := tv.t.Slots[id].Leader
+		if f.perNode[leader] >= PerNodeCalls {
+			continue // woken again when one of its calls returns
+		}
+		b := map[pubKey]fwdOp{}
+		size := 0
+		for k, op := range ops {
+			if len(b) == f.s.cfg.ForwardBatch || (len(b) > 0 && size+op.size > ForwardBatchBytes) {
+				break
+			}
+			b[k] = op
+			size += op.size
+			delete(ops, k)
+		}
+		if len(ops) == 0 {
+			delete(f.pending, id)
+		}
+		fl := &flight{epoch: tv.t.Epoch, done: make(chan struct{})}
+		f.inflight[id] = fl
+		f.perNode[leader]++
+		f.wg.Add(1)
+		go func() {
+			defer f.wg.Done()
+			err := f.send(ctx, tv, id, b)
+			f.settle(id, leader, fl, b, err)
+		}()
+	}
+}
+
+// settle ends a flight: a failed batch goes back (except ops superseded
+// meanwhile) and its slot waits for the retry tick; either way the slot
+// and its leader's call are free again.
+func (f *forwarder) settle(id slot.ID, leader slot.NodeID, fl *flight, b map[pubKey]fwdOp, err error) {
+	f.mu.Lock()
+	if err != nil {
+		if f.pending[id] == nil {
+			f.pending[id] = map[pubKey]fwdOp{}
+		}
+		for k, op := range b {
+			if cur, ok := f.pending[id][k]; !ok || cur.seq < op.seq {
+				f.pending[id][k] = op
+			}
+		}
+		f.backoff[id] = true
+	}
+	delete(f.inflight, id)
+	if f.perNode[leader]--; f.perNode[leader] <= 0 {
+		delete(f.perNode, leader)
+	}
+	close(fl.done)
+	f.mu.Unlock()
+	f.wake() // more of this slot, or a slot waiting for this node's call
+}
+
+// send writes one slot's batch to its leader in table tv.
+func (f *forwarder) send(ctx context.Context, tv *tableView, id slot.ID, b map[pubKey]fwdOp) error {
+	row := tv.t.Slots[id]
+	req := &registryv1.PublishRequest{SessionId: f.s.proc, TableEpoch: tv.t.Epoch, SlotId: uint32(id), LeaderEpoch: row.LeaderEpoch}
+	for _, op := range b {
+		if op.put != nil {
+			req.Puts = append(req.Puts, op.put)
+		} else {
+			req.Deletes = append(req.Deletes, op.del)
+		}
+	}
+	conn, err := f.s.dataConn(row.Leader)
+	if err != nil {
+		return err
+	}
+	cctx, cancel := context.WithTimeout(ctx, f.s.cfg.CallTimeout)
+	defer cancel()
+	_, err = registryv1.NewDataServiceClient(conn).Publish(cctx, req)
+	if err != nil {
+		f.s.logger.Debug("write to slot leader failed; retrying", "slot", id, "leader", row.Leader, "err", err)
+		return err
+	}
+	return nil
+}
+
+// settled waits until no batch for slots ids stamped with a table older
+// than epoch is in flight. Callers first make sure this session's own
+// table is at epoch or newer, so no new such batch can start.
+func (f *forwarder) settled(ctx context.Context, ids []uint32, epoch uint64) error {
+	for {
+		var wait []chan struct{}
+		f.mu.Lock()
+		for _, id := range ids {
+			if fl := f.inflight[slot.ID(id)]; fl != nil && fl.epoch < epoch {
+				wait = append(wait, fl.done)
+			}
+		}
+		f.mu.Unlock()
+		if len(wait) == 0 {
+			return nil
+		}
+		for _, ch := range wait {
+			select {
+			case <-ch:
+			case <-ctx.Done():
+				return status.Errorf(codes.Unavailable, "session: writes sent under a slot table older than epoch %d are still in flight", epoch)
+			}
+		}
+	}
+}
+
+// encodedSize is about what op adds to a write's encoded size.
+func (op fwdOp) encodedSize() int {
+	if op.put != nil {
+		return proto.Size(op.put) + 8
+	}
+	return proto.Size(op.del) + 8
+}
+
+// nodeGate bounds the calls of one kind in flight to each data node, so a
+// stuck node holds at most its share of a pool shared across nodes (the
+// push engine's fetch workers). Acquire does not wait: a full node is
+// refused, and the caller retries later as after any failed call.
+type nodeGate struct {
+	limit int
+	mu    sync.Mutex
+	n     map[slot.NodeID]int
+}
+
+func newNodeGate(limit int) *nodeGate {
+	return &nodeGate{limit: max(1, limit), n: map[slot.NodeID]int{}}
+}
+
+// acquire takes a call to node id, or reports false if it has limit.
+func (g *nodeGate) acquire(id slot.NodeID) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.n[id] >= g.limit {
+		return false
+	}
+	g.n[id]++
+	return true
+}
+
+func (g *nodeGate) release(id slot.NodeID) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.n[id]--; g.n[id] <= 0 {
+		delete(g.n, id)
+	}
+}
