@@ -89,9 +89,13 @@ func TestConfig() Config {
 	c.DeadGrace = 500 * time.Millisecond
 	c.ArrangeInterval = 20 * time.Millisecond
 	c.ReconcileInterval = 100 * time.Millisecond
-	c.RaftHeartbeatTimeout = 300 * time.Millisecond
-	c.RaftElectionTimeout = 300 * time.Millisecond
-	c.RaftLeaderLeaseTimeout = 150 * time.Millisecond
+	// Raft's timeouts leave room for a loaded machine (-race on 2 cores
+	// beside other test binaries): at 300 ms leaders flapped there and
+	// tests failed with "no leader" after 20 s. A leader loss costs a test
+	// about a second more.
+	c.RaftHeartbeatTimeout = time.Second
+	c.RaftElectionTimeout = time.Second
+	c.RaftLeaderLeaseTimeout = 500 * time.Millisecond
 	c.RaftCommitTimeout = 5 * time.Millisecond
 	c.SnapshotThreshold = 64
 	c.SnapshotInterval = 200 * time.Millisecond

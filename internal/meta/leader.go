@@ -325,7 +325,7 @@ func (s *Server) runArranger() {
 	if !st.Initialized() {
 		return
 	}
-	nodes := st.DataNodes()
+	nodes := s.arrangeable(st)
 	if len(nodes) == 0 && len(st.Table.Slots) == 0 {
 		return // nothing to arrange until the first data node
 	}
@@ -349,6 +349,44 @@ func (s *Server) runArranger() {
 		return
 	}
 	s.logger.Info("slot table changed", "epoch", next.Epoch, "data_nodes", len(nodes))
+}
+
+// arrangeable is the data members the arranger may place slots on: every
+// member but those the gossip pool shows dead. A dead member keeps its
+// membership for the dead grace (flap damping: a brief outage does not
+// forget it), but its slots fail over at once to their followers, so keys
+// on a dead node wait for failure detection only, not for the grace too.
+// When it answers again it is placed like any member (as a follower first,
+// since its copies are behind). While this leader's own pool view lacks a
+// quorum of the voters its "dead" says nothing, and every member counts.
+func (s *Server) arrangeable(st *State) []slot.NodeID {
+	nodes := st.DataNodes()
+	dead := map[slot.NodeID]bool{}
+	for _, m := range s.Agent().Members() {
+		if m.Meta.Role == cluster.RoleData && m.State == cluster.StateDead {
+			dead[slot.NodeID(m.ID)] = true
+		}
+	}
+	if len(dead) == 0 || !s.poolHasQuorum(s.voterIDs()) {
+		return nodes
+	}
+	return slices.DeleteFunc(nodes, func(id slot.NodeID) bool { return dead[id] })
+}
+
+// voterIDs returns the Raft voters (none if the configuration cannot be
+// read).
+func (s *Server) voterIDs() []raft.ServerID {
+	fut := s.raft.raft.GetConfiguration()
+	if fut.Error() != nil {
+		return nil
+	}
+	var out []raft.ServerID
+	for _, srv := range fut.Configuration().Servers {
+		if srv.Suffrage == raft.Voter {
+			out = append(out, srv.ID)
+		}
+	}
+	return out
 }
 
 func (s *Server) signalArrange() {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/strata-registry/strata/internal/cluster"
 	"github.com/strata-registry/strata/internal/meta"
@@ -251,5 +252,44 @@ func TestMeta_WatchSlotTable_EveryEpochInOrder_ReconnectGetsCurrent(t *testing.T
 	}
 	if tb, err := resumed.Recv(); err != nil || tb.GetEpoch() != final.Epoch {
 		t.Fatalf("resumed watch: got epoch %d, err %v; want %d", tb.GetEpoch(), err, final.Epoch)
+	}
+}
+
+// A data node the pool shows dead loses its leaderships at once, to
+// followers that hold the slot, though it stays a member until the dead
+// grace (a minute here) has passed: keys on it wait for failure detection,
+// not for the flap damping too.
+func TestMeta_DeadDataNode_LeadershipsFailOverWithinTheDeadGrace(t *testing.T) {
+	c := testcluster.Start(t, testcluster.Spec{Meta: 1, MetaConfig: func(_ int, cfg *meta.Config) { cfg.DeadGrace = time.Minute }})
+	state := func() *meta.State { return c.WaitLeader(t).Server().State() }
+	var data []*testcluster.Peer
+	for i := range 3 {
+		p := c.StartPeer(t, fmt.Sprintf("data-%d", i), cluster.RoleData)
+		p.SetSynced(true)
+		data = append(data, p)
+	}
+	testcluster.Eventually(t, testcluster.DefaultWait, func() error { return fullTable(state()) })
+	before := state().Table
+	data[0].Kill()
+	testcluster.Eventually(t, testcluster.DefaultWait, func() error {
+		st := state()
+		if _, ok := st.Members["data-0"]; !ok {
+			return errors.New("data-0 was removed: the test is about the time before the dead grace")
+		}
+		for _, s := range st.Table.Slots {
+			if s.Leader == "data-0" {
+				return fmt.Errorf("slot %d still led by data-0", s.ID)
+			}
+		}
+		return nil
+	})
+	after := state().Table
+	for _, s := range before.Slots {
+		if s.Leader == "data-0" && !slices.Contains(s.Followers, after.Slots[s.ID].Leader) {
+			t.Errorf("slot %d moved from dead data-0 to %s, which did not follow it (%v)", s.ID, after.Slots[s.ID].Leader, s.Followers)
+		}
+	}
+	if _, ok := state().Members["data-0"]; !ok {
+		t.Fatal("data-0 removed before its dead grace")
 	}
 }
