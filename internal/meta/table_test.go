@@ -56,17 +56,25 @@ func fullTable(st *meta.State) error {
 	return nil
 }
 
+// syncedDataPeers starts n data peers (data-0...) that report every slot
+// they follow synced.
+func syncedDataPeers(t *testing.T, c *testcluster.Cluster, n int) []*testcluster.Peer {
+	t.Helper()
+	var data []*testcluster.Peer
+	for i := range n {
+		p := c.StartPeer(t, fmt.Sprintf("data-%d", i), cluster.RoleData)
+		p.SetSynced(true)
+		data = append(data, p)
+	}
+	return data
+}
+
 func TestMeta_DataNodes_BalancedTable_FollowerFirst_RemovalPromotes(t *testing.T) {
 	c := testcluster.Start(t, testcluster.Spec{Meta: 3})
 	leader := c.WaitLeader(t)
 	state := func() *meta.State { return c.WaitLeader(t).Server().State() }
 
-	var data []*testcluster.Peer
-	for i := range 3 {
-		p := c.StartPeer(t, fmt.Sprintf("data-%d", i), cluster.RoleData)
-		p.SetSynced(true)
-		data = append(data, p)
-	}
+	data := syncedDataPeers(t, c, 3)
 	testcluster.Eventually(t, testcluster.DefaultWait, func() error { return fullTable(state()) })
 	_ = leader
 
@@ -262,12 +270,7 @@ func TestMeta_WatchSlotTable_EveryEpochInOrder_ReconnectGetsCurrent(t *testing.T
 func TestMeta_DeadDataNode_LeadershipsFailOverWithinTheDeadGrace(t *testing.T) {
 	c := testcluster.Start(t, testcluster.Spec{Meta: 1, MetaConfig: func(_ int, cfg *meta.Config) { cfg.DeadGrace = time.Minute }})
 	state := func() *meta.State { return c.WaitLeader(t).Server().State() }
-	var data []*testcluster.Peer
-	for i := range 3 {
-		p := c.StartPeer(t, fmt.Sprintf("data-%d", i), cluster.RoleData)
-		p.SetSynced(true)
-		data = append(data, p)
-	}
+	data := syncedDataPeers(t, c, 3)
 	testcluster.Eventually(t, testcluster.DefaultWait, func() error { return fullTable(state()) })
 	before := state().Table
 	data[0].Kill()

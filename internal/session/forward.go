@@ -3,6 +3,7 @@ package session
 import (
 	"context"
 	"sync"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -22,7 +23,10 @@ import (
 // at most PerNodeCalls; a flush never waits for a send, so a frozen data
 // node holds only the slots it leads (their batches wait out CallTimeout)
 // while every other slot's writes go on at once. A slot whose send failed
-// waits for the next retry tick or the next slot table, not in a loop.
+// retries after a delay that doubles from RetryInterval/16 up to
+// RetryInterval (a leader that is a moment behind the session's table is
+// retried quickly; a dead one is not hammered), or at once on a new slot
+// table.
 type forwarder struct {
 	s *Server
 
@@ -32,12 +36,17 @@ type forwarder struct {
 	inflight map[slot.ID]*flight
 	// perNode counts batches in flight to each data node.
 	perNode map[slot.NodeID]int
-	// backoff holds slots whose last send failed until the next retry
-	// tick or table.
-	backoff map[slot.ID]bool
+	// backoff holds slots whose last sends failed until their retry time.
+	backoff map[slot.ID]retry
 	seq     uint64
 	wakeCh  chan struct{}
 	wg      sync.WaitGroup
+}
+
+// retry is a slot's failed sends in a row and when it may send again.
+type retry struct {
+	failures int
+	until    time.Time
 }
 
 // flight is one batch on its way to a slot leader. epoch is the slot
@@ -72,7 +81,7 @@ type fwdOp struct {
 
 func newForwarder(s *Server) *forwarder {
 	return &forwarder{s: s, pending: map[slot.ID]map[pubKey]fwdOp{}, inflight: map[slot.ID]*flight{},
-		perNode: map[slot.NodeID]int{}, backoff: map[slot.ID]bool{}, wakeCh: make(chan struct{}, 1)}
+		perNode: map[slot.NodeID]int{}, backoff: map[slot.ID]retry{}, wakeCh: make(chan struct{}, 1)}
 }
 
 // enqueue queues op for publication k in slot id.
@@ -96,14 +105,20 @@ func (f *forwarder) wake() {
 	}
 }
 
-// retryNow lets every backed-off slot go again (a new slot table may have
+// retryNow lets every backed-off slot go again at once (a new slot table may have
 // given them a leader) and wakes the forwarder.
 func (f *forwarder) retryNow() {
 	f.mu.Lock()
-	clear(f.backoff)
+	for id, r := range f.backoff {
+		r.until = time.Time{}
+		f.backoff[id] = r
+	}
 	f.mu.Unlock()
 	f.wake()
 }
+
+// retryBase is the first retry delay after a failed send.
+func (f *forwarder) retryBase() time.Duration { return max(f.s.cfg.RetryInterval/16, time.Millisecond) }
 
 // backlog returns the number of queued ops (in flight not counted).
 func (f *forwarder) backlog() int {
@@ -116,10 +131,11 @@ func (f *forwarder) backlog() int {
 	return n
 }
 
-// run starts batches whenever woken, and retries failed slots every
-// RetryInterval. It returns when ctx ends and every send has returned.
+// run starts batches whenever woken, and looks for slots whose retry
+// time has come every retryBase. It returns when ctx ends and every send
+// has returned.
 func (f *forwarder) run(ctx context.Context) error {
-	t := f.s.clock.NewTicker(f.s.cfg.RetryInterval)
+	t := f.s.clock.NewTicker(f.retryBase())
 	defer t.Stop()
 	defer f.wg.Wait()
 	for {
@@ -128,12 +144,25 @@ func (f *forwarder) run(ctx context.Context) error {
 			return nil
 		case <-f.wakeCh:
 		case <-t.C():
-			f.mu.Lock()
-			clear(f.backoff)
-			f.mu.Unlock()
+			if !f.retryDue() {
+				continue
+			}
 		}
 		f.flush(ctx)
 	}
+}
+
+// retryDue reports whether a backed-off slot with queued ops may send.
+func (f *forwarder) retryDue() bool {
+	now := f.s.clock.Now()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for id, r := range f.backoff {
+		if f.pending[id] != nil && !now.Before(r.until) {
+			return true
+		}
+	}
+	return false
 }
 
 // flush starts one batch for every slot that has queued ops, none in
@@ -141,14 +170,15 @@ func (f *forwarder) run(ctx context.Context) error {
 // It does not wait for them.
 func (f *forwarder) flush(ctx context.Context) {
 	tv := f.s.table.Load()
+	now := f.s.clock.Now()
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for id, ops := range f.pending {
-		if f.inflight[id] != nil || f.backoff[id] {
+		if f.inflight[id] != nil || now.Before(f.backoff[id].until) {
 			continue
 		}
 		if tv == nil || int(id) >= len(tv.t.Slots) {
-			f.backoff[id] = true // errNoTable: wait for a table
+			f.failed(id, now) // no table yet: one comes with retryNow
 			continue
 		}
 		leader := tv.t.Slots[id].Leader
@@ -180,12 +210,27 @@ func (f *forwarder) flush(ctx context.Context) {
 	}
 }
 
+// failed backs slot id off after a failure: RetryInterval/16, doubling
+// with each failure in a row, at most RetryInterval. Callers hold f.mu.
+func (f *forwarder) failed(id slot.ID, now time.Time) {
+	r := f.backoff[id]
+	r.failures++
+	d := f.s.cfg.RetryInterval
+	if r.failures < 5 {
+		d = min(d, f.retryBase()<<(r.failures-1))
+	}
+	r.until = now.Add(d)
+	f.backoff[id] = r
+}
+
 // settle ends a flight: a failed batch goes back (except ops superseded
-// meanwhile) and its slot waits for the retry tick; either way the slot
-// and its leader's call are free again.
+// meanwhile) and its slot backs off; either way the slot and its leader's
+// call are free again.
 func (f *forwarder) settle(id slot.ID, leader slot.NodeID, fl *flight, b map[pubKey]fwdOp, err error) {
 	f.mu.Lock()
-	if err != nil {
+	if err == nil {
+		delete(f.backoff, id)
+	} else {
 		if f.pending[id] == nil {
 			f.pending[id] = map[pubKey]fwdOp{}
 		}
@@ -194,7 +239,7 @@ func (f *forwarder) settle(id slot.ID, leader slot.NodeID, fl *flight, b map[pub
 				f.pending[id][k] = op
 			}
 		}
-		f.backoff[id] = true
+		f.failed(id, f.s.clock.Now())
 	}
 	delete(f.inflight, id)
 	if f.perNode[leader]--; f.perNode[leader] <= 0 {
