@@ -667,6 +667,40 @@ func TestHealth_Probe(t *testing.T) {
 	}
 }
 
+// TestHealth_Probe_SlotStateFromTheMetaLeader: the slot state is the
+// meta leader's, whichever order the meta nodes come in; a follower's is
+// used only without the leader's, and never with handovers (it cannot
+// know them); data and session answers are never read for it.
+func TestHealth_Probe_SlotStateFromTheMetaLeader(t *testing.T) {
+	serve := func(body string) string {
+		return newHTTPServer(t, func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, body) })
+	}
+	follower := serve(`{"status":"ready","is_leader":false,"slots":{"state":"settled","table_epoch":8,"pending_moves":0,"followers_syncing":0,"handovers":5}}`)
+	leader := serve(`{"status":"ready","is_leader":true,"slots":{"state":"moving","table_epoch":9,"pending_moves":2,"followers_syncing":1,"handovers":3,"handovers_unreported":1}}`)
+	old := serve(`{"status":"ready","is_leader":true}`)
+	data := serve(`{"status":"ready","is_leader":true,"slots":{"state":"settled","table_epoch":99,"handovers":0}}`)
+	g := &globals{timeout: testcluster.DefaultWait}
+	a := g.newAdminHTTP(nil)
+	defer a.Close()
+	for _, order := range [][]healthRow{
+		{{Node: "f", Role: "meta", Address: follower}, {Node: "l", Role: "meta", Address: leader}, {Node: "d", Role: "data", Address: data}},
+		{{Node: "d", Role: "data", Address: data}, {Node: "l", Role: "meta", Address: leader}, {Node: "f", Role: "meta", Address: follower}},
+	} {
+		s := probe(t.Context(), a, order).Slots
+		if s.From != "l" || s.State != slotsMoving || s.TableEpoch != 9 || s.PendingMoves != 2 || s.FollowersSyncing != 1 ||
+			s.Handovers == nil || *s.Handovers != 3 || s.HandoversUnreported == nil || *s.HandoversUnreported != 1 {
+			t.Errorf("slots %+v, want the leader's", s)
+		}
+	}
+	s := probe(t.Context(), a, []healthRow{{Node: "o", Role: "meta", Address: old}, {Node: "f", Role: "meta", Address: follower}}).Slots
+	if s.From != "f" || s.State != slotsSettled || s.Handovers != nil || s.settled() {
+		t.Errorf("only a follower's detail: %+v (settled %v), want it with handovers unknown, not settled", s, s.settled())
+	}
+	if s := probe(t.Context(), a, []healthRow{{Node: "o", Role: "meta", Address: old}, {Node: "d", Role: "data", Address: data}}).Slots; s.State != slotsUnknown || s.From != "" {
+		t.Errorf("no meta detail: %+v, want unknown", s)
+	}
+}
+
 // newHTTPServer serves h on loopback until the test ends and returns its
 // address.
 func newHTTPServer(t *testing.T, h http.HandlerFunc) string {

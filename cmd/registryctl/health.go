@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -24,10 +25,18 @@ const (
 	healthNoAddress   = "no_address"  // meta knows no HTTP address for it
 )
 
+// Defaults of health --wait-settled: the wait when the flag has no value,
+// and the time between probes.
+const (
+	defaultSettleWait  = 5 * time.Minute
+	defaultSettleEvery = time.Second
+)
+
 func newHealthCommand(g *globals) *cobra.Command {
+	var wait, every time.Duration
 	cmd := &cobra.Command{
 		Use:   "health",
-		Short: "Probe every node's readiness; exit non-zero unless all are ready",
+		Short: "Probe every node's readiness and the slots' moves; exit non-zero unless all nodes are ready",
 		Long: `health asks the meta tier for every node (meta peers and data and
 session members) and calls GET /readyz on each one's admin HTTP address,
 all at once, each bounded by --timeout. It prints one row per node and
@@ -36,16 +45,89 @@ known address, so it fits scripts and probes.
 
 What ready means per role: meta knows a Raft leader and the cluster is
 initialized; data has a slot table and leads no migrating slot; session
-has a slot table.`,
+has a slot table.
+
+It also shows whether the slot table is settled or still moving, from the
+meta leader's /readyz: pending moves (rows the arranger's next round would
+change), followers still syncing, and handovers in flight (slots whose new
+leader refuses reads until every session is checked). Moves do not change
+the exit status: a cluster is healthy while it rebalances.
+
+--wait-settled polls instead, every --wait-interval, until every node is
+ready and the slots are settled (what a rolling restart waits for between
+nodes), and exits 1 if that has not happened within the wait (5m when the
+flag has no value; give another as --wait-settled=10m). Each change of what
+it is waiting for is printed to standard error.`,
 		Example: `  registryctl health
-  registryctl health -o json --admin-token "$TOKEN"`,
+  registryctl health -o json --admin-token "$TOKEN"
+  registryctl health --wait-settled=10m && restart-next-node`,
 		Args: cobra.NoArgs,
-		RunE: g.acrossNodes(func(ctx context.Context, a *adminHTTP, targets []healthRow) verdictView {
-			return probe(ctx, a, targets)
-		}),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if wait <= 0 {
+				return g.acrossNodes(func(ctx context.Context, a *adminHTTP, targets []healthRow) verdictView {
+					return probe(ctx, a, targets)
+				})(cmd, args)
+			}
+			if every <= 0 {
+				return fmt.Errorf("--wait-interval must be positive, got %v", every)
+			}
+			return g.waitSettled(cmd, wait, every)
+		},
 	}
-	cli.DescribeEnv(cmd.Flags())
+	f := cmd.Flags()
+	f.DurationVar(&wait, "wait-settled", 0, "poll until every node is ready and the slots are settled, for at most this long; exit 1 if not")
+	f.Lookup("wait-settled").NoOptDefVal = defaultSettleWait.String()
+	f.DurationVar(&every, "wait-interval", defaultSettleEvery, "time between probes with --wait-settled")
+	cli.DescribeEnv(f)
 	return cmd
+}
+
+// waitSettled polls health until every node is ready and the meta leader
+// says the slots are settled, or wait has passed. Each round asks meta for
+// the nodes again (a rolling restart changes them). Each new reason to
+// wait goes to stderr; the last view to stdout.
+func (g *globals) waitSettled(cmd *cobra.Command, wait, every time.Duration) error {
+	ctx := cmd.Context()
+	return g.withMetaCreds(func(m *metaConn, creds *tlsconf.Creds) error {
+		a := g.newAdminHTTP(creds)
+		defer a.Close()
+		deadline := time.Now().Add(wait)
+		var last string
+		for {
+			var v healthView
+			info, err := m.clusterInfo(ctx)
+			why := ""
+			if err == nil {
+				v = probe(ctx, a, healthTargets(info))
+				why = v.unsettled()
+			} else {
+				why = err.Error()
+			}
+			if why == "" {
+				return render(cmd.OutOrStdout(), g.output, v)
+			}
+			if why != last {
+				fmt.Fprintf(cmd.ErrOrStderr(), "waiting: %s\n", why)
+				last = why
+			}
+			left := time.Until(deadline)
+			if left <= 0 {
+				if err == nil {
+					if rerr := render(cmd.OutOrStdout(), g.output, v); rerr != nil {
+						return rerr
+					}
+				}
+				return fmt.Errorf("not settled after %v: %s", wait, why)
+			}
+			t := time.NewTimer(min(every, left))
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return ctx.Err()
+			case <-t.C:
+			}
+		}
+	})
 }
 
 // verdictView is a view whose content decides the command's result.
@@ -78,7 +160,9 @@ func (g *globals) acrossNodes(ask func(context.Context, *adminHTTP, []healthRow)
 
 // healthView is the output of health.
 type healthView struct {
+	// Healthy is every node ready; slot moves do not change it.
 	Healthy bool        `json:"healthy" yaml:"healthy"`
+	Slots   slotsHealth `json:"slots" yaml:"slots"`
 	Nodes   []healthRow `json:"nodes" yaml:"nodes"`
 }
 
@@ -94,6 +178,64 @@ type healthRow struct {
 	Detail string `json:"detail,omitempty" yaml:"detail,omitempty"`
 }
 
+// States of slotsHealth: meta's, and unknown when no meta node answered
+// with the detail (or the arranger could not compute).
+const (
+	slotsSettled = "settled"
+	slotsMoving  = "moving"
+	slotsUnknown = "unknown"
+)
+
+// slotsHealth is whether the slot table is still moving, from a meta
+// node's /readyz detail "slots" (the same names): the leader's when it
+// answered, which alone knows handovers; else a follower's, with
+// Handovers null.
+type slotsHealth struct {
+	State string `json:"state" yaml:"state"`
+	// From is the meta node whose answer this is.
+	From       string `json:"from,omitempty" yaml:"from,omitempty"`
+	TableEpoch uint64 `json:"table_epoch" yaml:"table_epoch"`
+	// PendingMoves is the rows the arranger's next round would change.
+	PendingMoves int `json:"pending_moves" yaml:"pending_moves"`
+	// FollowersSyncing is the follower copies not yet synced.
+	FollowersSyncing int `json:"followers_syncing" yaml:"followers_syncing"`
+	// Handovers is the slots whose new leader has its handover in
+	// flight; null when the meta leader did not answer.
+	Handovers *int `json:"handovers" yaml:"handovers"`
+	// HandoversUnreported is the part of Handovers whose leader has not
+	// reported since it got the slot.
+	HandoversUnreported *int   `json:"handovers_unreported,omitempty" yaml:"handovers_unreported,omitempty"`
+	Error               string `json:"error,omitempty" yaml:"error,omitempty"`
+}
+
+// summary is the slot state in words: "settled", or "moving: N pending
+// moves, M followers syncing, K handovers".
+func (s slotsHealth) summary() string {
+	switch s.State {
+	case slotsSettled:
+		if s.Handovers == nil {
+			return "settled (handovers unknown: the meta leader did not answer)"
+		}
+		return "settled"
+	case slotsMoving:
+		h := "handovers unknown"
+		if s.Handovers != nil {
+			h = fmt.Sprintf("%d handovers", *s.Handovers)
+			if s.HandoversUnreported != nil && *s.HandoversUnreported > 0 {
+				h += fmt.Sprintf(" (%d not yet reported)", *s.HandoversUnreported)
+			}
+		}
+		return fmt.Sprintf("moving: %d pending moves, %d followers syncing, %s", s.PendingMoves, s.FollowersSyncing, h)
+	}
+	if s.Error != "" {
+		return "unknown: " + s.Error
+	}
+	return "unknown: no meta node answered with the slot detail"
+}
+
+// settled reports whether the slots are settled by the leader's account.
+func (s slotsHealth) settled() bool { return s.State == slotsSettled && s.Handovers != nil }
+
 // healthTargets lists the nodes to probe, meta peers first, in the
 // members order.
 func healthTargets(info *registryv1.GetClusterInfoResponse) []healthRow {
@@ -105,12 +247,13 @@ func healthTargets(info *registryv1.GetClusterInfoResponse) []healthRow {
 }
 
 // probe fills in every target's status from its /readyz, asking all at
-// once.
+// once, and the slot state from the meta nodes' answers.
 func probe(ctx context.Context, a *adminHTTP, targets []healthRow) healthView {
-	v := healthView{Healthy: true, Nodes: targets}
+	v := healthView{Healthy: true, Slots: slotsHealth{State: slotsUnknown}, Nodes: targets}
 	if v.Nodes == nil {
 		v.Nodes = []healthRow{}
 	}
+	fromLeader := false
 	for i, ans := range a.getAll(ctx, targets, "/readyz") {
 		r := &v.Nodes[i]
 		switch {
@@ -126,8 +269,31 @@ func probe(ctx context.Context, a *adminHTTP, targets []healthRow) healthView {
 		if r.Status != healthReady {
 			v.Healthy = false
 		}
+		if r.Role != "meta" || r.Status != healthReady || fromLeader {
+			continue
+		}
+		if s, leader, ok := metaSlots(ans.body); ok && (leader || v.Slots.From == "") {
+			s.From = r.Node
+			v.Slots, fromLeader = s, leader
+		}
 	}
 	return v
+}
+
+// metaSlots reads the slot detail of a meta node's /readyz, and whether
+// the node leads; ok is false when there is none (an older meta node).
+func metaSlots(body []byte) (s slotsHealth, leader, ok bool) {
+	var d struct {
+		IsLeader bool         `json:"is_leader"`
+		Slots    *slotsHealth `json:"slots"`
+	}
+	if json.Unmarshal(body, &d) != nil || d.Slots == nil || d.Slots.State == "" {
+		return slotsHealth{}, false, false
+	}
+	if !d.IsLeader {
+		d.Slots.Handovers, d.Slots.HandoversUnreported = nil, nil
+	}
+	return *d.Slots, d.IsLeader, true
 }
 
 // readyDetail extracts the reason from a /readyz answer: every role
@@ -155,7 +321,27 @@ func (v healthView) writeTable(w io.Writer) error {
 	for _, r := range v.Nodes {
 		t.row(r.Node, r.Role, r.Address, r.Status, r.Detail)
 	}
-	return t.flush()
+	if err := t.flush(); err != nil {
+		return err
+	}
+	from := ""
+	if v.Slots.From != "" {
+		from = fmt.Sprintf(" (%s, table epoch %d)", v.Slots.From, v.Slots.TableEpoch)
+	}
+	_, err := fmt.Fprintf(w, "\nslots%s: %s\n", from, v.Slots.summary())
+	return err
+}
+
+// unsettled says what --wait-settled still waits for: a node not ready,
+// or slots not settled by the leader's account; "" when there is nothing.
+func (v healthView) unsettled() string {
+	if err := v.err(); err != nil {
+		return err.Error()
+	}
+	if !v.Slots.settled() {
+		return "slots " + v.Slots.summary()
+	}
+	return ""
 }
 
 // err is the command's result: nil when every node is ready.

@@ -251,8 +251,13 @@ func TestDataInfoID(t *testing.T) {
 	}
 }
 
+// fixtureHealth is mid-rebalance: meta-1 (the leader) counts moves, one
+// handover not yet reported by its new leader.
 func fixtureHealth() healthView {
-	return healthView{Healthy: false, Nodes: []healthRow{
+	one := 1
+	return healthView{Healthy: false, Slots: slotsHealth{
+		State: slotsMoving, From: "meta-1", TableEpoch: 12, PendingMoves: 3, FollowersSyncing: 2, Handovers: &one, HandoversUnreported: &one,
+	}, Nodes: []healthRow{
 		{Node: "meta-0", Role: "meta", Address: "10.0.1.1:9616", Status: healthReady},
 		{Node: "meta-1", Role: "meta", Address: "10.0.1.2:9616", Status: healthReady},
 		{Node: "meta-2", Role: "meta", Status: healthNoAddress, Detail: "no HTTP address known (not in the gossip pool)"},
@@ -266,9 +271,56 @@ func TestRender_Health_Golden(t *testing.T) {
 	v := fixtureHealth()
 	golden(t, "health.table", renderString(t, "table", v))
 	golden(t, "health.json", renderString(t, "json", v))
+	golden(t, "health.yaml", renderString(t, "yaml", v))
 	err := v.err()
 	if err == nil || !strings.Contains(err.Error(), "3 of 6 nodes not ready") || !strings.Contains(err.Error(), "data-1 (unreachable)") {
 		t.Errorf("err = %v, want it to count and name the nodes not ready", err)
+	}
+}
+
+// The slot line in every state, and what --wait-settled makes of it:
+// only the leader's "settled" (handovers known) ends the wait.
+func TestRender_HealthSlots_EveryState(t *testing.T) {
+	n := func(i int) *int { return &i }
+	ready := []healthRow{{Node: "meta-0", Role: "meta", Address: "10.0.1.1:9616", Status: healthReady}}
+	for _, tc := range []struct {
+		name    string
+		slots   slotsHealth
+		line    string
+		waitFor string // unsettled(); "" = settled
+	}{
+		{"settled by the leader", slotsHealth{State: slotsSettled, From: "meta-0", TableEpoch: 9, Handovers: n(0), HandoversUnreported: n(0)},
+			"slots (meta-0, table epoch 9): settled\n", ""},
+		{"moving", slotsHealth{State: slotsMoving, From: "meta-0", TableEpoch: 9, PendingMoves: 1, FollowersSyncing: 4, Handovers: n(2), HandoversUnreported: n(0)},
+			"slots (meta-0, table epoch 9): moving: 1 pending moves, 4 followers syncing, 2 handovers\n", "slots moving: 1 pending moves, 4 followers syncing, 2 handovers"},
+		{"settled by a follower", slotsHealth{State: slotsSettled, From: "meta-0", TableEpoch: 9},
+			"slots (meta-0, table epoch 9): settled (handovers unknown: the meta leader did not answer)", "slots settled (handovers unknown"},
+		{"moving by a follower", slotsHealth{State: slotsMoving, From: "meta-0", TableEpoch: 9, FollowersSyncing: 1},
+			"slots (meta-0, table epoch 9): moving: 0 pending moves, 1 followers syncing, handovers unknown", "handovers unknown"},
+		{"no meta answer", slotsHealth{State: slotsUnknown},
+			"slots: unknown: no meta node answered with the slot detail\n", "slots unknown"},
+		{"arranger error", slotsHealth{State: slotsUnknown, From: "meta-0", Error: "slot arranger: bad table"},
+			"slots (meta-0, table epoch 0): unknown: slot arranger: bad table", "bad table"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			v := healthView{Healthy: true, Slots: tc.slots, Nodes: ready}
+			if out := string(renderString(t, "table", v)); !strings.Contains(out, tc.line) {
+				t.Errorf("table output lacks %q:\n%s", tc.line, out)
+			}
+			if v.err() != nil {
+				t.Errorf("moves changed the exit status: %v", v.err())
+			}
+			got := v.unsettled()
+			if (tc.waitFor == "") != (got == "") || !strings.Contains(got, tc.waitFor) {
+				t.Errorf("unsettled() = %q, want %q", got, tc.waitFor)
+			}
+		})
+	}
+	// A node not ready is waited for even when the slots are settled.
+	v := healthView{Healthy: false, Slots: slotsHealth{State: slotsSettled, Handovers: n(0)},
+		Nodes: []healthRow{{Node: "data-0", Role: "data", Status: healthNotReady}}}
+	if got := v.unsettled(); !strings.Contains(got, "data-0 (not_ready)") {
+		t.Errorf("unsettled() with a node not ready = %q", got)
 	}
 }
 

@@ -159,10 +159,24 @@ func (r *lifecycle) Close() error {
 }
 
 // heartbeatLoop keeps this node registered with meta, reporting the
-// sync status of every slot it follows.
+// sync status of every slot it follows and the handovers in flight of the
+// slots it leads.
 func (s *Server) heartbeatLoop(ctx context.Context) error {
 	node := &registryv1.Node{Id: s.cfg.NodeID, Role: registryv1.Role_ROLE_DATA, GrpcAddress: s.GRPCAddr(), HttpAddress: s.HTTPAddr(), Zone: s.cfg.Zone, Proc: s.proc}
-	return s.meta.Membership(ctx, s.clock, s.cfg.HeartbeatInterval, node, func(req *registryv1.HeartbeatRequest) {
-		req.Slots = s.slots.syncReport()
-	})
+	return s.meta.Membership(ctx, s.clock, s.cfg.HeartbeatInterval, node, s.fillHeartbeat)
+}
+
+// fillHeartbeat completes a heartbeat: sync status of followed slots, and
+// the led slots still migrating (at most the slot count: one per slot held)
+// as of table_epoch. The epoch is read first, so a table applied meanwhile
+// makes the report look older than it is, never newer: meta then counts
+// the slots moved since as not yet reported, rather than miss one.
+func (s *Server) fillHeartbeat(req *registryv1.HeartbeatRequest) {
+	req.TableEpoch, _ = s.slots.epoch()
+	req.Slots = s.slots.syncReport()
+	for _, st := range s.slots.led() {
+		if st.migrating.Load() {
+			req.HandoverSlots = append(req.HandoverSlots, uint32(st.id))
+		}
+	}
 }

@@ -70,6 +70,7 @@ func (s *Server) leaderLoop(ctx context.Context) {
 		case <-tick.C():
 		}
 	}
+	s.handovers.retain(s.fsm.Current())
 	s.leaderReady.Store(true)
 
 	live := newLiveness(s.cfg.DeadGrace)
@@ -315,6 +316,7 @@ func (s *Server) reconcileMembers(live *liveness, st *State, voters []raft.Serve
 			continue
 		}
 		s.loads.forget(id)
+		s.handovers.forget(id)
 		s.logger.Info("member removed", "member", id)
 	}
 }
@@ -445,6 +447,67 @@ func (l *sessionLoads) forget(id string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	delete(l.counts, id)
+}
+
+// handoverReports is the leader's soft state of the slot handovers data
+// nodes report in flight, from heartbeats. Like sessionLoads it is not
+// replicated: it changes with every move, and a new leader relearns it
+// within one heartbeat interval (until a node has reported, its
+// leaderships count as not yet reported: see handoversInFlight).
+type handoverReports struct {
+	mu sync.Mutex
+	by map[string]handoverReport
+}
+
+// handoverReport is one data node's latest report.
+type handoverReport struct {
+	// epoch is the table epoch the node had applied when it reported; 0
+	// from a node that has no table yet or predates the field.
+	epoch uint64
+	// slots are the slots it leads whose handover is in flight.
+	slots map[slot.ID]bool
+}
+
+func newHandoverReports() *handoverReports {
+	return &handoverReports{by: map[string]handoverReport{}}
+}
+
+// set records id's report; slots are already validated (in range, at
+// most the slot count).
+func (h *handoverReports) set(id string, epoch uint64, slots []uint32) {
+	r := handoverReport{epoch: epoch, slots: make(map[slot.ID]bool, len(slots))}
+	for _, s := range slots {
+		r.slots[slot.ID(s)] = true
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.by[id] = r
+}
+
+// snapshot returns the reports; a report is never modified once set, so
+// the copy shares them.
+func (h *handoverReports) snapshot() map[string]handoverReport {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return maps.Clone(h.by)
+}
+
+func (h *handoverReports) forget(id string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	delete(h.by, id)
+}
+
+// retain drops the reports of nodes that are not data members of st: the
+// nodes that left while this node was not the leader (the leader forgets
+// a node it removes itself).
+func (h *handoverReports) retain(st *State) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	maps.DeleteFunc(h.by, func(id string, _ handoverReport) bool {
+		m, ok := st.Members[id]
+		return !ok || m.Role != cluster.RoleData
+	})
 }
 
 // sortedIDs returns map keys sorted, for deterministic iteration.

@@ -69,6 +69,11 @@ type Server struct {
 
 	metrics *collector
 	loads   *sessionLoads
+	// handovers is the leader's soft state of data nodes' handovers in
+	// flight (readiness detail).
+	handovers *handoverReports
+	// motion caches the readiness detail's slot counts per state.
+	motion motionCache
 }
 
 // New validates cfg and deps. It starts nothing; Run does.
@@ -80,14 +85,15 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{
-		cfg:      cfg,
-		deps:     deps,
-		fsm:      newFSM(),
-		raftAddr: advertised(cfg.RaftAdvertise, deps.RaftListener),
-		arrange:  make(chan struct{}, 1),
-		loads:    newSessionLoads(),
-		stopping: make(chan struct{}),
-		notify:   make(chan bool, 16),
+		cfg:       cfg,
+		deps:      deps,
+		fsm:       newFSM(),
+		raftAddr:  advertised(cfg.RaftAdvertise, deps.RaftListener),
+		arrange:   make(chan struct{}, 1),
+		loads:     newSessionLoads(),
+		handovers: newHandoverReports(),
+		stopping:  make(chan struct{}),
+		notify:    make(chan bool, 16),
 	}
 	// The CA is read again at each enrollment; reading it now makes a
 	// wrong --ca-key-file fail the start instead.

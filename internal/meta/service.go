@@ -109,12 +109,14 @@ func (s *Server) readmit(m Member) error {
 	if err := s.propose(command{Op: opRemove, NodeID: m.ID}); err != nil {
 		return err
 	}
+	s.handovers.forget(m.ID) // the old process's report
 	s.runArranger()
 	return s.propose(command{Op: opUpsert, Member: &m, Replace: true})
 }
 
 // Heartbeat records a data node's per-slot sync status (proposing only what
-// changed) and a session node's client count.
+// changed) and the handovers it has in flight (leader soft state), and a
+// session node's client count.
 func (v *service) Heartbeat(ctx context.Context, req *registryv1.HeartbeatRequest) (*registryv1.HeartbeatResponse, error) {
 	if err := validNodeID(req.GetNodeId()); err != nil {
 		return nil, toStatus(invalid("%v", err))
@@ -149,6 +151,9 @@ func (s *Server) heartbeat(req *registryv1.HeartbeatRequest, c *identity.Caller)
 		if len(req.GetSlots()) > 0 {
 			return invalid("session node %s reported slot status; only data nodes hold slots", m.ID)
 		}
+		if len(req.GetHandoverSlots()) > 0 {
+			return invalid("session node %s reported handover slots; only data nodes lead slots", m.ID)
+		}
 		s.loads.set(m.ID, req.GetClientCount())
 		return nil
 	}
@@ -162,6 +167,17 @@ func (s *Server) heartbeat(req *registryv1.HeartbeatRequest, c *identity.Caller)
 		}
 		rows = append(rows, syncRow{Slot: slot.ID(r.GetSlotId()), LeaderEpoch: r.GetLeaderEpoch(), Synced: r.GetSynced()})
 	}
+	if len(req.GetHandoverSlots()) > st.Settings.Count {
+		return invalid("%d handover slots reported, the cluster has %d slots", len(req.GetHandoverSlots()), st.Settings.Count)
+	}
+	for _, id := range req.GetHandoverSlots() {
+		if int(id) >= st.Settings.Count {
+			return invalid("handover slot %d out of range: the cluster has %d slots (0..%d)", id, st.Settings.Count, st.Settings.Count-1)
+		}
+	}
+	// Soft state, kept whether or not the sync proposal below succeeds:
+	// it is what the node reports now, and the next heartbeat replaces it.
+	s.handovers.set(m.ID, req.GetTableEpoch(), req.GetHandoverSlots())
 	changes := syncChanges(st, slot.NodeID(m.ID), rows)
 	if len(changes) == 0 {
 		return nil

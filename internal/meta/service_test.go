@@ -94,6 +94,18 @@ func TestMeta_BadInput_ClearStatus_ChangesNothing(t *testing.T) {
 			_, err := cl.Heartbeat(ctxT(t), &registryv1.HeartbeatRequest{NodeId: "session-0", Slots: []*registryv1.SlotSync{{SlotId: 1, Synced: true}}})
 			return err
 		}, codes.InvalidArgument, "only data nodes hold slots"},
+		{"heartbeat with a handover slot out of range", identity.ID{}, func(cl registryv1.MetaServiceClient) error {
+			_, err := cl.Heartbeat(ctxT(t), &registryv1.HeartbeatRequest{NodeId: "data-0", HandoverSlots: []uint32{3, 256}})
+			return err
+		}, codes.InvalidArgument, "handover slot 256 out of range"},
+		{"heartbeat with more handover slots than slots", identity.ID{}, func(cl registryv1.MetaServiceClient) error {
+			_, err := cl.Heartbeat(ctxT(t), &registryv1.HeartbeatRequest{NodeId: "data-0", HandoverSlots: make([]uint32, 257)})
+			return err
+		}, codes.InvalidArgument, "257 handover slots reported, the cluster has 256 slots"},
+		{"session reporting handover slots", identity.ID{Role: identity.RoleSession, Name: "session-0"}, func(cl registryv1.MetaServiceClient) error {
+			_, err := cl.Heartbeat(ctxT(t), &registryv1.HeartbeatRequest{NodeId: "session-0", HandoverSlots: []uint32{1}})
+			return err
+		}, codes.InvalidArgument, "only data nodes lead slots"},
 		{"oversized zone", identity.ID{}, func(cl registryv1.MetaServiceClient) error {
 			_, err := cl.ListSessions(ctxT(t), &registryv1.ListSessionsRequest{Zone: strings.Repeat("z", 100)})
 			return err

@@ -531,7 +531,18 @@ type HeartbeatRequest struct {
 	// slots: data nodes report every slot they follow (leaders need not).
 	Slots []*SlotSync `protobuf:"bytes,2,rep,name=slots,proto3" json:"slots,omitempty"`
 	// client_count: session nodes report their client connections.
-	ClientCount   uint32 `protobuf:"varint,3,opt,name=client_count,json=clientCount,proto3" json:"client_count,omitempty"`
+	ClientCount uint32 `protobuf:"varint,3,opt,name=client_count,json=clientCount,proto3" json:"client_count,omitempty"`
+	// handover_slots: data nodes list the slots they lead whose handover is
+	// in flight (the slot is migrating: reads refused until an anti-entropy
+	// round with the handover barrier has heard from every live session).
+	// At most the cluster's slot count; session nodes send none. Meta keeps
+	// it as the leader's soft state, for its readiness detail.
+	HandoverSlots []uint32 `protobuf:"varint,4,rep,packed,name=handover_slots,json=handoverSlots,proto3" json:"handover_slots,omitempty"`
+	// table_epoch: data nodes send the epoch of the slot table they had
+	// applied when they filled handover_slots. A slot whose leadership
+	// changed after that epoch is one the node has not reported on yet, and
+	// meta counts it as a handover in flight until the node does.
+	TableEpoch    uint64 `protobuf:"varint,5,opt,name=table_epoch,json=tableEpoch,proto3" json:"table_epoch,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -583,6 +594,20 @@ func (x *HeartbeatRequest) GetSlots() []*SlotSync {
 func (x *HeartbeatRequest) GetClientCount() uint32 {
 	if x != nil {
 		return x.ClientCount
+	}
+	return 0
+}
+
+func (x *HeartbeatRequest) GetHandoverSlots() []uint32 {
+	if x != nil {
+		return x.HandoverSlots
+	}
+	return nil
+}
+
+func (x *HeartbeatRequest) GetTableEpoch() uint64 {
+	if x != nil {
+		return x.TableEpoch
 	}
 	return 0
 }
@@ -1295,11 +1320,14 @@ const file_meta_proto_rawDesc = "" +
 	"\bSlotSync\x12\x17\n" +
 	"\aslot_id\x18\x01 \x01(\rR\x06slotId\x12!\n" +
 	"\fleader_epoch\x18\x02 \x01(\x04R\vleaderEpoch\x12\x16\n" +
-	"\x06synced\x18\x03 \x01(\bR\x06synced\"{\n" +
+	"\x06synced\x18\x03 \x01(\bR\x06synced\"\xc3\x01\n" +
 	"\x10HeartbeatRequest\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12+\n" +
 	"\x05slots\x18\x02 \x03(\v2\x15.registry.v1.SlotSyncR\x05slots\x12!\n" +
-	"\fclient_count\x18\x03 \x01(\rR\vclientCount\"4\n" +
+	"\fclient_count\x18\x03 \x01(\rR\vclientCount\x12%\n" +
+	"\x0ehandover_slots\x18\x04 \x03(\rR\rhandoverSlots\x12\x1f\n" +
+	"\vtable_epoch\x18\x05 \x01(\x04R\n" +
+	"tableEpoch\"4\n" +
 	"\x11HeartbeatResponse\x12\x1f\n" +
 	"\vtable_epoch\x18\x01 \x01(\x04R\n" +
 	"tableEpoch\"8\n" +
