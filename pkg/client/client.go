@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	mrand "math/rand/v2"
+	"slices"
 	"sync"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/status"
 
 	"github.com/strata-registry/strata/internal/rpc"
@@ -102,6 +104,10 @@ func New(ctx context.Context, opts ...Option) (*Client, error) {
 		// answers each push with a PING the session must answer too.
 		grpc.WithInitialWindowSize(pushWindowBytes),
 		grpc.WithInitialConnWindowSize(pushWindowBytes),
+		// The transport's own check, under the heartbeat deadline (see
+		// watch). Never more often than MinKeepaliveTime: sessions close
+		// a connection that pings more often than every 5 s.
+		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: o.keepaliveTime, Timeout: o.keepaliveTimeout}),
 	}
 	if o.token != "" {
 		c.dialOpts = append(c.dialOpts, grpc.WithPerRPCCredentials(rpc.Bearer(o.token)))
@@ -167,7 +173,7 @@ func (c *Client) Close() error {
 			p.mu.Lock()
 			if !p.gone {
 				p.gone = true
-				if ch, err := st.start(p.unregister()); err == nil {
+				if ch, err := st.start(p.unregister(), nil); err == nil {
 					acks = append(acks, ch)
 				}
 			}
@@ -186,8 +192,13 @@ func (c *Client) Close() error {
 }
 
 // run keeps one stream open: connect (with backoff), replay, serve until
-// the stream ends, repeat. A redirect connects to the suggested session
-// first and drops the old stream only once the new one carries everything.
+// the stream ends, repeat. A move is make-before-break whenever the old
+// stream may still hold the client's registrations: after a redirect, and
+// after the liveness deadline declared the old stream dead (a frozen
+// session, a stalled link: see watch), the client connects to another
+// session, replays everything there, and only then closes the old stream.
+// A stream that broke (closed by the session, a failed connection) is
+// gone already; its session is tried last on the next connect.
 func (c *Client) run() {
 	var cur *stream
 	defer func() {
@@ -201,14 +212,17 @@ func (c *Client) run() {
 			return
 		}
 		var prefer []string
+		avoid := ""
 		if cur != nil {
 			select {
 			case <-cur.done:
-				c.setStream(cur, nil)
-				c.logger.Info("strata: session stream ended", "session", cur.addr, "err", cur.err)
-				cur.close()
-				cur = nil
-				continue
+				avoid = cur.addr
+				if silentOf(cur) == nil {
+					c.setStream(cur, nil)
+					c.logger.Info("strata: session stream ended", "session", cur.addr, "err", cur.err)
+					cur.close()
+					cur = nil
+				}
 			case <-c.move:
 				c.mu.Lock()
 				prefer, c.moveTo = c.moveTo, nil
@@ -217,9 +231,9 @@ func (c *Client) run() {
 				return
 			}
 		}
-		next, err := c.connect(prefer)
+		next, err := c.connect(prefer, avoid)
 		if err != nil {
-			if cur != nil {
+			if cur != nil && !cur.ended() {
 				// A redirect we could not follow: stay where we are.
 				c.logger.Info("strata: cannot move to the suggested sessions; staying", "session", cur.addr, "err", err)
 				continue
@@ -252,13 +266,32 @@ func (c *Client) run() {
 		cur = next
 		c.setStream(old, next)
 		c.replay(next)
-		if old != nil {
-			c.logger.Info("strata: moved to another session", "from", old.addr, "to", next.addr)
-			old.close()
-		} else {
+		if old == nil {
 			c.logger.Info("strata: connected", "session", next.addr, "conn", next.welcome.GetConnId())
+			continue
 		}
+		if se := silentOf(old); se != nil {
+			// silent: how long the old stream had heard nothing when the
+			// new one carried everything; detected: when the deadline
+			// struck; rehome: from then to now (connect and replay).
+			c.logger.Warn("strata: moved to another session", "from", old.addr, "to", next.addr, "reason", "silent",
+				"silent", old.silence().Round(time.Millisecond), "detected", se.silent.Round(time.Millisecond),
+				"rehome", time.Since(se.at).Round(time.Millisecond))
+		} else {
+			c.logger.Info("strata: moved to another session", "from", old.addr, "to", next.addr, "reason", "redirect")
+		}
+		old.close()
 	}
+}
+
+// silentOf returns why st ended if the liveness deadline ended it, else
+// nil.
+func silentOf(st *stream) *silentError {
+	var se *silentError
+	if errors.As(st.err, &se) {
+		return se
+	}
+	return nil
 }
 
 // setStream swaps the current stream (old for next; next nil while
@@ -283,11 +316,16 @@ func (c *Client) changedLocked() {
 }
 
 // connect opens a stream to the first session that answers: prefer (a
-// redirect's suggestions) first, then the candidates.
-func (c *Client) connect(prefer []string) (*stream, error) {
+// redirect's suggestions) first, then the candidates; avoid (the session
+// whose stream just failed), if among them, is tried last, since a frozen
+// session would hold each attempt for the whole dial timeout.
+func (c *Client) connect(prefer []string, avoid string) (*stream, error) {
 	addrs := prefer
 	if len(addrs) == 0 {
 		addrs = c.candidates()
+	}
+	if avoid != "" && slices.Contains(addrs, avoid) {
+		addrs = append(slices.DeleteFunc(slices.Clone(addrs), func(a string) bool { return a == avoid }), avoid)
 	}
 	var errs []error
 	for _, a := range addrs {

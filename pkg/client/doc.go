@@ -32,6 +32,15 @@
 // the same IDs and versions, so the cluster sees no change. Requests made
 // while disconnected wait for the connection, bounded by their contexts.
 //
+// A session that freezes (a stopped process, a stalled link) neither
+// breaks the connection nor answers. The client heartbeats (at the
+// session's interval, or WithHeartbeat's if shorter), every heartbeat is
+// answered, and a stream that hears nothing for WithMissedHeartbeats
+// intervals (3 by default) is declared dead: the client moves to another
+// session make-before-break, replaying everything there before it drops
+// the old stream, while subscriptions keep serving their last snapshot.
+// gRPC keepalive (WithKeepalive) checks the transport underneath.
+//
 // # Publishing
 //
 //	p, err := c.Publish(ctx, "com.example.Echo", []byte("10.0.0.1:8080"), client.WithGroup("RPC"))

@@ -31,6 +31,14 @@ type options struct {
 	backoffMax  time.Duration
 	metaRefresh time.Duration
 	sdk         string
+	// heartbeat is the longest interval between heartbeats (0: the
+	// session's); missedBeats how many of them may pass with nothing
+	// received before the stream is declared dead.
+	heartbeat   time.Duration
+	missedBeats int
+	// keepaliveTime and keepaliveTimeout are gRPC's transport keepalive.
+	keepaliveTime    time.Duration
+	keepaliveTimeout time.Duration
 }
 
 func defaultOptions() options {
@@ -40,8 +48,26 @@ func defaultOptions() options {
 		backoffMax:  5 * time.Second,
 		metaRefresh: 30 * time.Second,
 		sdk:         "strata-go/1",
+		missedBeats: DefaultMissedHeartbeats,
+
+		keepaliveTime:    30 * time.Second,
+		keepaliveTimeout: 10 * time.Second,
 	}
 }
+
+// Liveness bounds (see WithHeartbeat, WithMissedHeartbeats, WithKeepalive).
+const (
+	// DefaultMissedHeartbeats is how many heartbeat intervals a stream may
+	// stay silent before the client declares it dead.
+	DefaultMissedHeartbeats = 3
+	// MinHeartbeat is the shortest heartbeat interval WithHeartbeat takes.
+	MinHeartbeat = 10 * time.Millisecond
+	// MinKeepaliveTime is the shortest keepalive interval WithKeepalive
+	// takes: grpc-go raises anything shorter to it, and it is above the
+	// 5 s under which sessions (and meta) count a ping as abuse and close
+	// the connection ("too_many_pings").
+	MinKeepaliveTime = 10 * time.Second
+)
 
 // WithSessions gives the session nodes to connect to (host:port, the
 // sessions' client port, 9603 by default). The client starts at a random
@@ -137,6 +163,43 @@ func WithBackoff(min, max time.Duration) Option {
 	return func(o *options) { o.backoffMin, o.backoffMax = min, max }
 }
 
+// WithHeartbeat sets the longest interval between the client's heartbeats
+// on its session stream. The client heartbeats at the shorter of every and
+// the interval the session asks for in its welcome (its
+// --client-heartbeat, 10 s by default), so the session never times it
+// out; 0 (the default) keeps the session's. Every heartbeat is answered,
+// so a stream that hears nothing at all (no answer, ack or push) for
+// WithMissedHeartbeats intervals is declared dead and the client moves to
+// another session: the interval times the count is how long a frozen
+// session can hold the client (3 x 10 s by default). Shorter intervals
+// detect sooner and cost the session one small frame per interval per
+// client. At least MinHeartbeat.
+func WithHeartbeat(every time.Duration) Option {
+	return func(o *options) { o.heartbeat = every }
+}
+
+// WithMissedHeartbeats sets how many heartbeat intervals the session
+// stream may stay silent before the client declares it dead and moves to
+// another session, keeping its registrations and serving the last
+// snapshots meanwhile (default DefaultMissedHeartbeats, at least 2: with
+// one, a single late answer would move the client). Intervals in which the
+// client could not send its own heartbeat (it was stalled itself: CPU
+// starvation, a paused VM) do not count against the session.
+func WithMissedHeartbeats(n int) Option {
+	return func(o *options) { o.missedBeats = n }
+}
+
+// WithKeepalive sets gRPC's transport keepalive on every connection: after
+// interval without reading anything the client pings the server, and
+// closes the connection if no answer comes within timeout (defaults 30 s and
+// 10 s, the sessions' own). It is the transport's check under the
+// heartbeat deadline (WithMissedHeartbeats), which catches a frozen
+// session sooner at the default timings. interval must be at least
+// MinKeepaliveTime, timeout positive.
+func WithKeepalive(interval, timeout time.Duration) Option {
+	return func(o *options) { o.keepaliveTime, o.keepaliveTimeout = interval, timeout }
+}
+
 func (o *options) validate() error {
 	if len(o.sessions) == 0 && len(o.meta) == 0 {
 		return errors.New("strata: no sessions or meta nodes given (use WithSessions or WithMeta)")
@@ -154,6 +217,16 @@ func (o *options) validate() error {
 	}
 	if o.dialTimeout <= 0 || o.backoffMin <= 0 || o.backoffMax < o.backoffMin {
 		return fmt.Errorf("strata: timeouts must be positive and backoff min (%v) at most max (%v)", o.backoffMin, o.backoffMax)
+	}
+	if o.heartbeat != 0 && o.heartbeat < MinHeartbeat {
+		return fmt.Errorf("strata: WithHeartbeat(%v): the interval must be 0 (the session's) or at least %v", o.heartbeat, MinHeartbeat)
+	}
+	if o.missedBeats < 2 {
+		return fmt.Errorf("strata: WithMissedHeartbeats(%d): at least 2 (with fewer, one late answer would move the client)", o.missedBeats)
+	}
+	if o.keepaliveTime < MinKeepaliveTime || o.keepaliveTimeout <= 0 {
+		return fmt.Errorf("strata: WithKeepalive(%v, %v): the interval must be at least %v (sessions close connections that ping more often than every 5s) and the timeout positive",
+			o.keepaliveTime, o.keepaliveTimeout, MinKeepaliveTime)
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 
 	"github.com/strata-registry/strata/internal/record"
 	registryv1 "github.com/strata-registry/strata/pkg/proto/registry/v1"
@@ -24,8 +25,20 @@ type Publication struct {
 	// follow a newer one, nor a registration its removal.
 	mu      sync.Mutex
 	version uint64
-	values  [][]byte
-	gone    bool
+	// raised is how far the version the cluster gets (version+raised) is
+	// above version: one more each time a stream ended while one of this
+	// publication's frames waited for its ack (see unsure).
+	raised uint64
+	values [][]byte
+	gone   bool
+	// unsure is set when a stream ends before the session acked one of
+	// this publication's frames. Such a session may still apply the frame
+	// later, with a register timestamp later than the next session's (a
+	// frozen process that wakes up, a stalled link that heals), and its
+	// copy would win and then be removed with that session's connection.
+	// The next registration goes out one version higher, which no late
+	// copy can beat.
+	unsure atomic.Bool
 }
 
 // Publish registers value under dataID and returns once a session has
@@ -58,13 +71,14 @@ func (c *Client) Publish(ctx context.Context, dataID string, value []byte, opts 
 		c.mu.Lock()
 		delete(c.pubs, p.registerID)
 		c.mu.Unlock()
+		st := c.connected()
 		p.mu.Lock()
 		p.gone = true
-		p.mu.Unlock()
-		if st := c.connected(); st != nil {
+		if st != nil {
 			// It may have been stored before ctx ended: take it back.
 			_ = st.send(p.unregister())
 		}
+		p.mu.Unlock()
 		return nil, err
 	}
 	return p, nil
@@ -74,7 +88,9 @@ func (c *Client) Publish(ctx context.Context, dataID string, value []byte, opts 
 func (p *Publication) RegisterID() string { return p.registerID }
 
 // Version returns the publication's version: 1 when published, one more
-// with every Update.
+// with every Update. The version the cluster stores may be higher: a
+// registration whose session failed before acking it is re-sent one
+// version up, so that session's copy, if it still lands, loses.
 func (p *Publication) Version() uint64 {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -105,17 +121,22 @@ func (p *Publication) Update(ctx context.Context, values ...[]byte) error {
 	prevValues := p.values
 	p.version++
 	p.values = vals
-	mine := p.version
+	mine, raised := p.version, p.raised
 	p.mu.Unlock()
 	err := p.request(ctx, p.register)
 	var refused *Error
 	if errors.As(err, &refused) {
 		// The session did not store it: undo, unless a later Update
-		// already replaced it.
+		// already replaced it. If a stream ended under this update, a
+		// failed session may still apply one of its frames late: the
+		// undone state goes out above every version the update used.
 		p.mu.Lock()
 		if p.version == mine {
 			p.version--
 			p.values = prevValues
+			if p.raised != raised || p.unsure.Load() {
+				p.raised++
+			}
 		}
 		p.mu.Unlock()
 	}
@@ -156,14 +177,24 @@ func (p *Publication) check(values [][]byte) error {
 func (p *Publication) register() *registryv1.ClientFrame {
 	return &registryv1.ClientFrame{Body: &registryv1.ClientFrame_RegisterPublisher{RegisterPublisher: &registryv1.RegisterPublisher{
 		RegisterId: p.registerID, DataId: p.dataID, InstanceId: p.instanceID, Group: p.group,
-		Version: p.version, Values: p.values,
+		Version: p.wireVersion(), Values: p.values,
 	}}}
 }
 
+// unregister builds the removal. Caller holds p.mu.
 func (p *Publication) unregister() *registryv1.ClientFrame {
 	return &registryv1.ClientFrame{Body: &registryv1.ClientFrame_UnregisterPublisher{UnregisterPublisher: &registryv1.UnregisterPublisher{
-		RegisterId: p.registerID, DataId: p.dataID, InstanceId: p.instanceID, Group: p.group, Version: p.version,
+		RegisterId: p.registerID, DataId: p.dataID, InstanceId: p.instanceID, Group: p.group, Version: p.wireVersion(),
 	}}}
+}
+
+// wireVersion is the version frames carry: version, raised once more if a
+// frame's fate on an ended stream is unknown. Caller holds p.mu.
+func (p *Publication) wireVersion() uint64 {
+	if p.unsure.Swap(false) {
+		p.raised++
+	}
+	return p.version + p.raised
 }
 
 // request sends the frame build makes (under p.mu, so it carries the state
@@ -177,7 +208,7 @@ func (p *Publication) request(ctx context.Context, build func() *registryv1.Clie
 			return err
 		}
 		p.mu.Lock()
-		ch, err := st.start(build())
+		ch, err := st.start(build(), &p.unsure)
 		p.mu.Unlock()
 		if err == nil {
 			var a *registryv1.Ack
@@ -201,7 +232,7 @@ func (p *Publication) replay(st *stream) <-chan *registryv1.Ack {
 	if p.gone {
 		return nil
 	}
-	ch, _ := st.start(p.register())
+	ch, _ := st.start(p.register(), &p.unsure)
 	return ch
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -19,22 +20,64 @@ import (
 // the retry harmless).
 var errStreamEnded = errors.New("strata: session stream ended")
 
-// stream is one connection to one session: the gRPC stream, the requests
-// waiting for their acks, and the goroutines reading it and heartbeating.
+// silentError ends a stream that heard nothing from its session within the
+// liveness deadline (WithHeartbeat times WithMissedHeartbeats). The run
+// loop keeps such a stream open until another session carries everything
+// (make-before-break); a stream that ends any other way is gone already.
+type silentError struct {
+	// silent is how long nothing had arrived when the deadline struck, at.
+	silent, deadline time.Duration
+	at               time.Time
+}
+
+func (e *silentError) Error() string {
+	return fmt.Sprintf("strata: nothing received from the session for %v (liveness deadline %v)",
+		e.silent.Round(time.Millisecond), e.deadline)
+}
+
+// stream is one connection to one session: the gRPC stream, the frames
+// waiting to be written, the requests waiting for their acks, and the
+// goroutines reading it, writing it and watching its liveness.
+//
+// Senders never block on the network: they queue frames (in order) for
+// the writer goroutine, which alone calls Send. A session that stops
+// reading (frozen, or behind a stalled link) stops the writer only, so a
+// caller holding a publication's lock never waits on a dead stream, and
+// the replay on the next stream never waits for it.
 type stream struct {
 	addr    string
 	cc      *grpc.ClientConn
 	s       registryv1.SessionService_ConnectClient
 	cancel  context.CancelFunc
 	welcome *registryv1.Welcome
-
-	sendMu sync.Mutex
+	// opened is when the welcome arrived. received counts the frames read
+	// since, and lastRecv is when the last one arrived (as time since
+	// opened, so it reads the monotonic clock).
+	opened   time.Time
+	received atomic.Uint64
+	lastRecv atomic.Int64
+	// kick (capacity 1) tells the writer that out has frames.
+	kick chan struct{}
 
 	mu      sync.Mutex
 	nextID  uint64
-	pending map[uint64]chan *registryv1.Ack
+	pending map[uint64]pendingAck
+	// out holds the frames for the writer, in sending order; spare is the
+	// writer's emptied batch, swapped in to save an allocation per batch.
+	out, spare []*registryv1.ClientFrame
+	// beating: a heartbeat waits in out (one is enough).
+	beating bool
 	err     error
 	done    chan struct{} // closed when the stream has ended
+}
+
+// pendingAck is a request waiting for its ack.
+type pendingAck struct {
+	ch chan *registryv1.Ack
+	// unsure, if not nil, is set when the stream ends before the ack: the
+	// session may have applied the frame, or (frozen, or behind a stalled
+	// link) may still apply it later.
+	unsure *atomic.Bool
 }
 
 // openStream dials addr, says hello and waits for the welcome.
@@ -44,7 +87,8 @@ func (c *Client) openStream(ctx context.Context, addr string) (*stream, error) {
 		return nil, err
 	}
 	sctx, cancel := context.WithCancel(context.Background())
-	st := &stream{addr: addr, cc: cc, cancel: cancel, pending: map[uint64]chan *registryv1.Ack{}, done: make(chan struct{})}
+	st := &stream{addr: addr, cc: cc, cancel: cancel, pending: map[uint64]pendingAck{},
+		kick: make(chan struct{}, 1), done: make(chan struct{})}
 	fail := func(err error) (*stream, error) {
 		cancel()
 		_ = cc.Close()
@@ -73,6 +117,7 @@ func (c *Client) openStream(ctx context.Context, addr string) (*stream, error) {
 	if !timer.Stop() || !stop() {
 		return fail(fmt.Errorf("strata: no welcome from session %s within %v", addr, c.opts.dialTimeout))
 	}
+	st.opened = time.Now()
 	return st, nil
 }
 
@@ -85,16 +130,24 @@ func streamError(s registryv1.SessionService_ConnectClient, err error) error {
 	return err
 }
 
-// send writes one frame.
+// send queues one frame that wants no ack. It never blocks; it fails only
+// once the stream has ended.
 func (st *stream) send(f *registryv1.ClientFrame) error {
-	st.sendMu.Lock()
-	defer st.sendMu.Unlock()
-	return st.s.Send(f)
+	st.mu.Lock()
+	if st.err != nil {
+		st.mu.Unlock()
+		return errStreamEnded
+	}
+	st.out = append(st.out, f)
+	st.mu.Unlock()
+	st.wakeWriter()
+	return nil
 }
 
-// start sends a frame that wants an ack and returns the channel the ack
-// arrives on (closed if the stream ends first).
-func (st *stream) start(f *registryv1.ClientFrame) (<-chan *registryv1.Ack, error) {
+// start queues a frame that wants an ack and returns the channel the ack
+// arrives on (closed if the stream ends first, after setting unsure, if
+// given). It never blocks; it fails only once the stream has ended.
+func (st *stream) start(f *registryv1.ClientFrame, unsure *atomic.Bool) (<-chan *registryv1.Ack, error) {
 	ch := make(chan *registryv1.Ack, 1)
 	st.mu.Lock()
 	if st.err != nil {
@@ -103,15 +156,73 @@ func (st *stream) start(f *registryv1.ClientFrame) (<-chan *registryv1.Ack, erro
 	}
 	st.nextID++
 	f.Id = st.nextID
-	st.pending[f.Id] = ch
+	st.pending[f.Id] = pendingAck{ch: ch, unsure: unsure}
+	st.out = append(st.out, f)
 	st.mu.Unlock()
-	if err := st.send(f); err != nil {
-		st.mu.Lock()
-		delete(st.pending, f.Id)
-		st.mu.Unlock()
-		return nil, errStreamEnded
-	}
+	st.wakeWriter()
 	return ch, nil
+}
+
+// heartbeat queues a heartbeat, unless one is still waiting to be written.
+// It carries an ID, so the session acks it (a heartbeat without one gets
+// no answer); the ack is for no request and is dropped on arrival.
+func (st *stream) heartbeat() {
+	st.mu.Lock()
+	if st.err != nil || st.beating {
+		st.mu.Unlock()
+		return
+	}
+	st.nextID++
+	st.out = append(st.out, &registryv1.ClientFrame{Id: st.nextID, Body: &registryv1.ClientFrame_Heartbeat{Heartbeat: &registryv1.Heartbeat{}}})
+	st.beating = true
+	st.mu.Unlock()
+	st.wakeWriter()
+}
+
+func (st *stream) wakeWriter() {
+	select {
+	case st.kick <- struct{}{}:
+	default:
+	}
+}
+
+// write sends the queued frames, in order, until the stream ends. A Send
+// that fails ends the writing only: Recv reports the stream's status (gRPC
+// gives Send just io.EOF) and ends the stream.
+func (st *stream) write() {
+	for {
+		select {
+		case <-st.kick:
+		case <-st.done:
+			return
+		}
+		st.mu.Lock()
+		batch := st.out
+		st.out, st.spare = st.spare[:0], nil
+		st.beating = false
+		st.mu.Unlock()
+		for i, f := range batch {
+			if err := st.s.Send(f); err != nil {
+				return
+			}
+			batch[i] = nil // a frame may hold MiBs of values
+		}
+		st.mu.Lock()
+		st.spare = batch[:0]
+		st.mu.Unlock()
+	}
+}
+
+// acked hands a to the request waiting for it; an ack for no request
+// (a heartbeat's) is dropped.
+func (st *stream) acked(a *registryv1.Ack) {
+	st.mu.Lock()
+	p, ok := st.pending[a.GetId()]
+	delete(st.pending, a.GetId())
+	st.mu.Unlock()
+	if ok {
+		p.ch <- a
+	}
 }
 
 // wait waits for an ack started with start.
@@ -127,7 +238,8 @@ func wait(ctx context.Context, ch <-chan *registryv1.Ack) (*registryv1.Ack, erro
 	}
 }
 
-// end records why the stream ended and fails its waiting requests.
+// end records why the stream ended, fails its waiting requests (marking
+// their frames unsure) and drops the frames not yet written.
 func (st *stream) end(err error) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
@@ -135,40 +247,73 @@ func (st *stream) end(err error) {
 		return
 	}
 	st.err = err
-	for id, ch := range st.pending {
-		close(ch)
+	for id, p := range st.pending {
+		if p.unsure != nil {
+			p.unsure.Store(true)
+		}
+		close(p.ch)
 		delete(st.pending, id)
 	}
+	st.out = nil
 	close(st.done)
 }
 
-// close ends the stream from this side.
+// ended reports whether the stream has ended.
+func (st *stream) ended() bool {
+	select {
+	case <-st.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// close ends the stream from this side and releases the connection (and
+// with it a writer blocked on a session that stopped reading).
 func (st *stream) close() {
 	st.end(errors.New("strata: stream closed by the client"))
 	st.cancel()
 	_ = st.cc.Close()
 }
 
-// serve reads the stream until it ends, handing acks to their requests and
-// pushes and redirects to the client; it heartbeats meanwhile.
-func (c *Client) serve(st *stream) {
+// heard records that a frame arrived.
+func (st *stream) heard() {
+	st.lastRecv.Store(int64(time.Since(st.opened)))
+	st.received.Add(1)
+}
+
+// silence is how long nothing has arrived on the stream.
+func (st *stream) silence() time.Duration {
+	return time.Since(st.opened) - time.Duration(st.lastRecv.Load())
+}
+
+// heartbeatInterval is the interval st is heartbeaten at: the session's,
+// or WithHeartbeat's if shorter (never below MinHeartbeat).
+func (c *Client) heartbeatInterval(st *stream) time.Duration {
 	hb := time.Duration(st.welcome.GetHeartbeatMs()) * time.Millisecond
 	if hb <= 0 {
 		hb = 10 * time.Second
 	}
-	c.wg.Add(1)
+	if c.opts.heartbeat > 0 {
+		hb = min(hb, c.opts.heartbeat)
+	}
+	return max(hb, MinHeartbeat)
+}
+
+// serve runs st until it ends: the writer, the liveness watch, and (in
+// this goroutine) the reader, which hands acks to their requests and
+// pushes and redirects to the client. Frames that arrive after the stream
+// has ended (a frozen session that woke up) are dropped: the client has
+// moved on, and its next stream replays everything.
+func (c *Client) serve(st *stream) {
+	c.wg.Add(2)
 	go func() {
 		defer c.wg.Done()
-		t := time.NewTicker(hb)
-		defer t.Stop()
-		for {
-			select {
-			case <-st.done:
-				return
-			case <-t.C:
-				_ = st.send(&registryv1.ClientFrame{Body: &registryv1.ClientFrame_Heartbeat{Heartbeat: &registryv1.Heartbeat{}}})
-			}
-		}
+		st.write()
+	}()
+	go func() {
+		defer c.wg.Done()
+		c.watch(st)
 	}()
 	for {
 		f, err := st.s.Recv()
@@ -176,21 +321,61 @@ func (c *Client) serve(st *stream) {
 			st.end(err)
 			return
 		}
+		st.heard()
+		if st.ended() {
+			continue
+		}
 		switch b := f.GetBody().(type) {
 		case *registryv1.ServerFrame_Ack:
-			st.mu.Lock()
-			ch := st.pending[b.Ack.GetId()]
-			delete(st.pending, b.Ack.GetId())
-			st.mu.Unlock()
-			if ch != nil {
-				ch <- b.Ack
-			}
+			st.acked(b.Ack)
 		case *registryv1.ServerFrame_Push:
 			c.deliver(st, []*registryv1.Push{b.Push})
 		case *registryv1.ServerFrame_PushBatch:
 			c.deliver(st, b.PushBatch.GetPushes())
 		case *registryv1.ServerFrame_Redirect:
 			c.redirected(st, b.Redirect)
+		}
+	}
+}
+
+// watch heartbeats st and ends it with a *silentError once nothing at all
+// has arrived for missed heartbeat intervals (every frame counts: acks,
+// the answers to heartbeats, pushes). Intervals in which this goroutine
+// could not even tick (the client process was stalled: a ticker drops the
+// ticks it could not deliver) do not count against the session: the
+// deadline needs missed-1 heartbeats sent since the last frame.
+func (c *Client) watch(st *stream) {
+	every := c.heartbeatInterval(st)
+	missed := c.opts.missedBeats
+	deadline := every * time.Duration(missed)
+	beat := time.NewTicker(every)
+	defer beat.Stop()
+	check := time.NewTimer(deadline)
+	defer check.Stop()
+	seen, unanswered := st.received.Load(), 0
+	for {
+		select {
+		case <-st.done:
+			return
+		case <-beat.C:
+			if n := st.received.Load(); n != seen {
+				seen, unanswered = n, 0
+			}
+			unanswered++
+			st.heartbeat()
+		case <-check.C:
+			silent := st.silence()
+			switch {
+			case silent < deadline:
+				check.Reset(deadline - silent)
+			case unanswered < missed-1:
+				check.Reset(every) // we were stalled: give the session its heartbeats
+			default:
+				st.end(&silentError{silent: silent, deadline: deadline, at: time.Now()})
+				c.logger.Warn("strata: session silent past the liveness deadline; moving to another session",
+					"session", st.addr, "silent", silent.Round(time.Millisecond), "deadline", deadline)
+				return
+			}
 		}
 	}
 }

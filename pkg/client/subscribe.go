@@ -110,7 +110,7 @@ func (c *Client) Subscribe(ctx context.Context, dataID string, opts ...RegisterO
 		if st == nil {
 			return s, nil // registered on connect (replay)
 		}
-		ch, err := st.start(s.register())
+		ch, err := st.start(s.register(), nil)
 		if err == nil {
 			var a *registryv1.Ack
 			if a, err = wait(ctx, ch); err == nil {
@@ -279,7 +279,7 @@ func (s *Subscription) replay(st *stream) <-chan *registryv1.Ack {
 	if s.closed {
 		return nil
 	}
-	ch, _ := st.start(s.registerLocked())
+	ch, _ := st.start(s.registerLocked(), nil)
 	return ch
 }
 
