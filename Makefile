@@ -8,6 +8,7 @@ TEST_TIMEOUT ?= 15m
 
 .PHONY: all build test e2e lint proto run bench bench-pushlat bench-etcd bench-compare fuzz fuzz-corpus clean
 .PHONY: compose-image compose-up compose-down compose-smoke
+.PHONY: chaos
 
 all: build
 
@@ -64,6 +65,19 @@ e2e:
 ## run: a local cluster on loopback, no Docker (META=3 DATA=3 SESSION=2); Ctrl-C stops it
 run: build
 	META=$(or $(META),3) DATA=$(or $(DATA),3) SESSION=$(or $(SESSION),2) ./deploy/local/run.sh
+
+## chaos: real processes (3 meta, 3 data, 3 session, TLS) under a seeded random
+## schedule of faults with steady pkg/client load, and a history checker
+## (internal/chaos, cmd/chaos). DURATION (default 2m) of faults; SEED (default
+## from the clock, printed); FAULTS, a comma list of kinds or groups (default
+## all: kill/stop/restart of every role, meta-leader, meta-quorum, and, as root
+## in network namespaces, cut-session-data, cut-data-meta, cut-session-all);
+## CHAOS_FLAGS for more (bin/chaos --help). Report, chart and every node's log
+## in bench/out/chaos-<seed>/; exits non-zero on a violation.
+DURATION ?= 2m
+FAULTS   ?= all
+chaos: build
+	./bin/chaos --duration $(DURATION) --faults $(FAULTS) $(if $(SEED),--seed $(SEED)) $(CHAOS_FLAGS)
 
 ## bench: every Go benchmark (with -benchmem); results go to bench/out/
 BENCH_OUT ?= bench/out/bench-$(shell date +%Y%m%d-%H%M%S).txt
