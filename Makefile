@@ -8,7 +8,7 @@ TEST_TIMEOUT ?= 15m
 
 .PHONY: all build test e2e lint proto run bench bench-pushlat bench-etcd bench-compare fuzz fuzz-corpus clean
 .PHONY: compose-image compose-up compose-down compose-smoke
-.PHONY: chaos
+.PHONY: chaos chaos-compose
 
 all: build
 
@@ -78,6 +78,15 @@ DURATION ?= 2m
 FAULTS   ?= all
 chaos: build
 	./bin/chaos --duration $(DURATION) --faults $(FAULTS) $(if $(SEED),--seed $(SEED)) $(CHAOS_FLAGS)
+
+## chaos-compose: make chaos against a throwaway compose cluster: docker kill,
+## pause, stop+start and network disconnect through the Engine API, load and
+## checker in a container on the project network (deploy/compose/chaos.sh).
+## DURATION, SEED, FAULTS, CHAOS_FLAGS as for chaos; output in
+## bench/out/chaos-compose-<seed>/.
+chaos-compose: compose-image
+	STRATA_IMAGE=$(STRATA_IMAGE) COMPOSE='$(COMPOSE)' DURATION=$(DURATION) FAULTS=$(FAULTS) SEED=$(SEED) \
+	  CHAOS_FLAGS='$(CHAOS_FLAGS)' deploy/compose/chaos.sh
 
 ## bench: every Go benchmark (with -benchmem); results go to bench/out/
 BENCH_OUT ?= bench/out/bench-$(shell date +%Y%m%d-%H%M%S).txt

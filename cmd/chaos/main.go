@@ -31,6 +31,8 @@ type options struct {
 	holdMin, holdMax      time.Duration
 	gapMin, gapMax        time.Duration
 	progress              time.Duration
+	compose, socket       string
+	credentials, cluster  string
 }
 
 // errViolations makes the exit status 1 after the report was printed.
@@ -95,6 +97,10 @@ the seed stay in the output directory.`,
 	f.DurationVar(&o.gapMin, "gap-min", def.Timing.GapMin, "shortest pause after recovery")
 	f.DurationVar(&o.gapMax, "gap-max", def.Timing.GapMax, "longest pause after recovery")
 	f.DurationVar(&o.progress, "progress", def.ProgressEvery, "progress line interval")
+	f.StringVar(&o.compose, "compose", "", "attach to this running compose project instead of starting processes (make chaos-compose; run on its network)")
+	f.StringVar(&o.socket, "docker-socket", "/var/run/docker.sock", "with --compose: the Docker Engine's socket")
+	f.StringVar(&o.credentials, "credentials", "/credentials", "with --compose: the operator credentials share (admin/admin, client/dev)")
+	f.StringVar(&o.cluster, "cluster", "strata", "with --compose: the cluster name in the certificates")
 	return cmd
 }
 
@@ -123,12 +129,16 @@ func run(cmd *cobra.Command, o *options) error {
 	if cfg.Out == "" {
 		cfg.Out = filepath.Join("bench", "out", fmt.Sprintf("chaos-%d", cfg.Seed))
 	}
-	if cfg.Bin, err = filepath.Abs(o.bin); err != nil {
-		return err
-	}
-	for _, b := range []string{"meta", "data", "session"} {
-		if _, err := os.Stat(filepath.Join(cfg.Bin, b)); err != nil {
-			return fmt.Errorf("%s: %w (make build)", filepath.Join(cfg.Bin, b), err)
+	if o.compose != "" {
+		cfg.Compose = &chaos.ComposeConfig{Project: o.compose, Socket: o.socket, Credentials: o.credentials, Cluster: o.cluster}
+	} else {
+		if cfg.Bin, err = filepath.Abs(o.bin); err != nil {
+			return err
+		}
+		for _, b := range []string{"meta", "data", "session"} {
+			if _, err := os.Stat(filepath.Join(cfg.Bin, b)); err != nil {
+				return fmt.Errorf("%s: %w (make build)", filepath.Join(cfg.Bin, b), err)
+			}
 		}
 	}
 	cfg.Duration, cfg.MaxFaults, cfg.Kinds, cfg.Ordered, cfg.Net = o.duration, o.maxFaults, kinds, o.ordered, o.net

@@ -132,11 +132,36 @@ type FaultStats struct {
 	// PairsOn and PairsOff count those pairs.
 	PairsOn  uint64 `json:"pairs_on"`
 	PairsOff uint64 `json:"pairs_off"`
+	// WorstOn and WorstOff are the pairs behind StallOn and StallOff,
+	// to find in the nodes' logs.
+	WorstOn  *Pair `json:"worst_on,omitempty"`
+	WorstOff *Pair `json:"worst_off,omitempty"`
 	// Convergence is how long after the heal every subscriber showed
 	// everything acked before it; -1 while not yet.
 	Convergence time.Duration `json:"convergence"`
 	// Error is set when the fault could not be injected or healed.
 	Error string `json:"error,omitempty"`
+}
+
+// Pair is one update reaching one subscriber: which, from and to which
+// sessions (at the fault's start), when it was sent and how long it took.
+type Pair struct {
+	Key        string        `json:"key"`
+	Publisher  string        `json:"publisher"`
+	Seq        uint64        `json:"seq"`
+	Subscriber string        `json:"subscriber"`
+	PubSession string        `json:"pub_session"`
+	SubSession string        `json:"sub_session"`
+	Sent       time.Time     `json:"sent"`
+	Latency    time.Duration `json:"latency"`
+}
+
+func (p *Pair) String() string {
+	if p == nil {
+		return "-"
+	}
+	return fmt.Sprintf("%s %s:%d (via %s) -> %s (via %s) sent %s took %v", p.Key, p.Publisher, p.Seq, p.PubSession,
+		p.Subscriber, p.SubSession, p.Sent.Format("15:04:05.000"), p.Latency.Round(time.Millisecond))
 }
 
 // Checker checks a history online, as the clients report it: memory is
@@ -372,18 +397,33 @@ func (c *Checker) advance(p *pubState, sub string, r, seq uint64, t time.Time) {
 		}
 		lat := time.Duration(t.UnixNano() - p.sent[q-1])
 		c.pairs.Add(lat)
+		// An update still on its way when the next fault began is that
+		// fault's to answer for (the runner starts a fault only after
+		// the previous one converged): charge it there.
+		if cur := int32(len(c.faults) - 1); cur > p.sentFault[q-1] {
+			p.sentFault[q-1], p.sentActive[q-1] = cur, c.faults[cur].healed.IsZero()
+		}
 		if f := p.sentFault[q-1]; f >= 0 {
 			fs := c.faults[f]
-			if fs.start.Blast.on(p.Key, fs.start.PubSessions[p.RegisterID], fs.start.SubSessions[sub]) {
+			ps, ss := fs.start.PubSessions[p.RegisterID], fs.start.SubSessions[sub]
+			pair := func() *Pair {
+				return &Pair{Key: p.Key, Publisher: p.Name, Seq: q, Subscriber: sub, PubSession: ps, SubSession: ss,
+					Sent: time.Unix(0, p.sent[q-1]), Latency: lat}
+			}
+			if fs.start.Blast.on(p.Key, ps, ss) {
 				pu.on++
 				pu.maxOn = max(pu.maxOn, lat)
 				fs.PairsOn++
-				fs.StallOn = max(fs.StallOn, lat)
+				if lat > fs.StallOn {
+					fs.StallOn, fs.WorstOn = lat, pair()
+				}
 			} else {
 				pu.off++
 				pu.maxOff = max(pu.maxOff, lat)
 				fs.PairsOff++
-				fs.StallOff = max(fs.StallOff, lat)
+				if lat > fs.StallOff {
+					fs.StallOff, fs.WorstOff = lat, pair()
+				}
 			}
 		} else {
 			pu.off++

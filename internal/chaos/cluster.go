@@ -74,6 +74,12 @@ type Cluster struct {
 	cfg   ClusterConfig
 	creds pki.Dir
 	httpc *http.Client
+	// cluster and client are the cluster name and the client identity
+	// the load connects as.
+	cluster, client string
+	// attached: the nodes are not this run's (a compose project): Close
+	// only heals them.
+	attached bool
 
 	Metas, Datas, Sessions []*Node
 	all                    []*Node
@@ -87,6 +93,10 @@ type Node struct {
 	LogPath  string
 	args     []string
 	c        *Cluster
+
+	// ctl controls the node when it is not a local process (a
+	// container); nil for a process this run started.
+	ctl nodeCtl
 
 	mu      sync.Mutex
 	proc    *os.Process
@@ -106,7 +116,7 @@ func StartCluster(ctx context.Context, cfg ClusterConfig) (*Cluster, error) {
 	if cfg.Logf == nil {
 		cfg.Logf = func(string, ...any) {}
 	}
-	c := &Cluster{cfg: cfg, creds: pki.Dir(filepath.Join(cfg.Dir, "credentials"))}
+	c := &Cluster{cfg: cfg, creds: pki.Dir(filepath.Join(cfg.Dir, "credentials")), cluster: clusterName, client: clientName}
 	ids := func(role string, n int) []string {
 		var out []string
 		for i := range n {
@@ -199,8 +209,8 @@ func (c *Cluster) Nodes() []*Node { return c.all }
 // client identity's credentials and the sessions (or, with meta, the
 // meta nodes to discover them from).
 func (c *Cluster) ClientOptions(viaMeta bool) []client.Option {
-	cr := client.CredentialsDir(string(c.creds), clientName)
-	cr.Cluster = clusterName
+	cr := client.CredentialsDir(string(c.creds), c.client)
+	cr.Cluster = c.cluster
 	opts := []client.Option{client.WithCredentials(cr)}
 	var addrs []string
 	for _, s := range c.Sessions {
@@ -240,6 +250,10 @@ func (c *Cluster) ByID(id string) *Node {
 // Close stops every node (SIGCONT first for a frozen one, then SIGTERM,
 // SIGKILL after 10 s) and removes what the Net made. Safe to call twice.
 func (c *Cluster) Close() {
+	if c.attached {
+		c.heal()
+		return
+	}
 	var wg sync.WaitGroup
 	for _, n := range c.all {
 		wg.Add(1)
@@ -257,6 +271,9 @@ func (c *Cluster) Close() {
 // Start starts the node's process (again, after a kill or stop) and
 // returns once it has logged "<role> node started"; not yet ready.
 func (n *Node) Start() error {
+	if n.ctl != nil {
+		return n.ctl.start()
+	}
 	n.mu.Lock()
 	if n.proc != nil && !exited(n.done) {
 		n.mu.Unlock()
@@ -319,6 +336,9 @@ func exited(ch chan struct{}) bool {
 
 // Running reports whether the process is alive (frozen counts).
 func (n *Node) Running() bool {
+	if n.ctl != nil {
+		return n.ctl.running()
+	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return n.proc != nil && !exited(n.done)
@@ -326,6 +346,9 @@ func (n *Node) Running() bool {
 
 // Frozen reports whether the node is stopped by SIGSTOP.
 func (n *Node) Frozen() bool {
+	if n.ctl != nil {
+		return n.ctl.frozen()
+	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return n.frozen
@@ -352,6 +375,9 @@ func (n *Node) signal(sig syscall.Signal) error {
 
 // Kill sends SIGKILL (a crash) and waits for the exit.
 func (n *Node) Kill() error {
+	if n.ctl != nil {
+		return n.ctl.kill()
+	}
 	if err := n.signal(syscall.SIGKILL); err != nil {
 		return err
 	}
@@ -368,16 +394,30 @@ func (n *Node) wait() {
 	}
 }
 
-// Freeze sends SIGSTOP.
-func (n *Node) Freeze() error { return n.signal(syscall.SIGSTOP) }
+// Freeze sends SIGSTOP (a container: docker pause).
+func (n *Node) Freeze() error {
+	if n.ctl != nil {
+		return n.ctl.freeze()
+	}
+	return n.signal(syscall.SIGSTOP)
+}
 
-// Thaw sends SIGCONT.
-func (n *Node) Thaw() error { return n.signal(syscall.SIGCONT) }
+// Thaw sends SIGCONT (a container: docker unpause).
+func (n *Node) Thaw() error {
+	if n.ctl != nil {
+		return n.ctl.thaw()
+	}
+	return n.signal(syscall.SIGCONT)
+}
 
 // Term stops the node gracefully: SIGCONT if frozen, SIGTERM, and
 // SIGKILL if it is still running after grace. It returns once the
 // process has exited; nothing when it is not running.
 func (n *Node) Term(grace time.Duration) {
+	if n.ctl != nil {
+		n.ctl.term(grace)
+		return
+	}
 	if !n.Running() {
 		return
 	}
@@ -508,6 +548,41 @@ func (c *Cluster) MetaLeader() *Node {
 	return nil
 }
 
+// metaSettled asks the meta leader's /readyz detail whether the slots
+// are settled.
+func (c *Cluster) metaSettled() error {
+	for _, m := range c.Metas {
+		if !m.Running() || m.Frozen() {
+			continue
+		}
+		var v struct {
+			IsLeader bool `json:"is_leader"`
+			Slots    *struct {
+				State        string `json:"state"`
+				PendingMoves int    `json:"pending_moves"`
+				Syncing      int    `json:"followers_syncing"`
+				Handovers    *int   `json:"handovers"`
+			} `json:"slots"`
+		}
+		if c.get(m, "/readyz", &v) != nil || !v.IsLeader {
+			continue
+		}
+		if v.Slots == nil {
+			return fmt.Errorf("meta leader %s: no slots detail in /readyz", m.ID)
+		}
+		if v.Slots.State != "settled" {
+			h := -1
+			if v.Slots.Handovers != nil {
+				h = *v.Slots.Handovers
+			}
+			return fmt.Errorf("meta leader %s: slots %s (%d moves pending, %d copies syncing, %d handovers)",
+				m.ID, v.Slots.State, v.Slots.PendingMoves, v.Slots.Syncing, h)
+		}
+		return nil
+	}
+	return errors.New("no meta leader answered")
+}
+
 // Table is meta's slot table as /api/v1/slots shows it.
 type Table struct {
 	Epoch    uint64 `json:"epoch"`
@@ -546,6 +621,14 @@ func (c *Cluster) Table() (*Table, error) {
 	return nil, fmt.Errorf("no meta node answered: %w", errors.Join(errs...))
 }
 
+// epoch is t's epoch (0 for nil).
+func (t *Table) epoch() uint64 {
+	if t == nil {
+		return 0
+	}
+	return t.Epoch
+}
+
 // LeaderOf returns the data node leading key's slot.
 func (t *Table) LeaderOf(key string) string {
 	if t == nil || t.hasher == nil {
@@ -559,9 +642,14 @@ func (t *Table) LeaderOf(key string) string {
 }
 
 // WaitSettled waits until every slot has a leader and its followers,
-// all synced, and every data node is ready.
+// all synced, every running data node leads some slot, and the meta
+// leader's readiness says settled (no move pending, no copy syncing, no
+// handover in flight).
 func (c *Cluster) WaitSettled(ctx context.Context, timeout time.Duration) error {
 	return poll(ctx, timeout, func() error {
+		if err := c.metaSettled(); err != nil {
+			return err
+		}
 		t, err := c.Table()
 		if err != nil {
 			return err
@@ -570,10 +658,20 @@ func (c *Cluster) WaitSettled(ctx context.Context, timeout time.Duration) error 
 			return fmt.Errorf("table epoch %d has %d of %d slots", t.Epoch, len(t.Slots), t.Settings.Count)
 		}
 		want := min(t.Settings.Replicas, len(c.Datas)) - 1
+		leads := map[string]int{}
 		for _, r := range t.Slots {
 			if r.Leader == "" || len(r.Followers) < want || len(r.Synced) != len(r.Followers) {
 				return fmt.Errorf("table epoch %d: slot %d (leader %q, followers %v, synced %v) not settled",
 					t.Epoch, r.ID, r.Leader, r.Followers, r.Synced)
+			}
+			leads[r.Leader]++
+		}
+		// A restarted data node is ready before meta admits it back; until
+		// then meta's table looks settled without it, and its slots are
+		// about to move back.
+		for _, d := range c.Datas {
+			if d.Running() && !d.Frozen() && leads[d.ID] == 0 {
+				return fmt.Errorf("table epoch %d: %s leads no slot yet", t.Epoch, d.ID)
 			}
 		}
 		return nil

@@ -100,6 +100,9 @@ func (l *Loopback) Command(_, name string, args ...string) *exec.Cmd {
 	return exec.Command(name, args...)
 }
 
+// CanMake implements kindFilter: no partitions.
+func (l *Loopback) CanMake(k Kind) bool { return !k.Partition() }
+
 // Cut implements Net: loopback cannot.
 func (l *Loopback) Cut(a, b string) error { return ErrNoPartitions }
 

@@ -102,6 +102,12 @@ func (r *Report) Summary() string {
 	for _, f := range res.Faults {
 		fmt.Fprintf(&b, "  #%-3d %-16s %-22s held %5.1fs  on %8s (%s keys)  off %8s  conv %s%s\n", f.Index, f.Kind, f.Target,
 			f.Held.Seconds(), stall(f.StallOn, f.PairsOn), onKeys(f.OnKeys), stall(f.StallOff, f.PairsOff), conv(f.Convergence), errNote(f.Error))
+		if dataKill(f.Kind) && f.StallOn > r.Detection+OnNodeSlack {
+			fmt.Fprintf(&b, "        worst on-node pair: %v\n", f.WorstOn)
+		}
+		if f.StallOff > OffNodeP99Target {
+			fmt.Fprintf(&b, "        worst off-node pair: %v\n", f.WorstOff)
+		}
 	}
 	for _, v := range res.Violations {
 		fmt.Fprintf(&b, "VIOLATION (%d %s) %s: %s\n", v.Property, v.Name, v.At.Format("15:04:05.000"), v.What)

@@ -41,6 +41,9 @@ type Config struct {
 	Timing              Timing
 	// Baseline is how long the load runs before the first fault.
 	Baseline time.Duration
+	// Compose, when set, attaches to a running compose project instead
+	// of starting processes (Bin, Net and the node counts are unused).
+	Compose *ComposeConfig
 	// ConvergenceBound is property 4's bound, and how long the runner
 	// waits for recovery after a heal before the next fault.
 	ConvergenceBound time.Duration
@@ -109,46 +112,69 @@ func Run(ctx context.Context, cfg Config) (rep *Report, err error) {
 
 	kinds := slices.Clone(cfg.Kinds)
 	wantCuts := slices.ContainsFunc(kinds, Kind.Partition)
-	var nw Net
-	switch cfg.Net {
-	case "netns":
-		if nw, err = NewNetns(); err != nil {
+	var (
+		nw Net
+		c  *Cluster
+	)
+	if cfg.Compose != nil {
+		if c, nw, err = AttachCompose(ctx, *cfg.Compose, logf); err != nil {
 			return nil, err
 		}
-	case "auto", "":
-		if wantCuts && os.Geteuid() == 0 {
-			if n, err := NewNetns(); err == nil {
-				nw = n
-			} else {
-				rep.Notes = append(rep.Notes, "netns unavailable, partitions skipped: "+err.Error())
+	} else {
+		switch cfg.Net {
+		case "netns":
+			if nw, err = NewNetns(); err != nil {
+				return nil, err
 			}
+		case "auto", "":
+			if wantCuts && os.Geteuid() == 0 {
+				if n, err := NewNetns(); err == nil {
+					nw = n
+				} else {
+					rep.Notes = append(rep.Notes, "netns unavailable, partitions skipped: "+err.Error())
+				}
+			}
+		case "loopback":
+		default:
+			return nil, fmt.Errorf("chaos: unknown net %q (loopback, netns, auto)", cfg.Net)
 		}
-	case "loopback":
-	default:
-		return nil, fmt.Errorf("chaos: unknown net %q (loopback, netns, auto)", cfg.Net)
+		if nw == nil {
+			nw = NewLoopback()
+		}
 	}
-	if nw == nil {
-		nw = NewLoopback()
+	if f, ok := nw.(kindFilter); ok {
 		for _, k := range kinds {
-			if k.Partition() {
+			if !f.CanMake(k) {
 				rep.Skipped = append(rep.Skipped, k)
 			}
 		}
-		kinds = slices.DeleteFunc(kinds, Kind.Partition)
+		kinds = slices.DeleteFunc(kinds, func(k Kind) bool { return !f.CanMake(k) })
 	}
 	rep.Net, rep.Kinds = nw.Name(), kinds
 	if len(kinds) == 0 {
+		if c != nil {
+			c.Close()
+		}
 		_ = nw.Close()
 		return nil, errors.New("chaos: no fault kind this network can make")
 	}
 	logf("seed %d, net %s, faults %s, output %s", cfg.Seed, nw.Name(), joinKinds(kinds), cfg.Out)
 
-	c, err := StartCluster(ctx, ClusterConfig{Bin: cfg.Bin, Dir: cfg.Out, Meta: cfg.Meta, Data: cfg.Data, Session: cfg.Session, Net: nw, Logf: logf})
-	if err != nil {
-		_ = nw.Close()
-		return nil, err
+	if c == nil {
+		c, err = StartCluster(ctx, ClusterConfig{Bin: cfg.Bin, Dir: cfg.Out, Meta: cfg.Meta, Data: cfg.Data, Session: cfg.Session, Net: nw, Logf: logf})
+		if err != nil {
+			_ = nw.Close()
+			return nil, err
+		}
 	}
+	rep.Nodes = fmt.Sprintf("%d meta, %d data, %d session", len(c.Metas), len(c.Datas), len(c.Sessions))
 	defer c.Close()
+	if cfg.Compose != nil {
+		// The containers' logs, at the end (the deferred calls run last
+		// in first: this one before Close heals the project).
+		defer c.saveLogs(cfg.Out)
+		c.saveLogs(cfg.Out) // for the detection budget the nodes logged
+	}
 	rep.Detection = detectionBudget(c.Datas[0].LogPath)
 	load, err := StartLoad(ctx, c, cfg.Load, cfg.ConvergenceBound)
 	if err != nil {
@@ -205,7 +231,13 @@ func Run(ctx context.Context, cfg Config) (rep *Report, err error) {
 		}
 		pubs, subs := load.Sessions()
 		fs := FaultStart{Kind: p.Kind, At: time.Now(), PubSessions: pubs, SubSessions: subs}
+		// The keys on the faulty node by the table as it is now (the
+		// cached one may predate the last recovery's moves).
 		t := table.Load()
+		if fresh, err := c.Table(); err == nil {
+			t = fresh
+			table.Store(fresh)
+		}
 		f, ierr := inject(c, p, func(n *Node) bool {
 			return slices.ContainsFunc(load.Keys(), func(k string) bool { return t.LeaderOf(dataInfoID(k)) == n.ID })
 		})
@@ -226,7 +258,8 @@ func Run(ctx context.Context, cfg Config) (rep *Report, err error) {
 			continue
 		}
 		current.Store(fmt.Sprintf("%s %s (hold %v)", p.Kind, f.target, p.Hold.Round(100*time.Millisecond)))
-		fmt.Fprintf(&flog, "%s fault %d %s %s hold %v\n", fs.At.Format(time.RFC3339Nano), idx, p.Kind, f.target, p.Hold.Round(time.Millisecond))
+		fmt.Fprintf(&flog, "%s fault %d %s %s hold %v; table epoch %d, key leaders %s\n", fs.At.Format(time.RFC3339Nano), idx, p.Kind, f.target,
+			p.Hold.Round(time.Millisecond), t.Epoch, keyLeaders(t, load.Keys()))
 		// The hold ends early when ctx ends; the heal always runs.
 		sleep(ctx, p.Hold)
 		herr := f.heal()
@@ -250,8 +283,10 @@ func Run(ctx context.Context, cfg Config) (rep *Report, err error) {
 			return nil
 		})
 		conv, _ := ch.Convergence(idx)
-		fmt.Fprintf(&flog, "%s fault %d healed (err %v); cluster recovered in %v (err %v); clients converged in %v\n",
-			healed.Format(time.RFC3339Nano), idx, herr, time.Since(healed).Round(time.Millisecond), rerr, conv.Round(time.Millisecond))
+		after, _ := c.Table()
+		fmt.Fprintf(&flog, "%s fault %d healed (err %v); cluster recovered in %v (err %v); clients converged in %v; table epoch %d, key leaders %s\n",
+			healed.Format(time.RFC3339Nano), idx, herr, time.Since(healed).Round(time.Millisecond), rerr, conv.Round(time.Millisecond),
+			after.epoch(), keyLeaders(after, load.Keys()))
 		if rerr != nil {
 			logf("fault %d %s %s: cluster not recovered: %v", i, p.Kind, f.target, rerr)
 		}
@@ -326,6 +361,18 @@ func blast(f *injected, t *Table, keys []string) Blast {
 		}
 	}
 	return b
+}
+
+// keyLeaders lists each key's slot leader by t, for faults.log.
+func keyLeaders(t *Table, keys []string) string {
+	var b strings.Builder
+	for i, k := range keys {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		fmt.Fprintf(&b, "%s=%s", strings.TrimPrefix(k, "com.example.chaos."), t.LeaderOf(dataInfoID(k)))
+	}
+	return b.String()
 }
 
 // sleep waits d or until ctx ends, and reports whether d passed.

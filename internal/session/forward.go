@@ -2,6 +2,7 @@ package session
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
@@ -26,7 +27,9 @@ import (
 // retries after a delay that doubles from RetryInterval/16 up to
 // RetryInterval (a leader that is a moment behind the session's table is
 // retried quickly; a dead one is not hammered), or at once on a new slot
-// table.
+// table. A new table that replaces a slot's leader also cancels the batch
+// still waiting on the old one (routedCalls), so a frozen leader holds
+// its slots' writes until meta moves them, not for a whole CallTimeout.
 type forwarder struct {
 	s *Server
 
@@ -228,9 +231,12 @@ func (f *forwarder) failed(id slot.ID, now time.Time) {
 // call are free again.
 func (f *forwarder) settle(id slot.ID, leader slot.NodeID, fl *flight, b map[pubKey]fwdOp, err error) {
 	f.mu.Lock()
-	if err == nil {
+	if err == nil || errors.Is(err, errLeaderReplaced) {
+		// Done, or cut short by a new table: either way nothing to wait
+		// out (a replaced leader's batch goes back to the queue below).
 		delete(f.backoff, id)
-	} else {
+	}
+	if err != nil {
 		if f.pending[id] == nil {
 			f.pending[id] = map[pubKey]fwdOp{}
 		}
@@ -239,7 +245,9 @@ func (f *forwarder) settle(id slot.ID, leader slot.NodeID, fl *flight, b map[pub
 				f.pending[id][k] = op
 			}
 		}
-		f.failed(id, f.s.clock.Now())
+		if !errors.Is(err, errLeaderReplaced) {
+			f.failed(id, f.s.clock.Now())
+		}
 	}
 	delete(f.inflight, id)
 	if f.perNode[leader]--; f.perNode[leader] <= 0 {
@@ -267,8 +275,14 @@ func (f *forwarder) send(ctx context.Context, tv *tableView, id slot.ID, b map[p
 	}
 	cctx, cancel := context.WithTimeout(ctx, f.s.cfg.CallTimeout)
 	defer cancel()
+	cctx, done := f.s.routed.start(cctx, id, row.Leader, row.LeaderEpoch)
+	defer done()
 	_, err = registryv1.NewDataServiceClient(conn).Publish(cctx, req)
 	if err != nil {
+		if replaced(cctx) {
+			f.s.logger.Debug("write to a replaced slot leader cancelled; retrying at the new one", "slot", id, "leader", row.Leader)
+			return errLeaderReplaced
+		}
 		f.s.logger.Debug("write to slot leader failed; retrying", "slot", id, "leader", row.Leader, "err", err)
 		return err
 	}

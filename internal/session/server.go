@@ -68,8 +68,14 @@ type Server struct {
 	fwd    *forwarder
 	// fetches bounds the push engine's reads in flight per data node.
 	fetches *nodeGate
+	// routed are the writes and fetches in flight to slot leaders; a new
+	// table cancels those whose leader it replaced.
+	routed *routedCalls
 	// scanNow asks for a version scan at once (a change stream overflowed).
 	scanNow chan struct{}
+	// watchNow asks noticeLoop to look for data nodes to watch at once (a
+	// new table may name a leader this session has no stream to yet).
+	watchNow chan struct{}
 	// throttled counts registrations slowed down to their rates.
 	throttled atomic.Int64
 	// redirects and balanceRounds count connection balance's work.
@@ -122,6 +128,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		cfg:      cfg,
 		proc:     fmt.Sprintf("%s@%d", cfg.NodeID, time.Now().UnixNano()),
 		scanNow:  make(chan struct{}, 1),
+		watchNow: make(chan struct{}, 1),
 		tableNew: make(chan struct{}),
 	}
 	n, err := node.New(cfg.Config, node.Spec{Role: cluster.RoleSession, PoolSize: 1024, ServerOptions: serverOptions(cfg.TLS.Enabled()), Ready: s.ReadyState, Policy: policy, Tokens: true}, deps)
@@ -139,6 +146,12 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	// holds at most that many (each for FetchTimeout) while the rest serve
 	// every other node's keys; a busy healthy node still gets most of them.
 	s.fetches = newNodeGate(cfg.Push.FetchWorkers - cfg.Push.FetchWorkers/4)
+	s.routed = newRoutedCalls(func() *slot.Table {
+		if tv := s.table.Load(); tv != nil {
+			return &tv.t
+		}
+		return nil
+	})
 	return s, nil
 }
 
@@ -214,7 +227,8 @@ func (r *lifecycle) Close() error {
 	return nil
 }
 
-// applyTable takes a new slot table (in epoch order) and wakes the
+// applyTable takes a new slot table (in epoch order), cancels the calls
+// in flight to leaders it replaced (routedCalls), and wakes the
 // forwarder, whose pending writes may now have a leader.
 func (s *Server) applyTable(pt *registryv1.SlotTable) {
 	t, err := metaclient.Table(pt)
@@ -237,6 +251,13 @@ func (s *Server) applyTable(pt *registryv1.SlotTable) {
 	close(s.tableNew)
 	s.tableNew = make(chan struct{})
 	s.tableMu.Unlock()
+	if n := s.routed.retarget(t); n > 0 {
+		s.logger.Debug("calls to replaced slot leaders cancelled", "calls", n, "epoch", t.Epoch)
+	}
+	select {
+	case s.watchNow <- struct{}{}:
+	default:
+	}
 	s.fwd.retryNow()
 }
 
@@ -316,7 +337,7 @@ func (s *Server) dataAddr(id slot.NodeID) string {
 // an error (no leader, migrating slot, epoch mismatch) and never a partial
 // datum.
 func (s *Server) Fetch(ctx context.Context, key string) (*registryv1.Datum, error) {
-	_, leader, _, _, err := s.route(key)
+	id, leader, _, leaderEpoch, err := s.route(key)
 	if err != nil {
 		return nil, err
 	}
@@ -328,8 +349,13 @@ func (s *Server) Fetch(ctx context.Context, key string) (*registryv1.Datum, erro
 		return nil, status.Errorf(codes.Unavailable, "session: data node %s already has its share of reads in flight; retry", leader)
 	}
 	defer s.fetches.release(leader)
+	ctx, done := s.routed.start(ctx, id, leader, leaderEpoch)
+	defer done()
 	resp, err := registryv1.NewDataServiceClient(conn).GetDatums(ctx, &registryv1.GetDatumsRequest{DataInfoIds: []string{key}})
 	if err != nil {
+		if replaced(ctx) {
+			return nil, errLeaderReplaced
+		}
 		return nil, err
 	}
 	if len(resp.GetDatums()) != 1 {
@@ -349,7 +375,10 @@ func (s *Server) heartbeatLoop(ctx context.Context) error {
 
 // noticeLoop keeps one change stream open to every data node in the pool
 // and turns its batches into engine notices. Holding the stream also holds
-// this session's lease on that node.
+// this session's lease on that node. It looks every RetryInterval, and at
+// once on a new slot table: a data node that just restarted and got
+// leaderships back must not wait a retry interval for its notices to
+// reach this session (until then only a version scan would find them).
 func (s *Server) noticeLoop(ctx context.Context) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -383,6 +412,7 @@ func (s *Server) noticeLoop(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-t.C():
+		case <-s.watchNow:
 		}
 	}
 }
@@ -457,23 +487,32 @@ func (s *Server) scanLoop(ctx context.Context) error {
 				byLeader[leader] = append(byLeader[leader], key)
 			}
 		}
+		// One goroutine per leader (a handful): a frozen leader holds its
+		// own keys' scan for a call timeout, not everyone's.
+		var wg sync.WaitGroup
 		for leader, keys := range byLeader {
-			conn, err := s.dataConn(leader)
-			if err != nil {
-				continue
-			}
-			for chunk := range slices.Chunk(keys, scanChunk) {
-				cctx, cancel := context.WithTimeout(ctx, s.cfg.CallTimeout)
-				resp, err := registryv1.NewDataServiceClient(conn).GetVersions(cctx, &registryv1.GetVersionsRequest{DataInfoIds: chunk})
-				cancel()
-				if err != nil {
-					break
-				}
-				for _, v := range resp.GetVersions() {
-					if v.GetVersion() > s.engine.Fetched(v.GetDataInfoId()) {
-						s.engine.Notify(v.GetDataInfoId(), v.GetVersion())
-					}
-				}
+			wg.Go(func() { s.scanLeader(ctx, leader, keys) })
+		}
+		wg.Wait()
+	}
+}
+
+// scanLeader compares keys' versions with their leader's.
+func (s *Server) scanLeader(ctx context.Context, leader slot.NodeID, keys []string) {
+	conn, err := s.dataConn(leader)
+	if err != nil {
+		return
+	}
+	for chunk := range slices.Chunk(keys, scanChunk) {
+		cctx, cancel := context.WithTimeout(ctx, s.cfg.CallTimeout)
+		resp, err := registryv1.NewDataServiceClient(conn).GetVersions(cctx, &registryv1.GetVersionsRequest{DataInfoIds: chunk})
+		cancel()
+		if err != nil {
+			return
+		}
+		for _, v := range resp.GetVersions() {
+			if v.GetVersion() > s.engine.Fetched(v.GetDataInfoId()) {
+				s.engine.Notify(v.GetDataInfoId(), v.GetVersion())
 			}
 		}
 	}
