@@ -104,8 +104,10 @@ type composeNet struct {
 	isolated map[string]bool
 }
 
-func (n *composeNet) Name() string                   { return "compose" }
-func (n *composeNet) Addrs(id string) (Addrs, error) { return Addrs{}, errors.New("chaos: compose nodes are not placed") }
+func (n *composeNet) Name() string { return "compose" }
+func (n *composeNet) Addrs(id string) (Addrs, error) {
+	return Addrs{}, errors.New("chaos: compose nodes are not placed")
+}
 func (n *composeNet) Command(string, string, ...string) *exec.Cmd {
 	return exec.Command("false") // never called: compose nodes are not started as processes
 }

@@ -116,7 +116,9 @@ func (d *docker) state(id string) (string, error) {
 	return in.State.Status, nil
 }
 
-func (d *docker) kill(id string) error { return d.do(http.MethodPost, "/containers/"+id+"/kill", nil, nil) }
+func (d *docker) kill(id string) error {
+	return d.do(http.MethodPost, "/containers/"+id+"/kill", nil, nil)
+}
 func (d *docker) pause(id string) error {
 	return d.do(http.MethodPost, "/containers/"+id+"/pause", nil, nil)
 }

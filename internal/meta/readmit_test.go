@@ -18,7 +18,9 @@ func TestMeta_MustReadmit_NewProcessOrRemovedButStillInTheTable(t *testing.T) {
 		{ID: 0, Leader: "d1", LeaderEpoch: 3, Followers: []slot.NodeID{"d2"}},
 		{ID: 1, Leader: "d2", LeaderEpoch: 4, Followers: []slot.NodeID{"d3"}},
 	}}
-	data := func(id, proc string) Member { return Member{ID: id, Role: cluster.RoleData, GRPC: id + ":1", Proc: proc} }
+	data := func(id, proc string) Member {
+		return Member{ID: id, Role: cluster.RoleData, GRPC: id + ":1", Proc: proc}
+	}
 	members := func(ms ...Member) map[string]Member {
 		out := map[string]Member{}
 		for _, m := range ms {
