@@ -145,19 +145,23 @@ func Schedule(seed uint64, kinds []Kind, n int, ordered bool, t Timing) []Planne
 	return out
 }
 
-// injected is a fault in progress: the nodes it touches and how to end it.
+// injected is a fault: the nodes it touches, how to start it (act) and
+// how to end it (heal).
 type injected struct {
 	target string
 	datas  []*Node // data nodes whose keys are on the fault
 	sess   []*Node // sessions whose clients are on the fault
 	none   bool    // meta: nothing on the data path
+	act    func() error
 	heal   func() error
 }
 
-// inject starts fault p on c. leads reports whether a data node leads
-// some loaded key: a data fault picks among those (all, if none), so it
-// has keys on it to measure.
-func inject(c *Cluster, p Planned, leads func(*Node) bool) (*injected, error) {
+// plan chooses fault p's target on c, without touching anything yet: the
+// runner records the fault as started, then acts, so what the action
+// itself holds up (a graceful stop takes seconds) is charged to this
+// fault. leads reports whether a data node leads some loaded key: a data
+// fault picks among those (all, if none), so it has keys on it to measure.
+func plan(c *Cluster, p Planned, leads func(*Node) bool) (*injected, error) {
 	pick := func(nodes []*Node) *Node { return nodes[int(p.Pick)%len(nodes)] }
 	pickData := func() *Node {
 		if busy := slices.DeleteFunc(slices.Clone(c.Datas), func(n *Node) bool { return !leads(n) }); len(busy) > 0 {
@@ -176,56 +180,34 @@ func inject(c *Cluster, p Planned, leads func(*Node) bool) (*injected, error) {
 			return errors.Join(errs...)
 		}
 	}
-	kill := func(n *Node) (*injected, error) {
-		if err := n.Kill(); err != nil {
-			return nil, err
+	// process is a SIGKILL, SIGSTOP or SIGTERM-and-start of n.
+	process := func(n *Node, kind string) *injected {
+		f := &injected{target: n.ID}
+		switch kind {
+		case "kill":
+			f.act, f.heal = n.Kill, restart(n)
+		case "stop":
+			f.act, f.heal = n.Freeze, n.Thaw
+		default:
+			f.act = func() error {
+				n.Term(10 * time.Second)
+				return n.Start()
+			}
+			f.heal = func() error { return nil }
 		}
-		return &injected{target: n.ID, heal: restart(n)}, nil
+		return f
 	}
-	freeze := func(n *Node) (*injected, error) {
-		if err := n.Freeze(); err != nil {
-			return nil, err
-		}
-		return &injected{target: n.ID, heal: n.Thaw}, nil
-	}
-	term := func(n *Node) (*injected, error) {
-		n.Term(10 * time.Second)
-		if err := n.Start(); err != nil {
-			return nil, err
-		}
-		return &injected{target: n.ID, heal: func() error { return nil }}, nil
-	}
-	var (
-		f   *injected
-		err error
-	)
+	verb := func(k Kind) string { v, _, _ := strings.Cut(string(k), "-"); return v }
+	var f *injected
 	switch p.Kind {
 	case KillData, StopData, RestartData:
 		n := pickData()
-		switch p.Kind {
-		case KillData:
-			f, err = kill(n)
-		case StopData:
-			f, err = freeze(n)
-		default:
-			f, err = term(n)
-		}
-		if f != nil {
-			f.datas = []*Node{n}
-		}
+		f = process(n, verb(p.Kind))
+		f.datas = []*Node{n}
 	case KillSession, StopSession, RestartSession:
 		n := pick(c.Sessions)
-		switch p.Kind {
-		case KillSession:
-			f, err = kill(n)
-		case StopSession:
-			f, err = freeze(n)
-		default:
-			f, err = term(n)
-		}
-		if f != nil {
-			f.sess = []*Node{n}
-		}
+		f = process(n, verb(p.Kind))
+		f.sess = []*Node{n}
 	case KillMeta, StopMeta, RestartMeta, MetaLeader, MetaQuorum:
 		n := pick(c.Metas)
 		if p.Kind == MetaLeader || p.Kind == MetaQuorum {
@@ -234,51 +216,58 @@ func inject(c *Cluster, p Planned, leads func(*Node) bool) (*injected, error) {
 			}
 		}
 		switch p.Kind {
-		case KillMeta, MetaLeader:
-			f, err = kill(n)
-		case StopMeta:
-			f, err = freeze(n)
-		case RestartMeta:
-			f, err = term(n)
+		case MetaLeader:
+			f = process(n, "kill")
 		case MetaQuorum:
 			others := slices.DeleteFunc(slices.Clone(c.Metas), func(m *Node) bool { return m == n })
 			second := others[int(p.Pick/7)%len(others)]
-			if err = n.Kill(); err == nil {
-				err = second.Kill()
-			}
-			f = &injected{target: n.ID + "+" + second.ID, heal: restart(n, second)}
+			f = &injected{target: n.ID + "+" + second.ID, heal: restart(n, second), act: func() error {
+				if err := n.Kill(); err != nil {
+					return err
+				}
+				return second.Kill()
+			}}
+		default:
+			f = process(n, verb(p.Kind))
 		}
-		if f != nil {
-			f.none = true
-		}
+		f.none = true
 	case CutSessionData:
 		s, d := pick(c.Sessions), c.Datas[int(p.Pick/7)%len(c.Datas)]
-		err = c.cfg.Net.Cut(s.ID, d.ID)
-		f = &injected{target: s.ID + "|" + d.ID, datas: []*Node{d}, sess: []*Node{s}, heal: c.cfg.Net.Heal}
+		f = &injected{target: s.ID + "|" + d.ID, datas: []*Node{d}, sess: []*Node{s}, heal: c.cfg.Net.Heal,
+			act: func() error { return c.cfg.Net.Cut(s.ID, d.ID) }}
 	case CutDataMeta:
 		d := pickData()
-		for _, m := range c.Metas {
-			if err == nil {
-				err = c.cfg.Net.Cut(d.ID, m.ID)
+		f = &injected{target: d.ID + "|meta", datas: []*Node{d}, heal: c.cfg.Net.Heal, act: func() error {
+			for _, m := range c.Metas {
+				if err := c.cfg.Net.Cut(d.ID, m.ID); err != nil {
+					return err
+				}
 			}
-		}
-		f = &injected{target: d.ID + "|meta", datas: []*Node{d}, heal: c.cfg.Net.Heal}
+			return nil
+		}}
 	case CutSessionAll:
 		s := pick(c.Sessions)
-		for _, n := range c.all {
-			if n != s && err == nil {
-				err = c.cfg.Net.Cut(s.ID, n.ID)
+		f = &injected{target: s.ID + "|all", sess: []*Node{s}, heal: c.cfg.Net.Heal, act: func() error {
+			for _, n := range c.all {
+				if n != s {
+					if err := c.cfg.Net.Cut(s.ID, n.ID); err != nil {
+						return err
+					}
+				}
 			}
-		}
-		f = &injected{target: s.ID + "|all", sess: []*Node{s}, heal: c.cfg.Net.Heal}
+			return nil
+		}}
 	default:
 		return nil, fmt.Errorf("chaos: unknown fault %q", p.Kind)
 	}
-	if err != nil {
-		if f != nil {
-			_ = f.heal()
-		}
-		return nil, err
-	}
 	return f, nil
+}
+
+// start acts out f; on failure it heals what the action did.
+func (f *injected) start() error {
+	if err := f.act(); err != nil {
+		_ = f.heal()
+		return err
+	}
+	return nil
 }

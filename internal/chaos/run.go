@@ -238,15 +238,20 @@ func Run(ctx context.Context, cfg Config) (rep *Report, err error) {
 			t = fresh
 			table.Store(fresh)
 		}
-		f, ierr := inject(c, p, func(n *Node) bool {
+		f, ierr := plan(c, p, func(n *Node) bool {
 			return slices.ContainsFunc(load.Keys(), func(k string) bool { return t.LeaderOf(dataInfoID(k)) == n.ID })
 		})
-		fs.At = time.Now() // the fault is in force from here
+		// The fault is in force from the start of its action (a graceful
+		// restart holds its keys while the node stops).
+		fs.At = time.Now()
 		if f != nil {
 			fs.Target = f.target
 			fs.Blast = blast(f, t, load.Keys())
 		}
 		idx := ch.FaultStarted(fs)
+		if ierr == nil {
+			ierr = f.start()
+		}
 		faults.Add(1)
 		rep.FaultsByKind[p.Kind]++
 		if ierr != nil {

@@ -281,6 +281,40 @@ func TestData_CrashAndQuickRestart_SlotsMoveFirst_NothingLost(t *testing.T) {
 	}
 }
 
+// A data node stopped gracefully (SIGTERM) leaves the pool first and keeps
+// serving until meta has given its leaderships to their followers: only
+// then does it stop. Before, it stopped serving (up to the 2 s gRPC
+// stop) and only then left, so its keys' writes stalled ~2.3 s in every
+// graceful restart the chaos runs made.
+func TestData_GracefulStop_LeavesAndDrainsLeadershipsBeforeItStops(t *testing.T) {
+	c := testcluster.Start(t, testcluster.Spec{Meta: 1, Data: 3})
+	c.WaitDataSettled(t)
+	s := c.StartSession(t, "session-a")
+	s.Publish(t, pub("", key(0), "r1", 1, "v1"))
+	victim := c.RouteOf(t, key(0)).Leader
+	before := c.WaitLeader(t).Server().State().Table
+	c.StopData(t, victim.Index, false)
+
+	log := testcluster.LogOf(t, victim.Dir)
+	if !strings.Contains(log, "left the pool and drained") || strings.Contains(log, "drain ended with slots still led here") {
+		t.Fatalf("%s did not drain its leaderships before it stopped; its log:\n%s", victim.ID, log)
+	}
+	// The table that let it go gives every slot it led to another node,
+	// under a new leader epoch.
+	after := c.WaitLeader(t).Server().State().Table
+	for _, row := range before.Slots {
+		if string(row.Leader) != victim.ID {
+			continue
+		}
+		if got := after.Slots[row.ID]; got.Leader == row.Leader || got.Leader == "" || got.LeaderEpoch <= row.LeaderEpoch {
+			t.Fatalf("slot %d after %s drained: leader %q epoch %d (was %q epoch %d)", row.ID, victim.ID, got.Leader, got.LeaderEpoch, row.Leader, row.LeaderEpoch)
+		}
+	}
+	if d := read(t, c, key(0)); d == nil || len(d.GetPublishers()) != 1 {
+		t.Fatalf("%s after the drain: %v", key(0), d)
+	}
+}
+
 // A slot larger than grpc-go's default 4 MiB message replicates (in
 // chunks) and reads whole.
 func TestData_SlotOver4MiB_ReadsAndReplicates(t *testing.T) {

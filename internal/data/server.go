@@ -19,6 +19,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -48,6 +49,9 @@ type Server struct {
 
 	// aeKick asks the anti-entropy loop for a round now.
 	aeKick chan struct{}
+	// leaving is closed (once, by Drain) to end the heartbeats to meta.
+	leaving     chan struct{}
+	leavingOnce sync.Once
 
 	meta    *metaclient.Client
 	slots   *slots
@@ -63,9 +67,10 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{
-		cfg:    cfg,
-		proc:   fmt.Sprintf("%s@%d", cfg.NodeID, time.Now().UnixNano()),
-		aeKick: make(chan struct{}, 1),
+		cfg:     cfg,
+		proc:    fmt.Sprintf("%s@%d", cfg.NodeID, time.Now().UnixNano()),
+		aeKick:  make(chan struct{}, 1),
+		leaving: make(chan struct{}),
 	}
 	// Meta nodes, data peers and every session (anti-entropy): keep them all.
 	n, err := node.New(cfg.Config, node.Spec{Role: cluster.RoleData, PoolSize: 4096, Ready: s.ReadyState, Policy: policy}, deps)
@@ -135,7 +140,16 @@ func (r *lifecycle) Serve(gs *grpc.Server, mux *admin.Mux) {
 func (r *lifecycle) Run(ctx context.Context, g *errgroup.Group) {
 	s := (*Server)(r)
 	g.Go(func() error { return s.meta.WatchTable(ctx, s.cfg.RetryInterval, s.slots.apply) })
-	g.Go(func() error { return s.heartbeatLoop(ctx) })
+	hctx, stopHeartbeats := context.WithCancel(ctx)
+	g.Go(func() error {
+		select {
+		case <-s.leaving:
+		case <-hctx.Done():
+		}
+		stopHeartbeats()
+		return nil
+	})
+	g.Go(func() error { return s.heartbeatLoop(hctx) })
 	g.Go(func() error { return s.leaseLoop(ctx) })
 	g.Go(func() error { return s.antiEntropyLoop(ctx) })
 }
@@ -177,6 +191,31 @@ func (s *Server) fillHeartbeat(req *registryv1.HeartbeatRequest) {
 	for _, st := range s.slots.led() {
 		if st.migrating.Load() {
 			req.HandoverSlots = append(req.HandoverSlots, uint32(st.id))
+		}
+	}
+}
+
+// Drain implements node.Drainer: it stops heartbeats (meta would take a
+// heartbeat from a removed node as a reason to register it again) and
+// leaves the pool; meta then moves its leaderships to their followers.
+// Drain returns once the table this node follows gives it none (or ctx
+// ends), so the sessions' writes move to the new leaders while this one
+// still answers and nothing waits for it to be gone. Its followerships
+// need no handover. Measured in the chaos runs: keys on a data node that
+// restarts gracefully stalled ~2.3 s before (it stopped serving, for up to
+// the 2 s gRPC stop, before it left the pool).
+func (r *lifecycle) Drain(ctx context.Context, leave func()) {
+	s := (*Server)(r)
+	s.leavingOnce.Do(func() { close(s.leaving) })
+	leave()
+	t := s.clock.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for len(s.slots.led()) > 0 {
+		select {
+		case <-ctx.Done():
+			s.logger.Warn("drain ended with slots still led here", "slots", len(s.slots.led()), "err", ctx.Err())
+			return
+		case <-t.C():
 		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/strata-registry/strata/internal/cluster"
+	"github.com/strata-registry/strata/internal/meta"
 	"github.com/strata-registry/strata/internal/testcluster"
 	registryv1 "github.com/strata-registry/strata/pkg/proto/registry/v1"
 )
@@ -32,13 +33,16 @@ func TestMeta_ElectsLeader_FailoverKeepsState_RestartCatchesUp(t *testing.T) {
 		t.Fatalf("stopped leader %s still leads", leader.ID)
 	}
 	t.Logf("new leader %s elected %v after the old one stopped", next.ID, time.Since(start).Round(time.Millisecond))
-	after := next.Server().State()
-	if after.Table.Epoch < before.Table.Epoch {
-		t.Fatalf("table went back from epoch %d to %d", before.Table.Epoch, after.Table.Epoch)
-	}
-	if len(after.Members) != len(before.Members) {
-		t.Fatalf("members: had %d, new leader has %d", len(before.Members), len(after.Members))
-	}
+	// Leading is not having applied: wait until the new leader's FSM has what its predecessor committed.
+	var after *meta.State
+	testcluster.Eventually(t, testcluster.DefaultWait, func() error {
+		after = next.Server().State()
+		if after.Table.Epoch < before.Table.Epoch || len(after.Members) != len(before.Members) {
+			return fmt.Errorf("new leader at epoch %d with %d members; the old one had epoch %d and %d members",
+				after.Table.Epoch, len(after.Members), before.Table.Epoch, len(before.Members))
+		}
+		return nil
+	})
 	if after.ClusterID != before.ClusterID {
 		t.Fatalf("cluster id changed")
 	}

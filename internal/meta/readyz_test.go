@@ -173,14 +173,17 @@ func TestMeta_Readyz_MovingWhileARestartedDataNodeGetsItsSlotsBack_SettledAfter(
 	// A follower meta node cannot know handovers (null), but a copy of
 	// each moved slot stays syncing until its handover finishes, so it
 	// says moving too.
-	for _, n := range c.LiveMetas() {
-		if n.Server().IsLeader() {
-			continue
+	testcluster.Eventually(t, testcluster.DefaultWait, func() error { // a follower applies the leader's tables a moment later
+		for _, n := range c.LiveMetas() {
+			if n.Server().IsLeader() {
+				continue
+			}
+			if f := getReadyz(t, c, n); f.code != http.StatusOK || f.Slots == nil || f.Slots.State != "moving" || f.Slots.Handovers != nil || f.Slots.FollowersSyncing == 0 {
+				return fmt.Errorf("follower %s during handovers: %s; want moving with syncing copies and handovers null", n.ID, f)
+			}
 		}
-		if f := getReadyz(t, c, n); f.code != http.StatusOK || f.Slots == nil || f.Slots.State != "moving" || f.Slots.Handovers != nil || f.Slots.FollowersSyncing == 0 {
-			t.Errorf("follower %s during handovers: %s; want moving with syncing copies and handovers null", n.ID, f)
-		}
-	}
+		return nil
+	})
 	sess.Mute(false)
 	c.WaitDataSettled(t)
 	waitSettledReadyz(t, c)

@@ -80,8 +80,10 @@ func TestMeta_DataNodes_BalancedTable_FollowerFirst_RemovalPromotes(t *testing.T
 
 	// A fourth node that has not synced anything is only ever a follower.
 	late := c.StartPeer(t, "data-3", cluster.RoleData)
+	var epoch uint64
 	testcluster.Eventually(t, testcluster.DefaultWait, func() error {
 		st := state()
+		epoch = st.Table.Epoch
 		n := 0
 		for _, s := range st.Table.Slots {
 			if s.Leader == "data-3" {
@@ -97,6 +99,7 @@ func TestMeta_DataNodes_BalancedTable_FollowerFirst_RemovalPromotes(t *testing.T
 		return nil
 	})
 	// Not in any epoch, either: the peer has seen every table in order.
+	waitSeen(t, late, epoch) // the watch delivers tables after meta commits them
 	for _, tb := range late.Tables() {
 		for _, s := range tb.GetSlots() {
 			if s.GetLeader() == "data-3" {
@@ -110,6 +113,7 @@ func TestMeta_DataNodes_BalancedTable_FollowerFirst_RemovalPromotes(t *testing.T
 	late.SetSynced(true)
 	testcluster.Eventually(t, testcluster.DefaultWait, func() error {
 		st := state()
+		epoch = st.Table.Epoch
 		if len(st.DataNodes()) != 4 {
 			return fmt.Errorf("%d data nodes", len(st.DataNodes()))
 		}
@@ -125,6 +129,7 @@ func TestMeta_DataNodes_BalancedTable_FollowerFirst_RemovalPromotes(t *testing.T
 		return fullTable(st)
 	})
 	// Every slot data-3 came to lead, it followed in the table before.
+	waitSeen(t, late, epoch) // as above: the check covers the tables up to the converged one
 	checkFollowerFirst(t, late.Tables(), "data-3")
 
 	// Removing a node: its slots are led by their followers, and no table
@@ -185,6 +190,18 @@ func TestMeta_DataNodes_BalancedTable_FollowerFirst_RemovalPromotes(t *testing.T
 	}
 }
 
+// waitSeen waits until peer p has received the table of epoch (or a later
+// one): meta commits a table before any watch delivers it.
+func waitSeen(t *testing.T, p *testcluster.Peer, epoch uint64) {
+	t.Helper()
+	testcluster.Eventually(t, testcluster.DefaultWait, func() error {
+		if got := p.Table().GetEpoch(); got < epoch {
+			return fmt.Errorf("%s has seen epoch %d, not yet %d", p.ID, got, epoch)
+		}
+		return nil
+	})
+}
+
 // checkFollowerFirst fails if node became leader of a slot it did not
 // follow in the previous table.
 func checkFollowerFirst(t *testing.T, tables []*registryv1.SlotTable, node string) {
@@ -242,6 +259,7 @@ func TestMeta_WatchSlotTable_EveryEpochInOrder_ReconnectGetsCurrent(t *testing.T
 
 	// A watcher that reconnects gets the current table at once.
 	st := c.WaitLeader(t).Server().State()
+	c.WaitEpoch(t, st.Table.Epoch) // the follower serves the watch from its replica, which applies the leader's table a moment later
 	again, err := client.WatchSlotTable(ctx, &registryv1.WatchSlotTableRequest{AfterEpoch: 0})
 	if err != nil {
 		t.Fatal(err)

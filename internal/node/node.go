@@ -14,6 +14,9 @@
 //
 // and once its context ends (or Kill), stops in reverse:
 //
+//  0. a graceful stop of a Drainer with LeaveOnShutdown leaves the pool
+//     first and lets the role hand its work over (Drain, bounded) while
+//     everything still runs;
 //  1. Role.Stop(graceful): end the role's long-lived streams, hand over
 //     what should be handed over (meta's Raft leadership);
 //  2. the gRPC and HTTP servers (gracefully, then forcibly after a bound);
@@ -227,7 +230,10 @@ func (n *Node) Kill() { n.kill.Do(func() { close(n.killed) }) }
 // the order). It returns early with an error if a part fails to start.
 // Call it once.
 func (n *Node) Run(ctx context.Context, role Role) (err error) {
-	ctx, cancel := context.WithCancel(ctx)
+	// The loops run until stop is cancelled: at once on Kill, after the
+	// drain (drain) once the caller's ctx ends.
+	outer := ctx
+	ctx, cancel := context.WithCancel(context.WithoutCancel(outer))
 	defer cancel()
 	defer n.pool.Close()
 	gm, err := role.Start()
@@ -276,9 +282,11 @@ func (n *Node) Run(ctx context.Context, role Role) (err error) {
 	g.Go(func() error {
 		select {
 		case <-n.killed:
-			cancel()
+		case <-outer.Done():
+			n.drain(role)
 		case <-gctx.Done():
 		}
+		cancel()
 		return nil
 	})
 	g.Go(func() error { return agent.JoinLoop(gctx) })
@@ -388,6 +396,41 @@ func (n *Node) Reload() error {
 		n.logger.Info("reloaded credentials", "tls", n.creds != nil, "token_identities", n.tokens.Len())
 	}
 	return err
+}
+
+// Drainer is a Role that hands its work over before a graceful stop. Run
+// calls Drain, when LeaveOnShutdown is set, while the role's loops and
+// servers still run; Drain calls leave (which leaves the gossip pool) when
+// it is ready to be seen gone (a data node first stops its heartbeats,
+// which would register it again), so the cluster moves the work away from
+// a node that still answers (a data node's leaderships, whose writes
+// would otherwise stall until it is gone). Drain returns once nothing is
+// left to hand over, or when ctx ends: the drain bound, or a Kill.
+type Drainer interface {
+	Drain(ctx context.Context, leave func())
+}
+
+// drainWait bounds a Drain.
+const drainWait = 3 * time.Second
+
+// drain leaves the pool and lets the role hand over, for a graceful stop.
+func (n *Node) drain(role Role) {
+	d, ok := role.(Drainer)
+	if !ok || !n.cfg.LeaveOnShutdown {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), drainWait)
+	defer cancel()
+	go func() {
+		select {
+		case <-n.killed:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	start := n.clock.Now()
+	d.Drain(ctx, n.agent.Leave)
+	n.logger.Info("left the pool and drained", "took", n.clock.Now().Sub(start), "bounded_by", drainWait)
 }
 
 // stop is the stop order after the context ended: the role's streams, the

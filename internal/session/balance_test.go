@@ -1,8 +1,10 @@
 package session_test
 
 import (
+	"context"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/strata-registry/strata/internal/session"
 	"github.com/strata-registry/strata/internal/testcluster"
@@ -35,6 +37,8 @@ func TestSession_ConnectionBalance_MovesClientsToTheEmptySession(t *testing.T) {
 		id := fmt.Sprintf("client-%d", i)
 		conns[id] = placed{c.Connect(t, a, id, "z1", true), a}
 	}
+	metaConn := c.Dial(t, c.Meta(0).Server().GRPCAddr())
+	t.Cleanup(func() { _ = metaConn.Close() })
 	// Follow redirects as a client does: connect where told, then close.
 	moved := 0
 	testcluster.Eventually(t, testcluster.DefaultWait, func() error {
@@ -54,6 +58,21 @@ func TestSession_ConnectionBalance_MovesClientsToTheEmptySession(t *testing.T) {
 		na, nb := gauge(t, a, "strata_session_connections"), gauge(t, b, "strata_session_connections")
 		if na != clients/2 || nb != clients/2 {
 			return fmt.Errorf("connections %v / %v, want %d each (%d moved)", na, nb, clients/2, moved)
+		}
+		// Rounds judge by the counts meta last heard (a heartbeat behind): wait until meta has them even too.
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		resp, err := registryv1.NewMetaServiceClient(metaConn).ListSessions(ctx, &registryv1.ListSessionsRequest{})
+		if err != nil {
+			return err
+		}
+		if len(resp.GetSessions()) != 2 {
+			return fmt.Errorf("meta lists %d sessions, want 2", len(resp.GetSessions()))
+		}
+		for _, si := range resp.GetSessions() {
+			if si.GetClientCount() != clients/2 {
+				return fmt.Errorf("meta counts %d clients on %s, want %d", si.GetClientCount(), si.GetNode().GetId(), clients/2)
+			}
 		}
 		return nil
 	})

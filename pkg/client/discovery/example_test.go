@@ -52,6 +52,9 @@ func Example() {
 		}
 	}
 	set, _ := w.Next(ctx)
+	for len(set.Instances) == 0 && ctx.Err() == nil { // Register returns once the session has it; the data tier may get it after the watch's first list
+		set, _ = w.Next(ctx)
+	}
 	show(set)
 
 	// Drain the instance, then take it away.
