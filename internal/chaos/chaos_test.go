@@ -2,18 +2,16 @@ package chaos
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/strata-registry/strata/internal/procwatch"
 )
 
 // TestMain runs the tests, removes the binaries they built, and fails the
@@ -21,9 +19,7 @@ import (
 func TestMain(m *testing.M) {
 	flag.Parse()
 	code := m.Run()
-	if bins.dir != "" {
-		_ = os.RemoveAll(bins.dir)
-	}
+	bins.Remove()
 	if code == 0 {
 		if err := goleak.Find(); err != nil {
 			fmt.Fprintln(os.Stderr, "goleak:", err)
@@ -33,12 +29,9 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// bins is the directory holding the server binaries, built on first use.
-var bins struct {
-	once sync.Once
-	dir  string
-	err  error
-}
+// bins are the server binaries, built on first use by binaries and
+// removed by TestMain.
+var bins procwatch.Binaries
 
 // binaries returns a directory holding meta, data and session, built
 // with the Makefile's flags (so make build's cache serves); it skips the
@@ -48,39 +41,11 @@ func binaries(t *testing.T) string {
 	if testing.Short() {
 		t.Skip("chaos: real processes; skipped under -short")
 	}
-	bins.once.Do(func() {
-		goCmd, err := exec.LookPath("go")
-		if err != nil {
-			bins.err = errors.New("chaos: no go command on PATH to build cmd/meta, cmd/data, cmd/session")
-			return
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		defer cancel()
-		out, err := exec.CommandContext(ctx, goCmd, "env", "GOMOD").Output()
-		if err != nil {
-			bins.err = err
-			return
-		}
-		root := filepath.Dir(strings.TrimSpace(string(out)))
-		dir, err := os.MkdirTemp("", "strata-chaos-bin-")
-		if err != nil {
-			bins.err = err
-			return
-		}
-		cmd := exec.CommandContext(ctx, goCmd, "build", "-trimpath", "-o", dir+string(filepath.Separator), "./cmd/meta", "./cmd/data", "./cmd/session")
-		cmd.Dir = root
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			_ = os.RemoveAll(dir)
-			bins.err = fmt.Errorf("chaos: build the binaries: %v\n%s", err, out)
-			return
-		}
-		bins.dir = dir
-	})
-	if bins.err != nil {
-		t.Fatal(bins.err)
+	dir, err := bins.Dir(5 * time.Minute)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return bins.dir
+	return dir
 }
 
 // TestChaos_FixedSeed_KillDataFreezeSessionKillMetaLeader_NoViolation is

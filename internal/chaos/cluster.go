@@ -1,7 +1,6 @@
 package chaos
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/strata-registry/strata/internal/identity"
 	"github.com/strata-registry/strata/internal/pki"
+	"github.com/strata-registry/strata/internal/procwatch"
 	"github.com/strata-registry/strata/internal/slot"
 	"github.com/strata-registry/strata/internal/tlsconf"
 	"github.com/strata-registry/strata/pkg/client"
@@ -286,7 +286,7 @@ func (n *Node) Start() error {
 		return err
 	}
 	fmt.Fprintf(f, "{\"msg\":\"chaos: start #%d\",\"time\":%q}\n", n.starts, time.Now().Format(time.RFC3339Nano))
-	w := &startWatcher{f: f, want: n.Role + " node started", found: make(chan struct{})}
+	w := procwatch.New[struct{}](f, n.Role+" node started")
 	cmd := n.c.cfg.Net.Command(n.ID, filepath.Join(n.c.cfg.Bin, n.Role), n.args...)
 	cmd.Stdout, cmd.Stderr = w, w
 	cmd.Env = slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "STRATA_") })
@@ -310,12 +310,12 @@ func (n *Node) Start() error {
 	t := time.NewTimer(30 * time.Second)
 	defer t.Stop()
 	select {
-	case <-w.found:
+	case <-w.Found():
 		return nil
 	case <-done:
 		return fmt.Errorf("chaos: %s exited while starting (%v); see %s", n.ID, n.exitErr(), n.LogPath)
 	case <-t.C:
-		return fmt.Errorf("chaos: %s: no %q line in 30s; see %s", n.ID, w.want, n.LogPath)
+		return fmt.Errorf("chaos: %s: no %q line in 30s; see %s", n.ID, w.Want(), n.LogPath)
 	}
 }
 
@@ -436,41 +436,6 @@ func (n *Node) Term(grace time.Duration) {
 		_ = n.signal(syscall.SIGKILL)
 		<-done
 	}
-}
-
-// startWatcher writes a process's output to its log and closes found at
-// the first JSON line whose msg is want. exec writes from one goroutine.
-type startWatcher struct {
-	f       *os.File
-	want    string
-	found   chan struct{}
-	partial []byte
-	seen    bool
-}
-
-func (w *startWatcher) Write(p []byte) (int, error) {
-	n, err := w.f.Write(p)
-	if w.seen {
-		return n, err
-	}
-	w.partial = append(w.partial, p...)
-	for {
-		i := bytes.IndexByte(w.partial, '\n')
-		if i < 0 {
-			break
-		}
-		var l struct {
-			Msg string `json:"msg"`
-		}
-		if json.Unmarshal(w.partial[:i], &l) == nil && l.Msg == w.want {
-			w.seen = true
-			w.partial = nil
-			close(w.found)
-			break
-		}
-		w.partial = w.partial[i+1:]
-	}
-	return n, err
 }
 
 // get GETs path from n's admin HTTP and decodes the body into v; a

@@ -576,6 +576,19 @@ func (s *SlotStore) Stats() (datums, publishers int) {
 
 // Keys returns the dataInfoIDs that have publishers, sorted. Safe for
 // concurrent use.
+// Versions returns the current version of every key with publishers,
+// sorted by key.
+func (s *SlotStore) Versions() []*registryv1.DatumVersion {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	keys := s.sortedKeys()
+	out := make([]*registryv1.DatumVersion, 0, len(keys))
+	for _, k := range keys {
+		out = append(out, &registryv1.DatumVersion{DataInfoId: k, Version: s.datums[k].version})
+	}
+	return out
+}
+
 func (s *SlotStore) Keys() []string {
 	s.mu.RLock()
 	defer s.mu.RUnlock()

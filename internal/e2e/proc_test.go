@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/strata-registry/strata/internal/procwatch"
 )
 
 const (
@@ -71,7 +73,7 @@ func startNode(t *testing.T, bin, dir, role, id string, track func(*node), args 
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := &startWatcher{f: f, want: role + " node started", found: make(chan started, 1)}
+	w := procwatch.New[started](f, role+" node started")
 	full := append([]string{"--node-id", id, "--log-format", "json",
 		"--grpc-addr", anyPort, "--http-addr", anyPort, "--gossip-addr", anyPort}, args...)
 	cmd := exec.Command(filepath.Join(bin, role), full...)
@@ -94,11 +96,11 @@ func startNode(t *testing.T, bin, dir, role, id string, track func(*node), args 
 	timer := time.NewTimer(startWait)
 	defer timer.Stop()
 	select {
-	case n.addrs = <-w.found:
+	case n.addrs = <-w.Found():
 	case <-n.done:
 		t.Fatalf("%s exited while starting (%v); log:\n%s", id, n.waitErr, tail(logPath, tailLines))
 	case <-timer.C:
-		t.Fatalf("%s: no %q line after %v; log:\n%s", id, w.want, startWait, tail(logPath, tailLines))
+		t.Fatalf("%s: no %q line after %v; log:\n%s", id, w.Want(), startWait, tail(logPath, tailLines))
 	}
 	return n
 }
@@ -144,40 +146,6 @@ func (n *node) kill(t *testing.T) {
 		t.Fatalf("kill %s: %v", n.id, err)
 	}
 	<-n.done
-}
-
-// startWatcher writes a process's output to its log file and sends the
-// first JSON line whose msg is want to found. exec calls Write from one
-// goroutine at a time, so it needs no lock.
-type startWatcher struct {
-	f       *os.File
-	want    string
-	found   chan started
-	partial []byte
-	seen    bool
-}
-
-func (w *startWatcher) Write(p []byte) (int, error) {
-	n, err := w.f.Write(p)
-	if w.seen {
-		return n, err
-	}
-	w.partial = append(w.partial, p...)
-	for {
-		i := bytes.IndexByte(w.partial, '\n')
-		if i < 0 {
-			break
-		}
-		var s started
-		if json.Unmarshal(w.partial[:i], &s) == nil && s.Msg == w.want {
-			w.seen = true
-			w.partial = nil
-			w.found <- s
-			break
-		}
-		w.partial = w.partial[i+1:]
-	}
-	return n, err
 }
 
 // tail returns the last n lines of the file at path.

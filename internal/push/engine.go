@@ -255,14 +255,33 @@ func (e *Engine) NotifyAt(key string, version uint64, changed time.Time) {
 	var fx effects
 	e.mu.Lock()
 	k := e.keys[key]
-	if k == nil || len(k.subs) == 0 || (k.datum != nil && version <= k.fetched) || version <= k.want {
+	// A notice no newer than what is wanted is no news, except to a key
+	// waiting out a failed fetch: the node that refused it says the key
+	// is readable again (a handover completed), so the backoff ends.
+	if k == nil || len(k.subs) == 0 || (k.datum != nil && version <= k.fetched) || (version <= k.want && k.state != keyRetry) {
 		e.mu.Unlock()
 		return
 	}
 	now := e.now()
-	k.want = version
+	k.want = max(k.want, version)
 	k.noted(now, changed)
 	e.trigger(k, now, &fx)
+	e.mu.Unlock()
+	fx.run(e)
+}
+
+// RetryNow ends the backoff of every key waiting to retry a failed
+// fetch: a new slot table may have given it a leader that answers. One
+// pass over the engine's keys.
+func (e *Engine) RetryNow() {
+	var fx effects
+	e.mu.Lock()
+	now := e.now()
+	for _, k := range e.keys {
+		if k.state == keyRetry {
+			e.trigger(k, now, &fx)
+		}
+	}
 	e.mu.Unlock()
 	fx.run(e)
 }

@@ -255,6 +255,43 @@ func TestEngine_FetchError_NewerNoticeRetriesAtOnce(t *testing.T) {
 	}
 }
 
+// A key whose fetch was refused (its slot migrating, or the old leader
+// asked) retries at once when the leader that can now serve it says so
+// with a notice at the same version (a handover completed), or when a
+// new slot table arrives (RetryNow), not after its backoff (an hour here).
+func TestEngine_FetchError_SameVersionNoticeOrRetryNowEndTheBackoff(t *testing.T) {
+	cfg := TestConfig()
+	cfg.RetryBase, cfg.RetryMax = time.Hour, time.Hour
+	f := newFakeFetcher()
+	f.set("k", 1)
+	h := start(t, cfg, f, true)
+	c := newFakeConn("c", "a")
+	h.e.Subscribe(c, "s", "k", ScopeGlobal, 0)
+	h.settled("k", 1)
+
+	f.setErr("k", errMigrating)
+	h.e.Notify("k", 2)
+	h.settled("k", 2) // refused: waiting out an hour
+	f.setErr("k", nil)
+	f.set("k", 2, pub("p", "a", "v2"))
+	h.e.Notify("k", 2) // the same version again: the slot reads now
+	h.settled("k", 3)
+	if got := waitPushes(t, c, "s", 2); !slices.Equal(got, []uint64{1, 2}) {
+		t.Fatalf("pushes = %v, want [1 2]", got)
+	}
+
+	f.setErr("k", errMigrating)
+	h.e.Notify("k", 3)
+	h.settled("k", 4)
+	f.setErr("k", nil)
+	f.set("k", 3, pub("p", "a", "v3"))
+	h.e.RetryNow() // a new table
+	h.settled("k", 5)
+	if got := waitPushes(t, c, "s", 3); !slices.Equal(got, []uint64{1, 2, 3}) {
+		t.Fatalf("pushes = %v, want [1 2 3]", got)
+	}
+}
+
 func TestEngine_EmptyDatumAtHigherVersion_IsPushed_OlderIgnored(t *testing.T) {
 	f := newFakeFetcher()
 	f.set("k", 5, pub("p1", "a", "x"))

@@ -259,6 +259,9 @@ func (s *Server) applyTable(pt *registryv1.SlotTable) {
 	default:
 	}
 	s.fwd.retryNow()
+	if s.engine != nil {
+		s.engine.RetryNow()
+	}
 }
 
 // TableEpoch is the epoch of the slot table this session routes by (0
