@@ -410,20 +410,15 @@ func (c *Checker) advance(p *pubState, sub string, r, seq uint64, t time.Time) {
 				return &Pair{Key: p.Key, Publisher: p.Name, Seq: q, Subscriber: sub, PubSession: ps, SubSession: ss,
 					Sent: time.Unix(0, p.sent[q-1]), Latency: lat}
 			}
+			n, most, pairs, stall, worst := &pu.off, &pu.maxOff, &fs.PairsOff, &fs.StallOff, &fs.WorstOff
 			if fs.start.Blast.on(p.Key, ps, ss) {
-				pu.on++
-				pu.maxOn = max(pu.maxOn, lat)
-				fs.PairsOn++
-				if lat > fs.StallOn {
-					fs.StallOn, fs.WorstOn = lat, pair()
-				}
-			} else {
-				pu.off++
-				pu.maxOff = max(pu.maxOff, lat)
-				fs.PairsOff++
-				if lat > fs.StallOff {
-					fs.StallOff, fs.WorstOff = lat, pair()
-				}
+				n, most, pairs, stall, worst = &pu.on, &pu.maxOn, &fs.PairsOn, &fs.StallOn, &fs.WorstOn
+			}
+			*n++
+			*most = max(*most, lat)
+			*pairs++
+			if lat > *stall {
+				*stall, *worst = lat, pair()
 			}
 		} else {
 			pu.off++
