@@ -49,6 +49,8 @@ func TestData_AdminHTTP_ReadyMetricsViews(t *testing.T) {
 			`strata_data_slots{role="leader"}`, `strata_data_publishers{role="leader"}`, `strata_data_datums{role="follower"}`,
 			"strata_data_writes_total", "strata_data_notices_sent_total", "strata_data_rejected_stale_epoch_total",
 			"strata_data_replication_lag_ops", "strata_data_followers_unsynced 0", "strata_data_change_streams 1",
+			// The runtime's and the process's, on the node's own registry.
+			"go_goroutines", "go_memstats_heap_alloc_bytes", "process_resident_memory_bytes",
 		} {
 			if !strings.Contains(body, want) {
 				return &missing{want}

@@ -40,6 +40,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 
@@ -265,6 +266,19 @@ func (n *Node) Run(ctx context.Context, role Role) (err error) {
 		return fmt.Errorf("%s: register node metrics: %w", n.spec.Role, err)
 	}
 	defer n.reg.Unregister(n.metrics)
+	// The Go runtime's and the process's own figures (go_*, process_*:
+	// heap, goroutines, RSS, open files), so a node's memory can be read
+	// from its /metrics. A registry that has them already (the caller's)
+	// keeps its own.
+	for _, c := range []prometheus.Collector{collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
+		if err := n.reg.Register(c); err == nil {
+			defer n.reg.Unregister(c)
+		} else if !errors.As(err, new(prometheus.AlreadyRegisteredError)) {
+			agent.Kill()
+			n.deps.Close()
+			return fmt.Errorf("%s: register runtime metrics: %w", n.spec.Role, err)
+		}
+	}
 	gs := grpc.NewServer(n.serverOptions()...)
 	mux := admin.New(n.cfg.NodeID, n.reg, n.adminAuth, n.spec.Ready)
 	role.Serve(gs, mux)
