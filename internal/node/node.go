@@ -231,8 +231,8 @@ func (n *Node) Kill() { n.kill.Do(func() { close(n.killed) }) }
 // the order). It returns early with an error if a part fails to start.
 // Call it once.
 func (n *Node) Run(ctx context.Context, role Role) (err error) {
-	// The loops run until stop is cancelled: at once on Kill, after the
-	// drain (drain) once the caller's ctx ends.
+	// The loops and servers run until cancel: at once on Kill or when a
+	// part fails, and after the drain (n.drain) once the caller's ctx ends.
 	outer := ctx
 	ctx, cancel := context.WithCancel(context.WithoutCancel(outer))
 	defer cancel()
