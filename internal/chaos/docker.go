@@ -66,7 +66,6 @@ type container struct {
 	Number   string // com.docker.compose.container-number
 	Hostname string
 	State    string // running, paused, exited, ...
-	Networks []string
 }
 
 // containers lists every container (running or not) of compose project.
@@ -86,18 +85,12 @@ func (d *docker) containers(project string) ([]container, error) {
 			Config struct {
 				Hostname string `json:"Hostname"`
 			} `json:"Config"`
-			NetworkSettings struct {
-				Networks map[string]any `json:"Networks"`
-			} `json:"NetworkSettings"`
 		}
 		if err := d.do(http.MethodGet, "/containers/"+c.ID+"/json", nil, &in); err != nil {
 			return nil, err
 		}
 		ct := container{ID: c.ID, Service: c.Labels["com.docker.compose.service"], Number: c.Labels["com.docker.compose.container-number"],
 			Hostname: in.Config.Hostname, State: c.State}
-		for n := range in.NetworkSettings.Networks {
-			ct.Networks = append(ct.Networks, n)
-		}
 		out = append(out, ct)
 	}
 	return out, nil

@@ -106,8 +106,7 @@ func Run(ctx context.Context, cfg Config) (rep *Report, err error) {
 	logf := func(format string, args ...any) {
 		fmt.Fprintf(cfg.Progress, "chaos %6s  "+format+"\n", append([]any{time.Since(start).Round(time.Second).String()}, args...)...)
 	}
-	rep = &Report{Seed: cfg.Seed, Out: cfg.Out, Bound: cfg.ConvergenceBound, Duration: cfg.Duration, Load: cfg.Load, FaultsByKind: map[Kind]int{},
-		Nodes: fmt.Sprintf("%d meta, %d data, %d session", cfg.Meta, cfg.Data, cfg.Session)}
+	rep = &Report{Seed: cfg.Seed, Out: cfg.Out, Bound: cfg.ConvergenceBound, Duration: cfg.Duration, Load: cfg.Load, FaultsByKind: map[Kind]int{}}
 	_ = os.WriteFile(filepath.Join(cfg.Out, "seed"), []byte(fmt.Sprintln(cfg.Seed)), 0o644)
 
 	kinds := slices.Clone(cfg.Kinds)
