@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 	"testing"
 
+	"github.com/strata-registry/strata/internal/cluster"
 	"github.com/strata-registry/strata/internal/meta"
 	"github.com/strata-registry/strata/internal/slot"
 	"github.com/strata-registry/strata/internal/testcluster"
@@ -132,7 +134,7 @@ func TestMeta_Readyz_MovingWhileARestartedDataNodeGetsItsSlotsBack_SettledAfter(
 		}
 		// Reported by the data nodes, not merely not reported yet.
 		if r.Slots.State != "moving" || *r.Slots.Handovers-*r.Slots.HandoversUnreported < 1 {
-			return fmt.Errorf("want moving with handovers reported: %s", r)
+			return fmt.Errorf("want moving with handovers reported: %s; %s", r, handoverPremise(c))
 		}
 		return nil
 	})
@@ -190,4 +192,28 @@ func TestMeta_Readyz_MovingWhileARestartedDataNodeGetsItsSlotsBack_SettledAfter(
 	if led := leads(t, c, "data-2"); len(led) < 16/3 {
 		t.Errorf("settled with data-2 leading %v; want its share back", led)
 	}
+}
+
+// handoverPremise describes what the live data nodes see of the sessions
+// and their own readiness: a handover can finish only after an
+// anti-entropy round hears from every session each node sees alive, so a
+// failure that finds no handover in flight says here whether a node saw
+// the (muted) session gone or never led a moved slot.
+func handoverPremise(c *testcluster.Cluster) string {
+	var b strings.Builder
+	for _, n := range c.LiveData() {
+		srv := n.Server()
+		if srv == nil {
+			continue
+		}
+		var sessions []string
+		for _, m := range srv.Agent().Members() {
+			if m.Meta.Role == cluster.RoleSession {
+				sessions = append(sessions, m.ID+"="+m.State.String())
+			}
+		}
+		ok, why := srv.ReadyState()
+		fmt.Fprintf(&b, "%s sees sessions %v, ready %v %v; ", n.ID, sessions, ok, why)
+	}
+	return b.String()
 }
