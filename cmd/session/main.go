@@ -17,6 +17,8 @@ import (
 type options struct {
 	node.Options
 	cfg session.Config
+	// httpAPIAddr is where the HTTP/JSON API listens ("": not served).
+	httpAPIAddr string
 }
 
 func main() {
@@ -68,6 +70,13 @@ environment.`,
 	f.DurationVar(&c.BalanceInterval, "balance-interval", c.BalanceInterval, "how often to compare this node's client count with the other sessions' and redirect clients above the mean (0: never)")
 	f.Float64Var(&c.BalanceTolerance, "balance-tolerance", c.BalanceTolerance, "redirect clients only when holding more than this times the mean client count")
 	f.IntVar(&c.BalanceMaxMoves, "balance-max-moves", c.BalanceMaxMoves, "most clients redirected per balance round")
+	f.StringVar(&o.httpAPIAddr, "http-api-listen", ":9605", "listen address for the HTTP/JSON API (register, heartbeat, watch over HTTP; /openapi.json); empty: not served")
+	f.DurationVar(&c.HTTPAPI.DefaultTTL, "http-api-default-ttl", c.HTTPAPI.DefaultTTL, "TTL of an HTTP-registered instance that names none")
+	f.DurationVar(&c.HTTPAPI.MinTTL, "http-api-min-ttl", c.HTTPAPI.MinTTL, "shortest TTL an HTTP registration may ask for")
+	f.DurationVar(&c.HTTPAPI.MaxTTL, "http-api-max-ttl", c.HTTPAPI.MaxTTL, "longest TTL an HTTP registration may ask for")
+	f.IntVar(&c.HTTPAPI.MaxWatches, "http-api-max-watches", c.HTTPAPI.MaxWatches, "most blocking queries and event streams open on this node (one more: 429)")
+	f.IntVar(&c.HTTPAPI.MaxWatchesPerIdentity, "http-api-max-watches-per-identity", c.HTTPAPI.MaxWatchesPerIdentity, "most blocking queries and event streams open per client identity (one more: 429)")
+	f.IntVar(&c.HTTPAPI.MaxConnections, "http-api-max-connections", c.HTTPAPI.MaxConnections, "most open connections to the HTTP API port; more are closed at once")
 	cli.DescribeEnv(f)
 	cmd.AddCommand(cli.HealthCommand("127.0.0.1:9604"))
 	return cmd
@@ -78,9 +87,16 @@ func run(cmd *cobra.Command, o *options) error {
 	if err != nil {
 		return err
 	}
-	srv, err := session.New(o.cfg, deps)
+	sd := session.Deps{Deps: deps}
+	if o.httpAPIAddr != "" {
+		if sd.HTTPAPIListener, _, err = o.Listen("http-api-listen", o.httpAPIAddr); err != nil {
+			deps.Close()
+			return err
+		}
+	}
+	srv, err := session.New(o.cfg, sd)
 	if err != nil {
-		deps.Close()
+		sd.Close()
 		return err
 	}
 	return node.RunUntilSignal(srv.Run, srv.Reload)

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net/http"
@@ -33,37 +34,66 @@ var insecureCaller = &identity.Caller{Insecure: true}
 // authHeader carries a client's or operator's bearer token.
 const authHeader = "authorization"
 
-// caller authenticates a request: the identity its verified TLS client
-// certificate names, else the identity its bearer token names in the
-// tokens file, else none (Unauthenticated).
+// caller authenticates a gRPC request: the identity its verified TLS
+// client certificate names, else the identity its bearer token names in
+// the tokens file, else none (Unauthenticated).
 func (n *Node) caller(ctx context.Context) (*identity.Caller, error) {
-	if n.creds == nil {
-		return insecureCaller, nil
-	}
+	var cert *x509.Certificate
 	if p, ok := peer.FromContext(ctx); ok {
 		if ti, ok := p.AuthInfo.(credentials.TLSInfo); ok && len(ti.State.VerifiedChains) > 0 {
-			id, err := identity.FromCert(ti.State.VerifiedChains[0][0])
-			if err != nil {
-				return nil, status.Error(codes.Unauthenticated, "node: the client certificate names no identity: "+err.Error())
-			}
-			if id.Cluster != n.creds.Cluster() {
-				return nil, status.Errorf(codes.Unauthenticated, "node: %s belongs to cluster %q, not %q", id, id.Cluster, n.creds.Cluster())
-			}
-			return &identity.Caller{ID: id}, nil
+			cert = ti.State.VerifiedChains[0][0]
 		}
 	}
 	md, _ := metadata.FromIncomingContext(ctx)
-	for _, v := range md.Get(authHeader) {
+	c, err := n.authenticate(cert, md.Get(authHeader))
+	if err != nil {
+		return nil, status.Error(codes.Unauthenticated, "node: "+err.Error())
+	}
+	return c, nil
+}
+
+// HTTPCaller authenticates an HTTP request as the gRPC ports do (the same
+// certificates, tokens file and order): the identity its verified TLS
+// client certificate names, else the one its "Authorization: Bearer
+// <token>" names in the tokens file. The error says what was missing or
+// wrong (an HTTP server answers it with 401). On a node without TLS every
+// request is the insecure caller.
+func (n *Node) HTTPCaller(r *http.Request) (*identity.Caller, error) {
+	var cert *x509.Certificate
+	if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 {
+		cert = r.TLS.VerifiedChains[0][0]
+	}
+	return n.authenticate(cert, r.Header.Values("Authorization"))
+}
+
+// authenticate is caller's and HTTPCaller's rule: a verified client
+// certificate of this cluster, else the first authorization value as a
+// bearer token of the tokens file.
+func (n *Node) authenticate(cert *x509.Certificate, auth []string) (*identity.Caller, error) {
+	if n.creds == nil {
+		return insecureCaller, nil
+	}
+	if cert != nil {
+		id, err := identity.FromCert(cert)
+		if err != nil {
+			return nil, errors.New("the client certificate names no identity: " + err.Error())
+		}
+		if id.Cluster != n.creds.Cluster() {
+			return nil, fmt.Errorf("%s belongs to cluster %q, not %q", id, id.Cluster, n.creds.Cluster())
+		}
+		return &identity.Caller{ID: id}, nil
+	}
+	for _, v := range auth {
 		tok, ok := strings.CutPrefix(v, "Bearer ")
 		if !ok {
-			return nil, status.Error(codes.Unauthenticated, `node: the authorization header must be "Bearer <token>"`)
+			return nil, errors.New(`the authorization header must be "Bearer <token>"`)
 		}
 		if c, ok := n.tokens.Token(tok); ok {
 			return c, nil
 		}
-		return nil, status.Error(codes.Unauthenticated, "node: the bearer token is not valid")
+		return nil, errors.New("the bearer token is not valid")
 	}
-	return nil, status.Error(codes.Unauthenticated, "node: a client certificate or a bearer token is required")
+	return nil, errors.New("a client certificate or a bearer token is required")
 }
 
 // authorize authenticates a call of method and checks the policy.

@@ -2,6 +2,8 @@ package node
 
 import (
 	"context"
+	"net"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -19,9 +21,10 @@ type metrics struct {
 	handled  *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
 	inFlight *prometheus.GaugeVec
-	// listeners are the capped listeners by port ("grpc", "http"), set
-	// before the node serves.
-	listeners map[string]*capListener
+	// listeners are the capped listeners by port ("grpc", "http", and a
+	// role's own, ServeHTTP's).
+	listenersMu sync.Mutex
+	listeners   map[string]*capListener
 }
 
 func newMetrics() *metrics {
@@ -51,6 +54,18 @@ func newMetrics() *metrics {
 	}
 }
 
+// capped returns ln capped at max open connections, counted under port.
+func (m *metrics) capped(port string, ln net.Listener, max int) *capListener {
+	l := newCapListener(ln, max, func() { m.refused.WithLabelValues(port).Inc() })
+	m.listenersMu.Lock()
+	defer m.listenersMu.Unlock()
+	if m.listeners == nil {
+		m.listeners = map[string]*capListener{}
+	}
+	m.listeners[port] = l
+	return l
+}
+
 func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 	m.denied.Describe(ch)
 	m.refused.Describe(ch)
@@ -66,6 +81,8 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	m.handled.Collect(ch)
 	m.latency.Collect(ch)
 	m.inFlight.Collect(ch)
+	m.listenersMu.Lock()
+	defer m.listenersMu.Unlock()
 	for port, l := range m.listeners {
 		ch <- prometheus.MustNewConstMetric(m.open, prometheus.GaugeValue, float64(l.open()), port)
 	}

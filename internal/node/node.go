@@ -257,9 +257,8 @@ func (n *Node) Run(ctx context.Context, role Role) (err error) {
 	b := agent.DetectionBudget(detectionPool)
 	n.logger.Info("gossip failure detection budget", "pool_up_to", detectionPool, "suspected_within", b.Suspect,
 		"dead_within_confirmed", b.DeadFast, "dead_within_unconfirmed", b.DeadSlow)
-	grpcLn := newCapListener(n.deps.GRPCListener, n.cfg.Limits.MaxConnections, func() { n.metrics.refused.WithLabelValues("grpc").Inc() })
-	httpLn := newCapListener(n.deps.HTTPListener, n.cfg.Limits.MaxHTTPConnections, func() { n.metrics.refused.WithLabelValues("http").Inc() })
-	n.metrics.listeners = map[string]*capListener{"grpc": grpcLn, "http": httpLn}
+	grpcLn := n.metrics.capped("grpc", n.deps.GRPCListener, n.cfg.Limits.MaxConnections)
+	httpLn := n.metrics.capped("http", n.deps.HTTPListener, n.cfg.Limits.MaxHTTPConnections)
 	if err := n.reg.Register(n.metrics); err != nil {
 		agent.Kill()
 		n.deps.Close()
@@ -285,12 +284,9 @@ func (n *Node) Run(ctx context.Context, role Role) (err error) {
 	mux.API("/api/v1/keyring", func(w http.ResponseWriter, r *http.Request) {
 		admin.WriteJSON(w, http.StatusOK, agent.Keyring())
 	})
-	hs := n.cfg.Limits.httpServer(mux)
-	if n.creds != nil {
-		// Admin HTTP is TLS like the rest: operators and scrapers verify
-		// the node, an admin certificate (or token) opens /api and /debug.
-		hs.TLSConfig = n.creds.Server(tls.VerifyClientCertIfGiven, nil)
-	}
+	// Admin HTTP is TLS like the rest: operators and scrapers verify the
+	// node, an admin certificate (or token) opens /api and /debug.
+	hs := n.httpServer(mux)
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
@@ -328,6 +324,42 @@ func (n *Node) Run(ctx context.Context, role Role) (err error) {
 	err = g.Wait()
 	n.logger.Info(string(n.spec.Role) + " node stopped")
 	return err
+}
+
+// httpServer returns an HTTP server for h with the node's limits (header
+// and idle timeouts, header size) and, on a node with TLS, its
+// certificate; a client certificate is verified when the caller offers
+// one.
+func (n *Node) httpServer(h http.Handler) *http.Server {
+	hs := n.cfg.Limits.httpServer(h)
+	if n.creds != nil {
+		hs.TLSConfig = n.creds.Server(tls.VerifyClientCertIfGiven, nil)
+	}
+	return hs
+}
+
+// ServeHTTP serves h on ln, a role's own HTTP port beside admin HTTP,
+// until ctx ends, as the node serves admin HTTP: TLS with the node's
+// certificate whenever it has TLS (a client certificate verified when
+// given: HTTPCaller reads it), the Limits' header and idle timeouts, and
+// at most maxConns open connections (one more is closed as soon as it is
+// accepted, counted in strata_node_connections_refused_total{port}).
+// Once ctx ends it stops the server: requests in progress get stopWait,
+// then their connections are closed; handlers that wait (long polls)
+// should watch ctx too. It returns when the server has stopped; it owns
+// ln.
+func (n *Node) ServeHTTP(ctx context.Context, port string, ln net.Listener, maxConns int, h http.Handler) error {
+	hs := n.httpServer(h)
+	hs.BaseContext = func(net.Listener) context.Context { return ctx }
+	errc := make(chan error, 1)
+	go func() { errc <- admin.Serve(hs, n.metrics.capped(port, ln, maxConns)) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	admin.Shutdown(hs, stopWait)
+	return <-errc
 }
 
 // detectionPool is the pool size the start log's detection budget is for:

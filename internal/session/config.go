@@ -3,6 +3,7 @@ package session
 import (
 	"errors"
 	"fmt"
+	"net"
 	"time"
 
 	"github.com/strata-registry/strata/internal/cluster"
@@ -60,6 +61,65 @@ type Config struct {
 	BalanceMaxMoves  int
 	// Push configures the push engine.
 	Push push.Config
+	// HTTPAPI configures the HTTP/JSON API (httpapi.go), served when Deps
+	// carries its listener.
+	HTTPAPI HTTPAPIConfig
+}
+
+// HTTPAPIConfig is the HTTP/JSON API's settings: instance leases, watch
+// bounds and the port's connection cap.
+type HTTPAPIConfig struct {
+	// MinTTL, MaxTTL bound the TTL a registration may ask for;
+	// DefaultTTL is the TTL of one that names none.
+	MinTTL, MaxTTL, DefaultTTL time.Duration
+	// ExpiryInterval is how often lapsed leases are looked for: an
+	// instance outlives its TTL by at most this much.
+	ExpiryInterval time.Duration
+	// MaxWait bounds a blocking query's wait; DefaultWait is the wait of
+	// one that names none.
+	MaxWait, DefaultWait time.Duration
+	// WatchHeartbeat is how often an idle Server-Sent Events stream gets
+	// a comment, so proxies keep it open.
+	WatchHeartbeat time.Duration
+	// WatchLinger keeps a service's session-side subscription this long
+	// after its last HTTP watcher left, so a long-poller's next request
+	// (moments later) finds it warm instead of fetching again.
+	WatchLinger time.Duration
+	// MaxWatches and MaxWatchesPerIdentity cap the blocking queries and
+	// event streams open at once, on this node and per client identity;
+	// one more is answered 429 with Retry-After.
+	MaxWatches, MaxWatchesPerIdentity int
+	// MaxConnections caps the port's open connections (a long poll or an
+	// event stream holds one).
+	MaxConnections int
+}
+
+// DefaultHTTPAPIConfig returns the production defaults.
+func DefaultHTTPAPIConfig() HTTPAPIConfig {
+	return HTTPAPIConfig{
+		MinTTL: 5 * time.Second, MaxTTL: time.Hour, DefaultTTL: 30 * time.Second,
+		ExpiryInterval: time.Second,
+		MaxWait:        5 * time.Minute, DefaultWait: time.Minute,
+		WatchHeartbeat: 15 * time.Second, WatchLinger: 30 * time.Second,
+		MaxWatches: 10_000, MaxWatchesPerIdentity: 256,
+		MaxConnections: 10_000,
+	}
+}
+
+func (c HTTPAPIConfig) validate() error {
+	if c.MinTTL <= 0 || c.MaxTTL < c.MinTTL || c.DefaultTTL < c.MinTTL || c.DefaultTTL > c.MaxTTL {
+		return fmt.Errorf("http api TTLs: need 0 < min %v <= default %v <= max %v", c.MinTTL, c.DefaultTTL, c.MaxTTL)
+	}
+	if c.MaxWait <= 0 || c.DefaultWait <= 0 || c.DefaultWait > c.MaxWait {
+		return fmt.Errorf("http api waits: need 0 < default %v <= max %v", c.DefaultWait, c.MaxWait)
+	}
+	if c.ExpiryInterval <= 0 || c.WatchHeartbeat <= 0 || c.WatchLinger < 0 {
+		return fmt.Errorf("http api expiry interval and watch heartbeat must be positive, the linger not negative")
+	}
+	if c.MaxWatches < 1 || c.MaxWatchesPerIdentity < 1 || c.MaxConnections < 1 {
+		return fmt.Errorf("http api watch and connection caps must be positive")
+	}
+	return nil
 }
 
 // DefaultConfig returns production defaults.
@@ -87,6 +147,7 @@ func DefaultConfig() Config {
 		BalanceTolerance:         1.2,
 		BalanceMaxMoves:          50,
 		Push:                     push.DefaultConfig(),
+		HTTPAPI:                  DefaultHTTPAPIConfig(),
 	}
 }
 
@@ -104,6 +165,10 @@ func TestConfig() Config {
 	c.VersionScanInterval = 200 * time.Millisecond
 	c.BalanceInterval = 0 // tests that balance turn it on
 	c.Push = push.TestConfig()
+	c.HTTPAPI.MinTTL = 100 * time.Millisecond
+	c.HTTPAPI.ExpiryInterval = 20 * time.Millisecond
+	c.HTTPAPI.WatchHeartbeat = 200 * time.Millisecond
+	c.HTTPAPI.WatchLinger = 200 * time.Millisecond
 	return c
 }
 
@@ -142,12 +207,30 @@ func (c Config) Validate() error {
 	if err := c.Push.Validate(); err != nil {
 		return bad("%v", err)
 	}
+	if err := c.HTTPAPI.validate(); err != nil {
+		return bad("%v", err)
+	}
 	return nil
 }
 
-// Deps are a session node's live collaborators (its Clock measures
-// grace periods, timeouts and rates).
-type Deps = node.Deps
+// Deps are a session node's live collaborators: node.Deps (its Clock
+// measures grace periods, timeouts, rates and instance leases) and the
+// HTTP/JSON API's listener.
+type Deps struct {
+	node.Deps
+	// HTTPAPIListener is bound by the caller, like the others, for the
+	// HTTP/JSON API (httpapi.go); nil serves no HTTP API. The server
+	// closes it.
+	HTTPAPIListener net.Listener
+}
+
+// Close closes the listeners, for a caller whose New failed.
+func (d Deps) Close() {
+	d.Deps.Close()
+	if d.HTTPAPIListener != nil {
+		_ = d.HTTPAPIListener.Close()
+	}
+}
 
 // MaxClientFrameBytes is the largest frame a client may send: one
 // publisher of record.MaxPublisherBytes with its ids and framing. It is

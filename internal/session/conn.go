@@ -138,22 +138,27 @@ const maxThrottle = time.Second
 // further registration (they wait in its inbox, bounded: see inbox; its
 // heartbeats and push acks do not wait). Past that the request is
 // refused, saying which limit it hit.
-func (c *clientConn) admit() error {
-	s := c.s
+func (c *clientConn) admit() error { return c.s.admit(c.ctx, c.limiter, c.owner, c.caller) }
+
+// admit is the rate check of a registration by caller, whose identity's
+// use of this session is o, on a connection limited by conn (a client
+// stream's, or an HTTP API pseudo client's): it waits its turn, at most
+// maxThrottle, or until ctx ends (returning its cause).
+func (s *Server) admit(ctx context.Context, conn *rate.Limiter, o *owner, caller *identity.Caller) error {
 	now := s.clock.Now()
-	connWait, connRes, ok := reserve(c.limiter, now)
+	connWait, connRes, ok := reserve(conn, now)
 	if !ok {
 		s.refused(refusedRateConnection)
-		return status.Errorf(codes.ResourceExhausted, "session: more than %.0f registrations per second on this connection; slow down", s.cfg.RegisterRate)
+		return status.Errorf(codes.ResourceExhausted, "session: more than %.0f registrations per second on this connection; slow down", conn.Limit())
 	}
 	wait := connWait
-	if c.owner.name != "" {
-		_, perSecond := s.limits(c.perms())
-		idWait, _, ok := reserve(c.owner.rateFor(perSecond, now), now)
+	if o.name != "" {
+		_, perSecond := s.limits(s.Perms(caller))
+		idWait, _, ok := reserve(o.rateFor(perSecond, now), now)
 		if !ok {
 			connRes.CancelAt(now)
 			s.refused(refusedRateIdentity)
-			return status.Errorf(codes.ResourceExhausted, "session: more than %.0f registrations per second for %s, over all its connections; slow down", perSecond, c.caller.ID)
+			return status.Errorf(codes.ResourceExhausted, "session: more than %.0f registrations per second for %s, over all its connections; slow down", perSecond, caller.ID)
 		}
 		wait = max(wait, idWait)
 	}
@@ -163,8 +168,8 @@ func (c *clientConn) admit() error {
 		defer t.Stop()
 		select {
 		case <-t.C():
-		case <-c.ctx.Done():
-			return context.Cause(c.ctx)
+		case <-ctx.Done():
+			return context.Cause(ctx)
 		}
 	}
 	return nil
@@ -656,20 +661,33 @@ func (c *clientConn) registerPublisher(rp *registryv1.RegisterPublisher) error {
 // identity's right to verb under dataID, then the rates (waiting its
 // turn). The quotas come last, with the insert (reserve).
 func (c *clientConn) mayRegister(verb, dataID string, allowed func(string) bool) error {
-	if !allowed(dataID) {
-		c.s.refused(refusedPermission)
-		return status.Errorf(codes.PermissionDenied, "session: %s may not %s under data ID %q (its tokens file entry lists no prefix of it)", c.caller.ID, verb, dataID)
+	if err := c.s.permitted(c.caller, verb, dataID, allowed); err != nil {
+		return err
 	}
 	return c.admit()
 }
 
+// permitted checks caller's right to verb under dataID (allowed, from its
+// rights as the tokens file reads now).
+func (s *Server) permitted(caller *identity.Caller, verb, dataID string, allowed func(string) bool) error {
+	if !allowed(dataID) {
+		s.refused(refusedPermission)
+		return status.Errorf(codes.PermissionDenied, "session: %s may not %s under data ID %q (its tokens file entry lists no prefix of it)", caller.ID, verb, dataID)
+	}
+	return nil
+}
+
 // identityQuota returns how many registrations the connection's identity
 // may hold on this session (no bound without TLS: only the connection's).
-func (c *clientConn) identityQuota() int {
-	if c.owner.name == "" {
+func (c *clientConn) identityQuota() int { return c.s.identityQuota(c.owner, c.caller) }
+
+// identityQuota returns how many registrations o, caller's identity, may
+// hold on this session (no bound without TLS: only the connection's).
+func (s *Server) identityQuota(o *owner, caller *identity.Caller) int {
+	if o.name == "" {
 		return math.MaxInt
 	}
-	quota, _ := c.s.limits(c.perms())
+	quota, _ := s.limits(s.Perms(caller))
 	return quota
 }
 
@@ -680,14 +698,19 @@ func (c *clientConn) identityQuota() int {
 // one step, and the identity's count (owner.reserve) is one atomic step
 // over all its connections.
 func (c *clientConn) reserve(connHeld, quota int) error {
-	s := c.s
+	return c.s.reserve(c.owner, c.caller, connHeld, quota)
+}
+
+// reserve is clientConn.reserve for any connection of o's identity
+// (caller), an HTTP API pseudo client's included.
+func (s *Server) reserve(o *owner, caller *identity.Caller, connHeld, quota int) error {
 	if connHeld >= s.cfg.MaxPerConn {
 		s.refused(refusedQuotaConnection)
 		return status.Errorf(codes.ResourceExhausted, "session: at most %d registrations per connection", s.cfg.MaxPerConn)
 	}
-	if !c.owner.reserve(quota) {
+	if !o.reserve(quota) {
 		s.refused(refusedQuotaIdentity)
-		return status.Errorf(codes.ResourceExhausted, "session: %s holds %d registrations on this session, at most %d allowed", c.caller.ID, c.owner.held.Load(), quota)
+		return status.Errorf(codes.ResourceExhausted, "session: %s holds %d registrations on this session, at most %d allowed", caller.ID, o.held.Load(), quota)
 	}
 	return nil
 }

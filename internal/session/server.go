@@ -16,6 +16,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -83,6 +84,10 @@ type Server struct {
 	// streams counts the reader and writer goroutines of client streams;
 	// Close waits for them after gRPC has stopped.
 	streams sync.WaitGroup
+
+	// apiLn is the HTTP/JSON API's listener (nil: none); api serves it.
+	apiLn net.Listener
+	api   *httpAPI
 }
 
 // tableView is the slot table with its hasher, swapped as a whole.
@@ -131,7 +136,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		watchNow: make(chan struct{}, 1),
 		tableNew: make(chan struct{}),
 	}
-	n, err := node.New(cfg.Config, node.Spec{Role: cluster.RoleSession, PoolSize: 1024, ServerOptions: serverOptions(cfg.TLS.Enabled()), Ready: s.ReadyState, Policy: policy, Tokens: true}, deps)
+	n, err := node.New(cfg.Config, node.Spec{Role: cluster.RoleSession, PoolSize: 1024, ServerOptions: serverOptions(cfg.TLS.Enabled()), Ready: s.ReadyState, Policy: policy, Tokens: true}, deps.Deps)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadConfig, err)
 	}
@@ -142,6 +147,8 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	s.metrics = newMetrics(s)
 	s.conns = newConns()
 	s.fwd = newForwarder(s)
+	s.apiLn = deps.HTTPAPIListener
+	s.api = newHTTPAPI(s)
 	// Three quarters of the fetch workers per node: a frozen data node
 	// holds at most that many (each for FetchTimeout) while the rest serve
 	// every other node's keys; a busy healthy node still gets most of them.
@@ -158,6 +165,15 @@ func New(cfg Config, deps Deps) (*Server, error) {
 // Publishers returns how many publications the session holds for its
 // clients.
 func (s *Server) Publishers() int { return s.pubs.count() }
+
+// HTTPAPIAddr returns the HTTP/JSON API's bound address ("" when it is
+// not served).
+func (s *Server) HTTPAPIAddr() string {
+	if s.apiLn == nil {
+		return ""
+	}
+	return s.apiLn.Addr().String()
+}
 
 // Proc returns this process's id, the owner of its publishers.
 func (s *Server) Proc() string { return s.proc }
@@ -179,8 +195,13 @@ func (s *Server) Run(ctx context.Context) error { return s.Node.Run(ctx, (*lifec
 type lifecycle Server
 
 // Start creates the push engine and registers the metrics.
-func (r *lifecycle) Start() (cluster.Meta, error) {
+func (r *lifecycle) Start() (_ cluster.Meta, err error) {
 	s := (*Server)(r)
+	defer func() {
+		if err != nil && s.apiLn != nil {
+			_ = s.apiLn.Close() // Close is not called after a failed Start
+		}
+	}()
 	engine, err := push.New(s.cfg.Push, push.Deps{Fetcher: s, Clock: s.clock, Logger: s.logger.With("component", "push"), Registerer: s.reg})
 	if err != nil {
 		return cluster.Meta{}, err
@@ -188,6 +209,10 @@ func (r *lifecycle) Start() (cluster.Meta, error) {
 	s.engine = engine
 	if err := s.reg.Register(s.metrics); err != nil {
 		return cluster.Meta{}, fmt.Errorf("session: register metrics: %w", err)
+	}
+	if err := s.reg.Register(s.api.metrics); err != nil {
+		s.reg.Unregister(s.metrics)
+		return cluster.Meta{}, fmt.Errorf("session: register HTTP API metrics: %w", err)
 	}
 	return cluster.Meta{GRPC: s.GRPCAddr(), HTTP: s.HTTPAddr(), Zone: s.cfg.Zone, Proc: s.proc}, nil
 }
@@ -212,6 +237,12 @@ func (r *lifecycle) Run(ctx context.Context, g *errgroup.Group) {
 	g.Go(func() error { return s.scanLoop(ctx) })
 	g.Go(func() error { return s.graceLoop(ctx) })
 	g.Go(func() error { return s.balanceLoop(ctx) })
+	if s.apiLn != nil {
+		g.Go(func() error {
+			return s.ServeHTTP(ctx, "http_api", s.apiLn, s.cfg.HTTPAPI.MaxConnections, s.api.handler())
+		})
+		g.Go(func() error { return s.api.run(ctx) })
+	}
 }
 
 // Stop ends every client stream before the servers stop.
@@ -223,6 +254,10 @@ func (r *lifecycle) Close() error {
 	s.streams.Wait()
 	if s.metrics != nil {
 		s.reg.Unregister(s.metrics)
+		s.reg.Unregister(s.api.metrics)
+	}
+	if s.apiLn != nil {
+		_ = s.apiLn.Close() // served (and so closed) unless Run failed first
 	}
 	return nil
 }

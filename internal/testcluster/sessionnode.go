@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/mem"
 
 	"github.com/strata-registry/strata/internal/identity"
+	"github.com/strata-registry/strata/internal/node"
 	"github.com/strata-registry/strata/internal/rpc"
 	"github.com/strata-registry/strata/internal/session"
 	registryv1 "github.com/strata-registry/strata/pkg/proto/registry/v1"
@@ -61,7 +62,10 @@ func (c *Cluster) AddSession(t testing.TB) *SessionNode {
 	}
 	cfg.Join = c.GossipSeeds()
 	n.Registry = prometheus.NewRegistry()
-	srv, err := session.New(cfg, session.Deps{Logger: logger, Registry: n.Registry, GRPCListener: Listen(t), HTTPListener: Listen(t)})
+	srv, err := session.New(cfg, session.Deps{
+		Deps:            node.Deps{Logger: logger, Registry: n.Registry, GRPCListener: Listen(t), HTTPListener: Listen(t)},
+		HTTPAPIListener: Listen(t),
+	})
 	if err != nil {
 		_ = lf.Close()
 		t.Fatalf("testcluster: new %s: %v", id, err)

@@ -1,0 +1,393 @@
+package session_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/strata-registry/strata/internal/clienttest"
+	"github.com/strata-registry/strata/internal/identity"
+	"github.com/strata-registry/strata/internal/session"
+	"github.com/strata-registry/strata/internal/testcluster"
+	"github.com/strata-registry/strata/pkg/client"
+	"github.com/strata-registry/strata/pkg/client/discovery"
+)
+
+// apiClient calls a session's HTTP API as one caller: a bearer token, or
+// a TLS client certificate, or nothing.
+type apiClient struct {
+	t     *testing.T
+	base  string
+	token string
+	hc    *http.Client
+}
+
+// httpAPI returns a client of session n's HTTP API that verifies the
+// server is that session and sends token ("": none).
+func httpAPI(t *testing.T, c *testcluster.Cluster, n *testcluster.SessionNode, token string) *apiClient {
+	t.Helper()
+	tlsc := c.AnonTLS(t, identity.Peer{Role: identity.RoleSession, Name: n.ID})
+	return apiWith(t, n, tlsc, token)
+}
+
+// httpAPIAs returns a client that presents role name's certificate.
+func httpAPIAs(t *testing.T, c *testcluster.Cluster, n *testcluster.SessionNode, role identity.Role, name string) *apiClient {
+	t.Helper()
+	return apiWith(t, n, c.Creds(t, role, name).Client(identity.Peer{Role: identity.RoleSession, Name: n.ID}), "")
+}
+
+func apiWith(t *testing.T, n *testcluster.SessionNode, tlsc *tls.Config, token string) *apiClient {
+	tr := &http.Transport{TLSClientConfig: tlsc, ForceAttemptHTTP2: true}
+	t.Cleanup(tr.CloseIdleConnections)
+	return &apiClient{t: t, base: "https://" + n.Server().HTTPAPIAddr(), token: token, hc: &http.Client{Transport: tr}}
+}
+
+// do sends a request and returns the status, the body and the headers.
+func (a *apiClient) do(ctx context.Context, method, path string, body []byte, hdr ...string) (int, []byte, http.Header) {
+	a.t.Helper()
+	req, err := http.NewRequestWithContext(ctx, method, a.base+path, bytes.NewReader(body))
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	if a.token != "" {
+		req.Header.Set("Authorization", "Bearer "+a.token)
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := a.hc.Do(req)
+	if err != nil {
+		a.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		a.t.Fatalf("%s %s: reading the answer: %v", method, path, err)
+	}
+	return resp.StatusCode, b, resp.Header
+}
+
+// must sends a request that must answer want, and decodes the body into out.
+func (a *apiClient) must(method, path string, body any, want int, out any) http.Header {
+	a.t.Helper()
+	var b []byte
+	if body != nil {
+		var err error
+		if b, err = json.Marshal(body); err != nil {
+			a.t.Fatal(err)
+		}
+	}
+	code, got, hdr := a.do(clienttest.Ctx(a.t), method, path, b)
+	if code != want {
+		a.t.Fatalf("%s %s: %d %s, want %d", method, path, code, got, want)
+	}
+	if out != nil {
+		if err := json.Unmarshal(got, out); err != nil {
+			a.t.Fatalf("%s %s: %v in %s", method, path, err, got)
+		}
+	}
+	return hdr
+}
+
+// goWatcher watches service through pkg/client/discovery on session n.
+func goWatcher(t *testing.T, c *testcluster.Cluster, n *testcluster.SessionNode, service string) *discovery.Watcher {
+	t.Helper()
+	d := discovery.New(clienttest.New(t, c, client.WithSessions(n.Server().GRPCAddr())))
+	w, err := d.Watch(clienttest.Ctx(t), service)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = w.Close() })
+	return w
+}
+
+// nextSet waits for the watcher's next set that satisfies cond.
+func nextSet(t *testing.T, w *discovery.Watcher, what string, cond func(discovery.Set) bool) discovery.Set {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), testcluster.DefaultWait)
+	defer cancel()
+	for {
+		set, err := w.Next(ctx)
+		if err != nil {
+			t.Fatalf("waiting for the Go watcher to see %s: %v", what, err)
+		}
+		if cond(set) {
+			return set
+		}
+	}
+}
+
+func hasAddr(addr string) func(discovery.Set) bool {
+	return func(s discovery.Set) bool {
+		for _, in := range s.Instances {
+			if in.Addr == addr {
+				return true
+			}
+		}
+		return false
+	}
+}
+
+func not(f func(discovery.Set) bool) func(discovery.Set) bool {
+	return func(s discovery.Set) bool { return !f(s) }
+}
+
+// counter reads a counter (or gauge) of a session's registry.
+func counter(t *testing.T, n *testcluster.SessionNode, name string) float64 {
+	t.Helper()
+	mfs, err := n.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum float64
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			sum += value(m)
+		}
+	}
+	return sum
+}
+
+func value(m *dto.Metric) float64 {
+	if m.GetCounter() != nil {
+		return m.GetCounter().GetValue()
+	}
+	return m.GetGauge().GetValue()
+}
+
+const instPath = "/v1/services/" + svc + "/instances/"
+
+// TestHTTPAPI_TTLInstance_PushedToGoWatcher_RemovedWhenHeartbeatsStop: an
+// instance registered over HTTP with a TTL reaches a Go discovery watcher,
+// stays while heartbeats come (across many TTLs: heartbeats renew it,
+// nothing re-registers it), and is removed for the watcher once they stop
+// and the TTL lapses.
+func TestHTTPAPI_TTLInstance_PushedToGoWatcher_RemovedWhenHeartbeatsStop(t *testing.T) {
+	c := testcluster.Start(t, testcluster.Spec{Meta: 1, Data: 2, Session: 1})
+	c.WaitDataSettled(t)
+	n := c.Session(0)
+	api := httpAPI(t, c, n, c.Token(t, identity.RoleClient, testcluster.ClientName))
+	w := goWatcher(t, c, n, svc)
+
+	const ttl = 300 * time.Millisecond
+	var reg session.HTTPRegistration
+	api.must(http.MethodPut, instPath+"web-1", session.HTTPInstanceBody{Addr: "10.0.0.1:8080", Weight: 5, Zone: "az1", Metadata: map[string]string{"v": "1"}, TTL: ttl.String()}, http.StatusCreated, &reg)
+	if reg.Instance.ID != "web-1" || reg.Instance.Weight != 5 || reg.TTL != ttl.String() || reg.ExpiresAt.IsZero() {
+		t.Fatalf("registration answered %+v", reg)
+	}
+	set := nextSet(t, w, "the HTTP instance", hasAddr("10.0.0.1:8080"))
+	if in := set.Instances[0]; in.Weight != 5 || in.Zone != "az1" || in.Metadata["v"] != "1" {
+		t.Fatalf("the Go watcher sees %+v", in)
+	}
+
+	// Heartbeats every third of the TTL, for eight TTLs: the watcher sees
+	// no change (a lapse would push a list without it).
+	changes := make(chan discovery.Set, 16)
+	ctx, stop := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			set, err := w.Next(ctx)
+			if err != nil {
+				return
+			}
+			changes <- set
+		}
+	})
+	for range 24 {
+		var hb session.HTTPRegistration
+		api.must(http.MethodPut, instPath+"web-1/heartbeat", nil, http.StatusOK, &hb)
+		if !hb.ExpiresAt.After(reg.ExpiresAt) {
+			t.Fatalf("heartbeat moved the expiry from %v to %v", reg.ExpiresAt, hb.ExpiresAt)
+		}
+		time.Sleep(ttl / 3) // the heartbeat interval, not a wait for a condition
+	}
+	stop()
+	wg.Wait()
+	select {
+	case s := <-changes:
+		t.Fatalf("the Go watcher was pushed a change while heartbeats came: %+v", s)
+	default:
+	}
+	if got := counter(t, n, "strata_session_http_expiries_total"); got != 0 {
+		t.Fatalf("%v expiries while heartbeats came", got)
+	}
+
+	// No more heartbeats: removed after the TTL.
+	nextSet(t, w, "the instance removed", not(hasAddr("10.0.0.1:8080")))
+	if got := counter(t, n, "strata_session_http_expiries_total"); got != 1 {
+		t.Fatalf("%v expiries, want 1", got)
+	}
+	code, body, _ := api.do(clienttest.Ctx(t), http.MethodPut, instPath+"web-1/heartbeat", nil)
+	if code != http.StatusNotFound || !strings.Contains(string(body), "register it again") {
+		t.Fatalf("heartbeat after the lapse: %d %s", code, body)
+	}
+	if n.Server().Publishers() != 0 {
+		t.Fatalf("the session still holds %d publishers", n.Server().Publishers())
+	}
+}
+
+// TestHTTPAPI_GoInstance_SeenByLongPollAndEventStream: an instance a Go
+// client registers (discovery.Register) is seen by an HTTP blocking query
+// (its index advances past the one it waited on) and by an event stream,
+// which starts with the current list and sends the next version; a
+// blocking query whose wait passes answers the same index; an event stream
+// resumed with Last-Event-ID sends only later versions.
+func TestHTTPAPI_GoInstance_SeenByLongPollAndEventStream(t *testing.T) {
+	c := testcluster.Start(t, testcluster.Spec{Meta: 1, Data: 2, Session: 1})
+	c.WaitDataSettled(t)
+	n := c.Session(0)
+	api := httpAPI(t, c, n, c.Token(t, identity.RoleClient, testcluster.ClientName))
+	ctx := clienttest.Ctx(t)
+
+	var first session.HTTPInstanceList
+	hdr := api.must(http.MethodGet, "/v1/services/"+svc+"/instances", nil, http.StatusOK, &first)
+	if len(first.Instances) != 0 || hdr.Get("X-Strata-Index") != fmt.Sprint(first.Index) {
+		t.Fatalf("before any registration: %+v, index header %q", first, hdr.Get("X-Strata-Index"))
+	}
+	// A wait that passes answers the same index.
+	var same session.HTTPInstanceList
+	api.must(http.MethodGet, fmt.Sprintf("/v1/services/%s/instances?index=%d&wait=100ms", svc, first.Index), nil, http.StatusOK, &same)
+	if same.Index != first.Index {
+		t.Fatalf("a blocking query whose wait passed answered index %d, want %d", same.Index, first.Index)
+	}
+
+	events := sse(t, api, svc, "")
+	ev := events()
+	if ev.list.Index != first.Index || len(ev.list.Instances) != 0 {
+		t.Fatalf("the stream's first event: %+v", ev)
+	}
+	polled := make(chan session.HTTPInstanceList, 1)
+	go func() {
+		var l session.HTTPInstanceList
+		api.must(http.MethodGet, fmt.Sprintf("/v1/services/%s/instances?index=%d&wait=30s", svc, first.Index), nil, http.StatusOK, &l)
+		polled <- l
+	}()
+	eventually(t, func() error {
+		if got := counter(t, n, "strata_session_http_watchers"); got != 2 {
+			return fmt.Errorf("%v watchers, want the stream and the blocking query", got)
+		}
+		return nil
+	})
+
+	d := discovery.New(clienttest.New(t, c, client.WithSessions(n.Server().GRPCAddr()), client.WithZone("az2")))
+	reg, err := d.Register(ctx, svc, discovery.Instance{Addr: "10.0.0.2:9090", Weight: 3, Metadata: map[string]string{"lang": "go"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := func(l session.HTTPInstanceList, who string) {
+		t.Helper()
+		if l.Index <= first.Index || len(l.Instances) != 1 {
+			t.Fatalf("%s: %+v, want the Go instance at an index above %d", who, l, first.Index)
+		}
+		in := l.Instances[0]
+		if in.ID != reg.ID() || in.Addr != "10.0.0.2:9090" || in.Weight != 3 || in.Zone != "az2" || in.Metadata["lang"] != "go" {
+			t.Fatalf("%s sees %+v", who, in)
+		}
+	}
+	select {
+	case l := <-polled:
+		want(l, "the blocking query")
+	case <-time.After(testcluster.DefaultWait):
+		t.Fatal("the blocking query did not answer")
+	}
+	ev = events()
+	want(ev.list, "the event stream")
+	if ev.id != ev.list.Index {
+		t.Fatalf("event id %d, list index %d", ev.id, ev.list.Index)
+	}
+
+	// Resume after the last event: nothing until the next version.
+	resumed := sse(t, api, svc, fmt.Sprint(ev.id))
+	if err := reg.Deregister(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got := resumed()
+	if got.id <= ev.id || len(got.list.Instances) != 0 {
+		t.Fatalf("the resumed stream's first event: %+v, want the removal after %d", got, ev.id)
+	}
+}
+
+type sseEvent struct {
+	id   uint64
+	list session.HTTPInstanceList
+}
+
+// sse opens an event stream of service (resuming after lastID unless
+// "") and returns its next event, each call (failing the test when none
+// comes within the wait); the stream closes when the test ends.
+func sse(t *testing.T, api *apiClient, service, lastID string) func() sseEvent {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, api.base+"/v1/services/"+service+"/watch", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+api.token)
+	if lastID != "" {
+		req.Header.Set("Last-Event-ID", lastID)
+	}
+	resp, err := api.hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/event-stream" {
+		t.Fatalf("watch: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	out := make(chan sseEvent, 16)
+	var wg sync.WaitGroup
+	t.Cleanup(func() { cancel(); _ = resp.Body.Close(); wg.Wait() })
+	wg.Go(func() {
+		sc := bufio.NewScanner(resp.Body)
+		sc.Buffer(nil, 4<<20)
+		var ev sseEvent
+		for sc.Scan() {
+			line := sc.Text()
+			switch {
+			case strings.HasPrefix(line, "id: "):
+				_, _ = fmt.Sscan(strings.TrimPrefix(line, "id: "), &ev.id)
+			case strings.HasPrefix(line, "data: "):
+				if err := json.Unmarshal([]byte(strings.TrimPrefix(line, "data: ")), &ev.list); err != nil {
+					t.Errorf("event data: %v", err)
+					return
+				}
+			case line == "" && ev.id != 0 || line == "" && ev.list.Service != "":
+				select {
+				case out <- ev:
+				case <-ctx.Done():
+					return
+				}
+				ev = sseEvent{}
+			}
+		}
+	})
+	return func() sseEvent {
+		t.Helper()
+		select {
+		case ev := <-out:
+			return ev
+		case <-time.After(testcluster.DefaultWait):
+			t.Fatalf("no event within %v", testcluster.DefaultWait)
+			return sseEvent{}
+		}
+	}
+}
+
+func eventually(t *testing.T, f func() error) {
+	t.Helper()
+	testcluster.Eventually(t, testcluster.DefaultWait, f)
+}
