@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -76,6 +77,20 @@ func (a *apiClient) do(ctx context.Context, method, path string, body []byte, hd
 		a.t.Fatalf("%s %s: reading the answer: %v", method, path, err)
 	}
 	return resp.StatusCode, b, resp.Header
+}
+
+// poll sends a GET until ctx ends, ignoring the answer (a watcher that
+// only holds its place).
+func (a *apiClient) poll(ctx context.Context, path string) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.base+path, nil)
+	if err != nil {
+		return
+	}
+	req.Header.Set("Authorization", "Bearer "+a.token)
+	if resp, err := a.hc.Do(req); err == nil {
+		_, _ = io.Copy(io.Discard, resp.Body)
+		_ = resp.Body.Close()
+	}
 }
 
 // must sends a request that must answer want, and decodes the body into out.
@@ -390,4 +405,136 @@ func sse(t *testing.T, api *apiClient, service, lastID string) func() sseEvent {
 func eventually(t *testing.T, f func() error) {
 	t.Helper()
 	testcluster.Eventually(t, testcluster.DefaultWait, f)
+}
+
+// TestHTTPAPI_BadInput_ClearStatus_ChangesNothing: every bad request gets
+// its clear status and error body, and leaves the session as it was (the
+// one instance registered first, unchanged, still pushed).
+func TestHTTPAPI_BadInput_ClearStatus_ChangesNothing(t *testing.T) {
+	c := testcluster.Start(t, testcluster.Spec{Meta: 1, Data: 1, Session: 1, SessionConfig: func(_ int, cfg *session.Config) {
+		cfg.HTTPAPI.MaxWatchesPerIdentity = 2
+	}})
+	c.WaitDataSettled(t)
+	n := c.Session(0)
+	const aTok, bTok = "token-of-the-a-team-0123456789", "token-of-the-b-team-0123456789"
+	c.SetIdentities(t,
+		identity.Entry{Name: "a-team", Role: identity.RoleClient, TokenSHA256: identity.HashToken(aTok), Publish: []string{"a."}, Subscribe: []string{"a."}},
+		identity.Entry{Name: "b-team", Role: identity.RoleClient, TokenSHA256: identity.HashToken(bTok), Publish: []string{"*"}, Subscribe: []string{"*"}})
+	a := httpAPI(t, c, n, aTok)
+	b := httpAPI(t, c, n, bTok)
+	ctx := clienttest.Ctx(t)
+
+	const mine = "/v1/services/a.svc/instances/i-1"
+	var reg session.HTTPRegistration
+	a.must(http.MethodPut, mine, session.HTTPInstanceBody{Addr: "10.0.0.1:80", TTL: "1h"}, http.StatusCreated, &reg)
+	// The registration is acked once the session holds it; the list shows
+	// it once its slot leader has it.
+	var before session.HTTPInstanceList
+	eventually(t, func() error {
+		a.must(http.MethodGet, "/v1/services/a.svc/instances", nil, http.StatusOK, &before)
+		if len(before.Instances) != 1 {
+			return fmt.Errorf("listed %+v", before)
+		}
+		return nil
+	})
+
+	body := func(v string) []byte { return []byte(v) }
+	long := strings.Repeat("s", 600)
+	huge := fmt.Sprintf(`{"addr":"10.0.0.1:80","metadata":{"k":%q}}`, strings.Repeat("x", 1<<20))
+	tooBig := append(append([]byte(`{"addr":"10.0.0.1:80","metadata":{"k":"`), bytes.Repeat([]byte("x"), 2<<20)...), `"}}`...)
+	cases := []struct {
+		name   string
+		api    *apiClient
+		method string
+		path   string
+		body   []byte
+		code   int
+		says   string
+	}{
+		{"malformed JSON", a, http.MethodPut, mine, body(`{"addr":`), 400, "not a valid instance"},
+		{"empty body", a, http.MethodPut, mine, nil, 400, "body is empty"},
+		{"unknown field", a, http.MethodPut, mine, body(`{"addr":"10.0.0.1:80","port":80}`), 400, `unknown field "port"`},
+		{"two JSON values", a, http.MethodPut, mine, body(`{"addr":"10.0.0.1:80"} {}`), 400, "more than one JSON value"},
+		{"too long service", a, http.MethodPut, "/v1/services/a." + long + "/instances/i-1", body(`{"addr":"10.0.0.1:80"}`), 400, "data ID is 602 bytes"},
+		{"bad instance id", a, http.MethodPut, "/v1/services/a.svc/instances/" + strings.Repeat("i", 129), body(`{"addr":"10.0.0.1:80"}`), 400, "instance id"},
+		{"addr without port", a, http.MethodPut, mine, body(`{"addr":"10.0.0.1"}`), 400, "instance address"},
+		{"addr port 0", a, http.MethodPut, mine, body(`{"addr":"10.0.0.1:0"}`), 400, "port"},
+		{"negative weight", a, http.MethodPut, mine, body(`{"addr":"10.0.0.1:80","weight":-1}`), 400, "weight -1"},
+		{"unknown state", a, http.MethodPut, mine, body(`{"addr":"10.0.0.1:80","state":"gone"}`), 400, "state"},
+		{"ttl below the least", a, http.MethodPut, mine, body(`{"addr":"10.0.0.1:80","ttl":"1ms"}`), 400, "ttl 1ms is outside"},
+		{"ttl above the most", a, http.MethodPut, mine, body(`{"addr":"10.0.0.1:80","ttl":"2h"}`), 400, "ttl 2h0m0s is outside"},
+		{"ttl not a duration", a, http.MethodPut, mine, body(`{"addr":"10.0.0.1:80","ttl":"soon"}`), 400, "not a duration"},
+		{"encoded instance over 1 MiB", a, http.MethodPut, mine, body(huge), 413, "at most 1048576"},
+		{"body over the cap", a, http.MethodPut, mine, tooBig, 413, "body is over"},
+		{"wait without index", a, http.MethodGet, "/v1/services/a.svc/instances?wait=1s", nil, 400, "wait needs an index"},
+		{"index not a number", a, http.MethodGet, "/v1/services/a.svc/instances?index=x", nil, 400, "not a version"},
+		{"wait over the most", a, http.MethodGet, "/v1/services/a.svc/instances?index=1&wait=1h", nil, 400, "at most 5m0s"},
+		{"services limit over the most", a, http.MethodGet, "/v1/services?limit=1001", nil, 400, "limit 1001 out of range"},
+		{"services limit not a number", a, http.MethodGet, "/v1/services?limit=x", nil, 400, "limit must be a number"},
+		{"no credentials", httpAPI(t, c, n, ""), http.MethodPut, mine, body(`{"addr":"10.0.0.1:80"}`), 401, "a client certificate or a bearer token is required"},
+		{"unknown token", httpAPI(t, c, n, "not-a-token"), http.MethodGet, "/v1/services/a.svc/instances", nil, 401, "not valid"},
+		{"a data node's certificate", httpAPIAs(t, c, n, identity.RoleData, "data-0"), http.MethodPut, mine, body(`{"addr":"10.0.0.1:80"}`), 403, "is not a client"},
+		{"an operator's certificate", httpAPIAs(t, c, n, identity.RoleAdmin, testcluster.AdminName), http.MethodGet, "/v1/services/a.svc/instances", nil, 403, "is not a client"},
+		{"an operator's token", httpAPI(t, c, n, c.Token(t, identity.RoleAdmin, testcluster.AdminName)), http.MethodDelete, mine, nil, 403, "is not a client"},
+		{"publishing outside the prefixes", a, http.MethodPut, "/v1/services/b.x/instances/i-1", body(`{"addr":"10.0.0.1:80"}`), 403, `may not publish under data ID "b.x"`},
+		{"watching outside the prefixes", a, http.MethodGet, "/v1/services/b.x/watch", nil, 403, `may not subscribe under data ID "b.x"`},
+		{"listing outside the prefixes", a, http.MethodGet, "/v1/services/b.x/instances", nil, 403, `data ID "b.x"`},
+		{"another identity renewing my instance", b, http.MethodPut, "/v1/services/a.svc/instances/i-1/heartbeat", nil, 404, "holds no instance"},
+		{"another identity deleting my instance", b, http.MethodDelete, mine, nil, 404, "holds no instance"},
+		{"no such route", a, http.MethodPost, mine, nil, 404, "no route POST"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.api.t = t
+			code, got, _ := tc.api.do(ctx, tc.method, tc.path, tc.body)
+			if code != tc.code {
+				t.Fatalf("%d %s, want %d", code, got, tc.code)
+			}
+			var e session.HTTPError
+			if tc.says != "" && (json.Unmarshal(got, &e) != nil || !strings.Contains(e.Error, tc.says)) {
+				t.Fatalf("answered %s, want an error saying %q", got, tc.says)
+			}
+		})
+	}
+	a.t, b.t = t, t
+
+	// Too many watchers for the identity: the third is refused, with
+	// Retry-After; the two waiting are not disturbed.
+	wctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Go(func() { a.poll(wctx, fmt.Sprintf("/v1/services/a.svc/instances?index=%d&wait=1m", before.Index)) })
+	}
+	eventually(t, func() error {
+		if got := counter(t, n, "strata_session_http_watchers"); got != 2 {
+			return fmt.Errorf("%v watchers open, want 2", got)
+		}
+		return nil
+	})
+	code, got, hdr := a.do(ctx, http.MethodGet, "/v1/services/a.svc/watch", nil)
+	if code != http.StatusTooManyRequests || hdr.Get("Retry-After") == "" || !strings.Contains(string(got), "at most 2 allowed") {
+		t.Fatalf("a third watch: %d %s (Retry-After %q), want 429", code, got, hdr.Get("Retry-After"))
+	}
+	if got := counter(t, n, "strata_session_http_watches_refused_total"); got != 1 {
+		t.Fatalf("%v watches refused, want 1", got)
+	}
+	// b-team's own cap is untouched by a-team's watches.
+	b.must(http.MethodGet, "/v1/services/a.svc/instances?index=0&wait=10ms", nil, http.StatusOK, nil)
+	cancel()
+	wg.Wait()
+
+	// Nothing changed: my instance as it was, at the same version, and
+	// nothing else held.
+	var after session.HTTPInstanceList
+	a.must(http.MethodGet, "/v1/services/a.svc/instances", nil, http.StatusOK, &after)
+	if after.Index != before.Index || len(after.Instances) != 1 || !reflect.DeepEqual(after.Instances, before.Instances) {
+		t.Fatalf("after the bad requests: %+v, before: %+v", after, before)
+	}
+	if p := n.Server().Publishers(); p != 1 {
+		t.Fatalf("the session holds %d publishers, want 1", p)
+	}
+	// And the owner still renews and removes it.
+	a.must(http.MethodPut, mine+"/heartbeat", nil, http.StatusOK, nil)
+	a.must(http.MethodDelete, mine, nil, http.StatusNoContent, nil)
+	a.must(http.MethodDelete, mine, nil, http.StatusNotFound, nil)
 }
