@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os/exec"
 	"reflect"
 	"strings"
 	"sync"
@@ -537,4 +538,56 @@ func TestHTTPAPI_BadInput_ClearStatus_ChangesNothing(t *testing.T) {
 	a.must(http.MethodPut, mine+"/heartbeat", nil, http.StatusOK, nil)
 	a.must(http.MethodDelete, mine, nil, http.StatusNoContent, nil)
 	a.must(http.MethodDelete, mine, nil, http.StatusNotFound, nil)
+}
+
+// TestHTTPAPI_PythonClient_RegistersAndHeartbeats_GoWatcherSeesItComeAndGo:
+// a client in another language (Python's standard library: urllib, ssl
+// with the cluster's CA, the test client's token; testdata/httpapi_client.py)
+// registers an instance with a TTL, sees it in the event stream, heartbeats
+// it, lists it, and stops. A Go discovery watcher sees the instance arrive,
+// stay while the heartbeats come, and go once they stop.
+func TestHTTPAPI_PythonClient_RegistersAndHeartbeats_GoWatcherSeesItComeAndGo(t *testing.T) {
+	python, err := exec.LookPath("python3")
+	if err != nil {
+		t.Skip("python3 is not installed: the non-Go client cannot run")
+	}
+	c := testcluster.Start(t, testcluster.Spec{Meta: 1, Data: 2, Session: 1})
+	c.WaitDataSettled(t)
+	n := c.Session(0)
+	w := goWatcher(t, c, n, svc)
+
+	cmd := exec.CommandContext(clienttest.Ctx(t), python, "testdata/httpapi_client.py",
+		"https://"+n.Server().HTTPAPIAddr(), c.Credentials().CA(), c.Token(t, identity.RoleClient, testcluster.ClientName),
+		svc, "py-1", "400ms", "12", "0.1")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	set := nextSet(t, w, "the Python client's instance", hasAddr("192.0.2.7:8443"))
+	if in := set.Instances[0]; in.Weight != 7 || in.Zone != "py" || in.Metadata["lang"] != "python" {
+		t.Fatalf("the Go watcher sees %+v", in)
+	}
+	steps, err := io.ReadAll(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("the Python client failed: %v\nstdout:\n%s\nstderr:\n%s", err, steps, stderr.String())
+	}
+	for _, want := range []string{`"registered": "py-1"`, `"watched": "py-1"`, `"heartbeats": 12`, `"listed": 1`} {
+		if !strings.Contains(string(steps), want) {
+			t.Fatalf("the Python client's steps lack %s:\n%s", want, steps)
+		}
+	}
+	// 12 heartbeats at 0.1 s outlived three TTLs: the instance stayed (the
+	// client listed it at the end); now that they stopped, it goes.
+	if got := counter(t, n, "strata_session_http_heartbeats_total"); got != 12 {
+		t.Fatalf("%v heartbeats taken, want 12", got)
+	}
+	nextSet(t, w, "the Python client's instance removed", not(hasAddr("192.0.2.7:8443")))
 }
