@@ -7,7 +7,8 @@
 //
 // Schemas follow encoding/json: a struct's exported fields under their
 // json tag names (a field tagged "-" is left out, omitempty makes it
-// optional), a field's `doc` tag its description. Named struct types go to
+// optional), a field's `doc` tag its description and its `enum` tag (comma
+// separated) the values it may take. Named struct types go to
 // components/schemas and are referred to by $ref. Pure: no I/O, no state.
 package openapi
 
@@ -324,6 +325,9 @@ func (g *generator) fields(t reflect.Type, props map[string]any, required *[]str
 		s, err := g.schema(f.Type)
 		if err != nil {
 			return fmt.Errorf("field %s: %w", f.Name, err)
+		}
+		if enum := f.Tag.Get("enum"); enum != "" {
+			s["enum"] = strings.Split(enum, ",")
 		}
 		if doc := f.Tag.Get("doc"); doc != "" {
 			if _, isRef := s["$ref"]; isRef {

@@ -53,7 +53,7 @@ type HTTPInstanceBody struct {
 	Weight   int               `json:"weight,omitempty" doc:"share of traffic, 0 to 2147483647; 0 (or none) is stored as 1"`
 	Zone     string            `json:"zone,omitempty" doc:"availability zone, at most 64 bytes"`
 	Metadata map[string]string `json:"metadata,omitempty" doc:"free-form; the whole encoded instance must fit one record value (1 MiB)"`
-	State    string            `json:"state,omitempty" doc:"serving (the default when empty), draining or disabled"`
+	State    string            `json:"state,omitempty" enum:"serving,draining,disabled" doc:"serving (the default when empty), draining or disabled"`
 	TTL      string            `json:"ttl,omitempty" doc:"the lease, a duration such as 30s (5s to 1h; default 30s): renew it with PUT .../heartbeat before it lapses"`
 }
 
