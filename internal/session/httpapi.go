@@ -208,9 +208,12 @@ func (a *httpAPI) wrap(rt apiRoute) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rw := &statusWriter{ResponseWriter: w}
 		defer func() { a.metrics.requests.WithLabelValues(rt.ID, strconv.Itoa(rw.code())).Inc() }()
-		rc := http.NewResponseController(w)
-		_ = rc.SetReadDeadline(time.Now().Add(apiIOTimeout))
+		// Long routes read no body and set their own write deadlines; a read
+		// deadline on them would end a blocking query or a stream on
+		// HTTP/1.1 (the server's background read fails and cancels it).
 		if !rt.long {
+			rc := http.NewResponseController(w)
+			_ = rc.SetReadDeadline(time.Now().Add(apiIOTimeout))
 			_ = rc.SetWriteDeadline(time.Now().Add(apiIOTimeout))
 		}
 		r.Body = http.MaxBytesReader(rw, r.Body, maxAPIBody)

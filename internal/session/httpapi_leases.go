@@ -1,6 +1,7 @@
 package session
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"net/http"
@@ -308,18 +309,22 @@ func (a *httpAPI) deregister(w http.ResponseWriter, r *http.Request, c *identity
 	if err := s.admit(r.Context(), a.limiter(t.owner), o, c); err != nil {
 		return err
 	}
+	// The removal is queued before leases.mu is let go: a registration of
+	// the same instance right after queues its put after this delete (the
+	// forwarder keeps only the newest op of a publication).
 	a.leases.mu.Lock()
 	l := a.leases.by[t.pk]
 	var e *pubEntry
 	if l != nil {
 		a.leases.forget(t.pk, t.owner)
-		e = s.pubs.removeOwn(t.pk, l.clientID)
+		if e = s.pubs.removeOwn(t.pk, l.clientID); e != nil {
+			s.forwardDelete(e, false)
+		}
 	}
 	a.leases.mu.Unlock()
 	if e == nil {
 		return apiErrorf(http.StatusNotFound, "session: %s holds no instance %q of %q on this session", c, t.id, t.service)
 	}
-	s.forwardDelete(e, false)
 	a.metrics.deregistrations.Inc()
 	w.WriteHeader(http.StatusNoContent)
 	return nil
@@ -328,27 +333,26 @@ func (a *httpAPI) deregister(w http.ResponseWriter, r *http.Request, c *identity
 // expire removes the instances whose lease lapsed by now, each with a
 // delete conditional on this session still owning it (as a client's grace
 // expiry: a registration of the same instance made since through another
-// session is newer and stays), and returns how many.
+// session is newer and stays), and returns how many. As in deregister, the
+// deletes are queued under leases.mu, so a registration again comes after
+// them.
 func (a *httpAPI) expire(now time.Time) int {
 	s := a.s
 	a.leases.mu.Lock()
-	var gone []*pubEntry
-	var names []string
+	var gone []string
 	for pk, l := range a.leases.by {
 		if now.Before(l.expires) {
 			continue
 		}
-		e := s.pubs.removeOwn(pk, l.clientID)
 		a.leases.forget(pk, l.owner)
-		if e != nil {
-			gone = append(gone, e)
-			names = append(names, l.service+"/"+l.inst.ID)
+		if e := s.pubs.removeOwn(pk, l.clientID); e != nil {
+			s.forwardDelete(e, true)
+			gone = append(gone, l.service+"/"+l.inst.ID+" of "+cmp.Or(l.owner, "(no identity)"))
 		}
 	}
 	a.leases.mu.Unlock()
-	for i, e := range gone {
-		s.forwardDelete(e, true)
-		s.logger.Info("HTTP instance lease lapsed; removed", "instance", names[i], "identity", e.owner.name)
+	for _, name := range gone {
+		s.logger.Info("HTTP instance lease lapsed; removed", "instance", name)
 	}
 	a.metrics.expiries.Add(float64(len(gone)))
 	return len(gone)

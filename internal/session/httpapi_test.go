@@ -410,7 +410,9 @@ func eventually(t *testing.T, f func() error) {
 
 // TestHTTPAPI_BadInput_ClearStatus_ChangesNothing: every bad request gets
 // its clear status and error body, and leaves the session as it was (the
-// one instance registered first, unchanged, still pushed).
+// instances registered first, unchanged, at the same version). On the
+// way: the services list shows each identity only what it may subscribe
+// to.
 func TestHTTPAPI_BadInput_ClearStatus_ChangesNothing(t *testing.T) {
 	c := testcluster.Start(t, testcluster.Spec{Meta: 1, Data: 1, Session: 1, SessionConfig: func(_ int, cfg *session.Config) {
 		cfg.HTTPAPI.MaxWatchesPerIdentity = 2
@@ -438,6 +440,31 @@ func TestHTTPAPI_BadInput_ClearStatus_ChangesNothing(t *testing.T) {
 		}
 		return nil
 	})
+
+	// The services list shows each identity what it may subscribe to.
+	b.must(http.MethodPut, "/v1/services/b.x/instances/j-1", session.HTTPInstanceBody{Addr: "10.0.0.2:80", TTL: "1h"}, http.StatusCreated, nil)
+	eventually(t, func() error {
+		for who, want := range map[*apiClient]string{a: "a.svc", b: "a.svc b.x"} {
+			var l session.HTTPServiceList
+			who.must(http.MethodGet, "/v1/services", nil, http.StatusOK, &l)
+			var got []string
+			for _, e := range l.Services {
+				if e.Publishers != 1 || e.InstanceID != "DEFAULT_INSTANCE_ID" || e.Group != "DEFAULT_GROUP" {
+					return fmt.Errorf("listed %+v", e)
+				}
+				got = append(got, e.Service)
+			}
+			if strings.Join(got, " ") != want {
+				return fmt.Errorf("listed %v, want %s", got, want)
+			}
+		}
+		return nil
+	})
+	var page session.HTTPServiceList
+	b.must(http.MethodGet, "/v1/services?prefix=b.&limit=1", nil, http.StatusOK, &page)
+	if len(page.Services) != 1 || page.Services[0].Service != "b.x" || page.Next != "" {
+		t.Fatalf("services with prefix b.: %+v", page)
+	}
 
 	body := func(v string) []byte { return []byte(v) }
 	long := strings.Repeat("s", 600)
@@ -531,8 +558,8 @@ func TestHTTPAPI_BadInput_ClearStatus_ChangesNothing(t *testing.T) {
 	if after.Index != before.Index || len(after.Instances) != 1 || !reflect.DeepEqual(after.Instances, before.Instances) {
 		t.Fatalf("after the bad requests: %+v, before: %+v", after, before)
 	}
-	if p := n.Server().Publishers(); p != 1 {
-		t.Fatalf("the session holds %d publishers, want 1", p)
+	if p := n.Server().Publishers(); p != 2 {
+		t.Fatalf("the session holds %d publishers, want a-team's and b-team's", p)
 	}
 	// And the owner still renews and removes it.
 	a.must(http.MethodPut, mine+"/heartbeat", nil, http.StatusOK, nil)
