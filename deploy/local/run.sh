@@ -14,7 +14,7 @@
 #
 # Ports, node i (0-based): meta gRPC 9615+100i, HTTP 9616+100i, Raft 9614+100i,
 # gossip 7946+100i; data gRPC 9622+100i, HTTP 9623+100i, gossip 7956+100i;
-# session gRPC 9603+100i, HTTP 9604+100i, gossip 7966+100i.
+# session gRPC 9603+100i, HTTP 9604+100i, HTTP API 9605+100i, gossip 7966+100i.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -136,6 +136,7 @@ for i in $(seq 0 $((SESSION - 1))); do
   mkdir -p "$RUN/$id"
   "$BIN/session" --node-id "$id" --meta "$metas" --join "$seeds" "${secure[@]}" \
     --grpc-addr "127.0.0.1:$((9603 + 100 * i))" --http-addr "127.0.0.1:$((9604 + 100 * i))" \
+    --http-api-listen "127.0.0.1:$((9605 + 100 * i))" \
     --gossip-addr "127.0.0.1:$((7966 + 100 * i))" >"$RUN/$id/$id.log" 2>&1 &
   pids+=($!)
   echo "started $id (pid $!), log: $RUN/$id/$id.log"
@@ -152,7 +153,7 @@ for i in $(seq 0 $((DATA - 1))); do
   echo "  data-$i  gRPC 127.0.0.1:$((9622 + 100 * i))  HTTP $scheme://127.0.0.1:$((9623 + 100 * i))"
 done
 for i in $(seq 0 $((SESSION - 1))); do
-  echo "  session-$i  clients 127.0.0.1:$((9603 + 100 * i))  HTTP $scheme://127.0.0.1:$((9604 + 100 * i))"
+  echo "  session-$i  clients 127.0.0.1:$((9603 + 100 * i))  HTTP $scheme://127.0.0.1:$((9604 + 100 * i))  HTTP API $scheme://127.0.0.1:$((9605 + 100 * i))"
 done
 echo
 ctl="$BIN/registryctl"
@@ -188,6 +189,17 @@ echo "  curl -s $auth $scheme://127.0.0.1:9616/api/v1/members"
 echo "  curl -s $auth $scheme://127.0.0.1:9623/api/v1/slots | head -40"
 echo "  curl -s $tls_opt $scheme://127.0.0.1:9623/metrics | grep strata_data"
 echo "  curl -s $tls_opt $scheme://127.0.0.1:9604/metrics | grep -E 'strata_(session|push)'"
+echo "HTTP API on each session (register with a TTL, heartbeat, watch; the dev client's token; spec: /openapi.json):"
+if [ -z "$INSECURE" ]; then
+  dev="--cacert $CERTS/ca.pem -H @<(printf 'Authorization: Bearer %s\\n' \"\$(cat $CERTS/client/dev.token)\")"
+else
+  dev=""
+fi
+api="$scheme://127.0.0.1:9605/v1/services"
+echo "  curl -s $dev -X PUT $api/com.example.echo/instances/web-1 -d '{\"addr\":\"10.0.0.1:8080\",\"ttl\":\"30s\"}'"
+echo "  curl -s $dev -X PUT $api/com.example.echo/instances/web-1/heartbeat     # within the TTL"
+echo "  curl -sN $dev $api/com.example.echo/watch                                  # Server-Sent Events"
+echo "  curl -s $dev $api"
 echo
 echo "Logs and data: $RUN/. Press Ctrl-C to stop."
 wait

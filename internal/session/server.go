@@ -238,6 +238,7 @@ func (r *lifecycle) Run(ctx context.Context, g *errgroup.Group) {
 	g.Go(func() error { return s.graceLoop(ctx) })
 	g.Go(func() error { return s.balanceLoop(ctx) })
 	if s.apiLn != nil {
+		s.logger.Info("HTTP API listening", "http_api", s.HTTPAPIAddr(), "tls", s.Secure())
 		g.Go(func() error {
 			return s.ServeHTTP(ctx, "http_api", s.apiLn, s.cfg.HTTPAPI.MaxConnections, s.api.handler())
 		})
