@@ -9,7 +9,10 @@
 // (a stream's reader, and the registrations waiting for its frame loop),
 // owners.go (client identities' quotas, rates and streams), registry.go
 // (publishers and forwarding), sync.go (SessionSyncService for data
-// nodes), http.go.
+// nodes), http.go (admin routes), httpapi.go, httpapi_routes.go,
+// httpapi_leases.go and httpapi_watch.go (the HTTP/JSON API for clients
+// not written in Go: its types and checks, its route table and OpenAPI
+// document, instance leases, watches).
 package session
 
 import (
