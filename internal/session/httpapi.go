@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/strata-registry/strata/internal/admin"
 	"github.com/strata-registry/strata/internal/identity"
 	"github.com/strata-registry/strata/internal/openapi"
 	"github.com/strata-registry/strata/internal/record"
@@ -47,24 +48,26 @@ func newHTTPAPI(s *Server) *httpAPI {
 	return a
 }
 
-// HTTPInstanceBody is the body of a registration.
-type HTTPInstanceBody struct {
+// HTTPInstanceSpec is what describes an instance: the fields of
+// pkg/client/discovery's Instance (and its record), and its state.
+type HTTPInstanceSpec struct {
 	Addr     string            `json:"addr" doc:"where the instance serves: host:port with a non-empty host and a numeric port"`
 	Weight   int               `json:"weight,omitempty" doc:"share of traffic, 0 to 2147483647; 0 (or none) is stored as 1"`
 	Zone     string            `json:"zone,omitempty" doc:"availability zone, at most 64 bytes"`
 	Metadata map[string]string `json:"metadata,omitempty" doc:"free-form; the whole encoded instance must fit one record value (1 MiB)"`
 	State    string            `json:"state,omitempty" enum:"serving,draining,disabled" doc:"serving (the default when empty), draining or disabled"`
-	TTL      string            `json:"ttl,omitempty" doc:"the lease, a duration such as 30s (5s to 1h; default 30s): renew it with PUT .../heartbeat before it lapses"`
+}
+
+// HTTPInstanceBody is the body of a registration.
+type HTTPInstanceBody struct {
+	HTTPInstanceSpec
+	TTL string `json:"ttl,omitempty" doc:"the lease, a duration such as 30s (5s to 1h; default 30s): renew it with PUT .../heartbeat before it lapses"`
 }
 
 // HTTPInstance is one instance of a service as the API shows it.
 type HTTPInstance struct {
-	ID       string            `json:"id" doc:"the instance id its registrant chose (a Go client's: its register id)"`
-	Addr     string            `json:"addr"`
-	Weight   int               `json:"weight"`
-	Zone     string            `json:"zone,omitempty"`
-	Metadata map[string]string `json:"metadata,omitempty"`
-	State    string            `json:"state,omitempty"`
+	ID string `json:"id" doc:"the instance id its registrant chose (a Go client's: its register id)"`
+	HTTPInstanceSpec
 }
 
 // HTTPRegistration answers a registration or a heartbeat.
@@ -146,14 +149,6 @@ func httpStatus(err error) *apiError {
 	return &apiError{code: http.StatusInternalServerError, msg: st.Message()}
 }
 
-func writeAPIJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	_ = enc.Encode(v)
-}
-
 func writeAPIError(w http.ResponseWriter, e *apiError) {
 	if e.retryAfter > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(e.retryAfter))
@@ -161,7 +156,7 @@ func writeAPIError(w http.ResponseWriter, e *apiError) {
 	if e.code == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="strata"`)
 	}
-	writeAPIJSON(w, e.code, HTTPError{Error: e.msg})
+	admin.WriteJSON(w, e.code, HTTPError{Error: e.msg})
 }
 
 // apiRoute is one route: its OpenAPI definition (method, path,
@@ -317,12 +312,8 @@ func serviceKey(service string) (string, error) {
 // cannot import the SDK (its own module); the end-to-end tests check that
 // the two read each other's records.
 type instanceRecord struct {
-	V        int               `json:"v"`
-	Addr     string            `json:"addr"`
-	Weight   int               `json:"weight,omitempty"`
-	Zone     string            `json:"zone,omitempty"`
-	Metadata map[string]string `json:"metadata,omitempty"`
-	State    string            `json:"state,omitempty"`
+	V int `json:"v"`
+	HTTPInstanceSpec
 }
 
 // maxInstanceWeight is discovery.MaxWeight.
@@ -377,5 +368,6 @@ func decodeInstance(id string, value []byte, zone string) (HTTPInstance, bool) {
 	if in.Zone == "" {
 		in.Zone = zone
 	}
-	return HTTPInstance{ID: id, Addr: in.Addr, Weight: in.Weight, Zone: in.Zone, Metadata: in.Metadata, State: state}, true
+	in.State = state
+	return HTTPInstance{ID: id, HTTPInstanceSpec: in.HTTPInstanceSpec}, true
 }

@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/strata-registry/strata/internal/admin"
 	"github.com/strata-registry/strata/internal/identity"
 	"github.com/strata-registry/strata/internal/record"
 	registryv1 "github.com/strata-registry/strata/pkg/proto/registry/v1"
@@ -140,6 +141,16 @@ func (a *httpAPI) target(r *http.Request, c *identity.Caller) (instanceTarget, e
 	return t, nil
 }
 
+// ownTarget is target for a request on the caller's own instance (a
+// heartbeat, a deregistration): it also needs the right to publish.
+func (a *httpAPI) ownTarget(r *http.Request, c *identity.Caller) (instanceTarget, error) {
+	t, err := a.target(r, c)
+	if err == nil {
+		err = a.s.permitted(c, "publish", t.service, a.s.Perms(c).CanPublish)
+	}
+	return t, err
+}
+
 // register serves PUT /v1/services/{service}/instances/{id}: checks (path,
 // body, instance, TTL, size; then the right to publish; then the
 // identity's streams, the rates, and with the store the quotas), then
@@ -159,7 +170,7 @@ func (a *httpAPI) register(w http.ResponseWriter, r *http.Request, c *identity.C
 	if err != nil {
 		return err
 	}
-	in := instanceRecord{V: 1, Addr: body.Addr, Weight: body.Weight, Zone: body.Zone, Metadata: body.Metadata, State: body.State}
+	in := instanceRecord{V: 1, HTTPInstanceSpec: body.HTTPInstanceSpec}
 	if err := in.check(); err != nil {
 		return apiErrorf(http.StatusBadRequest, "session: %v", err)
 	}
@@ -190,7 +201,7 @@ func (a *httpAPI) register(w http.ResponseWriter, r *http.Request, c *identity.C
 		return err
 	}
 	quota := s.identityQuota(o, c)
-	inst := HTTPInstance{ID: t.id, Addr: in.Addr, Weight: in.Weight, Zone: in.Zone, Metadata: in.Metadata, State: in.State}
+	inst := HTTPInstance{ID: t.id, HTTPInstanceSpec: in.HTTPInstanceSpec}
 
 	a.leases.mu.Lock()
 	now := s.clock.Now()
@@ -223,7 +234,7 @@ func (a *httpAPI) register(w http.ResponseWriter, r *http.Request, c *identity.C
 		code = http.StatusCreated
 		s.logger.Debug("HTTP instance registered", "service", t.service, "id", t.id, "identity", c, "ttl", ttl)
 	}
-	writeAPIJSON(w, code, out)
+	admin.WriteJSON(w, code, out)
 	return nil
 }
 
@@ -268,11 +279,8 @@ func (a *httpAPI) ttlOf(v string) (time.Duration, error) {
 // again.
 func (a *httpAPI) heartbeat(w http.ResponseWriter, r *http.Request, c *identity.Caller) error {
 	s := a.s
-	t, err := a.target(r, c)
+	t, err := a.ownTarget(r, c)
 	if err != nil {
-		return err
-	}
-	if err := s.permitted(c, "publish", t.service, s.Perms(c).CanPublish); err != nil {
 		return err
 	}
 	a.leases.mu.Lock()
@@ -286,7 +294,7 @@ func (a *httpAPI) heartbeat(w http.ResponseWriter, r *http.Request, c *identity.
 	out := l.view()
 	a.leases.mu.Unlock()
 	a.metrics.heartbeats.Inc()
-	writeAPIJSON(w, http.StatusOK, out)
+	admin.WriteJSON(w, http.StatusOK, out)
 	return nil
 }
 
@@ -294,11 +302,8 @@ func (a *httpAPI) heartbeat(w http.ResponseWriter, r *http.Request, c *identity.
 // holds none) with an unconditional delete, as a client's unpublish.
 func (a *httpAPI) deregister(w http.ResponseWriter, r *http.Request, c *identity.Caller) error {
 	s := a.s
-	t, err := a.target(r, c)
+	t, err := a.ownTarget(r, c)
 	if err != nil {
-		return err
-	}
-	if err := s.permitted(c, "publish", t.service, s.Perms(c).CanPublish); err != nil {
 		return err
 	}
 	o, release, err := a.acquireOwner(t.owner, c)

@@ -201,7 +201,7 @@ func TestHTTPAPI_TTLInstance_PushedToGoWatcher_RemovedWhenHeartbeatsStop(t *test
 
 	const ttl = 300 * time.Millisecond
 	var reg session.HTTPRegistration
-	api.must(http.MethodPut, instPath+"web-1", session.HTTPInstanceBody{Addr: "10.0.0.1:8080", Weight: 5, Zone: "az1", Metadata: map[string]string{"v": "1"}, TTL: ttl.String()}, http.StatusCreated, &reg)
+	api.must(http.MethodPut, instPath+"web-1", session.HTTPInstanceBody{HTTPInstanceSpec: session.HTTPInstanceSpec{Addr: "10.0.0.1:8080", Weight: 5, Zone: "az1", Metadata: map[string]string{"v": "1"}}, TTL: ttl.String()}, http.StatusCreated, &reg)
 	if reg.Instance.ID != "web-1" || reg.Instance.Weight != 5 || reg.TTL != ttl.String() || reg.ExpiresAt.IsZero() {
 		t.Fatalf("registration answered %+v", reg)
 	}
@@ -429,7 +429,7 @@ func TestHTTPAPI_BadInput_ClearStatus_ChangesNothing(t *testing.T) {
 
 	const mine = "/v1/services/a.svc/instances/i-1"
 	var reg session.HTTPRegistration
-	a.must(http.MethodPut, mine, session.HTTPInstanceBody{Addr: "10.0.0.1:80", TTL: "1h"}, http.StatusCreated, &reg)
+	a.must(http.MethodPut, mine, session.HTTPInstanceBody{HTTPInstanceSpec: session.HTTPInstanceSpec{Addr: "10.0.0.1:80"}, TTL: "1h"}, http.StatusCreated, &reg)
 	// The registration is acked once the session holds it; the list shows
 	// it once its slot leader has it.
 	var before session.HTTPInstanceList
@@ -442,7 +442,7 @@ func TestHTTPAPI_BadInput_ClearStatus_ChangesNothing(t *testing.T) {
 	})
 
 	// The services list shows each identity what it may subscribe to.
-	b.must(http.MethodPut, "/v1/services/b.x/instances/j-1", session.HTTPInstanceBody{Addr: "10.0.0.2:80", TTL: "1h"}, http.StatusCreated, nil)
+	b.must(http.MethodPut, "/v1/services/b.x/instances/j-1", session.HTTPInstanceBody{HTTPInstanceSpec: session.HTTPInstanceSpec{Addr: "10.0.0.2:80"}, TTL: "1h"}, http.StatusCreated, nil)
 	eventually(t, func() error {
 		for who, want := range map[*apiClient]string{a: "a.svc", b: "a.svc b.x"} {
 			var l session.HTTPServiceList

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/strata-registry/strata/internal/admin"
 	"github.com/strata-registry/strata/internal/identity"
 	"github.com/strata-registry/strata/internal/push"
 	"github.com/strata-registry/strata/internal/record"
@@ -321,7 +322,7 @@ func (a *httpAPI) current(ctx context.Context, key string) (uint64, []*registryv
 
 func (a *httpAPI) answerList(w http.ResponseWriter, l HTTPInstanceList) error {
 	w.Header().Set("X-Strata-Index", strconv.FormatUint(l.Index, 10))
-	writeAPIJSON(w, http.StatusOK, l)
+	admin.WriteJSON(w, http.StatusOK, l)
 	return nil
 }
 
@@ -430,6 +431,6 @@ func (a *httpAPI) services(w http.ResponseWriter, r *http.Request, c *identity.C
 			out.Services = append(out.Services, HTTPService{Service: e.DataID, InstanceID: e.InstanceID, Group: e.Group, Publishers: e.Publishers})
 		}
 	}
-	writeAPIJSON(w, http.StatusOK, out)
+	admin.WriteJSON(w, http.StatusOK, out)
 	return nil
 }
