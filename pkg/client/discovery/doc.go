@@ -20,13 +20,35 @@
 //	d := discovery.New(c)
 //
 //	reg, err := d.Register(ctx, "com.example.Echo", discovery.Instance{Addr: "10.0.0.1:8080", Weight: 10})
-//	err = reg.Update(ctx, discovery.Instance{Addr: "10.0.0.1:8080", Weight: 20}) // drain, move, reweigh
+//	err = reg.Update(ctx, discovery.Instance{Addr: "10.0.0.1:8080", Weight: 20}) // move, reweigh
+//	err = reg.Drain(ctx) // no new traffic, still registered
 //	err = reg.Deregister(ctx)
 //
 // Register checks the instance first (Addr is host:port with a numeric
 // port; Weight is 0..MaxWeight, 0 meaning DefaultWeight) and returns
 // errors matching client.ErrInvalidArgument for bad ones. An empty Zone
 // is read as the registering client's zone (client.WithZone).
+//
+// # Draining and disabling
+//
+// An instance's State takes it out of rotation without unpublishing it:
+//
+//	StateServing  (the zero value)  takes new traffic
+//	StateDraining                   finishes what it has, gets nothing new: the Picker
+//	                                skips it, the gRPC resolver lists it so the balancer
+//	                                keeps its connection but sends it no new RPC
+//	StateDisabled                   gets nothing: the Picker skips it, the resolver
+//	                                leaves it out (gRPC closes its connections)
+//
+// Set it with Registration.Drain, Undrain or SetState (or in the Instance
+// given to Register and Update). The record carries it as "state" (left
+// out when serving, so older readers and writers agree; the format stays
+// version 1). A reader that meets a state it does not know, written by a
+// newer client, keeps it in Instance.State and treats it as not serving:
+// State.Serving is false, the Picker and the balancer send it nothing
+// new, the resolver lists it as it lists a draining one. Weight 0 does not
+// mean "no traffic": in version 1 records it has always meant
+// DefaultWeight, so State is the one way to stop new traffic.
 //
 // # Watching
 //
