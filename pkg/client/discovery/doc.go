@@ -63,6 +63,38 @@
 // other client published) are skipped, counted in Set.Skipped, and logged
 // (WithLogger); they never fail the watch.
 //
+// # Picking
+//
+// A Picker chooses one instance per call, for callers that dial on their
+// own (HTTP, a raw TCP protocol); gRPC callers use the resolver and
+// balancer packages instead.
+//
+//	p, err := discovery.NewPicker(discovery.WithPreferredZone("az1"))
+//	if err != nil { ... }
+//	go func() { _ = p.Follow(ctx, w) }() // every Set of the Watcher w, until ctx ends or w closes
+//	inst, err := p.Pick(ctx)             // waits only for the first Set
+//	if errors.Is(err, discovery.ErrNoInstance) { ... } // nothing is serving
+//	err = call(inst.Addr)
+//	p.Report(inst, err) // nil, or an error that blames the instance
+//
+// Pick draws at random, each instance's chance in proportion to its
+// Weight, among the serving instances (draining, disabled and unknown
+// states are skipped; of two registrations of one address, one counts).
+// With WithPreferredZone it draws from that zone's available instances,
+// and from every zone only when the zone has none available (no minimum
+// share: one local instance takes all the local traffic).
+//
+// Outlier ejection: DefaultEjectAfter (3) failures in a row (Report with
+// an error; a success resets the count) eject the instance for
+// DefaultEjectionTime (30 s), doubling on each repeat up to
+// DefaultMaxEjectionTime (5 min); each base interval of service after a
+// return counts one repeat down. At most DefaultMaxEjectedShare (half) of
+// the serving instances are ejected at once, so a lone instance never is:
+// a caller whose own network fails keeps trying its instances rather than
+// emptying the list. All of these are options; WithClock and WithRandSeed
+// make a Picker deterministic in tests. The Picker starts no goroutine,
+// and its memory follows the number of serving addresses.
+//
 // # Groups
 //
 // The client.RegisterOption arguments of Register and Watch select the
