@@ -9,68 +9,47 @@ import (
 	"github.com/strata-registry/strata/pkg/client/discovery"
 )
 
-// reported is what a State says of one instance.
-type reported struct {
-	addr   string
-	weight int
-	zone   string
-	state  discovery.State
-}
-
-func reportedOf(t *testing.T, st grpcresolver.State) []reported {
-	t.Helper()
-	if len(st.Addresses) != len(st.Endpoints) {
-		t.Fatalf("%d addresses but %d endpoints", len(st.Addresses), len(st.Endpoints))
+// reporting is the State a resolver reports for insts, in order.
+func reporting(insts ...discovery.Instance) grpcresolver.State {
+	st := grpcresolver.State{Addresses: []grpcresolver.Address{}, Endpoints: []grpcresolver.Endpoint{}}
+	for _, inst := range insts {
+		st.Addresses = append(st.Addresses, NewAddress(inst))
+		st.Endpoints = append(st.Endpoints, NewEndpoint(inst))
 	}
-	var out []reported
-	for i, ep := range st.Endpoints {
-		a := st.Addresses[i]
-		if len(ep.Addresses) != 1 || ep.Addresses[0].Addr != a.Addr || ep.Addresses[0].Attributes != nil {
-			t.Fatalf("endpoint %v does not match address %v", ep, a)
-		}
-		if WeightOf(a) != EndpointWeight(ep) || ZoneOf(a) != EndpointZone(ep) || StateOf(a) != EndpointState(ep) {
-			t.Fatalf("address %v and endpoint %v disagree", a, ep)
-		}
-		out = append(out, reported{a.Addr, EndpointWeight(ep), EndpointZone(ep), EndpointState(ep)})
-	}
-	return out
+	return st
 }
 
 func TestState_LeavesOutDisabled_PassesOtherStates(t *testing.T) {
+	serving := discovery.Instance{Addr: "10.0.0.1:80", Weight: 1, Zone: "az1"}
+	draining := discovery.Instance{Addr: "10.0.0.2:80", Weight: 2, Zone: "az1", State: discovery.StateDraining}
+	unknown := discovery.Instance{Addr: "10.0.0.4:80", Weight: 4, Zone: "az2", State: "warming"}
+	again := discovery.Instance{Addr: "10.0.0.5:80", Weight: 6}
 	set := discovery.Set{Instances: []discovery.Instance{
-		{Addr: "10.0.0.1:80", Weight: 1, Zone: "az1"},
-		{Addr: "10.0.0.2:80", Weight: 2, Zone: "az1", State: discovery.StateDraining},
+		serving, draining,
 		{Addr: "10.0.0.3:80", Weight: 3, Zone: "az2", State: discovery.StateDisabled},
-		{Addr: "10.0.0.4:80", Weight: 4, Zone: "az2", State: "warming"},
+		unknown,
 		// One address twice: the serving registration is reported, not
 		// the disabled one listed first.
 		{Addr: "10.0.0.5:80", Weight: 5, State: discovery.StateDisabled},
-		{Addr: "10.0.0.5:80", Weight: 6},
+		again,
 	}}
 	st, keys := (&strataResolver{}).state(set)
-	want := []reported{
-		{"10.0.0.1:80", 1, "az1", discovery.StateServing},
-		{"10.0.0.2:80", 2, "az1", discovery.StateDraining},
-		{"10.0.0.4:80", 4, "az2", "warming"},
-		{"10.0.0.5:80", 6, "", discovery.StateServing},
+	if want := reporting(serving, draining, unknown, again); !reflect.DeepEqual(st, want) {
+		t.Fatalf("reported\n %+v\nwant\n %+v", st, want)
 	}
-	if got := reportedOf(t, st); !reflect.DeepEqual(got, want) {
-		t.Fatalf("reported\n %+v\nwant\n %+v", got, want)
-	}
-	if len(keys) != len(want) {
-		t.Fatalf("%d keys for %d endpoints", len(keys), len(want))
+	if len(keys) != len(st.Endpoints) {
+		t.Fatalf("%d keys for %d endpoints", len(keys), len(st.Endpoints))
 	}
 
 	// A state change alone is a change to report (the keys differ).
 	set.Instances[0].State = discovery.StateDraining
-	_, keys2 := (&strataResolver{}).state(set)
-	if reflect.DeepEqual(keys, keys2) {
+	if _, keys2 := (&strataResolver{}).state(set); reflect.DeepEqual(keys, keys2) {
 		t.Fatal("draining an instance leaves the keys as they were: the change would not be reported")
 	}
 
 	// Every instance disabled: an empty state.
 	st, keys = (&strataResolver{}).state(discovery.Set{Instances: []discovery.Instance{{Addr: "h:1", State: discovery.StateDisabled}}})
-	if len(st.Endpoints) != 0 || len(st.Addresses) != 0 || len(keys) != 0 {
+	if !reflect.DeepEqual(st, reporting()) || len(keys) != 0 {
 		t.Fatalf("all disabled: reported %+v", st)
 	}
 }
@@ -78,7 +57,13 @@ func TestState_LeavesOutDisabled_PassesOtherStates(t *testing.T) {
 func TestNewEndpoint_CarriesWhatTheHelpersRead(t *testing.T) {
 	inst := discovery.Instance{Addr: "10.0.0.1:80", Weight: 7, Zone: "az3", State: discovery.StateDraining}
 	ep, a := NewEndpoint(inst), NewAddress(inst)
-	if got := reportedOf(t, grpcresolver.State{Endpoints: []grpcresolver.Endpoint{ep}, Addresses: []grpcresolver.Address{a}}); !reflect.DeepEqual(got, []reported{{inst.Addr, 7, "az3", discovery.StateDraining}}) {
-		t.Fatalf("NewEndpoint/NewAddress of %+v read back as %+v", inst, got)
+	if len(ep.Addresses) != 1 || ep.Addresses[0].Addr != inst.Addr || ep.Addresses[0].Attributes != nil || a.Addr != inst.Addr || a.Attributes != nil {
+		t.Fatalf("endpoint %v, address %v for %+v", ep, a, inst)
+	}
+	if EndpointWeight(ep) != 7 || EndpointZone(ep) != "az3" || EndpointState(ep) != discovery.StateDraining {
+		t.Fatalf("endpoint of %+v reads weight %d zone %q state %q", inst, EndpointWeight(ep), EndpointZone(ep), EndpointState(ep))
+	}
+	if WeightOf(a) != 7 || ZoneOf(a) != "az3" || StateOf(a) != discovery.StateDraining {
+		t.Fatalf("address of %+v reads weight %d zone %q state %q", inst, WeightOf(a), ZoneOf(a), StateOf(a))
 	}
 }
