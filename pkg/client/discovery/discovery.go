@@ -98,8 +98,8 @@ func (r *Registration) Instance() Instance {
 
 // Update replaces the registered instance (its address too, if it moved,
 // and its State) and returns once a session has stored the change;
-// watchers see it as a new Set. Errors are those of Register, or client.ErrClosed after
-// Deregister.
+// watchers see it as a new Set. Errors are those of Register, or
+// client.ErrClosed after Deregister.
 func (r *Registration) Update(ctx context.Context, inst Instance) error {
 	r.updating.Lock()
 	defer r.updating.Unlock()

@@ -61,11 +61,11 @@
 // reports an empty State, so gRPC closes its connections and fails RPCs
 // with codes.Unavailable (RPCs made with grpc.WaitForReady(true) wait for
 // an instance instead), followed by an error naming the service for the
-// RPC error message. A lost
-// connection to Strata is not an empty list: the last addresses stay in use
-// until the Client reconnects, and with client.WithCacheDir a process that
-// starts while no session answers uses the cached list. When the watch itself fails (the Client
-// cannot subscribe, or is closed), the resolver reports the error and,
+// RPC error message. A lost connection to Strata is not an empty list: the
+// last addresses stay in use until the Client reconnects, and with
+// client.WithCacheDir a process that starts while no session answers uses
+// the cached list. When the watch itself fails (the Client cannot
+// subscribe, or is closed), the resolver reports the error and,
 // unless the Client is closed or the service name is invalid, tries again
 // with backoff; ResolveNow makes it try at once.
 //
