@@ -57,8 +57,12 @@ import (
 
 	"google.golang.org/grpc"
 	grpcbalancer "google.golang.org/grpc/balancer"
+	"google.golang.org/grpc/balancer/base"
 	"google.golang.org/grpc/balancer/endpointsharding"
 	"google.golang.org/grpc/balancer/pickfirst"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/connectivity"
+	"google.golang.org/grpc/status"
 )
 
 // Name is the policy's name in a service config: "strata_weighted".
@@ -97,19 +101,40 @@ func (builder) Name() string { return Name }
 // through parent, which replaces its picker by a weighted one.
 func (builder) Build(cc grpcbalancer.ClientConn, opts grpcbalancer.BuildOptions) grpcbalancer.Balancer {
 	child := grpcbalancer.Get(pickfirst.Name).Build
-	return &weighted{Balancer: endpointsharding.NewBalancer(&parent{ClientConn: cc}, opts, child, endpointsharding.Options{})}
+	return &weighted{
+		Balancer: endpointsharding.NewBalancer(&parent{ClientConn: cc}, opts, child, endpointsharding.Options{}),
+		cc:       cc,
+		empty:    true,
+	}
 }
 
-// weighted is the policy for one connection.
+// weighted is the policy for one connection. gRPC calls its methods one
+// at a time.
 type weighted struct {
 	grpcbalancer.Balancer // endpointsharding
+	cc                    grpcbalancer.ClientConn
+	empty                 bool // no endpoints in the last resolver update (or none yet)
 }
 
 // UpdateClientConnState hands the resolver's endpoints to the children,
 // with pick_first's health listener on so that client-side health checks
 // (healthCheckConfig in the service config) apply.
 func (w *weighted) UpdateClientConnState(s grpcbalancer.ClientConnState) error {
+	w.empty = len(s.ResolverState.Endpoints) == 0
 	return w.Balancer.UpdateClientConnState(grpcbalancer.ClientConnState{ResolverState: pickfirst.EnableHealthListener(s.ResolverState)})
+}
+
+// ResolverError passes err to the children, which keep serving the last
+// endpoints. With none, RPCs fail with err (the Strata resolver's says no
+// instance is registered) rather than endpointsharding's "no children".
+func (w *weighted) ResolverError(err error) {
+	w.Balancer.ResolverError(err)
+	if w.empty {
+		w.cc.UpdateState(grpcbalancer.State{
+			ConnectivityState: connectivity.TransientFailure,
+			Picker:            base.NewErrPicker(status.Errorf(codes.Unavailable, "name resolver error: %v", err)),
+		})
+	}
 }
 
 // parent is the connection as endpointsharding sees it.

@@ -2,6 +2,7 @@ package balancer_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"net"
@@ -246,6 +247,29 @@ func TestBalancer_DrainingFinishesTheCallsItHas(t *testing.T) {
 	b2.health.SetServingStatus("echo", healthpb.HealthCheckResponse_NOT_SERVING)
 	if resp, err := stream.Recv(); err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_NOT_SERVING {
 		t.Fatalf("the stream on the draining instance: %v, %v", resp, err)
+	}
+}
+
+func TestBalancer_NoEndpoints_CallsFailWithTheResolverError(t *testing.T) {
+	r := manual.NewBuilderWithScheme("empty")
+	cc := dial(t, r)
+	cc.Connect() // builds the resolver, which reports the empty initial state
+	r.CC().ReportError(errors.New(`strata resolver: no instances of service "echo" are registered`))
+	// gRPC hands the error to the policy asynchronously: poll.
+	for deadline := time.Now().Add(wait); ; {
+		err := call(cc)
+		if status.Code(err) == codes.Unavailable && strings.Contains(err.Error(), `no instances of service "echo"`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("call with no endpoints: %v", err)
+		}
+	}
+	// An instance registers: calls go through.
+	b := startBackend(t)
+	r.UpdateState(state(discovery.Instance{Addr: b.addr, Weight: 1}))
+	if err := call(cc); err != nil {
+		t.Fatal(err)
 	}
 }
 

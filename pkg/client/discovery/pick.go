@@ -180,6 +180,8 @@ type SetSource interface {
 	Next(ctx context.Context) (Set, error)
 }
 
+var _ SetSource = (*Watcher)(nil)
+
 // Follow feeds every Set of src to Update until src fails or ctx ends,
 // and returns that error. Run it in a goroutine of your own, next to the
 // calls to Pick:
