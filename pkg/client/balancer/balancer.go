@@ -43,7 +43,9 @@
 // serving; the connection is READY when any is, CONNECTING while none is
 // but one is connecting, and TRANSIENT_FAILURE otherwise. When every listed
 // instance is draining (or in a state this version does not know), RPCs
-// fail with codes.Unavailable saying so (wait-for-ready RPCs wait). A
+// fail with codes.Unavailable saying so (wait-for-ready RPCs wait); when
+// it lists none, they fail with the resolver's error (for Strata's: no
+// instance of the service is registered, or all are disabled). A
 // weight or state change takes effect with the next resolver update,
 // without reconnecting. Disabled instances never reach the policy: the
 // resolver leaves them out. The draw is random per RPC, so shares follow
