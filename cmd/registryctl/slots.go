@@ -261,8 +261,7 @@ them), or a whole dataInfoID.`,
 			})
 		},
 	}
-	cmd.Flags().StringVar(&instanceID, "instance-id", "", "instance ID part of the dataInfoID (default "+record.DefaultInstanceID+")")
-	cmd.Flags().StringVar(&group, "group", "", "group part of the dataInfoID (default "+record.DefaultGroup+")")
+	keyPartFlags(cmd.Flags(), &instanceID, &group)
 	cli.DescribeEnv(cmd.Flags())
 	return cmd
 }

@@ -196,7 +196,7 @@ func (v *service) GetDatums(ctx context.Context, req *registryv1.GetDatumsReques
 		if err != nil {
 			return nil, toStatus(err)
 		}
-		resp.Datums = append(resp.Datums, st.store.Read(key))
+		resp.Datums = append(resp.Datums, v.s.readDatum(st, key))
 	}
 	resp.TableEpoch, _ = v.s.slots.epoch()
 	return resp, nil
@@ -378,7 +378,7 @@ func (s *Server) inlineDatums(b *registryv1.ChangeBatch) {
 		if err != nil {
 			continue
 		}
-		d := st.store.Read(c.GetDataInfoId())
+		d := s.readDatum(st, c.GetDataInfoId())
 		if d.GetVersion() < c.GetVersion() {
 			continue
 		}

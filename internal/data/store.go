@@ -282,6 +282,23 @@ func (s *SlotStore) Apply(puts []*registryv1.Publisher, dels []*registryv1.Unpub
 	return t.versions(s)
 }
 
+// Touch gives key a new version without changing its records, for a
+// change that lives outside the store (an operator's instance marks), and
+// returns it; nil when key has no publishers (nothing to push). The bump
+// is not an op: followers need not see it, since a new leader's versions
+// start above every version of earlier leader epochs. Safe for concurrent
+// use.
+func (s *SlotStore) Touch(key string) *registryv1.DatumVersion {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d := s.datums[key]
+	if d == nil {
+		return nil
+	}
+	d.version = s.nextVersion()
+	return &registryv1.DatumVersion{DataInfoId: key, Version: d.version}
+}
+
 // RemoveSession is the leader's path for a dead session's lease: it removes
 // every publisher owned by session, as ops, like deletes through Apply, and returns the versions of the
 // datums it changed (as Apply does; nil if the session owns nothing here).

@@ -22,6 +22,10 @@ var policy = node.Policy{
 	registryv1.MetaService_GetLeader_FullMethodName:      {identity.RoleClient, identity.RoleData, identity.RoleSession, identity.RoleMeta, identity.RoleAdmin},
 	registryv1.MetaService_GetClusterInfo_FullMethodName: {identity.RoleData, identity.RoleSession, identity.RoleMeta, identity.RoleAdmin},
 	registryv1.MetaService_Enroll_FullMethodName:         {identity.RoleEnroll},
+	// Operator marks on instances: set by operators (meta: forwarded),
+	// followed by data leaders; operators may watch them too.
+	registryv1.MetaService_SetInstanceState_FullMethodName:    {identity.RoleAdmin, identity.RoleMeta},
+	registryv1.MetaService_WatchInstanceStates_FullMethodName: {identity.RoleData, identity.RoleMeta, identity.RoleAdmin},
 }
 
 // forwardedForKey names the identity a follower forwards a call for.

@@ -220,13 +220,22 @@ func (v *service) WatchSlotTable(req *registryv1.WatchSlotTableRequest, stream g
 			last = t.Epoch
 		}
 		resume = true
-		select {
-		case <-stream.Context().Done():
-			return stream.Context().Err()
-		case <-v.s.stopping:
-			return status.Error(codes.Unavailable, ErrShuttingDown.Error())
-		case <-changed:
+		if err := v.s.awaitChange(stream.Context(), changed); err != nil {
+			return err
 		}
+	}
+}
+
+// awaitChange waits for changed (the FSM published a newer state), for
+// the watcher to go, or for this node to stop; a watch stream loops on it.
+func (s *Server) awaitChange(ctx context.Context, changed <-chan struct{}) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-s.stopping:
+		return status.Error(codes.Unavailable, ErrShuttingDown.Error())
+	case <-changed:
+		return nil
 	}
 }
 

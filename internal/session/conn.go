@@ -123,7 +123,8 @@ func toPush(p *push.Push, owned bool) *registryv1.Push {
 		}
 		return vals
 	}).([]*registryv1.PushedValue)
-	return &registryv1.Push{RegisterId: p.SubscriberIDs[0], AlsoRegisterIds: p.SubscriberIDs[1:], DataInfoId: p.Key, Version: p.Version, Values: values}
+	return &registryv1.Push{RegisterId: p.SubscriberIDs[0], AlsoRegisterIds: p.SubscriberIDs[1:], DataInfoId: p.Key, Version: p.Version, Values: values,
+		InstanceStates: p.InstanceStates}
 }
 
 // maxThrottle is the longest a registration waits for its rates before it

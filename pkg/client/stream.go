@@ -393,12 +393,16 @@ func (c *Client) deliver(st *stream, pushes []*registryv1.Push) {
 		for _, v := range p.GetValues() {
 			values = append(values, Value{Data: v.GetData(), Zone: v.GetZone(), PublisherID: v.GetPublisherId()})
 		}
+		var states []InstanceState
+		for _, m := range p.GetInstanceStates() {
+			states = append(states, InstanceState{Addr: m.GetAddr(), State: m.GetState()})
+		}
 		for id := range p.RegisterIDs() {
 			c.mu.Lock()
 			s := c.subs[id]
 			c.mu.Unlock()
 			if s != nil {
-				s.offer(p.GetVersion(), values)
+				s.offer(&Snapshot{Version: p.GetVersion(), Values: values, InstanceStates: states})
 			}
 		}
 		acks = append(acks, p.AckAll())

@@ -4,8 +4,10 @@ import "context"
 
 // State says whether an instance takes new traffic. It is the single input
 // the Picker, the gRPC resolver and its balancer read: the owner sets it
-// through Register, Update or SetState, and whatever a watcher sees in
-// Instance.State is what they honour.
+// through Register, Update or SetState, an operator may hold it back with
+// `registryctl drain` (the watcher shows the one of the two that takes
+// less traffic), and whatever a watcher sees in Instance.State is what
+// they honour.
 type State string
 
 const (
@@ -49,6 +51,16 @@ func (s State) rank() int {
 	default:
 		return 1
 	}
+}
+
+// under returns the state of an instance whose owner set s and on which an
+// operator set mark (registryctl drain): the one that takes less traffic.
+// An operator can hold an instance back, never push one its owner drains.
+func (s State) under(mark State) State {
+	if mark.rank() > s.rank() {
+		return mark
+	}
+	return s
 }
 
 // PerAddress returns the Set's instances, one per address, in the Set's

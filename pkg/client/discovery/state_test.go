@@ -3,6 +3,7 @@ package discovery
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"reflect"
 	"testing"
 
@@ -116,5 +117,36 @@ func TestRegistration_SetState_RefusesUnknownStates(t *testing.T) {
 	}
 	if got := r.Instance(); !reflect.DeepEqual(got, inst) {
 		t.Fatalf("after a refused SetState the instance is %+v; want %+v", got, inst)
+	}
+}
+
+// An operator's mark (registryctl drain, carried in the snapshot) holds an
+// instance back, never pushes forward one its owner holds back.
+func TestWatcher_Set_AppliesOperatorMarks(t *testing.T) {
+	w := &Watcher{service: "svc", logger: slog.New(slog.DiscardHandler)}
+	val := func(addr, state string) client.Value {
+		v := `{"v":1,"addr":"` + addr + `"`
+		if state != "" {
+			v += `,"state":"` + state + `"`
+		}
+		return client.Value{Data: []byte(v + "}"), PublisherID: addr}
+	}
+	set := w.set(client.Snapshot{Version: 7, Values: []client.Value{
+		val("h:1", ""), val("h:2", ""), val("h:3", "disabled"), val("h:4", "draining"), val("h:5", ""),
+	}, InstanceStates: []client.InstanceState{
+		{Addr: "h:1", State: "draining"}, {Addr: "h:2", State: "disabled"}, {Addr: "h:3", State: "draining"},
+		{Addr: "h:4", State: "disabled"}, {Addr: "h:5", State: "sleeping"}, {Addr: "h:9", State: "disabled"},
+	}})
+	want := map[string]State{"h:1": StateDraining, "h:2": StateDisabled, "h:3": StateDisabled, "h:4": StateDisabled, "h:5": "sleeping"}
+	if len(set.Instances) != len(want) {
+		t.Fatalf("%d instances, want %d", len(set.Instances), len(want))
+	}
+	for _, inst := range set.Instances {
+		if inst.State != want[inst.Addr] {
+			t.Errorf("%s: state %q, want %q", inst.Addr, inst.State, want[inst.Addr])
+		}
+	}
+	if set.Instances[4].State.Serving() {
+		t.Error("a mark this version does not know made an instance serving; it must hold it back")
 	}
 }
