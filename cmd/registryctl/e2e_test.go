@@ -19,9 +19,9 @@ import (
 
 	"google.golang.org/grpc/codes"
 
-	"github.com/strata-registry/strata/internal/identity"
-	"github.com/strata-registry/strata/internal/record"
 	"github.com/strata-registry/strata/internal/testcluster"
+	"github.com/strata-registry/strata/pkg/client/identity"
+	"github.com/strata-registry/strata/pkg/client/record"
 )
 
 // execute runs registryctl with args in-process, as main would, and

@@ -12,11 +12,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/strata-registry/strata/internal/access"
 	"github.com/strata-registry/strata/internal/clienttest"
-	"github.com/strata-registry/strata/internal/identity"
 	"github.com/strata-registry/strata/internal/session"
 	"github.com/strata-registry/strata/internal/testcluster"
 	"github.com/strata-registry/strata/pkg/client"
+	"github.com/strata-registry/strata/pkg/client/identity"
 )
 
 const wait = testcluster.DefaultWait
@@ -622,7 +623,7 @@ func TestClient_PrefixRights_OutsideFailWithErrPermissionDenied(t *testing.T) {
 	ctx := clienttest.Ctx(t)
 	const name = "a-team"
 	c.TLS(t, identity.RoleClient, name) // its certificate, in the credentials directory
-	c.SetIdentities(t, identity.Entry{Name: name, Role: identity.RoleClient, Publish: []string{"a."}, Subscribe: []string{"a."}})
+	c.SetIdentities(t, access.Entry{Name: name, Role: identity.RoleClient, Publish: []string{"a."}, Subscribe: []string{"a."}})
 	creds := client.CredentialsDir(string(c.Credentials()), name)
 	creds.Cluster = testcluster.Name
 	cl, err := client.New(ctx, client.WithSessions(c.Session(0).Server().GRPCAddr()), client.WithCredentials(creds))

@@ -8,9 +8,8 @@ import (
 	"net"
 	"time"
 
-	"github.com/strata-registry/strata/internal/identity"
-	"github.com/strata-registry/strata/internal/pki"
-	"github.com/strata-registry/strata/internal/tlsconf"
+	"github.com/strata-registry/strata/pkg/client/identity"
+	"github.com/strata-registry/strata/pkg/client/tlsconf"
 )
 
 // Option configures a Client (see New).
@@ -130,7 +129,7 @@ type Credentials struct {
 // the client "dev"), for the cluster "strata". An empty name leaves the
 // certificate out, for a client with a token.
 func CredentialsDir(dir, name string) Credentials {
-	d := pki.Dir(dir)
+	d := tlsconf.Dir(dir)
 	c := Credentials{CAFile: d.CA()}
 	if name != "" {
 		c.CertFile, c.KeyFile = d.Cert(identity.RoleClient, name), d.Key(identity.RoleClient, name)

@@ -18,9 +18,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/strata-registry/strata/internal/identity"
 	"github.com/strata-registry/strata/internal/pki"
-	"github.com/strata-registry/strata/internal/tlsconf"
+	"github.com/strata-registry/strata/pkg/client/identity"
+	"github.com/strata-registry/strata/pkg/client/tlsconf"
 )
 
 func TestConfig_Validate(t *testing.T) {
@@ -50,11 +50,11 @@ func TestConfig_Validate(t *testing.T) {
 // fixture is a credentials directory with nodes and a client of cluster
 // "c", and nodes of another cluster, "x", under the same CA (the meta node
 // m1 and the data node d1 of "x", in dir/x).
-type fixture struct{ dir pki.Dir }
+type fixture struct{ dir tlsconf.Dir }
 
 func newFixture(t *testing.T) fixture {
 	t.Helper()
-	d := pki.Dir(t.TempDir())
+	d := tlsconf.Dir(t.TempDir())
 	if _, err := pki.Init(d, pki.Plan{Cluster: "c", Meta: []string{"m1"}, Data: []string{"d1", "d2"}, Clients: []string{"app"}, Hosts: []string{"127.0.0.1"}}, time.Now()); err != nil {
 		t.Fatal(err)
 	}
@@ -109,7 +109,7 @@ func (f fixture) foreignCfg(role identity.Role, name string) tlsconf.Config {
 }
 
 func (f fixture) cfg(role identity.Role, name string) tlsconf.Config {
-	return tlsconf.Config{CertFile: f.dir.Cert(role, name), KeyFile: f.dir.Key(role, name), CAFile: f.dir.CA()}
+	return f.dir.TLS(role, name)
 }
 
 func (f fixture) node(t *testing.T, role identity.Role, name string) *tlsconf.Creds {
@@ -170,7 +170,7 @@ func TestLoad_FileErrors(t *testing.T) {
 			t.Errorf("%s: Load = %v, want an error containing %q", tc.name, err, tc.msg)
 		}
 	}
-	other := pki.Dir(t.TempDir())
+	other := tlsconf.Dir(t.TempDir())
 	if _, err := pki.Init(other, pki.Plan{Cluster: "c", Data: []string{"d1"}}, time.Now()); err != nil {
 		t.Fatal(err)
 	}
@@ -361,13 +361,13 @@ func TestCreds_ServerAllow_JudgesWithTheHandshakesCA_NotOneReloadedSince(t *test
 	f := newFixture(t)
 	// The server's files start as the fixture's m1 and move, by a reload,
 	// to another CA and an m1 certificate of that CA.
-	other := pki.Dir(t.TempDir())
+	other := tlsconf.Dir(t.TempDir())
 	if _, err := pki.Init(other, pki.Plan{Cluster: "c", Meta: []string{"m1"}}, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
 	cfg := tlsconf.Config{CertFile: filepath.Join(dir, "m1.pem"), KeyFile: filepath.Join(dir, "m1-key.pem"), CAFile: filepath.Join(dir, "ca.pem")}
-	put := func(from pki.Dir) error {
+	put := func(from tlsconf.Dir) error {
 		for to, src := range map[string]string{cfg.CertFile: from.Cert(identity.RoleMeta, "m1"), cfg.KeyFile: from.Key(identity.RoleMeta, "m1"), cfg.CAFile: from.CA()} {
 			b, err := os.ReadFile(src)
 			if err != nil {

@@ -1,83 +1,13 @@
-package identity
+package access
 
 import (
-	"crypto/x509"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/strata-registry/strata/pkg/client/identity"
 )
-
-func TestParse(t *testing.T) {
-	tests := []struct {
-		in      string
-		want    ID
-		wantErr string // substring; "" means valid
-	}{
-		{"spiffe://prod/data/data-3", ID{"prod", RoleData, "data-3"}, ""},
-		{"spiffe://dev.local/client/orders@eu", ID{"dev.local", RoleClient, "orders@eu"}, ""},
-		{"spiffe://prod/admin/ops", ID{"prod", RoleAdmin, "ops"}, ""},
-		{"https://prod/data/data-3", ID{}, "is not spiffe"},
-		{"spiffe://prod/data", ID{}, "no /role/name"},
-		{"spiffe://prod/data/", ID{}, "name is empty"},
-		{"spiffe://prod/data/a/b", ID{}, "slash"},
-		{"spiffe://prod/oracle/x", ID{}, "unknown role"},
-		{"spiffe://Prod/data/x", ID{}, "lower-case"},
-		{"spiffe:///data/x", ID{}, "cluster name"},
-		{"spiffe://prod/data/x?y=1", ID{}, "is not spiffe"},
-		{"spiffe://u@prod/data/x", ID{}, "is not spiffe"},
-		{"spiffe://prod/data/a%20b", ID{}, "space"},
-		{"%zz", ID{}, "invalid"},
-	}
-	for _, tc := range tests {
-		got, err := Parse(tc.in)
-		switch {
-		case tc.wantErr == "" && err != nil:
-			t.Errorf("Parse(%q) = %v", tc.in, err)
-		case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
-			t.Errorf("Parse(%q) error = %v, want one containing %q", tc.in, err, tc.wantErr)
-		case tc.wantErr == "" && got != tc.want:
-			t.Errorf("Parse(%q) = %+v, want %+v", tc.in, got, tc.want)
-		}
-		if tc.wantErr == "" && got.String() != tc.in {
-			t.Errorf("Parse(%q).String() = %q, want it back", tc.in, got.String())
-		}
-	}
-}
-
-func TestFromCert_OneSpiffeURI(t *testing.T) {
-	u := func(s string) *url.URL {
-		v, err := url.Parse(s)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return v
-	}
-	tests := []struct {
-		name    string
-		uris    []*url.URL
-		wantErr string
-	}{
-		{"one", []*url.URL{u("spiffe://c/session/s1")}, ""},
-		{"one among others", []*url.URL{u("https://example.com/x"), u("spiffe://c/session/s1")}, ""},
-		{"none", nil, "names no spiffe"},
-		{"two", []*url.URL{u("spiffe://c/session/s1"), u("spiffe://c/data/d1")}, "names 2 identities"},
-		{"malformed", []*url.URL{u("spiffe://c/nope")}, "no /role/name"},
-	}
-	for _, tc := range tests {
-		id, err := FromCert(&x509.Certificate{URIs: tc.uris})
-		if tc.wantErr == "" {
-			if err != nil || id != (ID{"c", RoleSession, "s1"}) {
-				t.Errorf("%s: FromCert = %+v, %v", tc.name, id, err)
-			}
-			continue
-		}
-		if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-			t.Errorf("%s: FromCert error = %v, want one containing %q", tc.name, err, tc.wantErr)
-		}
-	}
-}
 
 func TestPerms_Prefixes(t *testing.T) {
 	p := Perms{Publish: []string{"a."}, Subscribe: []string{"a.", "shared."}}
@@ -107,23 +37,23 @@ func TestPerms_Prefixes(t *testing.T) {
 }
 
 func TestCaller_Is(t *testing.T) {
-	c := &Caller{ID: ID{"c", RoleSession, "s1"}}
+	c := &Caller{ID: identity.ID{Cluster: "c", Role: identity.RoleSession, Name: "s1"}}
 	for _, tc := range []struct {
-		role Role
+		role identity.Role
 		name string
 		want bool
 	}{
-		{RoleSession, "s1", true}, {RoleSession, "", true}, {RoleSession, "s2", false}, {RoleData, "s1", false}, {RoleData, "", false},
+		{identity.RoleSession, "s1", true}, {identity.RoleSession, "", true}, {identity.RoleSession, "s2", false}, {identity.RoleData, "s1", false}, {identity.RoleData, "", false},
 	} {
 		if got := c.Is(tc.role, tc.name); got != tc.want {
 			t.Errorf("Is(%s, %q) = %v, want %v", tc.role, tc.name, got, tc.want)
 		}
 	}
-	if !(&Caller{Insecure: true}).Is(RoleMeta, "m1") {
+	if !(&Caller{Insecure: true}).Is(identity.RoleMeta, "m1") {
 		t.Error("an insecure caller fails a check")
 	}
 	var none *Caller
-	if none.Is(RoleClient, "") {
+	if none.Is(identity.RoleClient, "") {
 		t.Error("a nil caller passes a check")
 	}
 }
@@ -186,7 +116,7 @@ func TestStore_TokenAndReload(t *testing.T) {
 		t.Fatal(err)
 	}
 	c, ok := s.Token("tok-a")
-	if !ok || c.ID != (ID{"c", RoleClient, "a"}) || !s.Perms(c.ID).CanPublish("a.x") || s.Perms(c.ID).CanPublish("b.x") {
+	if !ok || c.ID != (identity.ID{Cluster: "c", Role: identity.RoleClient, Name: "a"}) || !s.Perms(c.ID).CanPublish("a.x") || s.Perms(c.ID).CanPublish("b.x") {
 		t.Fatalf("Token(tok-a) = %+v, %v", c, ok)
 	}
 	for _, bad := range []string{"", "tok-b", strings.Repeat("x", MaxTokenBytes+1)} {
@@ -194,10 +124,10 @@ func TestStore_TokenAndReload(t *testing.T) {
 			t.Errorf("Token(%.10q) accepted", bad)
 		}
 	}
-	if p := s.Perms(ID{"c", RoleClient, "certonly"}); !p.CanSubscribe("x") || p.CanPublish("x") {
+	if p := s.Perms(identity.ID{Cluster: "c", Role: identity.RoleClient, Name: "certonly"}); !p.CanSubscribe("x") || p.CanPublish("x") {
 		t.Errorf("Perms(certonly) = %+v", p)
 	}
-	if p := s.Perms(ID{"c", RoleClient, "unlisted"}); p.CanSubscribe("x") || p.CanPublish("x") {
+	if p := s.Perms(identity.ID{Cluster: "c", Role: identity.RoleClient, Name: "unlisted"}); p.CanSubscribe("x") || p.CanPublish("x") {
 		t.Errorf("Perms(unlisted) = %+v, want none", p)
 	}
 

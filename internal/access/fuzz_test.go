@@ -1,5 +1,8 @@
-package identity
+package access
 
+import (
+	"github.com/strata-registry/strata/pkg/client/identity"
+)
 import "testing"
 
 // FuzzParseFile: a tokens file never panics the parser, and every entry of
@@ -20,32 +23,12 @@ func FuzzParseFile(f *testing.F) {
 			return
 		}
 		for _, e := range file.Identities {
-			if ValidName(e.Name) != nil || (e.Role != RoleClient && e.Role != RoleAdmin && e.Role != RoleEnroll) {
+			if identity.ValidName(e.Name) != nil || (e.Role != identity.RoleClient && e.Role != identity.RoleAdmin && e.Role != identity.RoleEnroll) {
 				t.Fatalf("accepted entry %+v", e)
 			}
-			if e.MaxRegistrations < 0 || e.RegisterRate < 0 || (len(e.Enroll) > 0 && e.Role != RoleEnroll) {
+			if e.MaxRegistrations < 0 || e.RegisterRate < 0 || (len(e.Enroll) > 0 && e.Role != identity.RoleEnroll) {
 				t.Fatalf("accepted entry %+v", e)
 			}
-		}
-	})
-}
-
-// FuzzParse: identities that parse print back as themselves.
-func FuzzParse(f *testing.F) {
-	for _, s := range []string{"spiffe://c/data/d1", "spiffe://c/client/a@b", "spiffe://c/x", "https://c/data/d", "spiffe://c/data/a%2Fb"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		id, err := Parse(s)
-		if err != nil {
-			return
-		}
-		if id.Validate() != nil {
-			t.Fatalf("Parse(%q) = %+v, which does not validate", s, id)
-		}
-		again, err := Parse(id.String())
-		if err != nil || again != id {
-			t.Fatalf("Parse(%q) = %+v, whose String %q parses as %+v (%v)", s, id, id.String(), again, err)
 		}
 	})
 }

@@ -1,9 +1,20 @@
-package identity
+// Package access says what an authenticated identity may do on a node:
+// the tokens file (identities that are not nodes, with a bearer token or a
+// client certificate, and the rights each has), the Perms an entry grants,
+// and the Caller a request carries in its context. Who an identity is
+// (its name in certificates, its role) is pkg/client/identity, shared with
+// the SDK.
+//
+// The package is pure apart from reading the tokens file: no network, no
+// goroutines. Everything is safe for concurrent use.
+package access
 
 import (
 	"context"
 	"slices"
 	"strings"
+
+	"github.com/strata-registry/strata/pkg/client/identity"
 )
 
 // Perms are what a client identity may do, from its tokens file entry.
@@ -22,11 +33,11 @@ type Perms struct {
 	RegisterRate float64
 	// Enroll lists the node roles an enroll identity may get certificates
 	// for.
-	Enroll []Role
+	Enroll []identity.Role
 }
 
 // CanEnroll reports whether the identity may enroll a node of role.
-func (p Perms) CanEnroll(role Role) bool { return slices.Contains(p.Enroll, role) }
+func (p Perms) CanEnroll(role identity.Role) bool { return slices.Contains(p.Enroll, role) }
 
 // Any is the prefix that matches every data ID.
 const Any = "*"
@@ -56,14 +67,14 @@ var AllPerms = Perms{Publish: []string{Any}, Subscribe: []string{Any}}
 // running --insecure checks nothing: its callers are Insecure, and every
 // check on them passes.
 type Caller struct {
-	ID ID
+	ID identity.ID
 	// Insecure marks a caller on a node that runs without authentication.
 	Insecure bool
 }
 
 // Is reports whether the caller is the node name of role, or any node of
 // role when name is "". Insecure callers are anyone.
-func (c *Caller) Is(role Role, name string) bool {
+func (c *Caller) Is(role identity.Role, name string) bool {
 	if c == nil {
 		return false
 	}

@@ -1,4 +1,4 @@
-package record
+package publisher
 
 import (
 	"encoding/binary"

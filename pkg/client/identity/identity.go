@@ -1,17 +1,18 @@
-// Package identity names who is on the other end of a link, and what it may
-// do. Every Strata node holds a certificate naming its cluster, role and
-// node id in a URI SAN, SPIFFE style:
+// Package identity names who is on the other end of a link. Every Strata
+// node holds a certificate naming its cluster, role and node id in a URI
+// SAN, SPIFFE style:
 //
 //	spiffe://<cluster>/<role>/<name>      spiffe://prod/data/data-3
 //
-// Clients hold a token (looked up in a tokens file, tokens.go) or a client
-// certificate (spiffe://<cluster>/client/<name>); operators an admin
-// identity the same two ways. An ID is what a peer proved; a Caller wraps
-// it and travels in the request context; Perms are the rights a tokens
-// file entry grants (caller.go, tokens.go).
+// Clients hold a client certificate (spiffe://<cluster>/client/<name>) or
+// a token; operators an admin identity the same two ways. An ID is what a
+// peer proved; a Peer is what a dialer expects of the server it reaches.
 //
-// The package is pure apart from reading the tokens file: no network, no
-// goroutines. Everything is safe for concurrent use.
+// The SDK checks with it that it talks to a session or meta node of its
+// cluster; the nodes use the same rules (what a token or identity may do
+// is theirs: the tokens file and the rights it grants are not part of the
+// SDK). The package is pure: no I/O, no goroutines. Everything is safe for
+// concurrent use.
 package identity
 
 import (

@@ -1,4 +1,4 @@
-package identity
+package access
 
 import (
 	"bytes"
@@ -12,6 +12,8 @@ import (
 	"sync"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/strata-registry/strata/pkg/client/identity"
 )
 
 // The tokens file lists the identities that are not nodes: clients and
@@ -36,8 +38,8 @@ import (
 
 // Entry is one identity of the tokens file.
 type Entry struct {
-	Name string `yaml:"name"`
-	Role Role   `yaml:"role"`
+	Name string        `yaml:"name"`
+	Role identity.Role `yaml:"role"`
 	// TokenSHA256 is the hex SHA-256 of the identity's bearer token; empty
 	// for an identity that only uses a client certificate.
 	TokenSHA256      string   `yaml:"token_sha256,omitempty"`
@@ -47,7 +49,7 @@ type Entry struct {
 	RegisterRate     float64  `yaml:"register_rate,omitempty"`
 	// Enroll, for an enroll identity, lists the node roles (data,
 	// session) it may get certificates for.
-	Enroll []Role `yaml:"enroll,omitempty"`
+	Enroll []identity.Role `yaml:"enroll,omitempty"`
 }
 
 // File is the tokens file.
@@ -75,29 +77,29 @@ func HashToken(token string) string {
 func ParseFile(b []byte) (File, error) {
 	var f File
 	if len(b) > MaxTokensFileBytes {
-		return f, fmt.Errorf("%w: tokens file is too large (at most %d bytes)", ErrInvalid, MaxTokensFileBytes)
+		return f, fmt.Errorf("%w: tokens file is too large (at most %d bytes)", identity.ErrInvalid, MaxTokensFileBytes)
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
 	if err := dec.Decode(&f); err != nil && !errors.Is(err, io.EOF) {
-		return File{}, fmt.Errorf("%w: tokens file: %v", ErrInvalid, err)
+		return File{}, fmt.Errorf("%w: tokens file: %v", identity.ErrInvalid, err)
 	}
 	names, hashes := map[string]bool{}, map[string]bool{}
 	for i, e := range f.Identities {
 		bad := func(format string, args ...any) error {
-			return fmt.Errorf("%w: tokens file entry %d (%q): %s", ErrInvalid, i+1, e.Name, fmt.Sprintf(format, args...))
+			return fmt.Errorf("%w: tokens file entry %d (%q): %s", identity.ErrInvalid, i+1, e.Name, fmt.Sprintf(format, args...))
 		}
-		if err := ValidName(e.Name); err != nil {
+		if err := identity.ValidName(e.Name); err != nil {
 			return File{}, bad("%v", err)
 		}
-		if e.Role != RoleClient && e.Role != RoleAdmin && e.Role != RoleEnroll {
+		if e.Role != identity.RoleClient && e.Role != identity.RoleAdmin && e.Role != identity.RoleEnroll {
 			return File{}, bad("role %q: want client, admin or enroll (nodes prove themselves with certificates)", e.Role)
 		}
-		if e.Role == RoleEnroll && (e.TokenSHA256 == "" || len(e.Enroll) == 0) {
+		if e.Role == identity.RoleEnroll && (e.TokenSHA256 == "" || len(e.Enroll) == 0) {
 			return File{}, bad("an enroll identity needs a token and the roles it may enroll (enroll: [session])")
 		}
 		for _, r := range e.Enroll {
-			if e.Role != RoleEnroll || (r != RoleData && r != RoleSession) {
+			if e.Role != identity.RoleEnroll || (r != identity.RoleData && r != identity.RoleSession) {
 				return File{}, bad("enroll: only an enroll identity lists roles, and only data or session (got %q)", r)
 			}
 		}
@@ -160,7 +162,7 @@ func (s *Store) Reload() error {
 	if s.path != "" {
 		b, err := readFile(s.path)
 		if err != nil {
-			return fmt.Errorf("identity: read tokens file: %w", err)
+			return fmt.Errorf("access: read tokens file: %w", err)
 		}
 		f, err := ParseFile(b)
 		if err != nil {
@@ -172,7 +174,7 @@ func (s *Store) Reload() error {
 				Enroll: e.Enroll,
 			}
 			if e.TokenSHA256 != "" {
-				byToken[e.TokenSHA256] = &Caller{ID: ID{Cluster: s.cluster, Role: e.Role, Name: e.Name}}
+				byToken[e.TokenSHA256] = &Caller{ID: identity.ID{Cluster: s.cluster, Role: e.Role, Name: e.Name}}
 			}
 		}
 	}
@@ -205,7 +207,7 @@ func (s *Store) Token(token string) (*Caller, bool) {
 // Perms returns the rights of id as the file reads now: its entry's, or
 // none when the file does not list it. Callers ask at each request rather
 // than keep them, so a reload that narrows an entry applies at once.
-func (s *Store) Perms(id ID) Perms {
+func (s *Store) Perms(id identity.ID) Perms {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	return s.byName[string(id.Role)+"/"+id.Name]
