@@ -174,7 +174,7 @@ func (c *Cluster) Credentials() tlsconf.Dir {
 // (the 127.0.0.1 SAN every test certificate carries), which says nothing
 // about which node answered: it is for tests that need a plain config. A
 // test of pkg/client dials with the SDK's own identity check instead
-// (clienttest.New). Nil for an insecure cluster.
+// (sdktest.New). Nil for an insecure cluster.
 func (c *Cluster) ClientTLS(t testing.TB) *tls.Config {
 	t.Helper()
 	if c == nil || c.creds == nil {

@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/strata-registry/strata/internal/clienttest"
 	"github.com/strata-registry/strata/internal/faultproxy"
+	"github.com/strata-registry/strata/internal/sdktest"
 	"github.com/strata-registry/strata/internal/session"
 	"github.com/strata-registry/strata/internal/testcluster"
 	"github.com/strata-registry/strata/pkg/client"
@@ -55,8 +55,8 @@ func startTwoRoutes(t *testing.T, sessionCfg func(int, *session.Config)) *twoRou
 // through A's.
 func (r *twoRoutes) client(t *testing.T, opts ...client.Option) *client.Client {
 	t.Helper()
-	cl := clienttest.New(t, r.c, append([]client.Option{client.WithSessions(r.toA.Addr(), r.toB.Addr())}, opts...)...)
-	if err := cl.WaitConnected(clienttest.Ctx(t)); err != nil {
+	cl := sdktest.New(t, r.c, append([]client.Option{client.WithSessions(r.toA.Addr(), r.toB.Addr())}, opts...)...)
+	if err := cl.WaitConnected(sdktest.Ctx(t)); err != nil {
 		t.Fatal(err)
 	}
 	if s := cl.Session(); s != r.toA.Addr() {
@@ -83,11 +83,11 @@ func proxy(t *testing.T, addr string) *faultproxy.Proxy {
 // receiving changes, and its publication takes updates through B.
 func TestClient_FrozenSession_RehomesWithinBudget_NothingVanishes(t *testing.T) {
 	r := startTwoRoutes(t, nil)
-	ctx := clienttest.Ctx(t)
+	ctx := sdktest.Ctx(t)
 	logs := &logRecorder{}
 	pubc := r.client(t, livenessOpts(logs)...)
-	watcher := clienttest.New(t, r.c, client.WithSessions(r.addrs[1]))
-	feeder := clienttest.New(t, r.c, client.WithSessions(r.addrs[1]))
+	watcher := sdktest.New(t, r.c, client.WithSessions(r.addrs[1]))
+	feeder := sdktest.New(t, r.c, client.WithSessions(r.addrs[1]))
 
 	ws, err := watcher.Subscribe(ctx, "svc")
 	if err != nil {
@@ -166,10 +166,10 @@ func TestClient_FrozenSession_RehomesWithinBudget_NothingVanishes(t *testing.T) 
 // all three updates complete through the new session.
 func TestClient_FrozenSession_BlockedWrites_DoNotHoldUpTheMove(t *testing.T) {
 	r := startTwoRoutes(t, nil)
-	ctx := clienttest.Ctx(t)
+	ctx := sdktest.Ctx(t)
 	logs := &logRecorder{}
 	pubc := r.client(t, livenessOpts(logs)...)
-	watcher := clienttest.New(t, r.c, client.WithSessions(r.addrs[1]))
+	watcher := sdktest.New(t, r.c, client.WithSessions(r.addrs[1]))
 	var bigs []*client.Publication
 	for i := range 2 {
 		p, err := pubc.Publish(ctx, fmt.Sprintf("svc.big.%d", i), []byte("small"))
@@ -224,11 +224,11 @@ func TestClient_FrozenSession_BlockedWrites_DoNotHoldUpTheMove(t *testing.T) {
 // subscriber on B keeps the publication throughout.
 func TestClient_StalledLinkHealsAfterTheMove_LateUpdateDoesNotRemoveThePublication(t *testing.T) {
 	r := startTwoRoutes(t, nil)
-	ctx := clienttest.Ctx(t)
+	ctx := sdktest.Ctx(t)
 	logs := &logRecorder{}
 	pubc := r.client(t, livenessOpts(logs)...)
-	watcher := clienttest.New(t, r.c, client.WithSessions(r.addrs[1]))
-	feeder := clienttest.New(t, r.c, client.WithSessions(r.addrs[1]))
+	watcher := sdktest.New(t, r.c, client.WithSessions(r.addrs[1]))
+	feeder := sdktest.New(t, r.c, client.WithSessions(r.addrs[1]))
 	p, err := pubc.Publish(ctx, "svc", []byte("a"))
 	if err != nil {
 		t.Fatal(err)
@@ -277,7 +277,7 @@ func TestClient_SlowSessionAnsweringHeartbeats_DoesNotFailOver(t *testing.T) {
 				cfg.RegisterRate, cfg.RegisterBurst = rate, 1
 			}
 		})
-		ctx := clienttest.Ctx(t)
+		ctx := sdktest.Ctx(t)
 		logs := &logRecorder{}
 		cl := r.client(t, livenessOpts(logs)...)
 		r.toB.Heal() // somewhere to go, were the client to suspect A
@@ -325,43 +325,6 @@ func TestClient_SlowSessionAnsweringHeartbeats_DoesNotFailOver(t *testing.T) {
 			t.Fatalf("the client moved; it logged:\n%s", logs)
 		}
 	})
-}
-
-// TestNew_LivenessOptions_AreValidated: heartbeat, missed-heartbeat and
-// keepalive settings out of range fail New with an error naming the
-// option; good ones pass.
-func TestNew_LivenessOptions_AreValidated(t *testing.T) {
-	ctx := context.Background()
-	sessions := client.WithSessions("127.0.0.1:1")
-	for _, tc := range []struct {
-		name string
-		opt  client.Option
-		want string // "" for a valid option
-	}{
-		{"negative heartbeat", client.WithHeartbeat(-time.Second), "WithHeartbeat(-1s)"},
-		{"heartbeat below the floor", client.WithHeartbeat(time.Millisecond), "at least 10ms"},
-		{"one missed heartbeat", client.WithMissedHeartbeats(1), "WithMissedHeartbeats(1): at least 2"},
-		{"no missed heartbeats", client.WithMissedHeartbeats(0), "WithMissedHeartbeats(0)"},
-		{"keepalive below gRPC's floor", client.WithKeepalive(5*time.Second, time.Second), "at least 10s (sessions close connections that ping more often"},
-		{"keepalive without a timeout", client.WithKeepalive(time.Minute, 0), "timeout positive"},
-		{"session's heartbeat", client.WithHeartbeat(0), ""},
-		{"shortest heartbeat", client.WithHeartbeat(client.MinHeartbeat), ""},
-		{"two missed heartbeats", client.WithMissedHeartbeats(2), ""},
-		{"shortest keepalive", client.WithKeepalive(client.MinKeepaliveTime, time.Second), ""},
-	} {
-		cl, err := client.New(ctx, sessions, tc.opt)
-		if err == nil {
-			_ = cl.Close()
-		}
-		switch {
-		case tc.want == "" && err != nil:
-			t.Errorf("%s: New: %v", tc.name, err)
-		case tc.want != "" && err == nil:
-			t.Errorf("%s: New succeeded", tc.name)
-		case tc.want != "" && !strings.Contains(err.Error(), tc.want):
-			t.Errorf("%s: New: %v; want an error saying %q", tc.name, err, tc.want)
-		}
-	}
 }
 
 // snapshots records every snapshot a subscription reports: a goroutine

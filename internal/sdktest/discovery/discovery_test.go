@@ -2,7 +2,6 @@ package discovery_test
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/strata-registry/strata/internal/clienttest"
+	"github.com/strata-registry/strata/internal/sdktest"
 	"github.com/strata-registry/strata/internal/testcluster"
 	"github.com/strata-registry/strata/pkg/client"
 	"github.com/strata-registry/strata/pkg/client/discovery"
@@ -23,7 +22,7 @@ const wait = testcluster.DefaultWait
 // nextUntil reads Sets until want holds, failing on a version going back.
 func nextUntil(t *testing.T, w *discovery.Watcher, want func(discovery.Set) bool) discovery.Set {
 	t.Helper()
-	ctx := clienttest.Ctx(t)
+	ctx := sdktest.Ctx(t)
 	var last uint64
 	for {
 		set, err := w.Next(ctx)
@@ -49,12 +48,12 @@ func holds(want ...discovery.Instance) func(discovery.Set) bool {
 func TestDiscovery_RegisterWatchUpdateDeregister(t *testing.T) {
 	c := testcluster.Start(t, testcluster.Spec{Meta: 3, Data: 3, Session: 2})
 	c.WaitDataSettled(t)
-	ctx := clienttest.Ctx(t)
+	ctx := sdktest.Ctx(t)
 	s0, s1 := c.Session(0).Server().GRPCAddr(), c.Session(1).Server().GRPCAddr()
 	// Two servers on two sessions in two zones, and a caller on either.
-	one := discovery.New(clienttest.New(t, c, client.WithSessions(s0), client.WithZone("az1")))
-	two := discovery.New(clienttest.New(t, c, client.WithSessions(s1), client.WithZone("az2")))
-	caller := discovery.New(clienttest.New(t, c, client.WithSessions(s0, s1)))
+	one := discovery.New(sdktest.New(t, c, client.WithSessions(s0), client.WithZone("az1")))
+	two := discovery.New(sdktest.New(t, c, client.WithSessions(s1), client.WithZone("az2")))
+	caller := discovery.New(sdktest.New(t, c, client.WithSessions(s0, s1)))
 
 	w, err := caller.Watch(ctx, "com.example.Echo", client.WithGroup("RPC"))
 	if err != nil {
@@ -143,11 +142,11 @@ func (s *syncBuffer) String() string {
 func TestWatch_SkipsRecordsThatAreNotInstances(t *testing.T) {
 	c := testcluster.Start(t, testcluster.Spec{Meta: 3, Data: 3, Session: 1})
 	c.WaitDataSettled(t)
-	ctx := clienttest.Ctx(t)
+	ctx := sdktest.Ctx(t)
 	addr := c.Session(0).Server().GRPCAddr()
-	raw := clienttest.New(t, c, client.WithSessions(addr))
+	raw := sdktest.New(t, c, client.WithSessions(addr))
 	var logs syncBuffer
-	d := discovery.New(clienttest.New(t, c, client.WithSessions(addr), client.WithZone("az1")),
+	d := discovery.New(sdktest.New(t, c, client.WithSessions(addr), client.WithZone("az1")),
 		discovery.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
 
 	// Other clients' raw values under the service's data ID, one of them a
@@ -194,10 +193,10 @@ func TestWatch_SkipsRecordsThatAreNotInstances(t *testing.T) {
 func TestWatch_Updates_MergesAndClosesWithTheClient(t *testing.T) {
 	c := testcluster.Start(t, testcluster.Spec{Meta: 3, Data: 3, Session: 1})
 	c.WaitDataSettled(t)
-	ctx := clienttest.Ctx(t)
+	ctx := sdktest.Ctx(t)
 	addr := c.Session(0).Server().GRPCAddr()
-	pub := discovery.New(clienttest.New(t, c, client.WithSessions(addr)))
-	cl := clienttest.New(t, c, client.WithSessions(addr))
+	pub := discovery.New(sdktest.New(t, c, client.WithSessions(addr)))
+	cl := sdktest.New(t, c, client.WithSessions(addr))
 	w, err := discovery.New(cl).Watch(ctx, "svc")
 	if err != nil {
 		t.Fatal(err)
@@ -245,24 +244,5 @@ func TestWatch_Updates_MergesAndClosesWithTheClient(t *testing.T) {
 		case <-done:
 			t.Fatal("Updates still open after the client closed")
 		}
-	}
-}
-
-func TestRegister_RejectsBadInstancesBeforeSending(t *testing.T) {
-	// Nothing listens: a request that were sent would wait for ctx.
-	d := discovery.New(clienttest.New(t, nil, client.WithSessions("127.0.0.1:1")))
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	for _, inst := range []discovery.Instance{{}, {Addr: "10.0.0.1"}, {Addr: "h:1", Weight: -1}} {
-		if _, err := d.Register(ctx, "svc", inst); !errors.Is(err, client.ErrInvalidArgument) {
-			t.Errorf("Register(%+v): %v, want ErrInvalidArgument", inst, err)
-		}
-	}
-	big := discovery.Instance{Addr: "h:1", Metadata: map[string]string{"blob": strings.Repeat("x", 2<<20)}}
-	if _, err := d.Register(ctx, "svc", big); !errors.Is(err, client.ErrTooLarge) {
-		t.Errorf("Register with 2 MiB of metadata: %v, want ErrTooLarge", err)
-	}
-	if _, err := d.Register(ctx, "", discovery.Instance{Addr: "h:1"}); !errors.Is(err, client.ErrInvalidArgument) {
-		t.Errorf("Register with no service name: %v, want ErrInvalidArgument", err)
 	}
 }

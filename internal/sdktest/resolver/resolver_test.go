@@ -18,7 +18,7 @@ import (
 	grpcresolver "google.golang.org/grpc/resolver"
 	"google.golang.org/grpc/status"
 
-	"github.com/strata-registry/strata/internal/clienttest"
+	"github.com/strata-registry/strata/internal/sdktest"
 	"github.com/strata-registry/strata/internal/testcluster"
 	"github.com/strata-registry/strata/pkg/client"
 	"github.com/strata-registry/strata/pkg/client/discovery"
@@ -77,9 +77,9 @@ func check(ctx context.Context, cc *grpc.ClientConn, service string) error {
 func TestResolver_GRPCClientFollowsTheServerAcrossAMove(t *testing.T) {
 	c := testcluster.Start(t, testcluster.Spec{Meta: 3, Data: 3, Session: 2})
 	c.WaitDataSettled(t)
-	ctx := clienttest.Ctx(t)
-	servers := discovery.New(clienttest.New(t, c, client.WithSessions(c.Session(0).Server().GRPCAddr()), client.WithZone("az1")))
-	callerClient := clienttest.New(t, c, client.WithSessions(c.Session(1).Server().GRPCAddr()))
+	ctx := sdktest.Ctx(t)
+	servers := discovery.New(sdktest.New(t, c, client.WithSessions(c.Session(0).Server().GRPCAddr()), client.WithZone("az1")))
+	callerClient := sdktest.New(t, c, client.WithSessions(c.Session(1).Server().GRPCAddr()))
 
 	one := startHealthServer(t, "one")
 	reg1, err := servers.Register(ctx, "echo", discovery.Instance{Addr: one.addr})
@@ -134,8 +134,8 @@ func TestResolver_GRPCClientFollowsTheServerAcrossAMove(t *testing.T) {
 func TestResolver_GroupFromTheTargetAuthority(t *testing.T) {
 	c := testcluster.Start(t, testcluster.Spec{Meta: 3, Data: 3, Session: 1})
 	c.WaitDataSettled(t)
-	ctx := clienttest.Ctx(t)
-	cl := clienttest.New(t, c, client.WithSessions(c.Session(0).Server().GRPCAddr()))
+	ctx := sdktest.Ctx(t)
+	cl := sdktest.New(t, c, client.WithSessions(c.Session(0).Server().GRPCAddr()))
 	srv := startHealthServer(t, "rpc")
 	if _, err := discovery.New(cl).Register(ctx, "com.example/Echo", discovery.Instance{Addr: srv.addr}, client.WithGroup("RPC")); err != nil {
 		t.Fatal(err)
@@ -259,11 +259,11 @@ func build(t *testing.T, b *resolver.Builder, target string) (*fakeCC, grpcresol
 func TestResolver_ReportsWeightsAndZones(t *testing.T) {
 	c := testcluster.Start(t, testcluster.Spec{Meta: 3, Data: 3, Session: 1})
 	c.WaitDataSettled(t)
-	ctx := clienttest.Ctx(t)
+	ctx := sdktest.Ctx(t)
 	addr := c.Session(0).Server().GRPCAddr()
-	az1 := discovery.New(clienttest.New(t, c, client.WithSessions(addr), client.WithZone("az1")))
-	az2 := discovery.New(clienttest.New(t, c, client.WithSessions(addr), client.WithZone("az2")))
-	b := resolver.NewBuilder(clienttest.New(t, c, client.WithSessions(addr)))
+	az1 := discovery.New(sdktest.New(t, c, client.WithSessions(addr), client.WithZone("az1")))
+	az2 := discovery.New(sdktest.New(t, c, client.WithSessions(addr), client.WithZone("az2")))
+	b := resolver.NewBuilder(sdktest.New(t, c, client.WithSessions(addr)))
 	if b.Scheme() != "strata" {
 		t.Fatalf("scheme %q", b.Scheme())
 	}
@@ -308,7 +308,7 @@ func TestResolver_ReportsWeightsAndZones(t *testing.T) {
 func TestResolver_ReportsWatchErrors(t *testing.T) {
 	c := testcluster.Start(t, testcluster.Spec{Meta: 3, Data: 3, Session: 1})
 	c.WaitDataSettled(t)
-	cl := clienttest.New(t, c, client.WithSessions(c.Session(0).Server().GRPCAddr()))
+	cl := sdktest.New(t, c, client.WithSessions(c.Session(0).Server().GRPCAddr()))
 	b := resolver.NewBuilder(cl)
 
 	// A name no session accepts: reported once, not retried.
@@ -340,19 +340,5 @@ func TestResolver_ReportsWatchErrors(t *testing.T) {
 	defer r2.Close()
 	if err := cc2.nextErr(t); !errors.Is(err, client.ErrClosed) {
 		t.Fatalf("built after the client's Close: %v", err)
-	}
-}
-
-func TestBuild_RejectsTargetsWithoutService(t *testing.T) {
-	b := resolver.NewBuilder(clienttest.New(t, nil, client.WithSessions("127.0.0.1:1")))
-	for _, target := range []string{"strata:///", "strata://group/", "strata://group"} {
-		u, err := url.Parse(target)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if r, err := b.Build(grpcresolver.Target{URL: *u}, newFakeCC(), grpcresolver.BuildOptions{}); err == nil {
-			r.Close()
-			t.Errorf("Build(%q) succeeded", target)
-		}
 	}
 }

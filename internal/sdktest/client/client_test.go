@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/strata-registry/strata/internal/access"
-	"github.com/strata-registry/strata/internal/clienttest"
+	"github.com/strata-registry/strata/internal/sdktest"
 	"github.com/strata-registry/strata/internal/session"
 	"github.com/strata-registry/strata/internal/testcluster"
 	"github.com/strata-registry/strata/pkg/client"
@@ -43,7 +43,7 @@ func datas(s client.Snapshot) []string {
 // rejects (check may be nil) or on a version going back.
 func nextUntil(t *testing.T, s *client.Subscription, check func(client.Snapshot) error, want func(client.Snapshot) bool) client.Snapshot {
 	t.Helper()
-	ctx := clienttest.Ctx(t)
+	ctx := sdktest.Ctx(t)
 	var last uint64
 	for {
 		snap, err := s.Next(ctx)
@@ -72,9 +72,9 @@ func holds(vals ...string) func(client.Snapshot) bool {
 func TestClient_PublishSubscribeUpdateUnpublish(t *testing.T) {
 	c := testcluster.Start(t, testcluster.Spec{Meta: 3, Data: 3, Session: 2})
 	c.WaitDataSettled(t)
-	ctx := clienttest.Ctx(t)
-	pubc := clienttest.New(t, c, client.WithSessions(sessionAddrs(c, 1)...), client.WithZone("z1"))
-	subc := clienttest.New(t, c, client.WithMeta(c.MetaAddrs()...))
+	ctx := sdktest.Ctx(t)
+	pubc := sdktest.New(t, c, client.WithSessions(sessionAddrs(c, 1)...), client.WithZone("z1"))
+	subc := sdktest.New(t, c, client.WithMeta(c.MetaAddrs()...))
 
 	s, err := subc.Subscribe(ctx, "com.example.Echo", client.WithGroup("RPC"))
 	if err != nil {
@@ -128,9 +128,9 @@ func TestClient_PublishSubscribeUpdateUnpublish(t *testing.T) {
 func TestClient_ListLargerThanGRPCDefault_IsPushed(t *testing.T) {
 	c := testcluster.Start(t, testcluster.Spec{Meta: 3, Data: 3, Session: 2})
 	c.WaitDataSettled(t)
-	ctx := clienttest.Ctx(t)
-	pubc := clienttest.New(t, c, client.WithSessions(sessionAddrs(c, 1)...))
-	subc := clienttest.New(t, c, client.WithSessions(sessionAddrs(c, 2)[1]))
+	ctx := sdktest.Ctx(t)
+	pubc := sdktest.New(t, c, client.WithSessions(sessionAddrs(c, 1)...))
+	subc := sdktest.New(t, c, client.WithSessions(sessionAddrs(c, 2)[1]))
 	s, err := subc.Subscribe(ctx, "com.example.Big")
 	if err != nil {
 		t.Fatal(err)
@@ -153,8 +153,8 @@ func TestClient_TwoSubscriptionsOfOneKey_OneAckForBoth(t *testing.T) {
 		cfg.Push.AckTimeout, cfg.Push.RetryMax = time.Minute, time.Minute // a missed ack shows
 	}})
 	c.WaitDataSettled(t)
-	ctx := clienttest.Ctx(t)
-	cl := clienttest.New(t, c, client.WithSessions(sessionAddrs(c, 1)...))
+	ctx := sdktest.Ctx(t)
+	cl := sdktest.New(t, c, client.WithSessions(sessionAddrs(c, 1)...))
 	var subs []*client.Subscription
 	for range 2 {
 		s, err := cl.Subscribe(ctx, "com.example.Twice")
@@ -189,10 +189,10 @@ func TestClient_TwoSubscriptionsOfOneKey_OneAckForBoth(t *testing.T) {
 func TestClient_SessionKilled_FailsOverWithoutEmptyPushes(t *testing.T) {
 	c := testcluster.Start(t, testcluster.Spec{Meta: 3, Data: 3, Session: 2})
 	c.WaitDataSettled(t)
-	ctx := clienttest.Ctx(t)
+	ctx := sdktest.Ctx(t)
 	addrs := sessionAddrs(c, 2)
-	pubc := clienttest.New(t, c, client.WithSessions(addrs...))
-	watcher := clienttest.New(t, c, client.WithSessions(addrs...))
+	pubc := sdktest.New(t, c, client.WithSessions(addrs...))
+	watcher := sdktest.New(t, c, client.WithSessions(addrs...))
 	p, err := pubc.Publish(ctx, "svc", []byte("a"))
 	if err != nil {
 		t.Fatal(err)
@@ -234,7 +234,7 @@ func TestClient_SessionKilled_FailsOverWithoutEmptyPushes(t *testing.T) {
 	nextUntil(t, other, never, holds("b"))
 	// Past the dead session's lease the publication is still there: a
 	// later change from elsewhere arrives with it, not instead of it.
-	third := clienttest.New(t, c, client.WithSessions(addrs[1-victim]))
+	third := sdktest.New(t, c, client.WithSessions(addrs[1-victim]))
 	if _, err := third.Publish(ctx, "svc", []byte("c")); err != nil {
 		t.Fatal(err)
 	}
@@ -244,8 +244,8 @@ func TestClient_SessionKilled_FailsOverWithoutEmptyPushes(t *testing.T) {
 func TestClient_ConcurrentUse_CloseTwice_NextReturnsPromptly(t *testing.T) {
 	c := testcluster.Start(t, testcluster.Spec{Meta: 3, Data: 3, Session: 1})
 	c.WaitDataSettled(t)
-	ctx := clienttest.Ctx(t)
-	cl := clienttest.New(t, c, client.WithSessions(sessionAddrs(c, 1)...))
+	ctx := sdktest.Ctx(t)
+	cl := sdktest.New(t, c, client.WithSessions(sessionAddrs(c, 1)...))
 	var wg sync.WaitGroup
 	errs := make(chan error, 64)
 	for g := range 16 {
@@ -326,14 +326,14 @@ func TestClient_ConcurrentUse_CloseTwice_NextReturnsPromptly(t *testing.T) {
 func TestClient_DiskCache_ServesWhileClusterDown(t *testing.T) {
 	c := testcluster.Start(t, testcluster.Spec{Meta: 3, Data: 3, Session: 1})
 	c.WaitDataSettled(t)
-	ctx := clienttest.Ctx(t)
+	ctx := sdktest.Ctx(t)
 	dir := t.TempDir()
 	addr := c.Session(0).Server().GRPCAddr()
-	pub := clienttest.New(t, c, client.WithSessions(addr))
+	pub := sdktest.New(t, c, client.WithSessions(addr))
 	if _, err := pub.Publish(ctx, "svc", []byte("cached-value")); err != nil {
 		t.Fatal(err)
 	}
-	live := clienttest.New(t, c, client.WithSessions(addr), client.WithCacheDir(dir))
+	live := sdktest.New(t, c, client.WithSessions(addr), client.WithCacheDir(dir))
 	s, err := live.Subscribe(ctx, "svc")
 	if err != nil {
 		t.Fatal(err)
@@ -343,7 +343,7 @@ func TestClient_DiskCache_ServesWhileClusterDown(t *testing.T) {
 	c.StopSession(t, 0, true)
 
 	// No session answers now.
-	later := clienttest.New(t, c, client.WithSessions(addr), client.WithCacheDir(dir))
+	later := sdktest.New(t, c, client.WithSessions(addr), client.WithCacheDir(dir))
 	s2, err := later.Subscribe(ctx, "svc")
 	if err != nil {
 		t.Fatal(err)
@@ -371,8 +371,8 @@ func TestClient_Errors(t *testing.T) {
 	c := testcluster.Start(t, testcluster.Spec{Meta: 3, Data: 1, Session: 2, SessionConfig: func(i int, cfg *session.Config) {
 		cfg.RegisterRate, cfg.RegisterBurst = 0.01, 2
 	}})
-	ctx := clienttest.Ctx(t)
-	cl := clienttest.New(t, c, client.WithSessions(c.Session(0).Server().GRPCAddr()))
+	ctx := sdktest.Ctx(t)
+	cl := sdktest.New(t, c, client.WithSessions(c.Session(0).Server().GRPCAddr()))
 	if _, err := cl.Publish(ctx, "", []byte("x")); !errors.Is(err, client.ErrInvalidArgument) {
 		t.Errorf("empty data ID: %v", err)
 	}
@@ -445,7 +445,7 @@ func TestClient_Errors(t *testing.T) {
 	}
 	dead := ln.Addr().String()
 	_ = ln.Close()
-	nobody := clienttest.New(t, c, client.WithSessions(dead))
+	nobody := sdktest.New(t, c, client.WithSessions(dead))
 	short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
 	defer cancel()
 	if _, err := nobody.Publish(short, "svc", []byte("x")); !errors.Is(err, context.DeadlineExceeded) {
@@ -465,19 +465,19 @@ func TestClient_FollowsRedirects_ToBalance(t *testing.T) {
 	c := testcluster.Start(t, testcluster.Spec{Meta: 3, Data: 1, Session: 2, SessionConfig: func(_ int, cfg *session.Config) {
 		cfg.BalanceInterval = 4 * cfg.HeartbeatInterval
 	}})
-	ctx := clienttest.Ctx(t)
+	ctx := sdktest.Ctx(t)
 	first := c.Session(0).Server().GRPCAddr()
 	var clients []*client.Client
 	var pubs []*client.Publication
 	for i := range 6 {
-		cl := clienttest.New(t, c, client.WithSessions(first))
+		cl := sdktest.New(t, c, client.WithSessions(first))
 		p, err := cl.Publish(ctx, "svc", []byte(fmt.Sprint(i)))
 		if err != nil {
 			t.Fatal(err)
 		}
 		clients, pubs = append(clients, cl), append(pubs, p)
 	}
-	watch := clienttest.New(t, c, client.WithSessions(first))
+	watch := sdktest.New(t, c, client.WithSessions(first))
 	s, err := watch.Subscribe(ctx, "svc")
 	if err != nil {
 		t.Fatal(err)
@@ -523,7 +523,7 @@ func TestClient_FollowsRedirects_ToBalance(t *testing.T) {
 // together, fail New, naming the problem.
 func TestClient_WithCredentials(t *testing.T) {
 	c := testcluster.Start(t, testcluster.Spec{Meta: 1, Data: 1, Session: 1})
-	ctx := clienttest.Ctx(t)
+	ctx := sdktest.Ctx(t)
 	files := c.TLS(t, identity.RoleClient, testcluster.ClientName)
 	creds := client.CredentialsDir(string(c.Credentials()), testcluster.ClientName)
 	if creds.CAFile != files.CAFile || creds.CertFile != files.CertFile || creds.KeyFile != files.KeyFile {
@@ -620,7 +620,7 @@ func TestClient_WithCredentials(t *testing.T) {
 func TestClient_PrefixRights_OutsideFailWithErrPermissionDenied(t *testing.T) {
 	c := testcluster.Start(t, testcluster.Spec{Meta: 1, Data: 1, Session: 1})
 	c.WaitDataSettled(t)
-	ctx := clienttest.Ctx(t)
+	ctx := sdktest.Ctx(t)
 	const name = "a-team"
 	c.TLS(t, identity.RoleClient, name) // its certificate, in the credentials directory
 	c.SetIdentities(t, access.Entry{Name: name, Role: identity.RoleClient, Publish: []string{"a."}, Subscribe: []string{"a."}})
