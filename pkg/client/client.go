@@ -112,6 +112,7 @@ func New(ctx context.Context, opts ...Option) (*Client, error) {
 	if o.token != "" {
 		c.dialOpts = append(c.dialOpts, grpc.WithPerRPCCredentials(wire.Bearer(o.token)))
 	}
+	c.dialOpts = append(c.dialOpts, o.dialOpts...)
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.wg.Add(1)
 	go func() {
