@@ -6,12 +6,12 @@ PROTO_DIR := pkg/proto/registry/v1
 PROTOS    := $(wildcard $(PROTO_DIR)/*.proto)
 TEST_TIMEOUT ?= 15m
 # The modules nested in this one, each with its own go.mod: the SDK, the
-# generated protocol (docs/architecture.md,
+# generated protocol, the example programs (docs/architecture.md,
 # "Modules"). The root's ./... does not reach into them, so every target
 # that runs over packages runs inside each of them too.
-MODULES   := pkg/proto pkg/client
+MODULES   := pkg/proto pkg/client examples
 
-.PHONY: all build test e2e lint proto run bench bench-pushlat bench-etcd bench-compare fuzz fuzz-corpus clean
+.PHONY: all build examples test e2e lint proto run bench bench-pushlat bench-etcd bench-compare fuzz fuzz-corpus clean
 .PHONY: compose-image compose-up compose-down compose-smoke
 .PHONY: chaos chaos-compose
 
@@ -23,11 +23,16 @@ build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/ $(addprefix ./cmd/,$(CMDS))
 	@echo "built: $(addprefix $(BIN)/,$(CMDS))"
 
+## examples: build the example programs (examples/, a module of its own
+## that uses only the SDK); run one with `cd examples && go run ./pubsub --help`
+examples:
+	cd examples && $(GO) build ./...
+
 ## test: unit and in-process cluster tests, under the race detector, of
 ## every module (the root's, then each of MODULES). One package at a time
 ## (-p 1), so each package's in-process clusters have the machine's cores
 ## to themselves (less timing noise); about 2.5 minutes.
-test:
+test: examples
 	$(GO) test -race -count=1 -p 1 -timeout $(TEST_TIMEOUT) ./...
 	@set -e; for m in $(MODULES); do \
 	  echo "cd $$m && $(GO) test -race -count=1 -p 1 ./..."; \
