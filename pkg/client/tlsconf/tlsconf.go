@@ -1,5 +1,5 @@
 // Package tlsconf turns a node's TLS files into crypto/tls configs that
-// check identities (internal/identity) rather than host names: a node dials
+// check identities (package identity) rather than host names: a node dials
 // "the data node data-3 of this cluster", not "whoever holds a certificate
 // for data-3.internal", and serves only peers whose certificates name an
 // identity of its cluster.
