@@ -10,38 +10,24 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"os"
-	"os/signal"
 
 	"github.com/strata-registry/strata/examples/internal/connect"
+	"github.com/strata-registry/strata/pkg/client"
 	"github.com/strata-registry/strata/pkg/client/discovery"
 )
 
 func main() {
 	fs := flag.NewFlagSet("discovery", flag.ExitOnError)
-	cf := connect.Register(fs)
 	service := fs.String("service", "com.example.Echo", "service name (the data ID)")
 	addr := fs.String("addr", "127.0.0.1:8080", "instance address to register (host:port)")
 	weight := fs.Int("weight", 10, "instance weight")
-	_ = fs.Parse(os.Args[1:])
-
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
-	inst := discovery.Instance{Addr: *addr, Weight: *weight, Metadata: map[string]string{"example": "discovery"}}
-	if err := run(ctx, cf, *service, inst); err != nil {
-		fmt.Fprintln(os.Stderr, "discovery:", err)
-		os.Exit(1)
-	}
+	connect.Main(fs, func(ctx context.Context, c *client.Client) error {
+		inst := discovery.Instance{Addr: *addr, Weight: *weight, Metadata: map[string]string{"example": "discovery"}}
+		return run(ctx, c, *service, inst)
+	})
 }
 
-func run(ctx context.Context, cf *connect.Flags, service string, inst discovery.Instance) error {
-	ctx, cancel := context.WithTimeout(ctx, cf.Timeout)
-	defer cancel()
-	c, err := cf.Client(ctx)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
+func run(ctx context.Context, c *client.Client, service string, inst discovery.Instance) error {
 	d := discovery.New(c)
 
 	reg, err := d.Register(ctx, service, inst)

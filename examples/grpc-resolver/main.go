@@ -15,8 +15,6 @@ import (
 	"flag"
 	"fmt"
 	"net"
-	"os"
-	"os/signal"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -24,28 +22,18 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/strata-registry/strata/examples/internal/connect"
+	"github.com/strata-registry/strata/pkg/client"
 	"github.com/strata-registry/strata/pkg/client/discovery"
 	"github.com/strata-registry/strata/pkg/client/resolver"
 )
 
 func main() {
 	fs := flag.NewFlagSet("grpc-resolver", flag.ExitOnError)
-	cf := connect.Register(fs)
 	service := fs.String("service", "com.example.Health", "service name the server registers under and the client dials")
-	_ = fs.Parse(os.Args[1:])
-
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
-	if err := run(ctx, cf, *service); err != nil {
-		fmt.Fprintln(os.Stderr, "grpc-resolver:", err)
-		os.Exit(1)
-	}
+	connect.Main(fs, func(ctx context.Context, c *client.Client) error { return run(ctx, c, *service) })
 }
 
-func run(ctx context.Context, cf *connect.Flags, service string) error {
-	ctx, cancel := context.WithTimeout(ctx, cf.Timeout)
-	defer cancel()
-
+func run(ctx context.Context, c *client.Client, service string) error {
 	// The server: gRPC's health service on a free loopback port.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -61,11 +49,6 @@ func run(ctx context.Context, cf *connect.Flags, service string) error {
 	}()
 	fmt.Printf("gRPC server listening on %s\n", ln.Addr())
 
-	c, err := cf.Client(ctx)
-	if err != nil {
-		return err
-	}
-	defer c.Close() // runs after cc.Close below: deferred calls run last-in first-out
 	reg, err := discovery.New(c).Register(ctx, service, discovery.Instance{Addr: ln.Addr().String()})
 	if err != nil {
 		return err

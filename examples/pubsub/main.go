@@ -9,8 +9,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"os"
-	"os/signal"
 	"slices"
 
 	"github.com/strata-registry/strata/examples/internal/connect"
@@ -19,27 +17,11 @@ import (
 
 func main() {
 	fs := flag.NewFlagSet("pubsub", flag.ExitOnError)
-	cf := connect.Register(fs)
 	dataID := fs.String("data-id", "com.example.pubsub", "data ID to publish and subscribe to")
-	_ = fs.Parse(os.Args[1:])
-
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
-	if err := run(ctx, cf, *dataID); err != nil {
-		fmt.Fprintln(os.Stderr, "pubsub:", err)
-		os.Exit(1)
-	}
+	connect.Main(fs, func(ctx context.Context, c *client.Client) error { return run(ctx, c, *dataID) })
 }
 
-func run(ctx context.Context, cf *connect.Flags, dataID string) error {
-	ctx, cancel := context.WithTimeout(ctx, cf.Timeout)
-	defer cancel()
-	c, err := cf.Client(ctx)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-
+func run(ctx context.Context, c *client.Client, dataID string) error {
 	s, err := c.Subscribe(ctx, dataID)
 	if err != nil {
 		return err

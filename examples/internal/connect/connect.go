@@ -1,6 +1,6 @@
 // Package connect is what the example programs share: the flags that say
-// where a Strata cluster is and who the program is there, and the Client
-// they make.
+// where a Strata cluster is and who the program is there, the Client they
+// make, and a main that runs an example with it.
 package connect
 
 import (
@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/signal"
 	"strings"
 	"time"
 
@@ -63,6 +64,34 @@ func (f *Flags) Client(ctx context.Context, opts ...client.Option) (*client.Clie
 		return nil, fmt.Errorf("connect: %w", err)
 	}
 	return c, nil
+}
+
+// Main runs an example program: it adds the connection flags to fs (the
+// program's own are there already), parses the command line, and calls
+// run with a Client of the cluster and a context that ends on Ctrl-C or
+// after -timeout. The Client is closed when run returns; an error is
+// printed and exits 1.
+func Main(fs *flag.FlagSet, run func(ctx context.Context, c *client.Client) error) {
+	f := Register(fs)
+	_ = fs.Parse(os.Args[1:]) // fs exits on a bad flag (flag.ExitOnError)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	err := f.run(ctx, run)
+	stop()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", fs.Name(), err)
+		os.Exit(1)
+	}
+}
+
+func (f *Flags) run(ctx context.Context, run func(ctx context.Context, c *client.Client) error) error {
+	ctx, cancel := context.WithTimeout(ctx, f.Timeout)
+	defer cancel()
+	c, err := f.Client(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	return run(ctx, c)
 }
 
 func split(list string) []string {
