@@ -201,6 +201,44 @@ func TestRegistryctl_AgainstCluster(t *testing.T) {
 		}
 	})
 
+	t.Run("ls", func(t *testing.T) {
+		cl := c.Connect(t, c.Session(0), "publisher-ls", "", true)
+		defer cl.Close()
+		var want []string
+		for i := range 5 {
+			dataID := fmt.Sprintf("com.example.ls-%d", i)
+			if ack, err := cl.Publish(dataID, "reg-1", 1, "10.2.2.2:80"); err != nil || codes.Code(ack.GetCode()) != codes.OK {
+				t.Fatalf("publish %s: %v %v", dataID, ack, err)
+			}
+			want = append(want, dataID)
+		}
+		// Acked by the session; on the data leaders a moment later.
+		testcluster.Eventually(t, testcluster.DefaultWait, func() error {
+			var v lsView
+			if err := executeJSON(t, &v, metaFlag, "ls", "com.example.ls-", "--all", "--limit", "2"); err != nil {
+				return err
+			}
+			var got []string
+			for _, e := range v.Services {
+				got = append(got, e.DataID)
+				if e.Publishers != 1 || e.Group != record.DefaultGroup {
+					t.Fatalf("ls entry %+v; want 1 publisher in %s", e, record.DefaultGroup)
+				}
+			}
+			if !slices.Equal(got, want) || v.Next != "" || len(v.Missing) != 0 {
+				return fmt.Errorf("ls --all: %v next %q missing %v; want %v", got, v.Next, v.Missing, want)
+			}
+			return nil
+		})
+		out, _, err := execute(t, metaFlag, "ls", "com.example.ls-", "--limit", "2")
+		if err != nil || !strings.Contains(out, "com.example.ls-1") || strings.Contains(out, "com.example.ls-2") || !strings.Contains(out, "more: --after 'com.example.ls-1#@#") {
+			t.Errorf("ls one page (err %v):\n%s", err, out)
+		}
+		if _, _, err := execute(t, metaFlag, "ls", "--limit", "0"); err == nil || !strings.Contains(err.Error(), "limit 0") {
+			t.Errorf("ls --limit 0: %v; want an error naming the limit", err)
+		}
+	})
+
 	t.Run("pub sub get", func(t *testing.T) {
 		sess := "--session=" + c.Session(0).Server().GRPCAddr()
 		const dataID = "com.example.registryctl.pubsub"

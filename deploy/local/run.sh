@@ -169,6 +169,7 @@ echo "Try (registryctl's defaults, --meta 127.0.0.1:9615 and --session 127.0.0.1
 echo "  $ctl members"
 echo "  $ctl slots"
 echo "  $ctl slot-of com.example.echo"
+echo "  $ctl ls --all                                            # the services held"
 echo "  $ctl health"
 echo "  $ctl --meta $metas leader"
 echo "  $ctl pub com.example.echo 10.0.0.1:8080                  # holds it until Ctrl-C"

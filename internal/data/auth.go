@@ -11,15 +11,19 @@ import (
 )
 
 // policy is who may call each DataService method (node.Policy): sessions
-// write, read and watch; data nodes replicate; operators may read.
+// write, read and watch; data nodes replicate; operators may read, and
+// so may meta, for its admin API and console.
 var policy = node.Policy{
 	registryv1.DataService_Publish_FullMethodName:        {identity.RoleSession},
-	registryv1.DataService_GetDatums_FullMethodName:      {identity.RoleSession, identity.RoleAdmin},
+	registryv1.DataService_GetDatums_FullMethodName:      {identity.RoleSession, identity.RoleMeta, identity.RoleAdmin},
 	registryv1.DataService_GetVersions_FullMethodName:    {identity.RoleSession, identity.RoleAdmin},
 	registryv1.DataService_SlotDigest_FullMethodName:     {identity.RoleSession, identity.RoleAdmin},
 	registryv1.DataService_ListPublishers_FullMethodName: {identity.RoleSession, identity.RoleAdmin},
-	registryv1.DataService_WatchChanges_FullMethodName:   {identity.RoleSession},
-	registryv1.DataService_Replicate_FullMethodName:      {identity.RoleData},
+	// Service enumeration: sessions for their clients, meta for the
+	// admin API and console.
+	registryv1.DataService_ListDataInfoIds_FullMethodName: {identity.RoleSession, identity.RoleMeta, identity.RoleAdmin},
+	registryv1.DataService_WatchChanges_FullMethodName:    {identity.RoleSession},
+	registryv1.DataService_Replicate_FullMethodName:       {identity.RoleData},
 }
 
 // ownSession checks that the caller is the session whose process id it

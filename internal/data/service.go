@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -255,6 +257,73 @@ func (v *service) ListPublishers(ctx context.Context, req *registryv1.ListPublis
 		return nil, toStatus(err)
 	}
 	return &registryv1.ListPublishersResponse{Publishers: st.store.Publishers(req.GetSessionId())}, nil
+}
+
+// MaxListLimit is the most entries one ListDataInfoIds answer holds.
+const MaxListLimit = 1000
+
+// ListDataInfoIds lists the keys of the requested slots this node leads
+// and serves, merged in byte order and paged by the last key returned.
+// Slots it does not lead, or leads while they migrate (their records may
+// be incomplete), come back in not_served so the caller can tell a
+// partial listing from a complete one.
+func (v *service) ListDataInfoIds(ctx context.Context, req *registryv1.ListDataInfoIdsRequest) (*registryv1.ListDataInfoIdsResponse, error) {
+	t, _ := v.s.slots.view(0)
+	if t.Slots == nil {
+		return nil, toStatus(ErrNoTable)
+	}
+	if err := validList(req, len(t.Slots)); err != nil {
+		return nil, toStatus(err)
+	}
+	limit := int(req.GetLimit())
+	resp := &registryv1.ListDataInfoIdsResponse{}
+	for _, id := range req.GetSlotIds() {
+		st, err := v.s.leading(slot.ID(id), anyEpoch)
+		if err != nil || st.migrating.Load() {
+			resp.NotServed = append(resp.NotServed, id)
+			continue
+		}
+		entries, more := st.store.List(req.GetPrefix(), req.GetAfter(), limit)
+		resp.Entries = append(resp.Entries, entries...)
+		resp.More = resp.More || more
+	}
+	slices.SortFunc(resp.Entries, func(a, b *registryv1.DataInfoIdCount) int {
+		return strings.Compare(a.GetDataInfoId(), b.GetDataInfoId())
+	})
+	if len(resp.Entries) > limit {
+		resp.Entries, resp.More = resp.Entries[:limit], true
+	}
+	return resp, nil
+}
+
+// validList checks a listing request against a table of count slots.
+func validList(req *registryv1.ListDataInfoIdsRequest, count int) error {
+	if len(req.GetSlotIds()) == 0 {
+		return invalid("no slot ids")
+	}
+	if len(req.GetSlotIds()) > count {
+		return invalid("%d slot ids, the cluster has %d slots", len(req.GetSlotIds()), count)
+	}
+	seen := make(map[uint32]bool, len(req.GetSlotIds()))
+	for _, id := range req.GetSlotIds() {
+		if int(id) >= count {
+			return invalid("slot %d out of range: the cluster has %d slots (0..%d)", id, count, count-1)
+		}
+		if seen[id] {
+			return invalid("slot %d named twice", id)
+		}
+		seen[id] = true
+	}
+	if l := req.GetLimit(); l < 1 || l > MaxListLimit {
+		return invalid("limit %d out of range 1..%d", l, MaxListLimit)
+	}
+	// (proto3 strings are valid UTF-8: gRPC refuses to decode others.)
+	for _, f := range [...]struct{ name, v string }{{"prefix", req.GetPrefix()}, {"after", req.GetAfter()}} {
+		if len(f.v) > record.MaxDataInfoIDBytes {
+			return invalid("%s is %d bytes, at most %d", f.name, len(f.v), record.MaxDataInfoIDBytes)
+		}
+	}
+	return nil
 }
 
 // WatchChanges streams datum versions that change in slots this node

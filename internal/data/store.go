@@ -574,8 +574,6 @@ func (s *SlotStore) Stats() (datums, publishers int) {
 	return len(s.datums), s.publishers
 }
 
-// Keys returns the dataInfoIDs that have publishers, sorted. Safe for
-// concurrent use.
 // Versions returns the current version of every key with publishers,
 // sorted by key.
 func (s *SlotStore) Versions() []*registryv1.DatumVersion {
@@ -589,6 +587,33 @@ func (s *SlotStore) Versions() []*registryv1.DatumVersion {
 	return out
 }
 
+// List returns up to limit keys that start with prefix and sort strictly
+// after after, in byte order, with their publisher counts, and whether
+// more such keys remain. It scans every key of the slot (a page costs
+// the slot's size, not the page's): it serves enumeration by operators
+// and clients, not a hot path.
+func (s *SlotStore) List(prefix, after string, limit int) (entries []*registryv1.DataInfoIdCount, more bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var keys []string
+	for k := range s.datums {
+		if strings.HasPrefix(k, prefix) && k > after {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	if len(keys) > limit {
+		keys, more = keys[:limit], true
+	}
+	entries = make([]*registryv1.DataInfoIdCount, 0, len(keys))
+	for _, k := range keys {
+		entries = append(entries, &registryv1.DataInfoIdCount{DataInfoId: k, Publishers: uint32(len(s.datums[k].recs))})
+	}
+	return entries, more
+}
+
+// Keys returns the dataInfoIDs that have publishers, sorted. Safe for
+// concurrent use.
 func (s *SlotStore) Keys() []string {
 	s.mu.RLock()
 	defer s.mu.RUnlock()

@@ -20,11 +20,14 @@ import (
 //	/metrics         Prometheus, from this node's registry
 //	/api/v1/slots    the slot table with sync status, JSON
 //	/api/v1/members  members and meta peers, JSON
+//	/api/v1/services the keys (services) held, paged, JSON (services.go)
+//	/api/v1/service  one key's publishers, JSON
 //	/debug/pprof/    profiles
 //
 // With an admin token configured, /api and /debug need "Authorization:
 // Bearer <token>".
 func (s *Server) routes(m *admin.Mux) {
+	s.serviceRoutes(m)
 	m.API("/api/v1/slots", func(w http.ResponseWriter, r *http.Request) {
 		st := s.fsm.Current()
 		type row struct {

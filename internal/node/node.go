@@ -363,7 +363,7 @@ func (n *Node) serverOptions() []grpc.ServerOption {
 	opts := rpc.ServerOptions(n.creds, auth, n.cfg.Limits.MaxRecvBytes)
 	opts = append(opts, n.cfg.Limits.serverOptions()...)
 	opts = append(opts, grpc.ForceServerCodecV2(newLenientCodec()),
-		grpc.ChainUnaryInterceptor(n.unaryAuth), grpc.ChainStreamInterceptor(n.streamAuth))
+		grpc.ChainUnaryInterceptor(n.metrics.unary, n.unaryAuth), grpc.ChainStreamInterceptor(n.metrics.stream, n.streamAuth))
 	return append(opts, n.spec.ServerOptions...)
 }
 

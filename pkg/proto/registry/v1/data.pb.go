@@ -999,6 +999,199 @@ func (x *ListPublishersResponse) GetPublishers() []*Publisher {
 	return nil
 }
 
+// ListDataInfoIdsRequest lists the keys (dataInfoIDs) of slots the node
+// leads, in byte order, for service enumeration.
+type ListDataInfoIdsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// slot_ids are the slots to list; the node answers for those it leads
+	// and can serve (not migrating), and names the others in not_served.
+	SlotIds []uint32 `protobuf:"varint,1,rep,packed,name=slot_ids,json=slotIds,proto3" json:"slot_ids,omitempty"`
+	// prefix keeps keys that start with it ("" keeps all).
+	Prefix string `protobuf:"bytes,2,opt,name=prefix,proto3" json:"prefix,omitempty"`
+	// after keeps keys strictly after it in byte order: the last key of the
+	// previous page ("" starts at the beginning).
+	After string `protobuf:"bytes,3,opt,name=after,proto3" json:"after,omitempty"`
+	// limit is the most entries to return, 1..1000.
+	Limit         uint32 `protobuf:"varint,4,opt,name=limit,proto3" json:"limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListDataInfoIdsRequest) Reset() {
+	*x = ListDataInfoIdsRequest{}
+	mi := &file_data_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListDataInfoIdsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListDataInfoIdsRequest) ProtoMessage() {}
+
+func (x *ListDataInfoIdsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_data_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListDataInfoIdsRequest.ProtoReflect.Descriptor instead.
+func (*ListDataInfoIdsRequest) Descriptor() ([]byte, []int) {
+	return file_data_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *ListDataInfoIdsRequest) GetSlotIds() []uint32 {
+	if x != nil {
+		return x.SlotIds
+	}
+	return nil
+}
+
+func (x *ListDataInfoIdsRequest) GetPrefix() string {
+	if x != nil {
+		return x.Prefix
+	}
+	return ""
+}
+
+func (x *ListDataInfoIdsRequest) GetAfter() string {
+	if x != nil {
+		return x.After
+	}
+	return ""
+}
+
+func (x *ListDataInfoIdsRequest) GetLimit() uint32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+// DataInfoIdCount is one key with its publisher count.
+type DataInfoIdCount struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	DataInfoId    string                 `protobuf:"bytes,1,opt,name=data_info_id,json=dataInfoId,proto3" json:"data_info_id,omitempty"`
+	Publishers    uint32                 `protobuf:"varint,2,opt,name=publishers,proto3" json:"publishers,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DataInfoIdCount) Reset() {
+	*x = DataInfoIdCount{}
+	mi := &file_data_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DataInfoIdCount) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DataInfoIdCount) ProtoMessage() {}
+
+func (x *DataInfoIdCount) ProtoReflect() protoreflect.Message {
+	mi := &file_data_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DataInfoIdCount.ProtoReflect.Descriptor instead.
+func (*DataInfoIdCount) Descriptor() ([]byte, []int) {
+	return file_data_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *DataInfoIdCount) GetDataInfoId() string {
+	if x != nil {
+		return x.DataInfoId
+	}
+	return ""
+}
+
+func (x *DataInfoIdCount) GetPublishers() uint32 {
+	if x != nil {
+		return x.Publishers
+	}
+	return 0
+}
+
+type ListDataInfoIdsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// entries are the first limit keys over all served slots, in byte order.
+	Entries []*DataInfoIdCount `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
+	// more says keys past the last entry remain in the served slots.
+	More bool `protobuf:"varint,2,opt,name=more,proto3" json:"more,omitempty"`
+	// not_served are the requested slots this node does not lead, or leads
+	// while they migrate: their keys are missing from entries.
+	NotServed     []uint32 `protobuf:"varint,3,rep,packed,name=not_served,json=notServed,proto3" json:"not_served,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListDataInfoIdsResponse) Reset() {
+	*x = ListDataInfoIdsResponse{}
+	mi := &file_data_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListDataInfoIdsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListDataInfoIdsResponse) ProtoMessage() {}
+
+func (x *ListDataInfoIdsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_data_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListDataInfoIdsResponse.ProtoReflect.Descriptor instead.
+func (*ListDataInfoIdsResponse) Descriptor() ([]byte, []int) {
+	return file_data_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *ListDataInfoIdsResponse) GetEntries() []*DataInfoIdCount {
+	if x != nil {
+		return x.Entries
+	}
+	return nil
+}
+
+func (x *ListDataInfoIdsResponse) GetMore() bool {
+	if x != nil {
+		return x.More
+	}
+	return false
+}
+
+func (x *ListDataInfoIdsResponse) GetNotServed() []uint32 {
+	if x != nil {
+		return x.NotServed
+	}
+	return nil
+}
+
 type WatchChangesRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	SessionId     string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
@@ -1008,7 +1201,7 @@ type WatchChangesRequest struct {
 
 func (x *WatchChangesRequest) Reset() {
 	*x = WatchChangesRequest{}
-	mi := &file_data_proto_msgTypes[16]
+	mi := &file_data_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1020,7 +1213,7 @@ func (x *WatchChangesRequest) String() string {
 func (*WatchChangesRequest) ProtoMessage() {}
 
 func (x *WatchChangesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_data_proto_msgTypes[16]
+	mi := &file_data_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1033,7 +1226,7 @@ func (x *WatchChangesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchChangesRequest.ProtoReflect.Descriptor instead.
 func (*WatchChangesRequest) Descriptor() ([]byte, []int) {
-	return file_data_proto_rawDescGZIP(), []int{16}
+	return file_data_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *WatchChangesRequest) GetSessionId() string {
@@ -1064,7 +1257,7 @@ type ChangeBatch struct {
 
 func (x *ChangeBatch) Reset() {
 	*x = ChangeBatch{}
-	mi := &file_data_proto_msgTypes[17]
+	mi := &file_data_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1076,7 +1269,7 @@ func (x *ChangeBatch) String() string {
 func (*ChangeBatch) ProtoMessage() {}
 
 func (x *ChangeBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_data_proto_msgTypes[17]
+	mi := &file_data_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1089,7 +1282,7 @@ func (x *ChangeBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangeBatch.ProtoReflect.Descriptor instead.
 func (*ChangeBatch) Descriptor() ([]byte, []int) {
-	return file_data_proto_rawDescGZIP(), []int{17}
+	return file_data_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ChangeBatch) GetChanges() []*DatumVersion {
@@ -1134,7 +1327,7 @@ type ReplicateRequest struct {
 
 func (x *ReplicateRequest) Reset() {
 	*x = ReplicateRequest{}
-	mi := &file_data_proto_msgTypes[18]
+	mi := &file_data_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1146,7 +1339,7 @@ func (x *ReplicateRequest) String() string {
 func (*ReplicateRequest) ProtoMessage() {}
 
 func (x *ReplicateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_data_proto_msgTypes[18]
+	mi := &file_data_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1159,7 +1352,7 @@ func (x *ReplicateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicateRequest.ProtoReflect.Descriptor instead.
 func (*ReplicateRequest) Descriptor() ([]byte, []int) {
-	return file_data_proto_rawDescGZIP(), []int{18}
+	return file_data_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ReplicateRequest) GetSlotId() uint32 {
@@ -1209,7 +1402,7 @@ type SlotSnapshot struct {
 
 func (x *SlotSnapshot) Reset() {
 	*x = SlotSnapshot{}
-	mi := &file_data_proto_msgTypes[19]
+	mi := &file_data_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1221,7 +1414,7 @@ func (x *SlotSnapshot) String() string {
 func (*SlotSnapshot) ProtoMessage() {}
 
 func (x *SlotSnapshot) ProtoReflect() protoreflect.Message {
-	mi := &file_data_proto_msgTypes[19]
+	mi := &file_data_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1234,7 +1427,7 @@ func (x *SlotSnapshot) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SlotSnapshot.ProtoReflect.Descriptor instead.
 func (*SlotSnapshot) Descriptor() ([]byte, []int) {
-	return file_data_proto_rawDescGZIP(), []int{19}
+	return file_data_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *SlotSnapshot) GetDatums() []*Datum {
@@ -1283,7 +1476,7 @@ type ReplicateOp struct {
 
 func (x *ReplicateOp) Reset() {
 	*x = ReplicateOp{}
-	mi := &file_data_proto_msgTypes[20]
+	mi := &file_data_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1295,7 +1488,7 @@ func (x *ReplicateOp) String() string {
 func (*ReplicateOp) ProtoMessage() {}
 
 func (x *ReplicateOp) ProtoReflect() protoreflect.Message {
-	mi := &file_data_proto_msgTypes[20]
+	mi := &file_data_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1308,7 +1501,7 @@ func (x *ReplicateOp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicateOp.ProtoReflect.Descriptor instead.
 func (*ReplicateOp) Descriptor() ([]byte, []int) {
-	return file_data_proto_rawDescGZIP(), []int{20}
+	return file_data_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ReplicateOp) GetSeq() uint64 {
@@ -1376,7 +1569,7 @@ type ReplicateEvent struct {
 
 func (x *ReplicateEvent) Reset() {
 	*x = ReplicateEvent{}
-	mi := &file_data_proto_msgTypes[21]
+	mi := &file_data_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1388,7 +1581,7 @@ func (x *ReplicateEvent) String() string {
 func (*ReplicateEvent) ProtoMessage() {}
 
 func (x *ReplicateEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_data_proto_msgTypes[21]
+	mi := &file_data_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1401,7 +1594,7 @@ func (x *ReplicateEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicateEvent.ProtoReflect.Descriptor instead.
 func (*ReplicateEvent) Descriptor() ([]byte, []int) {
-	return file_data_proto_rawDescGZIP(), []int{21}
+	return file_data_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ReplicateEvent) GetEvent() isReplicateEvent_Event {
@@ -1468,7 +1661,7 @@ type SessionSlotDigestsRequest struct {
 
 func (x *SessionSlotDigestsRequest) Reset() {
 	*x = SessionSlotDigestsRequest{}
-	mi := &file_data_proto_msgTypes[22]
+	mi := &file_data_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1480,7 +1673,7 @@ func (x *SessionSlotDigestsRequest) String() string {
 func (*SessionSlotDigestsRequest) ProtoMessage() {}
 
 func (x *SessionSlotDigestsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_data_proto_msgTypes[22]
+	mi := &file_data_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1493,7 +1686,7 @@ func (x *SessionSlotDigestsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionSlotDigestsRequest.ProtoReflect.Descriptor instead.
 func (*SessionSlotDigestsRequest) Descriptor() ([]byte, []int) {
-	return file_data_proto_rawDescGZIP(), []int{22}
+	return file_data_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *SessionSlotDigestsRequest) GetSlotIds() []uint32 {
@@ -1521,7 +1714,7 @@ type SessionSlotDigest struct {
 
 func (x *SessionSlotDigest) Reset() {
 	*x = SessionSlotDigest{}
-	mi := &file_data_proto_msgTypes[23]
+	mi := &file_data_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1533,7 +1726,7 @@ func (x *SessionSlotDigest) String() string {
 func (*SessionSlotDigest) ProtoMessage() {}
 
 func (x *SessionSlotDigest) ProtoReflect() protoreflect.Message {
-	mi := &file_data_proto_msgTypes[23]
+	mi := &file_data_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1546,7 +1739,7 @@ func (x *SessionSlotDigest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionSlotDigest.ProtoReflect.Descriptor instead.
 func (*SessionSlotDigest) Descriptor() ([]byte, []int) {
-	return file_data_proto_rawDescGZIP(), []int{23}
+	return file_data_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *SessionSlotDigest) GetSlotId() uint32 {
@@ -1580,7 +1773,7 @@ type SessionSlotDigestsResponse struct {
 
 func (x *SessionSlotDigestsResponse) Reset() {
 	*x = SessionSlotDigestsResponse{}
-	mi := &file_data_proto_msgTypes[24]
+	mi := &file_data_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1592,7 +1785,7 @@ func (x *SessionSlotDigestsResponse) String() string {
 func (*SessionSlotDigestsResponse) ProtoMessage() {}
 
 func (x *SessionSlotDigestsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_data_proto_msgTypes[24]
+	mi := &file_data_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1605,7 +1798,7 @@ func (x *SessionSlotDigestsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionSlotDigestsResponse.ProtoReflect.Descriptor instead.
 func (*SessionSlotDigestsResponse) Descriptor() ([]byte, []int) {
-	return file_data_proto_rawDescGZIP(), []int{24}
+	return file_data_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *SessionSlotDigestsResponse) GetSessionId() string {
@@ -1631,7 +1824,7 @@ type SessionSlotPublishersRequest struct {
 
 func (x *SessionSlotPublishersRequest) Reset() {
 	*x = SessionSlotPublishersRequest{}
-	mi := &file_data_proto_msgTypes[25]
+	mi := &file_data_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1643,7 +1836,7 @@ func (x *SessionSlotPublishersRequest) String() string {
 func (*SessionSlotPublishersRequest) ProtoMessage() {}
 
 func (x *SessionSlotPublishersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_data_proto_msgTypes[25]
+	mi := &file_data_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1656,7 +1849,7 @@ func (x *SessionSlotPublishersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionSlotPublishersRequest.ProtoReflect.Descriptor instead.
 func (*SessionSlotPublishersRequest) Descriptor() ([]byte, []int) {
-	return file_data_proto_rawDescGZIP(), []int{25}
+	return file_data_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *SessionSlotPublishersRequest) GetSlotId() uint32 {
@@ -1680,7 +1873,7 @@ type SessionSlotPublishersResponse struct {
 
 func (x *SessionSlotPublishersResponse) Reset() {
 	*x = SessionSlotPublishersResponse{}
-	mi := &file_data_proto_msgTypes[26]
+	mi := &file_data_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1692,7 +1885,7 @@ func (x *SessionSlotPublishersResponse) String() string {
 func (*SessionSlotPublishersResponse) ProtoMessage() {}
 
 func (x *SessionSlotPublishersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_data_proto_msgTypes[26]
+	mi := &file_data_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1705,7 +1898,7 @@ func (x *SessionSlotPublishersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionSlotPublishersResponse.ProtoReflect.Descriptor instead.
 func (*SessionSlotPublishersResponse) Descriptor() ([]byte, []int) {
-	return file_data_proto_rawDescGZIP(), []int{26}
+	return file_data_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *SessionSlotPublishersResponse) GetSessionId() string {
@@ -1816,7 +2009,23 @@ const file_data_proto_rawDesc = "" +
 	"\x16ListPublishersResponse\x126\n" +
 	"\n" +
 	"publishers\x18\x01 \x03(\v2\x16.registry.v1.PublisherR\n" +
-	"publishers\"4\n" +
+	"publishers\"w\n" +
+	"\x16ListDataInfoIdsRequest\x12\x19\n" +
+	"\bslot_ids\x18\x01 \x03(\rR\aslotIds\x12\x16\n" +
+	"\x06prefix\x18\x02 \x01(\tR\x06prefix\x12\x14\n" +
+	"\x05after\x18\x03 \x01(\tR\x05after\x12\x14\n" +
+	"\x05limit\x18\x04 \x01(\rR\x05limit\"S\n" +
+	"\x0fDataInfoIdCount\x12 \n" +
+	"\fdata_info_id\x18\x01 \x01(\tR\n" +
+	"dataInfoId\x12\x1e\n" +
+	"\n" +
+	"publishers\x18\x02 \x01(\rR\n" +
+	"publishers\"\x84\x01\n" +
+	"\x17ListDataInfoIdsResponse\x126\n" +
+	"\aentries\x18\x01 \x03(\v2\x1c.registry.v1.DataInfoIdCountR\aentries\x12\x12\n" +
+	"\x04more\x18\x02 \x01(\bR\x04more\x12\x1d\n" +
+	"\n" +
+	"not_served\x18\x03 \x03(\rR\tnotServed\"4\n" +
 	"\x13WatchChangesRequest\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\"\xbf\x01\n" +
@@ -1872,14 +2081,15 @@ const file_data_proto_rawDesc = "" +
 	"\n" +
 	"publishers\x18\x02 \x03(\v2\x16.registry.v1.PublisherR\n" +
 	"publishers\x12\x13\n" +
-	"\x05as_of\x18\x03 \x01(\x03R\x04asOf2\xb4\x04\n" +
+	"\x05as_of\x18\x03 \x01(\x03R\x04asOf2\x92\x05\n" +
 	"\vDataService\x12D\n" +
 	"\aPublish\x12\x1b.registry.v1.PublishRequest\x1a\x1c.registry.v1.PublishResponse\x12J\n" +
 	"\tGetDatums\x12\x1d.registry.v1.GetDatumsRequest\x1a\x1e.registry.v1.GetDatumsResponse\x12P\n" +
 	"\vGetVersions\x12\x1f.registry.v1.GetVersionsRequest\x1a .registry.v1.GetVersionsResponse\x12M\n" +
 	"\n" +
 	"SlotDigest\x12\x1e.registry.v1.SlotDigestRequest\x1a\x1f.registry.v1.SlotDigestResponse\x12Y\n" +
-	"\x0eListPublishers\x12\".registry.v1.ListPublishersRequest\x1a#.registry.v1.ListPublishersResponse\x12L\n" +
+	"\x0eListPublishers\x12\".registry.v1.ListPublishersRequest\x1a#.registry.v1.ListPublishersResponse\x12\\\n" +
+	"\x0fListDataInfoIds\x12#.registry.v1.ListDataInfoIdsRequest\x1a$.registry.v1.ListDataInfoIdsResponse\x12L\n" +
 	"\fWatchChanges\x12 .registry.v1.WatchChangesRequest\x1a\x18.registry.v1.ChangeBatch0\x01\x12I\n" +
 	"\tReplicate\x12\x1d.registry.v1.ReplicateRequest\x1a\x1b.registry.v1.ReplicateEvent0\x012\xdd\x01\n" +
 	"\x12SessionSyncService\x12^\n" +
@@ -1898,7 +2108,7 @@ func file_data_proto_rawDescGZIP() []byte {
 	return file_data_proto_rawDescData
 }
 
-var file_data_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
+var file_data_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
 var file_data_proto_goTypes = []any{
 	(*Publisher)(nil),                     // 0: registry.v1.Publisher
 	(*Unpublish)(nil),                     // 1: registry.v1.Unpublish
@@ -1916,17 +2126,20 @@ var file_data_proto_goTypes = []any{
 	(*SlotDigestResponse)(nil),            // 13: registry.v1.SlotDigestResponse
 	(*ListPublishersRequest)(nil),         // 14: registry.v1.ListPublishersRequest
 	(*ListPublishersResponse)(nil),        // 15: registry.v1.ListPublishersResponse
-	(*WatchChangesRequest)(nil),           // 16: registry.v1.WatchChangesRequest
-	(*ChangeBatch)(nil),                   // 17: registry.v1.ChangeBatch
-	(*ReplicateRequest)(nil),              // 18: registry.v1.ReplicateRequest
-	(*SlotSnapshot)(nil),                  // 19: registry.v1.SlotSnapshot
-	(*ReplicateOp)(nil),                   // 20: registry.v1.ReplicateOp
-	(*ReplicateEvent)(nil),                // 21: registry.v1.ReplicateEvent
-	(*SessionSlotDigestsRequest)(nil),     // 22: registry.v1.SessionSlotDigestsRequest
-	(*SessionSlotDigest)(nil),             // 23: registry.v1.SessionSlotDigest
-	(*SessionSlotDigestsResponse)(nil),    // 24: registry.v1.SessionSlotDigestsResponse
-	(*SessionSlotPublishersRequest)(nil),  // 25: registry.v1.SessionSlotPublishersRequest
-	(*SessionSlotPublishersResponse)(nil), // 26: registry.v1.SessionSlotPublishersResponse
+	(*ListDataInfoIdsRequest)(nil),        // 16: registry.v1.ListDataInfoIdsRequest
+	(*DataInfoIdCount)(nil),               // 17: registry.v1.DataInfoIdCount
+	(*ListDataInfoIdsResponse)(nil),       // 18: registry.v1.ListDataInfoIdsResponse
+	(*WatchChangesRequest)(nil),           // 19: registry.v1.WatchChangesRequest
+	(*ChangeBatch)(nil),                   // 20: registry.v1.ChangeBatch
+	(*ReplicateRequest)(nil),              // 21: registry.v1.ReplicateRequest
+	(*SlotSnapshot)(nil),                  // 22: registry.v1.SlotSnapshot
+	(*ReplicateOp)(nil),                   // 23: registry.v1.ReplicateOp
+	(*ReplicateEvent)(nil),                // 24: registry.v1.ReplicateEvent
+	(*SessionSlotDigestsRequest)(nil),     // 25: registry.v1.SessionSlotDigestsRequest
+	(*SessionSlotDigest)(nil),             // 26: registry.v1.SessionSlotDigest
+	(*SessionSlotDigestsResponse)(nil),    // 27: registry.v1.SessionSlotDigestsResponse
+	(*SessionSlotPublishersRequest)(nil),  // 28: registry.v1.SessionSlotPublishersRequest
+	(*SessionSlotPublishersResponse)(nil), // 29: registry.v1.SessionSlotPublishersResponse
 }
 var file_data_proto_depIdxs = []int32{
 	0,  // 0: registry.v1.Datum.publishers:type_name -> registry.v1.Publisher
@@ -1937,38 +2150,41 @@ var file_data_proto_depIdxs = []int32{
 	3,  // 5: registry.v1.GetVersionsResponse.versions:type_name -> registry.v1.DatumVersion
 	11, // 6: registry.v1.SlotDigestResponse.sessions:type_name -> registry.v1.SessionDigest
 	0,  // 7: registry.v1.ListPublishersResponse.publishers:type_name -> registry.v1.Publisher
-	3,  // 8: registry.v1.ChangeBatch.changes:type_name -> registry.v1.DatumVersion
-	2,  // 9: registry.v1.ChangeBatch.datums:type_name -> registry.v1.Datum
-	2,  // 10: registry.v1.SlotSnapshot.datums:type_name -> registry.v1.Datum
-	1,  // 11: registry.v1.SlotSnapshot.tombstones:type_name -> registry.v1.Unpublish
-	0,  // 12: registry.v1.ReplicateOp.put:type_name -> registry.v1.Publisher
-	19, // 13: registry.v1.ReplicateEvent.snapshot:type_name -> registry.v1.SlotSnapshot
-	20, // 14: registry.v1.ReplicateEvent.op:type_name -> registry.v1.ReplicateOp
-	23, // 15: registry.v1.SessionSlotDigestsResponse.digests:type_name -> registry.v1.SessionSlotDigest
-	0,  // 16: registry.v1.SessionSlotPublishersResponse.publishers:type_name -> registry.v1.Publisher
-	5,  // 17: registry.v1.DataService.Publish:input_type -> registry.v1.PublishRequest
-	7,  // 18: registry.v1.DataService.GetDatums:input_type -> registry.v1.GetDatumsRequest
-	9,  // 19: registry.v1.DataService.GetVersions:input_type -> registry.v1.GetVersionsRequest
-	12, // 20: registry.v1.DataService.SlotDigest:input_type -> registry.v1.SlotDigestRequest
-	14, // 21: registry.v1.DataService.ListPublishers:input_type -> registry.v1.ListPublishersRequest
-	16, // 22: registry.v1.DataService.WatchChanges:input_type -> registry.v1.WatchChangesRequest
-	18, // 23: registry.v1.DataService.Replicate:input_type -> registry.v1.ReplicateRequest
-	22, // 24: registry.v1.SessionSyncService.SlotDigests:input_type -> registry.v1.SessionSlotDigestsRequest
-	25, // 25: registry.v1.SessionSyncService.SlotPublishers:input_type -> registry.v1.SessionSlotPublishersRequest
-	6,  // 26: registry.v1.DataService.Publish:output_type -> registry.v1.PublishResponse
-	8,  // 27: registry.v1.DataService.GetDatums:output_type -> registry.v1.GetDatumsResponse
-	10, // 28: registry.v1.DataService.GetVersions:output_type -> registry.v1.GetVersionsResponse
-	13, // 29: registry.v1.DataService.SlotDigest:output_type -> registry.v1.SlotDigestResponse
-	15, // 30: registry.v1.DataService.ListPublishers:output_type -> registry.v1.ListPublishersResponse
-	17, // 31: registry.v1.DataService.WatchChanges:output_type -> registry.v1.ChangeBatch
-	21, // 32: registry.v1.DataService.Replicate:output_type -> registry.v1.ReplicateEvent
-	24, // 33: registry.v1.SessionSyncService.SlotDigests:output_type -> registry.v1.SessionSlotDigestsResponse
-	26, // 34: registry.v1.SessionSyncService.SlotPublishers:output_type -> registry.v1.SessionSlotPublishersResponse
-	26, // [26:35] is the sub-list for method output_type
-	17, // [17:26] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	17, // 8: registry.v1.ListDataInfoIdsResponse.entries:type_name -> registry.v1.DataInfoIdCount
+	3,  // 9: registry.v1.ChangeBatch.changes:type_name -> registry.v1.DatumVersion
+	2,  // 10: registry.v1.ChangeBatch.datums:type_name -> registry.v1.Datum
+	2,  // 11: registry.v1.SlotSnapshot.datums:type_name -> registry.v1.Datum
+	1,  // 12: registry.v1.SlotSnapshot.tombstones:type_name -> registry.v1.Unpublish
+	0,  // 13: registry.v1.ReplicateOp.put:type_name -> registry.v1.Publisher
+	22, // 14: registry.v1.ReplicateEvent.snapshot:type_name -> registry.v1.SlotSnapshot
+	23, // 15: registry.v1.ReplicateEvent.op:type_name -> registry.v1.ReplicateOp
+	26, // 16: registry.v1.SessionSlotDigestsResponse.digests:type_name -> registry.v1.SessionSlotDigest
+	0,  // 17: registry.v1.SessionSlotPublishersResponse.publishers:type_name -> registry.v1.Publisher
+	5,  // 18: registry.v1.DataService.Publish:input_type -> registry.v1.PublishRequest
+	7,  // 19: registry.v1.DataService.GetDatums:input_type -> registry.v1.GetDatumsRequest
+	9,  // 20: registry.v1.DataService.GetVersions:input_type -> registry.v1.GetVersionsRequest
+	12, // 21: registry.v1.DataService.SlotDigest:input_type -> registry.v1.SlotDigestRequest
+	14, // 22: registry.v1.DataService.ListPublishers:input_type -> registry.v1.ListPublishersRequest
+	16, // 23: registry.v1.DataService.ListDataInfoIds:input_type -> registry.v1.ListDataInfoIdsRequest
+	19, // 24: registry.v1.DataService.WatchChanges:input_type -> registry.v1.WatchChangesRequest
+	21, // 25: registry.v1.DataService.Replicate:input_type -> registry.v1.ReplicateRequest
+	25, // 26: registry.v1.SessionSyncService.SlotDigests:input_type -> registry.v1.SessionSlotDigestsRequest
+	28, // 27: registry.v1.SessionSyncService.SlotPublishers:input_type -> registry.v1.SessionSlotPublishersRequest
+	6,  // 28: registry.v1.DataService.Publish:output_type -> registry.v1.PublishResponse
+	8,  // 29: registry.v1.DataService.GetDatums:output_type -> registry.v1.GetDatumsResponse
+	10, // 30: registry.v1.DataService.GetVersions:output_type -> registry.v1.GetVersionsResponse
+	13, // 31: registry.v1.DataService.SlotDigest:output_type -> registry.v1.SlotDigestResponse
+	15, // 32: registry.v1.DataService.ListPublishers:output_type -> registry.v1.ListPublishersResponse
+	18, // 33: registry.v1.DataService.ListDataInfoIds:output_type -> registry.v1.ListDataInfoIdsResponse
+	20, // 34: registry.v1.DataService.WatchChanges:output_type -> registry.v1.ChangeBatch
+	24, // 35: registry.v1.DataService.Replicate:output_type -> registry.v1.ReplicateEvent
+	27, // 36: registry.v1.SessionSyncService.SlotDigests:output_type -> registry.v1.SessionSlotDigestsResponse
+	29, // 37: registry.v1.SessionSyncService.SlotPublishers:output_type -> registry.v1.SessionSlotPublishersResponse
+	28, // [28:38] is the sub-list for method output_type
+	18, // [18:28] is the sub-list for method input_type
+	18, // [18:18] is the sub-list for extension type_name
+	18, // [18:18] is the sub-list for extension extendee
+	0,  // [0:18] is the sub-list for field type_name
 }
 
 func init() { file_data_proto_init() }
@@ -1976,7 +2192,7 @@ func file_data_proto_init() {
 	if File_data_proto != nil {
 		return
 	}
-	file_data_proto_msgTypes[21].OneofWrappers = []any{
+	file_data_proto_msgTypes[24].OneofWrappers = []any{
 		(*ReplicateEvent_Snapshot)(nil),
 		(*ReplicateEvent_Op)(nil),
 	}
@@ -1986,7 +2202,7 @@ func file_data_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_data_proto_rawDesc), len(file_data_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   27,
+			NumMessages:   30,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -23,13 +23,14 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	DataService_Publish_FullMethodName        = "/registry.v1.DataService/Publish"
-	DataService_GetDatums_FullMethodName      = "/registry.v1.DataService/GetDatums"
-	DataService_GetVersions_FullMethodName    = "/registry.v1.DataService/GetVersions"
-	DataService_SlotDigest_FullMethodName     = "/registry.v1.DataService/SlotDigest"
-	DataService_ListPublishers_FullMethodName = "/registry.v1.DataService/ListPublishers"
-	DataService_WatchChanges_FullMethodName   = "/registry.v1.DataService/WatchChanges"
-	DataService_Replicate_FullMethodName      = "/registry.v1.DataService/Replicate"
+	DataService_Publish_FullMethodName         = "/registry.v1.DataService/Publish"
+	DataService_GetDatums_FullMethodName       = "/registry.v1.DataService/GetDatums"
+	DataService_GetVersions_FullMethodName     = "/registry.v1.DataService/GetVersions"
+	DataService_SlotDigest_FullMethodName      = "/registry.v1.DataService/SlotDigest"
+	DataService_ListPublishers_FullMethodName  = "/registry.v1.DataService/ListPublishers"
+	DataService_ListDataInfoIds_FullMethodName = "/registry.v1.DataService/ListDataInfoIds"
+	DataService_WatchChanges_FullMethodName    = "/registry.v1.DataService/WatchChanges"
+	DataService_Replicate_FullMethodName       = "/registry.v1.DataService/Replicate"
 )
 
 // DataServiceClient is the client API for DataService service.
@@ -48,6 +49,8 @@ type DataServiceClient interface {
 	SlotDigest(ctx context.Context, in *SlotDigestRequest, opts ...grpc.CallOption) (*SlotDigestResponse, error)
 	// ListPublishers lists a slot's publishers, optionally one session's.
 	ListPublishers(ctx context.Context, in *ListPublishersRequest, opts ...grpc.CallOption) (*ListPublishersResponse, error)
+	// ListDataInfoIds lists the keys of led slots in byte order, paged.
+	ListDataInfoIds(ctx context.Context, in *ListDataInfoIdsRequest, opts ...grpc.CallOption) (*ListDataInfoIdsResponse, error)
 	// WatchChanges streams datum versions changed in slots this node leads.
 	WatchChanges(ctx context.Context, in *WatchChangesRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ChangeBatch], error)
 	// Replicate streams a slot from its leader to a follower.
@@ -112,6 +115,16 @@ func (c *dataServiceClient) ListPublishers(ctx context.Context, in *ListPublishe
 	return out, nil
 }
 
+func (c *dataServiceClient) ListDataInfoIds(ctx context.Context, in *ListDataInfoIdsRequest, opts ...grpc.CallOption) (*ListDataInfoIdsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListDataInfoIdsResponse)
+	err := c.cc.Invoke(ctx, DataService_ListDataInfoIds_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *dataServiceClient) WatchChanges(ctx context.Context, in *WatchChangesRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ChangeBatch], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	stream, err := c.cc.NewStream(ctx, &DataService_ServiceDesc.Streams[0], DataService_WatchChanges_FullMethodName, cOpts...)
@@ -166,6 +179,8 @@ type DataServiceServer interface {
 	SlotDigest(context.Context, *SlotDigestRequest) (*SlotDigestResponse, error)
 	// ListPublishers lists a slot's publishers, optionally one session's.
 	ListPublishers(context.Context, *ListPublishersRequest) (*ListPublishersResponse, error)
+	// ListDataInfoIds lists the keys of led slots in byte order, paged.
+	ListDataInfoIds(context.Context, *ListDataInfoIdsRequest) (*ListDataInfoIdsResponse, error)
 	// WatchChanges streams datum versions changed in slots this node leads.
 	WatchChanges(*WatchChangesRequest, grpc.ServerStreamingServer[ChangeBatch]) error
 	// Replicate streams a slot from its leader to a follower.
@@ -194,6 +209,9 @@ func (UnimplementedDataServiceServer) SlotDigest(context.Context, *SlotDigestReq
 }
 func (UnimplementedDataServiceServer) ListPublishers(context.Context, *ListPublishersRequest) (*ListPublishersResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListPublishers not implemented")
+}
+func (UnimplementedDataServiceServer) ListDataInfoIds(context.Context, *ListDataInfoIdsRequest) (*ListDataInfoIdsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListDataInfoIds not implemented")
 }
 func (UnimplementedDataServiceServer) WatchChanges(*WatchChangesRequest, grpc.ServerStreamingServer[ChangeBatch]) error {
 	return status.Error(codes.Unimplemented, "method WatchChanges not implemented")
@@ -312,6 +330,24 @@ func _DataService_ListPublishers_Handler(srv interface{}, ctx context.Context, d
 	return interceptor(ctx, in, info, handler)
 }
 
+func _DataService_ListDataInfoIds_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListDataInfoIdsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DataServiceServer).ListDataInfoIds(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DataService_ListDataInfoIds_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DataServiceServer).ListDataInfoIds(ctx, req.(*ListDataInfoIdsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _DataService_WatchChanges_Handler(srv interface{}, stream grpc.ServerStream) error {
 	m := new(WatchChangesRequest)
 	if err := stream.RecvMsg(m); err != nil {
@@ -360,6 +396,10 @@ var DataService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListPublishers",
 			Handler:    _DataService_ListPublishers_Handler,
+		},
+		{
+			MethodName: "ListDataInfoIds",
+			Handler:    _DataService_ListDataInfoIds_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
