@@ -1,6 +1,6 @@
 // Command discovery registers an instance of a service, watches the
-// service until the instance shows, changes its weight, deregisters it,
-// and exits:
+// service until the instance shows, picks an instance of it as a caller
+// would (discovery.Picker), changes its weight, deregisters it, and exits:
 //
 //	cd examples && go run ./discovery -credentials ../run/certs  # against make run
 //	go run ./discovery -service com.example.Echo -addr 10.0.0.1:8080 -weight 10
@@ -40,23 +40,38 @@ func run(ctx context.Context, c *client.Client, service string, inst discovery.I
 		return err
 	}
 	defer w.Close()
-	if err := await(ctx, w, inst.Addr, inst.Weight); err != nil {
+	set, err := await(ctx, w, inst.Addr, inst.Weight)
+	if err != nil {
 		return err
 	}
+
+	// A caller picks one instance per request: by weight, its own zone
+	// first, draining and failing instances spared. A long-lived caller
+	// keeps the Picker current with go p.Follow(ctx, w).
+	p, err := discovery.NewPicker()
+	if err != nil {
+		return err
+	}
+	p.Update(set)
+	picked, err := p.Pick(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("picked %s (weight %d)\n", picked.Addr, picked.Weight)
 
 	inst.Weight = 1 // drain it: callers that balance by weight send it less
 	if err := reg.Update(ctx, inst); err != nil {
 		return err
 	}
 	fmt.Printf("weight of %s set to %d\n", inst.Addr, inst.Weight)
-	if err := await(ctx, w, inst.Addr, inst.Weight); err != nil {
+	if _, err := await(ctx, w, inst.Addr, inst.Weight); err != nil {
 		return err
 	}
 	if err := reg.Deregister(ctx); err != nil {
 		return err
 	}
 	fmt.Printf("deregistered %s\n", inst.Addr)
-	if err := await(ctx, w, inst.Addr, 0); err != nil {
+	if _, err := await(ctx, w, inst.Addr, 0); err != nil {
 		return err
 	}
 	fmt.Println("done")
@@ -64,12 +79,12 @@ func run(ctx context.Context, c *client.Client, service string, inst discovery.I
 }
 
 // await reads the service's sets until the instance at addr is there with
-// weight (0: until it is gone), and prints that set.
-func await(ctx context.Context, w *discovery.Watcher, addr string, weight int) error {
+// weight (0: until it is gone), and prints and returns that set.
+func await(ctx context.Context, w *discovery.Watcher, addr string, weight int) (discovery.Set, error) {
 	for {
 		set, err := w.Next(ctx)
 		if err != nil {
-			return fmt.Errorf("watching %s: %w", w.Service(), err)
+			return set, fmt.Errorf("watching %s: %w", w.Service(), err)
 		}
 		found := 0
 		for _, in := range set.Instances {
@@ -84,6 +99,6 @@ func await(ctx context.Context, w *discovery.Watcher, addr string, weight int) e
 		for _, in := range set.Instances {
 			fmt.Printf("    %s weight %d zone %q %v\n", in.Addr, in.Weight, in.Zone, in.Metadata)
 		}
-		return nil
+		return set, nil
 	}
 }

@@ -96,7 +96,7 @@ func TestExamples_RunAgainstACluster(t *testing.T) {
 		says    []string
 	}{
 		{"pubsub", []string{"published \"hello\"", "updated to \"hello again\"", "unpublished", "done"}},
-		{"discovery", []string{"registered 127.0.0.1:8080", "weight of 127.0.0.1:8080 set to 1", "deregistered", "done"}},
+		{"discovery", []string{"registered 127.0.0.1:8080", "picked 127.0.0.1:8080 (weight 10)", "weight of 127.0.0.1:8080 set to 1", "deregistered", "done"}},
 		{"grpc-resolver", []string{"called strata:///com.example.Health: SERVING", "done"}},
 	} {
 		t.Run(tc.program, func(t *testing.T) {
