@@ -19,11 +19,11 @@ import (
 
 	"google.golang.org/grpc/codes"
 
-	"github.com/strata-registry/strata/internal/identity"
-	"github.com/strata-registry/strata/internal/record"
 	"github.com/strata-registry/strata/internal/testcluster"
 	"github.com/strata-registry/strata/pkg/client"
 	"github.com/strata-registry/strata/pkg/client/discovery"
+	"github.com/strata-registry/strata/pkg/client/identity"
+	"github.com/strata-registry/strata/pkg/client/record"
 )
 
 // waitCtx bounds one wait of a test.

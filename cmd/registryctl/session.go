@@ -10,8 +10,8 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/strata-registry/strata/internal/record"
 	"github.com/strata-registry/strata/pkg/client"
+	"github.com/strata-registry/strata/pkg/client/record"
 )
 
 // keyFlags are the flags of the data-plane commands (pub, sub, get): the

@@ -12,8 +12,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/strata-registry/strata/internal/cli"
-	"github.com/strata-registry/strata/internal/record"
 	"github.com/strata-registry/strata/internal/slot"
+	"github.com/strata-registry/strata/pkg/client/record"
 	registryv1 "github.com/strata-registry/strata/pkg/proto/registry/v1"
 )
 

@@ -8,8 +8,8 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/strata-registry/strata/internal/identity"
 	"github.com/strata-registry/strata/internal/slot"
+	"github.com/strata-registry/strata/pkg/client/identity"
 	registryv1 "github.com/strata-registry/strata/pkg/proto/registry/v1"
 )
 

@@ -13,9 +13,10 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/strata-registry/strata/internal/access"
 	"github.com/strata-registry/strata/internal/cluster"
-	"github.com/strata-registry/strata/internal/identity"
 	"github.com/strata-registry/strata/internal/slot"
+	"github.com/strata-registry/strata/pkg/client/identity"
 	registryv1 "github.com/strata-registry/strata/pkg/proto/registry/v1"
 )
 
@@ -152,7 +153,7 @@ func (v *service) Heartbeat(ctx context.Context, req *registryv1.HeartbeatReques
 	return &registryv1.HeartbeatResponse{TableEpoch: v.s.fsm.Current().Table.Epoch}, nil
 }
 
-func (s *Server) heartbeat(req *registryv1.HeartbeatRequest, c *identity.Caller) error {
+func (s *Server) heartbeat(req *registryv1.HeartbeatRequest, c *access.Caller) error {
 	st := s.fsm.Current()
 	m, ok := st.Members[req.GetNodeId()]
 	if !ok {

@@ -11,8 +11,8 @@ import (
 
 	"google.golang.org/grpc"
 
-	"github.com/strata-registry/strata/internal/identity"
-	"github.com/strata-registry/strata/internal/record"
+	"github.com/strata-registry/strata/pkg/client/identity"
+	"github.com/strata-registry/strata/pkg/client/record"
 	registryv1 "github.com/strata-registry/strata/pkg/proto/registry/v1"
 )
 

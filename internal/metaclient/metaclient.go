@@ -17,10 +17,10 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/strata-registry/strata/internal/clock"
-	"github.com/strata-registry/strata/internal/identity"
 	"github.com/strata-registry/strata/internal/obs"
 	"github.com/strata-registry/strata/internal/rpc"
 	"github.com/strata-registry/strata/internal/slot"
+	"github.com/strata-registry/strata/pkg/client/identity"
 	registryv1 "github.com/strata-registry/strata/pkg/proto/registry/v1"
 )
 

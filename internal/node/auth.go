@@ -15,8 +15,10 @@ import (
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
+	"github.com/strata-registry/strata/internal/access"
 	"github.com/strata-registry/strata/internal/admin"
-	"github.com/strata-registry/strata/internal/identity"
+	"github.com/strata-registry/strata/pkg/client/identity"
+	"github.com/strata-registry/strata/pkg/client/wire"
 )
 
 // Policy says which roles may call each gRPC method of a node, by full
@@ -24,19 +26,16 @@ import (
 // not list is refused to everyone: a service added without a line here is
 // closed, not open. What a method additionally requires of its caller (a
 // data node registering under its own id, a session writing under its own
-// session id) the handler checks with identity.FromContext.
+// session id) the handler checks with access.FromContext.
 type Policy map[string][]identity.Role
 
 // insecureCaller is every caller of a node that runs without TLS.
-var insecureCaller = &identity.Caller{Insecure: true}
-
-// authHeader carries a client's or operator's bearer token.
-const authHeader = "authorization"
+var insecureCaller = &access.Caller{Insecure: true}
 
 // caller authenticates a request: the identity its verified TLS client
 // certificate names, else the identity its bearer token names in the
 // tokens file, else none (Unauthenticated).
-func (n *Node) caller(ctx context.Context) (*identity.Caller, error) {
+func (n *Node) caller(ctx context.Context) (*access.Caller, error) {
 	if n.creds == nil {
 		return insecureCaller, nil
 	}
@@ -49,11 +48,11 @@ func (n *Node) caller(ctx context.Context) (*identity.Caller, error) {
 			if id.Cluster != n.creds.Cluster() {
 				return nil, status.Errorf(codes.Unauthenticated, "node: %s belongs to cluster %q, not %q", id, id.Cluster, n.creds.Cluster())
 			}
-			return &identity.Caller{ID: id}, nil
+			return &access.Caller{ID: id}, nil
 		}
 	}
 	md, _ := metadata.FromIncomingContext(ctx)
-	for _, v := range md.Get(authHeader) {
+	for _, v := range md.Get(wire.AuthHeader) {
 		tok, ok := strings.CutPrefix(v, "Bearer ")
 		if !ok {
 			return nil, status.Error(codes.Unauthenticated, `node: the authorization header must be "Bearer <token>"`)
@@ -67,7 +66,7 @@ func (n *Node) caller(ctx context.Context) (*identity.Caller, error) {
 }
 
 // authorize authenticates a call of method and checks the policy.
-func (n *Node) authorize(ctx context.Context, method string) (*identity.Caller, error) {
+func (n *Node) authorize(ctx context.Context, method string) (*access.Caller, error) {
 	c, err := n.caller(ctx)
 	if err != nil {
 		n.metrics.denied.WithLabelValues(method, "unauthenticated").Inc()
@@ -93,7 +92,7 @@ func (n *Node) unaryAuth(ctx context.Context, req any, info *grpc.UnaryServerInf
 	if err := badUnary(req); err != nil {
 		return nil, err
 	}
-	return handler(identity.NewContext(ctx, c), req)
+	return handler(access.NewContext(ctx, c), req)
 }
 
 // streamAuth is the stream server interceptor, checked before the handler
@@ -103,7 +102,7 @@ func (n *Node) streamAuth(srv any, ss grpc.ServerStream, info *grpc.StreamServer
 	if err != nil {
 		return err
 	}
-	return handler(srv, &callerStream{ServerStream: checkedStream{ss}, ctx: identity.NewContext(ss.Context(), c)})
+	return handler(srv, &callerStream{ServerStream: checkedStream{ss}, ctx: access.NewContext(ss.Context(), c)})
 }
 
 // callerStream is a server stream whose context carries the caller.
@@ -118,12 +117,12 @@ func (s *callerStream) Context() context.Context { return s.ctx }
 // the file reads at this moment (a SIGHUP that narrows or removes an entry
 // applies to the next request, also on streams opened before), everything
 // on a node without TLS, nothing for a nil caller.
-func (n *Node) Perms(c *identity.Caller) identity.Perms {
+func (n *Node) Perms(c *access.Caller) access.Perms {
 	switch {
 	case c == nil:
-		return identity.Perms{}
+		return access.Perms{}
 	case c.Insecure:
-		return identity.AllPerms
+		return access.AllPerms
 	}
 	return n.tokens.Perms(c.ID)
 }

@@ -16,10 +16,11 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/strata-registry/strata/internal/identity"
+	"github.com/strata-registry/strata/internal/access"
 	"github.com/strata-registry/strata/internal/node"
+	"github.com/strata-registry/strata/internal/publisher"
 	"github.com/strata-registry/strata/internal/push"
-	"github.com/strata-registry/strata/internal/record"
+	"github.com/strata-registry/strata/pkg/client/record"
 	registryv1 "github.com/strata-registry/strata/pkg/proto/registry/v1"
 )
 
@@ -36,7 +37,7 @@ type clientConn struct {
 	// caller is who opened the stream; owner its identity's use of this
 	// session. clientID is the client's key (its identity and the client
 	// id of its hello, clientKey), helloID the client id alone.
-	caller   *identity.Caller
+	caller   *access.Caller
 	owner    *owner
 	clientID string
 	helloID  string
@@ -118,7 +119,7 @@ func toPush(p *push.Push, owned bool) *registryv1.Push {
 		var vals []*registryv1.PushedValue
 		for _, pub := range p.Publishers {
 			for _, v := range pub.GetValues() {
-				vals = append(vals, &registryv1.PushedValue{Data: v, Zone: pub.GetZone(), PublisherId: record.ClientRegisterID(pub.GetRegisterId(), owned)})
+				vals = append(vals, &registryv1.PushedValue{Data: v, Zone: pub.GetZone(), PublisherId: publisher.ClientRegisterID(pub.GetRegisterId(), owned)})
 			}
 		}
 		return vals
@@ -188,7 +189,7 @@ func reserve(l *rate.Limiter, now time.Time) (time.Duration, *rate.Reservation, 
 
 // perms returns what the client may do now (its tokens file entry as the
 // file reads now).
-func (c *clientConn) perms() identity.Perms { return c.s.Perms(c.caller) }
+func (c *clientConn) perms() access.Perms { return c.s.Perms(c.caller) }
 
 // conns tracks live connections and the clients whose connection ended
 // recently (their registrations wait out the grace).
@@ -364,7 +365,7 @@ func (v *clientService) Connect(stream grpc.BidiStreamingServer[registryv1.Clien
 	if err := checkHello(hello); err != nil {
 		return err
 	}
-	caller := identity.FromContext(stream.Context())
+	caller := access.FromContext(stream.Context())
 	if caller == nil {
 		return status.Error(codes.Unauthenticated, "session: unauthenticated stream")
 	}
@@ -595,7 +596,7 @@ func (c *clientConn) handle(f *registryv1.ClientFrame) error {
 		// Only the client's own: a register id of another identity names
 		// another publication, one of another client of this identity is
 		// not this client's to remove.
-		if e := s.pubs.removeOwn(pubKey{key, record.Owned(c.owner.name, u.GetRegisterId())}, c.clientID); e != nil {
+		if e := s.pubs.removeOwn(pubKey{key, publisher.Owned(c.owner.name, u.GetRegisterId())}, c.clientID); e != nil {
 			s.forwardDelete(e, false)
 		}
 		return nil

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/strata-registry/strata/pkg/client/wire"
 	registryv1 "github.com/strata-registry/strata/pkg/proto/registry/v1"
 )
 
@@ -397,7 +398,7 @@ func (c *Client) deliver(st *stream, pushes []*registryv1.Push) {
 		for _, m := range p.GetInstanceStates() {
 			states = append(states, InstanceState{Addr: m.GetAddr(), State: m.GetState()})
 		}
-		for id := range p.RegisterIDs() {
+		for id := range wire.RegisterIDs(p) {
 			c.mu.Lock()
 			s := c.subs[id]
 			c.mu.Unlock()
@@ -405,7 +406,7 @@ func (c *Client) deliver(st *stream, pushes []*registryv1.Push) {
 				s.offer(&Snapshot{Version: p.GetVersion(), Values: values, InstanceStates: states})
 			}
 		}
-		acks = append(acks, p.AckAll())
+		acks = append(acks, wire.AckAll(p))
 	}
 	f := &registryv1.ClientFrame{Body: &registryv1.ClientFrame_PushAcks{PushAcks: &registryv1.PushAcks{Acks: acks}}}
 	if len(acks) == 1 {

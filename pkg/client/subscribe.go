@@ -5,7 +5,7 @@ import (
 	"errors"
 	"sync"
 
-	"github.com/strata-registry/strata/internal/record"
+	"github.com/strata-registry/strata/pkg/client/record"
 	registryv1 "github.com/strata-registry/strata/pkg/proto/registry/v1"
 )
 
