@@ -5,8 +5,13 @@ CMDS      := $(notdir $(wildcard cmd/*))
 PROTO_DIR := pkg/proto/registry/v1
 PROTOS    := $(wildcard $(PROTO_DIR)/*.proto)
 TEST_TIMEOUT ?= 15m
+# The modules nested in this one, each with its own go.mod: the SDK, the
+# generated protocol, the example programs (docs/architecture.md,
+# "Modules"). The root's ./... does not reach into them, so every target
+# that runs over packages runs inside each of them too.
+MODULES   := pkg/proto pkg/client examples
 
-.PHONY: all build test e2e lint proto run bench bench-pushlat bench-etcd bench-compare fuzz fuzz-corpus clean
+.PHONY: all build examples test e2e lint proto run bench bench-pushlat bench-etcd bench-compare fuzz fuzz-corpus clean
 .PHONY: compose-image compose-up compose-down compose-smoke
 .PHONY: chaos chaos-compose
 
@@ -18,11 +23,21 @@ build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/ $(addprefix ./cmd/,$(CMDS))
 	@echo "built: $(addprefix $(BIN)/,$(CMDS))"
 
-## test: unit and in-process cluster tests, under the race detector. One
-## package at a time (-p 1), so each package's in-process clusters have the
-## machine's cores to themselves (less timing noise); about 2.5 minutes.
-test:
+## examples: build the example programs (examples/, a module of its own
+## that uses only the SDK); run one with `cd examples && go run ./pubsub --help`
+examples:
+	cd examples && $(GO) build ./...
+
+## test: unit and in-process cluster tests, under the race detector, of
+## every module (the root's, then each of MODULES). One package at a time
+## (-p 1), so each package's in-process clusters have the machine's cores
+## to themselves (less timing noise); about 2.5 minutes.
+test: examples
 	$(GO) test -race -count=1 -p 1 -timeout $(TEST_TIMEOUT) ./...
+	@set -e; for m in $(MODULES); do \
+	  echo "cd $$m && $(GO) test -race -count=1 -p 1 ./..."; \
+	  (cd $$m && $(GO) test -race -count=1 -p 1 -timeout $(TEST_TIMEOUT) ./...); \
+	done
 	@$(MAKE) --no-print-directory fuzz FUZZTIME=2000x
 
 ## fuzz: every fuzz target for FUZZTIME each (default 500000 inputs, a
@@ -34,15 +49,19 @@ test:
 ## duration on Go 1.26 can end a clean run with a spurious "context deadline
 ## exceeded" (golang/go#75804, fixed in Go 1.27).
 FUZZTIME ?= 500000x
+# A target is dir:Name, dir from the repository root; one in a nested
+# module (MODULES) runs from within that module.
 FUZZ_TARGETS := internal/session:FuzzClientFrame internal/node:FuzzLenientCodec \
-  internal/record:FuzzParseDataInfoID internal/record:FuzzValidatePublisher internal/meta:FuzzFSMApply \
-  internal/metaclient:FuzzTable internal/identity:FuzzParseFile internal/identity:FuzzParse \
+  pkg/client/record:FuzzParseDataInfoID internal/publisher:FuzzValidatePublisher internal/meta:FuzzFSMApply \
+  internal/metaclient:FuzzTable internal/access:FuzzParseFile pkg/client/identity:FuzzParse \
   internal/cluster:FuzzParseKeys pkg/client/discovery:FuzzDecodeInstance
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
-	  pkg=$${t%%:*}; name=$${t##*:}; \
+	  pkg=$${t%%:*}; name=$${t##*:}; mod=.; \
+	  for m in $(MODULES); do case "$$pkg/" in "$$m/"*) mod=$$m;; esac; done; \
+	  if [ "$$mod" = . ]; then rel=./$$pkg; else rel=.$${pkg#$$mod}; fi; \
 	  echo "fuzz $$name ($$pkg) for $(FUZZTIME)"; \
-	  $(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) ./$$pkg > /tmp/strata-fuzz.log 2>&1 || { cat /tmp/strata-fuzz.log; exit 1; }; \
+	  (cd $$mod && $(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$rel) > /tmp/strata-fuzz.log 2>&1 || { cat /tmp/strata-fuzz.log; exit 1; }; \
 	  tail -n 1 /tmp/strata-fuzz.log; \
 	done
 
@@ -108,12 +127,13 @@ bench-etcd:
 bench-compare: $(if $(WITH_PROCS),build)
 	./bench/compare.sh
 
-## lint: gofmt and go vet
+## lint: gofmt, and go vet in every module
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '\.pb\.go$$')); \
 	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) vet -tags e2e ./internal/e2e/
+	@set -e; for m in $(MODULES); do echo "cd $$m && $(GO) vet ./..."; (cd $$m && $(GO) vet ./...); done
 
 ## proto: regenerate pkg/proto from the .proto files (needs protoc: apt-get install protobuf-compiler)
 proto:

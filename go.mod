@@ -18,6 +18,8 @@ require (
 	github.com/prometheus/client_model v0.6.3
 	github.com/spf13/cobra v1.10.2
 	github.com/spf13/pflag v1.0.10
+	github.com/strata-registry/strata/pkg/client v0.0.0
+	github.com/strata-registry/strata/pkg/proto v0.0.0
 	go.uber.org/goleak v1.3.0
 	go.yaml.in/yaml/v3 v3.0.5
 	golang.org/x/net v0.60.0
@@ -55,4 +57,12 @@ require (
 	golang.org/x/tools v0.49.0 // indirect
 	google.golang.org/genproto/googleapis/rpc v0.0.0-20260817212433-ac3dfec99bb1 // indirect
 	google.golang.org/grpc/cmd/protoc-gen-go-grpc v1.6.2 // indirect
+)
+
+// The SDK and the generated protocol are modules of their own (see
+// docs/architecture.md, "Modules"); the servers build against the tree's
+// copies.
+replace (
+	github.com/strata-registry/strata/pkg/client => ./pkg/client
+	github.com/strata-registry/strata/pkg/proto => ./pkg/proto
 )

@@ -8,8 +8,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/strata-registry/strata/internal/identity"
-	"github.com/strata-registry/strata/internal/tlsconf"
+	"github.com/strata-registry/strata/pkg/client/identity"
+	"github.com/strata-registry/strata/pkg/client/tlsconf"
 )
 
 // adminHTTP is one command's client of the nodes' admin HTTP servers. It

@@ -8,8 +8,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/strata-registry/strata/internal/cli"
-	"github.com/strata-registry/strata/internal/identity"
 	"github.com/strata-registry/strata/internal/pki"
+	"github.com/strata-registry/strata/pkg/client/identity"
+	"github.com/strata-registry/strata/pkg/client/tlsconf"
 )
 
 func newCertsCommand(g *globals) *cobra.Command {
@@ -86,7 +87,7 @@ differs is replaced whole): rotate a key in DIR, run init again, reload.`,
 				}
 				ex = append(ex, e)
 			}
-			d := pki.Dir(args[0])
+			d := tlsconf.Dir(args[0])
 			written, err := pki.Init(d, p, time.Now())
 			for _, e := range ex {
 				if err != nil {
@@ -191,7 +192,7 @@ already is kept.`,
 			if err := validPlan(p); err != nil {
 				return err
 			}
-			d := pki.Dir(dir)
+			d := tlsconf.Dir(dir)
 			// Init would make a CA where there is none; issue only adds to
 			// one. Init reads it (and says so if its key is missing).
 			if _, err := os.Stat(d.CA()); err != nil {

@@ -8,10 +8,11 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/strata-registry/strata/internal/access"
 	"github.com/strata-registry/strata/internal/cluster"
-	"github.com/strata-registry/strata/internal/identity"
 	"github.com/strata-registry/strata/internal/pki"
-	"github.com/strata-registry/strata/internal/tlsconf"
+	"github.com/strata-registry/strata/pkg/client/identity"
+	"github.com/strata-registry/strata/pkg/client/tlsconf"
 )
 
 // listDir returns every file and directory under dir, relative, with a
@@ -39,22 +40,22 @@ func listDir(t *testing.T, dir string) []string {
 
 // checkNodeCert checks that dir holds a certificate and key for id, signed
 // by dir's CA (the files a node started with --credentials dir loads).
-func checkNodeCert(t *testing.T, dir pki.Dir, id identity.ID) {
+func checkNodeCert(t *testing.T, dir tlsconf.Dir, id identity.ID) {
 	t.Helper()
-	cfg := tlsconf.Config{CertFile: dir.Cert(id.Role, id.Name), KeyFile: dir.Key(id.Role, id.Name), CAFile: dir.CA()}
+	cfg := dir.TLS(id.Role, id.Name)
 	if _, err := tlsconf.LoadNode(cfg, id); err != nil {
 		t.Errorf("%s in %s: %v", id, dir, err)
 	}
 }
 
 // tokensEntry returns the tokens file's entry for role/name in dir.
-func tokensEntry(t *testing.T, dir pki.Dir, role identity.Role, name string) (identity.Entry, bool) {
+func tokensEntry(t *testing.T, dir tlsconf.Dir, role identity.Role, name string) (access.Entry, bool) {
 	t.Helper()
 	b, err := os.ReadFile(dir.Tokens())
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, err := identity.ParseFile(b)
+	f, err := access.ParseFile(b)
 	if err != nil {
 		t.Fatalf("%s: %v", dir.Tokens(), err)
 	}
@@ -63,7 +64,7 @@ func tokensEntry(t *testing.T, dir pki.Dir, role identity.Role, name string) (id
 			return e, true
 		}
 	}
-	return identity.Entry{}, false
+	return access.Entry{}, false
 }
 
 func idOf(role identity.Role, name string) identity.ID {
@@ -71,7 +72,7 @@ func idOf(role identity.Role, name string) identity.ID {
 }
 
 func TestCertsInit_WritesEveryIdentity_AndKeepsThemOnARerun(t *testing.T) {
-	dir := pki.Dir(filepath.Join(t.TempDir(), "certs"))
+	dir := tlsconf.Dir(filepath.Join(t.TempDir(), "certs"))
 	out, _, err := execute(t, "certs", "init", string(dir), "--meta-nodes", "m1", "--data-nodes", "d1", "--session-nodes", "s1", "--enrollers", "sessions")
 	if err != nil {
 		t.Fatalf("certs init: %v\n%s", err, out)
@@ -161,7 +162,7 @@ func TestCertsInit_RefusesBadInput_WritingNothing(t *testing.T) {
 
 func TestCertsInit_Export_HandsEachNodeOnlyItsShare(t *testing.T) {
 	root := t.TempDir()
-	dir := pki.Dir(filepath.Join(root, "ca"))
+	dir := tlsconf.Dir(filepath.Join(root, "ca"))
 	ex := func(name string) string { return filepath.Join(root, name) }
 	args := []string{"certs", "init", string(dir), "--meta-nodes", "m1,m2", "--data-nodes", "d1,d2", "--enrollers", "sessions",
 		"--export", ex("m1") + "=meta/m1,ca-key",
@@ -185,9 +186,9 @@ func TestCertsInit_Export_HandsEachNodeOnlyItsShare(t *testing.T) {
 			t.Errorf("export %s holds\n%v\nwant\n%v", tc.export, got, tc.want)
 		}
 	}
-	checkNodeCert(t, pki.Dir(ex("m1")), idOf(identity.RoleMeta, "m1"))
-	checkNodeCert(t, pki.Dir(ex("d1")), idOf(identity.RoleData, "d1"))
-	if st, err := os.Stat(pki.Dir(ex("m1")).CAKey()); err != nil || st.Mode().Perm() != 0o600 {
+	checkNodeCert(t, tlsconf.Dir(ex("m1")), idOf(identity.RoleMeta, "m1"))
+	checkNodeCert(t, tlsconf.Dir(ex("d1")), idOf(identity.RoleData, "d1"))
+	if st, err := os.Stat(tlsconf.Dir(ex("m1")).CAKey()); err != nil || st.Mode().Perm() != 0o600 {
 		t.Errorf("exported CA key: mode %v (err %v), want 0600", st.Mode().Perm(), err)
 	}
 
@@ -203,7 +204,7 @@ func TestCertsInit_Export_HandsEachNodeOnlyItsShare(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantWritten := []string{pki.Dir(ex("m1")).GossipKey(), pki.Dir(ex("d1")).GossipKey(), pki.Dir(ex("session")).GossipKey()}
+	wantWritten := []string{tlsconf.Dir(ex("m1")).GossipKey(), tlsconf.Dir(ex("d1")).GossipKey(), tlsconf.Dir(ex("session")).GossipKey()}
 	var written []string
 	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
 		written = append(written, strings.TrimPrefix(l, "wrote "))
@@ -212,7 +213,7 @@ func TestCertsInit_Export_HandsEachNodeOnlyItsShare(t *testing.T) {
 		t.Errorf("after a rotation, wrote %v, want %v", written, wantWritten)
 	}
 	for _, e := range []string{"m1", "d1", "session"} {
-		if keys, err := cluster.ReadKeyFile(pki.Dir(ex(e)).GossipKey()); err != nil || len(keys) != 2 {
+		if keys, err := cluster.ReadKeyFile(tlsconf.Dir(ex(e)).GossipKey()); err != nil || len(keys) != 2 {
 			t.Errorf("export %s: %d gossip keys (err %v), want the two of the rotation", e, len(keys), err)
 		}
 	}
@@ -238,7 +239,7 @@ func TestCertsInit_Export_RefusesWhatTheDirectoryDoesNotHold(t *testing.T) {
 }
 
 func TestCertsIssue(t *testing.T) {
-	dir := pki.Dir(filepath.Join(t.TempDir(), "certs"))
+	dir := tlsconf.Dir(filepath.Join(t.TempDir(), "certs"))
 	if _, _, err := execute(t, "certs", "issue", string(dir), "s9", "--role", "session"); err == nil || !strings.Contains(err.Error(), "has no CA to issue from") {
 		t.Fatalf("issue without a CA: err = %v", err)
 	}
@@ -267,7 +268,7 @@ func TestCertsIssue(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if e, ok := tokensEntry(t, dir, identity.RoleEnroll, "autoscaler"); !ok || e.TokenSHA256 != identity.HashToken(tok) || !slices.Equal(e.Enroll, []identity.Role{identity.RoleSession}) {
+	if e, ok := tokensEntry(t, dir, identity.RoleEnroll, "autoscaler"); !ok || e.TokenSHA256 != access.HashToken(tok) || !slices.Equal(e.Enroll, []identity.Role{identity.RoleSession}) {
 		t.Errorf("tokens file entry for the enroll identity = %+v (found %v)", e, ok)
 	}
 

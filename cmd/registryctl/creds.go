@@ -3,10 +3,9 @@ package main
 import (
 	"fmt"
 
-	"github.com/strata-registry/strata/internal/identity"
-	"github.com/strata-registry/strata/internal/pki"
-	"github.com/strata-registry/strata/internal/tlsconf"
 	"github.com/strata-registry/strata/pkg/client"
+	"github.com/strata-registry/strata/pkg/client/identity"
+	"github.com/strata-registry/strata/pkg/client/tlsconf"
 )
 
 // Which identity registryctl acts as: an operator (admin) for the cluster
@@ -22,8 +21,8 @@ import (
 func (g *globals) adminCreds() (*tlsconf.Creds, error) {
 	cfg := g.tls
 	if !cfg.Enabled() && g.credentials != "" {
-		d := pki.Dir(g.credentials)
-		cfg = tlsconf.Config{CertFile: d.Cert(identity.RoleAdmin, g.adminName), KeyFile: d.Key(identity.RoleAdmin, g.adminName), CAFile: d.CA()}
+		d := tlsconf.Dir(g.credentials)
+		cfg = d.TLS(identity.RoleAdmin, g.adminName)
 	}
 	c, err := tlsconf.Load(cfg, g.cluster)
 	if err != nil {

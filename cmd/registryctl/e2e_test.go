@@ -19,10 +19,19 @@ import (
 
 	"google.golang.org/grpc/codes"
 
-	"github.com/strata-registry/strata/internal/identity"
-	"github.com/strata-registry/strata/internal/record"
 	"github.com/strata-registry/strata/internal/testcluster"
+	"github.com/strata-registry/strata/pkg/client"
+	"github.com/strata-registry/strata/pkg/client/discovery"
+	"github.com/strata-registry/strata/pkg/client/identity"
+	"github.com/strata-registry/strata/pkg/client/record"
 )
+
+// waitCtx bounds one wait of a test.
+func waitCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(t.Context(), testcluster.DefaultWait)
+	t.Cleanup(cancel)
+	return ctx
+}
 
 // execute runs registryctl with args in-process, as main would, and
 // returns what it wrote to stdout and stderr.
@@ -236,6 +245,90 @@ func TestRegistryctl_AgainstCluster(t *testing.T) {
 		}
 		if _, _, err := execute(t, metaFlag, "ls", "--limit", "0"); err == nil || !strings.Contains(err.Error(), "limit 0") {
 			t.Errorf("ls --limit 0: %v; want an error naming the limit", err)
+		}
+	})
+
+	t.Run("drain undrain drains", func(t *testing.T) {
+		creds := client.CredentialsDir(string(c.Credentials()), testcluster.ClientName)
+		creds.Cluster = testcluster.Name
+		cl, err := client.New(t.Context(), client.WithSessions(c.Session(0).Server().GRPCAddr()), client.WithCredentials(creds),
+			client.WithBackoff(20*time.Millisecond, 200*time.Millisecond))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cl.Close()
+		d := discovery.New(cl)
+		const service = "com.example.drained"
+		for _, addr := range []string{"10.3.3.1:80", "10.3.3.2:80"} {
+			if _, err := d.Register(t.Context(), service, discovery.Instance{Addr: addr}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		w, err := d.Watch(t.Context(), service)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer w.Close()
+		// wait returns the first set in which the instances have the states.
+		var last uint64
+		wait := func(want map[string]discovery.State) {
+			t.Helper()
+			for {
+				set, err := w.Next(waitCtx(t))
+				if err != nil {
+					t.Fatalf("watch: %v (last version %d, want %v)", err, last, want)
+				}
+				if set.Version < last {
+					t.Fatalf("version went back: %d after %d", set.Version, last)
+				}
+				last = set.Version
+				got := map[string]discovery.State{}
+				for _, inst := range set.Instances {
+					got[inst.Addr] = inst.State
+				}
+				if len(got) == len(want) && func() bool {
+					for a, s := range want {
+						if st, ok := got[a]; !ok || st != s {
+							return false
+						}
+					}
+					return true
+				}() {
+					return
+				}
+			}
+		}
+		wait(map[string]discovery.State{"10.3.3.1:80": discovery.StateServing, "10.3.3.2:80": discovery.StateServing})
+
+		out, _, err := execute(t, metaFlag, "drain", service, "10.3.3.1:80", "--reason", "kernel upgrade")
+		if err != nil || !strings.Contains(out, "marked draining: 10.3.3.1:80") {
+			t.Fatalf("drain (err %v): %s", err, out)
+		}
+		wait(map[string]discovery.State{"10.3.3.1:80": discovery.StateDraining, "10.3.3.2:80": discovery.StateServing})
+		if _, _, err := execute(t, metaFlag, "drain", service, "10.3.3.2:80", "--disable"); err != nil {
+			t.Fatal(err)
+		}
+		wait(map[string]discovery.State{"10.3.3.1:80": discovery.StateDraining, "10.3.3.2:80": discovery.StateDisabled})
+
+		var v drainsView
+		if err := executeJSON(t, &v, metaFlag, "drains"); err != nil {
+			t.Fatal(err)
+		}
+		if len(v.Marks) != 2 || v.Marks[0].Addr != "10.3.3.1:80" || v.Marks[0].Reason != "kernel upgrade" || v.Marks[1].State != "disabled" ||
+			!strings.Contains(v.Marks[0].SetBy, testcluster.AdminName) {
+			t.Fatalf("drains: %+v", v)
+		}
+		for _, addr := range []string{"10.3.3.1:80", "10.3.3.2:80"} {
+			if _, _, err := execute(t, metaFlag, "undrain", service, addr); err != nil {
+				t.Fatal(err)
+			}
+		}
+		wait(map[string]discovery.State{"10.3.3.1:80": discovery.StateServing, "10.3.3.2:80": discovery.StateServing})
+		if out, _, err := execute(t, metaFlag, "drains"); err != nil || !strings.Contains(out, "no instance is drained") {
+			t.Errorf("drains after undrain (err %v): %s", err, out)
+		}
+		if _, _, err := execute(t, metaFlag, "drain", service, "no-port"); err == nil || !strings.Contains(err.Error(), "not host:port") {
+			t.Errorf("drain of a bad address: %v; want meta's reason", err)
 		}
 	})
 

@@ -9,8 +9,10 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/strata-registry/strata/internal/identity"
+	"github.com/strata-registry/strata/internal/access"
 	"github.com/strata-registry/strata/internal/pki"
+	"github.com/strata-registry/strata/pkg/client/identity"
+	"github.com/strata-registry/strata/pkg/client/tlsconf"
 )
 
 // An export is one --export of certs init: a directory that gets, in the
@@ -26,7 +28,7 @@ import (
 //	                             node writes its certificate)
 //	client/, admin/NAME          its certificate, key and token
 type export struct {
-	dir   pki.Dir
+	dir   tlsconf.Dir
 	caKey bool
 	// ids have no cluster: the directory's CA decides it.
 	ids []identity.ID
@@ -42,7 +44,7 @@ func parseExport(spec string) (export, error) {
 	if i <= 0 || i == len(spec)-1 {
 		return export{}, fmt.Errorf("--export %q: want DIR=ROLE/NAME[,ROLE/NAME...] (or ca-key among them)", spec)
 	}
-	e := export{dir: pki.Dir(filepath.Clean(spec[:i]))}
+	e := export{dir: tlsconf.Dir(filepath.Clean(spec[:i]))}
 	for _, item := range strings.Split(spec[i+1:], ",") {
 		if item == caKeyItem {
 			e.caKey = true
@@ -70,7 +72,7 @@ func parseExport(spec string) (export, error) {
 // so a node reloading meanwhile reads the old file or the new one. src's
 // files are the truth: rotating a key in src and writing again hands the
 // new key to every export.
-func (e export) write(src pki.Dir) ([]string, error) {
+func (e export) write(src tlsconf.Dir) ([]string, error) {
 	if same, err := samePath(string(src), string(e.dir)); err != nil || same {
 		if err == nil {
 			err = errors.New("it is the credentials directory itself")
@@ -129,12 +131,12 @@ func (e export) write(src pki.Dir) ([]string, error) {
 
 // enrolls returns the roles the enroll identity name may enroll, from
 // src's tokens file.
-func enrolls(src pki.Dir, name string) ([]identity.Role, error) {
+func enrolls(src tlsconf.Dir, name string) ([]identity.Role, error) {
 	b, err := os.ReadFile(src.Tokens())
 	if err != nil {
 		return nil, err
 	}
-	f, err := identity.ParseFile(b)
+	f, err := access.ParseFile(b)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", src.Tokens(), err)
 	}

@@ -12,9 +12,9 @@ import (
 
 	"github.com/strata-registry/strata/internal/catalog"
 	"github.com/strata-registry/strata/internal/cli"
-	"github.com/strata-registry/strata/internal/identity"
 	"github.com/strata-registry/strata/internal/metaclient"
 	"github.com/strata-registry/strata/internal/slot"
+	"github.com/strata-registry/strata/pkg/client/identity"
 	registryv1 "github.com/strata-registry/strata/pkg/proto/registry/v1"
 )
 

@@ -18,9 +18,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/strata-registry/strata/internal/cli"
-	"github.com/strata-registry/strata/internal/identity"
 	"github.com/strata-registry/strata/internal/pki"
-	"github.com/strata-registry/strata/internal/tlsconf"
+	"github.com/strata-registry/strata/pkg/client/identity"
+	"github.com/strata-registry/strata/pkg/client/tlsconf"
 )
 
 // globals are the flags every command shares.
@@ -118,6 +118,9 @@ user of the machine to see.`,
 		newSlotsCommand(g),
 		newSlotOfCommand(g),
 		newLsCommand(g),
+		newDrainCommand(g),
+		newUndrainCommand(g),
+		newDrainsCommand(g),
 		newHealthCommand(g),
 		newPubCommand(g),
 		newSubCommand(g),
@@ -149,7 +152,7 @@ func (g *globals) validate() error {
 	case g.insecure && (g.tls.Enabled() || g.credentials != ""):
 		return errors.New("--insecure and credentials together: choose one")
 	case !g.insecure && !g.tls.Enabled() && g.credentials == "":
-		if _, err := os.Stat(pki.Dir(localCredentials).CA()); err == nil {
+		if _, err := os.Stat(tlsconf.Dir(localCredentials).CA()); err == nil {
 			g.credentials = localCredentials
 		}
 	}

@@ -10,8 +10,8 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/strata-registry/strata/internal/record"
 	"github.com/strata-registry/strata/pkg/client"
+	"github.com/strata-registry/strata/pkg/client/record"
 )
 
 // keyFlags are the flags of the data-plane commands (pub, sub, get): the
@@ -23,9 +23,15 @@ type keyFlags struct {
 	verbose    bool
 }
 
+// keyPartFlags registers --instance-id and --group, the parts of a key
+// besides its data ID, for every command that names a key.
+func keyPartFlags(f *pflag.FlagSet, instanceID, group *string) {
+	f.StringVar(instanceID, "instance-id", "", "instance ID part of the dataInfoID (default "+record.DefaultInstanceID+")")
+	f.StringVar(group, "group", "", "group part of the dataInfoID (default "+record.DefaultGroup+")")
+}
+
 func (k *keyFlags) register(f *pflag.FlagSet) {
-	f.StringVar(&k.instanceID, "instance-id", "", "instance ID part of the dataInfoID (default "+record.DefaultInstanceID+")")
-	f.StringVar(&k.group, "group", "", "group part of the dataInfoID (default "+record.DefaultGroup+")")
+	keyPartFlags(f, &k.instanceID, &k.group)
 	f.StringVar(&k.zone, "zone", "", "the client's zone: stamped on what it publishes, selects publishers for --scope zone")
 	f.BoolVarP(&k.verbose, "verbose", "v", false, "log the client's connection events (connects, reconnects, moves) to stderr")
 }

@@ -12,8 +12,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/strata-registry/strata/internal/cli"
-	"github.com/strata-registry/strata/internal/record"
 	"github.com/strata-registry/strata/internal/slot"
+	"github.com/strata-registry/strata/pkg/client/record"
 	registryv1 "github.com/strata-registry/strata/pkg/proto/registry/v1"
 )
 
@@ -261,8 +261,7 @@ them), or a whole dataInfoID.`,
 			})
 		},
 	}
-	cmd.Flags().StringVar(&instanceID, "instance-id", "", "instance ID part of the dataInfoID (default "+record.DefaultInstanceID+")")
-	cmd.Flags().StringVar(&group, "group", "", "group part of the dataInfoID (default "+record.DefaultGroup+")")
+	keyPartFlags(cmd.Flags(), &instanceID, &group)
 	cli.DescribeEnv(cmd.Flags())
 	return cmd
 }

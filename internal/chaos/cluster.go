@@ -14,12 +14,12 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/strata-registry/strata/internal/identity"
 	"github.com/strata-registry/strata/internal/pki"
 	"github.com/strata-registry/strata/internal/procwatch"
 	"github.com/strata-registry/strata/internal/slot"
-	"github.com/strata-registry/strata/internal/tlsconf"
 	"github.com/strata-registry/strata/pkg/client"
+	"github.com/strata-registry/strata/pkg/client/identity"
+	"github.com/strata-registry/strata/pkg/client/tlsconf"
 )
 
 // The cluster's name and the identities the chaos run acts as.
@@ -72,7 +72,7 @@ type ClusterConfig struct {
 // goroutine (the runner), except Close and the read-only queries.
 type Cluster struct {
 	cfg   ClusterConfig
-	creds pki.Dir
+	creds tlsconf.Dir
 	httpc *http.Client
 	// cluster and client are the cluster name and the client identity
 	// the load connects as.
@@ -116,7 +116,7 @@ func StartCluster(ctx context.Context, cfg ClusterConfig) (*Cluster, error) {
 	if cfg.Logf == nil {
 		cfg.Logf = func(string, ...any) {}
 	}
-	c := &Cluster{cfg: cfg, creds: pki.Dir(filepath.Join(cfg.Dir, "credentials")), cluster: clusterName, client: clientName}
+	c := &Cluster{cfg: cfg, creds: tlsconf.Dir(filepath.Join(cfg.Dir, "credentials")), cluster: clusterName, client: clientName}
 	ids := func(role string, n int) []string {
 		var out []string
 		for i := range n {
@@ -141,8 +141,7 @@ func StartCluster(ctx context.Context, cfg ClusterConfig) (*Cluster, error) {
 	if _, err := pki.Init(c.creds, plan, time.Now()); err != nil {
 		return nil, err
 	}
-	admin, err := tlsconf.Load(tlsconf.Config{CertFile: c.creds.Cert(identity.RoleAdmin, adminName),
-		KeyFile: c.creds.Key(identity.RoleAdmin, adminName), CAFile: c.creds.CA()}, clusterName)
+	admin, err := tlsconf.Load(c.creds.TLS(identity.RoleAdmin, adminName), clusterName)
 	if err != nil {
 		return nil, err
 	}

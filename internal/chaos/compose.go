@@ -16,9 +16,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/strata-registry/strata/internal/identity"
-	"github.com/strata-registry/strata/internal/pki"
-	"github.com/strata-registry/strata/internal/tlsconf"
+	"github.com/strata-registry/strata/pkg/client/identity"
+	"github.com/strata-registry/strata/pkg/client/tlsconf"
 )
 
 // ComposeConfig attaches a run to a compose project's running cluster
@@ -166,7 +165,7 @@ func AttachCompose(ctx context.Context, cfg ComposeConfig, logf func(string, ...
 	if err != nil {
 		return nil, nil, err
 	}
-	c := &Cluster{creds: pki.Dir(cfg.Credentials), cluster: cfg.Cluster, client: "dev", attached: true}
+	c := &Cluster{creds: tlsconf.Dir(cfg.Credentials), cluster: cfg.Cluster, client: "dev", attached: true}
 	nw := &composeNet{d: d, network: cfg.Project + "_default", aliases: map[string][]string{}, ids: map[string]string{}, isolated: map[string]bool{}}
 	slices.SortFunc(cts, func(a, b container) int { return strings.Compare(a.Service+a.Number, b.Service+b.Number) })
 	for _, ct := range cts {
@@ -205,8 +204,7 @@ func AttachCompose(ctx context.Context, cfg ComposeConfig, logf func(string, ...
 		return nil, nil, fmt.Errorf("chaos: project %q has %d meta, %d data, %d session containers running", cfg.Project, len(c.Metas), len(c.Datas), len(c.Sessions))
 	}
 	c.cfg = ClusterConfig{Net: nw, Logf: logf, Meta: len(c.Metas), Data: len(c.Datas), Session: len(c.Sessions)}
-	admin, err := tlsconf.Load(tlsconf.Config{CertFile: c.creds.Cert(identity.RoleAdmin, "admin"),
-		KeyFile: c.creds.Key(identity.RoleAdmin, "admin"), CAFile: c.creds.CA()}, cfg.Cluster)
+	admin, err := tlsconf.Load(c.creds.TLS(identity.RoleAdmin, "admin"), cfg.Cluster)
 	if err != nil {
 		return nil, nil, err
 	}

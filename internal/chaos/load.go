@@ -7,8 +7,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/strata-registry/strata/internal/record"
 	"github.com/strata-registry/strata/pkg/client"
+	"github.com/strata-registry/strata/pkg/client/record"
 )
 
 // LoadConfig shapes the steady load.

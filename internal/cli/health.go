@@ -13,9 +13,9 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"github.com/strata-registry/strata/internal/identity"
-	"github.com/strata-registry/strata/internal/pki"
-	"github.com/strata-registry/strata/internal/tlsconf"
+
+	"github.com/strata-registry/strata/pkg/client/identity"
+	"github.com/strata-registry/strata/pkg/client/tlsconf"
 )
 
 // HealthCommand returns the "healthcheck" subcommand a server binary
@@ -57,7 +57,7 @@ STRATA_ADMIN_TOKEN as the server it checks. Flags win over the environment.`,
 			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
 			defer cancel()
 			if ca == "" && creds != "" {
-				ca = pki.Dir(creds).CA()
+				ca = tlsconf.Dir(creds).CA()
 			}
 			var tc *tls.Config
 			if ca != "" {

@@ -15,8 +15,9 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/strata-registry/strata/internal/identity"
 	"github.com/strata-registry/strata/internal/pki"
+	"github.com/strata-registry/strata/pkg/client/identity"
+	"github.com/strata-registry/strata/pkg/client/tlsconf"
 )
 
 // healthRoot builds a root command wired the way the server mains are
@@ -204,7 +205,7 @@ func newCA(t *testing.T, cluster, dir string) (*pki.CA, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	path := pki.Dir(dir).CA()
+	path := tlsconf.Dir(dir).CA()
 	if err := os.WriteFile(path, ca.CertPEM(), 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -6,8 +6,8 @@ import (
 	"sync"
 
 	"github.com/strata-registry/strata/internal/cluster"
-	"github.com/strata-registry/strata/internal/identity"
-	"github.com/strata-registry/strata/internal/record"
+	"github.com/strata-registry/strata/internal/publisher"
+	"github.com/strata-registry/strata/pkg/client/identity"
 	registryv1 "github.com/strata-registry/strata/pkg/proto/registry/v1"
 )
 
@@ -201,7 +201,7 @@ func (s *Server) repair(st *slotState, proc string, list *registryv1.SessionSlot
 	var puts []*registryv1.Publisher
 	want := map[[2]string]bool{}
 	for _, p := range list.GetPublishers() {
-		if record.ValidatePublisher(p) != nil || p.GetSessionId() != proc {
+		if publisher.Validate(p) != nil || p.GetSessionId() != proc {
 			continue
 		}
 		if id, ok := s.slots.slotOf(p.GetDataInfoId()); !ok || uint32(id) != uint32(st.id) {

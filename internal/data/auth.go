@@ -4,8 +4,9 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/strata-registry/strata/internal/identity"
+	"github.com/strata-registry/strata/internal/access"
 	"github.com/strata-registry/strata/internal/node"
+	"github.com/strata-registry/strata/pkg/client/identity"
 	registryv1 "github.com/strata-registry/strata/pkg/proto/registry/v1"
 )
 
@@ -28,8 +29,8 @@ var policy = node.Policy{
 // ownSession checks that the caller is the session whose process id it
 // writes or watches under: a session process is "<node id>@<start>".
 func ownSession(ctx context.Context, sessionID string) error {
-	c := identity.FromContext(ctx)
-	if c.Is(identity.RoleSession, identity.ProcNode(sessionID)) {
+	c := access.FromContext(ctx)
+	if c.Is(identity.RoleSession, access.ProcNode(sessionID)) {
 		return nil
 	}
 	return fmt.Errorf("%w: %s may not act for session %q", ErrDenied, c, sessionID)
@@ -37,7 +38,7 @@ func ownSession(ctx context.Context, sessionID string) error {
 
 // ownFollower checks that the caller is the data node it replicates for.
 func ownFollower(ctx context.Context, follower string) error {
-	c := identity.FromContext(ctx)
+	c := access.FromContext(ctx)
 	if c.Is(identity.RoleData, follower) {
 		return nil
 	}

@@ -6,8 +6,8 @@ import (
 	"runtime"
 	"testing"
 
-	"github.com/strata-registry/strata/internal/record"
 	"github.com/strata-registry/strata/internal/slot"
+	"github.com/strata-registry/strata/pkg/client/record"
 	registryv1 "github.com/strata-registry/strata/pkg/proto/registry/v1"
 )
 

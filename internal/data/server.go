@@ -57,6 +57,7 @@ type Server struct {
 	slots   *slots
 	repl    replStreams
 	notices *notifier
+	marks   marks
 	leases  *leases
 	metrics *metrics
 }
@@ -135,11 +136,12 @@ func (r *lifecycle) Serve(gs *grpc.Server, mux *admin.Mux) {
 	s.routes(mux)
 }
 
-// Run starts the loops: the slot table watch, heartbeats, leases and
-// anti-entropy.
+// Run starts the loops: the slot table and instance mark watches,
+// heartbeats, leases and anti-entropy.
 func (r *lifecycle) Run(ctx context.Context, g *errgroup.Group) {
 	s := (*Server)(r)
 	g.Go(func() error { return s.meta.WatchTable(ctx, s.cfg.RetryInterval, s.slots.apply) })
+	g.Go(func() error { return s.meta.WatchInstanceStates(ctx, s.cfg.RetryInterval, s.applyMarks) })
 	hctx, stopHeartbeats := context.WithCancel(ctx)
 	g.Go(func() error {
 		select {

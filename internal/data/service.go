@@ -13,8 +13,9 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/strata-registry/strata/internal/record"
+	"github.com/strata-registry/strata/internal/publisher"
 	"github.com/strata-registry/strata/internal/slot"
+	"github.com/strata-registry/strata/pkg/client/record"
 	registryv1 "github.com/strata-registry/strata/pkg/proto/registry/v1"
 )
 
@@ -123,8 +124,8 @@ func (v *service) Publish(ctx context.Context, req *registryv1.PublishRequest) (
 }
 
 func (s *Server) validatePublish(req *registryv1.PublishRequest) error {
-	if req.GetSessionId() == "" || len(req.GetSessionId()) > record.MaxSessionIDBytes {
-		return invalid("session id must be 1..%d bytes", record.MaxSessionIDBytes)
+	if req.GetSessionId() == "" || len(req.GetSessionId()) > publisher.MaxSessionIDBytes {
+		return invalid("session id must be 1..%d bytes", publisher.MaxSessionIDBytes)
 	}
 	if n := len(req.GetPuts()) + len(req.GetDeletes()); n == 0 {
 		return invalid("empty batch")
@@ -136,7 +137,7 @@ func (s *Server) validatePublish(req *registryv1.PublishRequest) error {
 		return invalid("slot %d out of range: the cluster has %d slots (0..%d)", id, n, n-1)
 	}
 	for _, p := range req.GetPuts() {
-		if err := record.ValidatePublisher(p); err != nil {
+		if err := publisher.Validate(p); err != nil {
 			return err
 		}
 		if p.GetSessionId() != req.GetSessionId() {
@@ -147,7 +148,7 @@ func (s *Server) validatePublish(req *registryv1.PublishRequest) error {
 		}
 	}
 	for _, d := range req.GetDeletes() {
-		if err := record.ValidateUnpublish(d); err != nil {
+		if err := publisher.ValidateUnpublish(d); err != nil {
 			return err
 		}
 		if err := s.checkSlot(d.GetDataInfoId(), id); err != nil {
@@ -196,7 +197,7 @@ func (v *service) GetDatums(ctx context.Context, req *registryv1.GetDatumsReques
 		if err != nil {
 			return nil, toStatus(err)
 		}
-		resp.Datums = append(resp.Datums, st.store.Read(key))
+		resp.Datums = append(resp.Datums, v.s.readDatum(st, key))
 	}
 	resp.TableEpoch, _ = v.s.slots.epoch()
 	return resp, nil
@@ -330,8 +331,8 @@ func validList(req *registryv1.ListDataInfoIdsRequest, count int) error {
 // is subscribed; while the stream is open the session's lease holds.
 func (v *service) WatchChanges(req *registryv1.WatchChangesRequest, stream grpc.ServerStreamingServer[registryv1.ChangeBatch]) error {
 	session := req.GetSessionId()
-	if session == "" || len(session) > record.MaxSessionIDBytes {
-		return toStatus(invalid("session id must be 1..%d bytes", record.MaxSessionIDBytes))
+	if session == "" || len(session) > publisher.MaxSessionIDBytes {
+		return toStatus(invalid("session id must be 1..%d bytes", publisher.MaxSessionIDBytes))
 	}
 	if err := ownSession(stream.Context(), session); err != nil {
 		return toStatus(err)
@@ -378,7 +379,7 @@ func (s *Server) inlineDatums(b *registryv1.ChangeBatch) {
 		if err != nil {
 			continue
 		}
-		d := st.store.Read(c.GetDataInfoId())
+		d := s.readDatum(st, c.GetDataInfoId())
 		if d.GetVersion() < c.GetVersion() {
 			continue
 		}

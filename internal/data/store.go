@@ -8,7 +8,7 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/strata-registry/strata/internal/record"
+	"github.com/strata-registry/strata/internal/publisher"
 	"github.com/strata-registry/strata/internal/slot"
 	registryv1 "github.com/strata-registry/strata/pkg/proto/registry/v1"
 )
@@ -117,7 +117,7 @@ type tomb struct {
 func (s *SlotStore) addTomb(key, registerID string, cv uint64, ts int64) {
 	k := tombKey{strings.Clone(key), strings.Clone(registerID)}
 	if old, ok := s.tombs[k]; ok {
-		if record.Newer(cv, ts, old.clientVersion, old.ts) {
+		if publisher.Newer(cv, ts, old.clientVersion, old.ts) {
 			s.tombs[k] = tomb{cv, ts}
 		}
 		return
@@ -134,7 +134,7 @@ func (s *SlotStore) addTomb(key, registerID string, cv uint64, ts int64) {
 // the same registration. Callers hold s.mu.
 func (s *SlotStore) buried(key, registerID string, cv uint64, ts int64) bool {
 	t, ok := s.tombs[tombKey{key, registerID}]
-	return ok && !record.Newer(cv, ts, t.clientVersion, t.ts)
+	return ok && !publisher.Newer(cv, ts, t.clientVersion, t.ts)
 }
 
 // datum is one dataInfoID's publishers at a version.
@@ -169,7 +169,7 @@ type recOwner struct {
 // slotSession is one owning session's digest over its records in the slot.
 type slotSession struct {
 	id     string
-	digest record.Digest
+	digest publisher.Digest
 	owners int
 }
 
@@ -219,8 +219,8 @@ func (s *SlotStore) SetLeaderEpoch(e uint64) {
 // that has no datum and was not changed. Every effective change is appended
 // to the op log with consecutive seqs, and Changed fires if there was any.
 //
-// Callers validate input first (record.ValidatePublisher and
-// record.ValidateUnpublish); Apply skips nil entries and entries without a
+// Callers validate input first (publisher.Validate and
+// publisher.ValidateUnpublish); Apply skips nil entries and entries without a
 // data_info_id or register_id rather than panic. It does not check that keys
 // belong to this slot. Safe for concurrent use.
 func (s *SlotStore) Apply(puts []*registryv1.Publisher, dels []*registryv1.Unpublish) []*registryv1.DatumVersion {
@@ -241,7 +241,7 @@ func (s *SlotStore) Apply(puts []*registryv1.Publisher, dels []*registryv1.Unpub
 			continue
 		}
 		if r := d.get(p.GetRegisterId()); r != nil {
-			if !record.Newer(p.GetClientVersion(), p.GetRegisterTimestamp(), r.clientVersion, r.ts) {
+			if !publisher.Newer(p.GetClientVersion(), p.GetRegisterTimestamp(), r.clientVersion, r.ts) {
 				continue
 			}
 			if r.sameContent(p) {
@@ -261,7 +261,7 @@ func (s *SlotStore) Apply(puts []*registryv1.Publisher, dels []*registryv1.Unpub
 		key := u.GetDataInfoId()
 		t.note(key)
 		r := s.datums[key].get(u.GetRegisterId())
-		if r == nil || record.Newer(r.clientVersion, r.ts, u.GetClientVersion(), u.GetRegisterTimestamp()) {
+		if r == nil || publisher.Newer(r.clientVersion, r.ts, u.GetClientVersion(), u.GetRegisterTimestamp()) {
 			continue
 		}
 		if u.GetSessionId() != "" && r.owner.session != u.GetSessionId() {
@@ -280,6 +280,23 @@ func (s *SlotStore) Apply(puts []*registryv1.Publisher, dels []*registryv1.Unpub
 		s.notifyLocked()
 	}
 	return t.versions(s)
+}
+
+// Touch gives key a new version without changing its records, for a
+// change that lives outside the store (an operator's instance marks), and
+// returns it; nil when key has no publishers (nothing to push). The bump
+// is not an op: followers need not see it, since a new leader's versions
+// start above every version of earlier leader epochs. Safe for concurrent
+// use.
+func (s *SlotStore) Touch(key string) *registryv1.DatumVersion {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d := s.datums[key]
+	if d == nil {
+		return nil
+	}
+	d.version = s.nextVersion()
+	return &registryv1.DatumVersion{DataInfoId: key, Version: d.version}
 }
 
 // RemoveSession is the leader's path for a dead session's lease: it removes
@@ -531,7 +548,7 @@ func (s *SlotStore) Read(dataInfoID string) *registryv1.Datum {
 	return &registryv1.Datum{DataInfoId: dataInfoID, Version: s.gone[dataInfoID]}
 }
 
-// Digests returns one record.Digest per session owning publishers in the
+// Digests returns one publisher.Digest per session owning publishers in the
 // slot, sorted by session ID. They are maintained as records change, so
 // this costs O(sessions). Safe for concurrent use.
 func (s *SlotStore) Digests() []*registryv1.SessionDigest {

@@ -10,7 +10,8 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
-	"github.com/strata-registry/strata/internal/record"
+	"github.com/strata-registry/strata/internal/publisher"
+	"github.com/strata-registry/strata/pkg/client/record"
 	registryv1 "github.com/strata-registry/strata/pkg/proto/registry/v1"
 )
 
@@ -664,14 +665,14 @@ func TestSlotStore_Digests_MatchFromScratch(t *testing.T) {
 			if j > 0 && ds[j-1].SessionId >= d.SessionId {
 				t.Fatalf("digests not sorted: %v", ds)
 			}
-			var want record.Digest
+			var want publisher.Digest
 			for _, p := range s.Publishers(d.SessionId) {
 				if p.SessionId != d.SessionId {
 					t.Fatalf("Publishers(%s) returned one of %s", d.SessionId, p.SessionId)
 				}
 				want.Add(p.RegisterId, p.ClientVersion, p.RegisterTimestamp)
 			}
-			if got := (record.Digest{Count: d.Count, Hash: d.Hash}); got != want {
+			if got := (publisher.Digest{Count: d.Count, Hash: d.Hash}); got != want {
 				t.Fatalf("step %d: session %s digest %+v, from scratch %+v", i, d.SessionId, got, want)
 			}
 		}

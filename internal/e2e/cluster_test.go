@@ -12,12 +12,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/strata-registry/strata/internal/identity"
 	"github.com/strata-registry/strata/internal/pki"
 	"github.com/strata-registry/strata/internal/slot"
 	"github.com/strata-registry/strata/internal/testcluster"
-	"github.com/strata-registry/strata/internal/tlsconf"
 	"github.com/strata-registry/strata/pkg/client"
+	"github.com/strata-registry/strata/pkg/client/identity"
+	"github.com/strata-registry/strata/pkg/client/tlsconf"
 )
 
 // Timings: the defaults are for production; these make failure handling
@@ -52,7 +52,7 @@ type cluster struct {
 	// creds holds every node's, the client's and the operator's
 	// credentials (registryctl certs init's layout); the nodes start with
 	// --credentials, as make run's do.
-	creds pki.Dir
+	creds tlsconf.Dir
 	// httpc reaches admin HTTP as the operator (e2eAdmin).
 	httpc *http.Client
 	// nodes is every node started, in start order.
@@ -71,14 +71,14 @@ const (
 // operator's HTTP client with them.
 func (c *cluster) credentials(t *testing.T) {
 	t.Helper()
-	c.creds = pki.Dir(filepath.Join(c.dir, "credentials"))
+	c.creds = tlsconf.Dir(filepath.Join(c.dir, "credentials"))
 	_, err := pki.Init(c.creds, pki.Plan{Cluster: e2eCluster,
 		Meta: []string{"meta-0", "meta-1", "meta-2"}, Data: []string{"data-0", "data-1", "data-2"}, Session: []string{"session-0", "session-1"},
 		Clients: []string{e2eClient}, Admins: []string{e2eAdmin}, Hosts: []string{"127.0.0.1"}}, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
-	admin, err := tlsconf.Load(tlsconf.Config{CertFile: c.creds.Cert(identity.RoleAdmin, e2eAdmin), KeyFile: c.creds.Key(identity.RoleAdmin, e2eAdmin), CAFile: c.creds.CA()}, e2eCluster)
+	admin, err := tlsconf.Load(c.creds.TLS(identity.RoleAdmin, e2eAdmin), e2eCluster)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,9 +12,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/strata-registry/strata/internal/record"
+	"github.com/strata-registry/strata/internal/publisher"
 	"github.com/strata-registry/strata/internal/testcluster"
 	"github.com/strata-registry/strata/pkg/client"
+	"github.com/strata-registry/strata/pkg/client/record"
 )
 
 // TestProcesses_KillSessionThenDataLeader_SubscriberNeverLosesAPublication
@@ -338,7 +339,7 @@ func holdsDatum(n *node, key string, want map[string]datumWant) error {
 	got := map[string]datumWant{}
 	for _, p := range d.Publishers {
 		// Data nodes store register IDs qualified by their owner.
-		got[record.ClientRegisterID(p.RegisterID, true)] = datumWant{clientVersion: p.ClientVersion, session: p.SessionID}
+		got[publisher.ClientRegisterID(p.RegisterID, true)] = datumWant{clientVersion: p.ClientVersion, session: p.SessionID}
 	}
 	if len(got) != len(want) {
 		return fmt.Errorf("%s holds %+v, want %+v", n.id, got, want)

@@ -13,9 +13,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/strata-registry/strata/internal/record"
 	"github.com/strata-registry/strata/internal/testcluster"
 	"github.com/strata-registry/strata/pkg/client"
+	"github.com/strata-registry/strata/pkg/client/record"
 )
 
 // The client's liveness timings here: heartbeats every 500 ms (the

@@ -22,10 +22,10 @@ import (
 	"google.golang.org/grpc/status"
 
 	gossip "github.com/strata-registry/strata/internal/cluster"
-	"github.com/strata-registry/strata/internal/identity"
 	"github.com/strata-registry/strata/internal/pki"
 	"github.com/strata-registry/strata/internal/testcluster"
-	"github.com/strata-registry/strata/internal/tlsconf"
+	"github.com/strata-registry/strata/pkg/client/identity"
+	"github.com/strata-registry/strata/pkg/client/tlsconf"
 	registryv1 "github.com/strata-registry/strata/pkg/proto/registry/v1"
 )
 
@@ -88,7 +88,7 @@ func TestProcesses_Outsiders_AreRefusedEverywhere(t *testing.T) {
 		return cr.Client(identity.AnyNode)
 	}()
 	// Another cluster's CA, with the same cluster name.
-	foreignDir := pki.Dir(filepath.Join(t.TempDir(), "foreign"))
+	foreignDir := tlsconf.Dir(filepath.Join(t.TempDir(), "foreign"))
 	if _, err := pki.Init(foreignDir, pki.Plan{Cluster: e2eCluster, Data: []string{"data-0"}}, time.Now()); err != nil {
 		t.Fatal(err)
 	}
@@ -139,7 +139,7 @@ func TestProcesses_Outsiders_AreRefusedEverywhere(t *testing.T) {
 	// client's certificate asking for a data node's records or registering
 	// as a node: refused.
 	asIdentity := func(role identity.Role, name string) *grpc.ClientConn {
-		cr, err := tlsconf.Load(tlsconf.Config{CertFile: c.creds.Cert(role, name), KeyFile: c.creds.Key(role, name), CAFile: c.creds.CA()}, e2eCluster)
+		cr, err := tlsconf.Load(c.creds.TLS(role, name), e2eCluster)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -241,11 +241,11 @@ func TestProcesses_Outsiders_AreRefusedEverywhere(t *testing.T) {
 // key among them), as an operator adds a node.
 func (c *cluster) addKeyedSession(t *testing.T, id string) *node {
 	t.Helper()
-	ca, err := c.creds.LoadCA()
+	ca, err := pki.LoadCA(c.creds)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.creds.Issue(ca, identity.ID{Cluster: e2eCluster, Role: identity.RoleSession, Name: id}, []string{"127.0.0.1"}, time.Now(), time.Hour); err != nil {
+	if err := pki.Issue(c.creds, ca, identity.ID{Cluster: e2eCluster, Role: identity.RoleSession, Name: id}, []string{"127.0.0.1"}, time.Now(), time.Hour); err != nil {
 		t.Fatal(err)
 	}
 	return c.addSession(t, id)

@@ -12,8 +12,9 @@ import (
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
-	"github.com/strata-registry/strata/internal/identity"
+	"github.com/strata-registry/strata/internal/access"
 	"github.com/strata-registry/strata/internal/pki"
+	"github.com/strata-registry/strata/pkg/client/identity"
 	registryv1 "github.com/strata-registry/strata/pkg/proto/registry/v1"
 )
 
@@ -78,7 +79,7 @@ func (v *service) Enroll(ctx context.Context, req *registryv1.EnrollRequest) (*r
 	default:
 		return nil, toStatus(invalid("enroll: role %v: only data and session nodes enroll", req.GetRole()))
 	}
-	c := identity.FromContext(ctx)
+	c := access.FromContext(ctx)
 	if !s.Perms(c).CanEnroll(role) {
 		return nil, toStatus(permissionDenied("%s may not enroll %s nodes", c, role))
 	}

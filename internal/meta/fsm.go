@@ -45,6 +45,11 @@ type State struct {
 	Sync slot.SyncState `json:"sync"`
 	// Index is the Raft index of the last applied command.
 	Index uint64 `json:"index"`
+	// Marks are operators' marks on instances (registryctl drain), by
+	// dataInfoID then address; StatesIndex is the Raft index of their
+	// last change (states.go).
+	Marks       map[string]map[string]Mark `json:"marks,omitempty"`
+	StatesIndex uint64                     `json:"states_index,omitempty"`
 
 	// history holds the last few tables, oldest first, ending with Table,
 	// so a watcher a few epochs behind still sees every epoch in order. It
@@ -100,6 +105,7 @@ const (
 	opRemove op = "remove"
 	opSync   op = "sync"
 	opTable  op = "table"
+	opMark   op = "mark"
 )
 
 type command struct {
@@ -112,6 +118,7 @@ type command struct {
 	NodeID  string    `json:"node_id,omitempty"`
 	Sync    []syncRow `json:"sync,omitempty"`
 	Table   *tableCmd `json:"table,omitempty"`
+	Mark    *markCmd  `json:"mark,omitempty"`
 }
 
 type initCmd struct {
@@ -190,6 +197,9 @@ func (f *fsm) Apply(l *raft.Log) any {
 		return err
 	}
 	next.Index = l.Index
+	if c.Op == opMark {
+		next.StatesIndex = l.Index
+	}
 	f.publish(next)
 	return nil
 }
@@ -257,6 +267,15 @@ func apply(cur *State, c command) (*State, error) {
 				cur.Table.Slots[s].LeaderEpoch == t.Slots[s].LeaderEpoch &&
 				slices.Contains(t.Slots[s].Followers, n)
 		})
+	case opMark:
+		if c.Mark == nil {
+			return nil, invalid("mark command without mark")
+		}
+		marks, err := applyMark(cur.Marks, *c.Mark)
+		if err != nil {
+			return nil, err
+		}
+		next.Marks = marks
 	default:
 		return nil, invalid("unknown command %q", c.Op)
 	}

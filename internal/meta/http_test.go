@@ -9,9 +9,9 @@ import (
 	"testing"
 
 	"github.com/strata-registry/strata/internal/cluster"
-	"github.com/strata-registry/strata/internal/identity"
 	"github.com/strata-registry/strata/internal/meta"
 	"github.com/strata-registry/strata/internal/testcluster"
+	"github.com/strata-registry/strata/pkg/client/identity"
 )
 
 // get GETs url from c's admin HTTP as a caller without a certificate

@@ -21,13 +21,15 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/strata-registry/strata/internal/access"
 	"github.com/strata-registry/strata/internal/cluster"
-	"github.com/strata-registry/strata/internal/identity"
 	"github.com/strata-registry/strata/internal/meta"
 	"github.com/strata-registry/strata/internal/pki"
 	"github.com/strata-registry/strata/internal/rpc"
 	"github.com/strata-registry/strata/internal/slot"
 	"github.com/strata-registry/strata/internal/testcluster"
+	"github.com/strata-registry/strata/pkg/client/identity"
+	"github.com/strata-registry/strata/pkg/client/wire"
 	registryv1 "github.com/strata-registry/strata/pkg/proto/registry/v1"
 )
 
@@ -147,11 +149,11 @@ func TestMeta_RefusesPlaintextAndAnonymousCallers(t *testing.T) {
 		!strings.Contains(err.Error(), "certificate or a bearer token is required") {
 		t.Errorf("a client without certificate or token: %v, want Unauthenticated", err)
 	}
-	if err := getLeader(grpc.WithTransportCredentials(credentials.NewTLS(caOnly)), grpc.WithPerRPCCredentials(rpc.Bearer("forged"))); status.Code(err) != codes.Unauthenticated {
+	if err := getLeader(grpc.WithTransportCredentials(credentials.NewTLS(caOnly)), grpc.WithPerRPCCredentials(wire.Bearer("forged"))); status.Code(err) != codes.Unauthenticated {
 		t.Errorf("an unknown token: %v, want Unauthenticated", err)
 	}
 	if err := getLeader(grpc.WithTransportCredentials(credentials.NewTLS(caOnly)),
-		grpc.WithPerRPCCredentials(rpc.Bearer(c.Token(t, identity.RoleClient, testcluster.ClientName)))); err != nil {
+		grpc.WithPerRPCCredentials(wire.Bearer(c.Token(t, identity.RoleClient, testcluster.ClientName)))); err != nil {
 		t.Errorf("the test client's token: %v", err)
 	}
 	// A certificate from another CA fails the handshake.
@@ -404,7 +406,7 @@ func TestMeta_InvalidUTF8_InvalidArgument_NotInternal(t *testing.T) {
 func TestMeta_Enroll_IssuesOnlyWhatTheEnrollTokenAllows(t *testing.T) {
 	c := testcluster.Start(t, testcluster.Spec{Meta: 2, MetaConfig: func(i int, cfg *meta.Config) {
 		if i == 0 {
-			cfg.CAKeyFile = filepath.Join(filepath.Dir(cfg.TLS.CAFile), "ca-key.pem") // the harness's pki.Dir
+			cfg.CAKeyFile = filepath.Join(filepath.Dir(cfg.TLS.CAFile), "ca-key.pem") // the harness's tlsconf.Dir
 		}
 	}})
 	c.StartPeer(t, "session-old", cluster.RoleSession)
@@ -420,7 +422,7 @@ func TestMeta_Enroll_IssuesOnlyWhatTheEnrollTokenAllows(t *testing.T) {
 		return nil
 	})
 	const tok = "enroll-token-0123456789abcdef"
-	c.SetIdentities(t, identity.Entry{Name: "sessions", Role: identity.RoleEnroll, TokenSHA256: identity.HashToken(tok), Enroll: []identity.Role{identity.RoleSession}})
+	c.SetIdentities(t, access.Entry{Name: "sessions", Role: identity.RoleEnroll, TokenSHA256: access.HashToken(tok), Enroll: []identity.Role{identity.RoleSession}})
 	issuer, other := c.Meta(0), c.Meta(1)
 	_, csr, err := pki.NewRequest()
 	if err != nil {
@@ -429,7 +431,7 @@ func TestMeta_Enroll_IssuesOnlyWhatTheEnrollTokenAllows(t *testing.T) {
 	caOnly := c.ClientTLS(t).Clone()
 	caOnly.Certificates = nil
 	enroll := func(n *testcluster.MetaNode, token string, req *registryv1.EnrollRequest) (*registryv1.EnrollResponse, error) {
-		conn, err := grpc.NewClient(n.Server().GRPCAddr(), grpc.WithTransportCredentials(credentials.NewTLS(caOnly)), grpc.WithPerRPCCredentials(rpc.Bearer(token)))
+		conn, err := grpc.NewClient(n.Server().GRPCAddr(), grpc.WithTransportCredentials(credentials.NewTLS(caOnly)), grpc.WithPerRPCCredentials(wire.Bearer(token)))
 		if err != nil {
 			t.Fatal(err)
 		}

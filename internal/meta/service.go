@@ -13,9 +13,10 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/strata-registry/strata/internal/access"
 	"github.com/strata-registry/strata/internal/cluster"
-	"github.com/strata-registry/strata/internal/identity"
 	"github.com/strata-registry/strata/internal/slot"
+	"github.com/strata-registry/strata/pkg/client/identity"
 	registryv1 "github.com/strata-registry/strata/pkg/proto/registry/v1"
 )
 
@@ -152,7 +153,7 @@ func (v *service) Heartbeat(ctx context.Context, req *registryv1.HeartbeatReques
 	return &registryv1.HeartbeatResponse{TableEpoch: v.s.fsm.Current().Table.Epoch}, nil
 }
 
-func (s *Server) heartbeat(req *registryv1.HeartbeatRequest, c *identity.Caller) error {
+func (s *Server) heartbeat(req *registryv1.HeartbeatRequest, c *access.Caller) error {
 	st := s.fsm.Current()
 	m, ok := st.Members[req.GetNodeId()]
 	if !ok {
@@ -220,13 +221,22 @@ func (v *service) WatchSlotTable(req *registryv1.WatchSlotTableRequest, stream g
 			last = t.Epoch
 		}
 		resume = true
-		select {
-		case <-stream.Context().Done():
-			return stream.Context().Err()
-		case <-v.s.stopping:
-			return status.Error(codes.Unavailable, ErrShuttingDown.Error())
-		case <-changed:
+		if err := v.s.awaitChange(stream.Context(), changed); err != nil {
+			return err
 		}
+	}
+}
+
+// awaitChange waits for changed (the FSM published a newer state), for
+// the watcher to go, or for this node to stop; a watch stream loops on it.
+func (s *Server) awaitChange(ctx context.Context, changed <-chan struct{}) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-s.stopping:
+		return status.Error(codes.Unavailable, ErrShuttingDown.Error())
+	case <-changed:
+		return nil
 	}
 }
 

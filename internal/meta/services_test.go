@@ -11,8 +11,8 @@ import (
 
 	"github.com/strata-registry/strata/internal/catalog"
 	"github.com/strata-registry/strata/internal/meta"
-	"github.com/strata-registry/strata/internal/record"
 	"github.com/strata-registry/strata/internal/testcluster"
+	"github.com/strata-registry/strata/pkg/client/record"
 	registryv1 "github.com/strata-registry/strata/pkg/proto/registry/v1"
 )
 

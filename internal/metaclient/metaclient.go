@@ -17,10 +17,10 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/strata-registry/strata/internal/clock"
-	"github.com/strata-registry/strata/internal/identity"
 	"github.com/strata-registry/strata/internal/obs"
 	"github.com/strata-registry/strata/internal/rpc"
 	"github.com/strata-registry/strata/internal/slot"
+	"github.com/strata-registry/strata/pkg/client/identity"
 	registryv1 "github.com/strata-registry/strata/pkg/proto/registry/v1"
 )
 
@@ -126,6 +126,51 @@ func (c *Client) prefer(a string) {
 // ctx ends. onTable runs on the watching goroutine.
 func (c *Client) WatchTable(ctx context.Context, retry time.Duration, onTable func(*registryv1.SlotTable)) error {
 	var last uint64
+	c.watch(ctx, retry, "slot table", func(ctx context.Context, mc registryv1.MetaServiceClient) (func() error, error) {
+		stream, err := mc.WatchSlotTable(ctx, &registryv1.WatchSlotTableRequest{AfterEpoch: last})
+		if err != nil {
+			return nil, err
+		}
+		return func() error {
+			tb, err := stream.Recv()
+			if err == nil && tb.GetEpoch() > last {
+				last = tb.GetEpoch()
+				onTable(tb)
+			}
+			return err
+		}, nil
+	})
+	return nil
+}
+
+// WatchInstanceStates calls onStates with the operators' instance marks
+// (each message the whole set) now and after every change, until ctx
+// ends, reconnecting as WatchTable does; a set older (by Raft index) than
+// one already delivered is dropped. It returns nil when ctx ends.
+func (c *Client) WatchInstanceStates(ctx context.Context, retry time.Duration, onStates func(*registryv1.InstanceStates)) error {
+	var last uint64
+	delivered := false
+	c.watch(ctx, retry, "instance states", func(ctx context.Context, mc registryv1.MetaServiceClient) (func() error, error) {
+		stream, err := mc.WatchInstanceStates(ctx, &registryv1.WatchInstanceStatesRequest{})
+		if err != nil {
+			return nil, err
+		}
+		return func() error {
+			st, err := stream.Recv()
+			if err == nil && (!delivered || st.GetIndex() > last) {
+				last, delivered = st.GetIndex(), true
+				onStates(st)
+			}
+			return err
+		}, nil
+	})
+	return nil
+}
+
+// watch opens a stream with open on one meta node after another and calls
+// its receive function until it fails, until ctx ends; between rounds over
+// every node it refreshes the node list and pauses retry.
+func (c *Client) watch(ctx context.Context, retry time.Duration, what string, open func(context.Context, registryv1.MetaServiceClient) (func() error, error)) {
 	t := time.NewTicker(retry)
 	defer t.Stop()
 	for ctx.Err() == nil {
@@ -134,18 +179,14 @@ func (c *Client) WatchTable(ctx context.Context, retry time.Duration, onTable fu
 			if err != nil {
 				continue
 			}
-			stream, err := registryv1.NewMetaServiceClient(conn).WatchSlotTable(ctx, &registryv1.WatchSlotTableRequest{AfterEpoch: last})
+			recv, err := open(ctx, registryv1.NewMetaServiceClient(conn))
 			for err == nil {
-				var tb *registryv1.SlotTable
-				if tb, err = stream.Recv(); err == nil && tb.GetEpoch() > last {
-					last = tb.GetEpoch()
-					onTable(tb)
-				}
+				err = recv()
 			}
 			if ctx.Err() != nil {
-				return nil
+				return
 			}
-			c.logger.Debug("slot table watch ended; trying another meta node", "meta", a, "err", err)
+			c.logger.Debug(what+" watch ended; trying another meta node", "meta", a, "err", err)
 		}
 		_ = c.Refresh(ctx)
 		select {
@@ -153,7 +194,6 @@ func (c *Client) WatchTable(ctx context.Context, retry time.Duration, onTable fu
 		case <-t.C:
 		}
 	}
-	return nil
 }
 
 // Table converts a wire slot table to slot.Table, refusing one whose shape

@@ -16,8 +16,10 @@ import (
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
+	"github.com/strata-registry/strata/internal/access"
 	"github.com/strata-registry/strata/internal/admin"
-	"github.com/strata-registry/strata/internal/identity"
+	"github.com/strata-registry/strata/pkg/client/identity"
+	"github.com/strata-registry/strata/pkg/client/wire"
 )
 
 // Policy says which roles may call each gRPC method of a node, by full
@@ -25,19 +27,16 @@ import (
 // not list is refused to everyone: a service added without a line here is
 // closed, not open. What a method additionally requires of its caller (a
 // data node registering under its own id, a session writing under its own
-// session id) the handler checks with identity.FromContext.
+// session id) the handler checks with access.FromContext.
 type Policy map[string][]identity.Role
 
 // insecureCaller is every caller of a node that runs without TLS.
-var insecureCaller = &identity.Caller{Insecure: true}
-
-// authHeader carries a client's or operator's bearer token.
-const authHeader = "authorization"
+var insecureCaller = &access.Caller{Insecure: true}
 
 // caller authenticates a gRPC request: the identity its verified TLS
 // client certificate names, else the identity its bearer token names in
 // the tokens file, else none (Unauthenticated).
-func (n *Node) caller(ctx context.Context) (*identity.Caller, error) {
+func (n *Node) caller(ctx context.Context) (*access.Caller, error) {
 	var cert *x509.Certificate
 	if p, ok := peer.FromContext(ctx); ok {
 		if ti, ok := p.AuthInfo.(credentials.TLSInfo); ok && len(ti.State.VerifiedChains) > 0 {
@@ -45,7 +44,7 @@ func (n *Node) caller(ctx context.Context) (*identity.Caller, error) {
 		}
 	}
 	md, _ := metadata.FromIncomingContext(ctx)
-	c, err := n.authenticate(cert, md.Get(authHeader))
+	c, err := n.authenticate(cert, md.Get(wire.AuthHeader))
 	if err != nil {
 		return nil, status.Error(codes.Unauthenticated, "node: "+err.Error())
 	}
@@ -58,7 +57,7 @@ func (n *Node) caller(ctx context.Context) (*identity.Caller, error) {
 // <token>" names in the tokens file. The error says what was missing or
 // wrong (an HTTP server answers it with 401). On a node without TLS every
 // request is the insecure caller.
-func (n *Node) HTTPCaller(r *http.Request) (*identity.Caller, error) {
+func (n *Node) HTTPCaller(r *http.Request) (*access.Caller, error) {
 	var cert *x509.Certificate
 	if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 {
 		cert = r.TLS.VerifiedChains[0][0]
@@ -69,7 +68,7 @@ func (n *Node) HTTPCaller(r *http.Request) (*identity.Caller, error) {
 // authenticate is caller's and HTTPCaller's rule: a verified client
 // certificate of this cluster, else the first authorization value as a
 // bearer token of the tokens file.
-func (n *Node) authenticate(cert *x509.Certificate, auth []string) (*identity.Caller, error) {
+func (n *Node) authenticate(cert *x509.Certificate, auth []string) (*access.Caller, error) {
 	if n.creds == nil {
 		return insecureCaller, nil
 	}
@@ -81,7 +80,7 @@ func (n *Node) authenticate(cert *x509.Certificate, auth []string) (*identity.Ca
 		if id.Cluster != n.creds.Cluster() {
 			return nil, fmt.Errorf("%s belongs to cluster %q, not %q", id, id.Cluster, n.creds.Cluster())
 		}
-		return &identity.Caller{ID: id}, nil
+		return &access.Caller{ID: id}, nil
 	}
 	for _, v := range auth {
 		tok, ok := strings.CutPrefix(v, "Bearer ")
@@ -97,7 +96,7 @@ func (n *Node) authenticate(cert *x509.Certificate, auth []string) (*identity.Ca
 }
 
 // authorize authenticates a call of method and checks the policy.
-func (n *Node) authorize(ctx context.Context, method string) (*identity.Caller, error) {
+func (n *Node) authorize(ctx context.Context, method string) (*access.Caller, error) {
 	c, err := n.caller(ctx)
 	if err != nil {
 		n.metrics.denied.WithLabelValues(method, "unauthenticated").Inc()
@@ -123,7 +122,7 @@ func (n *Node) unaryAuth(ctx context.Context, req any, info *grpc.UnaryServerInf
 	if err := badUnary(req); err != nil {
 		return nil, err
 	}
-	return handler(identity.NewContext(ctx, c), req)
+	return handler(access.NewContext(ctx, c), req)
 }
 
 // streamAuth is the stream server interceptor, checked before the handler
@@ -133,7 +132,7 @@ func (n *Node) streamAuth(srv any, ss grpc.ServerStream, info *grpc.StreamServer
 	if err != nil {
 		return err
 	}
-	return handler(srv, &callerStream{ServerStream: checkedStream{ss}, ctx: identity.NewContext(ss.Context(), c)})
+	return handler(srv, &callerStream{ServerStream: checkedStream{ss}, ctx: access.NewContext(ss.Context(), c)})
 }
 
 // callerStream is a server stream whose context carries the caller.
@@ -148,12 +147,12 @@ func (s *callerStream) Context() context.Context { return s.ctx }
 // the file reads at this moment (a SIGHUP that narrows or removes an entry
 // applies to the next request, also on streams opened before), everything
 // on a node without TLS, nothing for a nil caller.
-func (n *Node) Perms(c *identity.Caller) identity.Perms {
+func (n *Node) Perms(c *access.Caller) access.Perms {
 	switch {
 	case c == nil:
-		return identity.Perms{}
+		return access.Perms{}
 	case c.Insecure:
-		return identity.AllPerms
+		return access.AllPerms
 	}
 	return n.tokens.Perms(c.ID)
 }

@@ -11,8 +11,8 @@ import (
 
 	"github.com/strata-registry/strata/internal/clock"
 	"github.com/strata-registry/strata/internal/cluster"
-	"github.com/strata-registry/strata/internal/identity"
-	"github.com/strata-registry/strata/internal/tlsconf"
+	"github.com/strata-registry/strata/pkg/client/identity"
+	"github.com/strata-registry/strata/pkg/client/tlsconf"
 )
 
 // Config is what every node has, whatever its role: plain data, filled
@@ -77,7 +77,7 @@ type Config struct {
 	CAKeyFile string
 	// TokensFile lists the client and operator identities that prove
 	// themselves with a bearer token, and every client's rights
-	// (identity.File); re-read on SIGHUP. Empty: no tokens, and client
+	// (access.File); re-read on SIGHUP. Empty: no tokens, and client
 	// certificates carry no rights.
 	TokensFile string
 	// Limits bound what the node accepts (admission.go).

@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/strata-registry/strata/internal/cluster"
-	"github.com/strata-registry/strata/internal/tlsconf"
+	"github.com/strata-registry/strata/pkg/client/tlsconf"
 )
 
 func TestConfig_Validate(t *testing.T) {

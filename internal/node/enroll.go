@@ -15,10 +15,11 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/strata-registry/strata/internal/cluster"
-	"github.com/strata-registry/strata/internal/identity"
 	"github.com/strata-registry/strata/internal/pki"
 	"github.com/strata-registry/strata/internal/rpc"
-	"github.com/strata-registry/strata/internal/tlsconf"
+	"github.com/strata-registry/strata/pkg/client/identity"
+	"github.com/strata-registry/strata/pkg/client/tlsconf"
+	"github.com/strata-registry/strata/pkg/client/wire"
 	registryv1 "github.com/strata-registry/strata/pkg/proto/registry/v1"
 )
 
@@ -68,7 +69,7 @@ func enroll(ctx context.Context, c *Config, role cluster.Role, tokenFile string,
 				continue
 			}
 			cctx, ccancel := context.WithTimeout(ctx, c.CallTimeout)
-			resp, err := registryv1.NewMetaServiceClient(conn).Enroll(cctx, req, grpc.PerRPCCredentials(rpc.Bearer(tok)))
+			resp, err := registryv1.NewMetaServiceClient(conn).Enroll(cctx, req, grpc.PerRPCCredentials(wire.Bearer(tok)))
 			ccancel()
 			if err != nil {
 				last = fmt.Errorf("meta %s: %w", addr, err)

@@ -7,9 +7,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/strata-registry/strata/internal/identity"
 	"github.com/strata-registry/strata/internal/pki"
-	"github.com/strata-registry/strata/internal/tlsconf"
+	"github.com/strata-registry/strata/pkg/client/identity"
+	"github.com/strata-registry/strata/pkg/client/tlsconf"
 )
 
 // TestCheckEnrolled_KeepsOnlyACertificateForThisKeyAndNode: an issued
@@ -17,7 +17,7 @@ import (
 // is written (its presence would say enrollment is done); a good one is
 // written whole, the key 0600.
 func TestCheckEnrolled_KeepsOnlyACertificateForThisKeyAndNode(t *testing.T) {
-	d := pki.Dir(t.TempDir())
+	d := tlsconf.Dir(t.TempDir())
 	if _, err := pki.Init(d, pki.Plan{Cluster: "strata", Session: []string{"s-1", "s-2"}}, time.Now()); err != nil {
 		t.Fatal(err)
 	}

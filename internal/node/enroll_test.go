@@ -8,12 +8,13 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/strata-registry/strata/internal/access"
 	"github.com/strata-registry/strata/internal/cluster"
-	"github.com/strata-registry/strata/internal/identity"
 	"github.com/strata-registry/strata/internal/meta"
 	"github.com/strata-registry/strata/internal/node"
 	"github.com/strata-registry/strata/internal/testcluster"
-	"github.com/strata-registry/strata/internal/tlsconf"
+	"github.com/strata-registry/strata/pkg/client/identity"
+	"github.com/strata-registry/strata/pkg/client/tlsconf"
 )
 
 // TestOptions_Build_EnrollsANodeWithoutACertificate: a session node that
@@ -24,7 +25,7 @@ func TestOptions_Build_EnrollsANodeWithoutACertificate(t *testing.T) {
 		cfg.CAKeyFile = filepath.Join(filepath.Dir(cfg.TLS.CAFile), "ca-key.pem")
 	}})
 	const tok = "enroll-token-for-the-test-0123"
-	c.SetIdentities(t, identity.Entry{Name: "sessions", Role: identity.RoleEnroll, TokenSHA256: identity.HashToken(tok), Enroll: []identity.Role{identity.RoleSession}})
+	c.SetIdentities(t, access.Entry{Name: "sessions", Role: identity.RoleEnroll, TokenSHA256: access.HashToken(tok), Enroll: []identity.Role{identity.RoleSession}})
 	dir := t.TempDir()
 	tokenFile := filepath.Join(dir, "enroll.token")
 	if err := os.WriteFile(tokenFile, []byte(tok+"\n"), 0o600); err != nil {

@@ -10,9 +10,8 @@ import (
 
 	"github.com/strata-registry/strata/internal/cli"
 	"github.com/strata-registry/strata/internal/cluster"
-	"github.com/strata-registry/strata/internal/identity"
-	"github.com/strata-registry/strata/internal/pki"
-	"github.com/strata-registry/strata/internal/tlsconf"
+	"github.com/strata-registry/strata/pkg/client/identity"
+	"github.com/strata-registry/strata/pkg/client/tlsconf"
 )
 
 // Options are the command-line settings every node command shares that are
@@ -126,10 +125,10 @@ func (o *Options) applyCredentials(c *Config) {
 	if o.Credentials == "" {
 		return
 	}
-	d := pki.Dir(o.Credentials)
+	d := tlsconf.Dir(o.Credentials)
 	if !c.TLS.Enabled() {
 		r := identity.Role(o.Role)
-		c.TLS = tlsconf.Config{CertFile: d.Cert(r, c.NodeID), KeyFile: d.Key(r, c.NodeID), CAFile: d.CA()}
+		c.TLS = d.TLS(r, c.NodeID)
 	}
 	if c.TokensFile == "" {
 		if _, err := os.Stat(d.Tokens()); err == nil {

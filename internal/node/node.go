@@ -44,14 +44,15 @@ import (
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 
+	"github.com/strata-registry/strata/internal/access"
 	"github.com/strata-registry/strata/internal/admin"
 	"github.com/strata-registry/strata/internal/clock"
 	"github.com/strata-registry/strata/internal/cluster"
-	"github.com/strata-registry/strata/internal/identity"
 	"github.com/strata-registry/strata/internal/metaclient"
 	"github.com/strata-registry/strata/internal/obs"
 	"github.com/strata-registry/strata/internal/rpc"
-	"github.com/strata-registry/strata/internal/tlsconf"
+	"github.com/strata-registry/strata/pkg/client/identity"
+	"github.com/strata-registry/strata/pkg/client/tlsconf"
 )
 
 // Role is what a meta, data or session server plugs into its Node. The
@@ -115,7 +116,7 @@ type Node struct {
 	// creds are the node's TLS credentials (nil without TLS); tokens the
 	// client and operator identities of the tokens file.
 	creds   *tlsconf.Creds
-	tokens  *identity.Store
+	tokens  *access.Store
 	metrics *metrics
 
 	grpcAddr, httpAddr string
@@ -152,7 +153,7 @@ func New(cfg Config, spec Spec, deps Deps) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	tokens, err := identity.LoadStore(cfg.Cluster, cfg.TokensFile)
+	tokens, err := access.LoadStore(cfg.Cluster, cfg.TokensFile)
 	if err != nil {
 		return nil, err
 	}

@@ -5,45 +5,16 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"slices"
 	"time"
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/strata-registry/strata/internal/access"
 	"github.com/strata-registry/strata/internal/cluster"
-	"github.com/strata-registry/strata/internal/identity"
+	"github.com/strata-registry/strata/pkg/client/identity"
+	"github.com/strata-registry/strata/pkg/client/tlsconf"
 )
-
-// Dir is a credentials directory (see the package comment for its layout).
-type Dir string
-
-// CA returns the CA certificate's path.
-func (d Dir) CA() string { return filepath.Join(string(d), "ca.pem") }
-
-// CAKey returns the CA key's path.
-func (d Dir) CAKey() string { return filepath.Join(string(d), "ca-key.pem") }
-
-// Cert returns the path of the certificate of role's name.
-func (d Dir) Cert(role identity.Role, name string) string {
-	return filepath.Join(string(d), string(role), name+".pem")
-}
-
-// Key returns the path of the key of role's name.
-func (d Dir) Key(role identity.Role, name string) string {
-	return filepath.Join(string(d), string(role), name+"-key.pem")
-}
-
-// Token returns the path of the bearer token of a client or operator.
-func (d Dir) Token(role identity.Role, name string) string {
-	return filepath.Join(string(d), string(role), name+".token")
-}
-
-// Tokens returns the tokens file's path.
-func (d Dir) Tokens() string { return filepath.Join(string(d), "tokens.yaml") }
-
-// GossipKey returns the gossip key file's path.
-func (d Dir) GossipKey() string { return filepath.Join(string(d), "gossip.key") }
 
 // Plan says what Init makes.
 type Plan struct {
@@ -74,7 +45,7 @@ const DefaultValidity = 365 * 24 * time.Hour
 // token per client and operator, the tokens file (identities missing from
 // an existing one are added), a gossip key. It returns the paths it wrote.
 // Keys and tokens are written 0600, the rest 0644.
-func Init(dir Dir, p Plan, now time.Time) (written []string, err error) {
+func Init(dir tlsconf.Dir, p Plan, now time.Time) (written []string, err error) {
 	if err := identity.ValidCluster(p.Cluster); err != nil {
 		return nil, err
 	}
@@ -137,9 +108,9 @@ func (w *writer) write(path string, b []byte, mode fs.FileMode) error {
 }
 
 // ca loads dir's CA, or makes one.
-func (w *writer) ca(dir Dir, clusterName string, now time.Time, validity time.Duration) (*CA, error) {
+func (w *writer) ca(dir tlsconf.Dir, clusterName string, now time.Time, validity time.Duration) (*CA, error) {
 	if exists(dir.CA()) {
-		return dir.LoadCA()
+		return LoadCA(dir)
 	}
 	ca, err := NewCA(clusterName, now, validity)
 	if err != nil {
@@ -155,14 +126,14 @@ func (w *writer) ca(dir Dir, clusterName string, now time.Time, validity time.Du
 	return ca, w.write(dir.CA(), ca.CertPEM(), 0o644)
 }
 
-// Issue writes a certificate and key for id into dir, signed by ca,
-// unless dir has them already.
-func (d Dir) Issue(ca *CA, id identity.ID, hosts []string, now time.Time, validity time.Duration) error {
+// Issue writes a certificate and key for id into d, signed by ca,
+// unless d has them already.
+func Issue(d tlsconf.Dir, ca *CA, id identity.ID, hosts []string, now time.Time, validity time.Duration) error {
 	return (&writer{}).leaf(d, ca, id, hosts, now, validity)
 }
 
-// LoadCA reads dir's CA, certificate and key.
-func (d Dir) LoadCA() (*CA, error) {
+// LoadCA reads d's CA, certificate and key.
+func LoadCA(d tlsconf.Dir) (*CA, error) {
 	cb, err := os.ReadFile(d.CA())
 	if err != nil {
 		return nil, err
@@ -174,7 +145,7 @@ func (d Dir) LoadCA() (*CA, error) {
 	return ParseCA(cb, kb)
 }
 
-func (w *writer) leaf(dir Dir, ca *CA, id identity.ID, hosts []string, now time.Time, validity time.Duration) error {
+func (w *writer) leaf(dir tlsconf.Dir, ca *CA, id identity.ID, hosts []string, now time.Time, validity time.Duration) error {
 	if exists(dir.Cert(id.Role, id.Name)) {
 		return nil
 	}
@@ -188,7 +159,7 @@ func (w *writer) leaf(dir Dir, ca *CA, id identity.ID, hosts []string, now time.
 	return w.write(dir.Cert(id.Role, id.Name), cert, 0o644)
 }
 
-func (w *writer) token(dir Dir, id identity.ID) error {
+func (w *writer) token(dir tlsconf.Dir, id identity.ID) error {
 	if exists(dir.Token(id.Role, id.Name)) {
 		return nil
 	}
@@ -201,17 +172,17 @@ func (w *writer) token(dir Dir, id identity.ID) error {
 
 // tokensFile writes the tokens file, or adds to it the identities of p it
 // lacks (keeping what an operator edited).
-func (w *writer) tokensFile(dir Dir, p Plan) error {
-	var f identity.File
+func (w *writer) tokensFile(dir tlsconf.Dir, p Plan) error {
+	var f access.File
 	if b, err := os.ReadFile(dir.Tokens()); err == nil {
-		if f, err = identity.ParseFile(b); err != nil {
+		if f, err = access.ParseFile(b); err != nil {
 			return fmt.Errorf("%s: %w", dir.Tokens(), err)
 		}
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
 	have := func(role identity.Role, name string) bool {
-		return slices.ContainsFunc(f.Identities, func(e identity.Entry) bool { return e.Role == role && e.Name == name })
+		return slices.ContainsFunc(f.Identities, func(e access.Entry) bool { return e.Role == role && e.Name == name })
 	}
 	added := false
 	for _, group := range []struct {
@@ -226,10 +197,10 @@ func (w *writer) tokensFile(dir Dir, p Plan) error {
 			if err != nil {
 				return err
 			}
-			e := identity.Entry{Name: name, Role: group.role, TokenSHA256: identity.HashToken(tok)}
+			e := access.Entry{Name: name, Role: group.role, TokenSHA256: access.HashToken(tok)}
 			switch group.role {
 			case identity.RoleClient:
-				e.Publish, e.Subscribe = []string{identity.Any}, []string{identity.Any}
+				e.Publish, e.Subscribe = []string{access.Any}, []string{access.Any}
 			case identity.RoleEnroll:
 				e.Enroll = []identity.Role{identity.RoleSession}
 			}

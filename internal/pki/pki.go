@@ -1,17 +1,12 @@
 // Package pki makes the credentials a Strata cluster runs with: a CA, a
-// certificate per node naming its identity (internal/identity), client and
+// certificate per node naming its identity (pkg/client/identity), client and
 // operator identities (certificate and token), the tokens file and the
 // gossip key. `registryctl certs init` writes them for development
 // clusters (make run, compose); tests make them in temp dirs.
 //
 // The layout of a credentials directory, which nodes read with
-// --credentials DIR:
-//
-//	ca.pem, ca-key.pem                 the CA (ca-key.pem only where certificates are issued)
-//	<role>/<name>.pem, <name>-key.pem  a node's, client's or operator's certificate and key
-//	<role>/<name>.token                a client's or operator's bearer token
-//	tokens.yaml                        the tokens file (SHA-256 of each token, and rights)
-//	gossip.key                         the gossip encryption keys, base64, primary first
+// --credentials DIR, is tlsconf.Dir (pkg/client/tlsconf): the SDK reads it
+// too.
 package pki
 
 import (
@@ -29,7 +24,7 @@ import (
 	"net/url"
 	"time"
 
-	"github.com/strata-registry/strata/internal/identity"
+	"github.com/strata-registry/strata/pkg/client/identity"
 )
 
 // CA is a certificate authority that issues a cluster's certificates.

@@ -8,12 +8,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/strata-registry/strata/internal/access"
 	"github.com/strata-registry/strata/internal/cluster"
-	"github.com/strata-registry/strata/internal/identity"
+	"github.com/strata-registry/strata/pkg/client/identity"
+	"github.com/strata-registry/strata/pkg/client/tlsconf"
 )
 
 func TestInit_WritesAVerifiableLayout_AndKeepsItOnRerun(t *testing.T) {
-	dir := Dir(t.TempDir())
+	dir := tlsconf.Dir(t.TempDir())
 	now := time.Now()
 	plan := Plan{Cluster: "dev", Meta: []string{"meta-0"}, Data: []string{"data-0"}, Session: []string{"session-0"},
 		Clients: []string{"dev"}, Admins: []string{"admin"}, Hosts: []string{"127.0.0.1", "localhost"}}
@@ -60,7 +62,7 @@ func TestInit_WritesAVerifiableLayout_AndKeepsItOnRerun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	store, err := identity.LoadStore("dev", dir.Tokens())
+	store, err := access.LoadStore("dev", dir.Tokens())
 	if err != nil {
 		t.Fatal(err)
 	}

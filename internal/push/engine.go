@@ -798,7 +798,8 @@ func (e *Engine) push(s *sub, at, now int64, fx *effects) {
 		// Room for the connection's other subscribers of the list (all of
 		// its subscribers, or a few: most are of other keys).
 		ids := append(make([]string, 0, min(len(cs.subs), 16)), s.id)
-		fx.sends.add(bk, &Push{SubscriberIDs: ids, Key: k.key, Version: k.fetched, Publishers: v.pubs, Size: v.size, Shared: v.shared})
+		fx.sends.add(bk, &Push{SubscriberIDs: ids, Key: k.key, Version: k.fetched, Publishers: v.pubs,
+			InstanceStates: k.datum.GetInstanceStates(), Size: v.size, Shared: v.shared})
 	}
 	if s.pending && s.pendVer == k.fetched {
 		e.m.retried.Inc()

@@ -109,6 +109,9 @@ type Push struct {
 	// empty (nil). It is shared by every push of this version and scope:
 	// read-only.
 	Publishers []*registryv1.Publisher
+	// InstanceStates are the operators' marks on the key's instances at
+	// Version (shared, read-only), sent with the list.
+	InstanceStates []*registryv1.InstanceState
 	// Size is the approximate encoded size of the list in bytes, counted
 	// once per Push against the connection's in-flight cap until acked.
 	Size int

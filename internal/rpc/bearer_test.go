@@ -15,10 +15,11 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
-	"github.com/strata-registry/strata/internal/identity"
 	"github.com/strata-registry/strata/internal/pki"
 	"github.com/strata-registry/strata/internal/rpc"
-	"github.com/strata-registry/strata/internal/tlsconf"
+	"github.com/strata-registry/strata/pkg/client/identity"
+	"github.com/strata-registry/strata/pkg/client/tlsconf"
+	"github.com/strata-registry/strata/pkg/client/wire"
 )
 
 // serveHealth serves the health service on loopback with opts and returns
@@ -29,7 +30,7 @@ func serveHealth(t *testing.T, opts ...grpc.ServerOption) (addr string, got <-ch
 	opts = append(opts, grpc.UnaryInterceptor(func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
 		md, _ := metadata.FromIncomingContext(ctx)
 		select {
-		case ch <- md.Get(rpc.AuthHeader):
+		case ch <- md.Get(wire.AuthHeader):
 		default:
 		}
 		return h(ctx, req)
@@ -65,11 +66,11 @@ func check(t *testing.T, addr string, dial []grpc.DialOption, call ...grpc.CallO
 }
 
 func TestBearer_SendsTheTokenOverTLS(t *testing.T) {
-	dir := pki.Dir(t.TempDir())
+	dir := tlsconf.Dir(t.TempDir())
 	if _, err := pki.Init(dir, pki.Plan{Cluster: "c", Meta: []string{"m1"}}, time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	srv, err := tlsconf.LoadNode(tlsconf.Config{CertFile: dir.Cert(identity.RoleMeta, "m1"), KeyFile: dir.Key(identity.RoleMeta, "m1"), CAFile: dir.CA()},
+	srv, err := tlsconf.LoadNode(dir.TLS(identity.RoleMeta, "m1"),
 		identity.ID{Cluster: "c", Role: identity.RoleMeta, Name: "m1"})
 	if err != nil {
 		t.Fatal(err)
@@ -79,7 +80,7 @@ func TestBearer_SendsTheTokenOverTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	addr, got := serveHealth(t, rpc.ServerOptions(srv, tls.VerifyClientCertIfGiven, 1<<20)...)
-	if err := check(t, addr, rpc.DialOptions(anon, identity.Peer{Role: identity.RoleMeta}), grpc.PerRPCCredentials(rpc.Bearer("s3cret"))); err != nil {
+	if err := check(t, addr, rpc.DialOptions(anon, identity.Peer{Role: identity.RoleMeta}), grpc.PerRPCCredentials(wire.Bearer("s3cret"))); err != nil {
 		t.Fatalf("a call with a bearer token over TLS: %v", err)
 	}
 	if v := <-got; len(v) != 1 || v[0] != "Bearer s3cret" {
@@ -88,11 +89,11 @@ func TestBearer_SendsTheTokenOverTLS(t *testing.T) {
 }
 
 func TestBearer_RefusesAPlaintextConnection(t *testing.T) {
-	if !rpc.Bearer("x").RequireTransportSecurity() {
+	if !wire.Bearer("x").RequireTransportSecurity() {
 		t.Fatal("Bearer does not require transport security")
 	}
 	addr, got := serveHealth(t)
-	err := check(t, addr, []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, grpc.PerRPCCredentials(rpc.Bearer("s3cret")))
+	err := check(t, addr, []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, grpc.PerRPCCredentials(wire.Bearer("s3cret")))
 	if status.Code(err) != codes.Unauthenticated {
 		t.Fatalf("a bearer call over plaintext = %v, want Unauthenticated (grpc-go refusing to send it)", err)
 	}

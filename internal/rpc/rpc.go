@@ -16,17 +16,10 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 
-	"github.com/strata-registry/strata/internal/identity"
-	"github.com/strata-registry/strata/internal/tlsconf"
+	"github.com/strata-registry/strata/pkg/client/identity"
+	"github.com/strata-registry/strata/pkg/client/tlsconf"
+	"github.com/strata-registry/strata/pkg/client/wire"
 )
-
-// MaxMessageBytes bounds one gRPC message a Strata node or client accepts
-// in an answer (grpc-go's default is 4 MiB): a datum read carries whole
-// publishers of at most record.MaxPublisherBytes each, a push a service's
-// whole list. What a server accepts in a request is each port's own,
-// smaller limit (node.Limits); large things are chunked below both:
-// snapshots stream in ~1 MiB pieces.
-const MaxMessageBytes = 64 << 20
 
 // ServerOptions returns the options every Strata server uses: creds' TLS
 // with client auth (none when creds is nil), maxRecv as the largest request
@@ -73,7 +66,7 @@ func DialOptions(creds *tlsconf.Creds, peer identity.Peer) []grpc.DialOption {
 	}
 	return []grpc.DialOption{
 		grpc.WithTransportCredentials(tc),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(MaxMessageBytes), grpc.MaxCallSendMsgSize(MaxMessageBytes)),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(wire.MaxMessageBytes), grpc.MaxCallSendMsgSize(wire.MaxMessageBytes)),
 		grpc.WithConnectParams(connectParams()),
 	}
 }

@@ -19,10 +19,10 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 
-	"github.com/strata-registry/strata/internal/identity"
 	"github.com/strata-registry/strata/internal/testcluster"
-	"github.com/strata-registry/strata/internal/tlsconf"
-
+	"github.com/strata-registry/strata/pkg/client/identity"
+	"github.com/strata-registry/strata/pkg/client/tlsconf"
+	"github.com/strata-registry/strata/pkg/client/wire"
 	registryv1 "github.com/strata-registry/strata/pkg/proto/registry/v1"
 )
 
@@ -279,10 +279,10 @@ func idleClient(ctx context.Context, cc *grpc.ClientConn, id string, subs int, s
 		}
 		var acks []*registryv1.PushAck
 		for _, p := range pushes {
-			for r := range p.RegisterIDs() {
+			for r := range wire.RegisterIDs(p) {
 				pushed[r] = true
 			}
-			acks = append(acks, p.AckAll())
+			acks = append(acks, wire.AckAll(p))
 		}
 		if len(acks) > 0 {
 			_ = send(&registryv1.ClientFrame{Body: &registryv1.ClientFrame_PushAcks{PushAcks: &registryv1.PushAcks{Acks: acks}}})

@@ -10,9 +10,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/strata-registry/strata/internal/identity"
+	"github.com/strata-registry/strata/internal/access"
 	"github.com/strata-registry/strata/internal/session"
 	"github.com/strata-registry/strata/internal/testcluster"
+	"github.com/strata-registry/strata/pkg/client/identity"
 	registryv1 "github.com/strata-registry/strata/pkg/proto/registry/v1"
 )
 
@@ -217,8 +218,8 @@ func BenchmarkPush_IdentityFlood(b *testing.B) {
 		cfg.RegisterRate, cfg.RegisterBurst = 1e9, 1e9 // only the identity's quota binds
 	}})
 	c.WaitDataSettled(b)
-	flood := identity.Entry{Name: "flood", Role: identity.RoleClient, Publish: []string{identity.Any}, RegisterRate: 1000, MaxRegistrations: 2000}
-	calm := identity.Entry{Name: "calm", Role: identity.RoleClient, Publish: []string{identity.Any}, Subscribe: []string{identity.Any}}
+	flood := access.Entry{Name: "flood", Role: identity.RoleClient, Publish: []string{access.Any}, RegisterRate: 1000, MaxRegistrations: 2000}
+	calm := access.Entry{Name: "calm", Role: identity.RoleClient, Publish: []string{access.Any}, Subscribe: []string{access.Any}}
 	c.SetIdentities(b, flood, calm)
 	pub := c.ConnectAs(b, c.Session(1), "calm", "pub", "z1", true)
 	sub := c.ConnectAs(b, c.Session(0), "calm", "sub", "z1", true)

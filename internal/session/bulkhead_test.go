@@ -6,9 +6,9 @@ import (
 	"time"
 
 	"github.com/strata-registry/strata/internal/data"
-	"github.com/strata-registry/strata/internal/record"
 	"github.com/strata-registry/strata/internal/session"
 	"github.com/strata-registry/strata/internal/testcluster"
+	"github.com/strata-registry/strata/pkg/client/record"
 	registryv1 "github.com/strata-registry/strata/pkg/proto/registry/v1"
 )
 

@@ -9,6 +9,7 @@ import (
 
 	"github.com/strata-registry/strata/internal/session"
 	"github.com/strata-registry/strata/internal/testcluster"
+	"github.com/strata-registry/strata/pkg/client/wire"
 	registryv1 "github.com/strata-registry/strata/pkg/proto/registry/v1"
 )
 
@@ -128,7 +129,7 @@ func TestSession_SeveralSubscribersOnOneConnection_EachGetsItsScope(t *testing.T
 				case p := <-sub.Pushes:
 					vals := values(p)
 					slices.Sort(vals)
-					for id := range p.RegisterIDs() {
+					for id := range wire.RegisterIDs(p) {
 						latest[id] = fmt.Sprint(vals)
 					}
 					continue

@@ -9,7 +9,7 @@ import (
 	"github.com/strata-registry/strata/internal/cluster"
 	"github.com/strata-registry/strata/internal/node"
 	"github.com/strata-registry/strata/internal/push"
-	"github.com/strata-registry/strata/internal/record"
+	"github.com/strata-registry/strata/pkg/client/record"
 )
 
 // Config is a session node's settings: plain data, filled from flags. The

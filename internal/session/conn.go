@@ -16,10 +16,11 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/strata-registry/strata/internal/identity"
+	"github.com/strata-registry/strata/internal/access"
 	"github.com/strata-registry/strata/internal/node"
+	"github.com/strata-registry/strata/internal/publisher"
 	"github.com/strata-registry/strata/internal/push"
-	"github.com/strata-registry/strata/internal/record"
+	"github.com/strata-registry/strata/pkg/client/record"
 	registryv1 "github.com/strata-registry/strata/pkg/proto/registry/v1"
 )
 
@@ -36,7 +37,7 @@ type clientConn struct {
 	// caller is who opened the stream; owner its identity's use of this
 	// session. clientID is the client's key (its identity and the client
 	// id of its hello, clientKey), helloID the client id alone.
-	caller   *identity.Caller
+	caller   *access.Caller
 	owner    *owner
 	clientID string
 	helloID  string
@@ -118,12 +119,13 @@ func toPush(p *push.Push, owned bool) *registryv1.Push {
 		var vals []*registryv1.PushedValue
 		for _, pub := range p.Publishers {
 			for _, v := range pub.GetValues() {
-				vals = append(vals, &registryv1.PushedValue{Data: v, Zone: pub.GetZone(), PublisherId: record.ClientRegisterID(pub.GetRegisterId(), owned)})
+				vals = append(vals, &registryv1.PushedValue{Data: v, Zone: pub.GetZone(), PublisherId: publisher.ClientRegisterID(pub.GetRegisterId(), owned)})
 			}
 		}
 		return vals
 	}).([]*registryv1.PushedValue)
-	return &registryv1.Push{RegisterId: p.SubscriberIDs[0], AlsoRegisterIds: p.SubscriberIDs[1:], DataInfoId: p.Key, Version: p.Version, Values: values}
+	return &registryv1.Push{RegisterId: p.SubscriberIDs[0], AlsoRegisterIds: p.SubscriberIDs[1:], DataInfoId: p.Key, Version: p.Version, Values: values,
+		InstanceStates: p.InstanceStates}
 }
 
 // maxThrottle is the longest a registration waits for its rates before it
@@ -144,7 +146,7 @@ func (c *clientConn) admit() error { return c.s.admit(c.ctx, c.limiter, c.owner,
 // use of this session is o, on a connection limited by conn (a client
 // stream's, or an HTTP API pseudo client's): it waits its turn, at most
 // maxThrottle, or until ctx ends (returning its cause).
-func (s *Server) admit(ctx context.Context, conn *rate.Limiter, o *owner, caller *identity.Caller) error {
+func (s *Server) admit(ctx context.Context, conn *rate.Limiter, o *owner, caller *access.Caller) error {
 	now := s.clock.Now()
 	connWait, connRes, ok := reserve(conn, now)
 	if !ok {
@@ -192,7 +194,7 @@ func reserve(l *rate.Limiter, now time.Time) (time.Duration, *rate.Reservation, 
 
 // perms returns what the client may do now (its tokens file entry as the
 // file reads now).
-func (c *clientConn) perms() identity.Perms { return c.s.Perms(c.caller) }
+func (c *clientConn) perms() access.Perms { return c.s.Perms(c.caller) }
 
 // conns tracks live connections and the clients whose connection ended
 // recently (their registrations wait out the grace).
@@ -368,7 +370,7 @@ func (v *clientService) Connect(stream grpc.BidiStreamingServer[registryv1.Clien
 	if err := checkHello(hello); err != nil {
 		return err
 	}
-	caller := identity.FromContext(stream.Context())
+	caller := access.FromContext(stream.Context())
 	if caller == nil {
 		return status.Error(codes.Unauthenticated, "session: unauthenticated stream")
 	}
@@ -599,7 +601,7 @@ func (c *clientConn) handle(f *registryv1.ClientFrame) error {
 		// Only the client's own: a register id of another identity names
 		// another publication, one of another client of this identity is
 		// not this client's to remove.
-		if e := s.pubs.removeOwn(pubKey{key, record.Owned(c.owner.name, u.GetRegisterId())}, c.clientID); e != nil {
+		if e := s.pubs.removeOwn(pubKey{key, publisher.Owned(c.owner.name, u.GetRegisterId())}, c.clientID); e != nil {
 			s.forwardDelete(e, false)
 		}
 		return nil
@@ -669,7 +671,7 @@ func (c *clientConn) mayRegister(verb, dataID string, allowed func(string) bool)
 
 // permitted checks caller's right to verb under dataID (allowed, from its
 // rights as the tokens file reads now).
-func (s *Server) permitted(caller *identity.Caller, verb, dataID string, allowed func(string) bool) error {
+func (s *Server) permitted(caller *access.Caller, verb, dataID string, allowed func(string) bool) error {
 	if !allowed(dataID) {
 		s.refused(refusedPermission)
 		return status.Errorf(codes.PermissionDenied, "session: %s may not %s under data ID %q (its tokens file entry lists no prefix of it)", caller.ID, verb, dataID)
@@ -683,7 +685,7 @@ func (c *clientConn) identityQuota() int { return c.s.identityQuota(c.owner, c.c
 
 // identityQuota returns how many registrations o, caller's identity, may
 // hold on this session (no bound without TLS: only the connection's).
-func (s *Server) identityQuota(o *owner, caller *identity.Caller) int {
+func (s *Server) identityQuota(o *owner, caller *access.Caller) int {
 	if o.name == "" {
 		return math.MaxInt
 	}
@@ -703,7 +705,7 @@ func (c *clientConn) reserve(connHeld, quota int) error {
 
 // reserve is clientConn.reserve for any connection of o's identity
 // (caller), an HTTP API pseudo client's included.
-func (s *Server) reserve(o *owner, caller *identity.Caller, connHeld, quota int) error {
+func (s *Server) reserve(o *owner, caller *access.Caller, connHeld, quota int) error {
 	if connHeld >= s.cfg.MaxPerConn {
 		s.refused(refusedQuotaConnection)
 		return status.Errorf(codes.ResourceExhausted, "session: at most %d registrations per connection", s.cfg.MaxPerConn)

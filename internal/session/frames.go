@@ -6,8 +6,9 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/strata-registry/strata/internal/publisher"
 	"github.com/strata-registry/strata/internal/push"
-	"github.com/strata-registry/strata/internal/record"
+	"github.com/strata-registry/strata/pkg/client/record"
 	registryv1 "github.com/strata-registry/strata/pkg/proto/registry/v1"
 )
 
@@ -18,7 +19,7 @@ import (
 
 // checkHello checks a stream's first frame.
 func checkHello(h *registryv1.Hello) error {
-	if err := record.ValidateID("client_id", h.GetClientId()); err != nil {
+	if err := record.ValidateID("client_id", h.GetClientId(), record.MaxRegisterIDBytes); err != nil {
 		return toStatus(err)
 	}
 	if len(h.GetZone()) > record.MaxZoneBytes {
@@ -33,11 +34,11 @@ func checkHello(h *registryv1.Hello) error {
 // session's process, the connection and now.
 func publisherOf(rp *registryv1.RegisterPublisher, owner, zone, proc, connID string, now time.Time) (*registryv1.Publisher, error) {
 	p := &registryv1.Publisher{
-		RegisterId: record.Owned(owner, rp.GetRegisterId()), DataInfoId: record.DataInfoID(rp.GetDataId(), rp.GetInstanceId(), rp.GetGroup()),
+		RegisterId: publisher.Owned(owner, rp.GetRegisterId()), DataInfoId: record.DataInfoID(rp.GetDataId(), rp.GetInstanceId(), rp.GetGroup()),
 		ClientVersion: rp.GetVersion(), RegisterTimestamp: now.UnixNano(), Zone: zone, Values: rp.GetValues(),
 		SessionId: proc, ConnId: connID,
 	}
-	if err := record.ValidateClientPublisher(rp.GetRegisterId(), p); err != nil {
+	if err := publisher.ValidateClient(rp.GetRegisterId(), p); err != nil {
 		return nil, toStatus(err)
 	}
 	return p, nil

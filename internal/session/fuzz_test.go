@@ -11,8 +11,9 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/strata-registry/strata/internal/identity"
-	"github.com/strata-registry/strata/internal/record"
+	"github.com/strata-registry/strata/internal/publisher"
+	"github.com/strata-registry/strata/pkg/client/identity"
+	"github.com/strata-registry/strata/pkg/client/record"
 	registryv1 "github.com/strata-registry/strata/pkg/proto/registry/v1"
 )
 
@@ -44,7 +45,7 @@ func FuzzClientFrame(f *testing.F) {
 	f.Add([]byte{0x1a, 0x03, 0x0a, 0x01, 0xff}, "") // a register id that is not UTF-8
 	now := time.Unix(1700000000, 0)
 	f.Fuzz(func(t *testing.T, b []byte, owner string) {
-		if owner != "" && (identity.ValidName(owner) != nil || len(owner) > record.MaxOwnerBytes) {
+		if owner != "" && (identity.ValidName(owner) != nil || len(owner) > publisher.MaxOwnerBytes) {
 			return // the session's owners are identities' names ("" without TLS)
 		}
 		fr := &registryv1.ClientFrame{}
@@ -77,10 +78,10 @@ func FuzzClientFrame(f *testing.F) {
 			if !validID(rp.GetRegisterId()) {
 				t.Fatalf("accepted a publisher with register id %q", rp.GetRegisterId())
 			}
-			if err := record.ValidatePublisher(p); err != nil {
+			if err := publisher.Validate(p); err != nil {
 				t.Fatalf("accepted a publisher data nodes refuse: %v", err)
 			}
-			if got := record.ClientRegisterID(p.GetRegisterId(), owner != ""); got != rp.GetRegisterId() {
+			if got := publisher.ClientRegisterID(p.GetRegisterId(), owner != ""); got != rp.GetRegisterId() {
 				t.Fatalf("register id %q comes back to clients as %q", rp.GetRegisterId(), got)
 			}
 		case *registryv1.ClientFrame_RegisterSubscriber:

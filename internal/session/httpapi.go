@@ -15,10 +15,11 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/strata-registry/strata/internal/access"
 	"github.com/strata-registry/strata/internal/admin"
-	"github.com/strata-registry/strata/internal/identity"
 	"github.com/strata-registry/strata/internal/openapi"
-	"github.com/strata-registry/strata/internal/record"
+	"github.com/strata-registry/strata/pkg/client/identity"
+	"github.com/strata-registry/strata/pkg/client/record"
 )
 
 // The HTTP/JSON API (docs/architecture.md, "HTTP API"): for services not
@@ -170,7 +171,7 @@ type apiRoute struct {
 	// long routes wait (blocking queries, event streams): no overall
 	// write deadline, they set their own.
 	long  bool
-	serve func(w http.ResponseWriter, r *http.Request, c *identity.Caller) error
+	serve func(w http.ResponseWriter, r *http.Request, c *access.Caller) error
 }
 
 // apiIOTimeout bounds reading a request's body and writing an answer
@@ -212,7 +213,7 @@ func (a *httpAPI) wrap(rt apiRoute) http.Handler {
 			_ = rc.SetWriteDeadline(time.Now().Add(apiIOTimeout))
 		}
 		r.Body = http.MaxBytesReader(rw, r.Body, maxAPIBody)
-		var c *identity.Caller
+		var c *access.Caller
 		if !rt.open {
 			var err error
 			if c, err = a.s.HTTPCaller(r); err != nil {
@@ -344,6 +345,9 @@ func (in *instanceRecord) check() error {
 	}
 	if !slices.Contains(instanceStates, in.State) {
 		return fmt.Errorf("instance state %q: want serving, draining or disabled", in.State)
+	}
+	if in.State == "serving" {
+		in.State = "" // discovery leaves serving out of the record
 	}
 	if len(in.Zone) > record.MaxZoneBytes {
 		return fmt.Errorf("zone is %d bytes, at most %d allowed", len(in.Zone), record.MaxZoneBytes)

@@ -10,9 +10,10 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/strata-registry/strata/internal/access"
 	"github.com/strata-registry/strata/internal/admin"
-	"github.com/strata-registry/strata/internal/identity"
-	"github.com/strata-registry/strata/internal/record"
+	"github.com/strata-registry/strata/internal/publisher"
+	"github.com/strata-registry/strata/pkg/client/record"
 	registryv1 "github.com/strata-registry/strata/pkg/proto/registry/v1"
 )
 
@@ -114,7 +115,7 @@ func (l *leases) forget(pk pubKey, owner string) {
 
 // ownerName is the name c's registrations are owned under ("" on a
 // session without TLS).
-func ownerName(c *identity.Caller) string {
+func ownerName(c *access.Caller) string {
 	if c.Insecure {
 		return ""
 	}
@@ -128,7 +129,7 @@ type instanceTarget struct {
 	pk                      pubKey
 }
 
-func (a *httpAPI) target(r *http.Request, c *identity.Caller) (instanceTarget, error) {
+func (a *httpAPI) target(r *http.Request, c *access.Caller) (instanceTarget, error) {
 	t := instanceTarget{service: r.PathValue("service"), id: r.PathValue("id"), owner: ownerName(c)}
 	key, err := serviceKey(t.service)
 	if err != nil {
@@ -137,13 +138,13 @@ func (a *httpAPI) target(r *http.Request, c *identity.Caller) (instanceTarget, e
 	if err := record.ValidateRegisterID(t.id); err != nil {
 		return t, apiErrorf(http.StatusBadRequest, "session: instance id: %v", err)
 	}
-	t.key, t.pk = key, pubKey{key, record.Owned(t.owner, t.id)}
+	t.key, t.pk = key, pubKey{key, publisher.Owned(t.owner, t.id)}
 	return t, nil
 }
 
 // ownTarget is target for a request on the caller's own instance (a
 // heartbeat, a deregistration): it also needs the right to publish.
-func (a *httpAPI) ownTarget(r *http.Request, c *identity.Caller) (instanceTarget, error) {
+func (a *httpAPI) ownTarget(r *http.Request, c *access.Caller) (instanceTarget, error) {
 	t, err := a.target(r, c)
 	if err == nil {
 		err = a.s.permitted(c, "publish", t.service, a.s.Perms(c).CanPublish)
@@ -156,7 +157,7 @@ func (a *httpAPI) ownTarget(r *http.Request, c *identity.Caller) (instanceTarget
 // identity's streams, the rates, and with the store the quotas), then
 // stores and forwards the publisher and starts or renews its lease. Each
 // refusal changes nothing.
-func (a *httpAPI) register(w http.ResponseWriter, r *http.Request, c *identity.Caller) error {
+func (a *httpAPI) register(w http.ResponseWriter, r *http.Request, c *access.Caller) error {
 	s := a.s
 	t, err := a.target(r, c)
 	if err != nil {
@@ -182,7 +183,7 @@ func (a *httpAPI) register(w http.ResponseWriter, r *http.Request, c *identity.C
 		RegisterId: t.pk.registerID, DataInfoId: t.key, Zone: in.Zone, Values: [][]byte{value},
 		SessionId: s.proc, ConnId: apiConnID,
 	}
-	if err := record.ValidateClientPublisher(t.id, p); err != nil {
+	if err := publisher.ValidateClient(t.id, p); err != nil {
 		return err
 	}
 	if err := s.permitted(c, "publish", t.service, s.Perms(c).CanPublish); err != nil {
@@ -246,7 +247,7 @@ func (l *lease) view() HTTPRegistration {
 // acquireOwner holds the identity's owner for one request, as a stream
 // holds it while open: counted against --identity-max-streams (429 past
 // it) and kept from the owners' sweep meanwhile.
-func (a *httpAPI) acquireOwner(name string, c *identity.Caller) (*owner, func(), error) {
+func (a *httpAPI) acquireOwner(name string, c *access.Caller) (*owner, func(), error) {
 	s := a.s
 	o, ok := s.owners.acquire(name, s.cfg.IdentityMaxStreams)
 	if !ok {
@@ -277,7 +278,7 @@ func (a *httpAPI) ttlOf(v string) (time.Duration, error) {
 // TTL. 404 when the caller holds no such instance here (unknown, lapsed,
 // another identity's, or registered on another session): it registers
 // again.
-func (a *httpAPI) heartbeat(w http.ResponseWriter, r *http.Request, c *identity.Caller) error {
+func (a *httpAPI) heartbeat(w http.ResponseWriter, r *http.Request, c *access.Caller) error {
 	s := a.s
 	t, err := a.ownTarget(r, c)
 	if err != nil {
@@ -300,7 +301,7 @@ func (a *httpAPI) heartbeat(w http.ResponseWriter, r *http.Request, c *identity.
 
 // deregister serves DELETE: removes the caller's own instance (404 if it
 // holds none) with an unconditional delete, as a client's unpublish.
-func (a *httpAPI) deregister(w http.ResponseWriter, r *http.Request, c *identity.Caller) error {
+func (a *httpAPI) deregister(w http.ResponseWriter, r *http.Request, c *access.Caller) error {
 	s := a.s
 	t, err := a.ownTarget(r, c)
 	if err != nil {

@@ -11,11 +11,11 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/strata-registry/strata/internal/clienttest"
-	"github.com/strata-registry/strata/internal/identity"
 	"github.com/strata-registry/strata/internal/openapi"
+	"github.com/strata-registry/strata/internal/sdktest"
 	"github.com/strata-registry/strata/internal/session"
 	"github.com/strata-registry/strata/internal/testcluster"
+	"github.com/strata-registry/strata/pkg/client/identity"
 )
 
 var update = flag.Bool("update", false, "rewrite docs/openapi.json from the route table")
@@ -55,7 +55,7 @@ func TestHTTPAPI_OpenAPI_EveryRouteIsDocumented_EveryOperationServed(t *testing.
 	c.WaitDataSettled(t)
 	n := c.Session(0)
 	api := httpAPI(t, c, n, c.Token(t, identity.RoleClient, testcluster.ClientName))
-	code, served, _ := httpAPI(t, c, n, "").do(clienttest.Ctx(t), http.MethodGet, "/openapi.json", nil)
+	code, served, _ := httpAPI(t, c, n, "").do(sdktest.Ctx(t), http.MethodGet, "/openapi.json", nil)
 	if code != http.StatusOK {
 		t.Fatalf("GET /openapi.json without credentials: %d %s", code, served)
 	}
@@ -96,7 +96,7 @@ func TestHTTPAPI_OpenAPI_EveryRouteIsDocumented_EveryOperationServed(t *testing.
 // ends.
 func probe(t *testing.T, a *apiClient, method, path string) (int, []byte) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(clienttest.Ctx(t))
+	ctx, cancel := context.WithCancel(sdktest.Ctx(t))
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, method, a.base+path, nil)
 	if err != nil {

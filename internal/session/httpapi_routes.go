@@ -8,10 +8,11 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/strata-registry/strata/internal/access"
 	"github.com/strata-registry/strata/internal/catalog"
-	"github.com/strata-registry/strata/internal/identity"
 	"github.com/strata-registry/strata/internal/openapi"
 	"github.com/strata-registry/strata/internal/slot"
+	"github.com/strata-registry/strata/pkg/client/identity"
 	registryv1 "github.com/strata-registry/strata/pkg/proto/registry/v1"
 )
 
@@ -141,7 +142,7 @@ func (a *httpAPI) definitions() []openapi.Route {
 	return out
 }
 
-func (a *httpAPI) openAPI(w http.ResponseWriter, _ *http.Request, _ *identity.Caller) error {
+func (a *httpAPI) openAPI(w http.ResponseWriter, _ *http.Request, _ *access.Caller) error {
 	doc, err := OpenAPIDocument()
 	if err != nil {
 		return err

@@ -18,12 +18,13 @@ import (
 
 	dto "github.com/prometheus/client_model/go"
 
-	"github.com/strata-registry/strata/internal/clienttest"
-	"github.com/strata-registry/strata/internal/identity"
+	"github.com/strata-registry/strata/internal/access"
+	"github.com/strata-registry/strata/internal/sdktest"
 	"github.com/strata-registry/strata/internal/session"
 	"github.com/strata-registry/strata/internal/testcluster"
 	"github.com/strata-registry/strata/pkg/client"
 	"github.com/strata-registry/strata/pkg/client/discovery"
+	"github.com/strata-registry/strata/pkg/client/identity"
 )
 
 // apiClient calls a session's HTTP API as one caller: a bearer token, or
@@ -104,7 +105,7 @@ func (a *apiClient) must(method, path string, body any, want int, out any) http.
 			a.t.Fatal(err)
 		}
 	}
-	code, got, hdr := a.do(clienttest.Ctx(a.t), method, path, b)
+	code, got, hdr := a.do(sdktest.Ctx(a.t), method, path, b)
 	if code != want {
 		a.t.Fatalf("%s %s: %d %s, want %d", method, path, code, got, want)
 	}
@@ -119,8 +120,8 @@ func (a *apiClient) must(method, path string, body any, want int, out any) http.
 // goWatcher watches service through pkg/client/discovery on session n.
 func goWatcher(t *testing.T, c *testcluster.Cluster, n *testcluster.SessionNode, service string) *discovery.Watcher {
 	t.Helper()
-	d := discovery.New(clienttest.New(t, c, client.WithSessions(n.Server().GRPCAddr())))
-	w, err := d.Watch(clienttest.Ctx(t), service)
+	d := discovery.New(sdktest.New(t, c, client.WithSessions(n.Server().GRPCAddr())))
+	w, err := d.Watch(sdktest.Ctx(t), service)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -248,7 +249,7 @@ func TestHTTPAPI_TTLInstance_PushedToGoWatcher_RemovedWhenHeartbeatsStop(t *test
 	if got := counter(t, n, "strata_session_http_expiries_total"); got != 1 {
 		t.Fatalf("%v expiries, want 1", got)
 	}
-	code, body, _ := api.do(clienttest.Ctx(t), http.MethodPut, instPath+"web-1/heartbeat", nil)
+	code, body, _ := api.do(sdktest.Ctx(t), http.MethodPut, instPath+"web-1/heartbeat", nil)
 	if code != http.StatusNotFound || !strings.Contains(string(body), "register it again") {
 		t.Fatalf("heartbeat after the lapse: %d %s", code, body)
 	}
@@ -268,7 +269,7 @@ func TestHTTPAPI_GoInstance_SeenByLongPollAndEventStream(t *testing.T) {
 	c.WaitDataSettled(t)
 	n := c.Session(0)
 	api := httpAPI(t, c, n, c.Token(t, identity.RoleClient, testcluster.ClientName))
-	ctx := clienttest.Ctx(t)
+	ctx := sdktest.Ctx(t)
 
 	var first session.HTTPInstanceList
 	hdr := api.must(http.MethodGet, "/v1/services/"+svc+"/instances", nil, http.StatusOK, &first)
@@ -300,7 +301,7 @@ func TestHTTPAPI_GoInstance_SeenByLongPollAndEventStream(t *testing.T) {
 		return nil
 	})
 
-	d := discovery.New(clienttest.New(t, c, client.WithSessions(n.Server().GRPCAddr()), client.WithZone("az2")))
+	d := discovery.New(sdktest.New(t, c, client.WithSessions(n.Server().GRPCAddr()), client.WithZone("az2")))
 	reg, err := d.Register(ctx, svc, discovery.Instance{Addr: "10.0.0.2:9090", Weight: 3, Metadata: map[string]string{"lang": "go"}})
 	if err != nil {
 		t.Fatal(err)
@@ -421,11 +422,11 @@ func TestHTTPAPI_BadInput_ClearStatus_ChangesNothing(t *testing.T) {
 	n := c.Session(0)
 	const aTok, bTok = "token-of-the-a-team-0123456789", "token-of-the-b-team-0123456789"
 	c.SetIdentities(t,
-		identity.Entry{Name: "a-team", Role: identity.RoleClient, TokenSHA256: identity.HashToken(aTok), Publish: []string{"a."}, Subscribe: []string{"a."}},
-		identity.Entry{Name: "b-team", Role: identity.RoleClient, TokenSHA256: identity.HashToken(bTok), Publish: []string{"*"}, Subscribe: []string{"*"}})
+		access.Entry{Name: "a-team", Role: identity.RoleClient, TokenSHA256: access.HashToken(aTok), Publish: []string{"a."}, Subscribe: []string{"a."}},
+		access.Entry{Name: "b-team", Role: identity.RoleClient, TokenSHA256: access.HashToken(bTok), Publish: []string{"*"}, Subscribe: []string{"*"}})
 	a := httpAPI(t, c, n, aTok)
 	b := httpAPI(t, c, n, bTok)
-	ctx := clienttest.Ctx(t)
+	ctx := sdktest.Ctx(t)
 
 	const mine = "/v1/services/a.svc/instances/i-1"
 	var reg session.HTTPRegistration
@@ -583,7 +584,7 @@ func TestHTTPAPI_PythonClient_RegistersAndHeartbeats_GoWatcherSeesItComeAndGo(t 
 	n := c.Session(0)
 	w := goWatcher(t, c, n, svc)
 
-	cmd := exec.CommandContext(clienttest.Ctx(t), python, "testdata/httpapi_client.py",
+	cmd := exec.CommandContext(sdktest.Ctx(t), python, "testdata/httpapi_client.py",
 		"https://"+n.Server().HTTPAPIAddr(), c.Credentials().CA(), c.Token(t, identity.RoleClient, testcluster.ClientName),
 		svc, "py-1", "400ms", "12", "0.1")
 	var stderr bytes.Buffer

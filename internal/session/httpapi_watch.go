@@ -12,10 +12,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/strata-registry/strata/internal/access"
 	"github.com/strata-registry/strata/internal/admin"
-	"github.com/strata-registry/strata/internal/identity"
+	"github.com/strata-registry/strata/internal/publisher"
 	"github.com/strata-registry/strata/internal/push"
-	"github.com/strata-registry/strata/internal/record"
 	registryv1 "github.com/strata-registry/strata/pkg/proto/registry/v1"
 )
 
@@ -44,9 +44,9 @@ type watched struct {
 	// Guarded by hub.mu.
 	refs      int
 	idleSince time.Time
-	have      bool // a list has arrived
-	version   uint64
-	pubs      []*registryv1.Publisher
+	// list is the newest list pushed (nil until the first): a datum the
+	// watched holds read-only, its publishers shared with the engine.
+	list *registryv1.Datum
 	// changed is closed (and replaced) when a newer list arrives.
 	changed chan struct{}
 }
@@ -62,8 +62,8 @@ func (w *watched) Zone() string { return "" }
 func (w *watched) Send(p *push.Push) error {
 	h := w.hub
 	h.mu.Lock()
-	if !w.have || p.Version > w.version {
-		w.have, w.version, w.pubs = true, p.Version, p.Publishers
+	if w.list == nil || p.Version > w.list.GetVersion() {
+		w.list = &registryv1.Datum{DataInfoId: p.Key, Version: p.Version, Publishers: p.Publishers, InstanceStates: p.InstanceStates}
 		close(w.changed)
 		w.changed = make(chan struct{})
 	}
@@ -113,7 +113,7 @@ func (h *watchHub) init(a *httpAPI) {
 // acquire counts one more watcher of key for the caller (429 past the
 // node's or the identity's cap) and returns the watched service,
 // subscribing it on its first watcher. The caller releases it.
-func (h *watchHub) acquire(key string, c *identity.Caller) (*watched, error) {
+func (h *watchHub) acquire(key string, c *access.Caller) (*watched, error) {
 	cfg := h.a.s.cfg.HTTPAPI
 	owner := ownerName(c)
 	h.mu.Lock()
@@ -148,7 +148,7 @@ func (h *watchHub) acquire(key string, c *identity.Caller) (*watched, error) {
 }
 
 // release ends a watcher acquire counted.
-func (h *watchHub) release(w *watched, c *identity.Caller) {
+func (h *watchHub) release(w *watched, c *access.Caller) {
 	owner := ownerName(c)
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -199,7 +199,7 @@ func (h *watchHub) drain() {
 	}
 	for _, w := range resub {
 		h.mu.Lock()
-		v := w.version
+		v := w.list.GetVersion()
 		h.mu.Unlock()
 		e.Subscribe(w, watchSubscriber, w.key, push.ScopeGlobal, v)
 	}
@@ -207,20 +207,29 @@ func (h *watchHub) drain() {
 
 // snapshot returns what w holds now and the channel closed on its next
 // change.
-func (w *watched) snapshot() (have bool, version uint64, pubs []*registryv1.Publisher, changed <-chan struct{}) {
+func (w *watched) snapshot() (list *registryv1.Datum, changed <-chan struct{}) {
 	w.hub.mu.Lock()
 	defer w.hub.mu.Unlock()
-	return w.have, w.version, w.pubs, w.changed
+	return w.list, w.changed
 }
 
-// instanceList decodes a datum's publishers as discovery instances;
-// values that are not instances are counted as skipped, not shown.
-func (s *Server) instanceList(service string, version uint64, pubs []*registryv1.Publisher) HTTPInstanceList {
-	out := HTTPInstanceList{Service: service, Index: version, Instances: []HTTPInstance{}}
-	for _, p := range pubs {
-		id := record.ClientRegisterID(p.GetRegisterId(), s.Secure())
+// instanceList decodes a datum's publishers as discovery instances, as
+// discovery's watchers do: values that are not instances are counted as
+// skipped, not shown; an operator's mark on an address (registryctl drain)
+// shows when it takes less traffic than the state its owner set.
+func (s *Server) instanceList(service string, d *registryv1.Datum) HTTPInstanceList {
+	out := HTTPInstanceList{Service: service, Index: d.GetVersion(), Instances: []HTTPInstance{}}
+	marks := make(map[string]string, len(d.GetInstanceStates()))
+	for _, m := range d.GetInstanceStates() {
+		marks[m.GetAddr()] = m.GetState()
+	}
+	for _, p := range d.GetPublishers() {
+		id := publisher.ClientRegisterID(p.GetRegisterId(), s.Secure())
 		for _, v := range p.GetValues() {
 			if inst, ok := decodeInstance(id, v, p.GetZone()); ok {
+				if m, marked := marks[inst.Addr]; marked && stateRank(m) > stateRank(inst.State) {
+					inst.State = m
+				}
 				out.Instances = append(out.Instances, inst)
 			} else {
 				out.Skipped++
@@ -233,9 +242,22 @@ func (s *Server) instanceList(service string, version uint64, pubs []*registryv1
 	return out
 }
 
+// stateRank orders instance states by how much traffic they take, as
+// discovery does: serving, then draining and states it does not know,
+// then disabled.
+func stateRank(state string) int {
+	switch state {
+	case "", "serving":
+		return 0
+	case "disabled":
+		return 2
+	}
+	return 1
+}
+
 // subscribeTarget checks a read of service by c: the name, then the
 // right to subscribe.
-func (a *httpAPI) subscribeTarget(r *http.Request, c *identity.Caller) (service, key string, err error) {
+func (a *httpAPI) subscribeTarget(r *http.Request, c *access.Caller) (service, key string, err error) {
 	service = r.PathValue("service")
 	if key, err = serviceKey(service); err != nil {
 		return "", "", err
@@ -249,7 +271,7 @@ func (a *httpAPI) subscribeTarget(r *http.Request, c *identity.Caller) (service,
 // list serves GET /v1/services/{service}/instances: the instances now,
 // or with ?index=N a blocking query that answers once the version passes
 // N, or after ?wait= (the same index then).
-func (a *httpAPI) list(w http.ResponseWriter, r *http.Request, c *identity.Caller) error {
+func (a *httpAPI) list(w http.ResponseWriter, r *http.Request, c *access.Caller) error {
 	s := a.s
 	service, key, err := a.subscribeTarget(r, c)
 	if err != nil {
@@ -260,11 +282,11 @@ func (a *httpAPI) list(w http.ResponseWriter, r *http.Request, c *identity.Calle
 		if q.Has("wait") {
 			return apiErrorf(http.StatusBadRequest, "session: wait needs an index (a blocking query waits for the version to pass it)")
 		}
-		version, pubs, err := a.current(r.Context(), key)
+		list, err := a.current(r.Context(), key)
 		if err != nil {
 			return err
 		}
-		return a.answerList(w, s.instanceList(service, version, pubs))
+		return a.answerList(w, s.instanceList(service, list))
 	}
 	index, err := strconv.ParseUint(q.Get("index"), 10, 64)
 	if err != nil {
@@ -283,17 +305,17 @@ func (a *httpAPI) list(w http.ResponseWriter, r *http.Request, c *identity.Calle
 	defer timer.Stop()
 	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(wait + apiIOTimeout))
 	for {
-		have, version, pubs, changed := wt.snapshot()
-		if have && version > index {
-			return a.answerList(w, s.instanceList(service, version, pubs))
+		list, changed := wt.snapshot()
+		if list != nil && list.GetVersion() > index {
+			return a.answerList(w, s.instanceList(service, list))
 		}
 		select {
 		case <-changed:
 		case <-timer.C():
-			if !have {
+			if list == nil {
 				return apiErrorf(http.StatusServiceUnavailable, "session: the service's list could not be read in %v; retry", wait)
 			}
-			return a.answerList(w, s.instanceList(service, version, pubs))
+			return a.answerList(w, s.instanceList(service, list))
 		case <-r.Context().Done():
 			return r.Context().Err()
 		}
@@ -302,22 +324,18 @@ func (a *httpAPI) list(w http.ResponseWriter, r *http.Request, c *identity.Calle
 
 // current returns key's list now: the watched copy when one is warm, else
 // one read from the slot leader.
-func (a *httpAPI) current(ctx context.Context, key string) (uint64, []*registryv1.Publisher, error) {
+func (a *httpAPI) current(ctx context.Context, key string) (*registryv1.Datum, error) {
 	a.watches.mu.Lock()
 	wt := a.watches.by[key]
 	a.watches.mu.Unlock()
 	if wt != nil {
-		if have, version, pubs, _ := wt.snapshot(); have {
-			return version, pubs, nil
+		if list, _ := wt.snapshot(); list != nil {
+			return list, nil
 		}
 	}
 	ctx, cancel := context.WithTimeout(ctx, a.s.cfg.CallTimeout)
 	defer cancel()
-	d, err := a.s.Fetch(ctx, key)
-	if err != nil {
-		return 0, nil, err
-	}
-	return d.GetVersion(), d.GetPublishers(), nil
+	return a.s.Fetch(ctx, key)
 }
 
 func (a *httpAPI) answerList(w http.ResponseWriter, l HTTPInstanceList) error {
@@ -344,7 +362,7 @@ func (a *httpAPI) waitOf(v string) (time.Duration, error) {
 // as JSON), starting with the current one, or with the first after
 // Last-Event-ID when the client resumes; a comment every WatchHeartbeat
 // meanwhile. It ends when the client goes or the session stops.
-func (a *httpAPI) watch(w http.ResponseWriter, r *http.Request, c *identity.Caller) error {
+func (a *httpAPI) watch(w http.ResponseWriter, r *http.Request, c *access.Caller) error {
 	s := a.s
 	service, key, err := a.subscribeTarget(r, c)
 	if err != nil {
@@ -381,16 +399,16 @@ func (a *httpAPI) watch(w http.ResponseWriter, r *http.Request, c *identity.Call
 	defer hb.Stop()
 	sent := false
 	for {
-		have, version, pubs, changed := wt.snapshot()
-		if have && (version > last || (!resume && !sent)) {
-			b, err := json.Marshal(s.instanceList(service, version, pubs))
+		list, changed := wt.snapshot()
+		if list != nil && (list.GetVersion() > last || (!resume && !sent)) {
+			b, err := json.Marshal(s.instanceList(service, list))
 			if err != nil {
 				return err
 			}
-			if err := write(fmt.Appendf(nil, "id: %d\nevent: instances\ndata: %s\n\n", version, b)); err != nil {
+			if err := write(fmt.Appendf(nil, "id: %d\nevent: instances\ndata: %s\n\n", list.GetVersion(), b)); err != nil {
 				return err
 			}
-			last, sent = version, true
+			last, sent = list.GetVersion(), true
 		}
 		select {
 		case <-changed:
@@ -408,7 +426,7 @@ func (a *httpAPI) watch(w http.ResponseWriter, r *http.Request, c *identity.Call
 // leaders hold (internal/catalog), those the caller may subscribe to. The
 // page is cut before filtering, so it may hold fewer than limit; next
 // continues after it all the same.
-func (a *httpAPI) services(w http.ResponseWriter, r *http.Request, c *identity.Caller) error {
+func (a *httpAPI) services(w http.ResponseWriter, r *http.Request, c *access.Caller) error {
 	s := a.s
 	q, err := catalogQuery(r)
 	if err != nil {

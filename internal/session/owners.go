@@ -8,12 +8,12 @@ import (
 
 	"golang.org/x/time/rate"
 
-	"github.com/strata-registry/strata/internal/identity"
+	"github.com/strata-registry/strata/internal/access"
 )
 
 // A client identity (a token or a client certificate, one entry of the
 // tokens file) may run many client processes, each with its own
-// connection. What it may do comes from its rights (identity.Perms); how
+// connection. What it may do comes from its rights (access.Perms); how
 // much it may do on this session is bounded across all its connections:
 // its publishers plus subscribers (MaxRegistrations), its registrations
 // per second (RegisterRate), the tokens file's numbers or the session's
@@ -134,7 +134,7 @@ func (o *owner) unreserve(n int) { o.held.Add(-int64(n)) }
 
 // limits returns the identity's registration quota and rate from its
 // current rights, or the session's defaults where they say nothing.
-func (s *Server) limits(p identity.Perms) (max int, perSecond float64) {
+func (s *Server) limits(p access.Perms) (max int, perSecond float64) {
 	max, perSecond = s.cfg.IdentityMaxRegistrations, s.cfg.IdentityRegisterRate
 	if p.MaxRegistrations > 0 {
 		max = p.MaxRegistrations

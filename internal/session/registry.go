@@ -4,18 +4,19 @@ import (
 	"sort"
 	"sync"
 
-	"github.com/strata-registry/strata/internal/record"
-	"github.com/strata-registry/strata/internal/slot"
-	registryv1 "github.com/strata-registry/strata/pkg/proto/registry/v1"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/strata-registry/strata/internal/publisher"
+	"github.com/strata-registry/strata/internal/slot"
+	registryv1 "github.com/strata-registry/strata/pkg/proto/registry/v1"
 )
 
 // pubKey identifies a publication: (dataInfoID, registerID).
 type pubKey struct{ key, registerID string }
 
 // pubEntry is one of this session's publications. p's register ID is the
-// stored one, qualified by the owner (record.Owned).
+// stored one, qualified by the owner (publisher.Owned).
 type pubEntry struct {
 	p        *registryv1.Publisher // owned; replaced, never mutated
 	slot     slot.ID
@@ -63,7 +64,7 @@ func (ps *publishers) put(e *pubEntry, reserve func(clientPubs int) error) (bool
 	if ok && old.clientID != e.clientID {
 		return false, errTaken
 	}
-	if ok && !record.Newer(e.p.GetClientVersion(), e.p.GetRegisterTimestamp(), old.p.GetClientVersion(), old.p.GetRegisterTimestamp()) {
+	if ok && !publisher.Newer(e.p.GetClientVersion(), e.p.GetRegisterTimestamp(), old.p.GetClientVersion(), old.p.GetRegisterTimestamp()) {
 		return false, nil
 	}
 	if !ok {

@@ -12,8 +12,9 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/strata-registry/strata/internal/identity"
+	"github.com/strata-registry/strata/internal/access"
 	"github.com/strata-registry/strata/internal/testcluster"
+	"github.com/strata-registry/strata/pkg/client/identity"
 	registryv1 "github.com/strata-registry/strata/pkg/proto/registry/v1"
 )
 
@@ -43,8 +44,8 @@ func waitValues(t *testing.T, cl *testcluster.Client, key string, want ...string
 	}
 }
 
-func everything(name string) identity.Entry {
-	return identity.Entry{Name: name, Role: identity.RoleClient, Publish: []string{identity.Any}, Subscribe: []string{identity.Any}}
+func everything(name string) access.Entry {
+	return access.Entry{Name: name, Role: identity.RoleClient, Publish: []string{access.Any}, Subscribe: []string{access.Any}}
 }
 
 // TestSession_ClientsAreIsolated_ByIdentity: client B (another identity)
@@ -112,7 +113,7 @@ func TestSession_PrefixRights_TokenForAPublishesAX_RefusedBX(t *testing.T) {
 	c := testcluster.Start(t, testcluster.Spec{Meta: 1, Data: 1, Session: 1})
 	c.WaitDataSettled(t)
 	const tok = "token-of-the-a-team-0123456789"
-	entry := identity.Entry{Name: "a-team", Role: identity.RoleClient, TokenSHA256: identity.HashToken(tok), Publish: []string{"a."}, Subscribe: []string{"a."}}
+	entry := access.Entry{Name: "a-team", Role: identity.RoleClient, TokenSHA256: access.HashToken(tok), Publish: []string{"a."}, Subscribe: []string{"a."}}
 	c.SetIdentities(t, entry)
 	cl := c.ConnectToken(t, c.Session(0), tok, "a-1", "", true)
 	a, err := cl.Publish("a.x", "r1", 1, "v")

@@ -3,10 +3,10 @@ package session
 import (
 	"context"
 
-	"github.com/strata-registry/strata/internal/identity"
 	"github.com/strata-registry/strata/internal/node"
-	"github.com/strata-registry/strata/internal/record"
+	"github.com/strata-registry/strata/internal/publisher"
 	"github.com/strata-registry/strata/internal/slot"
+	"github.com/strata-registry/strata/pkg/client/identity"
 	registryv1 "github.com/strata-registry/strata/pkg/proto/registry/v1"
 )
 
@@ -49,7 +49,7 @@ func (v *syncService) SlotDigests(ctx context.Context, req *registryv1.SessionSl
 	}
 	resp := &registryv1.SessionSlotDigestsResponse{SessionId: v.s.proc}
 	for _, id := range req.GetSlotIds() {
-		var d record.Digest
+		var d publisher.Digest
 		for _, p := range v.s.pubs.inSlot(slot.ID(id)) {
 			d.Add(p.GetRegisterId(), p.GetClientVersion(), p.GetRegisterTimestamp())
 		}

@@ -11,12 +11,14 @@ import (
 	"testing"
 	"time"
 
+	"go.yaml.in/yaml/v3"
+
+	"github.com/strata-registry/strata/internal/access"
 	"github.com/strata-registry/strata/internal/cluster"
-	"github.com/strata-registry/strata/internal/identity"
 	"github.com/strata-registry/strata/internal/pki"
 	"github.com/strata-registry/strata/internal/rpc"
-	"github.com/strata-registry/strata/internal/tlsconf"
-	"go.yaml.in/yaml/v3"
+	"github.com/strata-registry/strata/pkg/client/identity"
+	"github.com/strata-registry/strata/pkg/client/tlsconf"
 )
 
 // Name is the cluster name every test cluster's identities carry.
@@ -34,7 +36,7 @@ const (
 // issued on demand (every node, fake session and peer gets its own), the
 // tokens file and the gossip key.
 type clusterPKI struct {
-	dir pki.Dir
+	dir tlsconf.Dir
 	ca  *pki.CA
 
 	mu    sync.Mutex
@@ -43,11 +45,11 @@ type clusterPKI struct {
 
 func newCredentials(t testing.TB, dir string) *clusterPKI {
 	t.Helper()
-	d := pki.Dir(filepath.Join(dir, "credentials"))
+	d := tlsconf.Dir(filepath.Join(dir, "credentials"))
 	if _, err := pki.Init(d, pki.Plan{Cluster: Name, Clients: []string{ClientName}, Admins: []string{AdminName}}, time.Now()); err != nil {
 		t.Fatalf("testcluster: credentials: %v", err)
 	}
-	ca, err := d.LoadCA()
+	ca, err := pki.LoadCA(d)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,10 +65,10 @@ func (c *Cluster) TLS(t testing.TB, role identity.Role, name string) tlsconf.Con
 	}
 	id := identity.ID{Cluster: Name, Role: role, Name: name}
 	d := c.creds.dir
-	if err := d.Issue(c.creds.ca, id, []string{"127.0.0.1", "localhost"}, time.Now(), 24*time.Hour); err != nil {
+	if err := pki.Issue(d, c.creds.ca, id, []string{"127.0.0.1", "localhost"}, time.Now(), 24*time.Hour); err != nil {
 		t.Fatalf("testcluster: issue %s: %v", id, err)
 	}
-	return tlsconf.Config{CertFile: d.Cert(role, name), KeyFile: d.Key(role, name), CAFile: d.CA()}
+	return d.TLS(role, name)
 }
 
 // Creds returns the loaded credentials of role's name (nil for an insecure
@@ -160,7 +162,7 @@ func (c *Cluster) Token(t testing.TB, role identity.Role, name string) string {
 // as registryctl certs init writes it), for tests that run the commands
 // with --credentials or build the SDK's client.CredentialsDir from it; ""
 // for an insecure cluster.
-func (c *Cluster) Credentials() pki.Dir {
+func (c *Cluster) Credentials() tlsconf.Dir {
 	if c == nil || c.creds == nil {
 		return ""
 	}
@@ -172,7 +174,7 @@ func (c *Cluster) Credentials() pki.Dir {
 // (the 127.0.0.1 SAN every test certificate carries), which says nothing
 // about which node answered: it is for tests that need a plain config. A
 // test of pkg/client dials with the SDK's own identity check instead
-// (clienttest.New). Nil for an insecure cluster.
+// (sdktest.New). Nil for an insecure cluster.
 func (c *Cluster) ClientTLS(t testing.TB) *tls.Config {
 	t.Helper()
 	if c == nil || c.creds == nil {
@@ -239,25 +241,25 @@ func (c *Cluster) peerAt(addr string) identity.Peer {
 // SetIdentities puts entries in the tokens file (replacing entries of the
 // same role and name, keeping the rest, the harness's own among them) and
 // reloads every node, as an operator edits the file and sends SIGHUP.
-func (c *Cluster) SetIdentities(t testing.TB, entries ...identity.Entry) {
+func (c *Cluster) SetIdentities(t testing.TB, entries ...access.Entry) {
 	t.Helper()
 	b, err := os.ReadFile(c.TokensFile())
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, err := identity.ParseFile(b)
+	f, err := access.ParseFile(b)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, e := range entries {
-		f.Identities = slices.DeleteFunc(f.Identities, func(o identity.Entry) bool { return o.Role == e.Role && o.Name == e.Name })
+		f.Identities = slices.DeleteFunc(f.Identities, func(o access.Entry) bool { return o.Role == e.Role && o.Name == e.Name })
 		f.Identities = append(f.Identities, e)
 	}
 	out, err := yaml.Marshal(f)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := identity.ParseFile(out); err != nil {
+	if _, err := access.ParseFile(out); err != nil {
 		t.Fatalf("testcluster: tokens file: %v", err)
 	}
 	if err := os.WriteFile(c.TokensFile(), out, 0o644); err != nil {

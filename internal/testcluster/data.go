@@ -12,8 +12,8 @@ import (
 
 	"github.com/strata-registry/strata/internal/data"
 	"github.com/strata-registry/strata/internal/faultproxy"
-	"github.com/strata-registry/strata/internal/identity"
 	"github.com/strata-registry/strata/internal/slot"
+	"github.com/strata-registry/strata/pkg/client/identity"
 )
 
 // DataNode is one data node of the cluster.

@@ -18,10 +18,10 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/strata-registry/strata/internal/cluster"
-	"github.com/strata-registry/strata/internal/identity"
-	"github.com/strata-registry/strata/internal/record"
+	"github.com/strata-registry/strata/internal/publisher"
 	"github.com/strata-registry/strata/internal/rpc"
 	"github.com/strata-registry/strata/internal/slot"
+	"github.com/strata-registry/strata/pkg/client/identity"
 	registryv1 "github.com/strata-registry/strata/pkg/proto/registry/v1"
 )
 
@@ -293,7 +293,7 @@ func (s *fakeSync) SlotDigests(ctx context.Context, req *registryv1.SessionSlotD
 	}
 	resp := &registryv1.SessionSlotDigestsResponse{SessionId: s.f.Proc}
 	for _, id := range req.GetSlotIds() {
-		var d record.Digest
+		var d publisher.Digest
 		for _, p := range s.f.bySlot(id) {
 			d.Add(p.GetRegisterId(), p.GetClientVersion(), p.GetRegisterTimestamp())
 		}

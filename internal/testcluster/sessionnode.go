@@ -13,10 +13,11 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/mem"
 
-	"github.com/strata-registry/strata/internal/identity"
 	"github.com/strata-registry/strata/internal/node"
 	"github.com/strata-registry/strata/internal/rpc"
 	"github.com/strata-registry/strata/internal/session"
+	"github.com/strata-registry/strata/pkg/client/identity"
+	"github.com/strata-registry/strata/pkg/client/wire"
 	registryv1 "github.com/strata-registry/strata/pkg/proto/registry/v1"
 )
 
@@ -193,7 +194,7 @@ func (c *Cluster) tokenDialOptions(t testing.TB, n *SessionNode, token string) [
 	if tc == nil {
 		t.Fatal("testcluster: a token needs TLS; this cluster is insecure")
 	}
-	return []grpc.DialOption{grpc.WithTransportCredentials(credentials.NewTLS(tc)), grpc.WithPerRPCCredentials(rpc.Bearer(token))}
+	return []grpc.DialOption{grpc.WithTransportCredentials(credentials.NewTLS(tc)), grpc.WithPerRPCCredentials(wire.Bearer(token))}
 }
 
 func (c *Cluster) connect(t testing.TB, n *SessionNode, opts []grpc.DialOption, clientID, zone string, autoAck bool) *Client {
@@ -318,12 +319,12 @@ func (cl *Client) deliver(pushes []*registryv1.Push) {
 		return
 	}
 	if len(pushes) == 1 {
-		_ = cl.send(&registryv1.ClientFrame{Body: &registryv1.ClientFrame_PushAck{PushAck: pushes[0].AckAll()}})
+		_ = cl.send(&registryv1.ClientFrame{Body: &registryv1.ClientFrame_PushAck{PushAck: wire.AckAll(pushes[0])}})
 		return
 	}
 	acks := make([]*registryv1.PushAck, len(pushes))
 	for i, p := range pushes {
-		acks[i] = p.AckAll()
+		acks[i] = wire.AckAll(p)
 	}
 	_ = cl.send(&registryv1.ClientFrame{Body: &registryv1.ClientFrame_PushAcks{PushAcks: &registryv1.PushAcks{Acks: acks}}})
 }

@@ -20,7 +20,7 @@ import (
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/status"
 
-	"github.com/strata-registry/strata/internal/rpc"
+	"github.com/strata-registry/strata/pkg/client/wire"
 	registryv1 "github.com/strata-registry/strata/pkg/proto/registry/v1"
 )
 
@@ -99,7 +99,7 @@ func New(ctx context.Context, opts ...Option) (*Client, error) {
 		grpc.WithTransportCredentials(creds),
 		// A push carries a service's whole list, which may pass grpc-go's
 		// 4 MiB default: accept what the servers accept among themselves.
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(rpc.MaxMessageBytes)),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(wire.MaxMessageBytes)),
 		// Fixed windows turn off grpc-go's bandwidth estimation, which
 		// answers each push with a PING the session must answer too.
 		grpc.WithInitialWindowSize(pushWindowBytes),
@@ -110,8 +110,9 @@ func New(ctx context.Context, opts ...Option) (*Client, error) {
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: o.keepaliveTime, Timeout: o.keepaliveTimeout}),
 	}
 	if o.token != "" {
-		c.dialOpts = append(c.dialOpts, grpc.WithPerRPCCredentials(rpc.Bearer(o.token)))
+		c.dialOpts = append(c.dialOpts, grpc.WithPerRPCCredentials(wire.Bearer(o.token)))
 	}
+	c.dialOpts = append(c.dialOpts, o.dialOpts...)
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.wg.Add(1)
 	go func() {
@@ -134,7 +135,7 @@ func (c *Client) Session() string {
 }
 
 // pushWindowBytes is the HTTP/2 flow-control window for what the session
-// sends: a list of rpc.MaxMessageBytes (64 MiB) flows in 16 windows, small
+// sends: a list of wire.MaxMessageBytes (64 MiB) flows in 16 windows, small
 // pushes never wait for one.
 const pushWindowBytes = 4 << 20
 

@@ -70,7 +70,18 @@
 // Refused requests return errors that match, with errors.Is, one of
 // ErrInvalidArgument, ErrTooLarge, ErrRateLimited, ErrUnauthenticated,
 // ErrPermissionDenied or ErrClosed; an *Error carries the session's gRPC code and message. Sizes
-// and IDs are checked before anything is sent.
+// and IDs are checked before anything is sent, with the limits of package
+// record (record.MaxValueBytes, record.MaxDataIDBytes, ...), which the
+// servers enforce too.
+//
+// # Module
+//
+// The SDK is a module of its own, github.com/strata-registry/strata/pkg/client:
+// it pulls in grpc, protobuf and the generated protocol
+// (github.com/strata-registry/strata/pkg/proto), and no server code.
+// Packages record, identity, tlsconf and wire hold what it shares with the
+// servers. WithDialOptions adds gRPC dial options of one's own
+// (interceptors, stats handlers).
 //
 // # Beyond raw records
 //

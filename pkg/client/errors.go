@@ -6,7 +6,7 @@ import (
 
 	"google.golang.org/grpc/codes"
 
-	"github.com/strata-registry/strata/internal/record"
+	"github.com/strata-registry/strata/pkg/client/record"
 )
 
 // Kinds of failure a caller can test for with errors.Is. Every error the
@@ -81,7 +81,7 @@ type localError struct {
 func (e *localError) Error() string { return fmt.Sprintf("%v: %v", e.kind, e.err) }
 func (e *localError) Unwrap() error { return e.kind }
 
-// recordError maps a validation error of internal/record to a kind.
+// recordError maps a validation error of package record to a kind.
 func recordError(err error) error {
 	if errors.Is(err, record.ErrTooLarge) {
 		return &localError{ErrTooLarge, err}

@@ -5,18 +5,25 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/strata-registry/strata/internal/clienttest"
 	"github.com/strata-registry/strata/pkg/client"
 )
 
-// The examples run against an in-process cluster (3 meta, 3 data, 1
-// session on loopback), started on first use; in real code the addresses
-// are your cluster's (sessions on 9603, meta on 9615).
+// The examples are compiled, not run: they need a cluster. They dial the
+// session of `make run` on loopback as its development client, "dev"; in
+// real code the addresses and credentials are your cluster's (sessions on
+// 9603, meta on 9615). What each prints is in a comment at its end;
+// internal/sdktest checks the same behaviour against an in-process
+// cluster, and examples/ holds whole programs to run.
+
+// session and credentials are the examples' cluster (make run's).
+const session = "127.0.0.1:9603"
+
+var credentials = client.WithCredentials(client.CredentialsDir("run/certs", "dev"))
 
 func Example() {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	c, err := client.New(ctx, client.WithSessions(clienttest.ExampleSession()), clienttest.ExampleCredentials())
+	c, err := client.New(ctx, client.WithSessions(session), credentials)
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -46,7 +53,7 @@ func Example() {
 	_ = p.Unpublish(ctx)
 	snap, _ = s.Next(ctx)
 	fmt.Println("instances:", len(snap.Values))
-	// Output:
+	// Prints, on a cluster where nothing else uses the data ID:
 	// instances: 0
 	// instances: 10.0.0.1:8080
 	// instances: 10.0.0.1:8081
@@ -56,7 +63,7 @@ func Example() {
 func ExampleSubscription_Updates() {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	c, err := client.New(ctx, client.WithSessions(clienttest.ExampleSession()), clienttest.ExampleCredentials(), client.WithZone("az1"))
+	c, err := client.New(ctx, client.WithSessions(session), credentials, client.WithZone("az1"))
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -79,6 +86,6 @@ func ExampleSubscription_Updates() {
 			_ = s.Close() // ends the loop
 		}
 	}
-	// Output:
+	// Prints, on a cluster where nothing else uses the data ID:
 	// both instances up, zone az1
 }

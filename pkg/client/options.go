@@ -8,9 +8,10 @@ import (
 	"net"
 	"time"
 
-	"github.com/strata-registry/strata/internal/identity"
-	"github.com/strata-registry/strata/internal/pki"
-	"github.com/strata-registry/strata/internal/tlsconf"
+	"google.golang.org/grpc"
+
+	"github.com/strata-registry/strata/pkg/client/identity"
+	"github.com/strata-registry/strata/pkg/client/tlsconf"
 )
 
 // Option configures a Client (see New).
@@ -39,6 +40,8 @@ type options struct {
 	// keepaliveTime and keepaliveTimeout are gRPC's transport keepalive.
 	keepaliveTime    time.Duration
 	keepaliveTimeout time.Duration
+	// dialOpts go after the client's own (WithDialOptions).
+	dialOpts []grpc.DialOption
 }
 
 func defaultOptions() options {
@@ -130,7 +133,7 @@ type Credentials struct {
 // the client "dev"), for the cluster "strata". An empty name leaves the
 // certificate out, for a client with a token.
 func CredentialsDir(dir, name string) Credentials {
-	d := pki.Dir(dir)
+	d := tlsconf.Dir(dir)
 	c := Credentials{CAFile: d.CA()}
 	if name != "" {
 		c.CertFile, c.KeyFile = d.Cert(identity.RoleClient, name), d.Key(identity.RoleClient, name)
@@ -198,6 +201,20 @@ func WithMissedHeartbeats(n int) Option {
 // MinKeepaliveTime, timeout positive.
 func WithKeepalive(interval, timeout time.Duration) Option {
 	return func(o *options) { o.keepaliveTime, o.keepaliveTimeout = interval, timeout }
+}
+
+// WithDialOptions adds gRPC dial options to every connection the client
+// makes, to sessions and to meta, after the client's own: interceptors
+// (grpc.WithChainUnaryInterceptor, grpc.WithChainStreamInterceptor, which
+// see the session stream and meta's ListSessions), stats handlers
+// (grpc.WithStatsHandler, e.g. OpenTelemetry's otelgrpc), a dialer of
+// one's own. Coming last, an option that sets what the client sets itself
+// (transport credentials, per-RPC credentials, keepalive, flow-control
+// windows, default call options) overrides the client's: use
+// WithCredentials or WithTLS, WithToken and WithKeepalive for those.
+// Repeated calls add up.
+func WithDialOptions(opts ...grpc.DialOption) Option {
+	return func(o *options) { o.dialOpts = append(o.dialOpts, opts...) }
 }
 
 func (o *options) validate() error {

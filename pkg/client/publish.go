@@ -6,7 +6,7 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/strata-registry/strata/internal/record"
+	"github.com/strata-registry/strata/pkg/client/record"
 	registryv1 "github.com/strata-registry/strata/pkg/proto/registry/v1"
 )
 
@@ -161,13 +161,13 @@ func (p *Publication) Unpublish(ctx context.Context) error {
 }
 
 // check validates values and the key the way the session will, so bad
-// input fails here with a precise error.
+// input fails here with a precise error. (The register ID is the client's
+// own, well-formed by construction.)
 func (p *Publication) check(values [][]byte) error {
-	pb := &registryv1.Publisher{
-		RegisterId: p.registerID, DataInfoId: record.DataInfoID(p.dataID, p.instanceID, p.group),
-		SessionId: "check", Values: values,
+	if _, _, _, err := record.ParseDataInfoID(record.DataInfoID(p.dataID, p.instanceID, p.group)); err != nil {
+		return recordError(err)
 	}
-	if err := record.ValidatePublisher(pb); err != nil {
+	if err := record.ValidateValues(values); err != nil {
 		return recordError(err)
 	}
 	return nil

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/strata-registry/strata/pkg/client/wire"
 	registryv1 "github.com/strata-registry/strata/pkg/proto/registry/v1"
 )
 
@@ -393,15 +394,19 @@ func (c *Client) deliver(st *stream, pushes []*registryv1.Push) {
 		for _, v := range p.GetValues() {
 			values = append(values, Value{Data: v.GetData(), Zone: v.GetZone(), PublisherID: v.GetPublisherId()})
 		}
-		for id := range p.RegisterIDs() {
+		var states []InstanceState
+		for _, m := range p.GetInstanceStates() {
+			states = append(states, InstanceState{Addr: m.GetAddr(), State: m.GetState()})
+		}
+		for id := range wire.RegisterIDs(p) {
 			c.mu.Lock()
 			s := c.subs[id]
 			c.mu.Unlock()
 			if s != nil {
-				s.offer(p.GetVersion(), values)
+				s.offer(&Snapshot{Version: p.GetVersion(), Values: values, InstanceStates: states})
 			}
 		}
-		acks = append(acks, p.AckAll())
+		acks = append(acks, wire.AckAll(p))
 	}
 	f := &registryv1.ClientFrame{Body: &registryv1.ClientFrame_PushAcks{PushAcks: &registryv1.PushAcks{Acks: acks}}}
 	if len(acks) == 1 {

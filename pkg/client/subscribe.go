@@ -5,7 +5,7 @@ import (
 	"errors"
 	"sync"
 
-	"github.com/strata-registry/strata/internal/record"
+	"github.com/strata-registry/strata/pkg/client/record"
 	registryv1 "github.com/strata-registry/strata/pkg/proto/registry/v1"
 )
 
@@ -30,9 +30,21 @@ type Snapshot struct {
 	Version uint64 `json:"version"`
 	// Values are every publisher's values, possibly none.
 	Values []Value `json:"values"`
+	// InstanceStates are operators' marks on the key's instances
+	// (registryctl drain), sorted by address; package discovery applies
+	// them to the instances it decodes from Values.
+	InstanceStates []InstanceState `json:"instance_states,omitempty"`
 	// Cached is true for a snapshot read from WithCacheDir before any
 	// session answered: possibly out of date.
 	Cached bool `json:"cached,omitempty"`
+}
+
+// InstanceState is an operator's mark on the instance at Addr of a key:
+// "draining" (send it no new traffic) or "disabled" (send it nothing). It
+// overrides what the instance's owner published, without changing it.
+type InstanceState struct {
+	Addr  string `json:"addr"`
+	State string `json:"state"`
 }
 
 // Subscription follows one key: Next returns its current snapshot, then
@@ -285,10 +297,9 @@ func (s *Subscription) replay(st *stream) <-chan *registryv1.Ack {
 
 // offer takes a push: a newer version (or any live data over a cached
 // snapshot) becomes the latest and wakes Next; older ones are ignored.
-// values is shared, read-only, with the other subscriptions the push was
-// for.
-func (s *Subscription) offer(version uint64, values []Value) {
-	snap := &Snapshot{Version: version, Values: values}
+// snap's slices are shared, read-only, with the other subscriptions the
+// push was for.
+func (s *Subscription) offer(snap *Snapshot) {
 	s.mu.Lock()
 	if s.closed || (s.latest != nil && !s.latest.Cached && snap.Version <= s.latest.Version) {
 		s.mu.Unlock()

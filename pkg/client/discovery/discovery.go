@@ -96,11 +96,19 @@ func (r *Registration) Instance() Instance {
 	return inst
 }
 
-// Update replaces the registered instance (its address too, if it moved)
-// and returns once a session has stored the change; watchers see it as a
-// new Set. Errors are those of Register, or client.ErrClosed after
-// Deregister.
+// Update replaces the registered instance (its address too, if it moved,
+// and its State) and returns once a session has stored the change;
+// watchers see it as a new Set. Errors are those of Register, or
+// client.ErrClosed after Deregister.
 func (r *Registration) Update(ctx context.Context, inst Instance) error {
+	r.updating.Lock()
+	defer r.updating.Unlock()
+	return r.storeLocked(ctx, inst)
+}
+
+// storeLocked publishes inst as the registration's new instance; the
+// caller holds r.updating.
+func (r *Registration) storeLocked(ctx context.Context, inst Instance) error {
 	inst, err := normalize(inst)
 	if err != nil {
 		return err
@@ -109,8 +117,6 @@ func (r *Registration) Update(ctx context.Context, inst Instance) error {
 	if err != nil {
 		return err
 	}
-	r.updating.Lock()
-	defer r.updating.Unlock()
 	if err := r.pub.Update(ctx, b); err != nil {
 		return err
 	}

@@ -5,21 +5,28 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/strata-registry/strata/internal/clienttest"
 	"github.com/strata-registry/strata/pkg/client"
 	"github.com/strata-registry/strata/pkg/client/discovery"
 )
 
-// The examples run against an in-process cluster (3 meta, 3 data, 1
-// session on loopback), started on first use; in real code the addresses
-// are your cluster's (sessions on 9603, meta on 9615).
+// The examples are compiled, not run: they need a cluster. They dial the
+// session of `make run` on loopback as its development client, "dev"; in
+// real code the addresses and credentials are your cluster's (sessions on
+// 9603, meta on 9615). What each prints is in a comment at its end;
+// internal/sdktest checks the same behaviour against an in-process
+// cluster, and examples/ holds whole programs to run.
+
+// session and credentials are the examples' cluster (make run's).
+const session = "127.0.0.1:9603"
+
+var credentials = client.WithCredentials(client.CredentialsDir("run/certs", "dev"))
 
 func Example() {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 
 	// A server registers itself...
-	server, err := client.New(ctx, client.WithSessions(clienttest.ExampleSession()), clienttest.ExampleCredentials(), client.WithZone("az1"))
+	server, err := client.New(ctx, client.WithSessions(session), credentials, client.WithZone("az1"))
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -33,7 +40,7 @@ func Example() {
 	}
 
 	// ...and a caller watches the service.
-	caller, err := client.New(ctx, client.WithSessions(clienttest.ExampleSession()), clienttest.ExampleCredentials())
+	caller, err := client.New(ctx, client.WithSessions(session), credentials)
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -64,7 +71,7 @@ func Example() {
 	_ = reg.Deregister(ctx)
 	set, _ = w.Next(ctx)
 	show(set)
-	// Output:
+	// Prints, on a cluster where nothing else uses the data ID:
 	// 1 instance(s):
 	//   10.0.0.1:8080 weight 10 zone az1 map[version:1.4.2]
 	// 1 instance(s):
@@ -75,7 +82,7 @@ func Example() {
 func ExampleWatcher_Updates() {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	c, err := client.New(ctx, client.WithSessions(clienttest.ExampleSession()), clienttest.ExampleCredentials())
+	c, err := client.New(ctx, client.WithSessions(session), credentials)
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -98,6 +105,6 @@ func ExampleWatcher_Updates() {
 			_ = w.Close() // ends the loop
 		}
 	}
-	// Output:
+	// Prints, on a cluster where nothing else uses the data ID:
 	// up: 10.0.0.7:9000 10.0.0.8:9000
 }

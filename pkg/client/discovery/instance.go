@@ -31,7 +31,10 @@ const FormatVersion = 1
 //
 //	{"v":1,"addr":"10.0.0.1:8080","weight":10,"zone":"az1","metadata":{"version":"1.4.2"}}
 //
-// so clients in other languages can read and write it.
+// so clients in other languages can read and write it. A draining or
+// disabled instance adds "state":"draining" (or "disabled"); a serving one
+// leaves the field out, so records of writers that predate it read as
+// serving.
 type Instance struct {
 	// Addr is where the instance serves, as host:port with a non-empty
 	// host and a numeric port (what a gRPC or HTTP client dials).
@@ -47,6 +50,11 @@ type Instance struct {
 	// Metadata is free-form; the whole encoded instance must fit one
 	// record value (1 MiB), or Register returns client.ErrTooLarge.
 	Metadata map[string]string `json:"metadata,omitempty"`
+	// State says whether the instance takes new traffic (see State; the
+	// zero value is StateServing). Register and Update accept the three
+	// states declared here; a watcher also reads a state it does not know
+	// (from a newer writer) and keeps it as read: not serving.
+	State State `json:"state,omitempty"`
 }
 
 // wire is the record format: an Instance with its format version.
@@ -67,6 +75,12 @@ func normalize(inst Instance) (Instance, error) {
 	}
 	if inst.Weight == 0 {
 		inst.Weight = DefaultWeight
+	}
+	if !inst.State.known() {
+		return Instance{}, invalidf("instance state %q is not one of %q, %q, %q", inst.State, stateServingName, StateDraining, StateDisabled)
+	}
+	if inst.State == stateServingName {
+		inst.State = StateServing
 	}
 	inst.Metadata = maps.Clone(inst.Metadata)
 	return inst, nil
@@ -98,6 +112,9 @@ func encode(inst Instance) ([]byte, error) {
 // decode reads a record value published from zone: an instance in any
 // format version from 1 on, checked as Register checks it, with Zone
 // defaulting to zone. Anything else (other JSON, raw bytes) is an error.
+// A state Register would refuse is kept as read rather than refused: a
+// newer writer may add states, and such an instance must reach watchers
+// as one that is not serving, not vanish from the list.
 func decode(data []byte, zone string) (Instance, error) {
 	var w wire
 	if err := json.Unmarshal(data, &w); err != nil {
@@ -106,9 +123,16 @@ func decode(data []byte, zone string) (Instance, error) {
 	if w.V < 1 {
 		return Instance{}, errors.New(`no format version ("v") in the record`)
 	}
+	var unknown State // set aside so normalize checks the rest
+	if !w.State.known() {
+		unknown, w.State = w.State, StateServing
+	}
 	inst, err := normalize(w.Instance)
 	if err != nil {
 		return Instance{}, err
+	}
+	if unknown != "" {
+		inst.State = unknown
 	}
 	if inst.Zone == "" {
 		inst.Zone = zone

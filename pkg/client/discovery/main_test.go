@@ -3,9 +3,9 @@ package discovery_test
 import (
 	"testing"
 
-	"github.com/strata-registry/strata/internal/clienttest"
+	"go.uber.org/goleak"
 )
 
-// TestMain runs the tests and examples, stops the examples' cluster, and
-// fails the package if anything left a goroutine behind.
-func TestMain(m *testing.M) { clienttest.Main(m) }
+// TestMain runs the tests and fails the package if anything left a
+// goroutine behind.
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }

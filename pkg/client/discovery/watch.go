@@ -150,7 +150,14 @@ func (w *Watcher) set(snap client.Snapshot) Set {
 			strings.Compare(a.id, b.id), cmp.Compare(a.i, b.i))
 	})
 	set := Set{Version: snap.Version, Cached: snap.Cached, Skipped: len(bad), Instances: make([]Instance, len(entries))}
+	marks := make(map[string]State, len(snap.InstanceStates))
+	for _, m := range snap.InstanceStates {
+		marks[m.Addr] = State(m.State)
+	}
 	for i, e := range entries {
+		if m, ok := marks[e.inst.Addr]; ok {
+			e.inst.State = e.inst.State.under(m)
+		}
 		set.Instances[i] = e.inst
 	}
 	slices.Sort(bad)

@@ -3,9 +3,9 @@ package resolver_test
 import (
 	"testing"
 
-	"github.com/strata-registry/strata/internal/clienttest"
+	"go.uber.org/goleak"
 )
 
-// TestMain runs the tests and fails the package if anything (a resolver's
-// watch goroutine above all) left a goroutine behind.
-func TestMain(m *testing.M) { clienttest.Main(m) }
+// TestMain runs the tests and fails the package if anything left a
+// goroutine behind.
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }

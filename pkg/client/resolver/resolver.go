@@ -41,29 +41,39 @@
 //
 // Every change of the instance list becomes one resolver.State holding one
 // Endpoint per distinct address, in the order of discovery.Set (by
-// address). Each carries the instance's weight and zone, read with
-// EndpointWeight and EndpointZone; the State's Addresses list carries the
-// same values as BalancerAttributes (WeightOf, ZoneOf), for balancers that
-// still read addresses. They are balancer attributes, not address
-// attributes, so a weight change does not make gRPC reconnect. Two
-// registrations of one address are reported once, with the first one's
-// weight and zone.
+// address). Each carries the instance's weight, zone and state, read with
+// EndpointWeight, EndpointZone and EndpointState; the State's Addresses
+// list carries the same values as BalancerAttributes (WeightOf, ZoneOf,
+// StateOf), for balancers that still read addresses. They are balancer
+// attributes, not address attributes, so a weight or state change does
+// not make gRPC reconnect. Two registrations of one address are reported
+// once, as discovery.Set.PerAddress keeps them (the one taking most
+// traffic, else the first).
 //
-// When the service has no instances the resolver reports an empty State,
-// so gRPC closes its connections and fails RPCs with codes.Unavailable
-// (RPCs made with grpc.WaitForReady(true) wait for an instance instead),
-// followed by an error naming the service for the RPC error message. A lost
-// connection to Strata is not an empty list: the last addresses stay in use
-// until the Client reconnects, and with client.WithCacheDir a process that
-// starts while no session answers uses the cached list. When the watch itself fails (the Client
-// cannot subscribe, or is closed), the resolver reports the error and,
+// Disabled instances (discovery.StateDisabled) are left out, so gRPC
+// closes their connections. Draining ones (and states this version does
+// not know) are listed with their state: package balancer keeps their
+// connections and sends them no new RPC. Other policies (round_robin,
+// pick_first) do not read the state and treat a draining instance as any
+// other.
+//
+// When the service has no instances (or only disabled ones) the resolver
+// reports an empty State, so gRPC closes its connections and fails RPCs
+// with codes.Unavailable (RPCs made with grpc.WaitForReady(true) wait for
+// an instance instead), followed by an error naming the service for the
+// RPC error message. A lost connection to Strata is not an empty list: the
+// last addresses stay in use until the Client reconnects, and with
+// client.WithCacheDir a process that starts while no session answers uses
+// the cached list. When the watch itself fails (the Client cannot
+// subscribe, or is closed), the resolver reports the error and,
 // unless the Client is closed or the service name is invalid, tries again
 // with backoff; ResolveNow makes it try at once.
 //
 // The default load-balancing policy (pick_first) uses one instance; to
-// spread calls, select a policy in the service config, for example
-// grpc.WithDefaultServiceConfig(`{"loadBalancingConfig":[{"round_robin":{}}]}`),
-// or a custom policy that reads EndpointWeight.
+// spread calls by weight and honour draining, use package balancer
+// (balancer.DialOption()); round_robin
+// (grpc.WithDefaultServiceConfig(`{"loadBalancingConfig":[{"round_robin":{}}]}`))
+// spreads them evenly.
 package resolver
 
 import (
@@ -76,7 +86,6 @@ import (
 	"sync"
 	"time"
 
-	"google.golang.org/grpc/attributes"
 	grpcresolver "google.golang.org/grpc/resolver"
 
 	"github.com/strata-registry/strata/pkg/client"
@@ -237,7 +246,11 @@ func (r *strataResolver) follow(ctx context.Context, w *discovery.Watcher, last 
 		// (the balancer refusing the state, as pick_first refuses an empty
 		// one) calls for nothing here: the next change is pushed.
 		_ = r.cc.UpdateState(state)
-		if len(keys) == 0 {
+		switch {
+		case len(keys) == 0 && len(set.Instances) > 0:
+			r.cc.ReportError(fmt.Errorf("strata resolver: no instances of service %q are enabled (%d registered, all disabled)",
+				r.service, len(set.Instances)))
+		case len(keys) == 0:
 			r.cc.ReportError(fmt.Errorf("strata resolver: no instances of service %q are registered", r.service))
 		}
 	}
@@ -248,26 +261,25 @@ type instanceKey struct {
 	addr   string
 	weight int
 	zone   string
+	state  discovery.State
 }
 
-// state turns a Set into the State to report, one endpoint per address.
+// state turns a Set into the State to report: one endpoint per address
+// (discovery.Set.PerAddress), disabled instances left out.
 func (r *strataResolver) state(set discovery.Set) (grpcresolver.State, []instanceKey) {
-	keys := make([]instanceKey, 0, len(set.Instances))
-	seen := make(map[string]bool, len(set.Instances))
-	for _, inst := range set.Instances {
-		if !seen[inst.Addr] {
-			seen[inst.Addr] = true
-			keys = append(keys, instanceKey{inst.Addr, inst.Weight, inst.Zone})
-		}
-	}
+	insts := set.PerAddress()
+	keys := make([]instanceKey, 0, len(insts))
 	st := grpcresolver.State{
-		Addresses: make([]grpcresolver.Address, len(keys)),
-		Endpoints: make([]grpcresolver.Endpoint, len(keys)),
+		Addresses: make([]grpcresolver.Address, 0, len(insts)),
+		Endpoints: make([]grpcresolver.Endpoint, 0, len(insts)),
 	}
-	for i, k := range keys {
-		attrs := attributes.New(weightKey{}, k.weight).WithValue(zoneKey{}, k.zone)
-		st.Addresses[i] = grpcresolver.Address{Addr: k.addr, BalancerAttributes: attrs}
-		st.Endpoints[i] = grpcresolver.Endpoint{Addresses: []grpcresolver.Address{{Addr: k.addr}}, Attributes: attrs}
+	for _, inst := range insts {
+		if inst.State == discovery.StateDisabled {
+			continue
+		}
+		keys = append(keys, instanceKey{inst.Addr, inst.Weight, inst.Zone, inst.State})
+		st.Addresses = append(st.Addresses, NewAddress(inst))
+		st.Endpoints = append(st.Endpoints, NewEndpoint(inst))
 	}
 	return st, keys
 }

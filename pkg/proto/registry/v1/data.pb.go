@@ -220,10 +220,13 @@ type Datum struct {
 	state      protoimpl.MessageState `protogen:"open.v1"`
 	DataInfoId string                 `protobuf:"bytes,1,opt,name=data_info_id,json=dataInfoId,proto3" json:"data_info_id,omitempty"`
 	// version strictly increases per dataInfoID, across leader changes too.
-	Version       uint64       `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
-	Publishers    []*Publisher `protobuf:"bytes,3,rep,name=publishers,proto3" json:"publishers,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Version    uint64       `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
+	Publishers []*Publisher `protobuf:"bytes,3,rep,name=publishers,proto3" json:"publishers,omitempty"`
+	// instance_states are the states operators set on this key's instances
+	// (registryctl drain), sorted by addr; a change bumps version.
+	InstanceStates []*InstanceState `protobuf:"bytes,4,rep,name=instance_states,json=instanceStates,proto3" json:"instance_states,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *Datum) Reset() {
@@ -277,6 +280,69 @@ func (x *Datum) GetPublishers() []*Publisher {
 	return nil
 }
 
+func (x *Datum) GetInstanceStates() []*InstanceState {
+	if x != nil {
+		return x.InstanceStates
+	}
+	return nil
+}
+
+// InstanceState is an operator's mark on the instance at addr of a key:
+// "draining" (no new traffic) or "disabled" (no traffic). It overrides
+// what the instance's owner published, without touching the record.
+type InstanceState struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// addr is the instance's address as published (discovery's "addr").
+	Addr          string `protobuf:"bytes,1,opt,name=addr,proto3" json:"addr,omitempty"`
+	State         string `protobuf:"bytes,2,opt,name=state,proto3" json:"state,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InstanceState) Reset() {
+	*x = InstanceState{}
+	mi := &file_data_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InstanceState) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InstanceState) ProtoMessage() {}
+
+func (x *InstanceState) ProtoReflect() protoreflect.Message {
+	mi := &file_data_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InstanceState.ProtoReflect.Descriptor instead.
+func (*InstanceState) Descriptor() ([]byte, []int) {
+	return file_data_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *InstanceState) GetAddr() string {
+	if x != nil {
+		return x.Addr
+	}
+	return ""
+}
+
+func (x *InstanceState) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
 type DatumVersion struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	DataInfoId    string                 `protobuf:"bytes,1,opt,name=data_info_id,json=dataInfoId,proto3" json:"data_info_id,omitempty"`
@@ -287,7 +353,7 @@ type DatumVersion struct {
 
 func (x *DatumVersion) Reset() {
 	*x = DatumVersion{}
-	mi := &file_data_proto_msgTypes[3]
+	mi := &file_data_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -299,7 +365,7 @@ func (x *DatumVersion) String() string {
 func (*DatumVersion) ProtoMessage() {}
 
 func (x *DatumVersion) ProtoReflect() protoreflect.Message {
-	mi := &file_data_proto_msgTypes[3]
+	mi := &file_data_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -312,7 +378,7 @@ func (x *DatumVersion) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DatumVersion.ProtoReflect.Descriptor instead.
 func (*DatumVersion) Descriptor() ([]byte, []int) {
-	return file_data_proto_rawDescGZIP(), []int{3}
+	return file_data_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *DatumVersion) GetDataInfoId() string {
@@ -344,7 +410,7 @@ type EpochMismatch struct {
 
 func (x *EpochMismatch) Reset() {
 	*x = EpochMismatch{}
-	mi := &file_data_proto_msgTypes[4]
+	mi := &file_data_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -356,7 +422,7 @@ func (x *EpochMismatch) String() string {
 func (*EpochMismatch) ProtoMessage() {}
 
 func (x *EpochMismatch) ProtoReflect() protoreflect.Message {
-	mi := &file_data_proto_msgTypes[4]
+	mi := &file_data_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -369,7 +435,7 @@ func (x *EpochMismatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EpochMismatch.ProtoReflect.Descriptor instead.
 func (*EpochMismatch) Descriptor() ([]byte, []int) {
-	return file_data_proto_rawDescGZIP(), []int{4}
+	return file_data_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *EpochMismatch) GetTableEpoch() uint64 {
@@ -415,7 +481,7 @@ type PublishRequest struct {
 
 func (x *PublishRequest) Reset() {
 	*x = PublishRequest{}
-	mi := &file_data_proto_msgTypes[5]
+	mi := &file_data_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -427,7 +493,7 @@ func (x *PublishRequest) String() string {
 func (*PublishRequest) ProtoMessage() {}
 
 func (x *PublishRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_data_proto_msgTypes[5]
+	mi := &file_data_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -440,7 +506,7 @@ func (x *PublishRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishRequest.ProtoReflect.Descriptor instead.
 func (*PublishRequest) Descriptor() ([]byte, []int) {
-	return file_data_proto_rawDescGZIP(), []int{5}
+	return file_data_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *PublishRequest) GetSessionId() string {
@@ -495,7 +561,7 @@ type PublishResponse struct {
 
 func (x *PublishResponse) Reset() {
 	*x = PublishResponse{}
-	mi := &file_data_proto_msgTypes[6]
+	mi := &file_data_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -507,7 +573,7 @@ func (x *PublishResponse) String() string {
 func (*PublishResponse) ProtoMessage() {}
 
 func (x *PublishResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_data_proto_msgTypes[6]
+	mi := &file_data_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -520,7 +586,7 @@ func (x *PublishResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishResponse.ProtoReflect.Descriptor instead.
 func (*PublishResponse) Descriptor() ([]byte, []int) {
-	return file_data_proto_rawDescGZIP(), []int{6}
+	return file_data_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *PublishResponse) GetVersions() []*DatumVersion {
@@ -539,7 +605,7 @@ type GetDatumsRequest struct {
 
 func (x *GetDatumsRequest) Reset() {
 	*x = GetDatumsRequest{}
-	mi := &file_data_proto_msgTypes[7]
+	mi := &file_data_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -551,7 +617,7 @@ func (x *GetDatumsRequest) String() string {
 func (*GetDatumsRequest) ProtoMessage() {}
 
 func (x *GetDatumsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_data_proto_msgTypes[7]
+	mi := &file_data_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -564,7 +630,7 @@ func (x *GetDatumsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDatumsRequest.ProtoReflect.Descriptor instead.
 func (*GetDatumsRequest) Descriptor() ([]byte, []int) {
-	return file_data_proto_rawDescGZIP(), []int{7}
+	return file_data_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *GetDatumsRequest) GetDataInfoIds() []string {
@@ -588,7 +654,7 @@ type GetDatumsResponse struct {
 
 func (x *GetDatumsResponse) Reset() {
 	*x = GetDatumsResponse{}
-	mi := &file_data_proto_msgTypes[8]
+	mi := &file_data_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -600,7 +666,7 @@ func (x *GetDatumsResponse) String() string {
 func (*GetDatumsResponse) ProtoMessage() {}
 
 func (x *GetDatumsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_data_proto_msgTypes[8]
+	mi := &file_data_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -613,7 +679,7 @@ func (x *GetDatumsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDatumsResponse.ProtoReflect.Descriptor instead.
 func (*GetDatumsResponse) Descriptor() ([]byte, []int) {
-	return file_data_proto_rawDescGZIP(), []int{8}
+	return file_data_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *GetDatumsResponse) GetDatums() []*Datum {
@@ -639,7 +705,7 @@ type GetVersionsRequest struct {
 
 func (x *GetVersionsRequest) Reset() {
 	*x = GetVersionsRequest{}
-	mi := &file_data_proto_msgTypes[9]
+	mi := &file_data_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -651,7 +717,7 @@ func (x *GetVersionsRequest) String() string {
 func (*GetVersionsRequest) ProtoMessage() {}
 
 func (x *GetVersionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_data_proto_msgTypes[9]
+	mi := &file_data_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -664,7 +730,7 @@ func (x *GetVersionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetVersionsRequest.ProtoReflect.Descriptor instead.
 func (*GetVersionsRequest) Descriptor() ([]byte, []int) {
-	return file_data_proto_rawDescGZIP(), []int{9}
+	return file_data_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *GetVersionsRequest) GetDataInfoIds() []string {
@@ -687,7 +753,7 @@ type GetVersionsResponse struct {
 
 func (x *GetVersionsResponse) Reset() {
 	*x = GetVersionsResponse{}
-	mi := &file_data_proto_msgTypes[10]
+	mi := &file_data_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -699,7 +765,7 @@ func (x *GetVersionsResponse) String() string {
 func (*GetVersionsResponse) ProtoMessage() {}
 
 func (x *GetVersionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_data_proto_msgTypes[10]
+	mi := &file_data_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -712,7 +778,7 @@ func (x *GetVersionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetVersionsResponse.ProtoReflect.Descriptor instead.
 func (*GetVersionsResponse) Descriptor() ([]byte, []int) {
-	return file_data_proto_rawDescGZIP(), []int{10}
+	return file_data_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *GetVersionsResponse) GetVersions() []*DatumVersion {
@@ -749,7 +815,7 @@ type SessionDigest struct {
 
 func (x *SessionDigest) Reset() {
 	*x = SessionDigest{}
-	mi := &file_data_proto_msgTypes[11]
+	mi := &file_data_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -761,7 +827,7 @@ func (x *SessionDigest) String() string {
 func (*SessionDigest) ProtoMessage() {}
 
 func (x *SessionDigest) ProtoReflect() protoreflect.Message {
-	mi := &file_data_proto_msgTypes[11]
+	mi := &file_data_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -774,7 +840,7 @@ func (x *SessionDigest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionDigest.ProtoReflect.Descriptor instead.
 func (*SessionDigest) Descriptor() ([]byte, []int) {
-	return file_data_proto_rawDescGZIP(), []int{11}
+	return file_data_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *SessionDigest) GetSessionId() string {
@@ -807,7 +873,7 @@ type SlotDigestRequest struct {
 
 func (x *SlotDigestRequest) Reset() {
 	*x = SlotDigestRequest{}
-	mi := &file_data_proto_msgTypes[12]
+	mi := &file_data_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -819,7 +885,7 @@ func (x *SlotDigestRequest) String() string {
 func (*SlotDigestRequest) ProtoMessage() {}
 
 func (x *SlotDigestRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_data_proto_msgTypes[12]
+	mi := &file_data_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -832,7 +898,7 @@ func (x *SlotDigestRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SlotDigestRequest.ProtoReflect.Descriptor instead.
 func (*SlotDigestRequest) Descriptor() ([]byte, []int) {
-	return file_data_proto_rawDescGZIP(), []int{12}
+	return file_data_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *SlotDigestRequest) GetSlotId() uint32 {
@@ -853,7 +919,7 @@ type SlotDigestResponse struct {
 
 func (x *SlotDigestResponse) Reset() {
 	*x = SlotDigestResponse{}
-	mi := &file_data_proto_msgTypes[13]
+	mi := &file_data_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -865,7 +931,7 @@ func (x *SlotDigestResponse) String() string {
 func (*SlotDigestResponse) ProtoMessage() {}
 
 func (x *SlotDigestResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_data_proto_msgTypes[13]
+	mi := &file_data_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -878,7 +944,7 @@ func (x *SlotDigestResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SlotDigestResponse.ProtoReflect.Descriptor instead.
 func (*SlotDigestResponse) Descriptor() ([]byte, []int) {
-	return file_data_proto_rawDescGZIP(), []int{13}
+	return file_data_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *SlotDigestResponse) GetSlotId() uint32 {
@@ -913,7 +979,7 @@ type ListPublishersRequest struct {
 
 func (x *ListPublishersRequest) Reset() {
 	*x = ListPublishersRequest{}
-	mi := &file_data_proto_msgTypes[14]
+	mi := &file_data_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -925,7 +991,7 @@ func (x *ListPublishersRequest) String() string {
 func (*ListPublishersRequest) ProtoMessage() {}
 
 func (x *ListPublishersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_data_proto_msgTypes[14]
+	mi := &file_data_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -938,7 +1004,7 @@ func (x *ListPublishersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPublishersRequest.ProtoReflect.Descriptor instead.
 func (*ListPublishersRequest) Descriptor() ([]byte, []int) {
-	return file_data_proto_rawDescGZIP(), []int{14}
+	return file_data_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ListPublishersRequest) GetSlotId() uint32 {
@@ -964,7 +1030,7 @@ type ListPublishersResponse struct {
 
 func (x *ListPublishersResponse) Reset() {
 	*x = ListPublishersResponse{}
-	mi := &file_data_proto_msgTypes[15]
+	mi := &file_data_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -976,7 +1042,7 @@ func (x *ListPublishersResponse) String() string {
 func (*ListPublishersResponse) ProtoMessage() {}
 
 func (x *ListPublishersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_data_proto_msgTypes[15]
+	mi := &file_data_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -989,7 +1055,7 @@ func (x *ListPublishersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPublishersResponse.ProtoReflect.Descriptor instead.
 func (*ListPublishersResponse) Descriptor() ([]byte, []int) {
-	return file_data_proto_rawDescGZIP(), []int{15}
+	return file_data_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ListPublishersResponse) GetPublishers() []*Publisher {
@@ -1019,7 +1085,7 @@ type ListDataInfoIdsRequest struct {
 
 func (x *ListDataInfoIdsRequest) Reset() {
 	*x = ListDataInfoIdsRequest{}
-	mi := &file_data_proto_msgTypes[16]
+	mi := &file_data_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1031,7 +1097,7 @@ func (x *ListDataInfoIdsRequest) String() string {
 func (*ListDataInfoIdsRequest) ProtoMessage() {}
 
 func (x *ListDataInfoIdsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_data_proto_msgTypes[16]
+	mi := &file_data_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1044,7 +1110,7 @@ func (x *ListDataInfoIdsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDataInfoIdsRequest.ProtoReflect.Descriptor instead.
 func (*ListDataInfoIdsRequest) Descriptor() ([]byte, []int) {
-	return file_data_proto_rawDescGZIP(), []int{16}
+	return file_data_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ListDataInfoIdsRequest) GetSlotIds() []uint32 {
@@ -1086,7 +1152,7 @@ type DataInfoIdCount struct {
 
 func (x *DataInfoIdCount) Reset() {
 	*x = DataInfoIdCount{}
-	mi := &file_data_proto_msgTypes[17]
+	mi := &file_data_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1098,7 +1164,7 @@ func (x *DataInfoIdCount) String() string {
 func (*DataInfoIdCount) ProtoMessage() {}
 
 func (x *DataInfoIdCount) ProtoReflect() protoreflect.Message {
-	mi := &file_data_proto_msgTypes[17]
+	mi := &file_data_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1111,7 +1177,7 @@ func (x *DataInfoIdCount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DataInfoIdCount.ProtoReflect.Descriptor instead.
 func (*DataInfoIdCount) Descriptor() ([]byte, []int) {
-	return file_data_proto_rawDescGZIP(), []int{17}
+	return file_data_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *DataInfoIdCount) GetDataInfoId() string {
@@ -1143,7 +1209,7 @@ type ListDataInfoIdsResponse struct {
 
 func (x *ListDataInfoIdsResponse) Reset() {
 	*x = ListDataInfoIdsResponse{}
-	mi := &file_data_proto_msgTypes[18]
+	mi := &file_data_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1155,7 +1221,7 @@ func (x *ListDataInfoIdsResponse) String() string {
 func (*ListDataInfoIdsResponse) ProtoMessage() {}
 
 func (x *ListDataInfoIdsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_data_proto_msgTypes[18]
+	mi := &file_data_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1168,7 +1234,7 @@ func (x *ListDataInfoIdsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDataInfoIdsResponse.ProtoReflect.Descriptor instead.
 func (*ListDataInfoIdsResponse) Descriptor() ([]byte, []int) {
-	return file_data_proto_rawDescGZIP(), []int{18}
+	return file_data_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ListDataInfoIdsResponse) GetEntries() []*DataInfoIdCount {
@@ -1201,7 +1267,7 @@ type WatchChangesRequest struct {
 
 func (x *WatchChangesRequest) Reset() {
 	*x = WatchChangesRequest{}
-	mi := &file_data_proto_msgTypes[19]
+	mi := &file_data_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1213,7 +1279,7 @@ func (x *WatchChangesRequest) String() string {
 func (*WatchChangesRequest) ProtoMessage() {}
 
 func (x *WatchChangesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_data_proto_msgTypes[19]
+	mi := &file_data_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1226,7 +1292,7 @@ func (x *WatchChangesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchChangesRequest.ProtoReflect.Descriptor instead.
 func (*WatchChangesRequest) Descriptor() ([]byte, []int) {
-	return file_data_proto_rawDescGZIP(), []int{19}
+	return file_data_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *WatchChangesRequest) GetSessionId() string {
@@ -1257,7 +1323,7 @@ type ChangeBatch struct {
 
 func (x *ChangeBatch) Reset() {
 	*x = ChangeBatch{}
-	mi := &file_data_proto_msgTypes[20]
+	mi := &file_data_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1269,7 +1335,7 @@ func (x *ChangeBatch) String() string {
 func (*ChangeBatch) ProtoMessage() {}
 
 func (x *ChangeBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_data_proto_msgTypes[20]
+	mi := &file_data_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1282,7 +1348,7 @@ func (x *ChangeBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangeBatch.ProtoReflect.Descriptor instead.
 func (*ChangeBatch) Descriptor() ([]byte, []int) {
-	return file_data_proto_rawDescGZIP(), []int{20}
+	return file_data_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ChangeBatch) GetChanges() []*DatumVersion {
@@ -1327,7 +1393,7 @@ type ReplicateRequest struct {
 
 func (x *ReplicateRequest) Reset() {
 	*x = ReplicateRequest{}
-	mi := &file_data_proto_msgTypes[21]
+	mi := &file_data_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1339,7 +1405,7 @@ func (x *ReplicateRequest) String() string {
 func (*ReplicateRequest) ProtoMessage() {}
 
 func (x *ReplicateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_data_proto_msgTypes[21]
+	mi := &file_data_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1352,7 +1418,7 @@ func (x *ReplicateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicateRequest.ProtoReflect.Descriptor instead.
 func (*ReplicateRequest) Descriptor() ([]byte, []int) {
-	return file_data_proto_rawDescGZIP(), []int{21}
+	return file_data_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ReplicateRequest) GetSlotId() uint32 {
@@ -1402,7 +1468,7 @@ type SlotSnapshot struct {
 
 func (x *SlotSnapshot) Reset() {
 	*x = SlotSnapshot{}
-	mi := &file_data_proto_msgTypes[22]
+	mi := &file_data_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1414,7 +1480,7 @@ func (x *SlotSnapshot) String() string {
 func (*SlotSnapshot) ProtoMessage() {}
 
 func (x *SlotSnapshot) ProtoReflect() protoreflect.Message {
-	mi := &file_data_proto_msgTypes[22]
+	mi := &file_data_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1427,7 +1493,7 @@ func (x *SlotSnapshot) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SlotSnapshot.ProtoReflect.Descriptor instead.
 func (*SlotSnapshot) Descriptor() ([]byte, []int) {
-	return file_data_proto_rawDescGZIP(), []int{22}
+	return file_data_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *SlotSnapshot) GetDatums() []*Datum {
@@ -1476,7 +1542,7 @@ type ReplicateOp struct {
 
 func (x *ReplicateOp) Reset() {
 	*x = ReplicateOp{}
-	mi := &file_data_proto_msgTypes[23]
+	mi := &file_data_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1488,7 +1554,7 @@ func (x *ReplicateOp) String() string {
 func (*ReplicateOp) ProtoMessage() {}
 
 func (x *ReplicateOp) ProtoReflect() protoreflect.Message {
-	mi := &file_data_proto_msgTypes[23]
+	mi := &file_data_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1501,7 +1567,7 @@ func (x *ReplicateOp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicateOp.ProtoReflect.Descriptor instead.
 func (*ReplicateOp) Descriptor() ([]byte, []int) {
-	return file_data_proto_rawDescGZIP(), []int{23}
+	return file_data_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ReplicateOp) GetSeq() uint64 {
@@ -1569,7 +1635,7 @@ type ReplicateEvent struct {
 
 func (x *ReplicateEvent) Reset() {
 	*x = ReplicateEvent{}
-	mi := &file_data_proto_msgTypes[24]
+	mi := &file_data_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1581,7 +1647,7 @@ func (x *ReplicateEvent) String() string {
 func (*ReplicateEvent) ProtoMessage() {}
 
 func (x *ReplicateEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_data_proto_msgTypes[24]
+	mi := &file_data_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1594,7 +1660,7 @@ func (x *ReplicateEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicateEvent.ProtoReflect.Descriptor instead.
 func (*ReplicateEvent) Descriptor() ([]byte, []int) {
-	return file_data_proto_rawDescGZIP(), []int{24}
+	return file_data_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ReplicateEvent) GetEvent() isReplicateEvent_Event {
@@ -1661,7 +1727,7 @@ type SessionSlotDigestsRequest struct {
 
 func (x *SessionSlotDigestsRequest) Reset() {
 	*x = SessionSlotDigestsRequest{}
-	mi := &file_data_proto_msgTypes[25]
+	mi := &file_data_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1673,7 +1739,7 @@ func (x *SessionSlotDigestsRequest) String() string {
 func (*SessionSlotDigestsRequest) ProtoMessage() {}
 
 func (x *SessionSlotDigestsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_data_proto_msgTypes[25]
+	mi := &file_data_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1686,7 +1752,7 @@ func (x *SessionSlotDigestsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionSlotDigestsRequest.ProtoReflect.Descriptor instead.
 func (*SessionSlotDigestsRequest) Descriptor() ([]byte, []int) {
-	return file_data_proto_rawDescGZIP(), []int{25}
+	return file_data_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *SessionSlotDigestsRequest) GetSlotIds() []uint32 {
@@ -1714,7 +1780,7 @@ type SessionSlotDigest struct {
 
 func (x *SessionSlotDigest) Reset() {
 	*x = SessionSlotDigest{}
-	mi := &file_data_proto_msgTypes[26]
+	mi := &file_data_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1726,7 +1792,7 @@ func (x *SessionSlotDigest) String() string {
 func (*SessionSlotDigest) ProtoMessage() {}
 
 func (x *SessionSlotDigest) ProtoReflect() protoreflect.Message {
-	mi := &file_data_proto_msgTypes[26]
+	mi := &file_data_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1739,7 +1805,7 @@ func (x *SessionSlotDigest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionSlotDigest.ProtoReflect.Descriptor instead.
 func (*SessionSlotDigest) Descriptor() ([]byte, []int) {
-	return file_data_proto_rawDescGZIP(), []int{26}
+	return file_data_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *SessionSlotDigest) GetSlotId() uint32 {
@@ -1773,7 +1839,7 @@ type SessionSlotDigestsResponse struct {
 
 func (x *SessionSlotDigestsResponse) Reset() {
 	*x = SessionSlotDigestsResponse{}
-	mi := &file_data_proto_msgTypes[27]
+	mi := &file_data_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1785,7 +1851,7 @@ func (x *SessionSlotDigestsResponse) String() string {
 func (*SessionSlotDigestsResponse) ProtoMessage() {}
 
 func (x *SessionSlotDigestsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_data_proto_msgTypes[27]
+	mi := &file_data_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1798,7 +1864,7 @@ func (x *SessionSlotDigestsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionSlotDigestsResponse.ProtoReflect.Descriptor instead.
 func (*SessionSlotDigestsResponse) Descriptor() ([]byte, []int) {
-	return file_data_proto_rawDescGZIP(), []int{27}
+	return file_data_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *SessionSlotDigestsResponse) GetSessionId() string {
@@ -1824,7 +1890,7 @@ type SessionSlotPublishersRequest struct {
 
 func (x *SessionSlotPublishersRequest) Reset() {
 	*x = SessionSlotPublishersRequest{}
-	mi := &file_data_proto_msgTypes[28]
+	mi := &file_data_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1836,7 +1902,7 @@ func (x *SessionSlotPublishersRequest) String() string {
 func (*SessionSlotPublishersRequest) ProtoMessage() {}
 
 func (x *SessionSlotPublishersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_data_proto_msgTypes[28]
+	mi := &file_data_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1849,7 +1915,7 @@ func (x *SessionSlotPublishersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionSlotPublishersRequest.ProtoReflect.Descriptor instead.
 func (*SessionSlotPublishersRequest) Descriptor() ([]byte, []int) {
-	return file_data_proto_rawDescGZIP(), []int{28}
+	return file_data_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *SessionSlotPublishersRequest) GetSlotId() uint32 {
@@ -1873,7 +1939,7 @@ type SessionSlotPublishersResponse struct {
 
 func (x *SessionSlotPublishersResponse) Reset() {
 	*x = SessionSlotPublishersResponse{}
-	mi := &file_data_proto_msgTypes[29]
+	mi := &file_data_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1885,7 +1951,7 @@ func (x *SessionSlotPublishersResponse) String() string {
 func (*SessionSlotPublishersResponse) ProtoMessage() {}
 
 func (x *SessionSlotPublishersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_data_proto_msgTypes[29]
+	mi := &file_data_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1898,7 +1964,7 @@ func (x *SessionSlotPublishersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionSlotPublishersResponse.ProtoReflect.Descriptor instead.
 func (*SessionSlotPublishersResponse) Descriptor() ([]byte, []int) {
-	return file_data_proto_rawDescGZIP(), []int{29}
+	return file_data_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *SessionSlotPublishersResponse) GetSessionId() string {
@@ -1948,14 +2014,18 @@ const file_data_proto_rawDesc = "" +
 	"\x0eclient_version\x18\x03 \x01(\x04R\rclientVersion\x12-\n" +
 	"\x12register_timestamp\x18\x04 \x01(\x03R\x11registerTimestamp\x12\x1d\n" +
 	"\n" +
-	"session_id\x18\x05 \x01(\tR\tsessionId\"{\n" +
+	"session_id\x18\x05 \x01(\tR\tsessionId\"\xc0\x01\n" +
 	"\x05Datum\x12 \n" +
 	"\fdata_info_id\x18\x01 \x01(\tR\n" +
 	"dataInfoId\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x04R\aversion\x126\n" +
 	"\n" +
 	"publishers\x18\x03 \x03(\v2\x16.registry.v1.PublisherR\n" +
-	"publishers\"J\n" +
+	"publishers\x12C\n" +
+	"\x0finstance_states\x18\x04 \x03(\v2\x1a.registry.v1.InstanceStateR\x0einstanceStates\"9\n" +
+	"\rInstanceState\x12\x12\n" +
+	"\x04addr\x18\x01 \x01(\tR\x04addr\x12\x14\n" +
+	"\x05state\x18\x02 \x01(\tR\x05state\"J\n" +
 	"\fDatumVersion\x12 \n" +
 	"\fdata_info_id\x18\x01 \x01(\tR\n" +
 	"dataInfoId\x12\x18\n" +
@@ -2108,83 +2178,85 @@ func file_data_proto_rawDescGZIP() []byte {
 	return file_data_proto_rawDescData
 }
 
-var file_data_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
+var file_data_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
 var file_data_proto_goTypes = []any{
 	(*Publisher)(nil),                     // 0: registry.v1.Publisher
 	(*Unpublish)(nil),                     // 1: registry.v1.Unpublish
 	(*Datum)(nil),                         // 2: registry.v1.Datum
-	(*DatumVersion)(nil),                  // 3: registry.v1.DatumVersion
-	(*EpochMismatch)(nil),                 // 4: registry.v1.EpochMismatch
-	(*PublishRequest)(nil),                // 5: registry.v1.PublishRequest
-	(*PublishResponse)(nil),               // 6: registry.v1.PublishResponse
-	(*GetDatumsRequest)(nil),              // 7: registry.v1.GetDatumsRequest
-	(*GetDatumsResponse)(nil),             // 8: registry.v1.GetDatumsResponse
-	(*GetVersionsRequest)(nil),            // 9: registry.v1.GetVersionsRequest
-	(*GetVersionsResponse)(nil),           // 10: registry.v1.GetVersionsResponse
-	(*SessionDigest)(nil),                 // 11: registry.v1.SessionDigest
-	(*SlotDigestRequest)(nil),             // 12: registry.v1.SlotDigestRequest
-	(*SlotDigestResponse)(nil),            // 13: registry.v1.SlotDigestResponse
-	(*ListPublishersRequest)(nil),         // 14: registry.v1.ListPublishersRequest
-	(*ListPublishersResponse)(nil),        // 15: registry.v1.ListPublishersResponse
-	(*ListDataInfoIdsRequest)(nil),        // 16: registry.v1.ListDataInfoIdsRequest
-	(*DataInfoIdCount)(nil),               // 17: registry.v1.DataInfoIdCount
-	(*ListDataInfoIdsResponse)(nil),       // 18: registry.v1.ListDataInfoIdsResponse
-	(*WatchChangesRequest)(nil),           // 19: registry.v1.WatchChangesRequest
-	(*ChangeBatch)(nil),                   // 20: registry.v1.ChangeBatch
-	(*ReplicateRequest)(nil),              // 21: registry.v1.ReplicateRequest
-	(*SlotSnapshot)(nil),                  // 22: registry.v1.SlotSnapshot
-	(*ReplicateOp)(nil),                   // 23: registry.v1.ReplicateOp
-	(*ReplicateEvent)(nil),                // 24: registry.v1.ReplicateEvent
-	(*SessionSlotDigestsRequest)(nil),     // 25: registry.v1.SessionSlotDigestsRequest
-	(*SessionSlotDigest)(nil),             // 26: registry.v1.SessionSlotDigest
-	(*SessionSlotDigestsResponse)(nil),    // 27: registry.v1.SessionSlotDigestsResponse
-	(*SessionSlotPublishersRequest)(nil),  // 28: registry.v1.SessionSlotPublishersRequest
-	(*SessionSlotPublishersResponse)(nil), // 29: registry.v1.SessionSlotPublishersResponse
+	(*InstanceState)(nil),                 // 3: registry.v1.InstanceState
+	(*DatumVersion)(nil),                  // 4: registry.v1.DatumVersion
+	(*EpochMismatch)(nil),                 // 5: registry.v1.EpochMismatch
+	(*PublishRequest)(nil),                // 6: registry.v1.PublishRequest
+	(*PublishResponse)(nil),               // 7: registry.v1.PublishResponse
+	(*GetDatumsRequest)(nil),              // 8: registry.v1.GetDatumsRequest
+	(*GetDatumsResponse)(nil),             // 9: registry.v1.GetDatumsResponse
+	(*GetVersionsRequest)(nil),            // 10: registry.v1.GetVersionsRequest
+	(*GetVersionsResponse)(nil),           // 11: registry.v1.GetVersionsResponse
+	(*SessionDigest)(nil),                 // 12: registry.v1.SessionDigest
+	(*SlotDigestRequest)(nil),             // 13: registry.v1.SlotDigestRequest
+	(*SlotDigestResponse)(nil),            // 14: registry.v1.SlotDigestResponse
+	(*ListPublishersRequest)(nil),         // 15: registry.v1.ListPublishersRequest
+	(*ListPublishersResponse)(nil),        // 16: registry.v1.ListPublishersResponse
+	(*ListDataInfoIdsRequest)(nil),        // 17: registry.v1.ListDataInfoIdsRequest
+	(*DataInfoIdCount)(nil),               // 18: registry.v1.DataInfoIdCount
+	(*ListDataInfoIdsResponse)(nil),       // 19: registry.v1.ListDataInfoIdsResponse
+	(*WatchChangesRequest)(nil),           // 20: registry.v1.WatchChangesRequest
+	(*ChangeBatch)(nil),                   // 21: registry.v1.ChangeBatch
+	(*ReplicateRequest)(nil),              // 22: registry.v1.ReplicateRequest
+	(*SlotSnapshot)(nil),                  // 23: registry.v1.SlotSnapshot
+	(*ReplicateOp)(nil),                   // 24: registry.v1.ReplicateOp
+	(*ReplicateEvent)(nil),                // 25: registry.v1.ReplicateEvent
+	(*SessionSlotDigestsRequest)(nil),     // 26: registry.v1.SessionSlotDigestsRequest
+	(*SessionSlotDigest)(nil),             // 27: registry.v1.SessionSlotDigest
+	(*SessionSlotDigestsResponse)(nil),    // 28: registry.v1.SessionSlotDigestsResponse
+	(*SessionSlotPublishersRequest)(nil),  // 29: registry.v1.SessionSlotPublishersRequest
+	(*SessionSlotPublishersResponse)(nil), // 30: registry.v1.SessionSlotPublishersResponse
 }
 var file_data_proto_depIdxs = []int32{
 	0,  // 0: registry.v1.Datum.publishers:type_name -> registry.v1.Publisher
-	0,  // 1: registry.v1.PublishRequest.puts:type_name -> registry.v1.Publisher
-	1,  // 2: registry.v1.PublishRequest.deletes:type_name -> registry.v1.Unpublish
-	3,  // 3: registry.v1.PublishResponse.versions:type_name -> registry.v1.DatumVersion
-	2,  // 4: registry.v1.GetDatumsResponse.datums:type_name -> registry.v1.Datum
-	3,  // 5: registry.v1.GetVersionsResponse.versions:type_name -> registry.v1.DatumVersion
-	11, // 6: registry.v1.SlotDigestResponse.sessions:type_name -> registry.v1.SessionDigest
-	0,  // 7: registry.v1.ListPublishersResponse.publishers:type_name -> registry.v1.Publisher
-	17, // 8: registry.v1.ListDataInfoIdsResponse.entries:type_name -> registry.v1.DataInfoIdCount
-	3,  // 9: registry.v1.ChangeBatch.changes:type_name -> registry.v1.DatumVersion
-	2,  // 10: registry.v1.ChangeBatch.datums:type_name -> registry.v1.Datum
-	2,  // 11: registry.v1.SlotSnapshot.datums:type_name -> registry.v1.Datum
-	1,  // 12: registry.v1.SlotSnapshot.tombstones:type_name -> registry.v1.Unpublish
-	0,  // 13: registry.v1.ReplicateOp.put:type_name -> registry.v1.Publisher
-	22, // 14: registry.v1.ReplicateEvent.snapshot:type_name -> registry.v1.SlotSnapshot
-	23, // 15: registry.v1.ReplicateEvent.op:type_name -> registry.v1.ReplicateOp
-	26, // 16: registry.v1.SessionSlotDigestsResponse.digests:type_name -> registry.v1.SessionSlotDigest
-	0,  // 17: registry.v1.SessionSlotPublishersResponse.publishers:type_name -> registry.v1.Publisher
-	5,  // 18: registry.v1.DataService.Publish:input_type -> registry.v1.PublishRequest
-	7,  // 19: registry.v1.DataService.GetDatums:input_type -> registry.v1.GetDatumsRequest
-	9,  // 20: registry.v1.DataService.GetVersions:input_type -> registry.v1.GetVersionsRequest
-	12, // 21: registry.v1.DataService.SlotDigest:input_type -> registry.v1.SlotDigestRequest
-	14, // 22: registry.v1.DataService.ListPublishers:input_type -> registry.v1.ListPublishersRequest
-	16, // 23: registry.v1.DataService.ListDataInfoIds:input_type -> registry.v1.ListDataInfoIdsRequest
-	19, // 24: registry.v1.DataService.WatchChanges:input_type -> registry.v1.WatchChangesRequest
-	21, // 25: registry.v1.DataService.Replicate:input_type -> registry.v1.ReplicateRequest
-	25, // 26: registry.v1.SessionSyncService.SlotDigests:input_type -> registry.v1.SessionSlotDigestsRequest
-	28, // 27: registry.v1.SessionSyncService.SlotPublishers:input_type -> registry.v1.SessionSlotPublishersRequest
-	6,  // 28: registry.v1.DataService.Publish:output_type -> registry.v1.PublishResponse
-	8,  // 29: registry.v1.DataService.GetDatums:output_type -> registry.v1.GetDatumsResponse
-	10, // 30: registry.v1.DataService.GetVersions:output_type -> registry.v1.GetVersionsResponse
-	13, // 31: registry.v1.DataService.SlotDigest:output_type -> registry.v1.SlotDigestResponse
-	15, // 32: registry.v1.DataService.ListPublishers:output_type -> registry.v1.ListPublishersResponse
-	18, // 33: registry.v1.DataService.ListDataInfoIds:output_type -> registry.v1.ListDataInfoIdsResponse
-	20, // 34: registry.v1.DataService.WatchChanges:output_type -> registry.v1.ChangeBatch
-	24, // 35: registry.v1.DataService.Replicate:output_type -> registry.v1.ReplicateEvent
-	27, // 36: registry.v1.SessionSyncService.SlotDigests:output_type -> registry.v1.SessionSlotDigestsResponse
-	29, // 37: registry.v1.SessionSyncService.SlotPublishers:output_type -> registry.v1.SessionSlotPublishersResponse
-	28, // [28:38] is the sub-list for method output_type
-	18, // [18:28] is the sub-list for method input_type
-	18, // [18:18] is the sub-list for extension type_name
-	18, // [18:18] is the sub-list for extension extendee
-	0,  // [0:18] is the sub-list for field type_name
+	3,  // 1: registry.v1.Datum.instance_states:type_name -> registry.v1.InstanceState
+	0,  // 2: registry.v1.PublishRequest.puts:type_name -> registry.v1.Publisher
+	1,  // 3: registry.v1.PublishRequest.deletes:type_name -> registry.v1.Unpublish
+	4,  // 4: registry.v1.PublishResponse.versions:type_name -> registry.v1.DatumVersion
+	2,  // 5: registry.v1.GetDatumsResponse.datums:type_name -> registry.v1.Datum
+	4,  // 6: registry.v1.GetVersionsResponse.versions:type_name -> registry.v1.DatumVersion
+	12, // 7: registry.v1.SlotDigestResponse.sessions:type_name -> registry.v1.SessionDigest
+	0,  // 8: registry.v1.ListPublishersResponse.publishers:type_name -> registry.v1.Publisher
+	18, // 9: registry.v1.ListDataInfoIdsResponse.entries:type_name -> registry.v1.DataInfoIdCount
+	4,  // 10: registry.v1.ChangeBatch.changes:type_name -> registry.v1.DatumVersion
+	2,  // 11: registry.v1.ChangeBatch.datums:type_name -> registry.v1.Datum
+	2,  // 12: registry.v1.SlotSnapshot.datums:type_name -> registry.v1.Datum
+	1,  // 13: registry.v1.SlotSnapshot.tombstones:type_name -> registry.v1.Unpublish
+	0,  // 14: registry.v1.ReplicateOp.put:type_name -> registry.v1.Publisher
+	23, // 15: registry.v1.ReplicateEvent.snapshot:type_name -> registry.v1.SlotSnapshot
+	24, // 16: registry.v1.ReplicateEvent.op:type_name -> registry.v1.ReplicateOp
+	27, // 17: registry.v1.SessionSlotDigestsResponse.digests:type_name -> registry.v1.SessionSlotDigest
+	0,  // 18: registry.v1.SessionSlotPublishersResponse.publishers:type_name -> registry.v1.Publisher
+	6,  // 19: registry.v1.DataService.Publish:input_type -> registry.v1.PublishRequest
+	8,  // 20: registry.v1.DataService.GetDatums:input_type -> registry.v1.GetDatumsRequest
+	10, // 21: registry.v1.DataService.GetVersions:input_type -> registry.v1.GetVersionsRequest
+	13, // 22: registry.v1.DataService.SlotDigest:input_type -> registry.v1.SlotDigestRequest
+	15, // 23: registry.v1.DataService.ListPublishers:input_type -> registry.v1.ListPublishersRequest
+	17, // 24: registry.v1.DataService.ListDataInfoIds:input_type -> registry.v1.ListDataInfoIdsRequest
+	20, // 25: registry.v1.DataService.WatchChanges:input_type -> registry.v1.WatchChangesRequest
+	22, // 26: registry.v1.DataService.Replicate:input_type -> registry.v1.ReplicateRequest
+	26, // 27: registry.v1.SessionSyncService.SlotDigests:input_type -> registry.v1.SessionSlotDigestsRequest
+	29, // 28: registry.v1.SessionSyncService.SlotPublishers:input_type -> registry.v1.SessionSlotPublishersRequest
+	7,  // 29: registry.v1.DataService.Publish:output_type -> registry.v1.PublishResponse
+	9,  // 30: registry.v1.DataService.GetDatums:output_type -> registry.v1.GetDatumsResponse
+	11, // 31: registry.v1.DataService.GetVersions:output_type -> registry.v1.GetVersionsResponse
+	14, // 32: registry.v1.DataService.SlotDigest:output_type -> registry.v1.SlotDigestResponse
+	16, // 33: registry.v1.DataService.ListPublishers:output_type -> registry.v1.ListPublishersResponse
+	19, // 34: registry.v1.DataService.ListDataInfoIds:output_type -> registry.v1.ListDataInfoIdsResponse
+	21, // 35: registry.v1.DataService.WatchChanges:output_type -> registry.v1.ChangeBatch
+	25, // 36: registry.v1.DataService.Replicate:output_type -> registry.v1.ReplicateEvent
+	28, // 37: registry.v1.SessionSyncService.SlotDigests:output_type -> registry.v1.SessionSlotDigestsResponse
+	30, // 38: registry.v1.SessionSyncService.SlotPublishers:output_type -> registry.v1.SessionSlotPublishersResponse
+	29, // [29:39] is the sub-list for method output_type
+	19, // [19:29] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_data_proto_init() }
@@ -2192,7 +2264,7 @@ func file_data_proto_init() {
 	if File_data_proto != nil {
 		return
 	}
-	file_data_proto_msgTypes[24].OneofWrappers = []any{
+	file_data_proto_msgTypes[25].OneofWrappers = []any{
 		(*ReplicateEvent_Snapshot)(nil),
 		(*ReplicateEvent_Op)(nil),
 	}
@@ -2202,7 +2274,7 @@ func file_data_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_data_proto_rawDesc), len(file_data_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   30,
+			NumMessages:   31,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

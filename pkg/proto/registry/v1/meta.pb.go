@@ -656,6 +656,300 @@ func (x *HeartbeatResponse) GetTableEpoch() uint64 {
 	return 0
 }
 
+// InstanceStateEntry is one operator mark (registryctl drain), as meta
+// holds it in its replicated state.
+type InstanceStateEntry struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	DataInfoId string                 `protobuf:"bytes,1,opt,name=data_info_id,json=dataInfoId,proto3" json:"data_info_id,omitempty"`
+	// addr and state are InstanceState's.
+	Addr  string `protobuf:"bytes,2,opt,name=addr,proto3" json:"addr,omitempty"`
+	State string `protobuf:"bytes,3,opt,name=state,proto3" json:"state,omitempty"`
+	// reason is the operator's note, at most 256 bytes.
+	Reason string `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	// set_by is the identity that set it; set_at_unix_ms when.
+	SetBy         string `protobuf:"bytes,5,opt,name=set_by,json=setBy,proto3" json:"set_by,omitempty"`
+	SetAtUnixMs   int64  `protobuf:"varint,6,opt,name=set_at_unix_ms,json=setAtUnixMs,proto3" json:"set_at_unix_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InstanceStateEntry) Reset() {
+	*x = InstanceStateEntry{}
+	mi := &file_meta_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InstanceStateEntry) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InstanceStateEntry) ProtoMessage() {}
+
+func (x *InstanceStateEntry) ProtoReflect() protoreflect.Message {
+	mi := &file_meta_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InstanceStateEntry.ProtoReflect.Descriptor instead.
+func (*InstanceStateEntry) Descriptor() ([]byte, []int) {
+	return file_meta_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *InstanceStateEntry) GetDataInfoId() string {
+	if x != nil {
+		return x.DataInfoId
+	}
+	return ""
+}
+
+func (x *InstanceStateEntry) GetAddr() string {
+	if x != nil {
+		return x.Addr
+	}
+	return ""
+}
+
+func (x *InstanceStateEntry) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *InstanceStateEntry) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *InstanceStateEntry) GetSetBy() string {
+	if x != nil {
+		return x.SetBy
+	}
+	return ""
+}
+
+func (x *InstanceStateEntry) GetSetAtUnixMs() int64 {
+	if x != nil {
+		return x.SetAtUnixMs
+	}
+	return 0
+}
+
+// SetInstanceStateRequest sets (state "draining" or "disabled") or clears
+// (state "") an operator mark. Operators only.
+type SetInstanceStateRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	DataInfoId    string                 `protobuf:"bytes,1,opt,name=data_info_id,json=dataInfoId,proto3" json:"data_info_id,omitempty"`
+	Addr          string                 `protobuf:"bytes,2,opt,name=addr,proto3" json:"addr,omitempty"`
+	State         string                 `protobuf:"bytes,3,opt,name=state,proto3" json:"state,omitempty"`
+	Reason        string                 `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetInstanceStateRequest) Reset() {
+	*x = SetInstanceStateRequest{}
+	mi := &file_meta_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetInstanceStateRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetInstanceStateRequest) ProtoMessage() {}
+
+func (x *SetInstanceStateRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_meta_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetInstanceStateRequest.ProtoReflect.Descriptor instead.
+func (*SetInstanceStateRequest) Descriptor() ([]byte, []int) {
+	return file_meta_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *SetInstanceStateRequest) GetDataInfoId() string {
+	if x != nil {
+		return x.DataInfoId
+	}
+	return ""
+}
+
+func (x *SetInstanceStateRequest) GetAddr() string {
+	if x != nil {
+		return x.Addr
+	}
+	return ""
+}
+
+func (x *SetInstanceStateRequest) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *SetInstanceStateRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+type SetInstanceStateResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// index is the Raft index the change committed at.
+	Index         uint64 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetInstanceStateResponse) Reset() {
+	*x = SetInstanceStateResponse{}
+	mi := &file_meta_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetInstanceStateResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetInstanceStateResponse) ProtoMessage() {}
+
+func (x *SetInstanceStateResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_meta_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetInstanceStateResponse.ProtoReflect.Descriptor instead.
+func (*SetInstanceStateResponse) Descriptor() ([]byte, []int) {
+	return file_meta_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *SetInstanceStateResponse) GetIndex() uint64 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+type WatchInstanceStatesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchInstanceStatesRequest) Reset() {
+	*x = WatchInstanceStatesRequest{}
+	mi := &file_meta_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchInstanceStatesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchInstanceStatesRequest) ProtoMessage() {}
+
+func (x *WatchInstanceStatesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_meta_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchInstanceStatesRequest.ProtoReflect.Descriptor instead.
+func (*WatchInstanceStatesRequest) Descriptor() ([]byte, []int) {
+	return file_meta_proto_rawDescGZIP(), []int{11}
+}
+
+// InstanceStates is every operator mark, sent whole on every change.
+type InstanceStates struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// index is the Raft index of the last change (0: none ever).
+	Index         uint64                `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
+	Entries       []*InstanceStateEntry `protobuf:"bytes,2,rep,name=entries,proto3" json:"entries,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InstanceStates) Reset() {
+	*x = InstanceStates{}
+	mi := &file_meta_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InstanceStates) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InstanceStates) ProtoMessage() {}
+
+func (x *InstanceStates) ProtoReflect() protoreflect.Message {
+	mi := &file_meta_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InstanceStates.ProtoReflect.Descriptor instead.
+func (*InstanceStates) Descriptor() ([]byte, []int) {
+	return file_meta_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *InstanceStates) GetIndex() uint64 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *InstanceStates) GetEntries() []*InstanceStateEntry {
+	if x != nil {
+		return x.Entries
+	}
+	return nil
+}
+
 type WatchSlotTableRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// after_epoch is the newest epoch the watcher has. 0 (a new watcher):
@@ -669,7 +963,7 @@ type WatchSlotTableRequest struct {
 
 func (x *WatchSlotTableRequest) Reset() {
 	*x = WatchSlotTableRequest{}
-	mi := &file_meta_proto_msgTypes[8]
+	mi := &file_meta_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -681,7 +975,7 @@ func (x *WatchSlotTableRequest) String() string {
 func (*WatchSlotTableRequest) ProtoMessage() {}
 
 func (x *WatchSlotTableRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_meta_proto_msgTypes[8]
+	mi := &file_meta_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -694,7 +988,7 @@ func (x *WatchSlotTableRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchSlotTableRequest.ProtoReflect.Descriptor instead.
 func (*WatchSlotTableRequest) Descriptor() ([]byte, []int) {
-	return file_meta_proto_rawDescGZIP(), []int{8}
+	return file_meta_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *WatchSlotTableRequest) GetAfterEpoch() uint64 {
@@ -714,7 +1008,7 @@ type ListSessionsRequest struct {
 
 func (x *ListSessionsRequest) Reset() {
 	*x = ListSessionsRequest{}
-	mi := &file_meta_proto_msgTypes[9]
+	mi := &file_meta_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -726,7 +1020,7 @@ func (x *ListSessionsRequest) String() string {
 func (*ListSessionsRequest) ProtoMessage() {}
 
 func (x *ListSessionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_meta_proto_msgTypes[9]
+	mi := &file_meta_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -739,7 +1033,7 @@ func (x *ListSessionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSessionsRequest.ProtoReflect.Descriptor instead.
 func (*ListSessionsRequest) Descriptor() ([]byte, []int) {
-	return file_meta_proto_rawDescGZIP(), []int{9}
+	return file_meta_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ListSessionsRequest) GetZone() string {
@@ -759,7 +1053,7 @@ type SessionInfo struct {
 
 func (x *SessionInfo) Reset() {
 	*x = SessionInfo{}
-	mi := &file_meta_proto_msgTypes[10]
+	mi := &file_meta_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -771,7 +1065,7 @@ func (x *SessionInfo) String() string {
 func (*SessionInfo) ProtoMessage() {}
 
 func (x *SessionInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_meta_proto_msgTypes[10]
+	mi := &file_meta_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -784,7 +1078,7 @@ func (x *SessionInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionInfo.ProtoReflect.Descriptor instead.
 func (*SessionInfo) Descriptor() ([]byte, []int) {
-	return file_meta_proto_rawDescGZIP(), []int{10}
+	return file_meta_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *SessionInfo) GetNode() *Node {
@@ -811,7 +1105,7 @@ type ListSessionsResponse struct {
 
 func (x *ListSessionsResponse) Reset() {
 	*x = ListSessionsResponse{}
-	mi := &file_meta_proto_msgTypes[11]
+	mi := &file_meta_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -823,7 +1117,7 @@ func (x *ListSessionsResponse) String() string {
 func (*ListSessionsResponse) ProtoMessage() {}
 
 func (x *ListSessionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_meta_proto_msgTypes[11]
+	mi := &file_meta_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -836,7 +1130,7 @@ func (x *ListSessionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSessionsResponse.ProtoReflect.Descriptor instead.
 func (*ListSessionsResponse) Descriptor() ([]byte, []int) {
-	return file_meta_proto_rawDescGZIP(), []int{11}
+	return file_meta_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ListSessionsResponse) GetSessions() []*SessionInfo {
@@ -854,7 +1148,7 @@ type GetLeaderRequest struct {
 
 func (x *GetLeaderRequest) Reset() {
 	*x = GetLeaderRequest{}
-	mi := &file_meta_proto_msgTypes[12]
+	mi := &file_meta_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -866,7 +1160,7 @@ func (x *GetLeaderRequest) String() string {
 func (*GetLeaderRequest) ProtoMessage() {}
 
 func (x *GetLeaderRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_meta_proto_msgTypes[12]
+	mi := &file_meta_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -879,7 +1173,7 @@ func (x *GetLeaderRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetLeaderRequest.ProtoReflect.Descriptor instead.
 func (*GetLeaderRequest) Descriptor() ([]byte, []int) {
-	return file_meta_proto_rawDescGZIP(), []int{12}
+	return file_meta_proto_rawDescGZIP(), []int{17}
 }
 
 type MetaPeer struct {
@@ -897,7 +1191,7 @@ type MetaPeer struct {
 
 func (x *MetaPeer) Reset() {
 	*x = MetaPeer{}
-	mi := &file_meta_proto_msgTypes[13]
+	mi := &file_meta_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -909,7 +1203,7 @@ func (x *MetaPeer) String() string {
 func (*MetaPeer) ProtoMessage() {}
 
 func (x *MetaPeer) ProtoReflect() protoreflect.Message {
-	mi := &file_meta_proto_msgTypes[13]
+	mi := &file_meta_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -922,7 +1216,7 @@ func (x *MetaPeer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MetaPeer.ProtoReflect.Descriptor instead.
 func (*MetaPeer) Descriptor() ([]byte, []int) {
-	return file_meta_proto_rawDescGZIP(), []int{13}
+	return file_meta_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *MetaPeer) GetId() string {
@@ -977,7 +1271,7 @@ type GetLeaderResponse struct {
 
 func (x *GetLeaderResponse) Reset() {
 	*x = GetLeaderResponse{}
-	mi := &file_meta_proto_msgTypes[14]
+	mi := &file_meta_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -989,7 +1283,7 @@ func (x *GetLeaderResponse) String() string {
 func (*GetLeaderResponse) ProtoMessage() {}
 
 func (x *GetLeaderResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_meta_proto_msgTypes[14]
+	mi := &file_meta_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1002,7 +1296,7 @@ func (x *GetLeaderResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetLeaderResponse.ProtoReflect.Descriptor instead.
 func (*GetLeaderResponse) Descriptor() ([]byte, []int) {
-	return file_meta_proto_rawDescGZIP(), []int{14}
+	return file_meta_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *GetLeaderResponse) GetLeader() *MetaPeer {
@@ -1027,7 +1321,7 @@ type GetClusterInfoRequest struct {
 
 func (x *GetClusterInfoRequest) Reset() {
 	*x = GetClusterInfoRequest{}
-	mi := &file_meta_proto_msgTypes[15]
+	mi := &file_meta_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1039,7 +1333,7 @@ func (x *GetClusterInfoRequest) String() string {
 func (*GetClusterInfoRequest) ProtoMessage() {}
 
 func (x *GetClusterInfoRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_meta_proto_msgTypes[15]
+	mi := &file_meta_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1052,7 +1346,7 @@ func (x *GetClusterInfoRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetClusterInfoRequest.ProtoReflect.Descriptor instead.
 func (*GetClusterInfoRequest) Descriptor() ([]byte, []int) {
-	return file_meta_proto_rawDescGZIP(), []int{15}
+	return file_meta_proto_rawDescGZIP(), []int{20}
 }
 
 type GetClusterInfoResponse struct {
@@ -1071,7 +1365,7 @@ type GetClusterInfoResponse struct {
 
 func (x *GetClusterInfoResponse) Reset() {
 	*x = GetClusterInfoResponse{}
-	mi := &file_meta_proto_msgTypes[16]
+	mi := &file_meta_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1083,7 +1377,7 @@ func (x *GetClusterInfoResponse) String() string {
 func (*GetClusterInfoResponse) ProtoMessage() {}
 
 func (x *GetClusterInfoResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_meta_proto_msgTypes[16]
+	mi := &file_meta_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1096,7 +1390,7 @@ func (x *GetClusterInfoResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetClusterInfoResponse.ProtoReflect.Descriptor instead.
 func (*GetClusterInfoResponse) Descriptor() ([]byte, []int) {
-	return file_meta_proto_rawDescGZIP(), []int{16}
+	return file_meta_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *GetClusterInfoResponse) GetClusterId() string {
@@ -1176,7 +1470,7 @@ type EnrollRequest struct {
 
 func (x *EnrollRequest) Reset() {
 	*x = EnrollRequest{}
-	mi := &file_meta_proto_msgTypes[17]
+	mi := &file_meta_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1188,7 +1482,7 @@ func (x *EnrollRequest) String() string {
 func (*EnrollRequest) ProtoMessage() {}
 
 func (x *EnrollRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_meta_proto_msgTypes[17]
+	mi := &file_meta_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1201,7 +1495,7 @@ func (x *EnrollRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnrollRequest.ProtoReflect.Descriptor instead.
 func (*EnrollRequest) Descriptor() ([]byte, []int) {
-	return file_meta_proto_rawDescGZIP(), []int{17}
+	return file_meta_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *EnrollRequest) GetCsr() []byte {
@@ -1244,7 +1538,7 @@ type EnrollResponse struct {
 
 func (x *EnrollResponse) Reset() {
 	*x = EnrollResponse{}
-	mi := &file_meta_proto_msgTypes[18]
+	mi := &file_meta_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1256,7 +1550,7 @@ func (x *EnrollResponse) String() string {
 func (*EnrollResponse) ProtoMessage() {}
 
 func (x *EnrollResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_meta_proto_msgTypes[18]
+	mi := &file_meta_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1269,7 +1563,7 @@ func (x *EnrollResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnrollResponse.ProtoReflect.Descriptor instead.
 func (*EnrollResponse) Descriptor() ([]byte, []int) {
-	return file_meta_proto_rawDescGZIP(), []int{18}
+	return file_meta_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *EnrollResponse) GetCertificate() []byte {
@@ -1330,7 +1624,27 @@ const file_meta_proto_rawDesc = "" +
 	"tableEpoch\"4\n" +
 	"\x11HeartbeatResponse\x12\x1f\n" +
 	"\vtable_epoch\x18\x01 \x01(\x04R\n" +
-	"tableEpoch\"8\n" +
+	"tableEpoch\"\xb4\x01\n" +
+	"\x12InstanceStateEntry\x12 \n" +
+	"\fdata_info_id\x18\x01 \x01(\tR\n" +
+	"dataInfoId\x12\x12\n" +
+	"\x04addr\x18\x02 \x01(\tR\x04addr\x12\x14\n" +
+	"\x05state\x18\x03 \x01(\tR\x05state\x12\x16\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\x12\x15\n" +
+	"\x06set_by\x18\x05 \x01(\tR\x05setBy\x12#\n" +
+	"\x0eset_at_unix_ms\x18\x06 \x01(\x03R\vsetAtUnixMs\"}\n" +
+	"\x17SetInstanceStateRequest\x12 \n" +
+	"\fdata_info_id\x18\x01 \x01(\tR\n" +
+	"dataInfoId\x12\x12\n" +
+	"\x04addr\x18\x02 \x01(\tR\x04addr\x12\x14\n" +
+	"\x05state\x18\x03 \x01(\tR\x05state\x12\x16\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\"0\n" +
+	"\x18SetInstanceStateResponse\x12\x14\n" +
+	"\x05index\x18\x01 \x01(\x04R\x05index\"\x1c\n" +
+	"\x1aWatchInstanceStatesRequest\"a\n" +
+	"\x0eInstanceStates\x12\x14\n" +
+	"\x05index\x18\x01 \x01(\x04R\x05index\x129\n" +
+	"\aentries\x18\x02 \x03(\v2\x1f.registry.v1.InstanceStateEntryR\aentries\"8\n" +
 	"\x15WatchSlotTableRequest\x12\x1f\n" +
 	"\vafter_epoch\x18\x01 \x01(\x04R\n" +
 	"afterEpoch\")\n" +
@@ -1380,11 +1694,13 @@ const file_meta_proto_rawDesc = "" +
 	"\fROLE_SESSION\x10\x03*=\n" +
 	"\tNodeState\x12\x1a\n" +
 	"\x16NODE_STATE_UNSPECIFIED\x10\x00\x12\x14\n" +
-	"\x10NODE_STATE_ALIVE\x10\x012\xbd\x04\n" +
+	"\x10NODE_STATE_ALIVE\x10\x012\xfd\x05\n" +
 	"\vMetaService\x12S\n" +
 	"\fRegisterNode\x12 .registry.v1.RegisterNodeRequest\x1a!.registry.v1.RegisterNodeResponse\x12J\n" +
 	"\tHeartbeat\x12\x1d.registry.v1.HeartbeatRequest\x1a\x1e.registry.v1.HeartbeatResponse\x12N\n" +
-	"\x0eWatchSlotTable\x12\".registry.v1.WatchSlotTableRequest\x1a\x16.registry.v1.SlotTable0\x01\x12S\n" +
+	"\x0eWatchSlotTable\x12\".registry.v1.WatchSlotTableRequest\x1a\x16.registry.v1.SlotTable0\x01\x12_\n" +
+	"\x10SetInstanceState\x12$.registry.v1.SetInstanceStateRequest\x1a%.registry.v1.SetInstanceStateResponse\x12]\n" +
+	"\x13WatchInstanceStates\x12'.registry.v1.WatchInstanceStatesRequest\x1a\x1b.registry.v1.InstanceStates0\x01\x12S\n" +
 	"\fListSessions\x12 .registry.v1.ListSessionsRequest\x1a!.registry.v1.ListSessionsResponse\x12J\n" +
 	"\tGetLeader\x12\x1d.registry.v1.GetLeaderRequest\x1a\x1e.registry.v1.GetLeaderResponse\x12Y\n" +
 	"\x0eGetClusterInfo\x12\".registry.v1.GetClusterInfoRequest\x1a#.registry.v1.GetClusterInfoResponse\x12A\n" +
@@ -1403,29 +1719,34 @@ func file_meta_proto_rawDescGZIP() []byte {
 }
 
 var file_meta_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_meta_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_meta_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
 var file_meta_proto_goTypes = []any{
-	(Role)(0),                      // 0: registry.v1.Role
-	(NodeState)(0),                 // 1: registry.v1.NodeState
-	(*Node)(nil),                   // 2: registry.v1.Node
-	(*Slot)(nil),                   // 3: registry.v1.Slot
-	(*SlotTable)(nil),              // 4: registry.v1.SlotTable
-	(*RegisterNodeRequest)(nil),    // 5: registry.v1.RegisterNodeRequest
-	(*RegisterNodeResponse)(nil),   // 6: registry.v1.RegisterNodeResponse
-	(*SlotSync)(nil),               // 7: registry.v1.SlotSync
-	(*HeartbeatRequest)(nil),       // 8: registry.v1.HeartbeatRequest
-	(*HeartbeatResponse)(nil),      // 9: registry.v1.HeartbeatResponse
-	(*WatchSlotTableRequest)(nil),  // 10: registry.v1.WatchSlotTableRequest
-	(*ListSessionsRequest)(nil),    // 11: registry.v1.ListSessionsRequest
-	(*SessionInfo)(nil),            // 12: registry.v1.SessionInfo
-	(*ListSessionsResponse)(nil),   // 13: registry.v1.ListSessionsResponse
-	(*GetLeaderRequest)(nil),       // 14: registry.v1.GetLeaderRequest
-	(*MetaPeer)(nil),               // 15: registry.v1.MetaPeer
-	(*GetLeaderResponse)(nil),      // 16: registry.v1.GetLeaderResponse
-	(*GetClusterInfoRequest)(nil),  // 17: registry.v1.GetClusterInfoRequest
-	(*GetClusterInfoResponse)(nil), // 18: registry.v1.GetClusterInfoResponse
-	(*EnrollRequest)(nil),          // 19: registry.v1.EnrollRequest
-	(*EnrollResponse)(nil),         // 20: registry.v1.EnrollResponse
+	(Role)(0),                          // 0: registry.v1.Role
+	(NodeState)(0),                     // 1: registry.v1.NodeState
+	(*Node)(nil),                       // 2: registry.v1.Node
+	(*Slot)(nil),                       // 3: registry.v1.Slot
+	(*SlotTable)(nil),                  // 4: registry.v1.SlotTable
+	(*RegisterNodeRequest)(nil),        // 5: registry.v1.RegisterNodeRequest
+	(*RegisterNodeResponse)(nil),       // 6: registry.v1.RegisterNodeResponse
+	(*SlotSync)(nil),                   // 7: registry.v1.SlotSync
+	(*HeartbeatRequest)(nil),           // 8: registry.v1.HeartbeatRequest
+	(*HeartbeatResponse)(nil),          // 9: registry.v1.HeartbeatResponse
+	(*InstanceStateEntry)(nil),         // 10: registry.v1.InstanceStateEntry
+	(*SetInstanceStateRequest)(nil),    // 11: registry.v1.SetInstanceStateRequest
+	(*SetInstanceStateResponse)(nil),   // 12: registry.v1.SetInstanceStateResponse
+	(*WatchInstanceStatesRequest)(nil), // 13: registry.v1.WatchInstanceStatesRequest
+	(*InstanceStates)(nil),             // 14: registry.v1.InstanceStates
+	(*WatchSlotTableRequest)(nil),      // 15: registry.v1.WatchSlotTableRequest
+	(*ListSessionsRequest)(nil),        // 16: registry.v1.ListSessionsRequest
+	(*SessionInfo)(nil),                // 17: registry.v1.SessionInfo
+	(*ListSessionsResponse)(nil),       // 18: registry.v1.ListSessionsResponse
+	(*GetLeaderRequest)(nil),           // 19: registry.v1.GetLeaderRequest
+	(*MetaPeer)(nil),                   // 20: registry.v1.MetaPeer
+	(*GetLeaderResponse)(nil),          // 21: registry.v1.GetLeaderResponse
+	(*GetClusterInfoRequest)(nil),      // 22: registry.v1.GetClusterInfoRequest
+	(*GetClusterInfoResponse)(nil),     // 23: registry.v1.GetClusterInfoResponse
+	(*EnrollRequest)(nil),              // 24: registry.v1.EnrollRequest
+	(*EnrollResponse)(nil),             // 25: registry.v1.EnrollResponse
 }
 var file_meta_proto_depIdxs = []int32{
 	0,  // 0: registry.v1.Node.role:type_name -> registry.v1.Role
@@ -1433,31 +1754,36 @@ var file_meta_proto_depIdxs = []int32{
 	3,  // 2: registry.v1.SlotTable.slots:type_name -> registry.v1.Slot
 	2,  // 3: registry.v1.RegisterNodeRequest.node:type_name -> registry.v1.Node
 	7,  // 4: registry.v1.HeartbeatRequest.slots:type_name -> registry.v1.SlotSync
-	2,  // 5: registry.v1.SessionInfo.node:type_name -> registry.v1.Node
-	12, // 6: registry.v1.ListSessionsResponse.sessions:type_name -> registry.v1.SessionInfo
-	15, // 7: registry.v1.GetLeaderResponse.leader:type_name -> registry.v1.MetaPeer
-	15, // 8: registry.v1.GetClusterInfoResponse.meta:type_name -> registry.v1.MetaPeer
-	2,  // 9: registry.v1.GetClusterInfoResponse.members:type_name -> registry.v1.Node
-	0,  // 10: registry.v1.EnrollRequest.role:type_name -> registry.v1.Role
-	5,  // 11: registry.v1.MetaService.RegisterNode:input_type -> registry.v1.RegisterNodeRequest
-	8,  // 12: registry.v1.MetaService.Heartbeat:input_type -> registry.v1.HeartbeatRequest
-	10, // 13: registry.v1.MetaService.WatchSlotTable:input_type -> registry.v1.WatchSlotTableRequest
-	11, // 14: registry.v1.MetaService.ListSessions:input_type -> registry.v1.ListSessionsRequest
-	14, // 15: registry.v1.MetaService.GetLeader:input_type -> registry.v1.GetLeaderRequest
-	17, // 16: registry.v1.MetaService.GetClusterInfo:input_type -> registry.v1.GetClusterInfoRequest
-	19, // 17: registry.v1.MetaService.Enroll:input_type -> registry.v1.EnrollRequest
-	6,  // 18: registry.v1.MetaService.RegisterNode:output_type -> registry.v1.RegisterNodeResponse
-	9,  // 19: registry.v1.MetaService.Heartbeat:output_type -> registry.v1.HeartbeatResponse
-	4,  // 20: registry.v1.MetaService.WatchSlotTable:output_type -> registry.v1.SlotTable
-	13, // 21: registry.v1.MetaService.ListSessions:output_type -> registry.v1.ListSessionsResponse
-	16, // 22: registry.v1.MetaService.GetLeader:output_type -> registry.v1.GetLeaderResponse
-	18, // 23: registry.v1.MetaService.GetClusterInfo:output_type -> registry.v1.GetClusterInfoResponse
-	20, // 24: registry.v1.MetaService.Enroll:output_type -> registry.v1.EnrollResponse
-	18, // [18:25] is the sub-list for method output_type
-	11, // [11:18] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	10, // 5: registry.v1.InstanceStates.entries:type_name -> registry.v1.InstanceStateEntry
+	2,  // 6: registry.v1.SessionInfo.node:type_name -> registry.v1.Node
+	17, // 7: registry.v1.ListSessionsResponse.sessions:type_name -> registry.v1.SessionInfo
+	20, // 8: registry.v1.GetLeaderResponse.leader:type_name -> registry.v1.MetaPeer
+	20, // 9: registry.v1.GetClusterInfoResponse.meta:type_name -> registry.v1.MetaPeer
+	2,  // 10: registry.v1.GetClusterInfoResponse.members:type_name -> registry.v1.Node
+	0,  // 11: registry.v1.EnrollRequest.role:type_name -> registry.v1.Role
+	5,  // 12: registry.v1.MetaService.RegisterNode:input_type -> registry.v1.RegisterNodeRequest
+	8,  // 13: registry.v1.MetaService.Heartbeat:input_type -> registry.v1.HeartbeatRequest
+	15, // 14: registry.v1.MetaService.WatchSlotTable:input_type -> registry.v1.WatchSlotTableRequest
+	11, // 15: registry.v1.MetaService.SetInstanceState:input_type -> registry.v1.SetInstanceStateRequest
+	13, // 16: registry.v1.MetaService.WatchInstanceStates:input_type -> registry.v1.WatchInstanceStatesRequest
+	16, // 17: registry.v1.MetaService.ListSessions:input_type -> registry.v1.ListSessionsRequest
+	19, // 18: registry.v1.MetaService.GetLeader:input_type -> registry.v1.GetLeaderRequest
+	22, // 19: registry.v1.MetaService.GetClusterInfo:input_type -> registry.v1.GetClusterInfoRequest
+	24, // 20: registry.v1.MetaService.Enroll:input_type -> registry.v1.EnrollRequest
+	6,  // 21: registry.v1.MetaService.RegisterNode:output_type -> registry.v1.RegisterNodeResponse
+	9,  // 22: registry.v1.MetaService.Heartbeat:output_type -> registry.v1.HeartbeatResponse
+	4,  // 23: registry.v1.MetaService.WatchSlotTable:output_type -> registry.v1.SlotTable
+	12, // 24: registry.v1.MetaService.SetInstanceState:output_type -> registry.v1.SetInstanceStateResponse
+	14, // 25: registry.v1.MetaService.WatchInstanceStates:output_type -> registry.v1.InstanceStates
+	18, // 26: registry.v1.MetaService.ListSessions:output_type -> registry.v1.ListSessionsResponse
+	21, // 27: registry.v1.MetaService.GetLeader:output_type -> registry.v1.GetLeaderResponse
+	23, // 28: registry.v1.MetaService.GetClusterInfo:output_type -> registry.v1.GetClusterInfoResponse
+	25, // 29: registry.v1.MetaService.Enroll:output_type -> registry.v1.EnrollResponse
+	21, // [21:30] is the sub-list for method output_type
+	12, // [12:21] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_meta_proto_init() }
@@ -1471,7 +1797,7 @@ func file_meta_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_meta_proto_rawDesc), len(file_meta_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   19,
+			NumMessages:   24,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

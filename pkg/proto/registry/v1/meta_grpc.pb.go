@@ -22,13 +22,15 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	MetaService_RegisterNode_FullMethodName   = "/registry.v1.MetaService/RegisterNode"
-	MetaService_Heartbeat_FullMethodName      = "/registry.v1.MetaService/Heartbeat"
-	MetaService_WatchSlotTable_FullMethodName = "/registry.v1.MetaService/WatchSlotTable"
-	MetaService_ListSessions_FullMethodName   = "/registry.v1.MetaService/ListSessions"
-	MetaService_GetLeader_FullMethodName      = "/registry.v1.MetaService/GetLeader"
-	MetaService_GetClusterInfo_FullMethodName = "/registry.v1.MetaService/GetClusterInfo"
-	MetaService_Enroll_FullMethodName         = "/registry.v1.MetaService/Enroll"
+	MetaService_RegisterNode_FullMethodName        = "/registry.v1.MetaService/RegisterNode"
+	MetaService_Heartbeat_FullMethodName           = "/registry.v1.MetaService/Heartbeat"
+	MetaService_WatchSlotTable_FullMethodName      = "/registry.v1.MetaService/WatchSlotTable"
+	MetaService_SetInstanceState_FullMethodName    = "/registry.v1.MetaService/SetInstanceState"
+	MetaService_WatchInstanceStates_FullMethodName = "/registry.v1.MetaService/WatchInstanceStates"
+	MetaService_ListSessions_FullMethodName        = "/registry.v1.MetaService/ListSessions"
+	MetaService_GetLeader_FullMethodName           = "/registry.v1.MetaService/GetLeader"
+	MetaService_GetClusterInfo_FullMethodName      = "/registry.v1.MetaService/GetClusterInfo"
+	MetaService_Enroll_FullMethodName              = "/registry.v1.MetaService/Enroll"
 )
 
 // MetaServiceClient is the client API for MetaService service.
@@ -45,6 +47,12 @@ type MetaServiceClient interface {
 	Heartbeat(ctx context.Context, in *HeartbeatRequest, opts ...grpc.CallOption) (*HeartbeatResponse, error)
 	// WatchSlotTable streams the current table at once, then every newer one.
 	WatchSlotTable(ctx context.Context, in *WatchSlotTableRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[SlotTable], error)
+	// SetInstanceState sets or clears an operator mark on an instance
+	// (leader; followers forward). Operators only.
+	SetInstanceState(ctx context.Context, in *SetInstanceStateRequest, opts ...grpc.CallOption) (*SetInstanceStateResponse, error)
+	// WatchInstanceStates streams every operator mark, whole, now and on
+	// every change (any meta node, from its replicated state).
+	WatchInstanceStates(ctx context.Context, in *WatchInstanceStatesRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[InstanceStates], error)
 	// ListSessions returns live session nodes with their load.
 	ListSessions(ctx context.Context, in *ListSessionsRequest, opts ...grpc.CallOption) (*ListSessionsResponse, error)
 	// GetLeader returns the current Raft leader.
@@ -103,6 +111,35 @@ func (c *metaServiceClient) WatchSlotTable(ctx context.Context, in *WatchSlotTab
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type MetaService_WatchSlotTableClient = grpc.ServerStreamingClient[SlotTable]
 
+func (c *metaServiceClient) SetInstanceState(ctx context.Context, in *SetInstanceStateRequest, opts ...grpc.CallOption) (*SetInstanceStateResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SetInstanceStateResponse)
+	err := c.cc.Invoke(ctx, MetaService_SetInstanceState_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *metaServiceClient) WatchInstanceStates(ctx context.Context, in *WatchInstanceStatesRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[InstanceStates], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &MetaService_ServiceDesc.Streams[1], MetaService_WatchInstanceStates_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[WatchInstanceStatesRequest, InstanceStates]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type MetaService_WatchInstanceStatesClient = grpc.ServerStreamingClient[InstanceStates]
+
 func (c *metaServiceClient) ListSessions(ctx context.Context, in *ListSessionsRequest, opts ...grpc.CallOption) (*ListSessionsResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ListSessionsResponse)
@@ -157,6 +194,12 @@ type MetaServiceServer interface {
 	Heartbeat(context.Context, *HeartbeatRequest) (*HeartbeatResponse, error)
 	// WatchSlotTable streams the current table at once, then every newer one.
 	WatchSlotTable(*WatchSlotTableRequest, grpc.ServerStreamingServer[SlotTable]) error
+	// SetInstanceState sets or clears an operator mark on an instance
+	// (leader; followers forward). Operators only.
+	SetInstanceState(context.Context, *SetInstanceStateRequest) (*SetInstanceStateResponse, error)
+	// WatchInstanceStates streams every operator mark, whole, now and on
+	// every change (any meta node, from its replicated state).
+	WatchInstanceStates(*WatchInstanceStatesRequest, grpc.ServerStreamingServer[InstanceStates]) error
 	// ListSessions returns live session nodes with their load.
 	ListSessions(context.Context, *ListSessionsRequest) (*ListSessionsResponse, error)
 	// GetLeader returns the current Raft leader.
@@ -184,6 +227,12 @@ func (UnimplementedMetaServiceServer) Heartbeat(context.Context, *HeartbeatReque
 }
 func (UnimplementedMetaServiceServer) WatchSlotTable(*WatchSlotTableRequest, grpc.ServerStreamingServer[SlotTable]) error {
 	return status.Error(codes.Unimplemented, "method WatchSlotTable not implemented")
+}
+func (UnimplementedMetaServiceServer) SetInstanceState(context.Context, *SetInstanceStateRequest) (*SetInstanceStateResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetInstanceState not implemented")
+}
+func (UnimplementedMetaServiceServer) WatchInstanceStates(*WatchInstanceStatesRequest, grpc.ServerStreamingServer[InstanceStates]) error {
+	return status.Error(codes.Unimplemented, "method WatchInstanceStates not implemented")
 }
 func (UnimplementedMetaServiceServer) ListSessions(context.Context, *ListSessionsRequest) (*ListSessionsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListSessions not implemented")
@@ -264,6 +313,35 @@ func _MetaService_WatchSlotTable_Handler(srv interface{}, stream grpc.ServerStre
 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type MetaService_WatchSlotTableServer = grpc.ServerStreamingServer[SlotTable]
+
+func _MetaService_SetInstanceState_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetInstanceStateRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MetaServiceServer).SetInstanceState(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: MetaService_SetInstanceState_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MetaServiceServer).SetInstanceState(ctx, req.(*SetInstanceStateRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _MetaService_WatchInstanceStates_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(WatchInstanceStatesRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(MetaServiceServer).WatchInstanceStates(m, &grpc.GenericServerStream[WatchInstanceStatesRequest, InstanceStates]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type MetaService_WatchInstanceStatesServer = grpc.ServerStreamingServer[InstanceStates]
 
 func _MetaService_ListSessions_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(ListSessionsRequest)
@@ -353,6 +431,10 @@ var MetaService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _MetaService_Heartbeat_Handler,
 		},
 		{
+			MethodName: "SetInstanceState",
+			Handler:    _MetaService_SetInstanceState_Handler,
+		},
+		{
 			MethodName: "ListSessions",
 			Handler:    _MetaService_ListSessions_Handler,
 		},
@@ -373,6 +455,11 @@ var MetaService_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "WatchSlotTable",
 			Handler:       _MetaService_WatchSlotTable_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "WatchInstanceStates",
+			Handler:       _MetaService_WatchInstanceStates_Handler,
 			ServerStreams: true,
 		},
 	},

@@ -1138,8 +1138,11 @@ type Push struct {
 	// push is for (same key, version and scope): the list is sent once. The
 	// client handles and acks the push for each of them as for register_id.
 	AlsoRegisterIds []string `protobuf:"bytes,5,rep,name=also_register_ids,json=alsoRegisterIds,proto3" json:"also_register_ids,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// instance_states are operators' marks on the key's instances (see
+	// InstanceState); the discovery layer applies them to what it shows.
+	InstanceStates []*InstanceState `protobuf:"bytes,6,rep,name=instance_states,json=instanceStates,proto3" json:"instance_states,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *Push) Reset() {
@@ -1207,6 +1210,13 @@ func (x *Push) GetAlsoRegisterIds() []string {
 	return nil
 }
 
+func (x *Push) GetInstanceStates() []*InstanceState {
+	if x != nil {
+		return x.InstanceStates
+	}
+	return nil
+}
+
 // Redirect asks the client to reconnect to another session (connection
 // balance); it replays its registrations there.
 type Redirect struct {
@@ -1266,7 +1276,8 @@ var File_session_proto protoreflect.FileDescriptor
 
 const file_session_proto_rawDesc = "" +
 	"\n" +
-	"\rsession.proto\x12\vregistry.v1\"\xc8\x04\n" +
+	"\rsession.proto\x12\vregistry.v1\x1a\n" +
+	"data.proto\"\xc8\x04\n" +
 	"\vClientFrame\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12*\n" +
 	"\x05hello\x18\x02 \x01(\v2\x12.registry.v1.HelloH\x00R\x05hello\x12O\n" +
@@ -1341,7 +1352,7 @@ const file_session_proto_rawDesc = "" +
 	"\vPushedValue\x12\x12\n" +
 	"\x04data\x18\x01 \x01(\fR\x04data\x12\x12\n" +
 	"\x04zone\x18\x02 \x01(\tR\x04zone\x12!\n" +
-	"\fpublisher_id\x18\x03 \x01(\tR\vpublisherId\"\xc1\x01\n" +
+	"\fpublisher_id\x18\x03 \x01(\tR\vpublisherId\"\x86\x02\n" +
 	"\x04Push\x12\x1f\n" +
 	"\vregister_id\x18\x01 \x01(\tR\n" +
 	"registerId\x12 \n" +
@@ -1349,7 +1360,8 @@ const file_session_proto_rawDesc = "" +
 	"dataInfoId\x12\x18\n" +
 	"\aversion\x18\x03 \x01(\x04R\aversion\x120\n" +
 	"\x06values\x18\x04 \x03(\v2\x18.registry.v1.PushedValueR\x06values\x12*\n" +
-	"\x11also_register_ids\x18\x05 \x03(\tR\x0falsoRegisterIds\">\n" +
+	"\x11also_register_ids\x18\x05 \x03(\tR\x0falsoRegisterIds\x12C\n" +
+	"\x0finstance_states\x18\x06 \x03(\v2\x1a.registry.v1.InstanceStateR\x0einstanceStates\">\n" +
 	"\bRedirect\x12\x16\n" +
 	"\x06reason\x18\x01 \x01(\tR\x06reason\x12\x1a\n" +
 	"\bsessions\x18\x02 \x03(\tR\bsessions*V\n" +
@@ -1394,6 +1406,7 @@ var file_session_proto_goTypes = []any{
 	(*PushedValue)(nil),          // 14: registry.v1.PushedValue
 	(*Push)(nil),                 // 15: registry.v1.Push
 	(*Redirect)(nil),             // 16: registry.v1.Redirect
+	(*InstanceState)(nil),        // 17: registry.v1.InstanceState
 }
 var file_session_proto_depIdxs = []int32{
 	2,  // 0: registry.v1.ClientFrame.hello:type_name -> registry.v1.Hello
@@ -1413,13 +1426,14 @@ var file_session_proto_depIdxs = []int32{
 	11, // 14: registry.v1.ServerFrame.push_batch:type_name -> registry.v1.PushBatch
 	15, // 15: registry.v1.PushBatch.pushes:type_name -> registry.v1.Push
 	14, // 16: registry.v1.Push.values:type_name -> registry.v1.PushedValue
-	1,  // 17: registry.v1.SessionService.Connect:input_type -> registry.v1.ClientFrame
-	10, // 18: registry.v1.SessionService.Connect:output_type -> registry.v1.ServerFrame
-	18, // [18:19] is the sub-list for method output_type
-	17, // [17:18] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	17, // 17: registry.v1.Push.instance_states:type_name -> registry.v1.InstanceState
+	1,  // 18: registry.v1.SessionService.Connect:input_type -> registry.v1.ClientFrame
+	10, // 19: registry.v1.SessionService.Connect:output_type -> registry.v1.ServerFrame
+	19, // [19:20] is the sub-list for method output_type
+	18, // [18:19] is the sub-list for method input_type
+	18, // [18:18] is the sub-list for extension type_name
+	18, // [18:18] is the sub-list for extension extendee
+	0,  // [0:18] is the sub-list for field type_name
 }
 
 func init() { file_session_proto_init() }
@@ -1427,6 +1441,7 @@ func file_session_proto_init() {
 	if File_session_proto != nil {
 		return
 	}
+	file_data_proto_init()
 	file_session_proto_msgTypes[0].OneofWrappers = []any{
 		(*ClientFrame_Hello)(nil),
 		(*ClientFrame_RegisterPublisher)(nil),
