@@ -25,6 +25,7 @@ import (
 	"github.com/strata-registry/strata/pkg/client"
 	"github.com/strata-registry/strata/pkg/client/discovery"
 	"github.com/strata-registry/strata/pkg/client/identity"
+	registryv1 "github.com/strata-registry/strata/pkg/proto/registry/v1"
 )
 
 // apiClient calls a session's HTTP API as one caller: a bearer token, or
@@ -202,12 +203,12 @@ func TestHTTPAPI_TTLInstance_PushedToGoWatcher_RemovedWhenHeartbeatsStop(t *test
 
 	const ttl = 300 * time.Millisecond
 	var reg session.HTTPRegistration
-	api.must(http.MethodPut, instPath+"web-1", session.HTTPInstanceBody{HTTPInstanceSpec: session.HTTPInstanceSpec{Addr: "10.0.0.1:8080", Weight: 5, Zone: "az1", Metadata: map[string]string{"v": "1"}}, TTL: ttl.String()}, http.StatusCreated, &reg)
+	api.must(http.MethodPut, instPath+"web-1", session.HTTPInstanceBody{HTTPInstanceSpec: session.HTTPInstanceSpec{Addr: "10.0.0.1:8080", Weight: 5, Zone: "az1", Metadata: map[string]string{"v": "1"}, State: "draining"}, TTL: ttl.String()}, http.StatusCreated, &reg)
 	if reg.Instance.ID != "web-1" || reg.Instance.Weight != 5 || reg.TTL != ttl.String() || reg.ExpiresAt.IsZero() {
 		t.Fatalf("registration answered %+v", reg)
 	}
 	set := nextSet(t, w, "the HTTP instance", hasAddr("10.0.0.1:8080"))
-	if in := set.Instances[0]; in.Weight != 5 || in.Zone != "az1" || in.Metadata["v"] != "1" {
+	if in := set.Instances[0]; in.Weight != 5 || in.Zone != "az1" || in.Metadata["v"] != "1" || in.State != discovery.StateDraining {
 		t.Fatalf("the Go watcher sees %+v", in)
 	}
 
@@ -262,8 +263,9 @@ func TestHTTPAPI_TTLInstance_PushedToGoWatcher_RemovedWhenHeartbeatsStop(t *test
 // client registers (discovery.Register) is seen by an HTTP blocking query
 // (its index advances past the one it waited on) and by an event stream,
 // which starts with the current list and sends the next version; a
-// blocking query whose wait passes answers the same index; an event stream
-// resumed with Last-Event-ID sends only later versions.
+// blocking query whose wait passes answers the same index; the owner's
+// state shows, and an operator's mark that takes less traffic; an event
+// stream resumed with Last-Event-ID sends only later versions.
 func TestHTTPAPI_GoInstance_SeenByLongPollAndEventStream(t *testing.T) {
 	c := testcluster.Start(t, testcluster.Spec{Meta: 1, Data: 2, Session: 1})
 	c.WaitDataSettled(t)
@@ -302,7 +304,7 @@ func TestHTTPAPI_GoInstance_SeenByLongPollAndEventStream(t *testing.T) {
 	})
 
 	d := discovery.New(sdktest.New(t, c, client.WithSessions(n.Server().GRPCAddr()), client.WithZone("az2")))
-	reg, err := d.Register(ctx, svc, discovery.Instance{Addr: "10.0.0.2:9090", Weight: 3, Metadata: map[string]string{"lang": "go"}})
+	reg, err := d.Register(ctx, svc, discovery.Instance{Addr: "10.0.0.2:9090", Weight: 3, Metadata: map[string]string{"lang": "go"}, State: discovery.StateDraining})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -312,7 +314,7 @@ func TestHTTPAPI_GoInstance_SeenByLongPollAndEventStream(t *testing.T) {
 			t.Fatalf("%s: %+v, want the Go instance at an index above %d", who, l, first.Index)
 		}
 		in := l.Instances[0]
-		if in.ID != reg.ID() || in.Addr != "10.0.0.2:9090" || in.Weight != 3 || in.Zone != "az2" || in.Metadata["lang"] != "go" {
+		if in.ID != reg.ID() || in.Addr != "10.0.0.2:9090" || in.Weight != 3 || in.Zone != "az2" || in.Metadata["lang"] != "go" || in.State != "draining" {
 			t.Fatalf("%s sees %+v", who, in)
 		}
 	}
@@ -326,6 +328,19 @@ func TestHTTPAPI_GoInstance_SeenByLongPollAndEventStream(t *testing.T) {
 	want(ev.list, "the event stream")
 	if ev.id != ev.list.Index {
 		t.Fatalf("event id %d, list index %d", ev.id, ev.list.Index)
+	}
+
+	// An operator's mark that takes less traffic than the owner's state
+	// shows, as discovery's watchers show it.
+	conn := c.DialAs(t, c.WaitLeader(t).Server().GRPCAddr(), identity.RoleAdmin, testcluster.AdminName)
+	t.Cleanup(func() { _ = conn.Close() })
+	if _, err := registryv1.NewMetaServiceClient(conn).SetInstanceState(ctx, &registryv1.SetInstanceStateRequest{
+		DataInfoId: key, Addr: "10.0.0.2:9090", State: "disabled", Reason: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	ev = events()
+	if len(ev.list.Instances) != 1 || ev.list.Instances[0].State != "disabled" {
+		t.Fatalf("after the operator's mark the stream sent %+v", ev)
 	}
 
 	// Resume after the last event: nothing until the next version.
