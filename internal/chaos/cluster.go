@@ -51,7 +51,10 @@ var (
 	dataFlags = []string{"--heartbeat-interval", "100ms", "--session-grace", "2s",
 		"--session-lease", "6s", "--anti-entropy-interval", "5s"}
 	sessionFlags = []string{"--client-heartbeat", "1s", "--client-timeout", "4s",
-		"--version-scan-interval", "2s", "--disconnect-grace", "5s"}
+		"--version-scan-interval", "2s", "--disconnect-grace", "5s",
+		// Several sessions on one host: the HTTP API's default port (9605)
+		// would collide.
+		"--http-api-listen", "127.0.0.1:0"}
 )
 
 // ClusterConfig is what StartCluster builds.

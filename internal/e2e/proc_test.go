@@ -76,6 +76,11 @@ func startNode(t *testing.T, bin, dir, role, id string, track func(*node), args 
 	w := procwatch.New[started](f, role+" node started")
 	full := append([]string{"--node-id", id, "--log-format", "json",
 		"--grpc-addr", anyPort, "--http-addr", anyPort, "--gossip-addr", anyPort}, args...)
+	if role == "session" {
+		// Several sessions on one host: the HTTP API's default port would
+		// collide.
+		full = append(full, "--http-api-listen", anyPort)
+	}
 	cmd := exec.Command(filepath.Join(bin, role), full...)
 	// One writer for both streams: exec then calls Write from one
 	// goroutine at a time.
