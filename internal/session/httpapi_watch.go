@@ -213,18 +213,19 @@ func (w *watched) snapshot() (list *registryv1.Datum, changed <-chan struct{}) {
 	return w.list, w.changed
 }
 
-// instanceList decodes a datum's publishers as discovery instances, as
+// instanceList decodes a datum's publishers as discovery instances (their
+// register IDs owner-qualified when owned: the client's part shown), as
 // discovery's watchers do: values that are not instances are counted as
 // skipped, not shown; an operator's mark on an address (registryctl drain)
 // shows when it takes less traffic than the state its owner set.
-func (s *Server) instanceList(service string, d *registryv1.Datum) HTTPInstanceList {
+func instanceList(service string, d *registryv1.Datum, owned bool) HTTPInstanceList {
 	out := HTTPInstanceList{Service: service, Index: d.GetVersion(), Instances: []HTTPInstance{}}
 	marks := make(map[string]string, len(d.GetInstanceStates()))
 	for _, m := range d.GetInstanceStates() {
 		marks[m.GetAddr()] = m.GetState()
 	}
 	for _, p := range d.GetPublishers() {
-		id := publisher.ClientRegisterID(p.GetRegisterId(), s.Secure())
+		id := publisher.ClientRegisterID(p.GetRegisterId(), owned)
 		for _, v := range p.GetValues() {
 			if inst, ok := decodeInstance(id, v, p.GetZone()); ok {
 				if m, marked := marks[inst.Addr]; marked && stateRank(m) > stateRank(inst.State) {
@@ -286,7 +287,7 @@ func (a *httpAPI) list(w http.ResponseWriter, r *http.Request, c *access.Caller)
 		if err != nil {
 			return err
 		}
-		return a.answerList(w, s.instanceList(service, list))
+		return a.answerList(w, instanceList(service, list, s.Secure()))
 	}
 	index, err := strconv.ParseUint(q.Get("index"), 10, 64)
 	if err != nil {
@@ -307,7 +308,7 @@ func (a *httpAPI) list(w http.ResponseWriter, r *http.Request, c *access.Caller)
 	for {
 		list, changed := wt.snapshot()
 		if list != nil && list.GetVersion() > index {
-			return a.answerList(w, s.instanceList(service, list))
+			return a.answerList(w, instanceList(service, list, s.Secure()))
 		}
 		select {
 		case <-changed:
@@ -315,7 +316,7 @@ func (a *httpAPI) list(w http.ResponseWriter, r *http.Request, c *access.Caller)
 			if list == nil {
 				return apiErrorf(http.StatusServiceUnavailable, "session: the service's list could not be read in %v; retry", wait)
 			}
-			return a.answerList(w, s.instanceList(service, list))
+			return a.answerList(w, instanceList(service, list, s.Secure()))
 		case <-r.Context().Done():
 			return r.Context().Err()
 		}
@@ -401,7 +402,7 @@ func (a *httpAPI) watch(w http.ResponseWriter, r *http.Request, c *access.Caller
 	for {
 		list, changed := wt.snapshot()
 		if list != nil && (list.GetVersion() > last || (!resume && !sent)) {
-			b, err := json.Marshal(s.instanceList(service, list))
+			b, err := json.Marshal(instanceList(service, list, s.Secure()))
 			if err != nil {
 				return err
 			}
