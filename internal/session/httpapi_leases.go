@@ -356,6 +356,13 @@ func (a *httpAPI) expire(now time.Time) int {
 			gone = append(gone, l.service+"/"+l.inst.ID+" of "+cmp.Or(l.owner, "(no identity)"))
 		}
 	}
+	// Pseudo clients whose registrations were all refused hold no lease
+	// and would stay: the map keeps identities in use only.
+	for name, cl := range a.leases.clients {
+		if cl.leases <= 0 {
+			delete(a.leases.clients, name)
+		}
+	}
 	a.leases.mu.Unlock()
 	for _, name := range gone {
 		s.logger.Info("HTTP instance lease lapsed; removed", "instance", name)

@@ -199,9 +199,11 @@ func (h *watchHub) drain() {
 	}
 	for _, w := range resub {
 		h.mu.Lock()
-		v := w.list.GetVersion()
+		current, v := h.by[w.key] == w, w.list.GetVersion()
 		h.mu.Unlock()
-		e.Subscribe(w, watchSubscriber, w.key, push.ScopeGlobal, v)
+		if current { // not swept since: a removed one must not come back
+			e.Subscribe(w, watchSubscriber, w.key, push.ScopeGlobal, v)
+		}
 	}
 }
 
