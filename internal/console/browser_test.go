@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -303,28 +302,14 @@ func TestConsole_Browser_OverviewSlotsCharts_FollowsAFailover(t *testing.T) {
 	b.check(t)
 
 	t.Run("services", func(t *testing.T) {
-		testServices(t, c, b, cl, token)
+		testServices(t, b, cl)
 	})
 }
 
 // testServices checks the services view: a publication made by a client
-// appears without a reload, with its instance, and a data ID made of HTML
-// stays text.
-func testServices(t *testing.T, c *testcluster.Cluster, b *browser, cl *client.Client, token string) {
-	base := c.URL(c.Meta(0).Server().HTTPAddr(), "")
-	req, err := http.NewRequest(http.MethodGet, base+"/api/v1/services?limit=1", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := c.HTTP(t, false).Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode == http.StatusNotFound {
-		t.Skip("services API not there yet: /api/v1/services answered 404")
-	}
+// appears without a reload, with its instance, and a data ID and a value
+// made of HTML stay text.
+func testServices(t *testing.T, b *browser, cl *client.Client) {
 	ctx := clienttest.Ctx(t)
 	inst := discovery.Instance{Addr: "10.0.0.1:8080", Weight: 10, Zone: "az1", Metadata: map[string]string{"state": "UP", "version": "1.4.2"}}
 	reg, err := discovery.New(cl).Register(ctx, "console.echo", inst)

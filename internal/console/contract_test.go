@@ -17,10 +17,10 @@ import (
 	"github.com/strata-registry/strata/internal/testcluster"
 )
 
-// fakeServices answers the services routes as their contract says
-// (GET /api/v1/services?prefix=P&limit=N&after=TOKEN and GET
+// fakeServices answers the services routes in their format (GET
+// /api/v1/services?prefix=P&limit=N&after=TOKEN and GET
 // /api/v1/service?data_info_id=X), two services a page whatever the limit,
-// as a server may.
+// as a server may, so one test turns pages.
 type fakeServices struct {
 	mu      sync.Mutex
 	ids     []string                  // data info IDs, sorted
@@ -56,6 +56,8 @@ func (f *fakeServices) list(w http.ResponseWriter, r *http.Request) {
 	type row struct {
 		DataInfoID string `json:"data_info_id"`
 		DataID     string `json:"data_id"`
+		InstanceID string `json:"instance_id"`
+		Group      string `json:"group"`
 		Publishers int    `json:"publishers"`
 	}
 	rows := []row{}
@@ -69,9 +71,13 @@ func (f *fakeServices) list(w http.ResponseWriter, r *http.Request) {
 			next = rows[1].DataInfoID
 			break
 		}
-		rows = append(rows, row{id, dataID, len(f.detail[id]["publishers"].([]map[string]any))})
+		rows = append(rows, row{id, dataID, "DEFAULT_INSTANCE_ID", "DEFAULT_GROUP", len(f.detail[id]["publishers"].([]map[string]any))})
 	}
-	writeJSON(w, map[string]any{"services": rows, "next": next})
+	page := map[string]any{"services": rows, "next": next}
+	if q.Get("prefix") != "" {
+		page["missing_slots"] = []int{7} // a slot without a leader: the list is partial
+	}
+	writeJSON(w, page)
 }
 
 func (f *fakeServices) one(w http.ResponseWriter, r *http.Request) {
@@ -94,13 +100,12 @@ func publisher(id string, values ...string) map[string]any {
 	return map[string]any{"register_id": id, "zone": "az1", "session": "session-0", "values": values}
 }
 
-// The services view against the routes' contract, with fake answers and
-// no cluster (the routes are not in meta yet; the cluster test's
-// services subtest runs against the real ones once they are): services
-// appear and pages turn without a reload, the search asks for a data ID
-// prefix, an instance shows its address, weight, zone and state, other
-// values show as truncated text, and HTML in a data ID or a value stays
-// text.
+// The services view's paging and rendering, with fake answers in the
+// routes' format and no cluster (the cluster test's services subtest has
+// the real routes, with one page): services appear and pages turn without
+// a reload, the search asks for a data ID prefix and a partial list says
+// so, an instance shows its address, weight, zone and state, other values
+// show as truncated text, and HTML in a data ID or a value stays text.
 func TestConsole_Browser_ServicesView_RendersTheContract(t *testing.T) {
 	f := &fakeServices{detail: map[string]map[string]any{}}
 	f.add("console.echo", map[string]any{"version": 12, "publishers": []map[string]any{
@@ -172,6 +177,7 @@ func TestConsole_Browser_ServicesView_RendersTheContract(t *testing.T) {
 
 	b.do(t, "search", chromedp.SendKeys(chromedp.ID("search"), "console."))
 	testcluster.Eventually(t, 10*time.Second, func() error { return f.asked("prefix", "console.") })
-	b.wait(t, "lists the services under the prefix", rows+` === 'console.echo|console.new'`, 10*time.Second)
+	b.wait(t, "lists the services under the prefix, saying the list is partial", rows+` === 'console.echo|console.new' &&
+		document.getElementById('services-note').textContent.endsWith('partial: 1 slot could not be listed')`, 10*time.Second)
 	b.check(t)
 }

@@ -7,6 +7,9 @@
 (() => {
   const TOKEN_KEY = 'strata.console.token';
   const POLL_MS = 1000;
+  // A listing makes every slot leader scan its keys, so the services list
+  // is asked for less often (and at once after a search or a page turn).
+  const SERVICES_MS = 5000;
   const MOVED_MS = 15000; // a slot whose leader changed stays marked this long
   const PAGE_SIZE = 100;
   const RAW_MAX = 200; // characters of a value that is not an instance
@@ -43,7 +46,6 @@
       this.status = status;
     }
   }
-  class NotFound extends Error {}
 
   const state = {
     token: sessionStorage.getItem(TOKEN_KEY) || '',
@@ -57,6 +59,7 @@
     pages: [''], // the "after" tokens of the services pages seen
     page: 0,
     nextToken: '',
+    servicesAt: 0, // when the services list was last asked for (0: ask now)
   };
 
   async function api(path) {
@@ -68,8 +71,11 @@
       try { detail = (await r.json()).error || ''; } catch (_) { /* not JSON */ }
       throw new AuthError(r.status, detail);
     }
-    if (r.status === 404) throw new NotFound(path + ' answered 404');
-    if (!r.ok) throw new Error(path + ' answered ' + r.status + ' ' + r.statusText);
+    if (!r.ok) {
+      let detail = '';
+      try { detail = (await r.json()).error || ''; } catch (_) { /* not JSON */ }
+      throw new Error(path.split('?')[0] + ' answered ' + r.status + (detail ? ': ' + detail : ''));
+    }
     return r.json();
   }
 
@@ -108,6 +114,7 @@
   async function poll() {
     clearTimeout(state.timer);
     if (state.polling) return;
+    if (document.hidden) return; // visibilitychange polls again
     state.polling = true;
     try {
       const [members, slots, series, ready] = await Promise.all([
@@ -331,43 +338,39 @@
   // ---- services
 
   async function pollServices() {
+    if (Date.now() - state.servicesAt >= SERVICES_MS) await listServices();
+    if (state.selectedService) {
+      renderService(await api('/api/v1/service?data_info_id=' + encodeURIComponent(state.selectedService)));
+    }
+  }
+
+  async function listServices() {
+    state.servicesAt = Date.now();
     const q = '/api/v1/services?limit=' + PAGE_SIZE + '&prefix=' + encodeURIComponent(state.filter) +
       (state.pages[state.page] ? '&after=' + encodeURIComponent(state.pages[state.page]) : '');
-    let list;
-    try {
-      list = await api(q);
-    } catch (e) {
-      if (!(e instanceof NotFound)) throw e;
-      $('services-note').textContent = 'this meta node has no services API (/api/v1/services answered 404)';
-      $('service-list').tBodies[0].replaceChildren();
-      return;
-    }
+    const list = await api(q);
     const services = list.services || [];
+    const missing = list.missing_slots || [];
     $('services-note').textContent = services.length + (list.next ? '+' : '') + ' shown' +
-      (state.filter ? ', data ID prefix "' + state.filter + '"' : '');
+      (state.filter ? ', data ID prefix "' + state.filter + '"' : '') +
+      (missing.length ? ' · partial: ' + missing.length + (missing.length === 1 ? ' slot' : ' slots') + ' could not be listed' : '');
     const body = $('service-list').tBodies[0];
     body.replaceChildren();
     for (const s of services) {
-      const rest = String(s.data_info_id || '').split('#@#').slice(1).join(' / ');
-      const row = el('tr', {'data-service': s.data_info_id}, el('td', {}, s.data_id), el('td', {}, s.publishers), el('td', {}, rest));
+      const row = el('tr', {'data-service': s.data_info_id},
+        el('td', {}, s.data_id), el('td', {}, s.publishers), el('td', {}, s.instance_id + ' / ' + s.group));
       if (s.data_info_id === state.selectedService) row.classList.add('selected');
-      row.addEventListener('click', () => { state.selectedService = s.data_info_id; poll(); });
+      row.addEventListener('click', () => {
+        state.selectedService = s.data_info_id;
+        for (const x of body.querySelectorAll('.selected')) x.classList.remove('selected');
+        row.classList.add('selected');
+        poll();
+      });
       body.append(row);
     }
     state.nextToken = list.next || '';
     $('services-next').hidden = !state.nextToken;
     $('services-first').hidden = state.page === 0;
-    if (state.selectedService) {
-      let d;
-      try {
-        d = await api('/api/v1/service?data_info_id=' + encodeURIComponent(state.selectedService));
-      } catch (e) {
-        if (!(e instanceof NotFound)) throw e;
-        $('service-detail').replaceChildren(el('p', {class: 'muted'}, 'no longer registered: ' + state.selectedService));
-        return;
-      }
-      renderService(d);
-    }
   }
 
   // instanceOf reads a value as a discovery instance
@@ -405,6 +408,7 @@
     }
     $('service-detail').replaceChildren(
       el('h3', {}, d.data_info_id + ' · version ' + d.version + ' · ' + pubs.length + ' publishers'),
+      pubs.length ? '' : el('p', {class: 'muted'}, 'no publishers: nothing is registered under this data ID now'),
       el('table', {}, el('thead', {}, el('tr', {}, el('th', {}, 'register ID'), el('th', {}, 'zone'), el('th', {}, 'session'), el('th', {}, 'values'))), body));
   }
 
@@ -430,6 +434,7 @@
       state.filter = $('search').value.trim();
       state.pages = [''];
       state.page = 0;
+      state.servicesAt = 0;
       poll();
     });
     $('slotmap').addEventListener('click', (ev) => {
@@ -444,9 +449,11 @@
       state.pages = state.pages.slice(0, state.page + 1);
       state.pages.push(state.nextToken);
       state.page++;
+      state.servicesAt = 0;
       poll();
     });
-    $('services-first').addEventListener('click', () => { state.pages = ['']; state.page = 0; poll(); });
+    $('services-first').addEventListener('click', () => { state.pages = ['']; state.page = 0; state.servicesAt = 0; poll(); });
+    document.addEventListener('visibilitychange', () => { if (!document.hidden) poll(); });
     poll();
   }
 
