@@ -136,7 +136,7 @@ func TestMeta_AdminHTTP_HealthReadyMetricsAPI_TokenGuarded(t *testing.T) {
 func TestMeta_Console_PageOpenWithStrictHeaders_SeriesScrapesTheNodes(t *testing.T) {
 	c := testcluster.Start(t, testcluster.Spec{Meta: 3, MetaConfig: func(_ int, cfg *meta.Config) {
 		cfg.AdminToken = "s3cret"
-		cfg.Console.Interval = 100 * time.Millisecond
+		cfg.Console.Interval, cfg.Console.History = 100*time.Millisecond, time.Minute
 	}})
 	base := c.URL(c.WaitLeader(t).Server().HTTPAddr(), "")
 	for path, ctype := range map[string]string{"/ui/": "text/html", "/ui/console.js": "text/javascript", "/ui/console.css": "text/css"} {
