@@ -75,8 +75,9 @@ func spki(t *testing.T, certFile string) string {
 
 // browser is one headless Chromium tab on the console.
 type browser struct {
-	ctx context.Context
-	mu  sync.Mutex
+	ctx   context.Context
+	start time.Time
+	mu    sync.Mutex
 	// problems are what the page must never do: a dialog (alert), an
 	// uncaught exception, a Content-Security-Policy violation.
 	problems []string
@@ -98,7 +99,7 @@ func newBrowser(t *testing.T, certFile string) *browser {
 	}
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancel := chromedp.NewContext(actx)
-	b := &browser{ctx: ctx}
+	b := &browser{ctx: ctx, start: time.Now()}
 	t.Cleanup(func() {
 		cancel()
 		cancelAlloc()
@@ -186,7 +187,7 @@ func (b *browser) shot(t *testing.T, name string) {
 		t.Errorf("screenshot %s: %v", name, err)
 		return
 	}
-	t.Logf("screenshot: %s", p)
+	t.Logf("screenshot: %s (%.1fs after the browser started)", p, time.Since(b.start).Seconds())
 }
 
 const (
@@ -204,11 +205,12 @@ const (
 // hostile names as text.
 func TestConsole_Browser_OverviewSlotsCharts_FollowsAFailover(t *testing.T) {
 	bin := chromium(t)
+	began := time.Now()
 	c := testcluster.Start(t, testcluster.Spec{
 		Meta: 3, Data: 3, Session: 1,
 		MetaConfig: func(i int, cfg *meta.Config) {
 			if i == 0 { // the node the browser reads: charts fill in seconds
-				cfg.Console.Interval, cfg.Console.Window, cfg.Console.History = 250*time.Millisecond, 5*time.Second, time.Minute
+				cfg.Console.Interval, cfg.Console.Window, cfg.Console.History = time.Second, 10*time.Second, time.Minute
 			}
 		},
 		DataConfig: func(i int, cfg *data.Config) {
@@ -247,6 +249,7 @@ func TestConsole_Browser_OverviewSlotsCharts_FollowsAFailover(t *testing.T) {
 		return nil
 	})
 
+	t.Logf("cluster settled and client done in %.1fs", time.Since(began).Seconds())
 	b := newBrowser(t, m0.Config.TLS.CertFile)
 	b.do(t, "open the console", chromedp.Navigate(url), chromedp.WaitVisible(chromedp.ID("login")))
 	b.wait(t, "asks for the token", `document.getElementById('error').textContent.includes('needs an admin token (401')`, 10*time.Second)
