@@ -453,7 +453,8 @@
       poll();
     });
     $('services-first').addEventListener('click', () => { state.pages = ['']; state.page = 0; state.servicesAt = 0; poll(); });
-    document.addEventListener('visibilitychange', () => { if (!document.hidden) poll(); });
+    // Back in view: catch up at once (unless the page waits for a token).
+    document.addEventListener('visibilitychange', () => { if (!document.hidden && !$('main').hidden) poll(); });
     poll();
   }
 
