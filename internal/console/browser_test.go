@@ -314,7 +314,7 @@ func TestConsole_Browser_OverviewSlotsCharts_FollowsAFailover(t *testing.T) {
 // made of HTML stay text.
 func testServices(t *testing.T, b *browser, cl *client.Client) {
 	ctx := clienttest.Ctx(t)
-	inst := discovery.Instance{Addr: "10.0.0.1:8080", Weight: 10, Zone: "az1", Metadata: map[string]string{"state": "UP", "version": "1.4.2"}}
+	inst := discovery.Instance{Addr: "10.0.0.1:8080", Weight: 10, Zone: "az1", Metadata: map[string]string{"version": "1.4.2"}, State: discovery.StateDraining}
 	reg, err := discovery.New(cl).Register(ctx, "console.echo", inst)
 	if err != nil {
 		t.Fatal(err)
@@ -330,7 +330,7 @@ func testServices(t *testing.T, b *browser, cl *client.Client) {
 	b.wait(t, "lists the published service", row+` !== null`, 20*time.Second)
 	b.do(t, "open the service", chromedp.Click(chromedp.CSS(`#service-list tr[data-service^="console.echo#@#"]`)))
 	b.wait(t, "shows its instance", `(() => { const e = document.querySelector('#service-detail [data-addr="10.0.0.1:8080"]');
-		return e !== null && e.textContent.includes('weight 10') && e.textContent.includes('zone az1') && e.textContent.includes('state UP'); })()`, 10*time.Second)
+		return e !== null && e.textContent.includes('weight 10') && e.textContent.includes('zone az1') && e.textContent.includes('state draining') && e.textContent.includes('version=1.4.2'); })()`, 10*time.Second)
 	b.wait(t, "shows the HTML data ID as text", `[...document.querySelectorAll('#service-list tr[data-service] td:first-child')].some(td => td.textContent === `+jsString(xss)+`) && `+noInjectedEl, 20*time.Second)
 	b.do(t, "open the HTML-named service", chromedp.Click(chromedp.CSS(`#service-list tr[data-service^="<img"]`)))
 	b.wait(t, "shows its value as text", `[...document.querySelectorAll('#service-detail .raw')].some(e => e.textContent === '<script>alert(2)</script>') && `+noInjectedEl, 10*time.Second)

@@ -109,7 +109,8 @@ func publisher(id string, values ...string) map[string]any {
 func TestConsole_Browser_ServicesView_RendersTheContract(t *testing.T) {
 	f := &fakeServices{detail: map[string]map[string]any{}}
 	f.add("console.echo", map[string]any{"version": 12, "publishers": []map[string]any{
-		publisher("pub-1", `{"v":1,"addr":"10.0.0.1:8080","weight":10,"zone":"az1","metadata":{"state":"UP","version":"1.4.2"}}`,
+		publisher("pub-1", `{"v":1,"addr":"10.0.0.1:8080","weight":10,"zone":"az1","metadata":{"version":"1.4.2"},"state":"draining"}`,
+			`{"v":1,"addr":"10.0.0.2:8080"}`,
 			strings.Repeat("x", 300)),
 		publisher("pub-2", `<b>not an instance</b>`),
 	}})
@@ -155,8 +156,10 @@ func TestConsole_Browser_ServicesView_RendersTheContract(t *testing.T) {
 	}
 
 	b.do(t, "open console.echo", chromedp.Click(chromedp.CSS(`#service-list tr[data-service^="console.echo"]`)))
-	b.wait(t, "shows the instance", `(() => { const e = document.querySelector('#service-detail [data-addr="10.0.0.1:8080"]');
-		return e !== null && e.textContent === '10.0.0.1:8080 · weight 10 · zone az1 · state UP · version=1.4.2'; })()`, 10*time.Second)
+	b.wait(t, "shows the instances, a record without a state as serving", `(() => { const e = document.querySelector('#service-detail [data-addr="10.0.0.1:8080"]');
+		const f = document.querySelector('#service-detail [data-addr="10.0.0.2:8080"]');
+		return e !== null && e.textContent === '10.0.0.1:8080 · weight 10 · zone az1 · state draining · version=1.4.2' &&
+			f !== null && f.textContent === '10.0.0.2:8080 · weight 1 · state serving'; })()`, 10*time.Second)
 	b.wait(t, "shows other values as text, long ones truncated",
 		`(() => { const raw = [...document.querySelectorAll('#service-detail .raw')].map(e => e.textContent);
 		return raw.includes('<b>not an instance</b>') && raw.includes('x'.repeat(200) + '… (300 characters)'); })() && `+noInjectedEl, 10*time.Second)

@@ -374,7 +374,8 @@
   }
 
   // instanceOf reads a value as a discovery instance
-  // ({"v":1,"addr":...,"weight":...,"zone":...,"metadata":{...}}), or null.
+  // ({"v":1,"addr":...,"weight":...,"zone":...,"metadata":{...},"state":...}),
+  // or null.
   function instanceOf(text) {
     let v;
     try { v = JSON.parse(text); } catch (_) { return null; }
@@ -389,13 +390,13 @@
       return el('span', {class: 'raw'}, s.length > RAW_MAX ? s.slice(0, RAW_MAX) + '… (' + s.length + ' characters)' : s);
     }
     const meta = inst.metadata && typeof inst.metadata === 'object' ? inst.metadata : {};
-    const stateText = inst.state || meta.state;
+    const st = typeof inst.state === 'string' && inst.state ? inst.state : 'serving'; // absent: serving
     const parts = [inst.addr, 'weight ' + (inst.weight || 1)];
     if (inst.zone) parts.push('zone ' + inst.zone);
-    if (stateText) parts.push('state ' + stateText);
-    const extra = Object.entries(meta).filter(([k]) => k !== 'state').map(([k, v]) => k + '=' + v).join(' ');
+    parts.push('state ' + st);
+    const extra = Object.entries(meta).map(([k, v]) => k + '=' + v).join(' ');
     if (extra) parts.push(extra.length > RAW_MAX ? extra.slice(0, RAW_MAX) + '…' : extra);
-    return el('span', {class: 'instance', 'data-addr': inst.addr}, parts.join(' · '));
+    return el('span', {class: 'instance' + (st === 'serving' ? '' : ' not-serving'), 'data-addr': inst.addr, 'data-state': st}, parts.join(' · '));
   }
 
   function renderService(d) {
