@@ -224,8 +224,24 @@ func TestConsole_Browser_OverviewSlotsCharts_FollowsAFailover(t *testing.T) {
 	url := c.URL(m0.Server().HTTPAddr(), "/ui/")
 	t.Logf("console at %s (chromium %s)", url, bin)
 
+	t.Logf("cluster settled in %.1fs", time.Since(began).Seconds())
+	b := newBrowser(t, m0.Config.TLS.CertFile)
+	b.do(t, "open the console", chromedp.Navigate(url), chromedp.WaitVisible(chromedp.ID("login")))
+	b.wait(t, "asks for the token", `document.getElementById('error').textContent.includes('needs an admin token (401')`, 10*time.Second)
+	b.do(t, "enter a wrong token", chromedp.SendKeys(chromedp.ID("token"), "not-the-token"), chromedp.Click(chromedp.ID("connect")))
+	b.wait(t, "says the token was refused", `document.getElementById('error').textContent.includes('token was refused (401 Unauthorized)') && !document.getElementById('login').hidden`, 10*time.Second)
+	b.shot(t, "01-token-refused.png")
+	if stored := eval[any](t, b, `sessionStorage.getItem('strata.console.token')`); stored != nil {
+		t.Fatalf("sessionStorage holds %q after the token was refused, want nothing", stored)
+	}
+
+	b.do(t, "enter the admin token", chromedp.SendKeys(chromedp.ID("token"), token), chromedp.Click(chromedp.ID("connect")))
+	b.wait(t, "lists the 7 nodes, all alive",
+		nodeRows+`.length === 7 && `+nodeRows+`.every(r => r.dataset.state === 'alive') &&
+		document.querySelector('#nodes tr[data-node="session-0"]').children[6].textContent !== ''`, 20*time.Second)
 	// A client publishing and subscribing: registrations to rate, pushes
-	// to time.
+	// to time. After the collector's first scrape of the session: what a
+	// node counted before its first scrape has no time to be charted at.
 	cl := clienttest.New(t, c, client.WithSessions(c.Session(0).Server().GRPCAddr()), client.WithZone("az1"))
 	ctx := clienttest.Ctx(t)
 	sub, err := cl.Subscribe(ctx, "console.ticks")
@@ -249,20 +265,6 @@ func TestConsole_Browser_OverviewSlotsCharts_FollowsAFailover(t *testing.T) {
 		return nil
 	})
 
-	t.Logf("cluster settled and client done in %.1fs", time.Since(began).Seconds())
-	b := newBrowser(t, m0.Config.TLS.CertFile)
-	b.do(t, "open the console", chromedp.Navigate(url), chromedp.WaitVisible(chromedp.ID("login")))
-	b.wait(t, "asks for the token", `document.getElementById('error').textContent.includes('needs an admin token (401')`, 10*time.Second)
-	b.do(t, "enter a wrong token", chromedp.SendKeys(chromedp.ID("token"), "not-the-token"), chromedp.Click(chromedp.ID("connect")))
-	b.wait(t, "says the token was refused", `document.getElementById('error').textContent.includes('token was refused (401 Unauthorized)') && !document.getElementById('login').hidden`, 10*time.Second)
-	b.shot(t, "01-token-refused.png")
-	if stored := eval[any](t, b, `sessionStorage.getItem('strata.console.token')`); stored != nil {
-		t.Fatalf("sessionStorage holds %q after the token was refused, want nothing", stored)
-	}
-
-	b.do(t, "enter the admin token", chromedp.SendKeys(chromedp.ID("token"), token), chromedp.Click(chromedp.ID("connect")))
-	b.wait(t, "lists the 7 nodes, all alive",
-		nodeRows+`.length === 7 && `+nodeRows+`.every(r => r.dataset.state === 'alive')`, 20*time.Second)
 	b.wait(t, "shows the session's client connection",
 		`document.querySelector('#nodes tr[data-node="session-0"]').children[4].textContent === '1'`, 10*time.Second)
 	b.wait(t, "colours every slot by its leader", allSlotsLed, 10*time.Second)
@@ -273,8 +275,10 @@ func TestConsole_Browser_OverviewSlotsCharts_FollowsAFailover(t *testing.T) {
 	// no element.
 	b.wait(t, "shows the hostile zone as text",
 		`[...document.querySelectorAll('#nodes .zone')].some(z => z.textContent === 'zone '+`+jsString(xss)+`) && `+noInjectedEl, 5*time.Second)
-	b.wait(t, "charts registrations and push latency",
-		`document.querySelectorAll('#chart-registrations circle').length >= 2 && document.querySelectorAll('#chart-latency circle[data-series="p99"]').length >= 1`, 20*time.Second)
+	b.wait(t, "charts the client's registrations and pushes",
+		`[...document.querySelectorAll('#chart-registrations circle[data-series="publishers"]')].some(c => Number(c.dataset.value) > 0) &&
+		[...document.querySelectorAll('#chart-registrations circle[data-series="subscribers"]')].some(c => Number(c.dataset.value) > 0) &&
+		[...document.querySelectorAll('#chart-latency circle[data-series="p99"]')].some(c => Number(c.dataset.value) > 0)`, 20*time.Second)
 	b.shot(t, "02-overview-slots-charts.png")
 	b.check(t)
 

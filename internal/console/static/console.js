@@ -306,7 +306,7 @@
         if (v === null || p.t_ms < tMin) { pen = false; return; }
         d += (pen ? 'L' : 'M') + x(p.t_ms).toFixed(1) + ' ' + y(v).toFixed(1);
         pen = true;
-        svg.append(svgEl('circle', {class: 's' + k, cx: x(p.t_ms).toFixed(1), cy: y(v).toFixed(1), r: 2, 'data-series': s.name}));
+        svg.append(svgEl('circle', {class: 's' + k, cx: x(p.t_ms).toFixed(1), cy: y(v).toFixed(1), r: 2, 'data-series': s.name, 'data-value': v}));
       });
       if (d) svg.append(svgEl('path', {class: 'line s' + k, d}));
       svg.append(svgEl('text', {class: 's' + k, x: W - R - 150 + k * 80, y: 14}, '● ' + s.name));
