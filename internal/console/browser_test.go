@@ -22,14 +22,14 @@ import (
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
-	"github.com/strata-registry/strata/internal/clienttest"
 	"github.com/strata-registry/strata/internal/data"
-	"github.com/strata-registry/strata/internal/identity"
 	"github.com/strata-registry/strata/internal/meta"
+	"github.com/strata-registry/strata/internal/sdktest"
 	"github.com/strata-registry/strata/internal/session"
 	"github.com/strata-registry/strata/internal/testcluster"
 	"github.com/strata-registry/strata/pkg/client"
 	"github.com/strata-registry/strata/pkg/client/discovery"
+	"github.com/strata-registry/strata/pkg/client/identity"
 )
 
 // xss is a data ID and a zone that would run script if the page put
@@ -242,8 +242,8 @@ func TestConsole_Browser_OverviewSlotsCharts_FollowsAFailover(t *testing.T) {
 	// A client publishing and subscribing: registrations to rate, pushes
 	// to time. After the collector's first scrape of the session: what a
 	// node counted before its first scrape has no time to be charted at.
-	cl := clienttest.New(t, c, client.WithSessions(c.Session(0).Server().GRPCAddr()), client.WithZone("az1"))
-	ctx := clienttest.Ctx(t)
+	cl := sdktest.New(t, c, client.WithSessions(c.Session(0).Server().GRPCAddr()), client.WithZone("az1"))
+	ctx := sdktest.Ctx(t)
 	sub, err := cl.Subscribe(ctx, "console.ticks")
 	if err != nil {
 		t.Fatal(err)
@@ -317,7 +317,7 @@ func TestConsole_Browser_OverviewSlotsCharts_FollowsAFailover(t *testing.T) {
 // appears without a reload, with its instance, and a data ID and a value
 // made of HTML stay text.
 func testServices(t *testing.T, b *browser, cl *client.Client) {
-	ctx := clienttest.Ctx(t)
+	ctx := sdktest.Ctx(t)
 	inst := discovery.Instance{Addr: "10.0.0.1:8080", Weight: 10, Zone: "az1", Metadata: map[string]string{"version": "1.4.2"}, State: discovery.StateDraining}
 	reg, err := discovery.New(cl).Register(ctx, "console.echo", inst)
 	if err != nil {

@@ -5,7 +5,7 @@ import (
 
 	"github.com/strata-registry/strata/internal/cluster"
 	"github.com/strata-registry/strata/internal/console"
-	"github.com/strata-registry/strata/internal/identity"
+	"github.com/strata-registry/strata/pkg/client/identity"
 )
 
 // newConsole makes the web console's collector: it scrapes every member
