@@ -112,8 +112,8 @@ func TestConsole_Browser_ServicesView_RendersTheContract(t *testing.T) {
 		publisher("pub-1", `{"v":1,"addr":"10.0.0.1:8080","weight":10,"zone":"az1","metadata":{"version":"1.4.2"},"state":"draining"}`,
 			`{"v":1,"addr":"10.0.0.2:8080"}`,
 			strings.Repeat("x", 300)),
-		publisher("pub-2", `<b>not an instance</b>`),
-	}})
+		publisher("pub-2", `<b>not an instance</b>`, `{"v":1,"addr":"10.0.0.3:8080"}`),
+	}, "instance_states": map[string]string{"10.0.0.1:8080": "draining", "10.0.0.3:8080": "disabled"}})
 	f.add(xss, map[string]any{"version": 1, "publishers": []map[string]any{publisher("pub-3", `<script>alert(2)</script>`)}})
 
 	mux := http.NewServeMux()
@@ -160,6 +160,8 @@ func TestConsole_Browser_ServicesView_RendersTheContract(t *testing.T) {
 		const f = document.querySelector('#service-detail [data-addr="10.0.0.2:8080"]');
 		return e !== null && e.textContent === '10.0.0.1:8080 · weight 10 · zone az1 · state draining · version=1.4.2' &&
 			f !== null && f.textContent === '10.0.0.2:8080 · weight 1 · state serving'; })()`, 10*time.Second)
+	b.wait(t, "shows an operator's mark that holds an instance back, and only such", `(() => { const e = document.querySelector('#service-detail [data-addr="10.0.0.3:8080"]');
+		return e !== null && e.textContent === '10.0.0.3:8080 · weight 1 · state disabled (operator)' && e.dataset.state === 'disabled'; })()`, 10*time.Second)
 	b.wait(t, "shows other values as text, long ones truncated",
 		`(() => { const raw = [...document.querySelectorAll('#service-detail .raw')].map(e => e.textContent);
 		return raw.includes('<b>not an instance</b>') && raw.includes('x'.repeat(200) + '… (300 characters)'); })() && `+noInjectedEl, 10*time.Second)

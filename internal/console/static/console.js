@@ -383,20 +383,31 @@
     return v;
   }
 
-  function valueNode(text) {
+  // RANK orders instance states by the traffic they take, as discovery
+  // does: an operator's mark shows only when it holds more back than the
+  // owner's state (an unknown state is not serving).
+  function rank(st) {
+    if (st === 'serving') return 0;
+    if (st === 'disabled') return 2;
+    return 1;
+  }
+
+  function valueNode(text, marks) {
     const inst = instanceOf(text);
     if (!inst) {
       const s = String(text);
       return el('span', {class: 'raw'}, s.length > RAW_MAX ? s.slice(0, RAW_MAX) + '… (' + s.length + ' characters)' : s);
     }
     const meta = inst.metadata && typeof inst.metadata === 'object' ? inst.metadata : {};
-    const st = typeof inst.state === 'string' && inst.state ? inst.state : 'serving'; // absent: serving
+    let st = typeof inst.state === 'string' && inst.state ? inst.state : 'serving'; // absent: serving
+    const mark = marks && Object.prototype.hasOwnProperty.call(marks, inst.addr) ? String(marks[inst.addr]) : '';
+    if (mark && rank(mark) > rank(st)) st = mark + ' (operator)';
     const parts = [inst.addr, 'weight ' + (inst.weight || 1)];
     if (inst.zone) parts.push('zone ' + inst.zone);
     parts.push('state ' + st);
     const extra = Object.entries(meta).map(([k, v]) => k + '=' + v).join(' ');
     if (extra) parts.push(extra.length > RAW_MAX ? extra.slice(0, RAW_MAX) + '…' : extra);
-    return el('span', {class: 'instance' + (st === 'serving' ? '' : ' not-serving'), 'data-addr': inst.addr, 'data-state': st}, parts.join(' · '));
+    return el('span', {class: 'instance' + (st === 'serving' ? '' : ' not-serving'), 'data-addr': inst.addr, 'data-state': st.split(' ')[0]}, parts.join(' · '));
   }
 
   function renderService(d) {
@@ -405,7 +416,7 @@
     for (const p of pubs) {
       body.append(el('tr', {'data-publisher': p.register_id},
         el('td', {}, p.register_id), el('td', {}, p.zone), el('td', {}, p.session),
-        el('td', {}, ...(p.values || []).map(valueNode))));
+        el('td', {}, ...(p.values || []).map((v) => valueNode(v, d.instance_states)))));
     }
     $('service-detail').replaceChildren(
       el('h3', {}, d.data_info_id + ' · version ' + d.version + ' · ' + pubs.length + ' publishers'),
