@@ -65,6 +65,9 @@ environment.`,
 	f.DurationVar(&c.RaftHeartbeatTimeout, "raft-heartbeat-timeout", c.RaftHeartbeatTimeout, "Raft heartbeat timeout")
 	f.DurationVar(&c.RaftElectionTimeout, "raft-election-timeout", c.RaftElectionTimeout, "Raft election timeout")
 	f.DurationVar(&c.RaftLeaderLeaseTimeout, "raft-leader-lease-timeout", c.RaftLeaderLeaseTimeout, "how long a leader stays leader without reaching a quorum (at most the heartbeat timeout)")
+	f.DurationVar(&c.Console.Interval, "console-scrape-interval", c.Console.Interval, "how often the web console (/ui/) scrapes every node's /metrics for its charts")
+	f.DurationVar(&c.Console.History, "console-history", c.Console.History, "how far back the web console's charts reach (history / scrape interval points kept)")
+	f.DurationVar(&c.Console.Window, "console-latency-window", c.Console.Window, "span over which each push latency point's quantiles are computed")
 	cli.DescribeEnv(f)
 	cmd.AddCommand(cli.HealthCommand("127.0.0.1:9616"))
 	return cmd

@@ -224,7 +224,9 @@ func TestRegistryctl_AgainstCluster(t *testing.T) {
 		// Acked by the session; on the data leaders a moment later.
 		testcluster.Eventually(t, testcluster.DefaultWait, func() error {
 			var v lsView
-			if err := executeJSON(t, &v, metaFlag, "ls", "com.example.ls-", "--all", "--limit", "2"); err != nil {
+			// One meta address: the command must not share the meta
+			// connection pool (sized for the meta nodes) with the leaders.
+			if err := executeJSON(t, &v, "--meta="+metaAddrs[0], "ls", "com.example.ls-", "--all", "--limit", "2"); err != nil {
 				return err
 			}
 			var got []string

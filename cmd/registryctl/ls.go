@@ -13,6 +13,7 @@ import (
 	"github.com/strata-registry/strata/internal/catalog"
 	"github.com/strata-registry/strata/internal/cli"
 	"github.com/strata-registry/strata/internal/metaclient"
+	"github.com/strata-registry/strata/internal/rpc"
 	"github.com/strata-registry/strata/internal/slot"
 	"github.com/strata-registry/strata/pkg/client/identity"
 	registryv1 "github.com/strata-registry/strata/pkg/proto/registry/v1"
@@ -103,8 +104,13 @@ func listKeys(ctx context.Context, g *globals, m *metaConn, q catalog.Query, all
 		}
 	}
 	addr := func(id slot.NodeID) (string, bool) { a, ok := addrs[id]; return a, ok }
+	// A pool of its own, room for every data node: the meta pool is sized
+	// for the meta nodes and would close one leader's connection to open
+	// the next one's, under the calls in flight.
+	pool := rpc.NewPool(m.creds, len(addrs)+1)
+	defer pool.Close()
 	dial := func(peer identity.Peer, a string) (registryv1.DataServiceClient, error) {
-		conn, err := m.pool.Get(a, peer)
+		conn, err := pool.Get(a, peer)
 		if err != nil {
 			return nil, err
 		}

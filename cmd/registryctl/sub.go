@@ -213,6 +213,8 @@ type snapshotView struct {
 	DataInfoID string     `json:"data_info_id" yaml:"data_info_id"`
 	Version    uint64     `json:"version" yaml:"version"`
 	Values     []valueRow `json:"values" yaml:"values"`
+	// InstanceStates are operators' marks (registryctl drain).
+	InstanceStates []client.InstanceState `json:"instance_states,omitempty" yaml:"instance_states,omitempty"`
 }
 
 // valueRow is one published value.
@@ -228,7 +230,7 @@ type valueRow struct {
 
 // snapshotFrom builds the view, values in the order the session sent them.
 func snapshotFrom(key string, snap client.Snapshot) snapshotView {
-	v := snapshotView{DataInfoID: key, Version: snap.Version, Values: make([]valueRow, 0, len(snap.Values))}
+	v := snapshotView{DataInfoID: key, Version: snap.Version, Values: make([]valueRow, 0, len(snap.Values)), InstanceStates: snap.InstanceStates}
 	for _, val := range snap.Values {
 		r := valueRow{Zone: val.Zone, PublisherID: val.PublisherID, raw: val.Data}
 		if utf8.Valid(val.Data) {
@@ -254,6 +256,9 @@ func (v snapshotView) writeTable(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	for _, r := range v.Values {
 		fmt.Fprintf(tw, "  %s\t%s\t%s\n", orDash(r.PublisherID), orDash(r.Zone), dataCell(r.raw))
+	}
+	for _, m := range v.InstanceStates {
+		fmt.Fprintf(tw, "  marked %s:\t%s\n", m.State, dataCell([]byte(m.Addr)))
 	}
 	return tw.Flush()
 }

@@ -189,6 +189,10 @@ echo "  curl -s $auth $scheme://127.0.0.1:9616/api/v1/members"
 echo "  curl -s $auth $scheme://127.0.0.1:9623/api/v1/slots | head -40"
 echo "  curl -s $tls_opt $scheme://127.0.0.1:9623/metrics | grep strata_data"
 echo "  curl -s $tls_opt $scheme://127.0.0.1:9604/metrics | grep -E 'strata_(session|push)'"
+echo "Web console: $scheme://127.0.0.1:9616/ui/ (any meta node's /ui/)"
+if [ -z "$INSECURE" ]; then
+  echo "  it asks for the admin token: $CERTS/admin/admin.token; the browser must trust $CERTS/ca.pem"
+fi
 echo "HTTP API on each session (register with a TTL, heartbeat, watch; the dev client's token; spec: /openapi.json):"
 if [ -z "$INSECURE" ]; then
   dev="--cacert $CERTS/ca.pem -H @<(printf 'Authorization: Bearer %s\\n' \"\$(cat $CERTS/client/dev.token)\")"

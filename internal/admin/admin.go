@@ -73,6 +73,17 @@ func (m *Mux) API(path string, h http.HandlerFunc) {
 	m.mux.Handle("GET "+path, m.guard(h))
 }
 
+// Page registers an open GET handler for the subtree prefix (ending in
+// "/"): pages that carry no data of their own, such as meta's web console
+// shell, whose data comes from the guarded /api routes. It panics on a
+// prefix under /api/ or /debug/, which are never served unguarded.
+func (m *Mux) Page(prefix string, h http.Handler) {
+	if !strings.HasSuffix(prefix, "/") || strings.HasPrefix(prefix, "/api/") || strings.HasPrefix(prefix, "/debug/") {
+		panic(fmt.Sprintf("admin: Page %q: want a subtree outside /api/ and /debug/", prefix))
+	}
+	m.mux.Handle("GET "+prefix, h)
+}
+
 // ServeHTTP implements http.Handler.
 func (m *Mux) ServeHTTP(w http.ResponseWriter, r *http.Request) { m.mux.ServeHTTP(w, r) }
 

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/strata-registry/strata/internal/cluster"
+	"github.com/strata-registry/strata/internal/console"
 	"github.com/strata-registry/strata/internal/node"
 	"github.com/strata-registry/strata/internal/slot"
 )
@@ -57,6 +58,10 @@ type Config struct {
 	// EnrollValidity is how long a certificate issued to an enrolling node
 	// is valid (with --ca-key-file).
 	EnrollValidity time.Duration
+
+	// Console is how the web console's collector scrapes the nodes for
+	// its charts.
+	Console console.Config
 }
 
 // DefaultConfig returns production defaults. LeaveOnShutdown is off: a
@@ -79,6 +84,7 @@ func DefaultConfig() Config {
 		SnapshotInterval:       2 * time.Minute,
 		ApplyTimeout:           5 * time.Second,
 		EnrollValidity:         90 * 24 * time.Hour,
+		Console:                console.DefaultConfig(),
 	}
 }
 
@@ -100,6 +106,10 @@ func TestConfig() Config {
 	c.SnapshotThreshold = 64
 	c.SnapshotInterval = 200 * time.Millisecond
 	c.ApplyTimeout = 3 * time.Second
+	// Console keeps its production settings (a scrape of every node each
+	// 5 s): every meta node of every test scrapes, and a shorter interval
+	// would load the machine for tests that never look. Tests of the
+	// console shorten it on the node they read.
 	return c
 }
 
@@ -141,6 +151,9 @@ func (c Config) Validate() error {
 	}
 	if c.RaftLeaderLeaseTimeout > c.RaftHeartbeatTimeout {
 		return bad("raft leader lease timeout %v must not exceed heartbeat timeout %v", c.RaftLeaderLeaseTimeout, c.RaftHeartbeatTimeout)
+	}
+	if err := c.Console.Validate(); err != nil {
+		return bad("%v", err)
 	}
 	if c.SnapshotThreshold == 0 {
 		return bad("snapshot threshold must be positive")

@@ -22,6 +22,8 @@ func FuzzFSMApply(f *testing.F) {
 		{Op: opRemove, NodeID: "d1"},
 		{Op: opSync, NodeID: "d1", Sync: []syncRow{{Slot: 1, LeaderEpoch: 1, Synced: true}}},
 		{Op: opTable, Table: &tableCmd{Expect: 0, Table: slot.Table{Epoch: 1}}},
+		{Op: opMark, Mark: &markCmd{Key: "svc#@#DEFAULT_INSTANCE_ID#@#DEFAULT_GROUP", Addr: "10.0.0.1:80", Mark: Mark{State: StateDraining}}},
+		{Op: opMark, Mark: &markCmd{Key: "svc#@#DEFAULT_INSTANCE_ID#@#DEFAULT_GROUP", Addr: "10.0.0.1:80"}},
 	} {
 		b, err := json.Marshal(c)
 		if err != nil {
@@ -53,6 +55,16 @@ func FuzzFSMApply(f *testing.F) {
 			st := fs.Current()
 			if n := len(st.Table.Slots); st.Initialized() && n != 0 && n != st.Settings.Count {
 				t.Fatalf("the table has %d slots, the settings %d", n, st.Settings.Count)
+			}
+			if n := countMarks(st.Marks); n > MaxMarks {
+				t.Fatalf("%d instance marks, at most %d", n, MaxMarks)
+			}
+			for key, byAddr := range st.Marks {
+				for addr, m := range byAddr {
+					if m.State == "" || checkMark(markCmd{Key: key, Addr: addr, Mark: m}) != nil {
+						t.Fatalf("the state holds a mark Apply should have refused: %s %s %+v", key, addr, m)
+					}
+				}
 			}
 		}
 	})

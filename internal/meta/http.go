@@ -9,6 +9,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/strata-registry/strata/internal/admin"
+	"github.com/strata-registry/strata/internal/console"
 	"github.com/strata-registry/strata/internal/slot"
 )
 
@@ -19,15 +20,22 @@ import (
 //	                 initialized; the detail says whether slots are moving
 //	/metrics         Prometheus, from this node's registry
 //	/api/v1/slots    the slot table with sync status, JSON
-//	/api/v1/members  members and meta peers, JSON
+//	/api/v1/members  members and meta peers, with this node's gossip view
+//	                 of each node, JSON
 //	/api/v1/services the keys (services) held, paged, JSON (services.go)
 //	/api/v1/service  one key's publishers, JSON
+//	/api/v1/console/series  the web console's charts and each node's
+//	                 latest scrape (console.Series), JSON
+//	/ui/             the web console's static page (open: it holds no
+//	                 data; everything it shows comes from /api)
 //	/debug/pprof/    profiles
 //
 // With an admin token configured, /api and /debug need "Authorization:
 // Bearer <token>".
 func (s *Server) routes(m *admin.Mux) {
 	s.serviceRoutes(m)
+	m.Page(console.Prefix, console.Handler())
+	m.API("/api/v1/console/series", s.console.ServeSeries)
 	m.API("/api/v1/slots", func(w http.ResponseWriter, r *http.Request) {
 		st := s.fsm.Current()
 		type row struct {
@@ -58,7 +66,14 @@ func (s *Server) routes(m *admin.Mux) {
 		for _, id := range sortedIDs(st.Members) {
 			members = append(members, st.Members[id])
 		}
-		admin.WriteJSON(w, http.StatusOK, map[string]any{"cluster_id": st.ClusterID, "members": members, "meta": s.metaPeers()})
+		// gossip is this node's view of the pool (alive, suspect, dead,
+		// left) by node id: a member that stopped answering stays a
+		// member until its dead grace has passed.
+		gossip := map[string]string{}
+		for _, pm := range s.Agent().Members() {
+			gossip[pm.ID] = pm.State.String()
+		}
+		admin.WriteJSON(w, http.StatusOK, map[string]any{"cluster_id": st.ClusterID, "members": members, "meta": s.metaPeers(), "gossip": gossip})
 	})
 }
 

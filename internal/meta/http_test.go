@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/strata-registry/strata/internal/cluster"
 	"github.com/strata-registry/strata/internal/meta"
@@ -81,7 +82,7 @@ func TestMeta_AdminHTTP_HealthReadyMetricsAPI_TokenGuarded(t *testing.T) {
 		}
 	}
 
-	for _, path := range []string{"/api/v1/slots", "/api/v1/members", "/debug/pprof/"} {
+	for _, path := range []string{"/api/v1/slots", "/api/v1/members", "/api/v1/console/series", "/debug/pprof/"} {
 		if code, _ := get(t, c, base+path, ""); code != http.StatusUnauthorized {
 			t.Errorf("%s without token: %d, want 401", path, code)
 		}
@@ -124,7 +125,60 @@ func TestMeta_AdminHTTP_HealthReadyMetricsAPI_TokenGuarded(t *testing.T) {
 		t.Fatalf("/api/v1/slots: epoch %d, %d slots, slot 7 %+v", slots.Epoch, len(slots.Slots), slots.Slots[7])
 	}
 	code, body = get(t, c, base+"/api/v1/members", "s3cret")
-	if code != http.StatusOK || !strings.Contains(body, `"data-1"`) || !strings.Contains(body, `"meta-2"`) {
+	if code != http.StatusOK || !strings.Contains(body, `"data-1"`) || !strings.Contains(body, `"meta-2"`) || !strings.Contains(body, `"meta-2": "alive"`) {
 		t.Fatalf("/api/v1/members: %d %s", code, body)
 	}
+}
+
+// The console's page is open and holds no data; its data routes are
+// guarded like the rest of /api (the test above), and its collector
+// scrapes every meta node it knows.
+func TestMeta_Console_PageOpenWithStrictHeaders_SeriesScrapesTheNodes(t *testing.T) {
+	c := testcluster.Start(t, testcluster.Spec{Meta: 3, MetaConfig: func(_ int, cfg *meta.Config) {
+		cfg.AdminToken = "s3cret"
+		cfg.Console.Interval, cfg.Console.History = 100*time.Millisecond, time.Minute
+	}})
+	base := c.URL(c.WaitLeader(t).Server().HTTPAddr(), "")
+	for path, ctype := range map[string]string{"/ui/": "text/html", "/ui/console.js": "text/javascript", "/ui/console.css": "text/css"} {
+		resp, body := do(t, c.HTTP(t, false), base+path, "")
+		if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), ctype) || len(body) < 100 {
+			t.Fatalf("%s without a token: %s %q, %d bytes; want 200 %s", path, resp.Status, resp.Header.Get("Content-Type"), len(body), ctype)
+		}
+		h := resp.Header
+		if !strings.Contains(h.Get("Content-Security-Policy"), "default-src 'self'") || !strings.Contains(h.Get("Content-Security-Policy"), "frame-ancestors 'none'") ||
+			h.Get("X-Content-Type-Options") != "nosniff" || h.Get("X-Frame-Options") != "DENY" {
+			t.Fatalf("%s headers %v: want the strict CSP, nosniff and DENY", path, h)
+		}
+	}
+	for _, path := range []string{"/ui/nope", "/ui/static/index.html", "/ui/index.html", "/ui/console.js/"} {
+		if code, body := get(t, c, base+path, ""); code != http.StatusNotFound || strings.Contains(body, "members") {
+			t.Errorf("%s: %d %q, want 404", path, code, body)
+		}
+	}
+	if resp, _ := do(t, c.HTTP(t, false), base+"/ui", ""); resp.Request.URL.Path != "/ui/" {
+		t.Errorf("/ui ended at %s, want a redirect to /ui/", resp.Request.URL)
+	}
+	testcluster.Eventually(t, testcluster.DefaultWait, func() error {
+		code, body := get(t, c, base+"/api/v1/console/series", "s3cret")
+		var s struct {
+			Points []json.RawMessage `json:"points"`
+			Nodes  []struct {
+				ID    string `json:"id"`
+				Up    bool   `json:"up"`
+				Error string `json:"error"`
+			} `json:"nodes"`
+		}
+		if err := json.Unmarshal([]byte(body), &s); code != http.StatusOK || err != nil {
+			return fmt.Errorf("series: %d %v %.300s", code, err, body)
+		}
+		if len(s.Points) < 2 || len(s.Nodes) != 3 {
+			return fmt.Errorf("%d points, nodes %+v; want 2 or more, the 3 meta nodes", len(s.Points), s.Nodes)
+		}
+		for _, n := range s.Nodes {
+			if !n.Up {
+				return fmt.Errorf("%s not scraped over TLS: %s", n.ID, n.Error)
+			}
+		}
+		return nil
+	})
 }

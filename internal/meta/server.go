@@ -32,6 +32,7 @@ import (
 	"github.com/strata-registry/strata/internal/admin"
 	"github.com/strata-registry/strata/internal/clock"
 	"github.com/strata-registry/strata/internal/cluster"
+	"github.com/strata-registry/strata/internal/console"
 	"github.com/strata-registry/strata/internal/node"
 	registryv1 "github.com/strata-registry/strata/pkg/proto/registry/v1"
 )
@@ -74,6 +75,8 @@ type Server struct {
 	handovers *handoverReports
 	// motion caches the readiness detail's slot counts per state.
 	motion motionCache
+	// console collects the web console's series from the nodes' metrics.
+	console *console.Collector
 }
 
 // New validates cfg and deps. It starts nothing; Run does.
@@ -105,6 +108,9 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		return nil, fmt.Errorf("%w: %v", ErrBadConfig, err)
 	}
 	s.Node, s.logger, s.clock, s.reg = n, n.Logger(), n.Clock(), n.Registry()
+	if s.console, err = newConsole(s); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadConfig, err)
+	}
 	return s, nil
 }
 
@@ -177,6 +183,7 @@ func (r *lifecycle) Run(ctx context.Context, g *errgroup.Group) {
 		g.Go(func() error { return s.bootstrapLoop(ctx, expect) })
 	}
 	g.Go(func() error { return s.leadershipLoop(ctx, s.notify) })
+	g.Go(func() error { return s.console.Run(ctx) })
 	s.logger.Info("meta node starting its loops", "bootstrap_expect", s.expect(), "existing_state", s.existing)
 }
 

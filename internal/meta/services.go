@@ -136,10 +136,16 @@ type datumView struct {
 	DataInfoID string          `json:"data_info_id"`
 	Version    uint64          `json:"version"`
 	Publishers []publisherView `json:"publishers"`
+	// InstanceStates are operators' marks (registryctl drain) by address.
+	InstanceStates map[string]string `json:"instance_states"`
 }
 
 func viewOfDatum(key string, d *registryv1.Datum) datumView {
-	v := datumView{DataInfoID: key, Version: d.GetVersion(), Publishers: make([]publisherView, 0, len(d.GetPublishers()))}
+	v := datumView{DataInfoID: key, Version: d.GetVersion(), Publishers: make([]publisherView, 0, len(d.GetPublishers())),
+		InstanceStates: make(map[string]string, len(d.GetInstanceStates()))}
+	for _, m := range d.GetInstanceStates() {
+		v.InstanceStates[m.GetAddr()] = m.GetState()
+	}
 	for _, p := range d.GetPublishers() {
 		pv := publisherView{RegisterID: p.GetRegisterId(), Zone: p.GetZone(), Session: p.GetSessionId(), Values: make([]string, 0, len(p.GetValues()))}
 		for _, val := range p.GetValues() {

@@ -656,6 +656,7 @@ func (c *clientConn) registerPublisher(rp *registryv1.RegisterPublisher) error {
 	if stored {
 		s.fwd.enqueue(id, pk, fwdOp{put: p})
 	}
+	s.registeredPubs.Add(1)
 	return nil
 }
 
@@ -742,6 +743,7 @@ func (c *clientConn) registerSubscriber(rs *registryv1.RegisterSubscriber) error
 		return err
 	}
 	c.s.engine.Subscribe(c, id, key, scope, rs.GetPushedVersion())
+	c.s.registeredSubs.Add(1)
 	return nil
 }
 

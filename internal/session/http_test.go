@@ -45,7 +45,8 @@ func TestSession_AdminHTTP_ReadyMetricsViews(t *testing.T) {
 	testcluster.Eventually(t, testcluster.DefaultWait, func() error {
 		_, body := get(t, c, base+"/metrics", "")
 		for _, want := range []string{"strata_session_connections 1", "strata_session_publishers 1", "strata_session_forward_backlog 0",
-			"strata_push_subscribers 1", "strata_push_latency_seconds_count", "strata_push_sent_total"} {
+			"strata_push_subscribers 1", "strata_push_latency_seconds_count", "strata_push_sent_total",
+			`strata_session_registrations_total{kind="publisher"} 1`, `strata_session_registrations_total{kind="subscriber"} 1`} {
 			if !strings.Contains(body, want) {
 				return &missing{want}
 			}

@@ -8,6 +8,7 @@ type metrics struct {
 	s                                    *Server
 	conns, pubs, backlog, gossip, queued *prometheus.Desc
 	redirects, rounds, throttled         *prometheus.Desc
+	registered                           *prometheus.Desc
 	// refusals counts client requests refused by a limit or a right;
 	// refused holds its children, resolved once (a flood of refusals
 	// costs no label lookups).
@@ -67,6 +68,8 @@ func newMetrics(s *Server) *metrics {
 		rounds: prometheus.NewDesc("strata_session_balance_rounds_total", "Connection balance rounds run.", nil, nil),
 		throttled: prometheus.NewDesc("strata_session_registrations_throttled_total",
 			"Registrations slowed down to their connection's or identity's rate (waited, then served).", nil, nil),
+		registered: prometheus.NewDesc("strata_session_registrations_total",
+			"Registrations accepted from clients, by kind (publisher, subscriber); updates and replays after a reconnect count too.", []string{"kind"}, nil),
 		refusals: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "strata_session_refused_total",
 			Help: "Client requests refused before they changed anything, by reason: permission (the identity's rights), rate_connection, rate_identity, quota_connection, quota_identity, streams_identity (the identity's open streams on this session), undecodable (a frame that does not decode, such as invalid UTF-8).",
@@ -82,7 +85,7 @@ func newMetrics(s *Server) *metrics {
 func (s *Server) refused(reason refusal) { s.metrics.refused[reason].Inc() }
 
 func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{m.conns, m.pubs, m.backlog, m.gossip, m.queued, m.redirects, m.rounds, m.throttled} {
+	for _, d := range []*prometheus.Desc{m.conns, m.pubs, m.backlog, m.gossip, m.queued, m.redirects, m.rounds, m.throttled, m.registered} {
 		ch <- d
 	}
 	m.refusals.Describe(ch)
@@ -108,5 +111,7 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(m.redirects, prometheus.CounterValue, float64(m.s.redirects.Load()))
 	ch <- prometheus.MustNewConstMetric(m.rounds, prometheus.CounterValue, float64(m.s.balanceRounds.Load()))
 	ch <- prometheus.MustNewConstMetric(m.throttled, prometheus.CounterValue, float64(m.s.throttled.Load()))
+	ch <- prometheus.MustNewConstMetric(m.registered, prometheus.CounterValue, float64(m.s.registeredPubs.Load()), "publisher")
+	ch <- prometheus.MustNewConstMetric(m.registered, prometheus.CounterValue, float64(m.s.registeredSubs.Load()), "subscriber")
 	m.refusals.Collect(ch)
 }

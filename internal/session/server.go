@@ -82,6 +82,10 @@ type Server struct {
 	watchNow chan struct{}
 	// throttled counts registrations slowed down to their rates.
 	throttled atomic.Int64
+	// registered counts registrations accepted, publishers and
+	// subscribers (updates and replays included): the rate operators
+	// watch (strata_session_registrations_total, the console's chart).
+	registeredPubs, registeredSubs atomic.Int64
 	// redirects and balanceRounds count connection balance's work.
 	redirects, balanceRounds atomic.Int64
 	// streams counts the reader and writer goroutines of client streams;
