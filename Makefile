@@ -6,10 +6,12 @@ PROTO_DIR := pkg/proto/registry/v1
 PROTOS    := $(wildcard $(PROTO_DIR)/*.proto)
 TEST_TIMEOUT ?= 15m
 # The modules nested in this one, each with its own go.mod: the SDK, the
-# generated protocol, the example programs (docs/architecture.md,
-# "Modules"). The root's ./... does not reach into them, so every target
-# that runs over packages runs inside each of them too.
-MODULES   := pkg/proto pkg/client examples
+# generated protocol, the example programs, the Kratos adapter
+# (docs/architecture.md, "Modules"). The root's ./... does not reach into
+# them, so every target that runs over packages runs inside each of them
+# too. contrib/kratos's tests build the binaries and run a cluster of real
+# processes (about 10 s once built).
+MODULES   := pkg/proto pkg/client examples contrib/kratos
 
 .PHONY: all build examples test e2e lint proto run bench bench-pushlat bench-etcd bench-compare fuzz fuzz-corpus clean
 .PHONY: compose-image compose-up compose-down compose-smoke

@@ -15,14 +15,17 @@ import (
 
 // examplesDir returns examples/, the module of example programs (the test
 // runs in internal/sdktest).
-func examplesDir(t *testing.T) string {
+func examplesDir(t *testing.T) string { return moduleDir(t, "examples") }
+
+// moduleDir returns the nested module at rel from the repository root.
+func moduleDir(t *testing.T, rel string) string {
 	t.Helper()
-	dir, err := filepath.Abs(filepath.Join("..", "..", "examples"))
+	dir, err := filepath.Abs(filepath.Join("..", "..", rel))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "go.mod")); err != nil {
-		t.Fatalf("no examples module: %v", err)
+		t.Fatalf("no %s module: %v", rel, err)
 	}
 	return dir
 }
@@ -47,7 +50,31 @@ func goCommand(t *testing.T, ctx context.Context, dir string, args ...string) *e
 // alone: no package of the root module (internal/, cmd/), and none of
 // raft, memberlist, bolt or cobra.
 func TestSDK_PullsNoServerDependency(t *testing.T) {
-	cmd := goCommand(t, sdktest.Ctx(t), examplesDir(t), "list", "-deps", "-f", "{{.ImportPath}} {{with .Module}}{{.Path}}{{end}}", "./...")
+	sdk := noServerDeps(t, examplesDir(t), "./...")
+	// The check means something only if the programs use all of the SDK.
+	for _, p := range []string{"", "/discovery", "/resolver"} {
+		if !sdk["github.com/strata-registry/strata/pkg/client"+p] {
+			t.Errorf("the examples do not import pkg/client%s", p)
+		}
+	}
+}
+
+// TestKratosAdapter_PullsNoServerDependency: the Kratos adapter
+// (contrib/kratos, its own module), tests included, pulls in no server
+// code either, so that its users do not.
+func TestKratosAdapter_PullsNoServerDependency(t *testing.T) {
+	sdk := noServerDeps(t, moduleDir(t, "contrib/kratos"), "-test", "./...")
+	if !sdk["github.com/strata-registry/strata/pkg/client/discovery"] {
+		t.Error("the adapter does not import pkg/client/discovery")
+	}
+}
+
+// noServerDeps runs go list -deps with args in the module at dir, fails
+// the test on any package of the root module or of raft, memberlist, bolt
+// or cobra, and returns the SDK's packages among the dependencies.
+func noServerDeps(t *testing.T, dir string, args ...string) map[string]bool {
+	t.Helper()
+	cmd := goCommand(t, sdktest.Ctx(t), dir, append([]string{"list", "-deps", "-f", "{{.ImportPath}} {{with .Module}}{{.Path}}{{end}}"}, args...)...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
@@ -60,22 +87,17 @@ func TestSDK_PullsNoServerDependency(t *testing.T) {
 		pkg, mod, _ := strings.Cut(strings.TrimSpace(line), " ")
 		for _, f := range forbidden {
 			if strings.Contains(pkg, f) {
-				t.Errorf("a program using only the SDK pulls in %s (module %s)", pkg, mod)
+				t.Errorf("%s pulls in %s (module %s)", dir, pkg, mod)
 			}
 		}
 		if mod == "github.com/strata-registry/strata" {
-			t.Errorf("a program using only the SDK pulls in %s of the root module", pkg)
+			t.Errorf("%s pulls in %s of the root module", dir, pkg)
 		}
 		if mod == "github.com/strata-registry/strata/pkg/client" {
 			sdk[pkg] = true
 		}
 	}
-	// The check means something only if the programs use all of the SDK.
-	for _, p := range []string{"", "/discovery", "/resolver"} {
-		if !sdk["github.com/strata-registry/strata/pkg/client"+p] {
-			t.Errorf("the examples do not import pkg/client%s; go list said:\n%s", p, out)
-		}
-	}
+	return sdk
 }
 
 // TestExamples_RunAgainstACluster: each example program, built as a user

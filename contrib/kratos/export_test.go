@@ -1,0 +1,4 @@
+package strata
+
+// Show is show, for the package's external tests.
+var Show = show
