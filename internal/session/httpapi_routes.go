@@ -1,8 +1,6 @@
 package session
 
 import (
-	"context"
-	"errors"
 	"net/http"
 	"strconv"
 
@@ -11,9 +9,6 @@ import (
 	"github.com/strata-registry/strata/internal/access"
 	"github.com/strata-registry/strata/internal/catalog"
 	"github.com/strata-registry/strata/internal/openapi"
-	"github.com/strata-registry/strata/internal/slot"
-	"github.com/strata-registry/strata/pkg/client/identity"
-	registryv1 "github.com/strata-registry/strata/pkg/proto/registry/v1"
 )
 
 // The route table: every route the HTTP API serves, with what the OpenAPI
@@ -167,27 +162,6 @@ func catalogQuery(r *http.Request) (catalog.Query, error) {
 		return q, apiErrorf(http.StatusBadRequest, "session: %v", err)
 	}
 	return q, nil
-}
-
-// listCatalog lists one page from the slot leaders of tv, found in the
-// gossip pool and dialed with their identities checked.
-func listCatalog(ctx context.Context, s *Server, tv *tableView, q catalog.Query) (catalog.Page, error) {
-	addr := func(id slot.NodeID) (string, bool) {
-		a := s.dataAddr(id)
-		return a, a != ""
-	}
-	dial := func(peer identity.Peer, addr string) (registryv1.DataServiceClient, error) {
-		conn, err := s.Pool().Get(addr, peer)
-		if err != nil {
-			return nil, err
-		}
-		return registryv1.NewDataServiceClient(conn), nil
-	}
-	page, err := catalog.List(ctx, tv.t, addr, dial, q)
-	if errors.Is(err, catalog.ErrInvalid) {
-		return page, apiErrorf(http.StatusBadRequest, "session: %v", err)
-	}
-	return page, err
 }
 
 // apiMetrics are the HTTP API's, on the session's registry.

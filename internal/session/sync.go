@@ -14,6 +14,7 @@ import (
 // clients connect; slot leaders compare and repair.
 var policy = node.Policy{
 	registryv1.SessionService_Connect_FullMethodName:            {identity.RoleClient},
+	registryv1.SessionService_ListServices_FullMethodName:       {identity.RoleClient},
 	registryv1.SessionSyncService_SlotDigests_FullMethodName:    {identity.RoleData},
 	registryv1.SessionSyncService_SlotPublishers_FullMethodName: {identity.RoleData},
 }

@@ -78,6 +78,210 @@ func (Scope) EnumDescriptor() ([]byte, []int) {
 	return file_session_proto_rawDescGZIP(), []int{0}
 }
 
+type ListServicesRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// prefix keeps keys (dataInfoIDs) that start with it.
+	Prefix string `protobuf:"bytes,1,opt,name=prefix,proto3" json:"prefix,omitempty"`
+	// after is the cursor: the previous page's next ("" for the first).
+	After string `protobuf:"bytes,2,opt,name=after,proto3" json:"after,omitempty"`
+	// limit is the page size, 1..1000; 0 means 100.
+	Limit         uint32 `protobuf:"varint,3,opt,name=limit,proto3" json:"limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListServicesRequest) Reset() {
+	*x = ListServicesRequest{}
+	mi := &file_session_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListServicesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListServicesRequest) ProtoMessage() {}
+
+func (x *ListServicesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_session_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListServicesRequest.ProtoReflect.Descriptor instead.
+func (*ListServicesRequest) Descriptor() ([]byte, []int) {
+	return file_session_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *ListServicesRequest) GetPrefix() string {
+	if x != nil {
+		return x.Prefix
+	}
+	return ""
+}
+
+func (x *ListServicesRequest) GetAfter() string {
+	if x != nil {
+		return x.After
+	}
+	return ""
+}
+
+func (x *ListServicesRequest) GetLimit() uint32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+type ServiceEntry struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	DataInfoId    string                 `protobuf:"bytes,1,opt,name=data_info_id,json=dataInfoId,proto3" json:"data_info_id,omitempty"`
+	DataId        string                 `protobuf:"bytes,2,opt,name=data_id,json=dataId,proto3" json:"data_id,omitempty"`
+	InstanceId    string                 `protobuf:"bytes,3,opt,name=instance_id,json=instanceId,proto3" json:"instance_id,omitempty"`
+	Group         string                 `protobuf:"bytes,4,opt,name=group,proto3" json:"group,omitempty"`
+	Publishers    uint32                 `protobuf:"varint,5,opt,name=publishers,proto3" json:"publishers,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ServiceEntry) Reset() {
+	*x = ServiceEntry{}
+	mi := &file_session_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ServiceEntry) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ServiceEntry) ProtoMessage() {}
+
+func (x *ServiceEntry) ProtoReflect() protoreflect.Message {
+	mi := &file_session_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ServiceEntry.ProtoReflect.Descriptor instead.
+func (*ServiceEntry) Descriptor() ([]byte, []int) {
+	return file_session_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *ServiceEntry) GetDataInfoId() string {
+	if x != nil {
+		return x.DataInfoId
+	}
+	return ""
+}
+
+func (x *ServiceEntry) GetDataId() string {
+	if x != nil {
+		return x.DataId
+	}
+	return ""
+}
+
+func (x *ServiceEntry) GetInstanceId() string {
+	if x != nil {
+		return x.InstanceId
+	}
+	return ""
+}
+
+func (x *ServiceEntry) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *ServiceEntry) GetPublishers() uint32 {
+	if x != nil {
+		return x.Publishers
+	}
+	return 0
+}
+
+type ListServicesResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// services are the page's keys the caller may subscribe to (a page can
+	// hold fewer than limit, even none, and still have a next).
+	Services []*ServiceEntry `protobuf:"bytes,1,rep,name=services,proto3" json:"services,omitempty"`
+	// next is the cursor of the next page; "" on the last.
+	Next string `protobuf:"bytes,2,opt,name=next,proto3" json:"next,omitempty"`
+	// missing_slots are slots that could not be listed (no leader,
+	// unreachable, migrating): the listing is partial.
+	MissingSlots  []uint32 `protobuf:"varint,3,rep,packed,name=missing_slots,json=missingSlots,proto3" json:"missing_slots,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListServicesResponse) Reset() {
+	*x = ListServicesResponse{}
+	mi := &file_session_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListServicesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListServicesResponse) ProtoMessage() {}
+
+func (x *ListServicesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_session_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListServicesResponse.ProtoReflect.Descriptor instead.
+func (*ListServicesResponse) Descriptor() ([]byte, []int) {
+	return file_session_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *ListServicesResponse) GetServices() []*ServiceEntry {
+	if x != nil {
+		return x.Services
+	}
+	return nil
+}
+
+func (x *ListServicesResponse) GetNext() string {
+	if x != nil {
+		return x.Next
+	}
+	return ""
+}
+
+func (x *ListServicesResponse) GetMissingSlots() []uint32 {
+	if x != nil {
+		return x.MissingSlots
+	}
+	return nil
+}
+
 type ClientFrame struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// id names a request; the session's Ack echoes it. 0 for frames that get
@@ -100,7 +304,7 @@ type ClientFrame struct {
 
 func (x *ClientFrame) Reset() {
 	*x = ClientFrame{}
-	mi := &file_session_proto_msgTypes[0]
+	mi := &file_session_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -112,7 +316,7 @@ func (x *ClientFrame) String() string {
 func (*ClientFrame) ProtoMessage() {}
 
 func (x *ClientFrame) ProtoReflect() protoreflect.Message {
-	mi := &file_session_proto_msgTypes[0]
+	mi := &file_session_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -125,7 +329,7 @@ func (x *ClientFrame) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClientFrame.ProtoReflect.Descriptor instead.
 func (*ClientFrame) Descriptor() ([]byte, []int) {
-	return file_session_proto_rawDescGZIP(), []int{0}
+	return file_session_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *ClientFrame) GetId() uint64 {
@@ -280,7 +484,7 @@ type Hello struct {
 
 func (x *Hello) Reset() {
 	*x = Hello{}
-	mi := &file_session_proto_msgTypes[1]
+	mi := &file_session_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -292,7 +496,7 @@ func (x *Hello) String() string {
 func (*Hello) ProtoMessage() {}
 
 func (x *Hello) ProtoReflect() protoreflect.Message {
-	mi := &file_session_proto_msgTypes[1]
+	mi := &file_session_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -305,7 +509,7 @@ func (x *Hello) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Hello.ProtoReflect.Descriptor instead.
 func (*Hello) Descriptor() ([]byte, []int) {
-	return file_session_proto_rawDescGZIP(), []int{1}
+	return file_session_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Hello) GetClientId() string {
@@ -346,7 +550,7 @@ type RegisterPublisher struct {
 
 func (x *RegisterPublisher) Reset() {
 	*x = RegisterPublisher{}
-	mi := &file_session_proto_msgTypes[2]
+	mi := &file_session_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -358,7 +562,7 @@ func (x *RegisterPublisher) String() string {
 func (*RegisterPublisher) ProtoMessage() {}
 
 func (x *RegisterPublisher) ProtoReflect() protoreflect.Message {
-	mi := &file_session_proto_msgTypes[2]
+	mi := &file_session_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -371,7 +575,7 @@ func (x *RegisterPublisher) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterPublisher.ProtoReflect.Descriptor instead.
 func (*RegisterPublisher) Descriptor() ([]byte, []int) {
-	return file_session_proto_rawDescGZIP(), []int{2}
+	return file_session_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *RegisterPublisher) GetRegisterId() string {
@@ -429,7 +633,7 @@ type UnregisterPublisher struct {
 
 func (x *UnregisterPublisher) Reset() {
 	*x = UnregisterPublisher{}
-	mi := &file_session_proto_msgTypes[3]
+	mi := &file_session_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -441,7 +645,7 @@ func (x *UnregisterPublisher) String() string {
 func (*UnregisterPublisher) ProtoMessage() {}
 
 func (x *UnregisterPublisher) ProtoReflect() protoreflect.Message {
-	mi := &file_session_proto_msgTypes[3]
+	mi := &file_session_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -454,7 +658,7 @@ func (x *UnregisterPublisher) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnregisterPublisher.ProtoReflect.Descriptor instead.
 func (*UnregisterPublisher) Descriptor() ([]byte, []int) {
-	return file_session_proto_rawDescGZIP(), []int{3}
+	return file_session_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *UnregisterPublisher) GetRegisterId() string {
@@ -508,7 +712,7 @@ type RegisterSubscriber struct {
 
 func (x *RegisterSubscriber) Reset() {
 	*x = RegisterSubscriber{}
-	mi := &file_session_proto_msgTypes[4]
+	mi := &file_session_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -520,7 +724,7 @@ func (x *RegisterSubscriber) String() string {
 func (*RegisterSubscriber) ProtoMessage() {}
 
 func (x *RegisterSubscriber) ProtoReflect() protoreflect.Message {
-	mi := &file_session_proto_msgTypes[4]
+	mi := &file_session_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -533,7 +737,7 @@ func (x *RegisterSubscriber) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterSubscriber.ProtoReflect.Descriptor instead.
 func (*RegisterSubscriber) Descriptor() ([]byte, []int) {
-	return file_session_proto_rawDescGZIP(), []int{4}
+	return file_session_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *RegisterSubscriber) GetRegisterId() string {
@@ -587,7 +791,7 @@ type UnregisterSubscriber struct {
 
 func (x *UnregisterSubscriber) Reset() {
 	*x = UnregisterSubscriber{}
-	mi := &file_session_proto_msgTypes[5]
+	mi := &file_session_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -599,7 +803,7 @@ func (x *UnregisterSubscriber) String() string {
 func (*UnregisterSubscriber) ProtoMessage() {}
 
 func (x *UnregisterSubscriber) ProtoReflect() protoreflect.Message {
-	mi := &file_session_proto_msgTypes[5]
+	mi := &file_session_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -612,7 +816,7 @@ func (x *UnregisterSubscriber) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnregisterSubscriber.ProtoReflect.Descriptor instead.
 func (*UnregisterSubscriber) Descriptor() ([]byte, []int) {
-	return file_session_proto_rawDescGZIP(), []int{5}
+	return file_session_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *UnregisterSubscriber) GetRegisterId() string {
@@ -630,7 +834,7 @@ type Heartbeat struct {
 
 func (x *Heartbeat) Reset() {
 	*x = Heartbeat{}
-	mi := &file_session_proto_msgTypes[6]
+	mi := &file_session_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -642,7 +846,7 @@ func (x *Heartbeat) String() string {
 func (*Heartbeat) ProtoMessage() {}
 
 func (x *Heartbeat) ProtoReflect() protoreflect.Message {
-	mi := &file_session_proto_msgTypes[6]
+	mi := &file_session_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -655,7 +859,7 @@ func (x *Heartbeat) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Heartbeat.ProtoReflect.Descriptor instead.
 func (*Heartbeat) Descriptor() ([]byte, []int) {
-	return file_session_proto_rawDescGZIP(), []int{6}
+	return file_session_proto_rawDescGZIP(), []int{9}
 }
 
 type PushAck struct {
@@ -671,7 +875,7 @@ type PushAck struct {
 
 func (x *PushAck) Reset() {
 	*x = PushAck{}
-	mi := &file_session_proto_msgTypes[7]
+	mi := &file_session_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -683,7 +887,7 @@ func (x *PushAck) String() string {
 func (*PushAck) ProtoMessage() {}
 
 func (x *PushAck) ProtoReflect() protoreflect.Message {
-	mi := &file_session_proto_msgTypes[7]
+	mi := &file_session_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -696,7 +900,7 @@ func (x *PushAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PushAck.ProtoReflect.Descriptor instead.
 func (*PushAck) Descriptor() ([]byte, []int) {
-	return file_session_proto_rawDescGZIP(), []int{7}
+	return file_session_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *PushAck) GetRegisterId() string {
@@ -729,7 +933,7 @@ type PushAcks struct {
 
 func (x *PushAcks) Reset() {
 	*x = PushAcks{}
-	mi := &file_session_proto_msgTypes[8]
+	mi := &file_session_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -741,7 +945,7 @@ func (x *PushAcks) String() string {
 func (*PushAcks) ProtoMessage() {}
 
 func (x *PushAcks) ProtoReflect() protoreflect.Message {
-	mi := &file_session_proto_msgTypes[8]
+	mi := &file_session_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -754,7 +958,7 @@ func (x *PushAcks) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PushAcks.ProtoReflect.Descriptor instead.
 func (*PushAcks) Descriptor() ([]byte, []int) {
-	return file_session_proto_rawDescGZIP(), []int{8}
+	return file_session_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *PushAcks) GetAcks() []*PushAck {
@@ -780,7 +984,7 @@ type ServerFrame struct {
 
 func (x *ServerFrame) Reset() {
 	*x = ServerFrame{}
-	mi := &file_session_proto_msgTypes[9]
+	mi := &file_session_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -792,7 +996,7 @@ func (x *ServerFrame) String() string {
 func (*ServerFrame) ProtoMessage() {}
 
 func (x *ServerFrame) ProtoReflect() protoreflect.Message {
-	mi := &file_session_proto_msgTypes[9]
+	mi := &file_session_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -805,7 +1009,7 @@ func (x *ServerFrame) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServerFrame.ProtoReflect.Descriptor instead.
 func (*ServerFrame) Descriptor() ([]byte, []int) {
-	return file_session_proto_rawDescGZIP(), []int{9}
+	return file_session_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ServerFrame) GetBody() isServerFrame_Body {
@@ -907,7 +1111,7 @@ type PushBatch struct {
 
 func (x *PushBatch) Reset() {
 	*x = PushBatch{}
-	mi := &file_session_proto_msgTypes[10]
+	mi := &file_session_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -919,7 +1123,7 @@ func (x *PushBatch) String() string {
 func (*PushBatch) ProtoMessage() {}
 
 func (x *PushBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_session_proto_msgTypes[10]
+	mi := &file_session_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -932,7 +1136,7 @@ func (x *PushBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PushBatch.ProtoReflect.Descriptor instead.
 func (*PushBatch) Descriptor() ([]byte, []int) {
-	return file_session_proto_rawDescGZIP(), []int{10}
+	return file_session_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *PushBatch) GetPushes() []*Push {
@@ -956,7 +1160,7 @@ type Welcome struct {
 
 func (x *Welcome) Reset() {
 	*x = Welcome{}
-	mi := &file_session_proto_msgTypes[11]
+	mi := &file_session_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -968,7 +1172,7 @@ func (x *Welcome) String() string {
 func (*Welcome) ProtoMessage() {}
 
 func (x *Welcome) ProtoReflect() protoreflect.Message {
-	mi := &file_session_proto_msgTypes[11]
+	mi := &file_session_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -981,7 +1185,7 @@ func (x *Welcome) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Welcome.ProtoReflect.Descriptor instead.
 func (*Welcome) Descriptor() ([]byte, []int) {
-	return file_session_proto_rawDescGZIP(), []int{11}
+	return file_session_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Welcome) GetConnId() string {
@@ -1017,7 +1221,7 @@ type Ack struct {
 
 func (x *Ack) Reset() {
 	*x = Ack{}
-	mi := &file_session_proto_msgTypes[12]
+	mi := &file_session_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1029,7 +1233,7 @@ func (x *Ack) String() string {
 func (*Ack) ProtoMessage() {}
 
 func (x *Ack) ProtoReflect() protoreflect.Message {
-	mi := &file_session_proto_msgTypes[12]
+	mi := &file_session_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1042,7 +1246,7 @@ func (x *Ack) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ack.ProtoReflect.Descriptor instead.
 func (*Ack) Descriptor() ([]byte, []int) {
-	return file_session_proto_rawDescGZIP(), []int{12}
+	return file_session_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Ack) GetId() uint64 {
@@ -1077,7 +1281,7 @@ type PushedValue struct {
 
 func (x *PushedValue) Reset() {
 	*x = PushedValue{}
-	mi := &file_session_proto_msgTypes[13]
+	mi := &file_session_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1089,7 +1293,7 @@ func (x *PushedValue) String() string {
 func (*PushedValue) ProtoMessage() {}
 
 func (x *PushedValue) ProtoReflect() protoreflect.Message {
-	mi := &file_session_proto_msgTypes[13]
+	mi := &file_session_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1102,7 +1306,7 @@ func (x *PushedValue) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PushedValue.ProtoReflect.Descriptor instead.
 func (*PushedValue) Descriptor() ([]byte, []int) {
-	return file_session_proto_rawDescGZIP(), []int{13}
+	return file_session_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *PushedValue) GetData() []byte {
@@ -1147,7 +1351,7 @@ type Push struct {
 
 func (x *Push) Reset() {
 	*x = Push{}
-	mi := &file_session_proto_msgTypes[14]
+	mi := &file_session_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1159,7 +1363,7 @@ func (x *Push) String() string {
 func (*Push) ProtoMessage() {}
 
 func (x *Push) ProtoReflect() protoreflect.Message {
-	mi := &file_session_proto_msgTypes[14]
+	mi := &file_session_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1172,7 +1376,7 @@ func (x *Push) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Push.ProtoReflect.Descriptor instead.
 func (*Push) Descriptor() ([]byte, []int) {
-	return file_session_proto_rawDescGZIP(), []int{14}
+	return file_session_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Push) GetRegisterId() string {
@@ -1230,7 +1434,7 @@ type Redirect struct {
 
 func (x *Redirect) Reset() {
 	*x = Redirect{}
-	mi := &file_session_proto_msgTypes[15]
+	mi := &file_session_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1242,7 +1446,7 @@ func (x *Redirect) String() string {
 func (*Redirect) ProtoMessage() {}
 
 func (x *Redirect) ProtoReflect() protoreflect.Message {
-	mi := &file_session_proto_msgTypes[15]
+	mi := &file_session_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1255,7 +1459,7 @@ func (x *Redirect) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Redirect.ProtoReflect.Descriptor instead.
 func (*Redirect) Descriptor() ([]byte, []int) {
-	return file_session_proto_rawDescGZIP(), []int{15}
+	return file_session_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Redirect) GetReason() string {
@@ -1277,7 +1481,25 @@ var File_session_proto protoreflect.FileDescriptor
 const file_session_proto_rawDesc = "" +
 	"\n" +
 	"\rsession.proto\x12\vregistry.v1\x1a\n" +
-	"data.proto\"\xc8\x04\n" +
+	"data.proto\"Y\n" +
+	"\x13ListServicesRequest\x12\x16\n" +
+	"\x06prefix\x18\x01 \x01(\tR\x06prefix\x12\x14\n" +
+	"\x05after\x18\x02 \x01(\tR\x05after\x12\x14\n" +
+	"\x05limit\x18\x03 \x01(\rR\x05limit\"\xa0\x01\n" +
+	"\fServiceEntry\x12 \n" +
+	"\fdata_info_id\x18\x01 \x01(\tR\n" +
+	"dataInfoId\x12\x17\n" +
+	"\adata_id\x18\x02 \x01(\tR\x06dataId\x12\x1f\n" +
+	"\vinstance_id\x18\x03 \x01(\tR\n" +
+	"instanceId\x12\x14\n" +
+	"\x05group\x18\x04 \x01(\tR\x05group\x12\x1e\n" +
+	"\n" +
+	"publishers\x18\x05 \x01(\rR\n" +
+	"publishers\"\x86\x01\n" +
+	"\x14ListServicesResponse\x125\n" +
+	"\bservices\x18\x01 \x03(\v2\x19.registry.v1.ServiceEntryR\bservices\x12\x12\n" +
+	"\x04next\x18\x02 \x01(\tR\x04next\x12#\n" +
+	"\rmissing_slots\x18\x03 \x03(\rR\fmissingSlots\"\xc8\x04\n" +
 	"\vClientFrame\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12*\n" +
 	"\x05hello\x18\x02 \x01(\v2\x12.registry.v1.HelloH\x00R\x05hello\x12O\n" +
@@ -1370,9 +1592,10 @@ const file_session_proto_rawDesc = "" +
 	"\n" +
 	"SCOPE_ZONE\x10\x01\x12\x14\n" +
 	"\x10SCOPE_DATACENTER\x10\x02\x12\x10\n" +
-	"\fSCOPE_GLOBAL\x10\x032S\n" +
+	"\fSCOPE_GLOBAL\x10\x032\xa8\x01\n" +
 	"\x0eSessionService\x12A\n" +
-	"\aConnect\x12\x18.registry.v1.ClientFrame\x1a\x18.registry.v1.ServerFrame(\x010\x01BDZBgithub.com/strata-registry/strata/pkg/proto/registry/v1;registryv1b\x06proto3"
+	"\aConnect\x12\x18.registry.v1.ClientFrame\x1a\x18.registry.v1.ServerFrame(\x010\x01\x12S\n" +
+	"\fListServices\x12 .registry.v1.ListServicesRequest\x1a!.registry.v1.ListServicesResponseBDZBgithub.com/strata-registry/strata/pkg/proto/registry/v1;registryv1b\x06proto3"
 
 var (
 	file_session_proto_rawDescOnce sync.Once
@@ -1387,53 +1610,59 @@ func file_session_proto_rawDescGZIP() []byte {
 }
 
 var file_session_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_session_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_session_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_session_proto_goTypes = []any{
 	(Scope)(0),                   // 0: registry.v1.Scope
-	(*ClientFrame)(nil),          // 1: registry.v1.ClientFrame
-	(*Hello)(nil),                // 2: registry.v1.Hello
-	(*RegisterPublisher)(nil),    // 3: registry.v1.RegisterPublisher
-	(*UnregisterPublisher)(nil),  // 4: registry.v1.UnregisterPublisher
-	(*RegisterSubscriber)(nil),   // 5: registry.v1.RegisterSubscriber
-	(*UnregisterSubscriber)(nil), // 6: registry.v1.UnregisterSubscriber
-	(*Heartbeat)(nil),            // 7: registry.v1.Heartbeat
-	(*PushAck)(nil),              // 8: registry.v1.PushAck
-	(*PushAcks)(nil),             // 9: registry.v1.PushAcks
-	(*ServerFrame)(nil),          // 10: registry.v1.ServerFrame
-	(*PushBatch)(nil),            // 11: registry.v1.PushBatch
-	(*Welcome)(nil),              // 12: registry.v1.Welcome
-	(*Ack)(nil),                  // 13: registry.v1.Ack
-	(*PushedValue)(nil),          // 14: registry.v1.PushedValue
-	(*Push)(nil),                 // 15: registry.v1.Push
-	(*Redirect)(nil),             // 16: registry.v1.Redirect
-	(*InstanceState)(nil),        // 17: registry.v1.InstanceState
+	(*ListServicesRequest)(nil),  // 1: registry.v1.ListServicesRequest
+	(*ServiceEntry)(nil),         // 2: registry.v1.ServiceEntry
+	(*ListServicesResponse)(nil), // 3: registry.v1.ListServicesResponse
+	(*ClientFrame)(nil),          // 4: registry.v1.ClientFrame
+	(*Hello)(nil),                // 5: registry.v1.Hello
+	(*RegisterPublisher)(nil),    // 6: registry.v1.RegisterPublisher
+	(*UnregisterPublisher)(nil),  // 7: registry.v1.UnregisterPublisher
+	(*RegisterSubscriber)(nil),   // 8: registry.v1.RegisterSubscriber
+	(*UnregisterSubscriber)(nil), // 9: registry.v1.UnregisterSubscriber
+	(*Heartbeat)(nil),            // 10: registry.v1.Heartbeat
+	(*PushAck)(nil),              // 11: registry.v1.PushAck
+	(*PushAcks)(nil),             // 12: registry.v1.PushAcks
+	(*ServerFrame)(nil),          // 13: registry.v1.ServerFrame
+	(*PushBatch)(nil),            // 14: registry.v1.PushBatch
+	(*Welcome)(nil),              // 15: registry.v1.Welcome
+	(*Ack)(nil),                  // 16: registry.v1.Ack
+	(*PushedValue)(nil),          // 17: registry.v1.PushedValue
+	(*Push)(nil),                 // 18: registry.v1.Push
+	(*Redirect)(nil),             // 19: registry.v1.Redirect
+	(*InstanceState)(nil),        // 20: registry.v1.InstanceState
 }
 var file_session_proto_depIdxs = []int32{
-	2,  // 0: registry.v1.ClientFrame.hello:type_name -> registry.v1.Hello
-	3,  // 1: registry.v1.ClientFrame.register_publisher:type_name -> registry.v1.RegisterPublisher
-	4,  // 2: registry.v1.ClientFrame.unregister_publisher:type_name -> registry.v1.UnregisterPublisher
-	5,  // 3: registry.v1.ClientFrame.register_subscriber:type_name -> registry.v1.RegisterSubscriber
-	6,  // 4: registry.v1.ClientFrame.unregister_subscriber:type_name -> registry.v1.UnregisterSubscriber
-	7,  // 5: registry.v1.ClientFrame.heartbeat:type_name -> registry.v1.Heartbeat
-	8,  // 6: registry.v1.ClientFrame.push_ack:type_name -> registry.v1.PushAck
-	9,  // 7: registry.v1.ClientFrame.push_acks:type_name -> registry.v1.PushAcks
-	0,  // 8: registry.v1.RegisterSubscriber.scope:type_name -> registry.v1.Scope
-	8,  // 9: registry.v1.PushAcks.acks:type_name -> registry.v1.PushAck
-	12, // 10: registry.v1.ServerFrame.welcome:type_name -> registry.v1.Welcome
-	13, // 11: registry.v1.ServerFrame.ack:type_name -> registry.v1.Ack
-	15, // 12: registry.v1.ServerFrame.push:type_name -> registry.v1.Push
-	16, // 13: registry.v1.ServerFrame.redirect:type_name -> registry.v1.Redirect
-	11, // 14: registry.v1.ServerFrame.push_batch:type_name -> registry.v1.PushBatch
-	15, // 15: registry.v1.PushBatch.pushes:type_name -> registry.v1.Push
-	14, // 16: registry.v1.Push.values:type_name -> registry.v1.PushedValue
-	17, // 17: registry.v1.Push.instance_states:type_name -> registry.v1.InstanceState
-	1,  // 18: registry.v1.SessionService.Connect:input_type -> registry.v1.ClientFrame
-	10, // 19: registry.v1.SessionService.Connect:output_type -> registry.v1.ServerFrame
-	19, // [19:20] is the sub-list for method output_type
-	18, // [18:19] is the sub-list for method input_type
-	18, // [18:18] is the sub-list for extension type_name
-	18, // [18:18] is the sub-list for extension extendee
-	0,  // [0:18] is the sub-list for field type_name
+	2,  // 0: registry.v1.ListServicesResponse.services:type_name -> registry.v1.ServiceEntry
+	5,  // 1: registry.v1.ClientFrame.hello:type_name -> registry.v1.Hello
+	6,  // 2: registry.v1.ClientFrame.register_publisher:type_name -> registry.v1.RegisterPublisher
+	7,  // 3: registry.v1.ClientFrame.unregister_publisher:type_name -> registry.v1.UnregisterPublisher
+	8,  // 4: registry.v1.ClientFrame.register_subscriber:type_name -> registry.v1.RegisterSubscriber
+	9,  // 5: registry.v1.ClientFrame.unregister_subscriber:type_name -> registry.v1.UnregisterSubscriber
+	10, // 6: registry.v1.ClientFrame.heartbeat:type_name -> registry.v1.Heartbeat
+	11, // 7: registry.v1.ClientFrame.push_ack:type_name -> registry.v1.PushAck
+	12, // 8: registry.v1.ClientFrame.push_acks:type_name -> registry.v1.PushAcks
+	0,  // 9: registry.v1.RegisterSubscriber.scope:type_name -> registry.v1.Scope
+	11, // 10: registry.v1.PushAcks.acks:type_name -> registry.v1.PushAck
+	15, // 11: registry.v1.ServerFrame.welcome:type_name -> registry.v1.Welcome
+	16, // 12: registry.v1.ServerFrame.ack:type_name -> registry.v1.Ack
+	18, // 13: registry.v1.ServerFrame.push:type_name -> registry.v1.Push
+	19, // 14: registry.v1.ServerFrame.redirect:type_name -> registry.v1.Redirect
+	14, // 15: registry.v1.ServerFrame.push_batch:type_name -> registry.v1.PushBatch
+	18, // 16: registry.v1.PushBatch.pushes:type_name -> registry.v1.Push
+	17, // 17: registry.v1.Push.values:type_name -> registry.v1.PushedValue
+	20, // 18: registry.v1.Push.instance_states:type_name -> registry.v1.InstanceState
+	4,  // 19: registry.v1.SessionService.Connect:input_type -> registry.v1.ClientFrame
+	1,  // 20: registry.v1.SessionService.ListServices:input_type -> registry.v1.ListServicesRequest
+	13, // 21: registry.v1.SessionService.Connect:output_type -> registry.v1.ServerFrame
+	3,  // 22: registry.v1.SessionService.ListServices:output_type -> registry.v1.ListServicesResponse
+	21, // [21:23] is the sub-list for method output_type
+	19, // [19:21] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_session_proto_init() }
@@ -1442,7 +1671,7 @@ func file_session_proto_init() {
 		return
 	}
 	file_data_proto_init()
-	file_session_proto_msgTypes[0].OneofWrappers = []any{
+	file_session_proto_msgTypes[3].OneofWrappers = []any{
 		(*ClientFrame_Hello)(nil),
 		(*ClientFrame_RegisterPublisher)(nil),
 		(*ClientFrame_UnregisterPublisher)(nil),
@@ -1452,7 +1681,7 @@ func file_session_proto_init() {
 		(*ClientFrame_PushAck)(nil),
 		(*ClientFrame_PushAcks)(nil),
 	}
-	file_session_proto_msgTypes[9].OneofWrappers = []any{
+	file_session_proto_msgTypes[12].OneofWrappers = []any{
 		(*ServerFrame_Welcome)(nil),
 		(*ServerFrame_Ack)(nil),
 		(*ServerFrame_Push)(nil),
@@ -1465,7 +1694,7 @@ func file_session_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_session_proto_rawDesc), len(file_session_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   16,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

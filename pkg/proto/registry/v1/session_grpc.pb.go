@@ -23,7 +23,8 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	SessionService_Connect_FullMethodName = "/registry.v1.SessionService/Connect"
+	SessionService_Connect_FullMethodName      = "/registry.v1.SessionService/Connect"
+	SessionService_ListServices_FullMethodName = "/registry.v1.SessionService/ListServices"
 )
 
 // SessionServiceClient is the client API for SessionService service.
@@ -36,6 +37,10 @@ type SessionServiceClient interface {
 	// Hello; the session answers Welcome, then acks every frame that has an
 	// id and pushes subscribed data as it changes.
 	Connect(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[ClientFrame, ServerFrame], error)
+	// ListServices lists the keys (services) the cluster holds, with their
+	// publisher counts, in byte order, paged by key: those the caller may
+	// subscribe to.
+	ListServices(ctx context.Context, in *ListServicesRequest, opts ...grpc.CallOption) (*ListServicesResponse, error)
 }
 
 type sessionServiceClient struct {
@@ -59,6 +64,16 @@ func (c *sessionServiceClient) Connect(ctx context.Context, opts ...grpc.CallOpt
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type SessionService_ConnectClient = grpc.BidiStreamingClient[ClientFrame, ServerFrame]
 
+func (c *sessionServiceClient) ListServices(ctx context.Context, in *ListServicesRequest, opts ...grpc.CallOption) (*ListServicesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListServicesResponse)
+	err := c.cc.Invoke(ctx, SessionService_ListServices_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // SessionServiceServer is the server API for SessionService service.
 // All implementations must embed UnimplementedSessionServiceServer
 // for forward compatibility.
@@ -69,6 +84,10 @@ type SessionServiceServer interface {
 	// Hello; the session answers Welcome, then acks every frame that has an
 	// id and pushes subscribed data as it changes.
 	Connect(grpc.BidiStreamingServer[ClientFrame, ServerFrame]) error
+	// ListServices lists the keys (services) the cluster holds, with their
+	// publisher counts, in byte order, paged by key: those the caller may
+	// subscribe to.
+	ListServices(context.Context, *ListServicesRequest) (*ListServicesResponse, error)
 	mustEmbedUnimplementedSessionServiceServer()
 }
 
@@ -81,6 +100,9 @@ type UnimplementedSessionServiceServer struct{}
 
 func (UnimplementedSessionServiceServer) Connect(grpc.BidiStreamingServer[ClientFrame, ServerFrame]) error {
 	return status.Error(codes.Unimplemented, "method Connect not implemented")
+}
+func (UnimplementedSessionServiceServer) ListServices(context.Context, *ListServicesRequest) (*ListServicesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListServices not implemented")
 }
 func (UnimplementedSessionServiceServer) mustEmbedUnimplementedSessionServiceServer() {}
 func (UnimplementedSessionServiceServer) testEmbeddedByValue()                        {}
@@ -110,13 +132,36 @@ func _SessionService_Connect_Handler(srv interface{}, stream grpc.ServerStream) 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type SessionService_ConnectServer = grpc.BidiStreamingServer[ClientFrame, ServerFrame]
 
+func _SessionService_ListServices_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListServicesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SessionServiceServer).ListServices(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SessionService_ListServices_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SessionServiceServer).ListServices(ctx, req.(*ListServicesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // SessionService_ServiceDesc is the grpc.ServiceDesc for SessionService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
 var SessionService_ServiceDesc = grpc.ServiceDesc{
 	ServiceName: "registry.v1.SessionService",
 	HandlerType: (*SessionServiceServer)(nil),
-	Methods:     []grpc.MethodDesc{},
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "ListServices",
+			Handler:    _SessionService_ListServices_Handler,
+		},
+	},
 	Streams: []grpc.StreamDesc{
 		{
 			StreamName:    "Connect",
