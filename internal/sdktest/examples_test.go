@@ -120,9 +120,14 @@ func TestExamples_RunAgainstACluster(t *testing.T) {
 		{"pubsub", []string{"published \"hello\"", "updated to \"hello again\"", "unpublished", "done"}},
 		{"discovery", []string{"registered 127.0.0.1:8080", "picked 127.0.0.1:8080 (weight 10)", "weight of 127.0.0.1:8080 set to 1", "deregistered", "done"}},
 		{"grpc-resolver", []string{"called strata:///com.example.Health: SERVING", "done"}},
+		{"httpapi", []string{"registered 127.0.0.1:8081", "watch: the instance is listed", "heartbeat: lease renewed", "blocking query: 1 instance(s)", "deregistered", "watch: the instance is gone", "done"}},
 	} {
 		t.Run(tc.program, func(t *testing.T) {
-			out, err := exec.CommandContext(ctx, filepath.Join(bin, tc.program), flags...).CombinedOutput()
+			args := flags
+			if tc.program == "httpapi" { // no SDK: the session's HTTP API with the client's token
+				args = []string{"-url", "https://" + c.Session(0).Server().HTTPAPIAddr(), "-credentials", string(c.Credentials()), "-name", testcluster.ClientName}
+			}
+			out, err := exec.CommandContext(ctx, filepath.Join(bin, tc.program), args...).CombinedOutput()
 			if err != nil {
 				t.Fatalf("%s: %v\n%s", tc.program, err, out)
 			}
