@@ -89,6 +89,11 @@ func (s *Server) antiEntropyRound(ctx context.Context) {
 	var barrier uint64
 	if len(migrating) > 0 {
 		barrier, _ = s.slots.epoch()
+		if !s.marks.ready() {
+			// A handover finishes only once the operators' marks are
+			// here: the slot must not serve a datum without them.
+			migrating = nil
+		}
 	}
 	var (
 		wg       sync.WaitGroup
@@ -127,6 +132,7 @@ func (s *Server) antiEntropyRound(ctx context.Context) {
 		if !st.markRebuilt() {
 			continue
 		}
+		s.touchMarked(st)
 		readable = append(readable, st.store.Versions()...)
 		if st.partial {
 			rebuilt = append(rebuilt, uint32(st.id))

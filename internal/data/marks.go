@@ -18,6 +18,28 @@ import (
 type marks struct {
 	mu    sync.RWMutex
 	byKey map[string][]*registryv1.InstanceState
+	// received is set by the first set from meta: until then a slot's
+	// handover does not finish (antiEntropyRound), so no datum is served
+	// without the marks it should carry.
+	received bool
+}
+
+// ready reports whether the first set from meta has arrived.
+func (m *marks) ready() bool {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.received
+}
+
+// keys returns the keys that have marks.
+func (m *marks) keys() []string {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	out := make([]string, 0, len(m.byKey))
+	for k := range m.byKey {
+		out = append(out, k)
+	}
+	return out
 }
 
 // of returns key's marks, sorted by address (nil when none). The slice is
@@ -51,6 +73,7 @@ func (m *marks) replace(set *registryv1.InstanceStates) []string {
 		}
 	}
 	m.byKey = next
+	m.received = true
 	slices.Sort(changed)
 	return changed
 }
@@ -82,6 +105,22 @@ func (s *Server) applyMarks(set *registryv1.InstanceStates) {
 		s.logger.Info("instance marks changed", "keys", len(changed), "bumped", len(versions), "index", set.GetIndex())
 	}
 	s.notices.publish(versions)
+}
+
+// touchMarked gives every marked key of st a new version, as st starts
+// serving reads after its handover: a mark that changed while this node
+// did not lead the slot (it followed, or the slot had no leader) bumped
+// nothing, and the versions the slot carries over are ones sessions have
+// already fetched, so without this the change would never be pushed.
+// The new versions are of this node's leader epoch, above any an earlier
+// leader handed out (also one that touched a key before it applied the
+// table that took the slot away).
+func (s *Server) touchMarked(st *slotState) {
+	for _, key := range s.marks.keys() {
+		if id, ok := s.slots.slotOf(key); ok && id == st.id {
+			st.store.Touch(key)
+		}
+	}
 }
 
 // readDatum reads key from st's store with its marks attached: what

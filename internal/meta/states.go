@@ -148,7 +148,7 @@ func (v *service) SetInstanceState(ctx context.Context, req *registryv1.SetInsta
 	// The policy let an operator or a meta node through; a meta node
 	// only forwards, so the leader judges whom it forwards for.
 	who := caller(ctx)
-	if who != nil && !who.Insecure && !who.Is(identity.RoleAdmin, "") {
+	if who == nil || (!who.Insecure && !who.Is(identity.RoleAdmin, "")) {
 		return nil, toStatus(fmt.Errorf("%w: %s may not mark instances; operators only", ErrDenied, who))
 	}
 	c.Mark.SetBy = who.String()

@@ -1,6 +1,7 @@
 package session
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -135,6 +136,10 @@ func httpStatus(err error) *apiError {
 		return &apiError{code: http.StatusRequestEntityTooLarge, msg: err.Error()}
 	case errors.Is(err, record.ErrInvalid):
 		return &apiError{code: http.StatusBadRequest, msg: err.Error()}
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		// The data tier did not answer in time, or the session is
+		// stopping: worth asking again, here or elsewhere.
+		return &apiError{code: http.StatusServiceUnavailable, msg: "session: " + err.Error() + "; retry", retryAfter: 1}
 	}
 	st := status.Convert(err)
 	switch st.Code() {

@@ -1,6 +1,7 @@
 package session
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -120,6 +121,27 @@ func TestHTTPAPIConfig_Validate(t *testing.T) {
 		mutate(&c)
 		if err := c.validate(); err == nil {
 			t.Errorf("%s: accepted", name)
+		}
+	}
+}
+
+func TestVisiblePrefixes(t *testing.T) {
+	for _, tc := range []struct {
+		rights []string
+		query  string
+		want   []string
+	}{
+		{[]string{"*"}, "", []string{""}},
+		{[]string{"*"}, "b.", []string{"b."}},
+		{[]string{"a."}, "", []string{"a."}},
+		{[]string{"a."}, "a.x", []string{"a.x"}},
+		{[]string{"a."}, "b.", nil},
+		{[]string{"a.", "a.x.", "b."}, "", []string{"a.", "b."}},
+		{[]string{"a.x", "a.y"}, "a.", []string{"a.x", "a.y"}},
+		{nil, "", nil},
+	} {
+		if got := visiblePrefixes(tc.rights, tc.query); !slices.Equal(got, tc.want) {
+			t.Errorf("visiblePrefixes(%q, %q) = %q, want %q", tc.rights, tc.query, got, tc.want)
 		}
 	}
 }

@@ -101,7 +101,7 @@ func (a *httpAPI) routes() []apiRoute {
 		{Route: openapi.Route{
 			Method: http.MethodGet, Path: "/v1/services", ID: "listServices",
 			Summary:     "List services with their publisher counts",
-			Description: "One page, in key order, of the services the caller may subscribe to. A page is cut before that filter, so it may hold fewer than limit; follow next until it is empty.",
+			Description: "One page, in key order, of the services the caller may subscribe to (its rights are part of the query, so next is always a key it may see); follow next until it is empty.",
 			Params: []openapi.Param{
 				{Name: "prefix", In: "query", Description: "only services that start with it"},
 				{Name: "after", In: "query", Description: "the cursor: next of the previous page"},

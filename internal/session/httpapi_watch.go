@@ -426,9 +426,8 @@ func (a *httpAPI) watch(w http.ResponseWriter, r *http.Request, c *access.Caller
 }
 
 // services serves GET /v1/services: one page of the services the slot
-// leaders hold (internal/catalog), those the caller may subscribe to. The
-// page is cut before filtering, so it may hold fewer than limit; next
-// continues after it all the same.
+// leaders hold (internal/catalog), those the caller may subscribe to
+// (Server.listServices).
 func (a *httpAPI) services(w http.ResponseWriter, r *http.Request, c *access.Caller) error {
 	s := a.s
 	q, err := catalogQuery(r)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -16,12 +17,18 @@ import (
 )
 
 // listServices lists one page of the services the slot leaders of this
-// session's table hold (internal/catalog), keeping those caller may
-// subscribe to. The page is cut before filtering, so it may hold fewer
-// than the limit, even none; its Next continues after it all the same.
-// Both client APIs serve it: ListServices on the gRPC port and GET
-// /v1/services on the HTTP API.
+// session's table hold (internal/catalog), those caller may subscribe to.
+// The caller's rights go into the query, not after it: each of its
+// subscribe prefixes, narrowed by the query's prefix, is listed and the
+// pages merged, so every key in the answer, the cursor included, is one
+// the caller may see (filtering a page after cutting it would hand out a
+// hidden key as the next cursor, and paging with limit 1 would list every
+// name). Both client APIs serve it: ListServices on the gRPC port and
+// GET /v1/services on the HTTP API.
 func (s *Server) listServices(ctx context.Context, caller *access.Caller, q catalog.Query) (catalog.Page, error) {
+	if err := q.Check(); err != nil {
+		return catalog.Page{}, err
+	}
 	tv := s.table.Load()
 	if tv == nil {
 		return catalog.Page{}, errNoTable
@@ -39,13 +46,61 @@ func (s *Server) listServices(ctx context.Context, caller *access.Caller, q cata
 		}
 		return registryv1.NewDataServiceClient(conn), nil
 	}
-	page, err := catalog.List(ctx, tv.t, addr, dial, q)
-	if err != nil {
-		return page, err
-	}
 	perms := s.Perms(caller)
-	page.Entries = slices.DeleteFunc(page.Entries, func(e catalog.Entry) bool { return !perms.CanSubscribe(e.DataID) })
-	return page, nil
+	var out catalog.Page
+	more := false
+	for _, prefix := range visiblePrefixes(perms.Subscribe, q.Prefix) {
+		sub := q
+		sub.Prefix = prefix
+		page, err := catalog.List(ctx, tv.t, addr, dial, sub)
+		if err != nil {
+			return catalog.Page{}, err
+		}
+		out.Entries = append(out.Entries, page.Entries...)
+		out.Missing = append(out.Missing, page.Missing...)
+		more = more || page.Next != ""
+	}
+	slices.SortFunc(out.Entries, func(a, b catalog.Entry) int { return strings.Compare(a.DataInfoID, b.DataInfoID) })
+	out.Entries = slices.CompactFunc(out.Entries, func(a, b catalog.Entry) bool { return a.DataInfoID == b.DataInfoID })
+	// A prefix right that reaches into a key's separator can match a key
+	// whose data ID it does not: keep the rule Subscribe applies.
+	out.Entries = slices.DeleteFunc(out.Entries, func(e catalog.Entry) bool { return !perms.CanSubscribe(e.DataID) })
+	if len(out.Entries) > q.Limit {
+		out.Entries, more = out.Entries[:q.Limit], true
+	}
+	if more && len(out.Entries) > 0 {
+		out.Next = out.Entries[len(out.Entries)-1].DataInfoID
+	}
+	slices.Sort(out.Missing)
+	out.Missing = slices.Compact(out.Missing)
+	return out, nil
+}
+
+// visiblePrefixes returns the key prefixes to list for a query prefix and
+// the caller's subscribe rights: each right narrowed by the query (the
+// longer of the two where one extends the other; none where they part),
+// without prefixes another one covers. A "*" right lists the query as is.
+func visiblePrefixes(rights []string, query string) []string {
+	var out []string
+	for _, r := range rights {
+		switch {
+		case r == access.Any || strings.HasPrefix(query, r):
+			out = append(out, query)
+		case strings.HasPrefix(r, query):
+			out = append(out, r)
+		}
+	}
+	slices.Sort(out)
+	out = slices.Compact(out)
+	// Drop a prefix that a shorter one already covers: sorted, a covering
+	// prefix comes before what it covers.
+	var kept []string
+	for _, p := range out {
+		if !slices.ContainsFunc(kept, func(k string) bool { return strings.HasPrefix(p, k) }) {
+			kept = append(kept, p)
+		}
+	}
+	return kept
 }
 
 // ListServices implements the client API's service enumeration.

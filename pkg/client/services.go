@@ -38,8 +38,7 @@ type Service struct {
 // ServicePage is one page of ListServices.
 type ServicePage struct {
 	// Services are the page's keys this client may subscribe to, in byte
-	// order. A page can hold fewer than the limit, even none, and still
-	// have a Next: follow Next until it is "".
+	// order; follow Next until it is "".
 	Services []Service `json:"services"`
 	// Next is the cursor of the next page; "" on the last.
 	Next string `json:"next"`

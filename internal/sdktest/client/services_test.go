@@ -62,7 +62,7 @@ func TestClient_ListServices_PagedByKey_OnlyWhatTheIdentityMaySee(t *testing.T) 
 			t.Fatal(err)
 		}
 	}
-	for _, id := range []string{"b.hidden", "b.hidden"} {
+	for _, id := range []string{"b.hidden", "b.hidden", "c.after"} {
 		if _, err := pub.Publish(ctx, id, []byte("v")); err != nil {
 			t.Fatal(err)
 		}
@@ -70,8 +70,8 @@ func TestClient_ListServices_PagedByKey_OnlyWhatTheIdentityMaySee(t *testing.T) 
 	// Acked by the session; on the leaders a moment later.
 	testcluster.Eventually(t, testcluster.DefaultWait, func() error {
 		got := listAll(t, pub, "", 3)
-		if len(got) != 8 || got[7].DataID != "b.hidden" || got[7].Publishers != 2 {
-			return fmt.Errorf("listed %+v; want the 7 a. services and b.hidden with 2 publishers", got)
+		if len(got) != 9 || got[7].DataID != "b.hidden" || got[7].Publishers != 2 || got[8].DataID != "c.after" {
+			return fmt.Errorf("listed %+v; want the 7 a. services, b.hidden with 2 publishers, c.after", got)
 		}
 		return nil
 	})
@@ -95,6 +95,28 @@ func TestClient_ListServices_PagedByKey_OnlyWhatTheIdentityMaySee(t *testing.T) 
 	}
 	if !slices.Equal(ids, want) {
 		t.Fatalf("a reader of a. listed %v; want %v (never b.)", ids, want)
+	}
+	// The cursor is a key the reader may see: paging one at a time past
+	// the last a. key shows nothing of b.hidden (a key follows it), not
+	// even as next.
+	q := client.ServiceQuery{Limit: 1}
+	for range 20 {
+		p, err := reader.ListServices(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range p.Services {
+			if !strings.HasPrefix(s.DataID, "a.") {
+				t.Fatalf("a reader of a. was shown %q", s.DataID)
+			}
+		}
+		if p.Next != "" && !strings.HasPrefix(p.Next, "a.") {
+			t.Fatalf("a reader of a. was handed the cursor %q", p.Next)
+		}
+		if p.Next == "" {
+			break
+		}
+		q.After = p.Next
 	}
 	if got := listAll(t, reader, "a.svc-6", 10); len(got) != 1 || got[0].DataID != "a.svc-6" {
 		t.Fatalf("prefix a.svc-6: %+v", got)

@@ -219,8 +219,8 @@ func (x *ServiceEntry) GetPublishers() uint32 {
 
 type ListServicesResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// services are the page's keys the caller may subscribe to (a page can
-	// hold fewer than limit, even none, and still have a next).
+	// services are the page's keys the caller may subscribe to (its rights
+	// are part of the query: next is always a key it may see).
 	Services []*ServiceEntry `protobuf:"bytes,1,rep,name=services,proto3" json:"services,omitempty"`
 	// next is the cursor of the next page; "" on the last.
 	Next string `protobuf:"bytes,2,opt,name=next,proto3" json:"next,omitempty"`
