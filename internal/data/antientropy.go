@@ -128,11 +128,13 @@ func (s *Server) antiEntropyRound(ctx context.Context) {
 	s.metrics.rounds.Inc()
 	var rebuilt, fenced []uint32
 	var readable []*registryv1.DatumVersion
+	// Marked keys get their new versions before the slots serve reads, so
+	// no read returns a version sessions already hold with new marks.
+	s.touchMarked(migrating)
 	for _, st := range migrating {
 		if !st.markRebuilt() {
 			continue
 		}
-		s.touchMarked(st)
 		readable = append(readable, st.store.Versions()...)
 		if st.partial {
 			rebuilt = append(rebuilt, uint32(st.id))

@@ -117,10 +117,15 @@ func TestData_WritesOnLeader_ReadableThere_PresentOnFollower(t *testing.T) {
 		if d == nil || len(d.GetPublishers()) != 2 {
 			t.Fatalf("%s on its leader: %v", key(i), d)
 		}
-		r := c.RouteOf(t, key(i))
-		if len(r.Followers) != 1 {
-			t.Fatalf("%s: %d followers, want 1", key(i), len(r.Followers))
-		}
+		// A move in progress adds a follower for a moment: wait for the
+		// table to settle on one.
+		var r testcluster.Route
+		testcluster.Eventually(t, testcluster.DefaultWait, func() error {
+			if r = c.RouteOf(t, key(i)); len(r.Followers) != 1 {
+				return fmt.Errorf("%s: %d followers, want 1", key(i), len(r.Followers))
+			}
+			return nil
+		})
 		testcluster.Eventually(t, testcluster.DefaultWait, func() error {
 			f := held(t, c, r.Followers[0], key(i))
 			if f == nil || f.GetVersion() != d.GetVersion() || len(f.GetPublishers()) != 2 {

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/strata-registry/strata/internal/slot"
 	registryv1 "github.com/strata-registry/strata/pkg/proto/registry/v1"
 )
 
@@ -107,18 +108,27 @@ func (s *Server) applyMarks(set *registryv1.InstanceStates) {
 	s.notices.publish(versions)
 }
 
-// touchMarked gives every marked key of st a new version, as st starts
-// serving reads after its handover: a mark that changed while this node
-// did not lead the slot (it followed, or the slot had no leader) bumped
-// nothing, and the versions the slot carries over are ones sessions have
-// already fetched, so without this the change would never be pushed.
-// The new versions are of this node's leader epoch, above any an earlier
-// leader handed out (also one that touched a key before it applied the
-// table that took the slot away).
-func (s *Server) touchMarked(st *slotState) {
+// touchMarked gives every marked key of the slots in sts a new version,
+// as they finish their handover: a mark that changed while this node did
+// not lead a slot (it followed, or the slot had no leader) bumped nothing,
+// and the versions a slot carries over are ones sessions have already
+// fetched, so without this the change would never be pushed. The new
+// versions are of this node's leader epoch, above any an earlier leader
+// handed out (also one that touched a key before it applied the table
+// that took the slot away). One pass over the marks for all the slots.
+func (s *Server) touchMarked(sts []*slotState) {
+	if len(sts) == 0 {
+		return
+	}
+	byID := make(map[slot.ID]*slotState, len(sts))
+	for _, st := range sts {
+		byID[st.id] = st
+	}
 	for _, key := range s.marks.keys() {
-		if id, ok := s.slots.slotOf(key); ok && id == st.id {
-			st.store.Touch(key)
+		if id, ok := s.slots.slotOf(key); ok {
+			if st := byID[id]; st != nil {
+				st.store.Touch(key)
+			}
 		}
 	}
 }
