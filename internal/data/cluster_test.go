@@ -110,6 +110,11 @@ func TestData_WritesOnLeader_ReadableThere_PresentOnFollower(t *testing.T) {
 	const n = 40
 	for i := range n {
 		s.Publish(t, pub("", key(i), "r1", 1, "a"))
+		// A subscriber's read (half the keys): their changes come with
+		// their datums inline from then on, the others' do not.
+		if i%2 == 0 {
+			s.Subscribe(t, key(i))
+		}
 		s.Publish(t, pub("", key(i), "r2", 1, "b"))
 	}
 	for i := range n {
@@ -133,7 +138,16 @@ func TestData_WritesOnLeader_ReadableThere_PresentOnFollower(t *testing.T) {
 			}
 			return nil
 		})
-		// Small datums ride along with their change notice, whole.
+		if i%2 == 1 {
+			// No subscriber read it: notices only, not a datum a
+			// session would throw away.
+			if in := s.Inline(key(i)); in != nil {
+				t.Fatalf("%s, which the session never read, came inline: %v", key(i), in)
+			}
+			continue
+		}
+		// Small datums of the session's interest ride along with their
+		// change notice, whole.
 		testcluster.Eventually(t, testcluster.DefaultWait, func() error {
 			in := s.Inline(key(i))
 			if in.GetVersion() != d.GetVersion() || len(in.GetPublishers()) != 2 {

@@ -23,7 +23,7 @@ func TestNotifier_IdleStreamGetsChangeAtOnce_BusyStreamMergesPerKey(t *testing.T
 
 	// Idle: the first change is ready at once, alone.
 	n.publish([]*registryv1.DatumVersion{dv("a", 1)})
-	b, ok := sub.next(ctx)
+	b, _, ok := sub.next(ctx)
 	if !ok || len(b.GetChanges()) != 1 || b.GetChanges()[0].GetVersion() != 1 {
 		t.Fatalf("first batch %v", b)
 	}
@@ -38,7 +38,7 @@ func TestNotifier_IdleStreamGetsChangeAtOnce_BusyStreamMergesPerKey(t *testing.T
 	clk.Advance(time.Second)
 	n.publish([]*registryv1.DatumVersion{dv("a", 2), dv("b", 4)})
 	n.publish([]*registryv1.DatumVersion{dv("c", 7)})
-	b, ok = sub.next(ctx)
+	b, _, ok = sub.next(ctx)
 	if !ok {
 		t.Fatal("no batch")
 	}
@@ -55,7 +55,7 @@ func TestNotifier_IdleStreamGetsChangeAtOnce_BusyStreamMergesPerKey(t *testing.T
 	// Nothing pending: next waits until ctx ends.
 	short, c2 := context.WithTimeout(ctx, 20*time.Millisecond)
 	defer c2()
-	if b, ok := sub.next(short); ok {
+	if b, _, ok := sub.next(short); ok {
 		t.Fatalf("batch with nothing pending: %v", b)
 	}
 }
@@ -67,18 +67,94 @@ func TestNotifier_PastTheCap_OneOverflowBatch_MemoryBounded(t *testing.T) {
 		n.publish([]*registryv1.DatumVersion{dv(string(rune('a'+i)), 1)})
 	}
 	sub.mu.Lock()
-	pending := len(sub.pending)
+	pending := len(sub.urgent.pending) + len(sub.bulk.pending)
 	sub.mu.Unlock()
 	if pending > 3 {
 		t.Fatalf("%d keys pending past a cap of 3", pending)
 	}
-	b, ok := sub.next(context.Background())
+	b, _, ok := sub.next(context.Background())
 	if !ok || !b.GetOverflow() {
 		t.Fatalf("want an overflow batch, got %v", b)
 	}
 	n.unsubscribe(sub)
 	if n.count() != 0 {
 		t.Fatal("unsubscribe left the subscriber")
+	}
+}
+
+func TestNotifier_InterestKeysGoFirst_BulkInBoundedBatches(t *testing.T) {
+	n := newNotifier(100_000, clock.Real{})
+	sub := n.subscribe("s")
+	other := n.subscribe("t")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	n.interested("s", []string{"watched"})
+	// A storm of keys no subscriber of s watches, then one it watches.
+	var storm []*registryv1.DatumVersion
+	for i := range 3*bulkBatch + 5 {
+		storm = append(storm, dv(fmt.Sprintf("k%05d", i), 1))
+	}
+	n.publish(storm)
+	n.publish([]*registryv1.DatumVersion{dv("watched", 9)})
+
+	b, urgent, ok := sub.next(ctx)
+	if !ok || !urgent || len(b.GetChanges()) != 1 || b.GetChanges()[0].GetDataInfoId() != "watched" {
+		t.Fatalf("first batch: urgent %v, %d changes, want the watched key alone ahead of the storm", urgent, len(b.GetChanges()))
+	}
+	seen := map[string]bool{}
+	for len(seen) < len(storm) {
+		b, urgent, ok := sub.next(ctx)
+		if !ok {
+			t.Fatalf("the bulk lane ended after %d of %d keys", len(seen), len(storm))
+		}
+		if urgent || len(b.GetChanges()) > bulkBatch {
+			t.Fatalf("bulk batch: urgent %v, %d changes (at most %d)", urgent, len(b.GetChanges()), bulkBatch)
+		}
+		for _, c := range b.GetChanges() {
+			if seen[c.GetDataInfoId()] {
+				t.Fatalf("%s sent twice", c.GetDataInfoId())
+			}
+			seen[c.GetDataInfoId()] = true
+		}
+		if len(seen) < len(storm) {
+			// An urgent change that comes mid-storm overtakes the rest.
+			n.publish([]*registryv1.DatumVersion{dv("watched", uint64(10+len(seen)))})
+			b, urgent, _ := sub.next(ctx)
+			if !urgent || b.GetChanges()[0].GetDataInfoId() != "watched" {
+				t.Fatalf("after %d bulk keys the watched key's change waited (urgent %v)", len(seen), urgent)
+			}
+		}
+	}
+	// The other session's interest is its own: everything is bulk for it,
+	// and it still gets every change.
+	b, urgent, _ = other.next(ctx)
+	if urgent {
+		t.Fatal("session t never read \"watched\" but got it urgent")
+	}
+	got := len(b.GetChanges())
+	for got < len(storm)+1 {
+		b, _, ok := other.next(ctx)
+		if !ok {
+			t.Fatalf("session t got %d of %d changes", got, len(storm)+1)
+		}
+		got += len(b.GetChanges())
+	}
+}
+
+func TestNotifier_KeyBecomesInteresting_MovesToTheUrgentLane(t *testing.T) {
+	n := newNotifier(100, clock.Real{})
+	sub := n.subscribe("s")
+	n.publish([]*registryv1.DatumVersion{dv("a", 1), dv("b", 1)})
+	n.interested("s", []string{"a"})
+	n.interested("nobody", []string{"b"}) // no such stream: nothing recorded
+	n.publish([]*registryv1.DatumVersion{dv("a", 2)})
+	b, urgent, _ := sub.next(context.Background())
+	if !urgent || len(b.GetChanges()) != 1 || b.GetChanges()[0].GetVersion() != 2 {
+		t.Fatalf("urgent batch %v (urgent %v), want a at 2", b.GetChanges(), urgent)
+	}
+	b, urgent, _ = sub.next(context.Background())
+	if urgent || len(b.GetChanges()) != 1 || b.GetChanges()[0].GetDataInfoId() != "b" {
+		t.Fatalf("bulk batch %v (urgent %v), want b alone (a's older version left the bulk lane)", b.GetChanges(), urgent)
 	}
 }
 

@@ -81,6 +81,10 @@ func TestData_NodeRPCs_OnlyForTheCallersOwnIdentity(t *testing.T) {
 		{"a data node replicates as another follower", as(identity.RoleData, "data-9"), replicate(other)},
 		{"a session replicates", as(identity.RoleSession, "session-b"), replicate("session-b")},
 		{"a client reads records", as(identity.RoleClient, testcluster.ClientName), getDatums},
+		{"another session reads as the victim (claiming its interest)", as(identity.RoleSession, "session-b"), func(cl registryv1.DataServiceClient) error {
+			_, err := cl.GetDatums(ctxT(t), &registryv1.GetDatumsRequest{DataInfoIds: []string{k}, SessionId: victim.Proc})
+			return err
+		}},
 		{"a client lists keys", as(identity.RoleClient, testcluster.ClientName), func(cl registryv1.DataServiceClient) error {
 			_, err := cl.ListDataInfoIds(ctxT(t), &registryv1.ListDataInfoIdsRequest{SlotIds: []uint32{r.Slot}, Limit: 10})
 			return err

@@ -191,6 +191,14 @@ func (v *service) GetDatums(ctx context.Context, req *registryv1.GetDatumsReques
 	if err := validKeys(req.GetDataInfoIds(), v.s.cfg.MaxBatch); err != nil {
 		return nil, toStatus(err)
 	}
+	if sid := req.GetSessionId(); sid != "" {
+		if err := ownSession(ctx, sid); err != nil {
+			return nil, toStatus(err)
+		}
+		// Recorded before reading: a change after the read is then
+		// urgent for this session.
+		v.s.notices.interested(sid, req.GetDataInfoIds())
+	}
 	resp := &registryv1.GetDatumsResponse{}
 	for _, key := range req.GetDataInfoIds() {
 		st, err := v.s.readable(key)
@@ -347,11 +355,13 @@ func (v *service) WatchChanges(req *registryv1.WatchChangesRequest, stream grpc.
 		return err
 	}
 	for {
-		batch, ok := sub.next(stream.Context())
+		batch, urgent, ok := sub.next(stream.Context())
 		if !ok {
 			return stream.Context().Err()
 		}
-		v.s.inlineDatums(batch)
+		if urgent {
+			v.s.inlineDatums(batch)
+		}
 		if err := stream.Send(batch); err != nil {
 			return err
 		}
@@ -368,21 +378,26 @@ const (
 	maxInlineBatch = 256 << 10
 )
 
-// inlineDatums attaches to b the datums of its changed keys that this node
-// would serve to GetDatums (it leads the slot, and the slot is not
-// migrating) and that are small. Read at send time, each is at least as new
-// as its change.
+// inlineDatums attaches to b (a batch of the session's interest keys) the
+// datums of its changed keys that this node would serve to GetDatums (it
+// leads the slot, and the slot is not migrating) and that are small; a
+// large datum is passed over without being built. Read at send time, each
+// is at least as new as its change.
 func (s *Server) inlineDatums(b *registryv1.ChangeBatch) {
 	budget := maxInlineBatch
 	for _, c := range b.GetChanges() {
+		if budget <= 0 {
+			return
+		}
 		st, err := s.readable(c.GetDataInfoId())
 		if err != nil {
 			continue
 		}
-		d := s.readDatum(st, c.GetDataInfoId())
-		if d.GetVersion() < c.GetVersion() {
+		d := st.store.ReadAtMost(c.GetDataInfoId(), min(maxInlineDatum, budget))
+		if d == nil || d.GetVersion() < c.GetVersion() {
 			continue
 		}
+		d.InstanceStates = s.marks.of(c.GetDataInfoId())
 		if n := proto.Size(d); n <= maxInlineDatum && n <= budget {
 			budget -= n
 			b.Datums = append(b.Datums, d)

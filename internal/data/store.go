@@ -69,7 +69,7 @@ type SlotStore struct {
 	seq uint64
 	// log is a ring of the last ops, at most logCap; logStart indexes the
 	// oldest once the ring is full.
-	log      []*registryv1.ReplicateOp
+	log      []logOp
 	logStart int
 	// changed is closed (and replaced) whenever seq or the log changes.
 	changed chan struct{}
@@ -139,6 +139,9 @@ func (s *SlotStore) buried(key, registerID string, cv uint64, ts int64) bool {
 
 // datum is one dataInfoID's publishers at a version.
 type slotDatum struct {
+	// key is the datum's key, the string its map entry holds (and the
+	// log shares).
+	key     string
 	version uint64
 	// recs is sorted by registerID.
 	recs []*slotRec
@@ -251,8 +254,8 @@ func (s *SlotStore) Apply(puts []*registryv1.Publisher, dels []*registryv1.Unpub
 		if v == 0 {
 			v = s.nextVersion()
 		}
-		r := s.put(key, p, v)
-		s.appendOp(newPutOp(key, v, r))
+		k, r := s.put(key, p, v)
+		s.appendOp(newPutOp(k, v, r))
 	}
 	for _, u := range dels {
 		if u == nil || u.GetDataInfoId() == "" || u.GetRegisterId() == "" {
@@ -365,8 +368,8 @@ func (s *SlotStore) ApplyOp(op *registryv1.ReplicateOp) error {
 		return fmt.Errorf("%w: got seq %d, want %d", ErrOpOutOfOrder, op.GetSeq(), s.seq+1)
 	}
 	if put != nil {
-		r := s.put(key, put, op.GetVersion())
-		s.appendOp(newPutOp(key, op.GetVersion(), r))
+		k, r := s.put(key, put, op.GetVersion())
+		s.appendOp(newPutOp(k, op.GetVersion(), r))
 	} else {
 		if !s.remove(key, op.GetDeleteRegisterId(), op.GetVersion()) {
 			if d := s.datums[key]; d != nil {
@@ -390,7 +393,7 @@ func (s *SlotStore) Snapshot() *registryv1.SlotSnapshot {
 	keys := s.sortedKeys()
 	snap := &registryv1.SlotSnapshot{Datums: make([]*registryv1.Datum, 0, len(keys)), Seq: s.seq}
 	for _, key := range keys {
-		snap.Datums = append(snap.Datums, s.datums[key].toProto(key))
+		snap.Datums = append(snap.Datums, s.datums[key].toProto(key, true))
 	}
 	// Emptied datums travel as empty datums, so a promoted follower reports
 	// their deletion versions too.
@@ -496,7 +499,7 @@ func (s *SlotStore) OpsAfter(seq uint64, limit int) (ops []*registryv1.Replicate
 	ops = make([]*registryv1.ReplicateOp, n)
 	first := int(seq + 1 - oldest)
 	for i := range ops {
-		ops[i] = s.log[(s.logStart+first+i)%len(s.log)]
+		ops[i] = s.log[(s.logStart+first+i)%len(s.log)].op()
 	}
 	return ops, true
 }
@@ -521,7 +524,7 @@ func (s *SlotStore) Get(dataInfoID string) *registryv1.Datum {
 	if d == nil {
 		return nil
 	}
-	return d.toProto(dataInfoID)
+	return d.toProto(dataInfoID, true)
 }
 
 // Version returns the datum version of dataInfoID, 0 if it has no
@@ -535,17 +538,41 @@ func (s *SlotStore) Version(dataInfoID string) uint64 {
 	return s.gone[dataInfoID]
 }
 
-// Read returns the datum of dataInfoID as readers see it: a deep copy of
-// the datum, or, when it has no publishers, an empty datum at the version
-// that emptied it (0 if it never had any or that is forgotten). Safe for
-// concurrent use.
+// Read returns the datum of dataInfoID as readers see it, or, when it has
+// no publishers, an empty datum at the version that emptied it (0 if it
+// never had any or that is forgotten). Its publishers are new, but their
+// values share the store's (never changed in place): it is for sending,
+// not for changing; Get makes a deep copy. Safe for concurrent use.
 func (s *SlotStore) Read(dataInfoID string) *registryv1.Datum {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if d := s.datums[dataInfoID]; d != nil {
-		return d.toProto(dataInfoID)
+		return d.toProto(dataInfoID, false)
 	}
 	return &registryv1.Datum{DataInfoId: dataInfoID, Version: s.gone[dataInfoID]}
+}
+
+// ReadAtMost is Read for a datum whose publishers' identifiers and values
+// come to at most max bytes (a lower bound of its encoded size), nil for a
+// larger one, which it passes over without building.
+func (s *SlotStore) ReadAtMost(dataInfoID string, max int) *registryv1.Datum {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	d := s.datums[dataInfoID]
+	if d == nil {
+		return &registryv1.Datum{DataInfoId: dataInfoID, Version: s.gone[dataInfoID]}
+	}
+	n := 0
+	for _, r := range d.recs {
+		n += len(r.registerID) + len(dataInfoID) + len(r.owner.session) + len(r.owner.conn) + len(r.owner.zone)
+		for _, v := range r.values {
+			n += len(v)
+		}
+		if n > max {
+			return nil
+		}
+	}
+	return d.toProto(dataInfoID, false)
 }
 
 // Digests returns one publisher.Digest per session owning publishers in the
@@ -654,22 +681,26 @@ func (s *SlotStore) nextVersion() uint64 {
 // version to version and returns the stored record. Values are copied unless
 // equal to the stored ones, strings are cloned or interned, so nothing of p
 // is retained.
-func (s *SlotStore) put(key string, p *registryv1.Publisher, version uint64) *slotRec {
+func (s *SlotStore) put(key string, p *registryv1.Publisher, version uint64) (string, *slotRec) {
 	d := s.datums[key]
 	if d == nil {
-		d = &slotDatum{}
-		s.datums[strings.Clone(key)] = d
+		d = &slotDatum{key: strings.Clone(key)}
+		s.datums[d.key] = d
 	}
 	o := s.acquireOwner(p.GetSessionId(), p.GetConnId(), p.GetZone())
 	i, found := d.find(p.GetRegisterId())
 	var r *slotRec
 	if found {
-		r = d.recs[i]
-		r.owner.sess.digest.Remove(r.registerID, r.clientVersion, r.ts)
-		s.releaseOwner(r.owner)
-		if !sameValues(r.values, p.GetValues()) {
+		old := d.recs[i]
+		old.owner.sess.digest.Remove(old.registerID, old.clientVersion, old.ts)
+		s.releaseOwner(old.owner)
+		// A new record, not the old one changed: the log may hold the
+		// old one.
+		r = &slotRec{registerID: old.registerID, values: old.values}
+		if !sameValues(old.values, p.GetValues()) {
 			r.values = cloneValues(p.GetValues())
 		}
+		d.recs[i] = r
 	} else {
 		r = &slotRec{registerID: strings.Clone(p.GetRegisterId()), values: cloneValues(p.GetValues())}
 		d.recs = slices.Insert(d.recs, i, r)
@@ -680,7 +711,7 @@ func (s *SlotStore) put(key string, p *registryv1.Publisher, version uint64) *sl
 	r.ts = p.GetRegisterTimestamp()
 	o.sess.digest.Add(r.registerID, r.clientVersion, r.ts)
 	d.version = version
-	return r
+	return d.key, r
 }
 
 // remove deletes registerID from key's datum, if there, and reports whether
@@ -738,9 +769,9 @@ func (s *SlotStore) releaseOwner(o *recOwner) {
 }
 
 // appendOp gives op the next seq and puts it in the ring.
-func (s *SlotStore) appendOp(op *registryv1.ReplicateOp) {
+func (s *SlotStore) appendOp(op logOp) {
 	s.seq++
-	op.Seq = s.seq
+	op.seq = s.seq
 	switch {
 	case s.logCap == 0:
 	case len(s.log) < s.logCap:
@@ -788,10 +819,10 @@ func (d *slotDatum) find(registerID string) (int, bool) {
 	})
 }
 
-func (d *slotDatum) toProto(key string) *registryv1.Datum {
+func (d *slotDatum) toProto(key string, deep bool) *registryv1.Datum {
 	out := &registryv1.Datum{DataInfoId: key, Version: d.version, Publishers: make([]*registryv1.Publisher, len(d.recs))}
 	for i, r := range d.recs {
-		out.Publishers[i] = r.toProto(key, true)
+		out.Publishers[i] = r.toProto(key, deep)
 	}
 	return out
 }
@@ -847,13 +878,37 @@ func cloneValues(vals [][]byte) [][]byte {
 	return out
 }
 
-func newPutOp(key string, version uint64, r *slotRec) *registryv1.ReplicateOp {
-	return &registryv1.ReplicateOp{DataInfoId: key, Version: version, Put: r.toProto(key, false)}
+// logOp is one op of the replication log in compact form, built into
+// its wire form (op) only when a follower reads it: a put points at the
+// record it stored (a logged record is replaced by an update, never
+// changed: put copies on write) under the datum's own key string, a
+// delete holds what it removed. About 72 bytes instead of a ReplicateOp
+// and a Publisher (~280).
+type logOp struct {
+	key          string
+	seq, version uint64
+	put          *slotRec
+	delID        string
+	delCV        uint64
+	delTS        int64
 }
 
-func newDeleteOp(key string, version uint64, registerID string, cv uint64, ts int64) *registryv1.ReplicateOp {
-	return &registryv1.ReplicateOp{DataInfoId: key, Version: version, DeleteRegisterId: strings.Clone(registerID),
-		DeleteClientVersion: cv, DeleteRegisterTimestamp: ts}
+func (o logOp) op() *registryv1.ReplicateOp {
+	if o.put != nil {
+		return &registryv1.ReplicateOp{Seq: o.seq, DataInfoId: o.key, Version: o.version, Put: o.put.toProto(o.key, false)}
+	}
+	return &registryv1.ReplicateOp{Seq: o.seq, DataInfoId: o.key, Version: o.version, DeleteRegisterId: o.delID,
+		DeleteClientVersion: o.delCV, DeleteRegisterTimestamp: o.delTS}
+}
+
+// newPutOp logs r, just stored under key, which must be the datum's own
+// key string (slotDatum.key), so the log holds no copy of it.
+func newPutOp(key string, version uint64, r *slotRec) logOp {
+	return logOp{key: key, version: version, put: r}
+}
+
+func newDeleteOp(key string, version uint64, registerID string, cv uint64, ts int64) logOp {
+	return logOp{key: strings.Clone(key), version: version, delID: strings.Clone(registerID), delCV: cv, delTS: ts}
 }
 
 // touchedKeys collects the keys of one write, in order of first appearance, and

@@ -943,3 +943,58 @@ func TestStore_EmptiedDatum_ReadsAtItsDeletionVersion_AlsoAfterSnapshot(t *testi
 		t.Fatalf("a key that never had publishers reads %v", never)
 	}
 }
+
+func TestSlotStore_ReadAtMost_PassesOverLargeDatums_SharesValues(t *testing.T) {
+	s := NewSlotStore(0, 16)
+	mk := func(key, reg string, value []byte) *registryv1.Publisher {
+		return &registryv1.Publisher{RegisterId: reg, DataInfoId: key, ClientVersion: 1, RegisterTimestamp: 1,
+			Values: [][]byte{value}, SessionId: "s1", ConnId: "conn-1", Zone: "z1"}
+	}
+	small, big := mk("k", "r1", []byte("10.0.0.1:80")), mk("big", "r2", make([]byte, 5000))
+	s.Apply([]*registryv1.Publisher{small, big}, nil)
+	if d := s.ReadAtMost("big", 4096); d != nil {
+		t.Fatalf("a 5000-byte datum read under a 4096-byte bound: %d publishers", len(d.GetPublishers()))
+	}
+	d := s.ReadAtMost("k", 4096)
+	if d == nil || len(d.GetPublishers()) != 1 || d.GetVersion() != s.Version("k") {
+		t.Fatalf("small datum: %v", d)
+	}
+	if want := s.Read("k"); !proto.Equal(d, want) {
+		t.Fatalf("ReadAtMost %v, Read %v", d, want)
+	}
+	// Not there: an empty datum, as Read gives it.
+	if d := s.ReadAtMost("none", 4096); d == nil || len(d.GetPublishers()) != 0 {
+		t.Fatalf("missing key: %v", d)
+	}
+}
+
+// TestSlotStore_Log_KeepsEachOpsContent_AfterUpdates: the log points at
+// records rather than copying them, so an update must replace the record
+// (copy on write): the first op still reads the first values.
+func TestSlotStore_Log_KeepsEachOpsContent_AfterUpdates(t *testing.T) {
+	s := NewSlotStore(0, 16)
+	mk := func(cv uint64, value, conn string) *registryv1.Publisher {
+		return &registryv1.Publisher{RegisterId: "r1", DataInfoId: "k", ClientVersion: cv, RegisterTimestamp: int64(cv),
+			Values: [][]byte{[]byte(value)}, SessionId: "s1", ConnId: conn, Zone: "z1"}
+	}
+	s.Apply([]*registryv1.Publisher{mk(1, "v1", "c1")}, nil)
+	s.Apply([]*registryv1.Publisher{mk(2, "v2", "c2")}, nil)
+	s.Apply(nil, []*registryv1.Unpublish{{DataInfoId: "k", RegisterId: "r1", ClientVersion: 3, RegisterTimestamp: 3}})
+	ops, ok := s.OpsAfter(0, 0)
+	if !ok || len(ops) != 3 {
+		t.Fatalf("ops %v ok %v, want 3", ops, ok)
+	}
+	for i, want := range []struct {
+		cv    uint64
+		value string
+		conn  string
+	}{{1, "v1", "c1"}, {2, "v2", "c2"}} {
+		p := ops[i].GetPut()
+		if ops[i].GetSeq() != uint64(i+1) || p.GetClientVersion() != want.cv || string(p.GetValues()[0]) != want.value || p.GetConnId() != want.conn || p.GetDataInfoId() != "k" {
+			t.Fatalf("op %d: %v, want client version %d, value %s, conn %s", i+1, ops[i], want.cv, want.value, want.conn)
+		}
+	}
+	if d := ops[2]; d.GetPut() != nil || d.GetDeleteRegisterId() != "r1" || d.GetDeleteClientVersion() != 3 || d.GetSeq() != 3 {
+		t.Fatalf("op 3: %v, want the delete of r1 at 3", d)
+	}
+}

@@ -381,7 +381,9 @@ func (s *Server) dataAddr(id slot.NodeID) string {
 
 // Fetch implements push.Fetcher: the whole datum from its slot leader, or
 // an error (no leader, migrating slot, epoch mismatch) and never a partial
-// datum.
+// datum. It reads under this session's id, so the data node counts the key
+// as this session's interest: its changes come ahead of other notices,
+// with the datum inline when small.
 func (s *Server) Fetch(ctx context.Context, key string) (*registryv1.Datum, error) {
 	id, leader, _, leaderEpoch, err := s.route(key)
 	if err != nil {
@@ -397,7 +399,7 @@ func (s *Server) Fetch(ctx context.Context, key string) (*registryv1.Datum, erro
 	defer s.fetches.release(leader)
 	ctx, done := s.routed.start(ctx, id, leader, leaderEpoch)
 	defer done()
-	resp, err := registryv1.NewDataServiceClient(conn).GetDatums(ctx, &registryv1.GetDatumsRequest{DataInfoIds: []string{key}})
+	resp, err := registryv1.NewDataServiceClient(conn).GetDatums(ctx, &registryv1.GetDatumsRequest{DataInfoIds: []string{key}, SessionId: s.proc})
 	if err != nil {
 		if replaced(ctx) {
 			return nil, errLeaderReplaced

@@ -267,6 +267,33 @@ func (f *FakeSession) Publish(t testing.TB, p *registryv1.Publisher) {
 	})
 }
 
+// Subscribe reads key from its slot leader as this session, as a session
+// with a subscriber does: the data node counts the key as this session's
+// interest, so its changes come first, with the datum inline when small.
+func (f *FakeSession) Subscribe(t testing.TB, key string) *registryv1.Datum {
+	t.Helper()
+	var d *registryv1.Datum
+	Eventually(t, DefaultWait, func() error {
+		r := f.c.RouteOf(t, key)
+		if r.Leader == nil {
+			return fmt.Errorf("no leader for slot %d", r.Slot)
+		}
+		conn, err := f.pool.Get(r.Leader.Server().GRPCAddr(), identity.Peer{Role: identity.RoleData, Name: r.Leader.ID})
+		if err != nil {
+			return err
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		resp, err := registryv1.NewDataServiceClient(conn).GetDatums(ctx, &registryv1.GetDatumsRequest{DataInfoIds: []string{key}, SessionId: f.Proc})
+		if err != nil {
+			return err
+		}
+		d = resp.GetDatums()[0]
+		return nil
+	})
+	return d
+}
+
 func (f *FakeSession) bySlot(id uint32) []*registryv1.Publisher {
 	f.mu.Lock()
 	defer f.mu.Unlock()

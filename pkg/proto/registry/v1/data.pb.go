@@ -597,8 +597,14 @@ func (x *PublishResponse) GetVersions() []*DatumVersion {
 }
 
 type GetDatumsRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	DataInfoIds   []string               `protobuf:"bytes,1,rep,name=data_info_ids,json=dataInfoIds,proto3" json:"data_info_ids,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	DataInfoIds []string               `protobuf:"bytes,1,rep,name=data_info_ids,json=dataInfoIds,proto3" json:"data_info_ids,omitempty"`
+	// session_id, when set, is the session reading for its own subscribers
+	// (the caller must be that session). The data node then counts these
+	// keys as the session's interest: their changes go to it ahead of other
+	// notices, with their datums inlined when small. Empty for other readers
+	// (operators, tools).
+	SessionId     string `protobuf:"bytes,2,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -638,6 +644,13 @@ func (x *GetDatumsRequest) GetDataInfoIds() []string {
 		return x.DataInfoIds
 	}
 	return nil
+}
+
+func (x *GetDatumsRequest) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
 }
 
 type GetDatumsResponse struct {
@@ -2046,9 +2059,11 @@ const file_data_proto_rawDesc = "" +
 	"\x04puts\x18\x05 \x03(\v2\x16.registry.v1.PublisherR\x04puts\x120\n" +
 	"\adeletes\x18\x06 \x03(\v2\x16.registry.v1.UnpublishR\adeletes\"H\n" +
 	"\x0fPublishResponse\x125\n" +
-	"\bversions\x18\x01 \x03(\v2\x19.registry.v1.DatumVersionR\bversions\"6\n" +
+	"\bversions\x18\x01 \x03(\v2\x19.registry.v1.DatumVersionR\bversions\"U\n" +
 	"\x10GetDatumsRequest\x12\"\n" +
-	"\rdata_info_ids\x18\x01 \x03(\tR\vdataInfoIds\"`\n" +
+	"\rdata_info_ids\x18\x01 \x03(\tR\vdataInfoIds\x12\x1d\n" +
+	"\n" +
+	"session_id\x18\x02 \x01(\tR\tsessionId\"`\n" +
 	"\x11GetDatumsResponse\x12*\n" +
 	"\x06datums\x18\x01 \x03(\v2\x12.registry.v1.DatumR\x06datums\x12\x1f\n" +
 	"\vtable_epoch\x18\x02 \x01(\x04R\n" +
