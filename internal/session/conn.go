@@ -60,6 +60,8 @@ type clientConn struct {
 	limiter *rate.Limiter
 	// in holds the registrations read and waiting for the frame loop.
 	in inbox
+	// applied holds the applied-level acks waiting for slot leaders.
+	applied appliedAcks
 
 	// mu guards subs. Lock order: publishers.mu, then mu.
 	mu   sync.Mutex
@@ -341,7 +343,7 @@ func (s *Server) forwardDelete(e *pubEntry, expired bool) {
 		u.RegisterTimestamp = p.GetRegisterTimestamp()
 		u.SessionId = s.proc
 	}
-	s.fwd.enqueue(e.slot, pubKey{p.GetDataInfoId(), p.GetRegisterId()}, fwdOp{del: u})
+	s.fwd.enqueue(e.slot, pubKey{p.GetDataInfoId(), p.GetRegisterId()}, fwdOp{del: u}, nil)
 }
 
 func newConnID() string {
@@ -389,7 +391,7 @@ func (v *clientService) Connect(stream grpc.BidiStreamingServer[registryv1.Clien
 	c := &clientConn{
 		s: s, id: newConnID(), caller: caller, owner: o,
 		clientID: clientKey(ownerName, hello.GetClientId()), helloID: hello.GetClientId(), zone: hello.GetZone(),
-		ctx: ctx, cancel: cancel, in: newInbox(),
+		ctx: ctx, cancel: cancel, in: newInbox(), applied: appliedAcks{ready: make(chan struct{}, 1)},
 		subs: map[string]string{}, limiter: rate.NewLimiter(rate.Limit(s.cfg.RegisterRate), s.cfg.RegisterBurst),
 	}
 	// The writer (started whenever frames wait, see sendQueue) and the
@@ -438,13 +440,19 @@ func (v *clientService) Connect(stream grpc.BidiStreamingServer[registryv1.Clien
 			}
 			return nil // the client went away
 		case <-c.in.ready:
+		case <-c.applied.ready:
+		}
+		for _, id := range c.applied.takeDue() {
+			c.ack(id, nil)
 		}
 		for ctx.Err() == nil {
 			in, ok := c.in.take()
 			if !ok {
 				break
 			}
-			c.ack(in.f.GetId(), c.handle(in.f))
+			if err := c.handle(in.f); err != errAckLater {
+				c.ack(in.f.GetId(), err)
+			}
 		}
 		if c.in.drained() {
 			return nil // the client half-closed, and all it sent is applied
@@ -591,11 +599,13 @@ func (c *clientConn) handle(f *registryv1.ClientFrame) error {
 	s := c.s
 	switch b := f.GetBody().(type) {
 	case *registryv1.ClientFrame_RegisterPublisher:
-		return c.registerPublisher(b.RegisterPublisher)
+		return c.registerPublisher(b.RegisterPublisher, f.GetId())
 	case *registryv1.ClientFrame_UnregisterPublisher:
-		if err := c.admit(); err != nil {
-			return err
-		}
+		// Not rated: a removal that takes something away undoes a
+		// registration that was (its cost is paid), one that finds nothing
+		// changes nothing; and a client's removal must not be lost to a
+		// refusal (Publish withdraws a refused registration this way,
+		// without waiting for an ack).
 		u := b.UnregisterPublisher
 		key := record.DataInfoID(u.GetDataId(), u.GetInstanceId(), u.GetGroup())
 		// Only the client's own: a register id of another identity names
@@ -624,9 +634,27 @@ func (c *clientConn) handle(f *registryv1.ClientFrame) error {
 
 // registerPublisher stores and forwards a publication: checked (input,
 // then the identity's right to publish under the data ID, then the rates,
-// then, if it adds one, the quotas) before anything changes.
-func (c *clientConn) registerPublisher(rp *registryv1.RegisterPublisher) error {
+// then, if it adds one, the quotas) before anything changes. At
+// ACK_LEVEL_APPLIED its ack (frame id) waits until the slot leader has it:
+// it returns errAckLater, and the frame loop sends the ack then.
+func (c *clientConn) registerPublisher(rp *registryv1.RegisterPublisher, id uint64) (err error) {
 	s := c.s
+	applied := rp.GetAck() == registryv1.AckLevel_ACK_LEVEL_APPLIED
+	switch rp.GetAck() {
+	case registryv1.AckLevel_ACK_LEVEL_HELD:
+	case registryv1.AckLevel_ACK_LEVEL_APPLIED:
+		if !c.applied.reserve() {
+			s.refused(refusedRateConnection)
+			return status.Errorf(codes.ResourceExhausted, "session: %d registrations of this connection already wait for their slot leaders (ACK_LEVEL_APPLIED); wait for their acks", maxAppliedWaiting)
+		}
+		defer func() {
+			if err != nil {
+				c.applied.unreserve()
+			}
+		}()
+	default:
+		return status.Errorf(codes.InvalidArgument, "session: unknown ack level %d (ACK_LEVEL_HELD or ACK_LEVEL_APPLIED)", rp.GetAck())
+	}
 	p, err := publisherOf(rp, c.owner.name, c.zone, s.proc, c.id, s.clock.Now())
 	if err != nil {
 		return err
@@ -636,12 +664,12 @@ func (c *clientConn) registerPublisher(rp *registryv1.RegisterPublisher) error {
 	if err := c.mayRegister("publish", rp.GetDataId(), c.perms().CanPublish); err != nil {
 		return err
 	}
-	id, _, _, _, err := s.route(key)
+	sid, _, _, _, err := s.route(key)
 	if err != nil {
 		return err
 	}
 	quota := c.identityQuota()
-	e := &pubEntry{p: p, slot: id, clientID: c.clientID, owner: c.owner}
+	e := &pubEntry{p: p, slot: sid, clientID: c.clientID, owner: c.owner}
 	stored, err := s.pubs.put(e, func(clientPubs int) error {
 		c.mu.Lock()
 		defer c.mu.Unlock()
@@ -653,11 +681,80 @@ func (c *clientConn) registerPublisher(rp *registryv1.RegisterPublisher) error {
 	if err != nil {
 		return err
 	}
-	if stored {
-		s.fwd.enqueue(id, pk, fwdOp{put: p})
+	var onApplied func()
+	if applied {
+		onApplied = func() { c.applied.due(id) }
+	}
+	switch {
+	case stored:
+		s.fwd.enqueue(sid, pk, fwdOp{put: p}, onApplied)
+	case applied:
+		// Nothing new to send: the ack waits for what is queued or in
+		// flight for it, if anything.
+		s.fwd.whenApplied(sid, pk, onApplied)
 	}
 	s.registeredPubs.Add(1)
+	if applied {
+		return errAckLater
+	}
 	return nil
+}
+
+// errAckLater is handle's answer for a frame whose ack comes later
+// (appliedAcks).
+var errAckLater = errors.New("session: ack sent when applied")
+
+// maxAppliedWaiting bounds a connection's ACK_LEVEL_APPLIED registrations
+// waiting for their slot leaders; past it they are refused
+// (ResourceExhausted) until acks come back.
+const maxAppliedWaiting = 4096
+
+// appliedAcks is a connection's applied-level acks: how many wait for
+// their slot leaders (at most maxAppliedWaiting), and the frame ids whose
+// ops have landed, for the frame loop to ack. due never blocks, so the
+// forwarder never waits on a client.
+type appliedAcks struct {
+	mu      sync.Mutex
+	waiting int
+	ids     []uint64
+	ready   chan struct{} // capacity 1: "acks are due"
+}
+
+func (a *appliedAcks) reserve() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.waiting >= maxAppliedWaiting {
+		return false
+	}
+	a.waiting++
+	return true
+}
+
+func (a *appliedAcks) unreserve() {
+	a.mu.Lock()
+	a.waiting--
+	a.mu.Unlock()
+}
+
+// due marks frame id's registration as landed.
+func (a *appliedAcks) due(id uint64) {
+	a.mu.Lock()
+	a.waiting--
+	a.ids = append(a.ids, id)
+	a.mu.Unlock()
+	select {
+	case a.ready <- struct{}{}:
+	default:
+	}
+}
+
+// takeDue returns the frame ids to ack now.
+func (a *appliedAcks) takeDue() []uint64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	ids := a.ids
+	a.ids = nil
+	return ids
 }
 
 // mayRegister runs a registration's first checks, in order: the

@@ -41,7 +41,7 @@ func TestConns_Expire_QueuesRemovalsBeforeAReconnectCanRegister(t *testing.T) {
 	if stored, err := s.pubs.put(again, reserve); err != nil || !stored {
 		t.Fatal(stored, err)
 	}
-	s.fwd.enqueue(0, k, fwdOp{put: again.p})
+	s.fwd.enqueue(0, k, fwdOp{put: again.p}, nil)
 	if op := s.fwd.pending[0][k]; op.put == nil {
 		t.Fatalf("the forwarder will send %+v, not the client's new publication", op)
 	}

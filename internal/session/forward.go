@@ -44,6 +44,18 @@ type forwarder struct {
 	seq     uint64
 	wakeCh  chan struct{}
 	wg      sync.WaitGroup
+	// waiting holds the applied-level acks (AckLevel APPLIED) of each
+	// publication, each waiting for an op at or past its seq to be acked
+	// by the slot leader. A superseded op's waiters are answered by the op
+	// that superseded it: the leader then holds a newer state.
+	waiting map[pubKey][]waiter
+}
+
+// waiter is one applied-level ack: fn runs once an op of its publication
+// at or past seq has landed.
+type waiter struct {
+	seq uint64
+	fn  func()
 }
 
 // retry is a slot's failed sends in a row and when it may send again.
@@ -58,6 +70,8 @@ type retry struct {
 type flight struct {
 	epoch uint64
 	done  chan struct{}
+	// ops is the batch (read-only once on the wire).
+	ops map[pubKey]fwdOp
 }
 
 // ForwardBatchBytes bounds the bytes of one write to a slot leader (a
@@ -84,11 +98,13 @@ type fwdOp struct {
 
 func newForwarder(s *Server) *forwarder {
 	return &forwarder{s: s, pending: map[slot.ID]map[pubKey]fwdOp{}, inflight: map[slot.ID]*flight{},
-		perNode: map[slot.NodeID]int{}, backoff: map[slot.ID]retry{}, wakeCh: make(chan struct{}, 1)}
+		perNode: map[slot.NodeID]int{}, backoff: map[slot.ID]retry{}, wakeCh: make(chan struct{}, 1),
+		waiting: map[pubKey][]waiter{}}
 }
 
-// enqueue queues op for publication k in slot id.
-func (f *forwarder) enqueue(id slot.ID, k pubKey, op fwdOp) {
+// enqueue queues op for publication k in slot id; onApplied, if not nil,
+// runs once the slot leader has acked it (or an op that superseded it).
+func (f *forwarder) enqueue(id slot.ID, k pubKey, op fwdOp, onApplied func()) {
 	op.size = op.encodedSize() // before the lock: it walks the publisher
 	f.mu.Lock()
 	f.seq++
@@ -97,8 +113,58 @@ func (f *forwarder) enqueue(id slot.ID, k pubKey, op fwdOp) {
 		f.pending[id] = map[pubKey]fwdOp{}
 	}
 	f.pending[id][k] = op
+	if onApplied != nil {
+		f.waiting[k] = append(f.waiting[k], waiter{seq: op.seq, fn: onApplied})
+	}
 	f.mu.Unlock()
 	f.wake()
+}
+
+// whenApplied runs fn once the op queued or in flight for publication k
+// in slot id has landed, or at once if none is (what the session holds
+// of k has landed already).
+func (f *forwarder) whenApplied(id slot.ID, k pubKey, fn func()) {
+	f.mu.Lock()
+	op, ok := f.pending[id][k]
+	if !ok {
+		if fl := f.inflight[id]; fl != nil {
+			op, ok = fl.ops[k]
+		}
+	}
+	if ok {
+		f.waiting[k] = append(f.waiting[k], waiter{seq: op.seq, fn: fn})
+	}
+	f.mu.Unlock()
+	if !ok {
+		fn()
+	}
+}
+
+// landed takes the waiters that batch b answers. Callers hold f.mu and
+// run the result after letting go.
+func (f *forwarder) landed(b map[pubKey]fwdOp) []func() {
+	var done []func()
+	for k, op := range b {
+		ws := f.waiting[k]
+		if len(ws) == 0 {
+			continue
+		}
+		keep := ws[:0]
+		for _, w := range ws {
+			if w.seq <= op.seq {
+				done = append(done, w.fn)
+			} else {
+				keep = append(keep, w)
+			}
+		}
+		if len(keep) == 0 {
+			delete(f.waiting, k)
+		} else {
+			clear(ws[len(keep):])
+			f.waiting[k] = keep
+		}
+	}
+	return done
 }
 
 func (f *forwarder) wake() {
@@ -201,7 +267,7 @@ func (f *forwarder) flush(ctx context.Context) {
 		if len(ops) == 0 {
 			delete(f.pending, id)
 		}
-		fl := &flight{epoch: tv.t.Epoch, done: make(chan struct{})}
+		fl := &flight{epoch: tv.t.Epoch, done: make(chan struct{}), ops: b}
 		f.inflight[id] = fl
 		f.perNode[leader]++
 		f.wg.Add(1)
@@ -231,6 +297,10 @@ func (f *forwarder) failed(id slot.ID, now time.Time) {
 // call are free again.
 func (f *forwarder) settle(id slot.ID, leader slot.NodeID, fl *flight, b map[pubKey]fwdOp, err error) {
 	f.mu.Lock()
+	var answered []func()
+	if err == nil {
+		answered = f.landed(b)
+	}
 	if err == nil || errors.Is(err, errLeaderReplaced) {
 		// Done, or cut short by a new table: either way nothing to wait
 		// out (a replaced leader's batch goes back to the queue below).
@@ -255,6 +325,9 @@ func (f *forwarder) settle(id slot.ID, leader slot.NodeID, fl *flight, b map[pub
 	}
 	close(fl.done)
 	f.mu.Unlock()
+	for _, fn := range answered {
+		fn()
+	}
 	f.wake() // more of this slot, or a slot waiting for this node's call
 }
 

@@ -225,7 +225,7 @@ func (a *httpAPI) register(w http.ResponseWriter, r *http.Request, c *access.Cal
 	if prev == nil {
 		a.clientLocked(t.owner).leases++
 	}
-	s.fwd.enqueue(slotID, t.pk, fwdOp{put: p})
+	s.fwd.enqueue(slotID, t.pk, fwdOp{put: p}, nil)
 	out := l.view()
 	a.leases.mu.Unlock()
 

@@ -211,9 +211,10 @@ func (c *clientConn) dispatch(f *registryv1.ClientFrame) bool {
 			return true
 		}
 		rated = true
-	case *registryv1.ClientFrame_RegisterSubscriber, *registryv1.ClientFrame_UnregisterPublisher:
+	case *registryv1.ClientFrame_RegisterSubscriber:
 		rated = true
-	case *registryv1.ClientFrame_UnregisterSubscriber:
+	case *registryv1.ClientFrame_UnregisterSubscriber, *registryv1.ClientFrame_UnregisterPublisher:
+		// Removals are not rated (see handle).
 	case *registryv1.ClientFrame_Hello:
 		c.ack(f.GetId(), status.Error(codes.InvalidArgument, "session: hello only opens a stream"))
 		return true

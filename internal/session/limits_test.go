@@ -201,3 +201,29 @@ func TestSession_HalfClose_AppliesWhatWasSentBefore(t *testing.T) {
 		return nil
 	})
 }
+
+// TestSession_AckLevel_UnknownRefused_AppliedAckedOnceLanded: a frame with
+// an ack level the session does not know is refused (InvalidArgument) and
+// stores nothing; one at ACK_LEVEL_APPLIED is acked, and by then its slot
+// leader holds it.
+func TestSession_AckLevel_UnknownRefused_AppliedAckedOnceLanded(t *testing.T) {
+	c := testcluster.Start(t, testcluster.Spec{Meta: 1, Data: 1, Session: 1})
+	c.WaitDataSettled(t)
+	cl := c.Connect(t, c.Session(0), "acker", "z1", true)
+	frame := func(reg string, level registryv1.AckLevel) *registryv1.ClientFrame {
+		return &registryv1.ClientFrame{Body: &registryv1.ClientFrame_RegisterPublisher{RegisterPublisher: &registryv1.RegisterPublisher{
+			RegisterId: reg, DataId: svc, Version: 1, Values: [][]byte{[]byte("10.0.0.9:80")}, Ack: level}}}
+	}
+	a, err := cl.Do(frame("r-bad", registryv1.AckLevel(9)))
+	if err != nil || codes.Code(a.GetCode()) != codes.InvalidArgument || !strings.Contains(a.GetMessage(), "ack level") {
+		t.Fatalf("unknown ack level: %v %v, want InvalidArgument naming the ack level", a, err)
+	}
+	acked(t)(cl.Do(frame("r-ok", registryv1.AckLevel_ACK_LEVEL_APPLIED)))
+	d, err := readAt(t, c, c.RouteOf(t, key).Leader, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d.GetPublishers()) != 1 || !strings.HasSuffix(d.GetPublishers()[0].GetRegisterId(), "r-ok") {
+		t.Fatalf("after the applied ack the leader holds %v (the refused one must not be there)", d.GetPublishers())
+	}
+}

@@ -267,7 +267,30 @@ type regOptions struct {
 	group      string
 	instanceID string
 	scope      Scope
+	ack        Ack
 }
+
+// Ack is what the return of Publish (and Update) promises.
+type Ack int
+
+const (
+	// AckHeld (the default): a session holds the publication. It is in
+	// that session's store and queued for its slot leader; the session
+	// keeps sending it until it lands, and, should that session fail, the
+	// client replays it to the next. Subscribers see it once it lands,
+	// usually within milliseconds.
+	AckHeld Ack = iota
+	// AckApplied: the slot leader on the data tier has stored this version
+	// (or a newer state of the publication), so every read and push from
+	// then on includes it. Costs the session's round trip to the data
+	// node; a data leader that is down holds the return until the slot has
+	// a new leader (or ctx ends).
+	AckApplied
+)
+
+// WithAck sets what Publish and the publication's Updates wait for
+// (default AckHeld). Publish ignores it for Subscribe.
+func WithAck(a Ack) RegisterOption { return func(o *regOptions) { o.ack = a } }
 
 // WithGroup sets the group of a publication or subscription (default
 // "DEFAULT_GROUP"). A subscriber sees only publishers of the same data ID,

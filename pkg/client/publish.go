@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 
@@ -19,6 +20,7 @@ type Publication struct {
 	dataID     string
 	instanceID string
 	group      string
+	ack        registryv1.AckLevel
 
 	// mu orders this publication's frames: the replay of a new stream and
 	// an Update or Unpublish never interleave, so a stale version can never
@@ -42,7 +44,7 @@ type Publication struct {
 }
 
 // Publish registers value under dataID and returns once a session has
-// stored it. The publication stays registered, across reconnects and
+// stored it (WithAck(AckApplied): once its slot leader has). The publication stays registered, across reconnects and
 // session failures, until Unpublish or Close. Several values may be given
 // with Update; Publish takes the first.
 //
@@ -57,6 +59,13 @@ func (c *Client) Publish(ctx context.Context, dataID string, value []byte, opts 
 	}
 	p := &Publication{c: c, registerID: newID(), dataID: dataID, instanceID: o.instanceID, group: o.group,
 		version: 1, values: [][]byte{clone(value)}}
+	switch o.ack {
+	case AckHeld:
+	case AckApplied:
+		p.ack = registryv1.AckLevel_ACK_LEVEL_APPLIED
+	default:
+		return nil, &localError{ErrInvalidArgument, fmt.Errorf("unknown ack %d (AckHeld or AckApplied)", o.ack)}
+	}
 	if err := p.check(p.values); err != nil {
 		return nil, err
 	}
@@ -177,7 +186,7 @@ func (p *Publication) check(values [][]byte) error {
 func (p *Publication) register() *registryv1.ClientFrame {
 	return &registryv1.ClientFrame{Body: &registryv1.ClientFrame_RegisterPublisher{RegisterPublisher: &registryv1.RegisterPublisher{
 		RegisterId: p.registerID, DataId: p.dataID, InstanceId: p.instanceID, Group: p.group,
-		Version: p.wireVersion(), Values: p.values,
+		Version: p.wireVersion(), Values: p.values, Ack: p.ack,
 	}}}
 }
 

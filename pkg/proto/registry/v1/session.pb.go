@@ -25,6 +25,60 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// AckLevel is what a registration's ack promises.
+type AckLevel int32
+
+const (
+	// ACK_LEVEL_HELD: the session holds the registration (it is in the
+	// session's store and queued for its slot leader; the session keeps
+	// sending it until it lands, for as long as the client is connected,
+	// and a reconnecting client replays it).
+	AckLevel_ACK_LEVEL_HELD AckLevel = 0
+	// ACK_LEVEL_APPLIED: the slot leader has stored this version (or a newer
+	// state of the publication), so reads and pushes from the data tier
+	// include it. Costs the forwarding round trip.
+	AckLevel_ACK_LEVEL_APPLIED AckLevel = 1
+)
+
+// Enum value maps for AckLevel.
+var (
+	AckLevel_name = map[int32]string{
+		0: "ACK_LEVEL_HELD",
+		1: "ACK_LEVEL_APPLIED",
+	}
+	AckLevel_value = map[string]int32{
+		"ACK_LEVEL_HELD":    0,
+		"ACK_LEVEL_APPLIED": 1,
+	}
+)
+
+func (x AckLevel) Enum() *AckLevel {
+	p := new(AckLevel)
+	*p = x
+	return p
+}
+
+func (x AckLevel) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (AckLevel) Descriptor() protoreflect.EnumDescriptor {
+	return file_session_proto_enumTypes[0].Descriptor()
+}
+
+func (AckLevel) Type() protoreflect.EnumType {
+	return &file_session_proto_enumTypes[0]
+}
+
+func (x AckLevel) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use AckLevel.Descriptor instead.
+func (AckLevel) EnumDescriptor() ([]byte, []int) {
+	return file_session_proto_rawDescGZIP(), []int{0}
+}
+
 // Scope filters which publishers a subscriber is pushed.
 type Scope int32
 
@@ -62,11 +116,11 @@ func (x Scope) String() string {
 }
 
 func (Scope) Descriptor() protoreflect.EnumDescriptor {
-	return file_session_proto_enumTypes[0].Descriptor()
+	return file_session_proto_enumTypes[1].Descriptor()
 }
 
 func (Scope) Type() protoreflect.EnumType {
-	return &file_session_proto_enumTypes[0]
+	return &file_session_proto_enumTypes[1]
 }
 
 func (x Scope) Number() protoreflect.EnumNumber {
@@ -75,7 +129,7 @@ func (x Scope) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Scope.Descriptor instead.
 func (Scope) EnumDescriptor() ([]byte, []int) {
-	return file_session_proto_rawDescGZIP(), []int{0}
+	return file_session_proto_rawDescGZIP(), []int{1}
 }
 
 type ListServicesRequest struct {
@@ -542,8 +596,11 @@ type RegisterPublisher struct {
 	InstanceId string `protobuf:"bytes,3,opt,name=instance_id,json=instanceId,proto3" json:"instance_id,omitempty"`
 	Group      string `protobuf:"bytes,4,opt,name=group,proto3" json:"group,omitempty"`
 	// version increases with every update of this publication.
-	Version       uint64   `protobuf:"varint,5,opt,name=version,proto3" json:"version,omitempty"`
-	Values        [][]byte `protobuf:"bytes,6,rep,name=values,proto3" json:"values,omitempty"`
+	Version uint64   `protobuf:"varint,5,opt,name=version,proto3" json:"version,omitempty"`
+	Values  [][]byte `protobuf:"bytes,6,rep,name=values,proto3" json:"values,omitempty"`
+	// ack says when the session acks the frame (docs/architecture.md, "What
+	// an ack means").
+	Ack           AckLevel `protobuf:"varint,7,opt,name=ack,proto3,enum=registry.v1.AckLevel" json:"ack,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -618,6 +675,13 @@ func (x *RegisterPublisher) GetValues() [][]byte {
 		return x.Values
 	}
 	return nil
+}
+
+func (x *RegisterPublisher) GetAck() AckLevel {
+	if x != nil {
+		return x.Ack
+	}
+	return AckLevel_ACK_LEVEL_HELD
 }
 
 type UnregisterPublisher struct {
@@ -1514,7 +1578,7 @@ const file_session_proto_rawDesc = "" +
 	"\x05Hello\x12\x1b\n" +
 	"\tclient_id\x18\x01 \x01(\tR\bclientId\x12\x12\n" +
 	"\x04zone\x18\x02 \x01(\tR\x04zone\x12\x10\n" +
-	"\x03sdk\x18\x04 \x01(\tR\x03sdkJ\x04\b\x03\x10\x04R\x05token\"\xb6\x01\n" +
+	"\x03sdk\x18\x04 \x01(\tR\x03sdkJ\x04\b\x03\x10\x04R\x05token\"\xdf\x01\n" +
 	"\x11RegisterPublisher\x12\x1f\n" +
 	"\vregister_id\x18\x01 \x01(\tR\n" +
 	"registerId\x12\x17\n" +
@@ -1523,7 +1587,8 @@ const file_session_proto_rawDesc = "" +
 	"instanceId\x12\x14\n" +
 	"\x05group\x18\x04 \x01(\tR\x05group\x12\x18\n" +
 	"\aversion\x18\x05 \x01(\x04R\aversion\x12\x16\n" +
-	"\x06values\x18\x06 \x03(\fR\x06values\"\xa0\x01\n" +
+	"\x06values\x18\x06 \x03(\fR\x06values\x12'\n" +
+	"\x03ack\x18\a \x01(\x0e2\x15.registry.v1.AckLevelR\x03ack\"\xa0\x01\n" +
 	"\x13UnregisterPublisher\x12\x1f\n" +
 	"\vregister_id\x18\x01 \x01(\tR\n" +
 	"registerId\x12\x17\n" +
@@ -1586,7 +1651,10 @@ const file_session_proto_rawDesc = "" +
 	"\x0finstance_states\x18\x06 \x03(\v2\x1a.registry.v1.InstanceStateR\x0einstanceStates\">\n" +
 	"\bRedirect\x12\x16\n" +
 	"\x06reason\x18\x01 \x01(\tR\x06reason\x12\x1a\n" +
-	"\bsessions\x18\x02 \x03(\tR\bsessions*V\n" +
+	"\bsessions\x18\x02 \x03(\tR\bsessions*5\n" +
+	"\bAckLevel\x12\x12\n" +
+	"\x0eACK_LEVEL_HELD\x10\x00\x12\x15\n" +
+	"\x11ACK_LEVEL_APPLIED\x10\x01*V\n" +
 	"\x05Scope\x12\x15\n" +
 	"\x11SCOPE_UNSPECIFIED\x10\x00\x12\x0e\n" +
 	"\n" +
@@ -1609,60 +1677,62 @@ func file_session_proto_rawDescGZIP() []byte {
 	return file_session_proto_rawDescData
 }
 
-var file_session_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_session_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
 var file_session_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_session_proto_goTypes = []any{
-	(Scope)(0),                   // 0: registry.v1.Scope
-	(*ListServicesRequest)(nil),  // 1: registry.v1.ListServicesRequest
-	(*ServiceEntry)(nil),         // 2: registry.v1.ServiceEntry
-	(*ListServicesResponse)(nil), // 3: registry.v1.ListServicesResponse
-	(*ClientFrame)(nil),          // 4: registry.v1.ClientFrame
-	(*Hello)(nil),                // 5: registry.v1.Hello
-	(*RegisterPublisher)(nil),    // 6: registry.v1.RegisterPublisher
-	(*UnregisterPublisher)(nil),  // 7: registry.v1.UnregisterPublisher
-	(*RegisterSubscriber)(nil),   // 8: registry.v1.RegisterSubscriber
-	(*UnregisterSubscriber)(nil), // 9: registry.v1.UnregisterSubscriber
-	(*Heartbeat)(nil),            // 10: registry.v1.Heartbeat
-	(*PushAck)(nil),              // 11: registry.v1.PushAck
-	(*PushAcks)(nil),             // 12: registry.v1.PushAcks
-	(*ServerFrame)(nil),          // 13: registry.v1.ServerFrame
-	(*PushBatch)(nil),            // 14: registry.v1.PushBatch
-	(*Welcome)(nil),              // 15: registry.v1.Welcome
-	(*Ack)(nil),                  // 16: registry.v1.Ack
-	(*PushedValue)(nil),          // 17: registry.v1.PushedValue
-	(*Push)(nil),                 // 18: registry.v1.Push
-	(*Redirect)(nil),             // 19: registry.v1.Redirect
-	(*InstanceState)(nil),        // 20: registry.v1.InstanceState
+	(AckLevel)(0),                // 0: registry.v1.AckLevel
+	(Scope)(0),                   // 1: registry.v1.Scope
+	(*ListServicesRequest)(nil),  // 2: registry.v1.ListServicesRequest
+	(*ServiceEntry)(nil),         // 3: registry.v1.ServiceEntry
+	(*ListServicesResponse)(nil), // 4: registry.v1.ListServicesResponse
+	(*ClientFrame)(nil),          // 5: registry.v1.ClientFrame
+	(*Hello)(nil),                // 6: registry.v1.Hello
+	(*RegisterPublisher)(nil),    // 7: registry.v1.RegisterPublisher
+	(*UnregisterPublisher)(nil),  // 8: registry.v1.UnregisterPublisher
+	(*RegisterSubscriber)(nil),   // 9: registry.v1.RegisterSubscriber
+	(*UnregisterSubscriber)(nil), // 10: registry.v1.UnregisterSubscriber
+	(*Heartbeat)(nil),            // 11: registry.v1.Heartbeat
+	(*PushAck)(nil),              // 12: registry.v1.PushAck
+	(*PushAcks)(nil),             // 13: registry.v1.PushAcks
+	(*ServerFrame)(nil),          // 14: registry.v1.ServerFrame
+	(*PushBatch)(nil),            // 15: registry.v1.PushBatch
+	(*Welcome)(nil),              // 16: registry.v1.Welcome
+	(*Ack)(nil),                  // 17: registry.v1.Ack
+	(*PushedValue)(nil),          // 18: registry.v1.PushedValue
+	(*Push)(nil),                 // 19: registry.v1.Push
+	(*Redirect)(nil),             // 20: registry.v1.Redirect
+	(*InstanceState)(nil),        // 21: registry.v1.InstanceState
 }
 var file_session_proto_depIdxs = []int32{
-	2,  // 0: registry.v1.ListServicesResponse.services:type_name -> registry.v1.ServiceEntry
-	5,  // 1: registry.v1.ClientFrame.hello:type_name -> registry.v1.Hello
-	6,  // 2: registry.v1.ClientFrame.register_publisher:type_name -> registry.v1.RegisterPublisher
-	7,  // 3: registry.v1.ClientFrame.unregister_publisher:type_name -> registry.v1.UnregisterPublisher
-	8,  // 4: registry.v1.ClientFrame.register_subscriber:type_name -> registry.v1.RegisterSubscriber
-	9,  // 5: registry.v1.ClientFrame.unregister_subscriber:type_name -> registry.v1.UnregisterSubscriber
-	10, // 6: registry.v1.ClientFrame.heartbeat:type_name -> registry.v1.Heartbeat
-	11, // 7: registry.v1.ClientFrame.push_ack:type_name -> registry.v1.PushAck
-	12, // 8: registry.v1.ClientFrame.push_acks:type_name -> registry.v1.PushAcks
-	0,  // 9: registry.v1.RegisterSubscriber.scope:type_name -> registry.v1.Scope
-	11, // 10: registry.v1.PushAcks.acks:type_name -> registry.v1.PushAck
-	15, // 11: registry.v1.ServerFrame.welcome:type_name -> registry.v1.Welcome
-	16, // 12: registry.v1.ServerFrame.ack:type_name -> registry.v1.Ack
-	18, // 13: registry.v1.ServerFrame.push:type_name -> registry.v1.Push
-	19, // 14: registry.v1.ServerFrame.redirect:type_name -> registry.v1.Redirect
-	14, // 15: registry.v1.ServerFrame.push_batch:type_name -> registry.v1.PushBatch
-	18, // 16: registry.v1.PushBatch.pushes:type_name -> registry.v1.Push
-	17, // 17: registry.v1.Push.values:type_name -> registry.v1.PushedValue
-	20, // 18: registry.v1.Push.instance_states:type_name -> registry.v1.InstanceState
-	4,  // 19: registry.v1.SessionService.Connect:input_type -> registry.v1.ClientFrame
-	1,  // 20: registry.v1.SessionService.ListServices:input_type -> registry.v1.ListServicesRequest
-	13, // 21: registry.v1.SessionService.Connect:output_type -> registry.v1.ServerFrame
-	3,  // 22: registry.v1.SessionService.ListServices:output_type -> registry.v1.ListServicesResponse
-	21, // [21:23] is the sub-list for method output_type
-	19, // [19:21] is the sub-list for method input_type
-	19, // [19:19] is the sub-list for extension type_name
-	19, // [19:19] is the sub-list for extension extendee
-	0,  // [0:19] is the sub-list for field type_name
+	3,  // 0: registry.v1.ListServicesResponse.services:type_name -> registry.v1.ServiceEntry
+	6,  // 1: registry.v1.ClientFrame.hello:type_name -> registry.v1.Hello
+	7,  // 2: registry.v1.ClientFrame.register_publisher:type_name -> registry.v1.RegisterPublisher
+	8,  // 3: registry.v1.ClientFrame.unregister_publisher:type_name -> registry.v1.UnregisterPublisher
+	9,  // 4: registry.v1.ClientFrame.register_subscriber:type_name -> registry.v1.RegisterSubscriber
+	10, // 5: registry.v1.ClientFrame.unregister_subscriber:type_name -> registry.v1.UnregisterSubscriber
+	11, // 6: registry.v1.ClientFrame.heartbeat:type_name -> registry.v1.Heartbeat
+	12, // 7: registry.v1.ClientFrame.push_ack:type_name -> registry.v1.PushAck
+	13, // 8: registry.v1.ClientFrame.push_acks:type_name -> registry.v1.PushAcks
+	0,  // 9: registry.v1.RegisterPublisher.ack:type_name -> registry.v1.AckLevel
+	1,  // 10: registry.v1.RegisterSubscriber.scope:type_name -> registry.v1.Scope
+	12, // 11: registry.v1.PushAcks.acks:type_name -> registry.v1.PushAck
+	16, // 12: registry.v1.ServerFrame.welcome:type_name -> registry.v1.Welcome
+	17, // 13: registry.v1.ServerFrame.ack:type_name -> registry.v1.Ack
+	19, // 14: registry.v1.ServerFrame.push:type_name -> registry.v1.Push
+	20, // 15: registry.v1.ServerFrame.redirect:type_name -> registry.v1.Redirect
+	15, // 16: registry.v1.ServerFrame.push_batch:type_name -> registry.v1.PushBatch
+	19, // 17: registry.v1.PushBatch.pushes:type_name -> registry.v1.Push
+	18, // 18: registry.v1.Push.values:type_name -> registry.v1.PushedValue
+	21, // 19: registry.v1.Push.instance_states:type_name -> registry.v1.InstanceState
+	5,  // 20: registry.v1.SessionService.Connect:input_type -> registry.v1.ClientFrame
+	2,  // 21: registry.v1.SessionService.ListServices:input_type -> registry.v1.ListServicesRequest
+	14, // 22: registry.v1.SessionService.Connect:output_type -> registry.v1.ServerFrame
+	4,  // 23: registry.v1.SessionService.ListServices:output_type -> registry.v1.ListServicesResponse
+	22, // [22:24] is the sub-list for method output_type
+	20, // [20:22] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_session_proto_init() }
@@ -1693,7 +1763,7 @@ func file_session_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_session_proto_rawDesc), len(file_session_proto_rawDesc)),
-			NumEnums:      1,
+			NumEnums:      2,
 			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   1,
