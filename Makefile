@@ -13,7 +13,7 @@ TEST_TIMEOUT ?= 15m
 # processes (about 10 s once built).
 MODULES   := pkg/proto pkg/client examples contrib/kratos
 
-.PHONY: all build examples test e2e lint proto run bench bench-pushlat bench-etcd bench-compare fuzz fuzz-corpus clean
+.PHONY: all build examples test e2e lint proto run bench bench-pushlat bench-etcd bench-compare bench-scale fuzz fuzz-corpus clean
 .PHONY: compose-image compose-up compose-down compose-smoke
 .PHONY: chaos chaos-compose
 
@@ -129,13 +129,27 @@ bench-etcd:
 bench-compare: $(if $(WITH_PROCS),build)
 	./bench/compare.sh
 
-## lint: gofmt, and go vet in every module
+## bench-scale: Strata clusters of real processes (TLS; shapes 1/1/1 and 3/3/2) and a
+## single-node etcd side by side, alternated in one run, each figure of DESIGN.md's performance
+## targets with the ratio Strata/etcd: registration rate, push latency during a full-speed and
+## a paced storm, heap per publisher and per idle connection, a restart storm, fan-out
+## (bench/scale, a module of its own; installs etcd-server if missing). SCALE_FLAGS for more
+## (--million, --pairs N, --only storm,idle, sizes: cd bench/scale && go run . --help).
+## Report, JSON, charts and every node's log in bench/out/scale-<date>-<time>/
+SCALE_FLAGS ?=
+bench-scale: build
+	@command -v etcd >/dev/null || { echo "etcd not found: installing Debian's etcd-server package (apt-get)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq etcd-server; }
+	cd bench/scale && $(GO) run . --bin ../../$(BIN) --out ../../bench/out $(SCALE_FLAGS)
+
+## lint: gofmt, and go vet in every module (and in bench/scale, which make test does not run)
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '\.pb\.go$$')); \
 	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) vet -tags e2e ./internal/e2e/
 	@set -e; for m in $(MODULES); do echo "cd $$m && $(GO) vet ./..."; (cd $$m && $(GO) vet ./...); done
+	cd bench/scale && $(GO) vet ./...
 
 ## proto: regenerate pkg/proto from the .proto files (needs protoc: apt-get install protobuf-compiler)
 proto:

@@ -211,9 +211,7 @@ func (c *Cluster) Nodes() []*Node { return c.all }
 // client identity's credentials and the sessions (or, with meta, the
 // meta nodes to discover them from).
 func (c *Cluster) ClientOptions(viaMeta bool) []client.Option {
-	cr := client.CredentialsDir(string(c.creds), c.client)
-	cr.Cluster = c.cluster
-	opts := []client.Option{client.WithCredentials(cr)}
+	opts := []client.Option{c.credentials()}
 	var addrs []string
 	for _, s := range c.Sessions {
 		addrs = append(addrs, s.Addrs.GRPC)
