@@ -155,6 +155,33 @@ func (s *Server) antiEntropyRound(ctx context.Context) {
 	}
 }
 
+// maxRepairDeferrals bounds the routine rounds in a row that leave a
+// slot whose session is still writing to it (at the default interval,
+// 90 s): a record the leader lost is repaired by then even under a storm
+// that never ends.
+const maxRepairDeferrals = 3
+
+// repairDeferred counts a routine round that leaves the slot's repair
+// from session proc for later (deferring) and reports whether it may, or
+// resets the count (a round that found them equal, or repaired).
+func (st *slotState) repairDeferred(proc string, deferring bool) bool {
+	st.deferMu.Lock()
+	defer st.deferMu.Unlock()
+	if !deferring {
+		delete(st.deferred, proc)
+		return false
+	}
+	if st.deferred[proc] >= maxRepairDeferrals {
+		delete(st.deferred, proc)
+		return false
+	}
+	if st.deferred == nil {
+		st.deferred = map[string]int{}
+	}
+	st.deferred[proc]++
+	return true
+}
+
 // sessionSyncParallel bounds the sessions one round talks to at once.
 const sessionSyncParallel = 8
 
@@ -186,6 +213,16 @@ func (s *Server) syncWithSession(ctx context.Context, m cluster.Member, ids []ui
 		}
 		t := theirs[id]
 		if mine.GetCount() == t.GetCount() && mine.GetHash() == t.GetHash() {
+			st.repairDeferred(proc, false)
+			continue
+		}
+		// A session still writing to the slot (a registration storm)
+		// differs by its writes in flight: its full list would be read
+		// and compared for nothing, every round. A routine round leaves
+		// such a slot for a later one, at most maxRepairDeferrals in a row;
+		// a handover's round (barrier) never does.
+		if barrier == 0 && t.GetWriting() && st.repairDeferred(proc, true) {
+			s.metrics.repairsDeferred.Inc()
 			continue
 		}
 		cctx, cancel := call()

@@ -11,6 +11,7 @@ type metrics struct {
 	writes, notices, expired, repaired prometheus.Counter
 	snapshots, rejected                prometheus.Counter
 	rounds, roundsIncomplete           prometheus.Counter
+	repairsDeferred                    prometheus.Counter
 
 	slots, publishers, datums, lag, streams, replLag, handovers *prometheus.Desc
 }
@@ -33,6 +34,8 @@ func newMetrics(s *Server) *metrics {
 		rounds:    c("antientropy_rounds_total", "Anti-entropy rounds that heard from every live session."),
 		roundsIncomplete: c("antientropy_rounds_incomplete_total",
 			"Anti-entropy rounds that missed a session (it failed, timed out, or was not yet past the handover barrier)."),
+		repairsDeferred: c("antientropy_repairs_deferred_total",
+			"Slot repairs a routine anti-entropy round left for a later one, the session still writing to the slot."),
 		handovers:  d("slots_handover", "Slots this node leads whose handover is in flight (reads refused until every session is checked)."),
 		slots:      d("slots", "Slots held, by role.", "role"),
 		publishers: d("publishers", "Publishers held, by slot role.", "role"),
@@ -44,7 +47,7 @@ func newMetrics(s *Server) *metrics {
 }
 
 func (m *metrics) counters() []prometheus.Counter {
-	return []prometheus.Counter{m.writes, m.notices, m.expired, m.repaired, m.snapshots, m.rejected, m.rounds, m.roundsIncomplete}
+	return []prometheus.Counter{m.writes, m.notices, m.expired, m.repaired, m.snapshots, m.rejected, m.rounds, m.roundsIncomplete, m.repairsDeferred}
 }
 
 func (m *metrics) Describe(ch chan<- *prometheus.Desc) {

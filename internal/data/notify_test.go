@@ -186,3 +186,26 @@ func TestChunkSnapshot_PiecesUnderTheSize_TombstonesLast(t *testing.T) {
 		t.Fatalf("empty snapshot: %v", c)
 	}
 }
+
+func TestSlotState_RepairDeferred_AtMostThreeRoutineRoundsInARow(t *testing.T) {
+	st := &slotState{}
+	for round := range maxRepairDeferrals {
+		if !st.repairDeferred("s1", true) {
+			t.Fatalf("round %d: a writing session's repair was not deferred", round+1)
+		}
+	}
+	if st.repairDeferred("s1", true) {
+		t.Fatalf("repair deferred %d rounds in a row, at most %d allowed", maxRepairDeferrals+1, maxRepairDeferrals)
+	}
+	// That round repaired: the count starts again, per session.
+	if !st.repairDeferred("s1", true) || !st.repairDeferred("s2", true) {
+		t.Fatal("after a repair the next round may defer again, and another session has its own count")
+	}
+	// A round that found them equal resets it too.
+	st.repairDeferred("s1", false)
+	for range maxRepairDeferrals {
+		if !st.repairDeferred("s1", true) {
+			t.Fatal("the count did not start again after an equal round")
+		}
+	}
+}

@@ -65,7 +65,11 @@ type slotState struct {
 	rebuiltOnce sync.Once
 	// synced: as a follower, caught up with the leader at leaderEpoch.
 	synced atomic.Bool
-	cancel context.CancelFunc
+	// deferred counts, per session, the routine anti-entropy rounds in a
+	// row that left this slot's repair for later (repairDeferred).
+	deferMu  sync.Mutex
+	deferred map[string]int
+	cancel   context.CancelFunc
 	// exited closes when the follower's replication loop has returned, so
 	// a promotion never races a last replicated op into the store.
 	exited chan struct{}

@@ -16,7 +16,7 @@ import (
 // superseded by it: session and data node end up holding it alike.
 func TestConns_Expire_QueuesRemovalsBeforeAReconnectCanRegister(t *testing.T) {
 	clk := clock.NewFake(time.Unix(1000, 0))
-	s := &Server{clock: clk, proc: "sess-1", pubs: newPublishers(), conns: newConns()}
+	s := &Server{clock: clk, proc: "sess-1", pubs: newPublishers(clk), conns: newConns()}
 	s.fwd = newForwarder(s)
 	o, _ := newOwners(10).acquire("alice", 10)
 	reserve := func(int) error { o.reserve(100); return nil }

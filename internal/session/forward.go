@@ -189,6 +189,13 @@ func (f *forwarder) retryNow() {
 // retryBase is the first retry delay after a failed send.
 func (f *forwarder) retryBase() time.Duration { return max(f.s.cfg.RetryInterval/16, time.Millisecond) }
 
+// writing reports whether slot id has ops queued or a batch in flight.
+func (f *forwarder) writing(id slot.ID) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.pending[id]) > 0 || f.inflight[id] != nil
+}
+
 // backlog returns the number of queued ops (in flight not counted).
 func (f *forwarder) backlog() int {
 	f.mu.Lock()

@@ -7,6 +7,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/strata-registry/strata/internal/clock"
 	"github.com/strata-registry/strata/internal/publisher"
 	"github.com/strata-registry/strata/internal/slot"
 	registryv1 "github.com/strata-registry/strata/pkg/proto/registry/v1"
@@ -32,16 +33,27 @@ var errTaken = status.Error(codes.PermissionDenied, "session: another client of 
 
 // publishers is the session's own record of its clients' publications:
 // the source of truth that slot leaders compare against.
+//
+// Register timestamps are stamped (again) under mu as a publication is
+// stored, and a slot's list is read with its as-of time under mu too, so
+// a publication stored after a list was read carries a later timestamp
+// than the list's as-of: a slot leader comparing the list with its
+// records never takes such a publication (already forwarded to it by the
+// time it compares) for one the session dropped. Stamped before the lock,
+// a registration could be stamped, then the list read, then the
+// publication stored and forwarded: the leader deleted it, and its
+// tombstone refused every re-send (seen in a storm of a million).
 type publishers struct {
+	now      func() int64 // unix nanos, the register timestamps' clock
 	mu       sync.Mutex
 	byKey    map[pubKey]*pubEntry
 	bySlot   map[slot.ID]map[pubKey]*pubEntry
 	byClient map[string]map[pubKey]struct{}
 }
 
-func newPublishers() *publishers {
-	return &publishers{byKey: map[pubKey]*pubEntry{}, bySlot: map[slot.ID]map[pubKey]*pubEntry{},
-		byClient: map[string]map[pubKey]struct{}{}}
+func newPublishers(clk clock.Clock) *publishers {
+	return &publishers{now: func() int64 { return clk.Now().UnixNano() }, byKey: map[pubKey]*pubEntry{},
+		bySlot: map[slot.ID]map[pubKey]*pubEntry{}, byClient: map[string]map[pubKey]struct{}{}}
 }
 
 // put stores e unless the stored one is newer or equal, and reports
@@ -59,6 +71,9 @@ func newPublishers() *publishers {
 func (ps *publishers) put(e *pubEntry, reserve func(clientPubs int) error) (bool, error) {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
+	if now := ps.now(); now > e.p.GetRegisterTimestamp() {
+		e.p.RegisterTimestamp = now
+	}
 	k := pubKey{e.p.GetDataInfoId(), e.p.GetRegisterId()}
 	old, ok := ps.byKey[k]
 	if ok && old.clientID != e.clientID {
@@ -145,21 +160,36 @@ func (ps *publishers) ofClientCount(clientID string) int {
 	return len(ps.byClient[clientID])
 }
 
-// inSlot returns copies of the publishers in a slot, sorted.
-func (ps *publishers) inSlot(id slot.ID) []*registryv1.Publisher {
+// inSlot returns the publishers in a slot, sorted (after letting go of
+// the lock, which every registration takes), and the time as of which the
+// list is complete: a publication stored later is stamped later.
+func (ps *publishers) inSlot(id slot.ID) ([]*registryv1.Publisher, int64) {
 	ps.mu.Lock()
-	defer ps.mu.Unlock()
+	asOf := ps.now()
 	out := make([]*registryv1.Publisher, 0, len(ps.bySlot[id]))
 	for _, e := range ps.bySlot[id] {
 		out = append(out, e.p)
 	}
+	ps.mu.Unlock()
 	sort.Slice(out, func(i, j int) bool {
 		if out[i].GetDataInfoId() != out[j].GetDataInfoId() {
 			return out[i].GetDataInfoId() < out[j].GetDataInfoId()
 		}
 		return out[i].GetRegisterId() < out[j].GetRegisterId()
 	})
-	return out
+	return out, asOf
+}
+
+// digestOf is the digest of the publishers in a slot (order does not
+// matter to a digest: nothing is copied or sorted).
+func (ps *publishers) digestOf(id slot.ID) publisher.Digest {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	var d publisher.Digest
+	for _, e := range ps.bySlot[id] {
+		d.Add(e.p.GetRegisterId(), e.p.GetClientVersion(), e.p.GetRegisterTimestamp())
+	}
+	return d
 }
 
 func (ps *publishers) count() int {

@@ -127,7 +127,7 @@ func serverOptions(tls bool) []grpc.ServerOption {
 	}
 	return []grpc.ServerOption{
 		grpc.InitialWindowSize(clientWindowBytes), grpc.InitialConnWindowSize(clientWindowBytes),
-		grpc.ReadBufferSize(readBuffer),
+		grpc.ReadBufferSize(readBuffer), grpc.SharedWriteBuffer(true),
 	}
 }
 
@@ -149,7 +149,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	}
 	s.Node, s.logger, s.clock, s.reg = n, n.Logger(), n.Clock(), n.Registry()
 	s.meta = n.Meta()
-	s.pubs = newPublishers()
+	s.pubs = newPublishers(s.clock)
 	s.owners = newOwners(cfg.IdentityRegisterRate)
 	s.metrics = newMetrics(s)
 	s.conns = newConns()

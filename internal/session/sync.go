@@ -4,7 +4,6 @@ import (
 	"context"
 
 	"github.com/strata-registry/strata/internal/node"
-	"github.com/strata-registry/strata/internal/publisher"
 	"github.com/strata-registry/strata/internal/slot"
 	"github.com/strata-registry/strata/pkg/client/identity"
 	registryv1 "github.com/strata-registry/strata/pkg/proto/registry/v1"
@@ -50,19 +49,19 @@ func (v *syncService) SlotDigests(ctx context.Context, req *registryv1.SessionSl
 	}
 	resp := &registryv1.SessionSlotDigestsResponse{SessionId: v.s.proc}
 	for _, id := range req.GetSlotIds() {
-		var d publisher.Digest
-		for _, p := range v.s.pubs.inSlot(slot.ID(id)) {
-			d.Add(p.GetRegisterId(), p.GetClientVersion(), p.GetRegisterTimestamp())
-		}
-		resp.Digests = append(resp.Digests, &registryv1.SessionSlotDigest{SlotId: id, Count: d.Count, Hash: d.Hash})
+		d := v.s.pubs.digestOf(slot.ID(id))
+		resp.Digests = append(resp.Digests, &registryv1.SessionSlotDigest{SlotId: id, Count: d.Count, Hash: d.Hash,
+			Writing: v.s.fwd.writing(slot.ID(id))})
 	}
 	return resp, nil
 }
 
 // SlotPublishers lists this session's publishers in a slot. as_of is read
-// before the list, on the clock register timestamps are stamped with: a
-// publication stamped later may be missing and must not be judged by it.
+// with the list, under the lock registrations are stamped under, on the
+// clock register timestamps are stamped with: a publication stamped later
+// may be missing and must not be judged by it; one stamped earlier is in
+// the list unless the session no longer holds it.
 func (v *syncService) SlotPublishers(ctx context.Context, req *registryv1.SessionSlotPublishersRequest) (*registryv1.SessionSlotPublishersResponse, error) {
-	asOf := v.s.clock.Now().UnixNano()
-	return &registryv1.SessionSlotPublishersResponse{SessionId: v.s.proc, Publishers: v.s.pubs.inSlot(slot.ID(req.GetSlotId())), AsOf: asOf}, nil
+	pubs, asOf := v.s.pubs.inSlot(slot.ID(req.GetSlotId()))
+	return &registryv1.SessionSlotPublishersResponse{SessionId: v.s.proc, Publishers: pubs, AsOf: asOf}, nil
 }

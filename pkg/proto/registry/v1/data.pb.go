@@ -1783,10 +1783,15 @@ func (x *SessionSlotDigestsRequest) GetTableEpoch() uint64 {
 }
 
 type SessionSlotDigest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	SlotId        uint32                 `protobuf:"varint,1,opt,name=slot_id,json=slotId,proto3" json:"slot_id,omitempty"`
-	Count         uint32                 `protobuf:"varint,2,opt,name=count,proto3" json:"count,omitempty"`
-	Hash          uint64                 `protobuf:"varint,3,opt,name=hash,proto3" json:"hash,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	SlotId uint32                 `protobuf:"varint,1,opt,name=slot_id,json=slotId,proto3" json:"slot_id,omitempty"`
+	Count  uint32                 `protobuf:"varint,2,opt,name=count,proto3" json:"count,omitempty"`
+	Hash   uint64                 `protobuf:"varint,3,opt,name=hash,proto3" json:"hash,omitempty"`
+	// writing: the session has writes for this slot queued or in flight, so
+	// a digest that differs from the leader's may differ only by them. A
+	// routine round (no table epoch) then leaves the slot for a later one,
+	// a few rounds at most.
+	Writing       bool `protobuf:"varint,4,opt,name=writing,proto3" json:"writing,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1840,6 +1845,13 @@ func (x *SessionSlotDigest) GetHash() uint64 {
 		return x.Hash
 	}
 	return 0
+}
+
+func (x *SessionSlotDigest) GetWriting() bool {
+	if x != nil {
+		return x.Writing
+	}
+	return false
 }
 
 type SessionSlotDigestsResponse struct {
@@ -2149,11 +2161,12 @@ const file_data_proto_rawDesc = "" +
 	"\x19SessionSlotDigestsRequest\x12\x19\n" +
 	"\bslot_ids\x18\x01 \x03(\rR\aslotIds\x12\x1f\n" +
 	"\vtable_epoch\x18\x02 \x01(\x04R\n" +
-	"tableEpoch\"V\n" +
+	"tableEpoch\"p\n" +
 	"\x11SessionSlotDigest\x12\x17\n" +
 	"\aslot_id\x18\x01 \x01(\rR\x06slotId\x12\x14\n" +
 	"\x05count\x18\x02 \x01(\rR\x05count\x12\x12\n" +
-	"\x04hash\x18\x03 \x01(\x04R\x04hash\"u\n" +
+	"\x04hash\x18\x03 \x01(\x04R\x04hash\x12\x18\n" +
+	"\awriting\x18\x04 \x01(\bR\awriting\"u\n" +
 	"\x1aSessionSlotDigestsResponse\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x128\n" +
