@@ -343,7 +343,9 @@ func (s *Server) forwardDelete(e *pubEntry, expired bool) {
 		u.RegisterTimestamp = p.GetRegisterTimestamp()
 		u.SessionId = s.proc
 	}
-	s.fwd.enqueue(e.slot, pubKey{p.GetDataInfoId(), p.GetRegisterId()}, fwdOp{del: u}, nil)
+	// A client's own removal is news for its subscribers (urgent); the
+	// removals of an expired connection are bulk.
+	s.fwd.enqueue(e.slot, pubKey{p.GetDataInfoId(), p.GetRegisterId()}, fwdOp{del: u, urgent: !expired}, nil)
 }
 
 func newConnID() string {
@@ -670,7 +672,9 @@ func (c *clientConn) registerPublisher(rp *registryv1.RegisterPublisher, id uint
 	}
 	quota := c.identityQuota()
 	e := &pubEntry{p: p, slot: sid, clientID: c.clientID, owner: c.owner}
+	isNew := false // reserve runs only for a publication not yet held
 	stored, err := s.pubs.put(e, func(clientPubs int) error {
+		isNew = true
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		return c.reserve(clientPubs+len(c.subs), quota)
@@ -687,7 +691,9 @@ func (c *clientConn) registerPublisher(rp *registryv1.RegisterPublisher, id uint
 	}
 	switch {
 	case stored:
-		s.fwd.enqueue(sid, pk, fwdOp{put: p}, onApplied)
+		// An update of a held publication is news for its subscribers:
+		// it goes ahead of new registrations (a storm's bulk).
+		s.fwd.enqueue(sid, pk, fwdOp{put: p, urgent: !isNew}, onApplied)
 	case applied:
 		// Nothing new to send: the ack waits for what is queued or in
 		// flight for it, if anything.

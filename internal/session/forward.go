@@ -41,9 +41,12 @@ type forwarder struct {
 	perNode map[slot.NodeID]int
 	// backoff holds slots whose last sends failed until their retry time.
 	backoff map[slot.ID]retry
-	seq     uint64
-	wakeCh  chan struct{}
-	wg      sync.WaitGroup
+	// hot holds the slots with urgent ops queued: their batches start
+	// first, urgent ops first in them.
+	hot    map[slot.ID]bool
+	seq    uint64
+	wakeCh chan struct{}
+	wg     sync.WaitGroup
 	// waiting holds the applied-level acks (AckLevel APPLIED) of each
 	// publication, each waiting for an op at or past its seq to be acked
 	// by the slot leader. A superseded op's waiters are answered by the op
@@ -94,12 +97,18 @@ type fwdOp struct {
 	size int
 	put  *registryv1.Publisher
 	del  *registryv1.Unpublish
+	// urgent: news for subscribers (an update or a client's removal of a
+	// publication), not the bulk of new registrations. Pushes first: an
+	// urgent op goes in its slot's next batch, and that slot's batch
+	// starts before the others, so a registration storm's backlog delays
+	// it by at most the batches already in flight.
+	urgent bool
 }
 
 func newForwarder(s *Server) *forwarder {
 	return &forwarder{s: s, pending: map[slot.ID]map[pubKey]fwdOp{}, inflight: map[slot.ID]*flight{},
 		perNode: map[slot.NodeID]int{}, backoff: map[slot.ID]retry{}, wakeCh: make(chan struct{}, 1),
-		waiting: map[pubKey][]waiter{}}
+		waiting: map[pubKey][]waiter{}, hot: map[slot.ID]bool{}}
 }
 
 // enqueue queues op for publication k in slot id; onApplied, if not nil,
@@ -113,6 +122,9 @@ func (f *forwarder) enqueue(id slot.ID, k pubKey, op fwdOp, onApplied func()) {
 		f.pending[id] = map[pubKey]fwdOp{}
 	}
 	f.pending[id][k] = op
+	if op.urgent {
+		f.hot[id] = true
+	}
 	if onApplied != nil {
 		f.waiting[k] = append(f.waiting[k], waiter{seq: op.seq, fn: onApplied})
 	}
@@ -249,7 +261,7 @@ func (f *forwarder) flush(ctx context.Context) {
 	now := f.s.clock.Now()
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	for id, ops := range f.pending {
+	for _, id := range f.flushOrder() {
 		if f.inflight[id] != nil || now.Before(f.backoff[id].until) {
 			continue
 		}
@@ -258,22 +270,11 @@ func (f *forwarder) flush(ctx context.Context) {
 			continue
 		}
 		leader := tv.t.Slots[id].Leader
-		if f.perNode[leader] >= PerNodeCalls {
+		// Bulk batches leave each leader one call for urgent ones.
+		if limit := PerNodeCalls - 1; f.perNode[leader] >= limit && (!f.hot[id] || f.perNode[leader] >= PerNodeCalls) {
 			continue // woken again when one of its calls returns
 		}
-		b := map[pubKey]fwdOp{}
-		size := 0
-		for k, op := range ops {
-			if len(b) == f.s.cfg.ForwardBatch || (len(b) > 0 && size+op.size > ForwardBatchBytes) {
-				break
-			}
-			b[k] = op
-			size += op.size
-			delete(ops, k)
-		}
-		if len(ops) == 0 {
-			delete(f.pending, id)
-		}
+		b := f.takeBatch(id)
 		fl := &flight{epoch: tv.t.Epoch, done: make(chan struct{}), ops: b}
 		f.inflight[id] = fl
 		f.perNode[leader]++
@@ -284,6 +285,57 @@ func (f *forwarder) flush(ctx context.Context) {
 			f.settle(id, leader, fl, b, err)
 		}()
 	}
+}
+
+// flushOrder lists the slots with queued ops, those with urgent ops
+// first: they take the leaders' free calls. Callers hold f.mu.
+func (f *forwarder) flushOrder() []slot.ID {
+	order := make([]slot.ID, 0, len(f.pending))
+	for id := range f.hot {
+		if f.pending[id] != nil {
+			order = append(order, id)
+		}
+	}
+	for id := range f.pending {
+		if !f.hot[id] {
+			order = append(order, id)
+		}
+	}
+	return order
+}
+
+// takeBatch moves the next batch of slot id out of its queue: its urgent
+// ops first, then others, up to ForwardBatch ops and ForwardBatchBytes.
+// Callers hold f.mu.
+func (f *forwarder) takeBatch(id slot.ID) map[pubKey]fwdOp {
+	ops := f.pending[id]
+	b := map[pubKey]fwdOp{}
+	size := 0
+	// take moves ops (only urgent ones, with urgentOnly) into b until it
+	// is full, and reports whether it filled.
+	take := func(urgentOnly bool) (full bool) {
+		for k, op := range ops {
+			if urgentOnly && !op.urgent {
+				continue
+			}
+			if len(b) == f.s.cfg.ForwardBatch || (len(b) > 0 && size+op.size > ForwardBatchBytes) {
+				return true
+			}
+			b[k] = op
+			size += op.size
+			delete(ops, k)
+		}
+		return false
+	}
+	if f.hot[id] && !take(true) {
+		delete(f.hot, id) // every urgent op is in this batch
+	}
+	take(false)
+	if len(ops) == 0 {
+		delete(f.pending, id)
+		delete(f.hot, id)
+	}
+	return b
 }
 
 // failed backs slot id off after a failure: RetryInterval/16, doubling
@@ -320,6 +372,9 @@ func (f *forwarder) settle(id slot.ID, leader slot.NodeID, fl *flight, b map[pub
 		for k, op := range b {
 			if cur, ok := f.pending[id][k]; !ok || cur.seq < op.seq {
 				f.pending[id][k] = op
+				if op.urgent {
+					f.hot[id] = true
+				}
 			}
 		}
 		if !errors.Is(err, errLeaderReplaced) {

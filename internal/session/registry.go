@@ -49,11 +49,22 @@ type publishers struct {
 	byKey    map[pubKey]*pubEntry
 	bySlot   map[slot.ID]map[pubKey]*pubEntry
 	byClient map[string]map[pubKey]struct{}
+	// keys interns data info IDs: every stored publication of a key
+	// shares one copy of it (a service's thousand instances, one string),
+	// counted so the last one out takes it.
+	keys map[string]keyRef
+}
+
+// keyRef is one interned data info ID and how many stored publications
+// share it.
+type keyRef struct {
+	s string
+	n int
 }
 
 func newPublishers(clk clock.Clock) *publishers {
 	return &publishers{now: func() int64 { return clk.Now().UnixNano() }, byKey: map[pubKey]*pubEntry{},
-		bySlot: map[slot.ID]map[pubKey]*pubEntry{}, byClient: map[string]map[pubKey]struct{}{}}
+		bySlot: map[slot.ID]map[pubKey]*pubEntry{}, byClient: map[string]map[pubKey]struct{}{}, keys: map[string]keyRef{}}
 }
 
 // put stores e unless the stored one is newer or equal, and reports
@@ -74,6 +85,9 @@ func (ps *publishers) put(e *pubEntry, reserve func(clientPubs int) error) (bool
 	if now := ps.now(); now > e.p.GetRegisterTimestamp() {
 		e.p.RegisterTimestamp = now
 	}
+	if ref, ok := ps.keys[e.p.GetDataInfoId()]; ok {
+		e.p.DataInfoId = ref.s
+	}
 	k := pubKey{e.p.GetDataInfoId(), e.p.GetRegisterId()}
 	old, ok := ps.byKey[k]
 	if ok && old.clientID != e.clientID {
@@ -86,6 +100,10 @@ func (ps *publishers) put(e *pubEntry, reserve func(clientPubs int) error) (bool
 		if err := reserve(len(ps.byClient[e.clientID])); err != nil {
 			return false, err
 		}
+	}
+	if !ok {
+		ref := ps.keys[k.key]
+		ps.keys[k.key] = keyRef{s: k.key, n: ref.n + 1}
 	}
 	ps.byKey[k] = e
 	if ps.bySlot[e.slot] == nil {
@@ -144,6 +162,11 @@ func (ps *publishers) removeLocked(k pubKey, client *string) *pubEntry {
 		return nil
 	}
 	delete(ps.byKey, k)
+	if ref := ps.keys[k.key]; ref.n > 1 {
+		ps.keys[k.key] = keyRef{s: ref.s, n: ref.n - 1}
+	} else {
+		delete(ps.keys, k.key)
+	}
 	delete(ps.bySlot[e.slot], k)
 	if len(ps.bySlot[e.slot]) == 0 {
 		delete(ps.bySlot, e.slot)

@@ -249,18 +249,8 @@ func (f *FakeSession) Forget(key, registerID string) {
 func (f *FakeSession) Publish(t testing.TB, p *registryv1.Publisher) {
 	t.Helper()
 	f.Hold(p)
-	Eventually(t, DefaultWait, func() error {
-		r := f.c.RouteOf(t, p.GetDataInfoId())
-		if r.Leader == nil {
-			return fmt.Errorf("no leader for slot %d", r.Slot)
-		}
-		conn, err := f.pool.Get(r.Leader.Server().GRPCAddr(), identity.Peer{Role: identity.RoleData, Name: r.Leader.ID})
-		if err != nil {
-			return err
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		_, err = registryv1.NewDataServiceClient(conn).Publish(ctx, &registryv1.PublishRequest{
+	f.atLeader(t, p.GetDataInfoId(), func(ctx context.Context, dc registryv1.DataServiceClient, r Route) error {
+		_, err := dc.Publish(ctx, &registryv1.PublishRequest{
 			SessionId: f.Proc, TableEpoch: r.TableEpoch, SlotId: r.Slot, LeaderEpoch: r.LeaderEpoch, Puts: []*registryv1.Publisher{p},
 		})
 		return err
@@ -273,6 +263,20 @@ func (f *FakeSession) Publish(t testing.TB, p *registryv1.Publisher) {
 func (f *FakeSession) Subscribe(t testing.TB, key string) *registryv1.Datum {
 	t.Helper()
 	var d *registryv1.Datum
+	f.atLeader(t, key, func(ctx context.Context, dc registryv1.DataServiceClient, _ Route) error {
+		resp, err := dc.GetDatums(ctx, &registryv1.GetDatumsRequest{DataInfoIds: []string{key}, SessionId: f.Proc})
+		if err != nil {
+			return err
+		}
+		d = resp.GetDatums()[0]
+		return nil
+	})
+	return d
+}
+
+// atLeader calls key's slot leader as this session until call succeeds.
+func (f *FakeSession) atLeader(t testing.TB, key string, call func(context.Context, registryv1.DataServiceClient, Route) error) {
+	t.Helper()
 	Eventually(t, DefaultWait, func() error {
 		r := f.c.RouteOf(t, key)
 		if r.Leader == nil {
@@ -284,14 +288,8 @@ func (f *FakeSession) Subscribe(t testing.TB, key string) *registryv1.Datum {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
-		resp, err := registryv1.NewDataServiceClient(conn).GetDatums(ctx, &registryv1.GetDatumsRequest{DataInfoIds: []string{key}, SessionId: f.Proc})
-		if err != nil {
-			return err
-		}
-		d = resp.GetDatums()[0]
-		return nil
+		return call(ctx, registryv1.NewDataServiceClient(conn), r)
 	})
-	return d
 }
 
 func (f *FakeSession) bySlot(id uint32) []*registryv1.Publisher {
