@@ -86,7 +86,7 @@ type subscriber struct {
 	overflow     bool
 	overflowAt   int64
 	// interest is the keys the session reads for its subscribers (at most
-	// maxKeys; past that, further keys stay in the bulk lane).
+	// maxKeys; a full set starts again).
 	interest map[string]struct{}
 	wake     chan struct{} // capacity 1: "something is pending"
 }
@@ -156,7 +156,10 @@ func (n *notifier) interested(session string, keys []string) {
 		s.mu.Lock()
 		for _, k := range keys {
 			if len(s.interest) >= s.maxKeys {
-				break
+				// Full (a long-lived session that read many keys over
+				// time): start again. A key it still watches comes back
+				// with its next read, which its next bulk notice brings.
+				clear(s.interest)
 			}
 			s.interest[k] = struct{}{}
 		}

@@ -209,3 +209,21 @@ func TestSlotState_RepairDeferred_AtMostThreeRoutineRoundsInARow(t *testing.T) {
 		}
 	}
 }
+
+func TestNotifier_FullInterest_StartsAgain_NewKeysStillUrgent(t *testing.T) {
+	n := newNotifier(4, clock.Real{})
+	sub := n.subscribe("s")
+	n.interested("s", []string{"a", "b", "c", "d"})
+	n.interested("s", []string{"e"}) // past the cap: the set starts again with e
+	n.publish([]*registryv1.DatumVersion{dv("e", 1)})
+	b, urgent, _ := sub.next(context.Background())
+	if !urgent || b.GetChanges()[0].GetDataInfoId() != "e" {
+		t.Fatalf("a key read after the interest set filled is not urgent: %v (urgent %v)", b.GetChanges(), urgent)
+	}
+	sub.mu.Lock()
+	size := len(sub.interest)
+	sub.mu.Unlock()
+	if size > 4 {
+		t.Fatalf("interest holds %d keys past a cap of 4", size)
+	}
+}
