@@ -129,7 +129,4 @@ func TestMemOf_NeedsEveryFigure_LowerMemTakesEachMinimum(t *testing.T) {
 	if _, err := memOf(map[string]float64{metricHeapInuse: 10}); err == nil {
 		t.Error("memOf without stack and RSS took it")
 	}
-	if got := lowerMem(Mem{1, 5, 3, 7}, Mem{2, 4, 6, 8}); got != (Mem{1, 4, 3, 8}) {
-		t.Errorf("lowerMem = %+v", got)
-	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -77,7 +78,9 @@ func startEtcd(ctx context.Context, dir string, logf func(string, ...any)) (*etc
 	cmd := exec.Command(bin, "--name", "bench", "--data-dir", filepath.Join(dir, "data"),
 		"--listen-client-urls", clientURL, "--advertise-client-urls", clientURL,
 		"--listen-peer-urls", peerURL, "--initial-advertise-peer-urls", peerURL,
-		"--initial-cluster", "bench="+peerURL, "--initial-cluster-state", "new")
+		"--initial-cluster", "bench="+peerURL, "--initial-cluster-state", "new",
+		// pprof on the client URL: the footprints force a GC through it.
+		"--enable-pprof")
 	cmd.Stdout, cmd.Stderr = log, log
 	cmd.SysProcAttr = sysProcAttr()
 	if err := cmd.Start(); err != nil {
@@ -171,9 +174,23 @@ func (e *etcdServer) scrape() (map[string]float64, error) {
 	return chaos.ParseMetrics(resp.Body)
 }
 
+// gc makes etcd collect garbage now (pprof heap with gc=1).
+func (e *etcdServer) gc() error {
+	resp, err := e.httpc.Get("http://" + e.endpoint + "/debug/pprof/heap?gc=1")
+	if err != nil {
+		return fmt.Errorf("etcd gc: %w", err)
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("etcd gc: %s", resp.Status)
+	}
+	return nil
+}
+
 // memNodes is etcd as a memory-read node.
 func (e *etcdServer) memNodes() []memNode {
-	return []memNode{{id: "etcd", role: etcdRole, scrape: e.scrape}}
+	return []memNode{{id: "etcd", role: etcdRole, scrape: e.scrape, gc: e.gc}}
 }
 
 // client opens a client of its own connection, returning once connected.

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"time"
 )
 
 // The metrics every node (and etcd) exposes that the footprints use.
@@ -15,17 +14,13 @@ const (
 	metricGCs = "go_gc_duration_seconds_count"
 )
 
-// settleGap is the time between the two scrapes of settledMemory.
-const settleGap = 2 * time.Second
-
 // Mem is one node's memory, in bytes.
 type Mem struct {
 	HeapInuse  float64 `json:"heap_inuse_bytes"`
 	StackInuse float64 `json:"stack_inuse_bytes"`
 	RSS        float64 `json:"rss_bytes"`
-	// GCs is how many GC cycles the process had run (at the later of
-	// the two readings): a reading taken when none ran since the last
-	// one still holds that phase's garbage.
+	// GCs is how many GC cycles the process had run by the reading
+	// (each reading follows a forced one).
 	GCs float64 `json:"gc_cycles"`
 }
 
@@ -43,16 +38,13 @@ func memOf(m map[string]float64) (Mem, error) {
 	return out, nil
 }
 
-// lowerMem is a and b's lower reading of each figure.
-func lowerMem(a, b Mem) Mem {
-	return Mem{HeapInuse: min(a.HeapInuse, b.HeapInuse), StackInuse: min(a.StackInuse, b.StackInuse), RSS: min(a.RSS, b.RSS),
-		GCs: max(a.GCs, b.GCs)}
-}
-
 // memNode is a node whose memory a footprint reads.
 type memNode struct {
 	id, role string
 	scrape   func() (map[string]float64, error)
+	// gc makes the node collect garbage now (its pprof heap route with
+	// gc=1; an operator's right on Strata nodes).
+	gc func() error
 }
 
 // NodeMemory is one node's memory before and after a phase's load.
@@ -63,29 +55,18 @@ type NodeMemory struct {
 	After  Mem    `json:"after"`
 }
 
-// settledMemory scrapes every node twice, settleGap apart, and keeps
-// each figure's lower reading: without a way to force a GC remotely, the
-// lower heap is the one nearer to just after a GC cycle.
+// settledMemory has every node collect garbage, then scrapes it: heap
+// in use is then live bytes, not whatever garbage the last cycle left.
 func settledMemory(ctx context.Context, nodes []memNode) ([]Mem, error) {
-	first, err := scrapeMemory(nodes)
-	if err != nil {
-		return nil, err
+	for _, n := range nodes {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		if err := n.gc(); err != nil {
+			return nil, fmt.Errorf("collect garbage on %s: %w", n.id, err)
+		}
 	}
-	t := time.NewTimer(settleGap)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	case <-t.C:
-	}
-	second, err := scrapeMemory(nodes)
-	if err != nil {
-		return nil, err
-	}
-	for i := range first {
-		first[i] = lowerMem(first[i], second[i])
-	}
-	return first, nil
+	return scrapeMemory(nodes)
 }
 
 // scrapeMemory scrapes every node once.

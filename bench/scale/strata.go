@@ -153,7 +153,8 @@ func (s *strataCluster) memNodes(roles ...string) []memNode {
 	for _, n := range s.c.Nodes() {
 		for _, r := range roles {
 			if n.Role == r {
-				out = append(out, memNode{id: n.ID, role: n.Role, scrape: func() (map[string]float64, error) { return s.c.Scrape(n) }})
+				out = append(out, memNode{id: n.ID, role: n.Role, scrape: func() (map[string]float64, error) { return s.c.Scrape(n) },
+					gc: func() error { return s.c.CollectGarbage(n) }})
 			}
 		}
 	}

@@ -3,10 +3,10 @@ package data_test
 import (
 	"testing"
 
-	"go.uber.org/goleak"
+	"github.com/strata-registry/strata/internal/testcluster"
 )
 
 // TestMain fails the package if any test leaves a goroutine behind.
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	testcluster.VerifyNoLeaks(m)
 }

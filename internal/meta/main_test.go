@@ -3,11 +3,11 @@ package meta_test
 import (
 	"testing"
 
-	"go.uber.org/goleak"
+	"github.com/strata-registry/strata/internal/testcluster"
 )
 
 // TestMain fails the package if any test leaves a goroutine behind: every
 // server must stop everything it started.
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	testcluster.VerifyNoLeaks(m)
 }
