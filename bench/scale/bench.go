@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/strata-registry/strata/internal/chaos"
 )
 
 // Shape is a Strata cluster's node counts.
@@ -197,24 +199,10 @@ func share(conn, conns, n int) []int {
 	return out
 }
 
-// poll calls f every 100 ms until it returns nil, ctx ends or timeout
-// passes; the error says what f said last.
+// poll is chaos.Poll: f every 100 ms until it returns nil, ctx ends or
+// timeout passes.
 func poll(ctx context.Context, timeout time.Duration, f func() error) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	t := time.NewTicker(100 * time.Millisecond)
-	defer t.Stop()
-	for {
-		err := f()
-		if err == nil {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("still after %v: %w", timeout, err)
-		case <-t.C:
-		}
-	}
+	return chaos.Poll(ctx, timeout, f)
 }
 
 // commas formats n with thousands separators: 42,000.

@@ -468,8 +468,9 @@ func (c *Cluster) Ready(n *Node) error {
 	return nil
 }
 
-// poll calls f every 100 ms until it returns nil or timeout passes.
-func poll(ctx context.Context, timeout time.Duration, f func() error) error {
+// Poll calls f every 100 ms until it returns nil or timeout passes; the
+// error says what f said last.
+func Poll(ctx context.Context, timeout time.Duration, f func() error) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	for {
@@ -487,7 +488,7 @@ func poll(ctx context.Context, timeout time.Duration, f func() error) error {
 
 // WaitReady waits until every node of nodes is ready.
 func (c *Cluster) WaitReady(ctx context.Context, nodes []*Node, timeout time.Duration) error {
-	return poll(ctx, timeout, func() error {
+	return Poll(ctx, timeout, func() error {
 		for _, n := range nodes {
 			if err := c.Ready(n); err != nil {
 				return err
@@ -611,7 +612,7 @@ func (t *Table) LeaderOf(key string) string {
 // leader's readiness says settled (no move pending, no copy syncing, no
 // handover in flight).
 func (c *Cluster) WaitSettled(ctx context.Context, timeout time.Duration) error {
-	return poll(ctx, timeout, func() error {
+	return Poll(ctx, timeout, func() error {
 		if err := c.metaSettled(); err != nil {
 			return err
 		}

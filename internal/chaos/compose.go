@@ -60,7 +60,7 @@ func (c *containerCtl) kill() error {
 	if err := c.d.kill(c.id); err != nil {
 		return err
 	}
-	return poll(context.Background(), 30*time.Second, func() error {
+	return Poll(context.Background(), 30*time.Second, func() error {
 		if st, err := c.d.state(c.id); err != nil || st == "running" {
 			return fmt.Errorf("container %s still %s (%v)", c.id[:12], st, err)
 		}

@@ -280,7 +280,7 @@ func Run(ctx context.Context, cfg Config) (rep *Report, err error) {
 		if rerr == nil {
 			rerr = c.WaitSettled(ctx, cfg.ConvergenceBound)
 		}
-		cerr := poll(ctx, cfg.ConvergenceBound, func() error {
+		cerr := Poll(ctx, cfg.ConvergenceBound, func() error {
 			if _, ok := ch.Convergence(idx); !ok {
 				return errors.New(ch.Lagging(idx))
 			}
@@ -314,7 +314,7 @@ func Run(ctx context.Context, cfg Config) (rep *Report, err error) {
 	}
 	last := time.Now()
 	var diff string
-	ferr := poll(context.Background(), quiesce, func() error {
+	ferr := Poll(context.Background(), quiesce, func() error {
 		ok, d := ch.FinalExactNow()
 		if !ok {
 			diff = d
