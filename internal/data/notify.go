@@ -211,6 +211,7 @@ func nonZero(ns int64) int64 {
 func (s *subscriber) next(ctx context.Context) (b *registryv1.ChangeBatch, urgent, ok bool) {
 	for {
 		s.mu.Lock()
+		b, urgent = nil, false
 		switch {
 		case s.overflow:
 			b = &registryv1.ChangeBatch{Overflow: true, FirstChangeUnixNano: s.overflowAt}
@@ -220,11 +221,12 @@ func (s *subscriber) next(ctx context.Context) (b *registryv1.ChangeBatch, urgen
 		case len(s.bulk.pending) > 0:
 			b = s.bulk.take(bulkBatch)
 		}
+		// A bulk lane longer than one batch (or a change that came in
+		// meanwhile): the next call goes on without a wake-up.
+		more := len(s.urgent.pending) > 0 || len(s.bulk.pending) > 0
 		s.mu.Unlock()
 		if b != nil {
-			if s.pendingAny() {
-				// A bulk lane longer than one batch: the next call goes
-				// on without a wake-up.
+			if more {
 				select {
 				case s.wake <- struct{}{}:
 				default:
@@ -238,10 +240,4 @@ func (s *subscriber) next(ctx context.Context) (b *registryv1.ChangeBatch, urgen
 		case <-s.wake:
 		}
 	}
-}
-
-func (s *subscriber) pendingAny() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.overflow || len(s.urgent.pending) > 0 || len(s.bulk.pending) > 0
 }

@@ -748,10 +748,7 @@ func (a *appliedAcks) due(id uint64) {
 	a.waiting--
 	a.ids = append(a.ids, id)
 	a.mu.Unlock()
-	select {
-	case a.ready <- struct{}{}:
-	default:
-	}
+	signal(a.ready)
 }
 
 // takeDue returns the frame ids to ack now.

@@ -271,7 +271,11 @@ func (f *forwarder) flush(ctx context.Context) {
 		}
 		leader := tv.t.Slots[id].Leader
 		// Bulk batches leave each leader one call for urgent ones.
-		if limit := PerNodeCalls - 1; f.perNode[leader] >= limit && (!f.hot[id] || f.perNode[leader] >= PerNodeCalls) {
+		limit := PerNodeCalls - 1
+		if f.hot[id] {
+			limit = PerNodeCalls
+		}
+		if f.perNode[leader] >= limit {
 			continue // woken again when one of its calls returns
 		}
 		b := f.takeBatch(id)
