@@ -50,10 +50,13 @@ type etcdServer struct {
 	// endpoint is the client address, host:port; /metrics and /health
 	// are served there too.
 	endpoint string
-	cmd      *exec.Cmd
-	done     chan struct{} // closed once the process has exited
-	httpc    *http.Client
-	logf     func(format string, args ...any)
+	// dir holds etcd's data, its log and the heap profiles the
+	// footprints keep (heap/).
+	dir   string
+	cmd   *exec.Cmd
+	done  chan struct{} // closed once the process has exited
+	httpc *http.Client
+	logf  func(format string, args ...any)
 }
 
 // startEtcd starts etcd with its data and log (etcd.log) under dir, on
@@ -87,7 +90,7 @@ func startEtcd(ctx context.Context, dir string, logf func(string, ...any)) (*etc
 		_ = log.Close()
 		return nil, fmt.Errorf("start etcd: %w", err)
 	}
-	e := &etcdServer{endpoint: strings.TrimPrefix(clientURL, "http://"), cmd: cmd, done: make(chan struct{}),
+	e := &etcdServer{endpoint: strings.TrimPrefix(clientURL, "http://"), dir: dir, cmd: cmd, done: make(chan struct{}),
 		httpc: &http.Client{Timeout: 2 * time.Second}, logf: logf}
 	go func() {
 		_ = cmd.Wait()
@@ -174,16 +177,22 @@ func (e *etcdServer) scrape() (map[string]float64, error) {
 	return chaos.ParseMetrics(resp.Body)
 }
 
-// gc makes etcd collect garbage now (pprof heap with gc=1).
-func (e *etcdServer) gc() error {
+// gc makes etcd collect garbage now (pprof heap with gc=1) and copies
+// the heap profile to profile (nil: thrown away).
+func (e *etcdServer) gc(profile io.Writer) error {
 	resp, err := e.httpc.Get("http://" + e.endpoint + "/debug/pprof/heap?gc=1")
 	if err != nil {
 		return fmt.Errorf("etcd gc: %w", err)
 	}
 	defer resp.Body.Close()
-	_, _ = io.Copy(io.Discard, resp.Body)
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("etcd gc: %s", resp.Status)
+	}
+	if profile == nil {
+		profile = io.Discard
+	}
+	if _, err := io.Copy(profile, resp.Body); err != nil {
+		return fmt.Errorf("etcd gc: read the heap profile: %w", err)
 	}
 	return nil
 }
@@ -350,7 +359,7 @@ func (b *bench) etcdMain(ctx context.Context, pair int) *SystemResult {
 // connection.
 func (e *etcdServer) idle(ctx context.Context, conns int) (*IdleResult, error) {
 	nodes := e.memNodes()
-	before, err := settledMemory(ctx, nodes)
+	before, err := settledMemory(ctx, nodes, "")
 	if err != nil {
 		return nil, err
 	}
@@ -359,7 +368,7 @@ func (e *etcdServer) idle(ctx context.Context, conns int) (*IdleResult, error) {
 		return nil, err
 	}
 	defer closeEtcd(clients)
-	after, err := settledMemory(ctx, nodes)
+	after, err := settledMemory(ctx, nodes, filepath.Join(e.dir, "heap", phaseIdle))
 	if err != nil {
 		return nil, err
 	}
@@ -381,7 +390,7 @@ func (e *etcdServer) stormAndFootprint(ctx context.Context, o options, res *Syst
 	}
 	defer pr.stop(ctx)
 	nodes := e.memNodes()
-	before, err := settledMemory(ctx, nodes)
+	before, err := settledMemory(ctx, nodes, "")
 	if err != nil {
 		return err
 	}
@@ -401,7 +410,7 @@ func (e *etcdServer) stormAndFootprint(ctx context.Context, o options, res *Syst
 	}
 	res.Storm = newStormResult(o, out, pr.p.latency(), 0)
 	// A put is committed (and applied) when it is acked: nothing to wait for.
-	after, err := settledMemory(ctx, nodes)
+	after, err := settledMemory(ctx, nodes, filepath.Join(e.dir, "heap", phaseStorm))
 	if err != nil {
 		return err
 	}

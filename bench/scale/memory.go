@@ -3,6 +3,9 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
+	"os"
+	"path/filepath"
 )
 
 // The metrics every node (and etcd) exposes that the footprints use.
@@ -43,8 +46,9 @@ type memNode struct {
 	id, role string
 	scrape   func() (map[string]float64, error)
 	// gc makes the node collect garbage now (its pprof heap route with
-	// gc=1; an operator's right on Strata nodes).
-	gc func() error
+	// gc=1; an operator's right on Strata nodes) and copies the heap
+	// profile taken after it to w (nil: thrown away).
+	gc func(w io.Writer) error
 }
 
 // NodeMemory is one node's memory before and after a phase's load.
@@ -57,16 +61,39 @@ type NodeMemory struct {
 
 // settledMemory has every node collect garbage, then scrapes it: heap
 // in use is then live bytes, not whatever garbage the last cycle left.
-func settledMemory(ctx context.Context, nodes []memNode) ([]Mem, error) {
+// With profiles set, each node's heap profile after the collection is
+// kept in profiles-<node id>.pb.gz (`go tool pprof` reads it): what the
+// live bytes are.
+func settledMemory(ctx context.Context, nodes []memNode, profiles string) ([]Mem, error) {
 	for _, n := range nodes {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		if err := n.gc(); err != nil {
+		if err := collect(n, profiles); err != nil {
 			return nil, fmt.Errorf("collect garbage on %s: %w", n.id, err)
 		}
 	}
 	return scrapeMemory(nodes)
+}
+
+// collect has n collect garbage, keeping its heap profile in
+// profiles-<id>.pb.gz when profiles is set.
+func collect(n memNode, profiles string) error {
+	if profiles == "" {
+		return n.gc(nil)
+	}
+	if err := os.MkdirAll(filepath.Dir(profiles), 0o755); err != nil {
+		return err
+	}
+	f, err := os.Create(profiles + "-" + n.id + ".pb.gz")
+	if err != nil {
+		return err
+	}
+	if err := n.gc(f); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // scrapeMemory scrapes every node once.

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -48,7 +50,10 @@ const (
 type strataCluster struct {
 	c    *chaos.Cluster
 	name string // "strata 3/3/2"
-	b    *bench
+	// dir holds the cluster's nodes and the heap profiles the
+	// footprints keep (heap/).
+	dir string
+	b   *bench
 }
 
 // startStrata starts a cluster of shape with its logs, data and
@@ -64,7 +69,13 @@ func (b *bench) startStrata(ctx context.Context, shape Shape, dir string) (*stra
 	if err != nil {
 		return nil, fmt.Errorf("start a %s cluster: %w", shape, err)
 	}
-	return &strataCluster{c: c, name: name, b: b}, nil
+	return &strataCluster{c: c, name: name, dir: dir, b: b}, nil
+}
+
+// heapProfiles is where a footprint of phase keeps its nodes' heap
+// profiles (settledMemory).
+func (s *strataCluster) heapProfiles(phase string) string {
+	return filepath.Join(s.dir, "heap", phase)
 }
 
 // close stops every node.
@@ -154,7 +165,7 @@ func (s *strataCluster) memNodes(roles ...string) []memNode {
 		for _, r := range roles {
 			if n.Role == r {
 				out = append(out, memNode{id: n.ID, role: n.Role, scrape: func() (map[string]float64, error) { return s.c.Scrape(n) },
-					gc: func() error { return s.c.CollectGarbage(n) }})
+					gc: func(w io.Writer) error { return s.c.CollectGarbage(n, w) }})
 			}
 		}
 	}
@@ -214,7 +225,7 @@ func (b *bench) strataMain(ctx context.Context, shape Shape, pair int) *SystemRe
 // the sessions and reads the sessions' heap plus stacks per connection.
 func (s *strataCluster) idle(ctx context.Context, conns int) (*IdleResult, error) {
 	nodes := s.memNodes(chaos.RoleSession)
-	before, err := settledMemory(ctx, nodes)
+	before, err := settledMemory(ctx, nodes, "")
 	if err != nil {
 		return nil, err
 	}
@@ -233,7 +244,7 @@ func (s *strataCluster) idle(ctx context.Context, conns int) (*IdleResult, error
 	if err != nil {
 		return nil, err
 	}
-	after, err := settledMemory(ctx, nodes)
+	after, err := settledMemory(ctx, nodes, s.heapProfiles(phaseIdle))
 	if err != nil {
 		return nil, err
 	}
@@ -257,7 +268,7 @@ func (s *strataCluster) stormAndFootprint(ctx context.Context, res *SystemResult
 	}
 	defer pr.stop(ctx)
 	nodes := s.memNodes(chaos.RoleData, chaos.RoleSession)
-	before, err := settledMemory(ctx, nodes)
+	before, err := settledMemory(ctx, nodes, "")
 	if err != nil {
 		return err
 	}
@@ -274,7 +285,7 @@ func (s *strataCluster) stormAndFootprint(ctx context.Context, res *SystemResult
 	if err := s.waitStored(ctx, o.Publishers, copies, 2*time.Minute); err != nil {
 		return err
 	}
-	after, err := settledMemory(ctx, nodes)
+	after, err := settledMemory(ctx, nodes, s.heapProfiles(phaseStorm))
 	if err != nil {
 		return err
 	}

@@ -38,16 +38,23 @@ func (c *Cluster) Scrape(n *Node) (map[string]float64, error) {
 
 // CollectGarbage makes n run a garbage collection now, through its
 // operator-only pprof route (a heap profile with gc=1 collects first), so
-// the heap figures of its next /metrics are live bytes only.
-func (c *Cluster) CollectGarbage(n *Node) error {
+// the heap figures of its next /metrics are live bytes only. The heap
+// profile taken after the collection is copied to profile (nil: thrown
+// away): what the live bytes are.
+func (c *Cluster) CollectGarbage(n *Node, profile io.Writer) error {
 	resp, err := c.httpc.Get("https://" + n.Addrs.HTTP + "/debug/pprof/heap?gc=1")
 	if err != nil {
 		return fmt.Errorf("%s gc: %w", n.ID, err)
 	}
 	defer resp.Body.Close()
-	_, _ = io.Copy(io.Discard, resp.Body)
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("%s gc: %s", n.ID, resp.Status)
+	}
+	if profile == nil {
+		profile = io.Discard
+	}
+	if _, err := io.Copy(profile, resp.Body); err != nil {
+		return fmt.Errorf("%s gc: read the heap profile: %w", n.ID, err)
 	}
 	return nil
 }

@@ -334,18 +334,17 @@ func (s *Server) graceLoop(ctx context.Context) error {
 // another session re-registered there with a later timestamp, which neither
 // this delete nor its tombstone may remove, in whichever order they arrive.
 func (s *Server) forwardDelete(e *pubEntry, expired bool) {
-	p := e.p
 	u := &registryv1.Unpublish{
-		DataInfoId: p.GetDataInfoId(), RegisterId: p.GetRegisterId(),
-		ClientVersion: p.GetClientVersion(), RegisterTimestamp: max(s.clock.Now().UnixNano(), p.GetRegisterTimestamp()),
+		DataInfoId: e.key, RegisterId: e.registerID,
+		ClientVersion: e.version, RegisterTimestamp: max(s.clock.Now().UnixNano(), e.stamp),
 	}
 	if expired {
-		u.RegisterTimestamp = p.GetRegisterTimestamp()
+		u.RegisterTimestamp = e.stamp
 		u.SessionId = s.proc
 	}
 	// A client's own removal is news for its subscribers (urgent); the
 	// removals of an expired connection are bulk.
-	s.fwd.enqueue(e.slot, pubKey{p.GetDataInfoId(), p.GetRegisterId()}, fwdOp{del: u, urgent: !expired}, nil)
+	s.fwd.enqueue(e.slot, e.pubKey(), fwdOp{del: u, urgent: !expired}, nil)
 }
 
 func newConnID() string {
@@ -671,9 +670,8 @@ func (c *clientConn) registerPublisher(rp *registryv1.RegisterPublisher, id uint
 		return err
 	}
 	quota := c.identityQuota()
-	e := &pubEntry{p: p, slot: sid, clientID: c.clientID, owner: c.owner}
 	isNew := false // reserve runs only for a publication not yet held
-	stored, err := s.pubs.put(e, func(clientPubs int) error {
+	stored, err := s.pubs.put(p, sid, c.clientID, c.owner, func(clientPubs int) error {
 		isNew = true
 		c.mu.Lock()
 		defer c.mu.Unlock()

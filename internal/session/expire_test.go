@@ -21,8 +21,8 @@ func TestConns_Expire_QueuesRemovalsBeforeAReconnectCanRegister(t *testing.T) {
 	o, _ := newOwners(10).acquire("alice", 10)
 	reserve := func(int) error { o.reserve(100); return nil }
 	k := pubKey{"k", "alice r1"}
-	old := &pubEntry{p: &registryv1.Publisher{DataInfoId: k.key, RegisterId: k.registerID, ClientVersion: 1, RegisterTimestamp: 1}, clientID: "alice c", owner: o}
-	if _, err := s.pubs.put(old, reserve); err != nil {
+	old := &registryv1.Publisher{DataInfoId: k.key, RegisterId: k.registerID, ClientVersion: 1, RegisterTimestamp: 1}
+	if _, err := s.pubs.put(old, 0, "alice c", o, reserve); err != nil {
 		t.Fatal(err)
 	}
 	s.conns.gone["alice c"] = clk.Now()
@@ -37,11 +37,11 @@ func TestConns_Expire_QueuesRemovalsBeforeAReconnectCanRegister(t *testing.T) {
 
 	// The client reconnects and registers the publication again.
 	clk.Advance(time.Millisecond)
-	again := &pubEntry{p: &registryv1.Publisher{DataInfoId: k.key, RegisterId: k.registerID, ClientVersion: 1, RegisterTimestamp: clk.Now().UnixNano()}, clientID: "alice c", owner: o}
-	if stored, err := s.pubs.put(again, reserve); err != nil || !stored {
+	again := &registryv1.Publisher{DataInfoId: k.key, RegisterId: k.registerID, ClientVersion: 1, RegisterTimestamp: clk.Now().UnixNano()}
+	if stored, err := s.pubs.put(again, 0, "alice c", o, reserve); err != nil || !stored {
 		t.Fatal(stored, err)
 	}
-	s.fwd.enqueue(0, k, fwdOp{put: again.p}, nil)
+	s.fwd.enqueue(0, k, fwdOp{put: again}, nil)
 	if op := s.fwd.pending[0][k]; op.put == nil {
 		t.Fatalf("the forwarder will send %+v, not the client's new publication", op)
 	}

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"testing"
 	"time"
-	"unsafe"
 
 	"github.com/strata-registry/strata/internal/clock"
 	"github.com/strata-registry/strata/internal/slot"
@@ -47,37 +46,5 @@ func TestForwarder_UrgentOpsFirst_PastAStormsBacklog(t *testing.T) {
 	// Bulk only from here: no slot goes first.
 	if order := f.flushOrder(); len(order) != 8 {
 		t.Fatalf("%d slots queued, want 8", len(order))
-	}
-}
-
-// TestPublishers_InternsDataInfoIDs_ForgetsTheLastOne: every stored
-// publication of a key shares one copy of its data info ID, and the
-// table forgets a key once nothing of it is stored.
-func TestPublishers_InternsDataInfoIDs_ForgetsTheLastOne(t *testing.T) {
-	clk := clock.NewFake(time.Unix(1000, 0))
-	ps := newPublishers(clk)
-	o, _ := newOwners(10).acquire("alice", 10)
-	reserve := func(int) error { o.reserve(1); return nil }
-	mk := func(reg string) *pubEntry {
-		key := string([]byte("com.example.svc#@#DEFAULT_INSTANCE_ID#@#DEFAULT_GROUP")) // a fresh copy each time
-		return &pubEntry{p: &registryv1.Publisher{DataInfoId: key, RegisterId: reg, ClientVersion: 1, RegisterTimestamp: 1}, clientID: "alice c", owner: o}
-	}
-	a, b := mk("r1"), mk("r2")
-	for _, e := range []*pubEntry{a, b} {
-		if _, err := ps.put(e, reserve); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if unsafe.StringData(a.p.GetDataInfoId()) != unsafe.StringData(b.p.GetDataInfoId()) {
-		t.Fatal("two publications of one key hold two copies of it")
-	}
-	ps.mu.Lock()
-	ps.removeLocked(pubKey{a.p.GetDataInfoId(), "r1"}, nil)
-	n := ps.keys[b.p.GetDataInfoId()].n
-	ps.removeLocked(pubKey{b.p.GetDataInfoId(), "r2"}, nil)
-	left := len(ps.keys)
-	ps.mu.Unlock()
-	if n != 1 || left != 0 {
-		t.Fatalf("after the removals: %d then %d keys interned, want 1 then 0", n, left)
 	}
 }

@@ -211,8 +211,8 @@ func (a *httpAPI) register(w http.ResponseWriter, r *http.Request, c *access.Cal
 	if prev != nil && p.ClientVersion <= prev.version {
 		p.ClientVersion = prev.version + 1
 	}
-	e := &pubEntry{p: p, slot: slotID, clientID: apiClientKey(t.owner), owner: o}
-	stored, err := s.pubs.put(e, func(clientPubs int) error { return s.reserve(o, c, clientPubs, quota) })
+	clientID := apiClientKey(t.owner)
+	stored, err := s.pubs.put(p, slotID, clientID, o, func(clientPubs int) error { return s.reserve(o, c, clientPubs, quota) })
 	if err != nil || !stored {
 		a.leases.mu.Unlock()
 		if err == nil { // an equal or newer copy is stored: cannot be, versions only grow
@@ -220,7 +220,7 @@ func (a *httpAPI) register(w http.ResponseWriter, r *http.Request, c *access.Cal
 		}
 		return err
 	}
-	l := &lease{expires: now.Add(ttl), ttl: ttl, version: p.ClientVersion, owner: t.owner, clientID: e.clientID, service: t.service, inst: inst}
+	l := &lease{expires: now.Add(ttl), ttl: ttl, version: p.ClientVersion, owner: t.owner, clientID: clientID, service: t.service, inst: inst}
 	a.leases.by[t.pk] = l
 	if prev == nil {
 		a.clientLocked(t.owner).leases++
