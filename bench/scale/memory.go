@@ -23,7 +23,7 @@ type Mem struct {
 	StackInuse float64 `json:"stack_inuse_bytes"`
 	RSS        float64 `json:"rss_bytes"`
 	// GCs is how many GC cycles the process had run by the reading
-	// (each reading follows a forced one).
+	// (each reading follows two forced ones).
 	GCs float64 `json:"gc_cycles"`
 }
 
@@ -59,8 +59,9 @@ type NodeMemory struct {
 	After  Mem    `json:"after"`
 }
 
-// settledMemory has every node collect garbage, then scrapes it: heap
-// in use is then live bytes, not whatever garbage the last cycle left.
+// settledMemory has every node collect garbage twice, then scrapes it:
+// heap in use is then live bytes, not whatever garbage the last cycle
+// left (nor what sync.Pools keep through one cycle: grpc-go's buffers).
 // With profiles set, each node's heap profile after the collection is
 // kept in profiles-<node id>.pb.gz (`go tool pprof` reads it): what the
 // live bytes are.
@@ -76,9 +77,12 @@ func settledMemory(ctx context.Context, nodes []memNode, profiles string) ([]Mem
 	return scrapeMemory(nodes)
 }
 
-// collect has n collect garbage, keeping its heap profile in
-// profiles-<id>.pb.gz when profiles is set.
+// collect has n collect garbage twice, keeping its heap profile after
+// the second in profiles-<id>.pb.gz when profiles is set.
 func collect(n memNode, profiles string) error {
+	if err := n.gc(nil); err != nil {
+		return err
+	}
 	if profiles == "" {
 		return n.gc(nil)
 	}

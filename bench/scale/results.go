@@ -112,7 +112,7 @@ func newStormResult(o options, out stormOutcome, probe *Latency, pacedAt float64
 
 // Footprint is the memory the storm's publishers hold, once all are
 // stored: the growth of heap in use (and RSS) from before the storm,
-// each read right after a forced garbage collection.
+// each read right after two forced garbage collections.
 type Footprint struct {
 	Publishers int `json:"publishers"`
 	// Copies is how many data nodes hold each publisher (etcd: 1), and

@@ -1,6 +1,7 @@
 package data_test
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -80,3 +81,45 @@ type missing struct{ what string }
 func (m *missing) Error() string { return "/metrics lacks " + m.what }
 
 func itoa(n uint32) string { return strconv.FormatUint(uint64(n), 10) }
+
+// TestData_FollowersKeepNoOpLog: only a slot's leader keeps the ops its
+// followers replicate from; a follower's copy holds the datums and no log
+// (strata_data_oplog_ops says so on each node).
+func TestData_FollowersKeepNoOpLog(t *testing.T) {
+	c := testcluster.Start(t, testcluster.Spec{Meta: 1, Data: 2})
+	c.WaitDataSettled(t)
+	s := c.StartSession(t, "session-a")
+	const n = 50
+	for i := range n {
+		s.Publish(t, pub("", key(i), "r1", 1, "a"))
+	}
+	gauge := func(node *testcluster.DataNode, name, role string) float64 {
+		mfs, err := node.Registry.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			for _, m := range mf.GetMetric() {
+				if mf.GetName() == name && len(m.GetLabel()) == 1 && m.GetLabel()[0].GetValue() == role {
+					return m.GetGauge().GetValue()
+				}
+			}
+		}
+		t.Fatalf("no %s{role=%q} on %s", name, role, node.ID)
+		return 0
+	}
+	testcluster.Eventually(t, testcluster.DefaultWait, func() error {
+		var followed, leaderOps float64
+		for _, node := range c.LiveData() {
+			followed += gauge(node, "strata_data_publishers", "follower")
+			leaderOps += gauge(node, "strata_data_oplog_ops", "leader")
+			if ops := gauge(node, "strata_data_oplog_ops", "follower"); ops != 0 {
+				t.Fatalf("%s keeps %v ops in the logs of slots it follows, want none", node.ID, ops)
+			}
+		}
+		if followed != n || leaderOps < n {
+			return fmt.Errorf("followers hold %v of %d publishers, leaders log %v ops", followed, n, leaderOps)
+		}
+		return nil
+	})
+}

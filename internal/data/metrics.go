@@ -13,7 +13,7 @@ type metrics struct {
 	rounds, roundsIncomplete           prometheus.Counter
 	repairsDeferred                    prometheus.Counter
 
-	slots, publishers, datums, lag, streams, replLag, handovers *prometheus.Desc
+	slots, publishers, datums, logOps, lag, streams, replLag, handovers *prometheus.Desc
 }
 
 func newMetrics(s *Server) *metrics {
@@ -40,6 +40,7 @@ func newMetrics(s *Server) *metrics {
 		slots:      d("slots", "Slots held, by role.", "role"),
 		publishers: d("publishers", "Publishers held, by slot role.", "role"),
 		datums:     d("datums", "Datums held, by slot role.", "role"),
+		logOps:     d("oplog_ops", "Ops held in slots' replication logs (at most LogCap per led slot; followers keep none), by slot role.", "role"),
 		lag:        d("followers_unsynced", "Followed slots not caught up with their leader."),
 		streams:    d("change_streams", "Open change streams from sessions."),
 		replLag:    d("replication_lag_ops", "Ops this leader has yet to send to its followers, summed over replication streams."),
@@ -54,7 +55,7 @@ func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 	for _, c := range m.counters() {
 		c.Describe(ch)
 	}
-	for _, d := range []*prometheus.Desc{m.slots, m.publishers, m.datums, m.lag, m.streams, m.replLag, m.handovers} {
+	for _, d := range []*prometheus.Desc{m.slots, m.publishers, m.datums, m.logOps, m.lag, m.streams, m.replLag, m.handovers} {
 		ch <- d
 	}
 }
@@ -63,9 +64,9 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	for _, c := range m.counters() {
 		c.Collect(ch)
 	}
-	slots, pubs, datums := map[string]int{}, map[string]int{}, map[string]int{}
+	slots, pubs, datums, logOps := map[string]int{}, map[string]int{}, map[string]int{}, map[string]int{}
 	for _, r := range []role{roleLeader, roleFollower} {
-		slots[r.String()], pubs[r.String()], datums[r.String()] = 0, 0, 0
+		slots[r.String()], pubs[r.String()], datums[r.String()], logOps[r.String()] = 0, 0, 0, 0
 	}
 	unsynced, handovers := 0, 0
 	for _, st := range m.s.slots.all() {
@@ -77,6 +78,7 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 		slots[r]++
 		pubs[r] += p
 		datums[r] += d
+		logOps[r] += st.store.LogLen()
 		if st.role == roleFollower && !st.synced.Load() {
 			unsynced++
 		}
@@ -88,6 +90,7 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 		g(m.slots, float64(slots[r]), r)
 		g(m.publishers, float64(pubs[r]), r)
 		g(m.datums, float64(datums[r]), r)
+		g(m.logOps, float64(logOps[r]), r)
 	}
 	g(m.lag, float64(unsynced))
 	g(m.handovers, float64(handovers))

@@ -152,6 +152,7 @@ func (sl *slots) apply(pt *registryv1.SlotTable) {
 			// other new leader rebuilds it from the sessions first.
 			hadCopy := cur != nil && cur.role == roleFollower && cur.synced.Load()
 			next.store.SetLeaderEpoch(row.LeaderEpoch)
+			next.store.SetLogCap(sl.s.cfg.LogCap)
 			next.store.ResetLog()
 			leading++
 			// Either way reads wait for the handover barrier: a synced copy
@@ -166,6 +167,7 @@ func (sl *slots) apply(pt *registryv1.SlotTable) {
 			sl.s.logger.Debug("leading slot", "slot", row.ID, "leader_epoch", row.LeaderEpoch, "partial", !hadCopy)
 		case roleFollower:
 			following++
+			next.store.SetLogCap(0) // nothing reads a follower's log
 			ctx, cancel := context.WithCancel(sl.base)
 			next.cancel = cancel
 			next.exited = make(chan struct{})

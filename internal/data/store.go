@@ -340,7 +340,7 @@ func (s *SlotStore) RemoveSession(session string) []*registryv1.DatumVersion {
 
 // ApplyOp is the follower's write path: it applies an op from the leader's
 // log exactly as the leader did, setting the datum version to op.Version, and
-// appends it to this store's own log. Ops must come in seq order: an op whose
+// appends it to this store's own log (if it keeps one: SetLogCap). Ops must come in seq order: an op whose
 // seq is not Seq()+1 returns an error wrapping ErrOpOutOfOrder, and a
 // malformed op one wrapping ErrBadOp; either way nothing changes and the
 // follower should ask for a snapshot. The store copies what it keeps from
@@ -452,6 +452,27 @@ func (s *SlotStore) Restore(snap *registryv1.SlotSnapshot) {
 	s.seq = snap.GetSeq()
 	s.clearLog()
 	s.notifyLocked()
+}
+
+// SetLogCap makes the op log keep the last n ops from now on (n <= 0:
+// none) and drops the ops it holds; Seq is kept. Only a leader's log is
+// read, by its followers' replication streams: a follower's store keeps
+// none (a copy of every op it applied, ~120 bytes each, for nothing), and
+// a store that becomes leader resets its log anyway. Changed fires. Safe
+// for concurrent use.
+func (s *SlotStore) SetLogCap(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.logCap = max(n, 0)
+	s.clearLog()
+	s.notifyLocked()
+}
+
+// LogLen returns how many ops the op log holds. Safe for concurrent use.
+func (s *SlotStore) LogLen() int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return len(s.log)
 }
 
 // ResetLog clears the op log and sets Seq to 0, keeping the datums. Seq

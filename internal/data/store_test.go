@@ -484,6 +484,19 @@ func TestSlotStore_OpsAfter_Ring(t *testing.T) {
 	if _, ok := none.OpsAfter(1, 0); !ok {
 		t.Error("a store without a log refuses an up-to-date follower")
 	}
+
+	// A store that stops logging (a follower's) keeps its seq and drops
+	// its ops; logging again, it logs from the next op on.
+	s.SetLogCap(0)
+	s.Apply([]*registryv1.Publisher{testPub(keyA, "r20", 1, 1, "s1")}, nil)
+	if s.LogLen() != 0 || s.Seq() != 11 {
+		t.Errorf("after SetLogCap(0) and one more op: log %d ops, seq %d; want 0, 11", s.LogLen(), s.Seq())
+	}
+	s.SetLogCap(4)
+	s.Apply([]*registryv1.Publisher{testPub(keyA, "r21", 1, 1, "s1")}, nil)
+	if ops, ok := s.OpsAfter(11, 0); !ok || !slices.Equal(seqs(ops), []uint64{12}) {
+		t.Errorf("logging again: OpsAfter(11) = %v, %v; want [12], true", seqs(ops), ok)
+	}
 }
 
 func TestSlotStore_SnapshotRestore_ThenOps(t *testing.T) {
