@@ -69,11 +69,13 @@ func BenchmarkSession_IdleConnMemory(b *testing.B) {
 // the cluster at rest (its own work comes and goes).
 const idleSlack = 100
 
-// liveMemory collects garbage and reports the live heap, the goroutine
+// liveMemory collects garbage (twice: sync.Pools keep their contents
+// through one collection) and reports the live heap, the goroutine
 // stacks in use and the goroutine count.
 func liveMemory() (heap, stack uint64, goroutines int) {
 	var ms runtime.MemStats
 	runtime.GC() // HeapAlloc then counts what this collection found live
+	runtime.GC() // and sync.Pools have let go what they kept through the first
 	runtime.ReadMemStats(&ms)
 	return ms.HeapAlloc, ms.StackInuse, runtime.NumGoroutine()
 }
