@@ -455,8 +455,12 @@ func (v *clientService) Connect(stream grpc.BidiStreamingServer[registryv1.Clien
 				c.ack(in.f.GetId(), err)
 			}
 		}
-		if c.in.drained() {
-			return nil // the client half-closed, and all it sent is applied
+		if c.in.drained() && c.applied.settled() {
+			// The client half-closed, all it sent is applied, and every
+			// applied-level ack is due (it waits for them): the stream
+			// ends once they and the rest of its acks are on it.
+			c.out.flushed(ctx.Done())
+			return nil
 		}
 	}
 }
@@ -645,11 +649,13 @@ func (c *clientConn) registerPublisher(rp *registryv1.RegisterPublisher, id uint
 	case registryv1.AckLevel_ACK_LEVEL_HELD:
 	case registryv1.AckLevel_ACK_LEVEL_APPLIED:
 		if !c.applied.reserve() {
-			s.refused(refusedRateConnection)
+			s.refused(refusedAppliedWaiting)
 			return status.Errorf(codes.ResourceExhausted, "session: %d registrations of this connection already wait for their slot leaders (ACK_LEVEL_APPLIED); wait for their acks", maxAppliedWaiting)
 		}
 		defer func() {
-			if err != nil {
+			// errAckLater: the ack waits, and its place with it (due
+			// gives it back).
+			if err != nil && err != errAckLater {
 				c.applied.unreserve()
 			}
 		}()
@@ -747,6 +753,14 @@ func (a *appliedAcks) due(id uint64) {
 	a.ids = append(a.ids, id)
 	a.mu.Unlock()
 	signal(a.ready)
+}
+
+// settled reports whether no applied-level ack waits: none for its slot
+// leader, none due.
+func (a *appliedAcks) settled() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.waiting == 0 && len(a.ids) == 0
 }
 
 // takeDue returns the frame ids to ack now.

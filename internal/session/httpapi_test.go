@@ -162,9 +162,19 @@ func not(f func(discovery.Set) bool) func(discovery.Set) bool {
 	return func(s discovery.Set) bool { return !f(s) }
 }
 
-// counter reads a counter (or gauge) of a session's registry.
+// counter reads a counter (or gauge) of a session's registry: the sum of
+// its series, or of those with the labels name gives as in
+// `family{label="value",...}`.
 func counter(t *testing.T, n *testcluster.SessionNode, name string) float64 {
 	t.Helper()
+	want := map[string]string{}
+	if family, labels, ok := strings.Cut(name, "{"); ok {
+		name = family
+		for _, pair := range strings.Split(strings.TrimSuffix(labels, "}"), ",") {
+			k, v, _ := strings.Cut(pair, "=")
+			want[k] = strings.Trim(v, `"`)
+		}
+	}
 	mfs, err := n.Registry.Gather()
 	if err != nil {
 		t.Fatal(err)
@@ -174,8 +184,20 @@ func counter(t *testing.T, n *testcluster.SessionNode, name string) float64 {
 		if mf.GetName() != name {
 			continue
 		}
+	series:
 		for _, m := range mf.GetMetric() {
-			sum += value(m)
+			matched := 0
+			for _, l := range m.GetLabel() {
+				if v, ok := want[l.GetName()]; ok {
+					if v != l.GetValue() {
+						continue series
+					}
+					matched++
+				}
+			}
+			if matched == len(want) {
+				sum += value(m)
+			}
 		}
 	}
 	return sum

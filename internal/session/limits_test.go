@@ -202,6 +202,80 @@ func TestSession_HalfClose_AppliesWhatWasSentBefore(t *testing.T) {
 	})
 }
 
+// TestSession_HalfClose_AppliedAckSentBeforeTheStreamEnds: a client that
+// registers at ACK_LEVEL_APPLIED and half-closes at once still gets the
+// ack, once the slot leader has the publication: the session ends the
+// stream only after the acks it owes.
+func TestSession_HalfClose_AppliedAckSentBeforeTheStreamEnds(t *testing.T) {
+	c := testcluster.Start(t, testcluster.Spec{Meta: 1, Data: 1, Session: 1})
+	c.WaitDataSettled(t)
+	cl := c.Connect(t, c.Session(0), "last-word", "z1", true)
+	a, err := cl.DoLast(&registryv1.ClientFrame{Body: &registryv1.ClientFrame_RegisterPublisher{RegisterPublisher: &registryv1.RegisterPublisher{
+		RegisterId: "r-last", DataId: svc, Version: 1, Values: [][]byte{[]byte("10.0.0.9:80")}, Ack: registryv1.AckLevel_ACK_LEVEL_APPLIED}}})
+	if err != nil || a.GetCode() != 0 {
+		t.Fatalf("applied-level registration sent just before the half-close: ack %v, %v; want an OK ack", a, err)
+	}
+	d, err := readAt(t, c, c.RouteOf(t, key).Leader, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d.GetPublishers()) != 1 {
+		t.Fatalf("after the applied ack the leader holds %d publishers, want 1", len(d.GetPublishers()))
+	}
+}
+
+// TestSession_AppliedAcks_AtMost4096WaitPerConnection: while its slot
+// leader does not answer, a connection's ACK_LEVEL_APPLIED registrations
+// wait for it, up to 4,096; the next is refused (ResourceExhausted,
+// counted as applied_waiting) and stores nothing. Once the leader answers
+// they are all acked, and their places are free again.
+func TestSession_AppliedAcks_AtMost4096WaitPerConnection(t *testing.T) {
+	c := testcluster.Start(t, testcluster.Spec{Meta: 1, Data: 1, DataFronts: true, SessionConfig: func(_ int, cfg *session.Config) {
+		cfg.RegisterRate, cfg.RegisterBurst = 1e6, 1e6
+		cfg.IdentityRegisterRate = 1e6
+	}})
+	n := c.AddSession(t)
+	c.WaitDataSettled(t)
+	cl := c.Connect(t, n, "patient", "z1", false)
+	applied := func(reg string) *registryv1.ClientFrame {
+		return &registryv1.ClientFrame{Body: &registryv1.ClientFrame_RegisterPublisher{RegisterPublisher: &registryv1.RegisterPublisher{
+			RegisterId: reg, DataId: svc, Version: 1, Values: [][]byte{[]byte("v")}, Ack: registryv1.AckLevel_ACK_LEVEL_APPLIED}}}
+	}
+	leader := c.RouteOf(t, key).Leader
+	leader.Front.Pause()
+	const limit = 4096
+	for i := range limit {
+		if err := cl.Post(applied(fmt.Sprintf("r-%d", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Every one of them is held, so all wait for the leader.
+	testcluster.Eventually(t, testcluster.DefaultWait, func() error {
+		if got := gauge(t, n, "strata_session_publishers"); got != limit {
+			return fmt.Errorf("session holds %v publishers, want %d", got, limit)
+		}
+		return nil
+	})
+	a, err := cl.Do(applied("r-one-more"))
+	if err != nil || codes.Code(a.GetCode()) != codes.ResourceExhausted || !strings.Contains(a.GetMessage(), "ACK_LEVEL_APPLIED") {
+		t.Fatalf("registration %d at ACK_LEVEL_APPLIED: %v, %v; want ResourceExhausted naming the applied acks waiting", limit+1, a, err)
+	}
+	if got := gauge(t, n, "strata_session_publishers"); got != limit {
+		t.Fatalf("the refused registration changed the session: %v publishers, want %d", got, limit)
+	}
+	if got := counter(t, n, `strata_session_refused_total{reason="applied_waiting"}`); got != 1 {
+		t.Fatalf("refusals for applied acks waiting: %v, want 1", got)
+	}
+	leader.Front.Heal()
+	testcluster.Eventually(t, time.Minute, func() error {
+		a, err := cl.Do(applied("r-after"))
+		if err != nil || a.GetCode() != 0 {
+			return fmt.Errorf("after the leader came back: %v, %v; want the registration acked", a, err)
+		}
+		return nil
+	})
+}
+
 // TestSession_AckLevel_UnknownRefused_AppliedAckedOnceLanded: a frame with
 // an ack level the session does not know is refused (InvalidArgument) and
 // stores nothing; one at ACK_LEVEL_APPLIED is acked, and by then its slot

@@ -28,6 +28,7 @@ const (
 	refusedQuotaIdentity
 	refusedStreamsIdentity
 	refusedUndecodable
+	refusedAppliedWaiting
 	numRefusals
 )
 
@@ -48,6 +49,8 @@ func (r refusal) String() string {
 		return "streams_identity"
 	case refusedUndecodable:
 		return "undecodable"
+	case refusedAppliedWaiting:
+		return "applied_waiting"
 	}
 	return "unknown"
 }

@@ -22,12 +22,33 @@ type sendQueue struct {
 	// starts again.
 	writing, closed bool
 	// room gets a token each time the writer takes frames, waking a push
-	// that waits for room.
-	room chan struct{}
+	// that waits for room; idle each time a writer stops (flushed).
+	room, idle chan struct{}
 }
 
 func newSendQueue(max int, start func()) *sendQueue {
-	return &sendQueue{max: max, start: start, room: make(chan struct{}, 1)}
+	return &sendQueue{max: max, start: start, room: make(chan struct{}, 1), idle: make(chan struct{}, 1)}
+}
+
+// flushed waits until no frame waits and no writer runs, so every frame
+// pushed before it has been handed to the stream, or until done closes;
+// it reports which. A handler ending its stream calls it first: returning
+// ends the stream, and a frame still queued would be lost (the acks of a
+// client's last frames before it half-closed).
+func (q *sendQueue) flushed(done <-chan struct{}) bool {
+	for {
+		q.mu.Lock()
+		empty := !q.writing && len(q.frames) == 0
+		q.mu.Unlock()
+		if empty {
+			return true
+		}
+		select {
+		case <-q.idle:
+		case <-done:
+			return false
+		}
+	}
 }
 
 // tryPush appends o unless max frames wait, and starts a writer if none
@@ -69,6 +90,7 @@ func (q *sendQueue) take(buf []outFrame) []outFrame {
 		q.writing = false
 		q.frames = nil // an idle connection holds no buffer
 		q.mu.Unlock()
+		signal(q.idle)
 		return buf[:0]
 	}
 	buf, q.frames = q.frames, buf[:0]

@@ -356,6 +356,36 @@ func (cl *Client) Do(body *registryv1.ClientFrame) (*registryv1.Ack, error) {
 	}
 }
 
+// DoLast sends a frame with a fresh id, half-closes the stream at once
+// (nothing can be sent between the two), and waits for the frame's ack.
+func (cl *Client) DoLast(body *registryv1.ClientFrame) (*registryv1.Ack, error) {
+	ch := make(chan *registryv1.Ack, 1)
+	cl.mu.Lock()
+	cl.nextID++
+	body.Id = cl.nextID
+	cl.acks[body.Id] = ch
+	cl.mu.Unlock()
+	cl.sendMu.Lock()
+	err := cl.stream.Send(body)
+	if err == nil {
+		cl.sendClosed = true
+		err = cl.stream.CloseSend()
+	}
+	cl.sendMu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	select {
+	case a, ok := <-ch:
+		if !ok {
+			return nil, fmt.Errorf("stream ended before the ack: %v", cl.err())
+		}
+		return a, nil
+	case <-time.After(DefaultWait):
+		return nil, fmt.Errorf("no ack after %v", DefaultWait)
+	}
+}
+
 // Post sends a frame with a fresh id and does not wait for its ack.
 func (cl *Client) Post(body *registryv1.ClientFrame) error {
 	cl.mu.Lock()
@@ -420,3 +450,9 @@ func (RawCodec) Unmarshal(data mem.BufferSlice, v any) error {
 
 // Name implements encoding.CodecV2: the content type is protobuf's.
 func (RawCodec) Name() string { return "proto" }
+
+func (cl *Client) err() error {
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	return cl.closed
+}
