@@ -101,7 +101,10 @@ for i in $(seq "$PAIRS"); do
       row "$w-procs" "$p50" "$p99" "$e50" "$e99"
     fi
   done
-  tail -n "$((2 * (1 + ${WITH_PROCS:+1} + ${TLS:+1})))" "$out"
+  rows=1
+  [ -z "$WITH_PROCS" ] || rows=$((rows + 1))
+  [ -z "$TLS" ] || rows=$((rows + 1))
+  tail -n "$((2 * rows))" "$out"
 done
 echo "# summary: median p99 ratio, and pairs with Strata's p99 at or below etcd's" >>"$out"
 for w in one fanout one-procs fanout-procs one-tls fanout-tls; do
