@@ -82,6 +82,7 @@ type options struct {
 	RestartPublishers int           `json:"restart_storm_publishers"`
 	Only              []string      `json:"only,omitempty"`
 	PhaseTimeout      time.Duration `json:"phase_timeout"`
+	CPUProfile        time.Duration `json:"cpu_profile,omitempty"`
 	Out               string        `json:"-"`
 	Bin               string        `json:"-"`
 }
@@ -123,6 +124,7 @@ func parseFlags(args []string) (options, error) {
 	fs.IntVar(&o.MillionPublishers, "million-publishers", 1_000_000, "publishers the million registers (less: a quick check of the phase)")
 	fs.IntVar(&o.RestartPublishers, "restart-storm-publishers", 1000, "publishers of one service closed and re-registered at once (0 skips)")
 	fs.DurationVar(&o.PhaseTimeout, "phase-timeout", 10*time.Minute, "bound on one phase (the million gets three times it)")
+	fs.DurationVar(&o.CPUProfile, "cpu-profile", 0, "also take a CPU profile of every Strata node over this long from the start of each storm (full-speed and paced), kept as <cluster dir>/profiles/cpu-<phase>-<node>.pb.gz (0: none)")
 	fs.StringVar(&o.Out, "out", "bench/out", "directory the run's directory goes under")
 	fs.StringVar(&o.Bin, "bin", "bin", "directory holding the meta, data and session binaries (make build)")
 	if err := fs.Parse(args); err != nil {
@@ -152,6 +154,8 @@ func (o options) validate() error {
 		return errors.New("--idle-conns, --fanout and --restart-storm-publishers must not be negative, --fanout-rounds positive")
 	case o.PhaseTimeout <= 0:
 		return errors.New("--phase-timeout must be positive")
+	case o.CPUProfile < 0 || (o.CPUProfile > 0 && o.CPUProfile < time.Second):
+		return errors.New("--cpu-profile must be 0 (none) or at least 1s")
 	}
 	return nil
 }

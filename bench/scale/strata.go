@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"sync"
 	"time"
@@ -76,6 +77,40 @@ func (b *bench) startStrata(ctx context.Context, shape Shape, dir string) (*stra
 // profiles (settledMemory).
 func (s *strataCluster) heapProfiles(phase string) string {
 	return filepath.Join(s.dir, "heap", phase)
+}
+
+// profile starts a CPU profile of every node over --cpu-profile (none
+// when it is 0), kept in <dir>/profiles/cpu-<phase>-<node id>.pb.gz, and
+// returns a function that waits until they are all written (a failed one
+// is logged and skipped: a profile is for diagnosis, not a figure).
+func (s *strataCluster) profile(ctx context.Context, phase string) (wait func()) {
+	d := s.b.opts.CPUProfile
+	if d <= 0 {
+		return func() {}
+	}
+	dir := filepath.Join(s.dir, "profiles")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		s.b.logf("%s: no CPU profiles: %v", s.name, err)
+		return func() {}
+	}
+	s.b.logf("%s %s: CPU profiles of every node over %v into %s", s.name, phase, d, dir)
+	var wg sync.WaitGroup
+	for _, n := range s.c.Nodes() {
+		wg.Go(func() {
+			path := filepath.Join(dir, "cpu-"+phase+"-"+n.ID+".pb.gz")
+			f, err := os.Create(path)
+			if err == nil {
+				err = s.c.CPUProfile(ctx, n, d, f)
+				if cerr := f.Close(); err == nil {
+					err = cerr
+				}
+			}
+			if err != nil {
+				s.b.logf("%s %s: CPU profile of %s: %v", s.name, phase, n.ID, err)
+			}
+		})
+	}
+	return wg.Wait
 }
 
 // close stops every node.
@@ -272,8 +307,10 @@ func (s *strataCluster) stormAndFootprint(ctx context.Context, res *SystemResult
 	if err != nil {
 		return err
 	}
+	profiled := s.profile(ctx, phaseStorm)
 	out, err := runStorm(ctx, s.stormSpec("storm", clients, nil, pr.p))
 	pr.stop(ctx)
+	profiled()
 	if err != nil {
 		return err
 	}
@@ -643,8 +680,10 @@ func (b *bench) strataPaced(ctx context.Context, shape Shape, pair int, etcdRate
 		}
 		defer pr.stop(ctx)
 		lim := rate.NewLimiter(rate.Limit(etcdRate), o.Clients)
+		profiled := sc.profile(ctx, phasePaced)
 		out, err := runStorm(ctx, sc.stormSpec(fmt.Sprintf("paced storm (%s/s)", commas(int64(etcdRate))), clients, lim, pr.p))
 		pr.stop(ctx)
+		profiled()
 		if err != nil {
 			return err
 		}

@@ -1,11 +1,13 @@
 package chaos
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
@@ -55,6 +57,30 @@ func (c *Cluster) CollectGarbage(n *Node, profile io.Writer) error {
 	}
 	if _, err := io.Copy(profile, resp.Body); err != nil {
 		return fmt.Errorf("%s gc: read the heap profile: %w", n.ID, err)
+	}
+	return nil
+}
+
+// CPUProfile copies a CPU profile of n over the next d (its operator-only
+// pprof route) to w.
+func (c *Cluster) CPUProfile(ctx context.Context, n *Node, d time.Duration, w io.Writer) error {
+	secs := max(int(d/time.Second), 1)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("https://%s/debug/pprof/profile?seconds=%d", n.Addrs.HTTP, secs), nil)
+	if err != nil {
+		return err
+	}
+	hc := *c.httpc
+	hc.Timeout = time.Duration(secs)*time.Second + 10*time.Second
+	resp, err := hc.Do(req)
+	if err != nil {
+		return fmt.Errorf("%s cpu profile: %w", n.ID, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s cpu profile: %s", n.ID, resp.Status)
+	}
+	if _, err := io.Copy(w, resp.Body); err != nil {
+		return fmt.Errorf("%s cpu profile: %w", n.ID, err)
 	}
 	return nil
 }
