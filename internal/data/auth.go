@@ -15,6 +15,7 @@ import (
 // so may meta, for its admin API and console.
 var policy = node.Policy{
 	registryv1.DataService_Publish_FullMethodName:        {identity.RoleSession},
+	registryv1.DataService_PublishSlots_FullMethodName:   {identity.RoleSession},
 	registryv1.DataService_GetDatums_FullMethodName:      {identity.RoleSession, identity.RoleMeta, identity.RoleAdmin},
 	registryv1.DataService_GetVersions_FullMethodName:    {identity.RoleSession, identity.RoleAdmin},
 	registryv1.DataService_SlotDigest_FullMethodName:     {identity.RoleSession, identity.RoleAdmin},

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strings"
 	"testing"
 
 	"google.golang.org/grpc/codes"
@@ -192,5 +193,97 @@ func TestData_StaleEpoch_RefusedWithCurrent_ChangesNothing(t *testing.T) {
 	}
 	if after := read(t, c, k); !proto.Equal(before, after) {
 		t.Fatalf("refused writes changed the datum:\nbefore %v\nafter  %v", before, after)
+	}
+}
+
+// TestData_PublishSlots_EachBatchOnItsOwn_BadCallsChangeNothing: one call
+// carries a session's batches for several slots the node leads; each is
+// applied or refused on its own (a stale leader epoch refuses only its
+// batch), and a malformed call (no batches, a slot twice, two sessions'
+// batches, a bad publisher in any batch, more ops in all than a batch may
+// hold) is refused whole, with nothing applied.
+func TestData_PublishSlots_EachBatchOnItsOwn_BadCallsChangeNothing(t *testing.T) {
+	c := testcluster.Start(t, testcluster.Spec{Meta: 1, Data: 1})
+	c.WaitDataSettled(t)
+	sess := c.StartSession(t, "session-a")
+	k0 := key(0)
+	r0 := c.RouteOf(t, k0)
+	k1, r1 := "", testcluster.Route{}
+	for i := 1; k1 == ""; i++ {
+		if r := c.RouteOf(t, key(i)); r.Slot != r0.Slot {
+			k1, r1 = key(i), r
+		}
+	}
+	conn := c.DialAs(t, r0.Leader.Server().GRPCAddr(), identity.RoleSession, "session-a")
+	t.Cleanup(func() { _ = conn.Close() })
+	dc := registryv1.NewDataServiceClient(conn)
+	batch := func(r testcluster.Route, ps ...*registryv1.Publisher) *registryv1.PublishRequest {
+		return &registryv1.PublishRequest{SessionId: sess.Proc, TableEpoch: r.TableEpoch, SlotId: r.Slot, LeaderEpoch: r.LeaderEpoch, Puts: ps}
+	}
+	call := func(bs ...*registryv1.PublishRequest) (*registryv1.PublishSlotsResponse, error) {
+		return dc.PublishSlots(ctxT(t), &registryv1.PublishSlotsRequest{Batches: bs})
+	}
+	valueAt := func(k string) string {
+		d := read(t, c, k)
+		if len(d.GetPublishers()) == 0 {
+			return ""
+		}
+		return string(d.GetPublishers()[0].GetValues()[0])
+	}
+
+	// The session holds what it writes (anti-entropy compares with it).
+	held := func(p *registryv1.Publisher) *registryv1.Publisher {
+		sess.Hold(proto.Clone(p).(*registryv1.Publisher))
+		return p
+	}
+	resp, err := call(batch(r0, held(pub(sess.Proc, k0, "r", 1, "a1"))), batch(r1, held(pub(sess.Proc, k1, "r", 1, "b1"))))
+	if err != nil || len(resp.GetResults()) != 2 || resp.GetResults()[0].GetCode() != 0 || resp.GetResults()[1].GetCode() != 0 {
+		t.Fatalf("two slots' batches: %v, %v; want both applied", resp, err)
+	}
+	if v0, v1 := valueAt(k0), valueAt(k1); v0 != "a1" || v1 != "b1" {
+		t.Fatalf("after the call: %q, %q; want a1, b1", v0, v1)
+	}
+
+	stale := batch(r0, pub(sess.Proc, k0, "r", 2, "a2"))
+	stale.LeaderEpoch++
+	resp, err = call(stale, batch(r1, held(pub(sess.Proc, k1, "r", 2, "b2"))))
+	if err != nil || codes.Code(resp.GetResults()[0].GetCode()) != codes.FailedPrecondition || resp.GetResults()[1].GetCode() != 0 {
+		t.Fatalf("a stale batch beside a good one: %v, %v; want the first refused (FailedPrecondition), the second applied", resp, err)
+	}
+	if v0, v1 := valueAt(k0), valueAt(k1); v0 != "a1" || v1 != "b2" {
+		t.Fatalf("after the call: %q, %q; want a1 (refused), b2", v0, v1)
+	}
+
+	other := batch(r1, pub("session-b@1", k1, "r", 3, "b3"))
+	other.SessionId = "session-b@1"
+	bad := pub(sess.Proc, k1, "", 3, "b3") // no register id
+	many := func(r testcluster.Route, k string, n int) *registryv1.PublishRequest {
+		b := batch(r)
+		for i := range n {
+			b.Puts = append(b.Puts, pub(sess.Proc, k, fmt.Sprintf("m%d", i), 3, "m"))
+		}
+		return b
+	}
+	for _, tc := range []struct {
+		name string
+		bs   []*registryv1.PublishRequest
+		code codes.Code
+		says string
+	}{
+		{"no batches", nil, codes.InvalidArgument, "no batches"},
+		{"one slot twice", []*registryv1.PublishRequest{batch(r0, pub(sess.Proc, k0, "r", 3, "a3")), batch(r0, pub(sess.Proc, k0, "s", 3, "a3"))}, codes.InvalidArgument, "second batch"},
+		{"two sessions' batches", []*registryv1.PublishRequest{batch(r0, pub(sess.Proc, k0, "r", 3, "a3")), other}, codes.InvalidArgument, "one session per call"},
+		{"a bad publisher in the second batch", []*registryv1.PublishRequest{batch(r0, pub(sess.Proc, k0, "r", 3, "a3")), batch(r1, bad)}, codes.InvalidArgument, "batch 1"},
+		{"more ops in all than a batch may hold", []*registryv1.PublishRequest{many(r0, k0, 600), many(r1, k1, 600)}, codes.ResourceExhausted, "one call's batches"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := call(tc.bs...)
+			if status.Code(err) != tc.code || !strings.Contains(err.Error(), tc.says) {
+				t.Fatalf("got %v, want %v saying %q", err, tc.code, tc.says)
+			}
+		})
+	}
+	if v0, v1 := valueAt(k0), valueAt(k1); v0 != "a1" || v1 != "b2" {
+		t.Fatalf("refused calls changed the datums: %q, %q; want a1, b2", v0, v1)
 	}
 }

@@ -45,6 +45,11 @@ func TestData_NodeRPCs_OnlyForTheCallersOwnIdentity(t *testing.T) {
 			LeaderEpoch: r.LeaderEpoch, Deletes: []*registryv1.Unpublish{{DataInfoId: k, RegisterId: "r1", ClientVersion: 1 << 60, RegisterTimestamp: 1 << 62}}})
 		return err
 	}
+	publishSlots := func(cl registryv1.DataServiceClient) error {
+		_, err := cl.PublishSlots(ctxT(t), &registryv1.PublishSlotsRequest{Batches: []*registryv1.PublishRequest{{SessionId: victim.Proc,
+			TableEpoch: r.TableEpoch, SlotId: r.Slot, LeaderEpoch: r.LeaderEpoch, Puts: []*registryv1.Publisher{forged}}}})
+		return err
+	}
 	watch := func(cl registryv1.DataServiceClient) error {
 		s, err := cl.WatchChanges(ctxT(t), &registryv1.WatchChangesRequest{SessionId: victim.Proc})
 		if err == nil {
@@ -73,6 +78,8 @@ func TestData_NodeRPCs_OnlyForTheCallersOwnIdentity(t *testing.T) {
 	}{
 		{"another session publishes under the victim's session id", as(identity.RoleSession, "session-b"), publish},
 		{"another session writes a far-future tombstone for the victim", as(identity.RoleSession, "session-b"), tombstone},
+		{"another session publishes slots' batches under the victim's session id", as(identity.RoleSession, "session-b"), publishSlots},
+		{"a client publishes slots' batches", as(identity.RoleClient, testcluster.ClientName), publishSlots},
 		{"a data node publishes", as(identity.RoleData, other), publish},
 		{"a client publishes", as(identity.RoleClient, testcluster.ClientName), publish},
 		{"an operator publishes", as(identity.RoleAdmin, testcluster.AdminName), publish},

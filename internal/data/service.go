@@ -95,6 +95,53 @@ func (v *service) Publish(ctx context.Context, req *registryv1.PublishRequest) (
 	if err := ownSession(ctx, req.GetSessionId()); err != nil {
 		return nil, toStatus(err)
 	}
+	return v.apply(req)
+}
+
+// PublishSlots applies a session's batches for several slots, each as
+// Publish would: every batch is checked first (a malformed one, a second
+// batch of one slot, another session's batch or too many ops in all
+// refuse the call, and nothing is applied), then each is applied on its
+// own, its epoch or leadership mismatch refusing only it.
+func (v *service) PublishSlots(ctx context.Context, req *registryv1.PublishSlotsRequest) (*registryv1.PublishSlotsResponse, error) {
+	s := v.s
+	batches := req.GetBatches()
+	if len(batches) == 0 {
+		return nil, toStatus(invalid("no batches"))
+	}
+	seen := make(map[uint32]bool, len(batches))
+	ops := 0
+	for i, b := range batches {
+		if err := s.validatePublish(b); err != nil {
+			return nil, toStatus(fmt.Errorf("batch %d: %w", i, err))
+		}
+		if seen[b.GetSlotId()] {
+			return nil, toStatus(invalid("batch %d: a second batch for slot %d (one per slot)", i, b.GetSlotId()))
+		}
+		seen[b.GetSlotId()] = true
+		if b.GetSessionId() != batches[0].GetSessionId() {
+			return nil, toStatus(invalid("batch %d is session %q's, batch 0 session %q's (one session per call)", i, b.GetSessionId(), batches[0].GetSessionId()))
+		}
+		if ops += len(b.GetPuts()) + len(b.GetDeletes()); ops > s.cfg.MaxBatch {
+			return nil, toStatus(fmt.Errorf("%w: more than %d puts and deletes in one call's batches", ErrTooLarge, s.cfg.MaxBatch))
+		}
+	}
+	if err := ownSession(ctx, batches[0].GetSessionId()); err != nil {
+		return nil, toStatus(err)
+	}
+	out := &registryv1.PublishSlotsResponse{Results: make([]*registryv1.PublishSlotResult, len(batches))}
+	for i, b := range batches {
+		resp, err := v.apply(b)
+		st := status.Convert(err)
+		out.Results[i] = &registryv1.PublishSlotResult{Code: int32(st.Code()), Message: st.Message(), Versions: resp.GetVersions()}
+	}
+	return out, nil
+}
+
+// apply writes one checked batch of a session it comes from on its slot,
+// if this node leads the slot at the batch's epochs.
+func (v *service) apply(req *registryv1.PublishRequest) (*registryv1.PublishResponse, error) {
+	s := v.s
 	t, _ := s.slots.view(slot.ID(req.GetSlotId()))
 	switch {
 	case t.Slots == nil:

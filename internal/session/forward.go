@@ -15,7 +15,8 @@ import (
 )
 
 // forwarder carries publications to their slot leaders: writes queue per
-// slot (the newest op per publication wins), go out in per-slot batches,
+// slot (the newest op per publication wins), go out in per-slot batches
+// (one call per leader carries the batches of several of its slots),
 // and are retried after a failure (a stale epoch, a leader change, a node
 // down) until they land or are superseded. Nothing is dropped while the
 // client is alive; the queue holds at most one op per publication.
@@ -253,14 +254,23 @@ func (f *forwarder) retryDue() bool {
 	return false
 }
 
-// flush starts one batch for every slot that has queued ops, none in
-// flight, no failure waiting out its retry, and a leader with a free call.
-// It does not wait for them.
+// flush starts calls to every slot leader with a free call, each call
+// carrying the batches of as many of the leader's slots as fit in one
+// (ForwardBatch ops, ForwardBatchBytes): slots with queued ops, none in
+// flight and no failure waiting out its retry, those with urgent ops
+// first. It does not wait for them.
+//
+// One call per leader rather than one per slot: in a storm every slot of
+// a leader has a few ops, and a call per slot spent most of a session's
+// and a data node's CPU on the calls themselves (TLS records, HTTP/2
+// frames, a syscall each way), not on the ops.
 func (f *forwarder) flush(ctx context.Context) {
 	tv := f.s.table.Load()
 	now := f.s.clock.Now()
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	var leaders []slot.NodeID
+	ready := map[slot.NodeID][]slot.ID{}
 	for _, id := range f.flushOrder() {
 		if f.inflight[id] != nil || now.Before(f.backoff[id].until) {
 			continue
@@ -269,26 +279,64 @@ func (f *forwarder) flush(ctx context.Context) {
 			f.failed(id, now) // no table yet: one comes with retryNow
 			continue
 		}
-		leader := tv.t.Slots[id].Leader
-		// Bulk batches leave each leader one call for urgent ones.
-		limit := PerNodeCalls - 1
-		if f.hot[id] {
-			limit = PerNodeCalls
+		l := tv.t.Slots[id].Leader
+		if ready[l] == nil {
+			leaders = append(leaders, l)
 		}
-		if f.perNode[leader] >= limit {
-			continue // woken again when one of its calls returns
+		ready[l] = append(ready[l], id)
+	}
+	for _, l := range leaders {
+		for ids := ready[l]; len(ids) > 0; {
+			// Bulk calls leave each leader one call for urgent ones (a
+			// call with urgent ops has them in its first slot).
+			limit := PerNodeCalls - 1
+			if f.hot[ids[0]] {
+				limit = PerNodeCalls
+			}
+			if f.perNode[l] >= limit {
+				break // started again when one of its calls returns
+			}
+			ids = f.startCall(ctx, tv, l, ids)
 		}
-		b := f.takeBatch(id)
+	}
+}
+
+// callPart is one slot's batch in a call to its leader.
+type callPart struct {
+	id slot.ID
+	fl *flight
+}
+
+// startCall sends one call to leader with the batches of the first of
+// ids (all led by it, ready to send) that fit, and returns the ids it did
+// not take. A slot whose queue holds more than fits is in flight with
+// what did: the rest waits for its next batch. Callers hold f.mu.
+func (f *forwarder) startCall(ctx context.Context, tv *tableView, leader slot.NodeID, ids []slot.ID) []slot.ID {
+	var parts []callPart
+	ops, bytes := f.s.cfg.ForwardBatch, ForwardBatchBytes
+	for len(ids) > 0 && ops > 0 {
+		id := ids[0]
+		b, size := f.takeBatch(id, ops, bytes, len(parts) == 0)
+		if len(b) == 0 {
+			break // its next op does not fit in this call
+		}
+		ids = ids[1:]
 		fl := &flight{epoch: tv.t.Epoch, done: make(chan struct{}), ops: b}
 		f.inflight[id] = fl
-		f.perNode[leader]++
-		f.wg.Add(1)
-		go func() {
-			defer f.wg.Done()
-			err := f.send(ctx, tv, id, b)
-			f.settle(id, leader, fl, b, err)
-		}()
+		parts = append(parts, callPart{id: id, fl: fl})
+		ops, bytes = ops-len(b), bytes-size
+		if f.pending[id] != nil {
+			break // the call is full
+		}
 	}
+	f.perNode[leader]++
+	f.wg.Add(1)
+	go func() {
+		defer f.wg.Done()
+		errs := f.send(ctx, tv, leader, parts)
+		f.settle(leader, parts, errs)
+	}()
+	return ids
 }
 
 // flushOrder lists the slots with queued ops, those with urgent ops
@@ -309,9 +357,10 @@ func (f *forwarder) flushOrder() []slot.ID {
 }
 
 // takeBatch moves the next batch of slot id out of its queue: its urgent
-// ops first, then others, up to ForwardBatch ops and ForwardBatchBytes.
+// ops first, then others, up to maxOps ops and maxBytes bytes (alone, the
+// first op goes whatever its size), and returns it with its size.
 // Callers hold f.mu.
-func (f *forwarder) takeBatch(id slot.ID) map[pubKey]fwdOp {
+func (f *forwarder) takeBatch(id slot.ID, maxOps, maxBytes int, alone bool) (map[pubKey]fwdOp, int) {
 	ops := f.pending[id]
 	b := map[pubKey]fwdOp{}
 	size := 0
@@ -322,7 +371,7 @@ func (f *forwarder) takeBatch(id slot.ID) map[pubKey]fwdOp {
 			if urgentOnly && !op.urgent {
 				continue
 			}
-			if len(b) == f.s.cfg.ForwardBatch || (len(b) > 0 && size+op.size > ForwardBatchBytes) {
+			if len(b) == maxOps || size+op.size > maxBytes && (len(b) > 0 || !alone) {
 				return true
 			}
 			b[k] = op
@@ -339,7 +388,7 @@ func (f *forwarder) takeBatch(id slot.ID) map[pubKey]fwdOp {
 		delete(f.pending, id)
 		delete(f.hot, id)
 	}
-	return b
+	return b, size
 }
 
 // failed backs slot id off after a failure: RetryInterval/16, doubling
@@ -355,14 +404,31 @@ func (f *forwarder) failed(id slot.ID, now time.Time) {
 	f.backoff[id] = r
 }
 
-// settle ends a flight: a failed batch goes back (except ops superseded
-// meanwhile) and its slot backs off; either way the slot and its leader's
-// call are free again.
-func (f *forwarder) settle(id slot.ID, leader slot.NodeID, fl *flight, b map[pubKey]fwdOp, err error) {
+// settle ends a call: each slot's failed batch goes back (except ops
+// superseded meanwhile) and its slot backs off; either way the slots and
+// their leader's call are free again. errs holds each part's outcome.
+func (f *forwarder) settle(leader slot.NodeID, parts []callPart, errs []error) {
 	f.mu.Lock()
 	var answered []func()
+	for i, p := range parts {
+		answered = append(answered, f.settleSlot(p.id, p.fl, errs[i])...)
+	}
+	if f.perNode[leader]--; f.perNode[leader] <= 0 {
+		delete(f.perNode, leader)
+	}
+	f.mu.Unlock()
+	for _, fn := range answered {
+		fn()
+	}
+	f.wake() // more of these slots, or slots waiting for this node's call
+}
+
+// settleSlot ends one slot's flight and returns the waiters it answers
+// (to run once f.mu is let go). Callers hold f.mu.
+func (f *forwarder) settleSlot(id slot.ID, fl *flight, err error) []func() {
+	var answered []func()
 	if err == nil {
-		answered = f.landed(b)
+		answered = f.landed(fl.ops)
 	}
 	if err == nil || errors.Is(err, errLeaderReplaced) {
 		// Done, or cut short by a new table: either way nothing to wait
@@ -373,7 +439,7 @@ func (f *forwarder) settle(id slot.ID, leader slot.NodeID, fl *flight, b map[pub
 		if f.pending[id] == nil {
 			f.pending[id] = map[pubKey]fwdOp{}
 		}
-		for k, op := range b {
+		for k, op := range fl.ops {
 			if cur, ok := f.pending[id][k]; !ok || cur.seq < op.seq {
 				f.pending[id][k] = op
 				if op.urgent {
@@ -386,46 +452,75 @@ func (f *forwarder) settle(id slot.ID, leader slot.NodeID, fl *flight, b map[pub
 		}
 	}
 	delete(f.inflight, id)
-	if f.perNode[leader]--; f.perNode[leader] <= 0 {
-		delete(f.perNode, leader)
-	}
 	close(fl.done)
-	f.mu.Unlock()
-	for _, fn := range answered {
-		fn()
-	}
-	f.wake() // more of this slot, or a slot waiting for this node's call
+	return answered
 }
 
-// send writes one slot's batch to its leader in table tv.
-func (f *forwarder) send(ctx context.Context, tv *tableView, id slot.ID, b map[pubKey]fwdOp) error {
-	row := tv.t.Slots[id]
-	req := &registryv1.PublishRequest{SessionId: f.s.proc, TableEpoch: tv.t.Epoch, SlotId: uint32(id), LeaderEpoch: row.LeaderEpoch}
-	for _, op := range b {
-		if op.put != nil {
-			req.Puts = append(req.Puts, op.put)
-		} else {
-			req.Deletes = append(req.Deletes, op.del)
+// send writes a call's batches to their leader in table tv and returns
+// each one's outcome: one slot's batch alone goes as a Publish, several
+// as one PublishSlots (each batch answered on its own). A call cut short
+// by a new table that gives one of its slots another leader fails for
+// all of them with errLeaderReplaced: they go again at once.
+func (f *forwarder) send(ctx context.Context, tv *tableView, leader slot.NodeID, parts []callPart) []error {
+	errs := make([]error, len(parts))
+	fail := func(err error) []error {
+		for i := range errs {
+			errs[i] = err
 		}
+		return errs
 	}
-	conn, err := f.s.dataConn(row.Leader)
+	batches := make([]*registryv1.PublishRequest, len(parts))
+	for i, p := range parts {
+		row := tv.t.Slots[p.id]
+		req := &registryv1.PublishRequest{SessionId: f.s.proc, TableEpoch: tv.t.Epoch, SlotId: uint32(p.id), LeaderEpoch: row.LeaderEpoch}
+		for _, op := range p.fl.ops {
+			if op.put != nil {
+				req.Puts = append(req.Puts, op.put)
+			} else {
+				req.Deletes = append(req.Deletes, op.del)
+			}
+		}
+		batches[i] = req
+	}
+	conn, err := f.s.dataConn(leader)
 	if err != nil {
-		return err
+		return fail(err)
 	}
 	cctx, cancel := context.WithTimeout(ctx, f.s.cfg.CallTimeout)
 	defer cancel()
-	cctx, done := f.s.routed.start(cctx, id, row.Leader, row.LeaderEpoch)
-	defer done()
-	_, err = registryv1.NewDataServiceClient(conn).Publish(cctx, req)
+	for _, p := range parts {
+		var done func()
+		cctx, done = f.s.routed.start(cctx, p.id, leader, tv.t.Slots[p.id].LeaderEpoch)
+		defer done()
+	}
+	client := registryv1.NewDataServiceClient(conn)
+	if len(batches) == 1 {
+		_, err = client.Publish(cctx, batches[0])
+	} else {
+		var resp *registryv1.PublishSlotsResponse
+		resp, err = client.PublishSlots(cctx, &registryv1.PublishSlotsRequest{Batches: batches})
+		if err == nil {
+			if len(resp.GetResults()) != len(batches) {
+				return fail(status.Errorf(codes.Internal, "session: %s answered %d results for %d batches", leader, len(resp.GetResults()), len(batches)))
+			}
+			for i, r := range resp.GetResults() {
+				if r.GetCode() != 0 {
+					errs[i] = status.Error(codes.Code(r.GetCode()), r.GetMessage())
+					f.s.logger.Debug("write to slot leader refused; retrying", "slot", parts[i].id, "leader", leader, "err", errs[i])
+				}
+			}
+			return errs
+		}
+	}
 	if err != nil {
 		if replaced(cctx) {
-			f.s.logger.Debug("write to a replaced slot leader cancelled; retrying at the new one", "slot", id, "leader", row.Leader)
-			return errLeaderReplaced
+			f.s.logger.Debug("write to a replaced slot leader cancelled; retrying at the new one", "leader", leader, "slots", len(parts))
+			return fail(errLeaderReplaced)
 		}
-		f.s.logger.Debug("write to slot leader failed; retrying", "slot", id, "leader", row.Leader, "err", err)
-		return err
+		f.s.logger.Debug("write to slot leader failed; retrying", "leader", leader, "slots", len(parts), "err", err)
+		return fail(err)
 	}
-	return nil
+	return errs
 }
 
 // settled waits until no batch for slots ids stamped with a table older

@@ -36,7 +36,7 @@ func TestForwarder_UrgentOpsFirst_PastAStormsBacklog(t *testing.T) {
 	if order := f.flushOrder(); order[0] != 5 {
 		t.Fatalf("flush order starts with slot %d, want the urgent op's slot 5 (%v)", order[0], order)
 	}
-	b := f.takeBatch(5)
+	b, _ := f.takeBatch(5, cfg.ForwardBatch, ForwardBatchBytes, true)
 	if _, ok := b[probe]; !ok || len(b) != cfg.ForwardBatch {
 		t.Fatalf("slot 5's next batch: %d ops, probe in it: %v; want a full batch with the probe", len(b), ok)
 	}

@@ -301,3 +301,79 @@ func TestSession_AckLevel_UnknownRefused_AppliedAckedOnceLanded(t *testing.T) {
 		t.Fatalf("after the applied ack the leader holds %v (the refused one must not be there)", d.GetPublishers())
 	}
 }
+
+// TestForwarder_OneCallPerLeader_CarriesManySlots: writes queued for many
+// slots of one leader go to it in a few calls, each carrying several
+// slots' batches (PublishSlots), not in a call per slot; every one lands.
+func TestForwarder_OneCallPerLeader_CarriesManySlots(t *testing.T) {
+	c := testcluster.Start(t, testcluster.Spec{Meta: 1, Data: 1, DataFronts: true, SessionConfig: func(_ int, cfg *session.Config) {
+		cfg.RegisterRate, cfg.RegisterBurst = 1e6, 1e6
+		cfg.IdentityRegisterRate = 1e6
+	}})
+	n := c.AddSession(t)
+	c.WaitDataSettled(t)
+	cl := c.Connect(t, n, "many-slots", "z1", true)
+	leader := c.Data(0)
+	calls := func() (publish, publishSlots float64) {
+		mfs, err := leader.Registry.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			if mf.GetName() != "strata_grpc_server_handled_total" {
+				continue
+			}
+			for _, m := range mf.GetMetric() {
+				for _, l := range m.GetLabel() {
+					switch {
+					case l.GetName() != "method":
+					case l.GetValue() == registryv1.DataService_Publish_FullMethodName:
+						publish += m.GetCounter().GetValue()
+					case l.GetValue() == registryv1.DataService_PublishSlots_FullMethodName:
+						publishSlots += m.GetCounter().GetValue()
+					}
+				}
+			}
+		}
+		return publish, publishSlots
+	}
+	// Held at a frozen leader's door, the writes queue up; then it thaws.
+	leader.Front.Pause()
+	const services = 200
+	for i := range services {
+		rp := &registryv1.RegisterPublisher{RegisterId: "p", DataId: fmt.Sprintf("com.example.Many%d", i), Version: 1, Values: [][]byte{[]byte("v")}}
+		if err := cl.Post(&registryv1.ClientFrame{Body: &registryv1.ClientFrame_RegisterPublisher{RegisterPublisher: rp}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testcluster.Eventually(t, testcluster.DefaultWait, func() error {
+		if got := gauge(t, n, "strata_session_publishers"); got != services {
+			return fmt.Errorf("session holds %v publishers, want %d", got, services)
+		}
+		return nil
+	})
+	p0, s0 := calls()
+	leader.Front.Heal()
+	testcluster.Eventually(t, time.Minute, func() error {
+		pubs := 0.0
+		mfs, err := leader.Registry.Gather()
+		if err != nil {
+			return err
+		}
+		for _, mf := range mfs {
+			if mf.GetName() == "strata_data_publishers" {
+				for _, m := range mf.GetMetric() {
+					pubs += m.GetGauge().GetValue()
+				}
+			}
+		}
+		if pubs != services {
+			return fmt.Errorf("the leader holds %v publishers, want %d", pubs, services)
+		}
+		return nil
+	})
+	p1, s1 := calls()
+	if s1-s0 < 1 || (p1-p0)+(s1-s0) > services/4 {
+		t.Fatalf("%d writes over many slots took %v Publish and %v PublishSlots calls; want a few calls, several slots each", services, p1-p0, s1-s0)
+	}
+}

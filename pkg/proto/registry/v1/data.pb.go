@@ -596,6 +596,167 @@ func (x *PublishResponse) GetVersions() []*DatumVersion {
 	return nil
 }
 
+// PublishSlotsRequest is one session's batches for several slots the
+// receiving node leads, in one call: the forwarder's batch per slot
+// leader. Each batch is a Publish of its own, checked and applied as
+// Publish does; one malformed batch refuses the whole call (nothing is
+// applied), while an epoch or leadership mismatch refuses only its batch.
+// At most one batch per slot, and the batches' puts and deletes together
+// within the node's batch limit.
+type PublishSlotsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Batches       []*PublishRequest      `protobuf:"bytes,1,rep,name=batches,proto3" json:"batches,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PublishSlotsRequest) Reset() {
+	*x = PublishSlotsRequest{}
+	mi := &file_data_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PublishSlotsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PublishSlotsRequest) ProtoMessage() {}
+
+func (x *PublishSlotsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_data_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PublishSlotsRequest.ProtoReflect.Descriptor instead.
+func (*PublishSlotsRequest) Descriptor() ([]byte, []int) {
+	return file_data_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *PublishSlotsRequest) GetBatches() []*PublishRequest {
+	if x != nil {
+		return x.Batches
+	}
+	return nil
+}
+
+type PublishSlotsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// results has one entry per batch, in order.
+	Results       []*PublishSlotResult `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PublishSlotsResponse) Reset() {
+	*x = PublishSlotsResponse{}
+	mi := &file_data_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PublishSlotsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PublishSlotsResponse) ProtoMessage() {}
+
+func (x *PublishSlotsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_data_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PublishSlotsResponse.ProtoReflect.Descriptor instead.
+func (*PublishSlotsResponse) Descriptor() ([]byte, []int) {
+	return file_data_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *PublishSlotsResponse) GetResults() []*PublishSlotResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
+// PublishSlotResult is how one batch of a PublishSlots call went.
+type PublishSlotResult struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// code is a google.golang.org/grpc/codes value: 0 (OK) means applied,
+	// anything else is the status Publish would have answered the batch
+	// with, message saying why.
+	Code    int32  `protobuf:"varint,1,opt,name=code,proto3" json:"code,omitempty"`
+	Message string `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	// versions are the datums the batch touched, after it (as Publish).
+	Versions      []*DatumVersion `protobuf:"bytes,3,rep,name=versions,proto3" json:"versions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PublishSlotResult) Reset() {
+	*x = PublishSlotResult{}
+	mi := &file_data_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PublishSlotResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PublishSlotResult) ProtoMessage() {}
+
+func (x *PublishSlotResult) ProtoReflect() protoreflect.Message {
+	mi := &file_data_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PublishSlotResult.ProtoReflect.Descriptor instead.
+func (*PublishSlotResult) Descriptor() ([]byte, []int) {
+	return file_data_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *PublishSlotResult) GetCode() int32 {
+	if x != nil {
+		return x.Code
+	}
+	return 0
+}
+
+func (x *PublishSlotResult) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *PublishSlotResult) GetVersions() []*DatumVersion {
+	if x != nil {
+		return x.Versions
+	}
+	return nil
+}
+
 type GetDatumsRequest struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
 	DataInfoIds []string               `protobuf:"bytes,1,rep,name=data_info_ids,json=dataInfoIds,proto3" json:"data_info_ids,omitempty"`
@@ -611,7 +772,7 @@ type GetDatumsRequest struct {
 
 func (x *GetDatumsRequest) Reset() {
 	*x = GetDatumsRequest{}
-	mi := &file_data_proto_msgTypes[8]
+	mi := &file_data_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -623,7 +784,7 @@ func (x *GetDatumsRequest) String() string {
 func (*GetDatumsRequest) ProtoMessage() {}
 
 func (x *GetDatumsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_data_proto_msgTypes[8]
+	mi := &file_data_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -636,7 +797,7 @@ func (x *GetDatumsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDatumsRequest.ProtoReflect.Descriptor instead.
 func (*GetDatumsRequest) Descriptor() ([]byte, []int) {
-	return file_data_proto_rawDescGZIP(), []int{8}
+	return file_data_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *GetDatumsRequest) GetDataInfoIds() []string {
@@ -667,7 +828,7 @@ type GetDatumsResponse struct {
 
 func (x *GetDatumsResponse) Reset() {
 	*x = GetDatumsResponse{}
-	mi := &file_data_proto_msgTypes[9]
+	mi := &file_data_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -679,7 +840,7 @@ func (x *GetDatumsResponse) String() string {
 func (*GetDatumsResponse) ProtoMessage() {}
 
 func (x *GetDatumsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_data_proto_msgTypes[9]
+	mi := &file_data_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -692,7 +853,7 @@ func (x *GetDatumsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDatumsResponse.ProtoReflect.Descriptor instead.
 func (*GetDatumsResponse) Descriptor() ([]byte, []int) {
-	return file_data_proto_rawDescGZIP(), []int{9}
+	return file_data_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *GetDatumsResponse) GetDatums() []*Datum {
@@ -718,7 +879,7 @@ type GetVersionsRequest struct {
 
 func (x *GetVersionsRequest) Reset() {
 	*x = GetVersionsRequest{}
-	mi := &file_data_proto_msgTypes[10]
+	mi := &file_data_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -730,7 +891,7 @@ func (x *GetVersionsRequest) String() string {
 func (*GetVersionsRequest) ProtoMessage() {}
 
 func (x *GetVersionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_data_proto_msgTypes[10]
+	mi := &file_data_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -743,7 +904,7 @@ func (x *GetVersionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetVersionsRequest.ProtoReflect.Descriptor instead.
 func (*GetVersionsRequest) Descriptor() ([]byte, []int) {
-	return file_data_proto_rawDescGZIP(), []int{10}
+	return file_data_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *GetVersionsRequest) GetDataInfoIds() []string {
@@ -766,7 +927,7 @@ type GetVersionsResponse struct {
 
 func (x *GetVersionsResponse) Reset() {
 	*x = GetVersionsResponse{}
-	mi := &file_data_proto_msgTypes[11]
+	mi := &file_data_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -778,7 +939,7 @@ func (x *GetVersionsResponse) String() string {
 func (*GetVersionsResponse) ProtoMessage() {}
 
 func (x *GetVersionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_data_proto_msgTypes[11]
+	mi := &file_data_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -791,7 +952,7 @@ func (x *GetVersionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetVersionsResponse.ProtoReflect.Descriptor instead.
 func (*GetVersionsResponse) Descriptor() ([]byte, []int) {
-	return file_data_proto_rawDescGZIP(), []int{11}
+	return file_data_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *GetVersionsResponse) GetVersions() []*DatumVersion {
@@ -828,7 +989,7 @@ type SessionDigest struct {
 
 func (x *SessionDigest) Reset() {
 	*x = SessionDigest{}
-	mi := &file_data_proto_msgTypes[12]
+	mi := &file_data_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -840,7 +1001,7 @@ func (x *SessionDigest) String() string {
 func (*SessionDigest) ProtoMessage() {}
 
 func (x *SessionDigest) ProtoReflect() protoreflect.Message {
-	mi := &file_data_proto_msgTypes[12]
+	mi := &file_data_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -853,7 +1014,7 @@ func (x *SessionDigest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionDigest.ProtoReflect.Descriptor instead.
 func (*SessionDigest) Descriptor() ([]byte, []int) {
-	return file_data_proto_rawDescGZIP(), []int{12}
+	return file_data_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *SessionDigest) GetSessionId() string {
@@ -886,7 +1047,7 @@ type SlotDigestRequest struct {
 
 func (x *SlotDigestRequest) Reset() {
 	*x = SlotDigestRequest{}
-	mi := &file_data_proto_msgTypes[13]
+	mi := &file_data_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -898,7 +1059,7 @@ func (x *SlotDigestRequest) String() string {
 func (*SlotDigestRequest) ProtoMessage() {}
 
 func (x *SlotDigestRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_data_proto_msgTypes[13]
+	mi := &file_data_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -911,7 +1072,7 @@ func (x *SlotDigestRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SlotDigestRequest.ProtoReflect.Descriptor instead.
 func (*SlotDigestRequest) Descriptor() ([]byte, []int) {
-	return file_data_proto_rawDescGZIP(), []int{13}
+	return file_data_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *SlotDigestRequest) GetSlotId() uint32 {
@@ -932,7 +1093,7 @@ type SlotDigestResponse struct {
 
 func (x *SlotDigestResponse) Reset() {
 	*x = SlotDigestResponse{}
-	mi := &file_data_proto_msgTypes[14]
+	mi := &file_data_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -944,7 +1105,7 @@ func (x *SlotDigestResponse) String() string {
 func (*SlotDigestResponse) ProtoMessage() {}
 
 func (x *SlotDigestResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_data_proto_msgTypes[14]
+	mi := &file_data_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -957,7 +1118,7 @@ func (x *SlotDigestResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SlotDigestResponse.ProtoReflect.Descriptor instead.
 func (*SlotDigestResponse) Descriptor() ([]byte, []int) {
-	return file_data_proto_rawDescGZIP(), []int{14}
+	return file_data_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *SlotDigestResponse) GetSlotId() uint32 {
@@ -992,7 +1153,7 @@ type ListPublishersRequest struct {
 
 func (x *ListPublishersRequest) Reset() {
 	*x = ListPublishersRequest{}
-	mi := &file_data_proto_msgTypes[15]
+	mi := &file_data_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1004,7 +1165,7 @@ func (x *ListPublishersRequest) String() string {
 func (*ListPublishersRequest) ProtoMessage() {}
 
 func (x *ListPublishersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_data_proto_msgTypes[15]
+	mi := &file_data_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1017,7 +1178,7 @@ func (x *ListPublishersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPublishersRequest.ProtoReflect.Descriptor instead.
 func (*ListPublishersRequest) Descriptor() ([]byte, []int) {
-	return file_data_proto_rawDescGZIP(), []int{15}
+	return file_data_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ListPublishersRequest) GetSlotId() uint32 {
@@ -1043,7 +1204,7 @@ type ListPublishersResponse struct {
 
 func (x *ListPublishersResponse) Reset() {
 	*x = ListPublishersResponse{}
-	mi := &file_data_proto_msgTypes[16]
+	mi := &file_data_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1055,7 +1216,7 @@ func (x *ListPublishersResponse) String() string {
 func (*ListPublishersResponse) ProtoMessage() {}
 
 func (x *ListPublishersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_data_proto_msgTypes[16]
+	mi := &file_data_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1068,7 +1229,7 @@ func (x *ListPublishersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPublishersResponse.ProtoReflect.Descriptor instead.
 func (*ListPublishersResponse) Descriptor() ([]byte, []int) {
-	return file_data_proto_rawDescGZIP(), []int{16}
+	return file_data_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ListPublishersResponse) GetPublishers() []*Publisher {
@@ -1098,7 +1259,7 @@ type ListDataInfoIdsRequest struct {
 
 func (x *ListDataInfoIdsRequest) Reset() {
 	*x = ListDataInfoIdsRequest{}
-	mi := &file_data_proto_msgTypes[17]
+	mi := &file_data_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1110,7 +1271,7 @@ func (x *ListDataInfoIdsRequest) String() string {
 func (*ListDataInfoIdsRequest) ProtoMessage() {}
 
 func (x *ListDataInfoIdsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_data_proto_msgTypes[17]
+	mi := &file_data_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1123,7 +1284,7 @@ func (x *ListDataInfoIdsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDataInfoIdsRequest.ProtoReflect.Descriptor instead.
 func (*ListDataInfoIdsRequest) Descriptor() ([]byte, []int) {
-	return file_data_proto_rawDescGZIP(), []int{17}
+	return file_data_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ListDataInfoIdsRequest) GetSlotIds() []uint32 {
@@ -1165,7 +1326,7 @@ type DataInfoIdCount struct {
 
 func (x *DataInfoIdCount) Reset() {
 	*x = DataInfoIdCount{}
-	mi := &file_data_proto_msgTypes[18]
+	mi := &file_data_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1177,7 +1338,7 @@ func (x *DataInfoIdCount) String() string {
 func (*DataInfoIdCount) ProtoMessage() {}
 
 func (x *DataInfoIdCount) ProtoReflect() protoreflect.Message {
-	mi := &file_data_proto_msgTypes[18]
+	mi := &file_data_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1190,7 +1351,7 @@ func (x *DataInfoIdCount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DataInfoIdCount.ProtoReflect.Descriptor instead.
 func (*DataInfoIdCount) Descriptor() ([]byte, []int) {
-	return file_data_proto_rawDescGZIP(), []int{18}
+	return file_data_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *DataInfoIdCount) GetDataInfoId() string {
@@ -1222,7 +1383,7 @@ type ListDataInfoIdsResponse struct {
 
 func (x *ListDataInfoIdsResponse) Reset() {
 	*x = ListDataInfoIdsResponse{}
-	mi := &file_data_proto_msgTypes[19]
+	mi := &file_data_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1234,7 +1395,7 @@ func (x *ListDataInfoIdsResponse) String() string {
 func (*ListDataInfoIdsResponse) ProtoMessage() {}
 
 func (x *ListDataInfoIdsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_data_proto_msgTypes[19]
+	mi := &file_data_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1247,7 +1408,7 @@ func (x *ListDataInfoIdsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDataInfoIdsResponse.ProtoReflect.Descriptor instead.
 func (*ListDataInfoIdsResponse) Descriptor() ([]byte, []int) {
-	return file_data_proto_rawDescGZIP(), []int{19}
+	return file_data_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ListDataInfoIdsResponse) GetEntries() []*DataInfoIdCount {
@@ -1280,7 +1441,7 @@ type WatchChangesRequest struct {
 
 func (x *WatchChangesRequest) Reset() {
 	*x = WatchChangesRequest{}
-	mi := &file_data_proto_msgTypes[20]
+	mi := &file_data_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1292,7 +1453,7 @@ func (x *WatchChangesRequest) String() string {
 func (*WatchChangesRequest) ProtoMessage() {}
 
 func (x *WatchChangesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_data_proto_msgTypes[20]
+	mi := &file_data_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1305,7 +1466,7 @@ func (x *WatchChangesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchChangesRequest.ProtoReflect.Descriptor instead.
 func (*WatchChangesRequest) Descriptor() ([]byte, []int) {
-	return file_data_proto_rawDescGZIP(), []int{20}
+	return file_data_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *WatchChangesRequest) GetSessionId() string {
@@ -1336,7 +1497,7 @@ type ChangeBatch struct {
 
 func (x *ChangeBatch) Reset() {
 	*x = ChangeBatch{}
-	mi := &file_data_proto_msgTypes[21]
+	mi := &file_data_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1348,7 +1509,7 @@ func (x *ChangeBatch) String() string {
 func (*ChangeBatch) ProtoMessage() {}
 
 func (x *ChangeBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_data_proto_msgTypes[21]
+	mi := &file_data_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1361,7 +1522,7 @@ func (x *ChangeBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangeBatch.ProtoReflect.Descriptor instead.
 func (*ChangeBatch) Descriptor() ([]byte, []int) {
-	return file_data_proto_rawDescGZIP(), []int{21}
+	return file_data_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ChangeBatch) GetChanges() []*DatumVersion {
@@ -1406,7 +1567,7 @@ type ReplicateRequest struct {
 
 func (x *ReplicateRequest) Reset() {
 	*x = ReplicateRequest{}
-	mi := &file_data_proto_msgTypes[22]
+	mi := &file_data_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1418,7 +1579,7 @@ func (x *ReplicateRequest) String() string {
 func (*ReplicateRequest) ProtoMessage() {}
 
 func (x *ReplicateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_data_proto_msgTypes[22]
+	mi := &file_data_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1431,7 +1592,7 @@ func (x *ReplicateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicateRequest.ProtoReflect.Descriptor instead.
 func (*ReplicateRequest) Descriptor() ([]byte, []int) {
-	return file_data_proto_rawDescGZIP(), []int{22}
+	return file_data_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ReplicateRequest) GetSlotId() uint32 {
@@ -1481,7 +1642,7 @@ type SlotSnapshot struct {
 
 func (x *SlotSnapshot) Reset() {
 	*x = SlotSnapshot{}
-	mi := &file_data_proto_msgTypes[23]
+	mi := &file_data_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1493,7 +1654,7 @@ func (x *SlotSnapshot) String() string {
 func (*SlotSnapshot) ProtoMessage() {}
 
 func (x *SlotSnapshot) ProtoReflect() protoreflect.Message {
-	mi := &file_data_proto_msgTypes[23]
+	mi := &file_data_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1506,7 +1667,7 @@ func (x *SlotSnapshot) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SlotSnapshot.ProtoReflect.Descriptor instead.
 func (*SlotSnapshot) Descriptor() ([]byte, []int) {
-	return file_data_proto_rawDescGZIP(), []int{23}
+	return file_data_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *SlotSnapshot) GetDatums() []*Datum {
@@ -1555,7 +1716,7 @@ type ReplicateOp struct {
 
 func (x *ReplicateOp) Reset() {
 	*x = ReplicateOp{}
-	mi := &file_data_proto_msgTypes[24]
+	mi := &file_data_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1567,7 +1728,7 @@ func (x *ReplicateOp) String() string {
 func (*ReplicateOp) ProtoMessage() {}
 
 func (x *ReplicateOp) ProtoReflect() protoreflect.Message {
-	mi := &file_data_proto_msgTypes[24]
+	mi := &file_data_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1580,7 +1741,7 @@ func (x *ReplicateOp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicateOp.ProtoReflect.Descriptor instead.
 func (*ReplicateOp) Descriptor() ([]byte, []int) {
-	return file_data_proto_rawDescGZIP(), []int{24}
+	return file_data_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ReplicateOp) GetSeq() uint64 {
@@ -1648,7 +1809,7 @@ type ReplicateEvent struct {
 
 func (x *ReplicateEvent) Reset() {
 	*x = ReplicateEvent{}
-	mi := &file_data_proto_msgTypes[25]
+	mi := &file_data_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1660,7 +1821,7 @@ func (x *ReplicateEvent) String() string {
 func (*ReplicateEvent) ProtoMessage() {}
 
 func (x *ReplicateEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_data_proto_msgTypes[25]
+	mi := &file_data_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1673,7 +1834,7 @@ func (x *ReplicateEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicateEvent.ProtoReflect.Descriptor instead.
 func (*ReplicateEvent) Descriptor() ([]byte, []int) {
-	return file_data_proto_rawDescGZIP(), []int{25}
+	return file_data_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ReplicateEvent) GetEvent() isReplicateEvent_Event {
@@ -1740,7 +1901,7 @@ type SessionSlotDigestsRequest struct {
 
 func (x *SessionSlotDigestsRequest) Reset() {
 	*x = SessionSlotDigestsRequest{}
-	mi := &file_data_proto_msgTypes[26]
+	mi := &file_data_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1752,7 +1913,7 @@ func (x *SessionSlotDigestsRequest) String() string {
 func (*SessionSlotDigestsRequest) ProtoMessage() {}
 
 func (x *SessionSlotDigestsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_data_proto_msgTypes[26]
+	mi := &file_data_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1765,7 +1926,7 @@ func (x *SessionSlotDigestsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionSlotDigestsRequest.ProtoReflect.Descriptor instead.
 func (*SessionSlotDigestsRequest) Descriptor() ([]byte, []int) {
-	return file_data_proto_rawDescGZIP(), []int{26}
+	return file_data_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *SessionSlotDigestsRequest) GetSlotIds() []uint32 {
@@ -1798,7 +1959,7 @@ type SessionSlotDigest struct {
 
 func (x *SessionSlotDigest) Reset() {
 	*x = SessionSlotDigest{}
-	mi := &file_data_proto_msgTypes[27]
+	mi := &file_data_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1810,7 +1971,7 @@ func (x *SessionSlotDigest) String() string {
 func (*SessionSlotDigest) ProtoMessage() {}
 
 func (x *SessionSlotDigest) ProtoReflect() protoreflect.Message {
-	mi := &file_data_proto_msgTypes[27]
+	mi := &file_data_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1823,7 +1984,7 @@ func (x *SessionSlotDigest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionSlotDigest.ProtoReflect.Descriptor instead.
 func (*SessionSlotDigest) Descriptor() ([]byte, []int) {
-	return file_data_proto_rawDescGZIP(), []int{27}
+	return file_data_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *SessionSlotDigest) GetSlotId() uint32 {
@@ -1864,7 +2025,7 @@ type SessionSlotDigestsResponse struct {
 
 func (x *SessionSlotDigestsResponse) Reset() {
 	*x = SessionSlotDigestsResponse{}
-	mi := &file_data_proto_msgTypes[28]
+	mi := &file_data_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1876,7 +2037,7 @@ func (x *SessionSlotDigestsResponse) String() string {
 func (*SessionSlotDigestsResponse) ProtoMessage() {}
 
 func (x *SessionSlotDigestsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_data_proto_msgTypes[28]
+	mi := &file_data_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1889,7 +2050,7 @@ func (x *SessionSlotDigestsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionSlotDigestsResponse.ProtoReflect.Descriptor instead.
 func (*SessionSlotDigestsResponse) Descriptor() ([]byte, []int) {
-	return file_data_proto_rawDescGZIP(), []int{28}
+	return file_data_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *SessionSlotDigestsResponse) GetSessionId() string {
@@ -1915,7 +2076,7 @@ type SessionSlotPublishersRequest struct {
 
 func (x *SessionSlotPublishersRequest) Reset() {
 	*x = SessionSlotPublishersRequest{}
-	mi := &file_data_proto_msgTypes[29]
+	mi := &file_data_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1927,7 +2088,7 @@ func (x *SessionSlotPublishersRequest) String() string {
 func (*SessionSlotPublishersRequest) ProtoMessage() {}
 
 func (x *SessionSlotPublishersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_data_proto_msgTypes[29]
+	mi := &file_data_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1940,7 +2101,7 @@ func (x *SessionSlotPublishersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionSlotPublishersRequest.ProtoReflect.Descriptor instead.
 func (*SessionSlotPublishersRequest) Descriptor() ([]byte, []int) {
-	return file_data_proto_rawDescGZIP(), []int{29}
+	return file_data_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *SessionSlotPublishersRequest) GetSlotId() uint32 {
@@ -1964,7 +2125,7 @@ type SessionSlotPublishersResponse struct {
 
 func (x *SessionSlotPublishersResponse) Reset() {
 	*x = SessionSlotPublishersResponse{}
-	mi := &file_data_proto_msgTypes[30]
+	mi := &file_data_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1976,7 +2137,7 @@ func (x *SessionSlotPublishersResponse) String() string {
 func (*SessionSlotPublishersResponse) ProtoMessage() {}
 
 func (x *SessionSlotPublishersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_data_proto_msgTypes[30]
+	mi := &file_data_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1989,7 +2150,7 @@ func (x *SessionSlotPublishersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionSlotPublishersResponse.ProtoReflect.Descriptor instead.
 func (*SessionSlotPublishersResponse) Descriptor() ([]byte, []int) {
-	return file_data_proto_rawDescGZIP(), []int{30}
+	return file_data_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *SessionSlotPublishersResponse) GetSessionId() string {
@@ -2071,7 +2232,15 @@ const file_data_proto_rawDesc = "" +
 	"\x04puts\x18\x05 \x03(\v2\x16.registry.v1.PublisherR\x04puts\x120\n" +
 	"\adeletes\x18\x06 \x03(\v2\x16.registry.v1.UnpublishR\adeletes\"H\n" +
 	"\x0fPublishResponse\x125\n" +
-	"\bversions\x18\x01 \x03(\v2\x19.registry.v1.DatumVersionR\bversions\"U\n" +
+	"\bversions\x18\x01 \x03(\v2\x19.registry.v1.DatumVersionR\bversions\"L\n" +
+	"\x13PublishSlotsRequest\x125\n" +
+	"\abatches\x18\x01 \x03(\v2\x1b.registry.v1.PublishRequestR\abatches\"P\n" +
+	"\x14PublishSlotsResponse\x128\n" +
+	"\aresults\x18\x01 \x03(\v2\x1e.registry.v1.PublishSlotResultR\aresults\"x\n" +
+	"\x11PublishSlotResult\x12\x12\n" +
+	"\x04code\x18\x01 \x01(\x05R\x04code\x12\x18\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\x125\n" +
+	"\bversions\x18\x03 \x03(\v2\x19.registry.v1.DatumVersionR\bversions\"U\n" +
 	"\x10GetDatumsRequest\x12\"\n" +
 	"\rdata_info_ids\x18\x01 \x03(\tR\vdataInfoIds\x12\x1d\n" +
 	"\n" +
@@ -2179,9 +2348,10 @@ const file_data_proto_rawDesc = "" +
 	"\n" +
 	"publishers\x18\x02 \x03(\v2\x16.registry.v1.PublisherR\n" +
 	"publishers\x12\x13\n" +
-	"\x05as_of\x18\x03 \x01(\x03R\x04asOf2\x92\x05\n" +
+	"\x05as_of\x18\x03 \x01(\x03R\x04asOf2\xe7\x05\n" +
 	"\vDataService\x12D\n" +
-	"\aPublish\x12\x1b.registry.v1.PublishRequest\x1a\x1c.registry.v1.PublishResponse\x12J\n" +
+	"\aPublish\x12\x1b.registry.v1.PublishRequest\x1a\x1c.registry.v1.PublishResponse\x12S\n" +
+	"\fPublishSlots\x12 .registry.v1.PublishSlotsRequest\x1a!.registry.v1.PublishSlotsResponse\x12J\n" +
 	"\tGetDatums\x12\x1d.registry.v1.GetDatumsRequest\x1a\x1e.registry.v1.GetDatumsResponse\x12P\n" +
 	"\vGetVersions\x12\x1f.registry.v1.GetVersionsRequest\x1a .registry.v1.GetVersionsResponse\x12M\n" +
 	"\n" +
@@ -2206,7 +2376,7 @@ func file_data_proto_rawDescGZIP() []byte {
 	return file_data_proto_rawDescData
 }
 
-var file_data_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
+var file_data_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
 var file_data_proto_goTypes = []any{
 	(*Publisher)(nil),                     // 0: registry.v1.Publisher
 	(*Unpublish)(nil),                     // 1: registry.v1.Unpublish
@@ -2216,29 +2386,32 @@ var file_data_proto_goTypes = []any{
 	(*EpochMismatch)(nil),                 // 5: registry.v1.EpochMismatch
 	(*PublishRequest)(nil),                // 6: registry.v1.PublishRequest
 	(*PublishResponse)(nil),               // 7: registry.v1.PublishResponse
-	(*GetDatumsRequest)(nil),              // 8: registry.v1.GetDatumsRequest
-	(*GetDatumsResponse)(nil),             // 9: registry.v1.GetDatumsResponse
-	(*GetVersionsRequest)(nil),            // 10: registry.v1.GetVersionsRequest
-	(*GetVersionsResponse)(nil),           // 11: registry.v1.GetVersionsResponse
-	(*SessionDigest)(nil),                 // 12: registry.v1.SessionDigest
-	(*SlotDigestRequest)(nil),             // 13: registry.v1.SlotDigestRequest
-	(*SlotDigestResponse)(nil),            // 14: registry.v1.SlotDigestResponse
-	(*ListPublishersRequest)(nil),         // 15: registry.v1.ListPublishersRequest
-	(*ListPublishersResponse)(nil),        // 16: registry.v1.ListPublishersResponse
-	(*ListDataInfoIdsRequest)(nil),        // 17: registry.v1.ListDataInfoIdsRequest
-	(*DataInfoIdCount)(nil),               // 18: registry.v1.DataInfoIdCount
-	(*ListDataInfoIdsResponse)(nil),       // 19: registry.v1.ListDataInfoIdsResponse
-	(*WatchChangesRequest)(nil),           // 20: registry.v1.WatchChangesRequest
-	(*ChangeBatch)(nil),                   // 21: registry.v1.ChangeBatch
-	(*ReplicateRequest)(nil),              // 22: registry.v1.ReplicateRequest
-	(*SlotSnapshot)(nil),                  // 23: registry.v1.SlotSnapshot
-	(*ReplicateOp)(nil),                   // 24: registry.v1.ReplicateOp
-	(*ReplicateEvent)(nil),                // 25: registry.v1.ReplicateEvent
-	(*SessionSlotDigestsRequest)(nil),     // 26: registry.v1.SessionSlotDigestsRequest
-	(*SessionSlotDigest)(nil),             // 27: registry.v1.SessionSlotDigest
-	(*SessionSlotDigestsResponse)(nil),    // 28: registry.v1.SessionSlotDigestsResponse
-	(*SessionSlotPublishersRequest)(nil),  // 29: registry.v1.SessionSlotPublishersRequest
-	(*SessionSlotPublishersResponse)(nil), // 30: registry.v1.SessionSlotPublishersResponse
+	(*PublishSlotsRequest)(nil),           // 8: registry.v1.PublishSlotsRequest
+	(*PublishSlotsResponse)(nil),          // 9: registry.v1.PublishSlotsResponse
+	(*PublishSlotResult)(nil),             // 10: registry.v1.PublishSlotResult
+	(*GetDatumsRequest)(nil),              // 11: registry.v1.GetDatumsRequest
+	(*GetDatumsResponse)(nil),             // 12: registry.v1.GetDatumsResponse
+	(*GetVersionsRequest)(nil),            // 13: registry.v1.GetVersionsRequest
+	(*GetVersionsResponse)(nil),           // 14: registry.v1.GetVersionsResponse
+	(*SessionDigest)(nil),                 // 15: registry.v1.SessionDigest
+	(*SlotDigestRequest)(nil),             // 16: registry.v1.SlotDigestRequest
+	(*SlotDigestResponse)(nil),            // 17: registry.v1.SlotDigestResponse
+	(*ListPublishersRequest)(nil),         // 18: registry.v1.ListPublishersRequest
+	(*ListPublishersResponse)(nil),        // 19: registry.v1.ListPublishersResponse
+	(*ListDataInfoIdsRequest)(nil),        // 20: registry.v1.ListDataInfoIdsRequest
+	(*DataInfoIdCount)(nil),               // 21: registry.v1.DataInfoIdCount
+	(*ListDataInfoIdsResponse)(nil),       // 22: registry.v1.ListDataInfoIdsResponse
+	(*WatchChangesRequest)(nil),           // 23: registry.v1.WatchChangesRequest
+	(*ChangeBatch)(nil),                   // 24: registry.v1.ChangeBatch
+	(*ReplicateRequest)(nil),              // 25: registry.v1.ReplicateRequest
+	(*SlotSnapshot)(nil),                  // 26: registry.v1.SlotSnapshot
+	(*ReplicateOp)(nil),                   // 27: registry.v1.ReplicateOp
+	(*ReplicateEvent)(nil),                // 28: registry.v1.ReplicateEvent
+	(*SessionSlotDigestsRequest)(nil),     // 29: registry.v1.SessionSlotDigestsRequest
+	(*SessionSlotDigest)(nil),             // 30: registry.v1.SessionSlotDigest
+	(*SessionSlotDigestsResponse)(nil),    // 31: registry.v1.SessionSlotDigestsResponse
+	(*SessionSlotPublishersRequest)(nil),  // 32: registry.v1.SessionSlotPublishersRequest
+	(*SessionSlotPublishersResponse)(nil), // 33: registry.v1.SessionSlotPublishersResponse
 }
 var file_data_proto_depIdxs = []int32{
 	0,  // 0: registry.v1.Datum.publishers:type_name -> registry.v1.Publisher
@@ -2246,45 +2419,50 @@ var file_data_proto_depIdxs = []int32{
 	0,  // 2: registry.v1.PublishRequest.puts:type_name -> registry.v1.Publisher
 	1,  // 3: registry.v1.PublishRequest.deletes:type_name -> registry.v1.Unpublish
 	4,  // 4: registry.v1.PublishResponse.versions:type_name -> registry.v1.DatumVersion
-	2,  // 5: registry.v1.GetDatumsResponse.datums:type_name -> registry.v1.Datum
-	4,  // 6: registry.v1.GetVersionsResponse.versions:type_name -> registry.v1.DatumVersion
-	12, // 7: registry.v1.SlotDigestResponse.sessions:type_name -> registry.v1.SessionDigest
-	0,  // 8: registry.v1.ListPublishersResponse.publishers:type_name -> registry.v1.Publisher
-	18, // 9: registry.v1.ListDataInfoIdsResponse.entries:type_name -> registry.v1.DataInfoIdCount
-	4,  // 10: registry.v1.ChangeBatch.changes:type_name -> registry.v1.DatumVersion
-	2,  // 11: registry.v1.ChangeBatch.datums:type_name -> registry.v1.Datum
-	2,  // 12: registry.v1.SlotSnapshot.datums:type_name -> registry.v1.Datum
-	1,  // 13: registry.v1.SlotSnapshot.tombstones:type_name -> registry.v1.Unpublish
-	0,  // 14: registry.v1.ReplicateOp.put:type_name -> registry.v1.Publisher
-	23, // 15: registry.v1.ReplicateEvent.snapshot:type_name -> registry.v1.SlotSnapshot
-	24, // 16: registry.v1.ReplicateEvent.op:type_name -> registry.v1.ReplicateOp
-	27, // 17: registry.v1.SessionSlotDigestsResponse.digests:type_name -> registry.v1.SessionSlotDigest
-	0,  // 18: registry.v1.SessionSlotPublishersResponse.publishers:type_name -> registry.v1.Publisher
-	6,  // 19: registry.v1.DataService.Publish:input_type -> registry.v1.PublishRequest
-	8,  // 20: registry.v1.DataService.GetDatums:input_type -> registry.v1.GetDatumsRequest
-	10, // 21: registry.v1.DataService.GetVersions:input_type -> registry.v1.GetVersionsRequest
-	13, // 22: registry.v1.DataService.SlotDigest:input_type -> registry.v1.SlotDigestRequest
-	15, // 23: registry.v1.DataService.ListPublishers:input_type -> registry.v1.ListPublishersRequest
-	17, // 24: registry.v1.DataService.ListDataInfoIds:input_type -> registry.v1.ListDataInfoIdsRequest
-	20, // 25: registry.v1.DataService.WatchChanges:input_type -> registry.v1.WatchChangesRequest
-	22, // 26: registry.v1.DataService.Replicate:input_type -> registry.v1.ReplicateRequest
-	26, // 27: registry.v1.SessionSyncService.SlotDigests:input_type -> registry.v1.SessionSlotDigestsRequest
-	29, // 28: registry.v1.SessionSyncService.SlotPublishers:input_type -> registry.v1.SessionSlotPublishersRequest
-	7,  // 29: registry.v1.DataService.Publish:output_type -> registry.v1.PublishResponse
-	9,  // 30: registry.v1.DataService.GetDatums:output_type -> registry.v1.GetDatumsResponse
-	11, // 31: registry.v1.DataService.GetVersions:output_type -> registry.v1.GetVersionsResponse
-	14, // 32: registry.v1.DataService.SlotDigest:output_type -> registry.v1.SlotDigestResponse
-	16, // 33: registry.v1.DataService.ListPublishers:output_type -> registry.v1.ListPublishersResponse
-	19, // 34: registry.v1.DataService.ListDataInfoIds:output_type -> registry.v1.ListDataInfoIdsResponse
-	21, // 35: registry.v1.DataService.WatchChanges:output_type -> registry.v1.ChangeBatch
-	25, // 36: registry.v1.DataService.Replicate:output_type -> registry.v1.ReplicateEvent
-	28, // 37: registry.v1.SessionSyncService.SlotDigests:output_type -> registry.v1.SessionSlotDigestsResponse
-	30, // 38: registry.v1.SessionSyncService.SlotPublishers:output_type -> registry.v1.SessionSlotPublishersResponse
-	29, // [29:39] is the sub-list for method output_type
-	19, // [19:29] is the sub-list for method input_type
-	19, // [19:19] is the sub-list for extension type_name
-	19, // [19:19] is the sub-list for extension extendee
-	0,  // [0:19] is the sub-list for field type_name
+	6,  // 5: registry.v1.PublishSlotsRequest.batches:type_name -> registry.v1.PublishRequest
+	10, // 6: registry.v1.PublishSlotsResponse.results:type_name -> registry.v1.PublishSlotResult
+	4,  // 7: registry.v1.PublishSlotResult.versions:type_name -> registry.v1.DatumVersion
+	2,  // 8: registry.v1.GetDatumsResponse.datums:type_name -> registry.v1.Datum
+	4,  // 9: registry.v1.GetVersionsResponse.versions:type_name -> registry.v1.DatumVersion
+	15, // 10: registry.v1.SlotDigestResponse.sessions:type_name -> registry.v1.SessionDigest
+	0,  // 11: registry.v1.ListPublishersResponse.publishers:type_name -> registry.v1.Publisher
+	21, // 12: registry.v1.ListDataInfoIdsResponse.entries:type_name -> registry.v1.DataInfoIdCount
+	4,  // 13: registry.v1.ChangeBatch.changes:type_name -> registry.v1.DatumVersion
+	2,  // 14: registry.v1.ChangeBatch.datums:type_name -> registry.v1.Datum
+	2,  // 15: registry.v1.SlotSnapshot.datums:type_name -> registry.v1.Datum
+	1,  // 16: registry.v1.SlotSnapshot.tombstones:type_name -> registry.v1.Unpublish
+	0,  // 17: registry.v1.ReplicateOp.put:type_name -> registry.v1.Publisher
+	26, // 18: registry.v1.ReplicateEvent.snapshot:type_name -> registry.v1.SlotSnapshot
+	27, // 19: registry.v1.ReplicateEvent.op:type_name -> registry.v1.ReplicateOp
+	30, // 20: registry.v1.SessionSlotDigestsResponse.digests:type_name -> registry.v1.SessionSlotDigest
+	0,  // 21: registry.v1.SessionSlotPublishersResponse.publishers:type_name -> registry.v1.Publisher
+	6,  // 22: registry.v1.DataService.Publish:input_type -> registry.v1.PublishRequest
+	8,  // 23: registry.v1.DataService.PublishSlots:input_type -> registry.v1.PublishSlotsRequest
+	11, // 24: registry.v1.DataService.GetDatums:input_type -> registry.v1.GetDatumsRequest
+	13, // 25: registry.v1.DataService.GetVersions:input_type -> registry.v1.GetVersionsRequest
+	16, // 26: registry.v1.DataService.SlotDigest:input_type -> registry.v1.SlotDigestRequest
+	18, // 27: registry.v1.DataService.ListPublishers:input_type -> registry.v1.ListPublishersRequest
+	20, // 28: registry.v1.DataService.ListDataInfoIds:input_type -> registry.v1.ListDataInfoIdsRequest
+	23, // 29: registry.v1.DataService.WatchChanges:input_type -> registry.v1.WatchChangesRequest
+	25, // 30: registry.v1.DataService.Replicate:input_type -> registry.v1.ReplicateRequest
+	29, // 31: registry.v1.SessionSyncService.SlotDigests:input_type -> registry.v1.SessionSlotDigestsRequest
+	32, // 32: registry.v1.SessionSyncService.SlotPublishers:input_type -> registry.v1.SessionSlotPublishersRequest
+	7,  // 33: registry.v1.DataService.Publish:output_type -> registry.v1.PublishResponse
+	9,  // 34: registry.v1.DataService.PublishSlots:output_type -> registry.v1.PublishSlotsResponse
+	12, // 35: registry.v1.DataService.GetDatums:output_type -> registry.v1.GetDatumsResponse
+	14, // 36: registry.v1.DataService.GetVersions:output_type -> registry.v1.GetVersionsResponse
+	17, // 37: registry.v1.DataService.SlotDigest:output_type -> registry.v1.SlotDigestResponse
+	19, // 38: registry.v1.DataService.ListPublishers:output_type -> registry.v1.ListPublishersResponse
+	22, // 39: registry.v1.DataService.ListDataInfoIds:output_type -> registry.v1.ListDataInfoIdsResponse
+	24, // 40: registry.v1.DataService.WatchChanges:output_type -> registry.v1.ChangeBatch
+	28, // 41: registry.v1.DataService.Replicate:output_type -> registry.v1.ReplicateEvent
+	31, // 42: registry.v1.SessionSyncService.SlotDigests:output_type -> registry.v1.SessionSlotDigestsResponse
+	33, // 43: registry.v1.SessionSyncService.SlotPublishers:output_type -> registry.v1.SessionSlotPublishersResponse
+	33, // [33:44] is the sub-list for method output_type
+	22, // [22:33] is the sub-list for method input_type
+	22, // [22:22] is the sub-list for extension type_name
+	22, // [22:22] is the sub-list for extension extendee
+	0,  // [0:22] is the sub-list for field type_name
 }
 
 func init() { file_data_proto_init() }
@@ -2292,7 +2470,7 @@ func file_data_proto_init() {
 	if File_data_proto != nil {
 		return
 	}
-	file_data_proto_msgTypes[25].OneofWrappers = []any{
+	file_data_proto_msgTypes[28].OneofWrappers = []any{
 		(*ReplicateEvent_Snapshot)(nil),
 		(*ReplicateEvent_Op)(nil),
 	}
@@ -2302,7 +2480,7 @@ func file_data_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_data_proto_rawDesc), len(file_data_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   31,
+			NumMessages:   34,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -24,6 +24,7 @@ const _ = grpc.SupportPackageIsVersion9
 
 const (
 	DataService_Publish_FullMethodName         = "/registry.v1.DataService/Publish"
+	DataService_PublishSlots_FullMethodName    = "/registry.v1.DataService/PublishSlots"
 	DataService_GetDatums_FullMethodName       = "/registry.v1.DataService/GetDatums"
 	DataService_GetVersions_FullMethodName     = "/registry.v1.DataService/GetVersions"
 	DataService_SlotDigest_FullMethodName      = "/registry.v1.DataService/SlotDigest"
@@ -41,6 +42,9 @@ const (
 type DataServiceClient interface {
 	// Publish applies one slot's batch on the slot leader.
 	Publish(ctx context.Context, in *PublishRequest, opts ...grpc.CallOption) (*PublishResponse, error)
+	// PublishSlots applies batches of several slots this node leads, each
+	// as Publish would (one call per leader instead of one per slot).
+	PublishSlots(ctx context.Context, in *PublishSlotsRequest, opts ...grpc.CallOption) (*PublishSlotsResponse, error)
 	// GetDatums reads datums on their slot leader; a migrating slot refuses.
 	GetDatums(ctx context.Context, in *GetDatumsRequest, opts ...grpc.CallOption) (*GetDatumsResponse, error)
 	// GetVersions reads datum versions, for the sessions' version scan.
@@ -69,6 +73,16 @@ func (c *dataServiceClient) Publish(ctx context.Context, in *PublishRequest, opt
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(PublishResponse)
 	err := c.cc.Invoke(ctx, DataService_Publish_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *dataServiceClient) PublishSlots(ctx context.Context, in *PublishSlotsRequest, opts ...grpc.CallOption) (*PublishSlotsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PublishSlotsResponse)
+	err := c.cc.Invoke(ctx, DataService_PublishSlots_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -171,6 +185,9 @@ type DataService_ReplicateClient = grpc.ServerStreamingClient[ReplicateEvent]
 type DataServiceServer interface {
 	// Publish applies one slot's batch on the slot leader.
 	Publish(context.Context, *PublishRequest) (*PublishResponse, error)
+	// PublishSlots applies batches of several slots this node leads, each
+	// as Publish would (one call per leader instead of one per slot).
+	PublishSlots(context.Context, *PublishSlotsRequest) (*PublishSlotsResponse, error)
 	// GetDatums reads datums on their slot leader; a migrating slot refuses.
 	GetDatums(context.Context, *GetDatumsRequest) (*GetDatumsResponse, error)
 	// GetVersions reads datum versions, for the sessions' version scan.
@@ -197,6 +214,9 @@ type UnimplementedDataServiceServer struct{}
 
 func (UnimplementedDataServiceServer) Publish(context.Context, *PublishRequest) (*PublishResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Publish not implemented")
+}
+func (UnimplementedDataServiceServer) PublishSlots(context.Context, *PublishSlotsRequest) (*PublishSlotsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method PublishSlots not implemented")
 }
 func (UnimplementedDataServiceServer) GetDatums(context.Context, *GetDatumsRequest) (*GetDatumsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetDatums not implemented")
@@ -254,6 +274,24 @@ func _DataService_Publish_Handler(srv interface{}, ctx context.Context, dec func
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(DataServiceServer).Publish(ctx, req.(*PublishRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _DataService_PublishSlots_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PublishSlotsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DataServiceServer).PublishSlots(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DataService_PublishSlots_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DataServiceServer).PublishSlots(ctx, req.(*PublishSlotsRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -380,6 +418,10 @@ var DataService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Publish",
 			Handler:    _DataService_Publish_Handler,
+		},
+		{
+			MethodName: "PublishSlots",
+			Handler:    _DataService_PublishSlots_Handler,
 		},
 		{
 			MethodName: "GetDatums",
