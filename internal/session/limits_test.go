@@ -230,12 +230,7 @@ func TestSession_HalfClose_AppliedAckSentBeforeTheStreamEnds(t *testing.T) {
 // counted as applied_waiting) and stores nothing. Once the leader answers
 // they are all acked, and their places are free again.
 func TestSession_AppliedAcks_AtMost4096WaitPerConnection(t *testing.T) {
-	c := testcluster.Start(t, testcluster.Spec{Meta: 1, Data: 1, DataFronts: true, SessionConfig: func(_ int, cfg *session.Config) {
-		cfg.RegisterRate, cfg.RegisterBurst = 1e6, 1e6
-		cfg.IdentityRegisterRate = 1e6
-	}})
-	n := c.AddSession(t)
-	c.WaitDataSettled(t)
+	c, n := frozenLeaderCluster(t)
 	cl := c.Connect(t, n, "patient", "z1", false)
 	applied := func(reg string) *registryv1.ClientFrame {
 		return &registryv1.ClientFrame{Body: &registryv1.ClientFrame_RegisterPublisher{RegisterPublisher: &registryv1.RegisterPublisher{
@@ -306,12 +301,7 @@ func TestSession_AckLevel_UnknownRefused_AppliedAckedOnceLanded(t *testing.T) {
 // slots of one leader go to it in a few calls, each carrying several
 // slots' batches (PublishSlots), not in a call per slot; every one lands.
 func TestForwarder_OneCallPerLeader_CarriesManySlots(t *testing.T) {
-	c := testcluster.Start(t, testcluster.Spec{Meta: 1, Data: 1, DataFronts: true, SessionConfig: func(_ int, cfg *session.Config) {
-		cfg.RegisterRate, cfg.RegisterBurst = 1e6, 1e6
-		cfg.IdentityRegisterRate = 1e6
-	}})
-	n := c.AddSession(t)
-	c.WaitDataSettled(t)
+	c, n := frozenLeaderCluster(t)
 	cl := c.Connect(t, n, "many-slots", "z1", true)
 	leader := c.Data(0)
 	calls := func() (publish, publishSlots float64) {
@@ -376,4 +366,17 @@ func TestForwarder_OneCallPerLeader_CarriesManySlots(t *testing.T) {
 	if s1-s0 < 1 || (p1-p0)+(s1-s0) > services/4 {
 		t.Fatalf("%d writes over many slots took %v Publish and %v PublishSlots calls; want a few calls, several slots each", services, p1-p0, s1-s0)
 	}
+}
+
+// frozenLeaderCluster starts 1 meta, 1 data node behind a fault proxy
+// (its Front, to freeze), and a session whose rates never hold a test's
+// burst of registrations back.
+func frozenLeaderCluster(t *testing.T) (*testcluster.Cluster, *testcluster.SessionNode) {
+	c := testcluster.Start(t, testcluster.Spec{Meta: 1, Data: 1, DataFronts: true, SessionConfig: func(_ int, cfg *session.Config) {
+		cfg.RegisterRate, cfg.RegisterBurst = 1e6, 1e6
+		cfg.IdentityRegisterRate = 1e6
+	}})
+	n := c.AddSession(t)
+	c.WaitDataSettled(t)
+	return c, n
 }
