@@ -315,11 +315,11 @@ func (s *strataCluster) stormAndFootprint(ctx context.Context, res *SystemResult
 		return err
 	}
 	res.Storm = newStormResult(o, out, pr.p.latency(), 0)
-	copies, err := s.copies()
-	if err != nil {
+	if err := s.waitAllStored(ctx, o.Publishers, 2*time.Minute); err != nil {
 		return err
 	}
-	if err := s.waitStored(ctx, o.Publishers, copies, 2*time.Minute); err != nil {
+	copies, err := s.copies()
+	if err != nil {
 		return err
 	}
 	after, err := settledMemory(ctx, nodes, s.heapProfiles(phaseStorm))
@@ -453,20 +453,23 @@ func (s *strataCluster) copies() (float64, error) {
 	return float64(n) / float64(len(t.Slots)), nil
 }
 
-// waitAllStored is waitStored with the copies from the slot table.
+// waitAllStored is waitStored with the copies from the slot table, read
+// again at every look: a table read while slots move (a node marked
+// failed under load and back) counts copies that are not there once the
+// table settles.
 func (s *strataCluster) waitAllStored(ctx context.Context, n int, timeout time.Duration) error {
-	copies, err := s.copies()
-	if err != nil {
-		return err
-	}
-	return s.waitStored(ctx, n, copies, timeout)
+	return s.waitStored(ctx, n, s.copies, timeout)
 }
 
 // waitStored waits (at most timeout) until the data nodes hold n
 // publishers on their leaders and n*copies in all, and no session has
 // writes waiting for a slot leader.
-func (s *strataCluster) waitStored(ctx context.Context, n int, copies float64, timeout time.Duration) error {
+func (s *strataCluster) waitStored(ctx context.Context, n int, copiesNow func() (float64, error), timeout time.Duration) error {
 	return poll(ctx, timeout, func() error {
+		copies, err := copiesNow()
+		if err != nil {
+			return err
+		}
 		var leaders, all float64
 		for _, d := range s.c.Datas {
 			m, err := s.c.Scrape(d)
