@@ -21,22 +21,28 @@ import (
 func leaderHas(t *testing.T, c *testcluster.Cluster, dataID string) []string {
 	t.Helper()
 	key := record.DataInfoID(dataID, "", "")
-	r := c.RouteOf(t, key)
-	if r.Leader == nil {
-		t.Fatalf("slot %d of %s has no live leader", r.Slot, key)
-	}
-	conn := c.DialAs(t, r.Leader.Server().GRPCAddr(), identity.RoleAdmin, testcluster.AdminName)
-	defer conn.Close()
-	resp, err := registryv1.NewDataServiceClient(conn).GetDatums(sdktest.Ctx(t), &registryv1.GetDatumsRequest{DataInfoIds: []string{key}})
-	if err != nil {
-		t.Fatalf("read %s from %s: %v", key, r.Leader.ID, err)
-	}
 	var out []string
-	for _, p := range resp.GetDatums()[0].GetPublishers() {
-		for _, v := range p.GetValues() {
-			out = append(out, string(v))
+	// A data node back from a restart takes its slots back over a few
+	// table epochs: read from whichever node leads the slot once one does.
+	testcluster.Eventually(t, testcluster.DefaultWait, func() error {
+		r := c.RouteOf(t, key)
+		if r.Leader == nil {
+			return fmt.Errorf("slot %d of %s has no live leader", r.Slot, key)
 		}
-	}
+		conn := c.DialAs(t, r.Leader.Server().GRPCAddr(), identity.RoleAdmin, testcluster.AdminName)
+		defer conn.Close()
+		resp, err := registryv1.NewDataServiceClient(conn).GetDatums(sdktest.Ctx(t), &registryv1.GetDatumsRequest{DataInfoIds: []string{key}})
+		if err != nil {
+			return fmt.Errorf("read %s from %s: %w", key, r.Leader.ID, err)
+		}
+		out = out[:0]
+		for _, p := range resp.GetDatums()[0].GetPublishers() {
+			for _, v := range p.GetValues() {
+				out = append(out, string(v))
+			}
+		}
+		return nil
+	})
 	return out
 }
 
