@@ -204,3 +204,31 @@ func metricValue(t *testing.T, n *testcluster.SessionNode, name string) float64 
 	}
 	return -1
 }
+
+// TestSession_SubscribedKeysChanges_ArriveInlineWithoutAFetch: a session
+// reads a subscribed key under its own session id, so the data node
+// counts the key as its interest and sends its small changes with the
+// datum inline (the urgent lane): the subscriber's pushes after the first
+// need no fetch. (A read without the session id leaves the key in the
+// bulk lane, notices without datums, and a fetch per change.)
+func TestSession_SubscribedKeysChanges_ArriveInlineWithoutAFetch(t *testing.T) {
+	c := testcluster.Start(t, testcluster.Spec{Meta: 1, Data: 1, Session: 2})
+	c.WaitDataSettled(t)
+	pubc := c.Connect(t, c.Session(0), "publisher", "z1", true)
+	sub := c.Connect(t, c.Session(1), "subscriber", "z1", true)
+	acked(t)(sub.Subscribe(svc, "s", registryv1.Scope_SCOPE_GLOBAL))
+	nextPush(t, sub, key) // the first snapshot: fetched
+	fetched := counter(t, c.Session(1), "strata_push_fetches_total")
+	for v := range uint64(5) {
+		want := fmt.Sprintf("10.0.0.1:%d", 8080+v)
+		acked(t)(pubc.Publish(svc, "p1", v+1, want))
+		for {
+			if p := nextPush(t, sub, key); fmt.Sprint(values(p)) == "["+want+"]" {
+				break
+			}
+		}
+	}
+	if got := counter(t, c.Session(1), "strata_push_fetches_total"); got != fetched {
+		t.Fatalf("5 changes of a subscribed key took %v fetches, want none (the datum comes with the notice)", got-fetched)
+	}
+}
