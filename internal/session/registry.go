@@ -35,9 +35,9 @@ type pubEntry struct {
 	origin     *origin // zone, session and connection, shared
 	holder     *holder // the client holding it
 	owner      *owner  // the identity it counts against (one reservation while stored)
-	slot       slot.ID //
-	slotAt     int32   // its place in its slot's list
-	holderAt   int32   // its place in its holder's list
+	slot       slot.ID
+	slotAt     int32 // its place in its slot's list
+	holderAt   int32 // its place in its holder's list
 }
 
 // origin is where publications come from: what a connection's (or the
@@ -66,14 +66,23 @@ func (e *pubEntry) pubKey() pubKey { return pubKey{e.key, e.registerID} }
 func packValues(vs [][]byte) []byte {
 	n := 0
 	for _, v := range vs {
-		n += binary.MaxVarintLen32 + len(v)
+		n += uvarintLen(len(v)) + len(v)
 	}
 	b := make([]byte, 0, n)
 	for _, v := range vs {
 		b = binary.AppendUvarint(b, uint64(len(v)))
 		b = append(b, v...)
 	}
-	return slices.Clip(b)
+	return b
+}
+
+// uvarintLen is how many bytes binary.AppendUvarint takes for n.
+func uvarintLen(n int) int {
+	l := 1
+	for ; n >= 0x80; n >>= 7 {
+		l++
+	}
+	return l
 }
 
 // unpackValues returns the values packValues laid out in b, sharing b's
@@ -183,14 +192,10 @@ func (ps *publishers) put(p *registryv1.Publisher, id slot.ID, clientID string, 
 		// The update takes the old entry's places; its key is the old's.
 		e.key, e.holder, e.slot = old.key, old.holder, old.slot
 		ps.origins.drop(*old.origin)
+		// (A key's slot is its hash's: id is old.slot.)
 		e.slotAt, e.holderAt = old.slotAt, old.holderAt
-		ps.slots[old.slot].entries[e.slotAt] = e
+		ps.slots[e.slot].entries[e.slotAt] = e
 		e.holder.entries[e.holderAt] = e
-		if old.slot != id { // a key's slot is its hash's: cannot be, but move it rather than misfile it
-			ps.unslot(e)
-			e.slot = id
-			ps.enslot(e)
-		}
 		ps.byKey[k] = e
 		return true, nil
 	}

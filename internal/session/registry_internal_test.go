@@ -2,6 +2,7 @@ package session
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
 	"testing"
@@ -61,7 +62,15 @@ func TestPublishers_InternsKeysAndOrigins_ForgetsTheLastOne(t *testing.T) {
 // anti-entropy sends) has them back as they came, empty ones and none too.
 func TestPublishers_ValuesPackedInOneAllocation_ComeBackAsStored(t *testing.T) {
 	for _, vs := range [][][]byte{nil, {{}}, {[]byte("a")}, {[]byte("a"), {}, bytes.Repeat([]byte{7}, 300)}, {bytes.Repeat([]byte{1}, 1<<20)}} {
-		got := unpackValues(packValues(vs))
+		packed := packValues(vs)
+		want := 0
+		for _, v := range vs {
+			want += len(binary.AppendUvarint(nil, uint64(len(v)))) + len(v)
+		}
+		if cap(packed) != want {
+			t.Fatalf("%d values packed into a buffer of %d bytes, want exactly %d", len(vs), cap(packed), want)
+		}
+		got := unpackValues(packed)
 		if len(got) != len(vs) {
 			t.Fatalf("%d values came back as %d", len(vs), len(got))
 		}
