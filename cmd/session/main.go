@@ -66,6 +66,7 @@ environment.`,
 	f.IntVar(&c.IdentityMaxRegistrations, "identity-max-registrations", c.IdentityMaxRegistrations, "most publishers plus subscribers per client identity, over all its connections (a tokens file entry may set its own)")
 	f.IntVar(&c.IdentityMaxStreams, "identity-max-streams", c.IdentityMaxStreams, "most open client streams per client identity (one more is refused with ResourceExhausted before its welcome)")
 	f.Int64Var(&c.Push.MaxInflightBytes, "max-inflight-bytes", c.Push.MaxInflightBytes, "push bytes a client may leave unacked (or unread) before it is disconnected")
+	f.DurationVar(&c.Push.AckDelay, "push-ack-delay", c.Push.AckDelay, "how long clients may hold a push's ack to send it with later ones (0: an ack per push; at most a quarter of the ack timeout)")
 	f.DurationVar(&c.Push.Coalesce, "push-coalesce", c.Push.Coalesce, "merge a key's follow-up pushes for at most this long (0: none; a quiet key's first change always goes at once)")
 	f.DurationVar(&c.BalanceInterval, "balance-interval", c.BalanceInterval, "how often to compare this node's client count with the other sessions' and redirect clients above the mean (0: never)")
 	f.Float64Var(&c.BalanceTolerance, "balance-tolerance", c.BalanceTolerance, "redirect clients only when holding more than this times the mean client count")

@@ -31,6 +31,11 @@ type Config struct {
 	AckTimeout time.Duration
 	// RetryMax caps both backoffs.
 	RetryMax time.Duration
+	// AckDelay is how long a client may hold a push's ack to send it with
+	// later acks, one write for many pushes (the session tells its
+	// clients in the welcome). 0 asks for an ack per push at once. At most
+	// a quarter of AckTimeout, so a held ack never makes a push go again.
+	AckDelay time.Duration
 	// MaxInflightBytes caps the bytes of pushes sent and not yet acked on
 	// one connection (retries count again). A push that would pass it
 	// disconnects the client, unless nothing else is in flight there (so a
@@ -49,6 +54,7 @@ func DefaultConfig() Config {
 		RetryBase:        100 * time.Millisecond,
 		AckTimeout:       3 * time.Second,
 		RetryMax:         30 * time.Second,
+		AckDelay:         20 * time.Millisecond,
 		MaxInflightBytes: 4 << 20,
 		Tick:             10 * time.Millisecond,
 	}
@@ -88,6 +94,9 @@ func (c Config) Validate() error {
 		if d.v <= 0 {
 			return bad("%s must be positive, got %v", d.name, d.v)
 		}
+	}
+	if c.AckDelay < 0 || c.AckDelay > c.AckTimeout/4 {
+		return bad("ack delay must be between 0 and a quarter of the ack timeout %v, got %v", c.AckTimeout, c.AckDelay)
 	}
 	if c.Coalesce < 0 {
 		return bad("coalesce must not be negative, got %v", c.Coalesce)

@@ -328,35 +328,39 @@ func (e *Engine) Ack(connID, subscriberID string, version uint64) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if cs := e.conns[connID]; cs != nil {
-		e.ack(cs, subscriberID, version)
+		e.ack(cs, subscriberID, version, 0)
 	}
 }
 
 // AckAll is Ack for every subscriber one push named (first, then also),
 // under one lock. A push never names more subscribers than its connection
 // has, so IDs past that count are ignored: one ack costs no more than the
-// client's own subscriptions.
-func (e *Engine) AckAll(connID string, version uint64, first string, also []string) {
+// client's own subscriptions. held is how long the client says it held the
+// ack (Config.AckDelay) and is left out of the push latency; the claim is
+// capped at twice AckDelay, so a client can shorten its own samples by no
+// more than that.
+func (e *Engine) AckAll(connID string, version uint64, first string, also []string, held time.Duration) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	cs := e.conns[connID]
 	if cs == nil {
 		return
 	}
-	e.ack(cs, first, version)
+	held = min(max(held, 0), 2*e.cfg.AckDelay)
+	e.ack(cs, first, version, held)
 	for _, id := range also[:min(len(also), len(cs.subs))] {
-		e.ack(cs, id, version)
+		e.ack(cs, id, version, held)
 	}
 }
 
-// ack settles subscriberID's pending push if version covers it. Caller
-// holds e.mu.
-func (e *Engine) ack(cs *connState, subscriberID string, version uint64) {
+// ack settles subscriberID's pending push if version covers it; held is
+// left out of its latency. Caller holds e.mu.
+func (e *Engine) ack(cs *connState, subscriberID string, version uint64, held time.Duration) {
 	s := cs.subs[subscriberID]
 	if s == nil || !s.pending || version < s.pendVer {
 		return
 	}
-	e.m.latency.Observe(time.Duration(e.now() - s.sentAt).Seconds())
+	e.m.latency.Observe(max(time.Duration(e.now()-s.sentAt)-held, 0).Seconds())
 	e.settle(s)
 }
 

@@ -61,8 +61,8 @@ func TestEngine_QuietKey_FirstNotifyFetchesOncePushesAllAtOnce(t *testing.T) {
 	if got := metric(t, h, "strata_push_unacked").GetGauge().GetValue(); got != 3 {
 		t.Fatalf("unacked = %v before the acks, want 3", got)
 	}
-	h.e.AckAll(c1.id, 2, last.SubscriberIDs[0], append(slices.Clone(last.SubscriberIDs[1:]), "nobody", "s3"))
-	h.e.AckAll(c2.id, 2, "s3", nil)
+	h.e.AckAll(c1.id, 2, last.SubscriberIDs[0], append(slices.Clone(last.SubscriberIDs[1:]), "nobody", "s3"), 0)
+	h.e.AckAll(c2.id, 2, "s3", nil, 0)
 	if got := metric(t, h, "strata_push_unacked").GetGauge().GetValue(); got != 0 {
 		t.Fatalf("unacked = %v after one ack per push, want 0", got)
 	}
@@ -685,6 +685,8 @@ func TestNew_RejectsBadConfig(t *testing.T) {
 		{"retry max below ack timeout", func(c *Config) { c.AckTimeout = c.RetryMax * 2 }},
 		{"zero cap", func(c *Config) { c.MaxInflightBytes = 0 }},
 		{"zero tick", func(c *Config) { c.Tick = 0 }},
+		{"negative ack delay", func(c *Config) { c.AckDelay = -1 }},
+		{"ack delay past a quarter of the ack timeout", func(c *Config) { c.AckDelay = c.AckTimeout/4 + 1 }},
 	}
 	for _, tt := range tests {
 		cfg := DefaultConfig()
@@ -847,5 +849,45 @@ func TestEngine_Offer_QuietKeyPushedWithoutFetch_BusyKeyFetches(t *testing.T) {
 	}
 	if n := f.callsOf("k"); n != 3 {
 		t.Fatalf("%d fetches, want 3: the first, the notice's, and one follow-up for the offer made during it", n)
+	}
+}
+
+// TestEngine_AckAll_HeldTimeLeftOutOfTheLatency_CappedAtTwiceTheDelay: a
+// client that held its ack (Config.AckDelay) says for how long, and the
+// push latency leaves that out; a claim beyond twice the delay counts as
+// twice the delay, and the latency never goes below zero.
+func TestEngine_AckAll_HeldTimeLeftOutOfTheLatency_CappedAtTwiceTheDelay(t *testing.T) {
+	f := newFakeFetcher()
+	f.set("k", 1, pub("p", "a", "x"))
+	cfg := TestConfig()
+	cfg.AckDelay = 20 * time.Millisecond
+	h := start(t, cfg, f, true)
+	c := newFakeConn("c", "a")
+	h.e.Subscribe(c, "s", "k", ScopeGlobal, 0)
+	h.settled("k", 1)
+	waitPushes(t, c, "s", 1)
+	h.e.Ack("c", "s", 1)
+	sum := func() float64 { return metric(t, h, "strata_push_latency_seconds").GetHistogram().GetSampleSum() }
+
+	for i, x := range []struct {
+		since, held, want time.Duration
+	}{
+		{since: 2 * time.Second, held: 15 * time.Millisecond, want: 2*time.Second - 15*time.Millisecond},
+		{since: 2 * time.Second, held: time.Hour, want: 2*time.Second - 40*time.Millisecond}, // capped
+		{since: 10 * time.Millisecond, held: 30 * time.Millisecond, want: 0},                 // never negative
+	} {
+		v := uint64(i + 2)
+		f.set("k", v, pub("p", "a", fmt.Sprint("v", v)))
+		h.e.NotifyAt("k", v, h.clock.Now().Add(-x.since))
+		h.settled("k", i+2)
+		waitPushes(t, c, "s", i+2)
+		before := sum()
+		h.e.AckAll("c", v, "s", nil, x.held)
+		if got := time.Duration((sum() - before) * float64(time.Second)); got < x.want-time.Millisecond || got > x.want+time.Millisecond {
+			t.Errorf("change %v ago, ack held %v: latency %v, want %v", x.since, x.held, got, x.want)
+		}
+	}
+	if got := metric(t, h, "strata_push_unacked").GetGauge().GetValue(); got != 0 {
+		t.Fatalf("unacked = %v after the held acks, want 0", got)
 	}
 }

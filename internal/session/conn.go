@@ -427,6 +427,7 @@ func (v *clientService) Connect(stream grpc.BidiStreamingServer[registryv1.Clien
 
 	c.enqueue(&registryv1.ServerFrame{Body: &registryv1.ServerFrame_Welcome{Welcome: &registryv1.Welcome{
 		ConnId: c.id, SessionId: s.proc, HeartbeatMs: uint32(s.cfg.ClientHeartbeat.Milliseconds()),
+		PushAckDelayMs: uint32(s.cfg.Push.AckDelay.Milliseconds()),
 	}}})
 
 	// The reader answers what changes nothing at once and queues the
@@ -594,7 +595,7 @@ func (c *clientConn) ack(id uint64, err error) {
 // pushAck acks a push for every subscriber the ack names. An ack for an
 // unknown subscriber or version changes nothing (the engine checks).
 func (c *clientConn) pushAck(a *registryv1.PushAck) {
-	c.s.engine.AckAll(c.id, a.GetVersion(), a.GetRegisterId(), a.GetAlsoRegisterIds())
+	c.s.engine.AckAll(c.id, a.GetVersion(), a.GetRegisterId(), a.GetAlsoRegisterIds(), time.Duration(a.GetHeldUs())*time.Microsecond)
 }
 
 // handle applies one frame the reader queued (a registration or an

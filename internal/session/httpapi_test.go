@@ -17,7 +17,6 @@ import (
 	"testing"
 	"time"
 
-	dto "github.com/prometheus/client_model/go"
 
 	"github.com/strata-registry/strata/internal/access"
 	"github.com/strata-registry/strata/internal/sdktest"
@@ -167,47 +166,7 @@ func not(f func(discovery.Set) bool) func(discovery.Set) bool {
 // `family{label="value",...}`.
 func counter(t *testing.T, n *testcluster.SessionNode, name string) float64 {
 	t.Helper()
-	want := map[string]string{}
-	if family, labels, ok := strings.Cut(name, "{"); ok {
-		name = family
-		for _, pair := range strings.Split(strings.TrimSuffix(labels, "}"), ",") {
-			k, v, _ := strings.Cut(pair, "=")
-			want[k] = strings.Trim(v, `"`)
-		}
-	}
-	mfs, err := n.Registry.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var sum float64
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	series:
-		for _, m := range mf.GetMetric() {
-			matched := 0
-			for _, l := range m.GetLabel() {
-				if v, ok := want[l.GetName()]; ok {
-					if v != l.GetValue() {
-						continue series
-					}
-					matched++
-				}
-			}
-			if matched == len(want) {
-				sum += value(m)
-			}
-		}
-	}
-	return sum
-}
-
-func value(m *dto.Metric) float64 {
-	if m.GetCounter() != nil {
-		return m.GetCounter().GetValue()
-	}
-	return m.GetGauge().GetValue()
+	return testcluster.Metric(t, n.Registry, name)
 }
 
 const instPath = "/v1/services/" + svc + "/instances/"

@@ -194,7 +194,7 @@ func (h *watchHub) drain() {
 	e := h.a.s.engine
 	for _, a := range acks {
 		if len(a.ids) > 0 {
-			e.AckAll(a.connID, a.version, a.ids[0], a.ids[1:])
+			e.AckAll(a.connID, a.version, a.ids[0], a.ids[1:], 0)
 		}
 	}
 	for _, w := range resub {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -68,9 +70,28 @@ type stream struct {
 	out, spare []*registryv1.ClientFrame
 	// beating: a heartbeat waits in out (one is enough).
 	beating bool
-	err     error
+	// held are push acks waiting to go out together (see ackPushes), the
+	// oldest since heldSince; heldBytes is what their pushes carried.
+	held      []heldAck
+	heldSince time.Time
+	heldBytes int
+	err       error
 	done    chan struct{} // closed when the stream has ended
 }
+
+// heldAck is a push ack waiting to be sent, and when its push arrived.
+type heldAck struct {
+	ack *registryv1.PushAck
+	at  time.Time
+}
+
+// A stream holds at most maxHeldAcks push acks, for pushes of at most
+// maxHeldAckBytes together, before it sends them without waiting: the
+// session counts unacked push bytes against the connection's cap.
+const (
+	maxHeldAcks     = 256
+	maxHeldAckBytes = 64 << 10
+)
 
 // pendingAck is a request waiting for its ack.
 type pendingAck struct {
@@ -180,6 +201,76 @@ func (st *stream) heartbeat() {
 	st.wakeWriter()
 }
 
+// ackPushes sends acks for pushes that carried bytes between them. A
+// session that allows it (Welcome.push_ack_delay_ms) gets them held for up
+// to that delay, so that the acks of many pushes go out in one write, or
+// with the next frame the client sends anyway; an ack held past the cap
+// or the delay goes at once. Each ack says how long it was held.
+func (st *stream) ackPushes(acks []*registryv1.PushAck, bytes int) {
+	delay := time.Duration(st.welcome.GetPushAckDelayMs()) * time.Millisecond
+	if delay <= 0 {
+		_ = st.send(pushAckFrame(acks))
+		return
+	}
+	now := time.Now()
+	st.mu.Lock()
+	if st.err != nil {
+		st.mu.Unlock()
+		return
+	}
+	first := len(st.held) == 0
+	if first {
+		st.heldSince = now
+	}
+	for _, a := range acks {
+		st.hold(heldAck{ack: a, at: now})
+	}
+	st.heldBytes += bytes
+	full := len(st.held) >= maxHeldAcks || st.heldBytes >= maxHeldAckBytes
+	if full {
+		st.out = append(st.out, st.takeHeld(now))
+	}
+	st.mu.Unlock()
+	if first || full {
+		st.wakeWriter() // to send them, or to time the delay
+	}
+}
+
+// hold adds h to the held acks. An ack of a newer version for the same
+// subscribers replaces the older one, which it covers. Caller holds st.mu.
+func (st *stream) hold(h heldAck) {
+	for i := len(st.held) - 1; i >= 0; i-- {
+		o := st.held[i].ack
+		if o.GetRegisterId() == h.ack.GetRegisterId() && o.GetVersion() <= h.ack.GetVersion() &&
+			slices.Equal(o.GetAlsoRegisterIds(), h.ack.GetAlsoRegisterIds()) {
+			st.held[i] = h
+			return
+		}
+	}
+	st.held = append(st.held, h)
+}
+
+// takeHeld returns the held acks as one frame, each stamped with how long
+// it was held, and empties them. Caller holds st.mu.
+func (st *stream) takeHeld(now time.Time) *registryv1.ClientFrame {
+	acks := make([]*registryv1.PushAck, len(st.held))
+	for i, h := range st.held {
+		h.ack.HeldUs = uint32(min(now.Sub(h.at).Microseconds(), math.MaxUint32))
+		acks[i] = h.ack
+		st.held[i] = heldAck{}
+	}
+	st.held, st.heldBytes = st.held[:0], 0
+	return pushAckFrame(acks)
+}
+
+// pushAckFrame is the frame that carries acks.
+func pushAckFrame(acks []*registryv1.PushAck) *registryv1.ClientFrame {
+	if len(acks) == 1 {
+		return &registryv1.ClientFrame{Body: &registryv1.ClientFrame_PushAck{PushAck: acks[0]}}
+	}
+	return &registryv1.ClientFrame{Body: &registryv1.ClientFrame_PushAcks{PushAcks: &registryv1.PushAcks{Acks: acks}}}
+}
+
 func (st *stream) wakeWriter() {
 	select {
 	case st.kick <- struct{}{}:
@@ -187,17 +278,32 @@ func (st *stream) wakeWriter() {
 	}
 }
 
-// write sends the queued frames, in order, until the stream ends. A Send
-// that fails ends the writing only: Recv reports the stream's status (gRPC
-// gives Send just io.EOF) and ends the stream.
+// write sends the queued frames, in order, until the stream ends. Held
+// push acks go with the next frames, or alone once the oldest has waited
+// the session's delay. A Send that fails ends the writing only: Recv
+// reports the stream's status (gRPC gives Send just io.EOF) and ends the
+// stream.
 func (st *stream) write() {
+	delay := time.Duration(st.welcome.GetPushAckDelayMs()) * time.Millisecond
+	due := time.NewTimer(time.Hour)
+	due.Stop()
+	defer due.Stop()
 	for {
 		select {
 		case <-st.kick:
+		case <-due.C:
 		case <-st.done:
 			return
 		}
+		now := time.Now()
 		st.mu.Lock()
+		if len(st.held) > 0 {
+			if wait := delay - now.Sub(st.heldSince); len(st.out) > 0 || wait <= 0 {
+				st.out = append(st.out, st.takeHeld(now))
+			} else {
+				due.Reset(wait)
+			}
+		}
 		batch := st.out
 		st.out, st.spare = st.spare[:0], nil
 		st.beating = false
@@ -255,7 +361,7 @@ func (st *stream) end(err error) {
 		close(p.ch)
 		delete(st.pending, id)
 	}
-	st.out = nil
+	st.out, st.held = nil, nil
 	close(st.done)
 }
 
@@ -381,11 +487,12 @@ func (c *Client) watch(st *stream) {
 	}
 }
 
-// deliver hands pushes to their subscriptions and acks them all, in one
-// frame (an ack also for pushes a subscription ignores as old: the session
-// must stop retrying them).
+// deliver hands pushes to their subscriptions and acks them all (an ack
+// also for pushes a subscription ignores as old: the session must stop
+// retrying them).
 func (c *Client) deliver(st *stream, pushes []*registryv1.Push) {
 	acks := make([]*registryv1.PushAck, 0, len(pushes))
+	bytes := 0
 	for _, p := range pushes {
 		// One push may be for several subscriptions (same key, version
 		// and scope): each gets it (the same values); one ack names them
@@ -393,6 +500,7 @@ func (c *Client) deliver(st *stream, pushes []*registryv1.Push) {
 		values := make([]Value, 0, len(p.GetValues()))
 		for _, v := range p.GetValues() {
 			values = append(values, Value{Data: v.GetData(), Zone: v.GetZone(), PublisherID: v.GetPublisherId()})
+			bytes += len(v.GetData()) + len(v.GetZone()) + len(v.GetPublisherId())
 		}
 		var states []InstanceState
 		for _, m := range p.GetInstanceStates() {
@@ -408,11 +516,7 @@ func (c *Client) deliver(st *stream, pushes []*registryv1.Push) {
 		}
 		acks = append(acks, wire.AckAll(p))
 	}
-	f := &registryv1.ClientFrame{Body: &registryv1.ClientFrame_PushAcks{PushAcks: &registryv1.PushAcks{Acks: acks}}}
-	if len(acks) == 1 {
-		f = &registryv1.ClientFrame{Body: &registryv1.ClientFrame_PushAck{PushAck: acks[0]}}
-	}
-	_ = st.send(f)
+	st.ackPushes(acks, bytes)
 }
 
 // isAuthError reports a refusal that retrying cannot fix.

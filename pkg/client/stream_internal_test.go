@@ -2,6 +2,7 @@ package client
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 	"testing"
 
@@ -131,5 +132,58 @@ func TestStream_QueuesInOrder_OneHeartbeat_EndDropsTheRest(t *testing.T) {
 	}
 	if _, err := st.start(&registryv1.ClientFrame{}, nil); !errors.Is(err, errStreamEnded) {
 		t.Fatalf("start after end: %v", err)
+	}
+}
+
+// Held push acks stay out of the queue until the writer's delay, unless
+// they reach the count or byte cap: then they are queued at once, as one
+// frame. A newer ack for the same subscribers replaces the held one; a
+// session that names no delay gets each ack at once; an ended stream
+// drops what it held.
+func TestStream_PushAcks_HeldUpToTheCaps_NewerReplacesOlder(t *testing.T) {
+	ack := func(id string, v uint64) *registryv1.PushAck {
+		return &registryv1.PushAck{RegisterId: id, Version: v}
+	}
+	st := newTestStream()
+	st.welcome = &registryv1.Welcome{PushAckDelayMs: 20}
+	st.ackPushes([]*registryv1.PushAck{ack("a", 1)}, 10)
+	st.ackPushes([]*registryv1.PushAck{ack("a", 2), ack("b", 1)}, 10)
+	if len(st.out) != 0 || len(st.held) != 2 || st.held[0].ack.GetVersion() != 2 {
+		t.Fatalf("queued %d, held %d (first at version %d): want none queued, a@2 and b@1 held",
+			len(st.out), len(st.held), st.held[0].ack.GetVersion())
+	}
+	if len(st.kick) != 1 {
+		t.Fatal("the writer was not woken to time the delay")
+	}
+
+	// The count cap: the 256th distinct ack sends them all, as one frame.
+	for i := len(st.held); i < maxHeldAcks; i++ {
+		st.ackPushes([]*registryv1.PushAck{ack(fmt.Sprint("s", i), 1)}, 1)
+	}
+	if len(st.out) != 1 || len(st.held) != 0 {
+		t.Fatalf("at the count cap: %d frames queued, %d held; want 1 and 0", len(st.out), len(st.held))
+	}
+	if n := len(st.out[0].GetPushAcks().GetAcks()); n != maxHeldAcks {
+		t.Fatalf("the frame carries %d acks, want %d", n, maxHeldAcks)
+	}
+	// The byte cap: one big push is acked at once.
+	st.ackPushes([]*registryv1.PushAck{ack("big", 1)}, maxHeldAckBytes)
+	if len(st.out) != 2 || st.out[1].GetPushAck().GetRegisterId() != "big" {
+		t.Fatalf("after a push of %d bytes: %d frames queued, want its ack queued alone", maxHeldAckBytes, len(st.out))
+	}
+
+	// Held acks are dropped with the stream.
+	st.ackPushes([]*registryv1.PushAck{ack("late", 1)}, 1)
+	st.end(errors.New("gone"))
+	if len(st.held) != 0 {
+		t.Fatalf("%d acks held after the end", len(st.held))
+	}
+
+	// No delay named: an ack per push, at once.
+	st = newTestStream()
+	st.welcome = &registryv1.Welcome{}
+	st.ackPushes([]*registryv1.PushAck{ack("a", 1)}, 1)
+	if len(st.out) != 1 || len(st.held) != 0 {
+		t.Fatalf("without a delay: %d frames queued, %d held; want 1 and 0", len(st.out), len(st.held))
 	}
 }

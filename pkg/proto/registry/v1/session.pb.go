@@ -933,8 +933,12 @@ type PushAck struct {
 	// also_register_ids acks the push for the other subscribers it named
 	// (Push.also_register_ids): one ack per list, not per subscriber.
 	AlsoRegisterIds []string `protobuf:"bytes,3,rep,name=also_register_ids,json=alsoRegisterIds,proto3" json:"also_register_ids,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// held_us is how long the client held this ack after the push arrived,
+	// to send it together with later ones (Welcome.push_ack_delay_ms): the
+	// session leaves that wait out of its push latency.
+	HeldUs        uint32 `protobuf:"varint,4,opt,name=held_us,json=heldUs,proto3" json:"held_us,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *PushAck) Reset() {
@@ -986,6 +990,13 @@ func (x *PushAck) GetAlsoRegisterIds() []string {
 		return x.AlsoRegisterIds
 	}
 	return nil
+}
+
+func (x *PushAck) GetHeldUs() uint32 {
+	if x != nil {
+		return x.HeldUs
+	}
+	return 0
 }
 
 type PushAcks struct {
@@ -1217,9 +1228,14 @@ type Welcome struct {
 	// session_id is the session process (node id and a per-start nonce).
 	SessionId string `protobuf:"bytes,2,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
 	// heartbeat_ms is how often the client should heartbeat when idle.
-	HeartbeatMs   uint32 `protobuf:"varint,3,opt,name=heartbeat_ms,json=heartbeatMs,proto3" json:"heartbeat_ms,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	HeartbeatMs uint32 `protobuf:"varint,3,opt,name=heartbeat_ms,json=heartbeatMs,proto3" json:"heartbeat_ms,omitempty"`
+	// push_ack_delay_ms is how long the client may hold a push's ack to send
+	// it together with later acks or frames, one write instead of one per
+	// push; 0 (an older session) means ack each push at once. It is far
+	// below the session's wait before it sends a push again.
+	PushAckDelayMs uint32 `protobuf:"varint,4,opt,name=push_ack_delay_ms,json=pushAckDelayMs,proto3" json:"push_ack_delay_ms,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *Welcome) Reset() {
@@ -1269,6 +1285,13 @@ func (x *Welcome) GetSessionId() string {
 func (x *Welcome) GetHeartbeatMs() uint32 {
 	if x != nil {
 		return x.HeartbeatMs
+	}
+	return 0
+}
+
+func (x *Welcome) GetPushAckDelayMs() uint32 {
+	if x != nil {
+		return x.PushAckDelayMs
 	}
 	return 0
 }
@@ -1609,12 +1632,13 @@ const file_session_proto_rawDesc = "" +
 	"\x14UnregisterSubscriber\x12\x1f\n" +
 	"\vregister_id\x18\x01 \x01(\tR\n" +
 	"registerId\"\v\n" +
-	"\tHeartbeat\"p\n" +
+	"\tHeartbeat\"\x89\x01\n" +
 	"\aPushAck\x12\x1f\n" +
 	"\vregister_id\x18\x01 \x01(\tR\n" +
 	"registerId\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x04R\aversion\x12*\n" +
-	"\x11also_register_ids\x18\x03 \x03(\tR\x0falsoRegisterIds\"4\n" +
+	"\x11also_register_ids\x18\x03 \x03(\tR\x0falsoRegisterIds\x12\x17\n" +
+	"\aheld_us\x18\x04 \x01(\rR\x06heldUs\"4\n" +
 	"\bPushAcks\x12(\n" +
 	"\x04acks\x18\x01 \x03(\v2\x14.registry.v1.PushAckR\x04acks\"\x84\x02\n" +
 	"\vServerFrame\x120\n" +
@@ -1626,12 +1650,13 @@ const file_session_proto_rawDesc = "" +
 	"push_batch\x18\x05 \x01(\v2\x16.registry.v1.PushBatchH\x00R\tpushBatchB\x06\n" +
 	"\x04body\"6\n" +
 	"\tPushBatch\x12)\n" +
-	"\x06pushes\x18\x01 \x03(\v2\x11.registry.v1.PushR\x06pushes\"d\n" +
+	"\x06pushes\x18\x01 \x03(\v2\x11.registry.v1.PushR\x06pushes\"\x8f\x01\n" +
 	"\aWelcome\x12\x17\n" +
 	"\aconn_id\x18\x01 \x01(\tR\x06connId\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x02 \x01(\tR\tsessionId\x12!\n" +
-	"\fheartbeat_ms\x18\x03 \x01(\rR\vheartbeatMs\"C\n" +
+	"\fheartbeat_ms\x18\x03 \x01(\rR\vheartbeatMs\x12)\n" +
+	"\x11push_ack_delay_ms\x18\x04 \x01(\rR\x0epushAckDelayMs\"C\n" +
 	"\x03Ack\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x12\n" +
 	"\x04code\x18\x02 \x01(\x05R\x04code\x12\x18\n" +
