@@ -121,11 +121,11 @@ bench:
 bench-pushlat: build
 	./bench/pushlat.sh
 
-## bench-etcd: the same latency measurements against a single-node etcd (bench/etcdlat.sh; installs etcd-server if missing); results to bench/out/
+## bench-etcd: the same latency measurements against a single-node etcd (bench/etcdlat.sh; ETCD_TLS=1 with TLS and client certificates; installs etcd-server if missing); results to bench/out/
 bench-etcd:
 	./bench/etcdlat.sh
 
-## bench-compare: the session benchmarks and etcd's, alternated PAIRS times (default 5), with p99 ratios (bench/compare.sh; WITH_PROCS=1 adds real processes, TLS=1 the cost of TLS, ONE_ROUNDS/FANOUT_ROUNDS the rounds); results to bench/out/
+## bench-compare: the session benchmarks and etcd's, alternated PAIRS times (default 5), with p99 ratios (bench/compare.sh; WITH_PROCS=1 adds real processes, TLS=1 the cost of TLS, ETCD_TLS=1 etcd with TLS, ONE_ROUNDS/FANOUT_ROUNDS the rounds); results to bench/out/
 bench-compare: $(if $(WITH_PROCS),build)
 	./bench/compare.sh
 

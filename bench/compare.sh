@@ -18,6 +18,10 @@
 # one has TLS, identities and encrypted gossip on every link, as deployed)
 # and reports the p99 ratio with TLS / without (rows one-tls, fanout-tls).
 #
+# ETCD_TLS=1 runs etcd with TLS and client certificates on its client
+# port (bench/etcdlat.sh), as Strata's links are by default: the like-for-
+# like comparison. Without it etcd is plaintext and Strata is not.
+#
 # ONE_ROUNDS (default 1000) and FANOUT_ROUNDS (default 200) set the
 # benchmarks' rounds. A 1,000-round p99 is the tenth-worst sample; more
 # rounds steady it where a small difference is the question (TLS or not),
@@ -65,7 +69,7 @@ row() {
 }
 
 {
-  echo "# $(date -u) $("$GO" version) $(nproc) CPUs; $PAIRS pairs; Strata rounds: one $ONE_ROUNDS, fanout $FANOUT_ROUNDS"
+  echo "# $(date -u) $("$GO" version) $(nproc) CPUs; $PAIRS pairs; Strata rounds: one $ONE_ROUNDS, fanout $FANOUT_ROUNDS; etcd clients over $([ -n "${ETCD_TLS:-}" ] && echo TLS with client certificates || echo plaintext)"
   echo "# p50 and p99 in ms; ratio = Strata p99 / etcd p99 (rows *-tls: with TLS / without, in the etcd column's place)"
   printf '%-5s %-13s %-22s %-22s %s\n' pair work "strata p50/p99" "etcd p50/p99" ratio
 } >"$out"

@@ -7,6 +7,9 @@
 //
 //	go run . --endpoints 127.0.0.1:2379 --conns 100 --per-conn 10 --rounds 200
 //
+// With --cacert, --cert and --key-file it talks TLS with a client
+// certificate, as Strata's clients do by default.
+//
 // bench/etcdlat.sh starts a single-node etcd, runs it, and stops etcd.
 // This is a module of its own so that Strata's go.mod does not gain the
 // etcd client's dependencies.
@@ -14,6 +17,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -41,6 +46,9 @@ func run() error {
 	rounds := flag.Int("rounds", 200, "timed updates (after one untimed warm-up)")
 	timeout := flag.Duration("timeout", 10*time.Second, "bound on one round")
 	key := flag.String("key", "bench/etcdlat/"+strconv.FormatInt(time.Now().UnixNano(), 36), "key to put and watch")
+	caFile := flag.String("cacert", "", "CA certificate that signed etcd's: with --cert and --key, talk TLS with a client certificate")
+	certFile := flag.String("cert", "", "client certificate (PEM)")
+	keyFile := flag.String("key-file", "", "client certificate's key (PEM)")
 	flag.Parse()
 	eps := strings.Split(*endpoints, ",")
 	if *conns < 1 || *perConn < 1 || *rounds < 1 || len(eps) == 0 || eps[0] == "" {
@@ -49,11 +57,19 @@ func run() error {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(*rounds+10)**timeout)
 	defer cancel()
 
+	var tc *tls.Config
+	if *caFile != "" {
+		var err error
+		if tc, err = clientTLS(*caFile, *certFile, *keyFile); err != nil {
+			return err
+		}
+	}
 	newClient := func() (*clientv3.Client, error) {
 		return clientv3.New(clientv3.Config{
 			Endpoints:   eps,
 			DialTimeout: *timeout,
 			Context:     ctx,
+			TLS:         tc,
 		})
 	}
 	pub, err := newClient()
@@ -161,6 +177,24 @@ func run() error {
 	fmt.Printf("deliveries %d (%d subscribers x %d rounds): p50 %.2f ms  p90 %.2f ms  p99 %.2f ms  max %.2f ms\n",
 		len(lat), len(ws), *rounds, ms(q(0.5)), ms(q(0.9)), ms(q(0.99)), ms(lat[len(lat)-1]))
 	return nil
+}
+
+// clientTLS is mutual TLS against an etcd whose certificate ca signed,
+// with the client certificate in certFile and keyFile.
+func clientTLS(ca, certFile, keyFile string) (*tls.Config, error) {
+	pem, err := os.ReadFile(ca)
+	if err != nil {
+		return nil, err
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("%s holds no PEM certificate", ca)
+	}
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("client certificate: %w", err)
+	}
+	return &tls.Config{RootCAs: roots, Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }

@@ -17,6 +17,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -43,6 +44,7 @@ func run() error {
 	creds := flag.String("credentials", "", "credentials directory (registryctl certs init) to act as its client --client-name; empty: plaintext")
 	clientName := flag.String("client-name", "dev", "client identity in --credentials")
 	cluster := flag.String("cluster", "", "cluster name the certificates carry (empty: the SDK's default, strata)")
+	cpuProfile := flag.String("cpu-profile", "", "write a CPU profile of this process (the clients) over the timed rounds to this file")
 	flag.Parse()
 	var opts []client.Option
 	if *creds != "" {
@@ -107,6 +109,17 @@ func run() error {
 	}
 	defer func() { stop(); wg.Wait() }()
 
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	var p *client.Publication
 	lat := make([]time.Duration, 0, *rounds*len(ws))
 	for r := -1; r < *rounds; r++ {

@@ -11,6 +11,8 @@
 # operator (admin) identity with tokens, the tokens file and a gossip key,
 # and every node runs with --credentials run/certs (TLS and identities on
 # every link, encrypted gossip). INSECURE=1 runs plaintext (--insecure).
+# SESSION_FLAGS adds flags to every session node (words split on spaces),
+# e.g. SESSION_FLAGS="--push-ack-delay 0".
 #
 # Ports, node i (0-based): meta gRPC 9615+100i, HTTP 9616+100i, Raft 9614+100i,
 # gossip 7946+100i; data gRPC 9622+100i, HTTP 9623+100i, gossip 7956+100i;
@@ -26,6 +28,7 @@ RUN=${RUN:-run}
 WAIT=${WAIT:-30}
 CERTS=${CERTS:-$RUN/certs}
 INSECURE=${INSECURE:-}
+read -ra session_flags <<<"${SESSION_FLAGS:-}"
 
 pids=()
 # stop stops every node started: SIGTERM, then SIGKILL for any still
@@ -137,7 +140,7 @@ for i in $(seq 0 $((SESSION - 1))); do
   "$BIN/session" --node-id "$id" --meta "$metas" --join "$seeds" "${secure[@]}" \
     --grpc-addr "127.0.0.1:$((9603 + 100 * i))" --http-addr "127.0.0.1:$((9604 + 100 * i))" \
     --http-api-listen "127.0.0.1:$((9605 + 100 * i))" \
-    --gossip-addr "127.0.0.1:$((7966 + 100 * i))" >"$RUN/$id/$id.log" 2>&1 &
+    --gossip-addr "127.0.0.1:$((7966 + 100 * i))" ${session_flags[@]+"${session_flags[@]}"} >"$RUN/$id/$id.log" 2>&1 &
   pids+=($!)
   echo "started $id (pid $!), log: $RUN/$id/$id.log"
 done
