@@ -17,7 +17,6 @@ import (
 	"testing"
 	"time"
 
-
 	"github.com/strata-registry/strata/internal/access"
 	"github.com/strata-registry/strata/internal/sdktest"
 	"github.com/strata-registry/strata/internal/session"

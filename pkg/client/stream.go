@@ -76,7 +76,7 @@ type stream struct {
 	heldSince time.Time
 	heldBytes int
 	err       error
-	done    chan struct{} // closed when the stream has ended
+	done      chan struct{} // closed when the stream has ended
 }
 
 // heldAck is a push ack waiting to be sent, and when its push arrived.
