@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/strata-registry/strata/internal/cli"
 	"github.com/strata-registry/strata/internal/cluster"
+	"github.com/strata-registry/strata/internal/gctune"
 	"github.com/strata-registry/strata/pkg/client/identity"
 	"github.com/strata-registry/strata/pkg/client/tlsconf"
 )
@@ -32,6 +34,10 @@ type Options struct {
 	// the TLS files of this node's identity, the tokens file and the
 	// gossip key, for whichever of them no flag sets.
 	Credentials string
+	// GCHeapFloorMiB keeps the process's garbage collector from starting
+	// a collection before the heap reaches this many MiB (internal/gctune;
+	// 0: Go's default goal, twice the live heap).
+	GCHeapFloorMiB int
 	// Role is the node's role (Flags sets it).
 	Role cluster.Role
 }
@@ -79,6 +85,7 @@ func (o *Options) Flags(f *pflag.FlagSet, c *Config, role cluster.Role, ports Po
 	f.StringVar(&c.AdminToken, "admin-token", c.AdminToken, "bearer token required on /api and /debug (health and metrics stay open)")
 	f.IntVar(&c.Limits.MaxConnections, "max-connections", c.Limits.MaxConnections, "most open connections to the gRPC port; more are closed at once (strata_node_connections_refused_total)")
 	f.Uint32Var(&c.Limits.MaxStreams, "max-streams", c.Limits.MaxStreams, "most concurrent calls and streams per connection")
+	f.IntVar(&o.GCHeapFloorMiB, "gc-heap-floor-mib", 64, "collect garbage no sooner than at this heap size in MiB while the live heap is small (fewer pauses on a lightly loaded node; 0: Go's default, at twice the live heap; GOMEMLIMIT still holds)")
 	f.StringVar(&o.LogLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&o.LogFormat, "log-format", "text", "text or json")
 }
@@ -91,6 +98,13 @@ func (o *Options) Build(w io.Writer, c *Config) (Deps, error) {
 	logger, err := cli.Logger(w, o.LogLevel, o.LogFormat, c.NodeID)
 	if err != nil {
 		return Deps{}, err
+	}
+	if o.GCHeapFloorMiB < 0 {
+		return Deps{}, fmt.Errorf("--gc-heap-floor-mib must not be negative, got %d", o.GCHeapFloorMiB)
+	}
+	// The process's, for its life: one node per process.
+	if gctune.Start(uint64(o.GCHeapFloorMiB)<<20) != nil {
+		logger.Info("garbage collection starts no sooner than at the heap floor", "floor_mib", o.GCHeapFloorMiB)
 	}
 	if c.GossipBind, c.GossipPort, c.GossipAdvertise, err = cli.Gossip(o.GossipAddr, o.AdvertiseHost); err != nil {
 		return Deps{}, err
