@@ -292,29 +292,21 @@ func (s *strataCluster) idle(ctx context.Context, conns int) (*IdleResult, error
 // their publishers (so the next phase starts clean).
 func (s *strataCluster) stormAndFootprint(ctx context.Context, res *SystemResult) error {
 	o := s.b.opts
-	clients, err := s.connectMany(ctx, o.Clients, 0)
+	r, err := s.newRig(ctx)
 	if err != nil {
 		return err
 	}
-	defer closeAll(clients)
-	pr, err := s.startProbe(ctx)
-	if err != nil {
-		return err
-	}
-	defer pr.stop(ctx)
+	defer r.close(ctx)
 	nodes := s.memNodes(chaos.RoleData, chaos.RoleSession)
 	before, err := settledMemory(ctx, nodes, "")
 	if err != nil {
 		return err
 	}
-	profiled := s.profile(ctx, phaseStorm)
-	out, err := runStorm(ctx, s.stormSpec("storm", clients, nil, pr.p))
-	pr.stop(ctx)
-	profiled()
+	out, lat, err := r.storm(ctx, phaseStorm, "storm", nil)
 	if err != nil {
 		return err
 	}
-	res.Storm = newStormResult(o, out, pr.p.latency(), 0)
+	res.Storm = newStormResult(o, out, lat, 0)
 	if err := s.waitAllStored(ctx, o.Publishers, 2*time.Minute); err != nil {
 		return err
 	}
@@ -327,8 +319,51 @@ func (s *strataCluster) stormAndFootprint(ctx context.Context, res *SystemResult
 		return err
 	}
 	res.Footprint = newFootprint(o.Publishers, copies, "the slot table (leader + followers per slot)", memoryTable(nodes, before, after))
-	closeAll(clients)
+	closeAll(r.clients)
 	return s.waitDrained(ctx)
+}
+
+// stormRig is what a storm phase runs with: --clients clients and the
+// probe timing pushes beside them.
+type stormRig struct {
+	s       *strataCluster
+	clients []*client.Client
+	probe   *probeRun
+}
+
+// newRig connects the clients and starts the probe.
+func (s *strataCluster) newRig(ctx context.Context) (*stormRig, error) {
+	clients, err := s.connectMany(ctx, s.b.opts.Clients, 0)
+	if err != nil {
+		return nil, err
+	}
+	pr, err := s.startProbe(ctx)
+	if err != nil {
+		closeAll(clients)
+		return nil, err
+	}
+	return &stormRig{s: s, clients: clients, probe: pr}, nil
+}
+
+// storm runs the storm of the --publishers, paced by lim (nil: full
+// speed), with every node's CPU profiled as phase (--cpu-profile), and
+// returns its outcome and the probe's push latency during it. The probe
+// stops with it; the clients (and what they registered) stay.
+func (r *stormRig) storm(ctx context.Context, phase, what string, lim *rate.Limiter) (stormOutcome, *Latency, error) {
+	profiled := r.s.profile(ctx, phase)
+	out, err := runStorm(ctx, r.s.stormSpec(what, r.clients, lim, r.probe.p))
+	r.probe.stop(ctx)
+	profiled()
+	if err != nil {
+		return stormOutcome{}, nil, err
+	}
+	return out, r.probe.p.latency(), nil
+}
+
+// close stops the probe and closes the clients.
+func (r *stormRig) close(ctx context.Context) {
+	r.probe.stop(ctx)
+	closeAll(r.clients)
 }
 
 // stormSpec is a storm of the --publishers over clients.
@@ -672,25 +707,17 @@ func (b *bench) strataPaced(ctx context.Context, shape Shape, pair int, etcdRate
 			return err
 		}
 		defer sc.close()
-		clients, err := sc.connectMany(ctx, o.Clients, 0)
+		r, err := sc.newRig(ctx)
 		if err != nil {
 			return err
 		}
-		defer closeAll(clients)
-		pr, err := sc.startProbe(ctx)
-		if err != nil {
-			return err
-		}
-		defer pr.stop(ctx)
+		defer r.close(ctx)
 		lim := rate.NewLimiter(rate.Limit(etcdRate), o.Clients)
-		profiled := sc.profile(ctx, phasePaced)
-		out, err := runStorm(ctx, sc.stormSpec(fmt.Sprintf("paced storm (%s/s)", commas(int64(etcdRate))), clients, lim, pr.p))
-		pr.stop(ctx)
-		profiled()
+		out, lat, err := r.storm(ctx, phasePaced, fmt.Sprintf("paced storm (%s/s)", commas(int64(etcdRate))), lim)
 		if err != nil {
 			return err
 		}
-		res.Paced = newStormResult(o, out, pr.p.latency(), etcdRate)
+		res.Paced = newStormResult(o, out, lat, etcdRate)
 		return nil
 	})
 }
