@@ -13,7 +13,7 @@ func TestPercentFor(t *testing.T) {
 		floor, live uint64
 		base, want  int
 	}{
-		{floor: 64 * mib, live: 8 * mib, base: 100, want: 700}, // next at 64 MiB
+		{floor: 64 * mib, live: 8 * mib, base: 100, want: 700},  // next at 64 MiB
 		{floor: 64 * mib, live: 32 * mib, base: 100, want: 100}, // 2x live reaches the floor
 		{floor: 64 * mib, live: 500 * mib, base: 100, want: 100},
 		{floor: 64 * mib, live: 20 * mib, base: 300, want: 300}, // the operator's GOGC already gets there

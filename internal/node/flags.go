@@ -85,7 +85,7 @@ func (o *Options) Flags(f *pflag.FlagSet, c *Config, role cluster.Role, ports Po
 	f.StringVar(&c.AdminToken, "admin-token", c.AdminToken, "bearer token required on /api and /debug (health and metrics stay open)")
 	f.IntVar(&c.Limits.MaxConnections, "max-connections", c.Limits.MaxConnections, "most open connections to the gRPC port; more are closed at once (strata_node_connections_refused_total)")
 	f.Uint32Var(&c.Limits.MaxStreams, "max-streams", c.Limits.MaxStreams, "most concurrent calls and streams per connection")
-	f.IntVar(&o.GCHeapFloorMiB, "gc-heap-floor-mib", 64, "collect garbage no sooner than at this heap size in MiB while the live heap is small (fewer pauses on a lightly loaded node; 0: Go's default, at twice the live heap; GOMEMLIMIT still holds)")
+	f.IntVar(&o.GCHeapFloorMiB, "gc-heap-floor-mib", 0, "collect garbage no sooner than at this heap size in MiB while the live heap is small: fewer pauses (a lower push latency tail) on a lightly loaded node, for more heap held (0: Go's default, at twice the live heap; GOMEMLIMIT still holds)")
 	f.StringVar(&o.LogLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&o.LogFormat, "log-format", "text", "text or json")
 }
