@@ -423,6 +423,16 @@ func (a *Agent) Members() []Member {
 	return out
 }
 
+// Member returns the member with node id id, if the pool has seen it: one
+// lookup, for a caller on a request's path that needs one node (Members
+// copies and sorts them all).
+func (a *Agent) Member(id string) (Member, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	m, ok := a.members[id]
+	return m, ok
+}
+
 // Changed returns a channel closed at the next change of the pool. Read
 // Members after it fires; call Changed again for the change after that.
 func (a *Agent) Changed() <-chan struct{} {

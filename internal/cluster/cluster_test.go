@@ -97,10 +97,14 @@ func TestAgent_LeaveIntentAfterDeath_TurnsLeft(t *testing.T) {
 	gossip(leaveIntent{Node: "b", Boot: bm.Meta.Boot, At: now})
 	gossip(leaveIntent{Node: "b", Boot: "fedcba9876543210", At: now}) // b's previous run
 	waitState(t, a, "b", StateLeft)
-	for _, m := range a.Members() {
-		if m.ID == "c" && m.State != StateDead {
-			t.Fatalf("c (boot %s) is %s after an intent of another run", cm.Meta.Boot, m.State)
-		}
+	if m, ok := a.Member("c"); !ok || m.State != StateDead {
+		t.Fatalf("c (boot %s) is %+v (known %v) after an intent of another run", cm.Meta.Boot, m, ok)
+	}
+	if m, ok := a.Member("b"); !ok || m.State != StateLeft {
+		t.Fatalf("Member(b) = %+v, %v; want b, left", m, ok)
+	}
+	if _, ok := a.Member("nobody"); ok {
+		t.Fatal("Member of an unknown id found one")
 	}
 	// Malformed, expired or self-naming gossip changes nothing.
 	delegate{a}.NotifyMsg([]byte{intentMsg, '{'})

@@ -371,10 +371,8 @@ func (s *Server) dataAddr(id slot.NodeID) string {
 	if id == "" {
 		return ""
 	}
-	for _, m := range s.Agent().Members() {
-		if m.ID == string(id) && m.Meta.Role == cluster.RoleData && m.State == cluster.StateAlive {
-			return m.Meta.GRPC
-		}
+	if m, ok := s.Agent().Member(string(id)); ok && m.Meta.Role == cluster.RoleData && m.State == cluster.StateAlive {
+		return m.Meta.GRPC
 	}
 	return ""
 }
