@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
 
 	"github.com/strata-registry/strata/internal/clock"
 	"github.com/strata-registry/strata/internal/cluster"
@@ -206,6 +207,10 @@ type Deps struct {
 	// pass 127.0.0.1:0 listeners. The node closes them.
 	GRPCListener net.Listener
 	HTTPListener net.Listener
+	// ServerOptions are added to the gRPC server's after the node's and
+	// the role's own: an embedding program's interceptors, or a test's.
+	// The node's authentication and policy run first whatever they add.
+	ServerOptions []grpc.ServerOption
 }
 
 // Validate checks that the listeners are there.

@@ -386,7 +386,8 @@ func (n *Node) newAgent(gm cluster.Meta) (*cluster.Agent, error) {
 
 // serverOptions are the gRPC server's: TLS (a certificate demanded in the
 // handshake unless the role serves token holders), authentication and the
-// role's policy on every call, then the role's own options.
+// role's policy on every call, then the role's own options and those of
+// Deps.
 func (n *Node) serverOptions() []grpc.ServerOption {
 	auth := tls.RequireAndVerifyClientCert
 	if n.spec.Tokens {
@@ -396,7 +397,8 @@ func (n *Node) serverOptions() []grpc.ServerOption {
 	opts = append(opts, n.cfg.Limits.serverOptions()...)
 	opts = append(opts, grpc.ForceServerCodecV2(newLenientCodec()),
 		grpc.ChainUnaryInterceptor(n.metrics.unary, n.unaryAuth), grpc.ChainStreamInterceptor(n.metrics.stream, n.streamAuth))
-	return append(opts, n.spec.ServerOptions...)
+	opts = append(opts, n.spec.ServerOptions...)
+	return append(opts, n.deps.ServerOptions...)
 }
 
 // Creds returns the node's TLS credentials, nil without TLS.

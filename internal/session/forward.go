@@ -44,10 +44,14 @@ type forwarder struct {
 	backoff map[slot.ID]retry
 	// hot holds the slots with urgent ops queued: their batches start
 	// first, urgent ops first in them.
-	hot    map[slot.ID]bool
-	seq    uint64
-	wakeCh chan struct{}
-	wg     sync.WaitGroup
+	hot map[slot.ID]bool
+	// oneSlot holds the leaders that answered PublishSlots as
+	// unimplemented (data nodes older than the call), until when they get
+	// one slot per call (Publish).
+	oneSlot map[slot.NodeID]time.Time
+	seq     uint64
+	wakeCh  chan struct{}
+	wg      sync.WaitGroup
 	// waiting holds the applied-level acks (AckLevel APPLIED) of each
 	// publication, each waiting for an op at or past its seq to be acked
 	// by the slot leader. A superseded op's waiters are answered by the op
@@ -108,7 +112,7 @@ type fwdOp struct {
 
 func newForwarder(s *Server) *forwarder {
 	return &forwarder{s: s, pending: map[slot.ID]map[pubKey]fwdOp{}, inflight: map[slot.ID]*flight{},
-		perNode: map[slot.NodeID]int{}, backoff: map[slot.ID]retry{}, wakeCh: make(chan struct{}, 1),
+		perNode: map[slot.NodeID]int{}, backoff: map[slot.ID]retry{}, oneSlot: map[slot.NodeID]time.Time{}, wakeCh: make(chan struct{}, 1),
 		waiting: map[pubKey][]waiter{}, hot: map[slot.ID]bool{}}
 }
 
@@ -314,7 +318,8 @@ type callPart struct {
 func (f *forwarder) startCall(ctx context.Context, tv *tableView, leader slot.NodeID, ids []slot.ID) []slot.ID {
 	var parts []callPart
 	ops, bytes := f.s.cfg.ForwardBatch, ForwardBatchBytes
-	for len(ids) > 0 && ops > 0 {
+	one := f.s.clock.Now().Before(f.oneSlot[leader])
+	for len(ids) > 0 && ops > 0 && (!one || len(parts) == 0) {
 		id := ids[0]
 		b, size := f.takeBatch(id, ops, bytes, len(parts) == 0)
 		if len(b) == 0 {
@@ -499,6 +504,9 @@ func (f *forwarder) send(ctx context.Context, tv *tableView, leader slot.NodeID,
 	} else {
 		var resp *registryv1.PublishSlotsResponse
 		resp, err = client.PublishSlots(cctx, &registryv1.PublishSlotsRequest{Batches: batches})
+		if status.Code(err) == codes.Unimplemented {
+			return f.publishEach(cctx, client, leader, parts, batches)
+		}
 		if err == nil {
 			if len(resp.GetResults()) != len(batches) {
 				return fail(status.Errorf(codes.Internal, "session: %s answered %d results for %d batches", leader, len(resp.GetResults()), len(batches)))
@@ -519,6 +527,36 @@ func (f *forwarder) send(ctx context.Context, tv *tableView, leader slot.NodeID,
 		}
 		f.s.logger.Debug("write to slot leader failed; retrying", "leader", leader, "slots", len(parts), "err", err)
 		return fail(err)
+	}
+	return errs
+}
+
+// slotsRecheck is how long a leader that answered PublishSlots as
+// unimplemented gets one slot per call before the call is tried again: a
+// data node upgraded meanwhile soon gets batched calls, and one still old
+// costs one refused call a minute.
+const slotsRecheck = time.Minute
+
+// publishEach sends a call's batches one Publish each, to a leader that
+// does not know PublishSlots (a data node older than the session: rolling
+// upgrades need not go data nodes first), and gives it one slot per call
+// for slotsRecheck.
+func (f *forwarder) publishEach(ctx context.Context, client registryv1.DataServiceClient, leader slot.NodeID, parts []callPart, batches []*registryv1.PublishRequest) []error {
+	f.mu.Lock()
+	if _, known := f.oneSlot[leader]; !known {
+		f.s.logger.Info("slot leader does not take PublishSlots (an older data node): one call per slot for a while", "leader", leader)
+	}
+	f.oneSlot[leader] = f.s.clock.Now().Add(slotsRecheck)
+	f.mu.Unlock()
+	errs := make([]error, len(batches))
+	for i, b := range batches {
+		if _, err := client.Publish(ctx, b); err != nil {
+			if replaced(ctx) {
+				err = errLeaderReplaced
+			}
+			f.s.logger.Debug("write to slot leader failed; retrying", "slot", parts[i].id, "leader", leader, "err", err)
+			errs[i] = err
+		}
 	}
 	return errs
 }

@@ -1,6 +1,7 @@
 package session_test
 
 import (
+	"context"
 	"fmt"
 	"strconv"
 	"strings"
@@ -8,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -300,82 +302,75 @@ func TestSession_AckLevel_UnknownRefused_AppliedAckedOnceLanded(t *testing.T) {
 // TestForwarder_OneCallPerLeader_CarriesManySlots: writes queued for many
 // slots of one leader go to it in a few calls, each carrying several
 // slots' batches (PublishSlots), not in a call per slot; every one lands.
+// A leader that answers PublishSlots as unimplemented (a data node older
+// than the session) gets the same writes one Publish per slot, and after
+// its first refusals no more PublishSlots calls.
 func TestForwarder_OneCallPerLeader_CarriesManySlots(t *testing.T) {
-	c, n := frozenLeaderCluster(t)
-	cl := c.Connect(t, n, "many-slots", "z1", true)
-	leader := c.Data(0)
-	calls := func() (publish, publishSlots float64) {
-		mfs, err := leader.Registry.Gather()
-		if err != nil {
-			t.Fatal(err)
+	older := func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		if info.FullMethod == registryv1.DataService_PublishSlots_FullMethodName {
+			return nil, status.Errorf(codes.Unimplemented, "unknown method PublishSlots for service %s", registryv1.DataService_ServiceDesc.ServiceName)
 		}
-		for _, mf := range mfs {
-			if mf.GetName() != "strata_grpc_server_handled_total" {
-				continue
+		return handler(ctx, req)
+	}
+	for _, tc := range []struct {
+		name  string
+		opts  []grpc.ServerOption
+		older bool
+	}{{name: "PublishSlots"}, {name: "an older leader: Publish per slot", opts: []grpc.ServerOption{grpc.ChainUnaryInterceptor(older)}, older: true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, n := frozenLeaderCluster(t, tc.opts...)
+			cl := c.Connect(t, n, "many-slots", "z1", true)
+			leader := c.Data(0)
+			calls := func() (publish, publishSlots float64) {
+				const handled = "strata_grpc_server_handled_total{method=%q}"
+				return testcluster.Metric(t, leader.Registry, fmt.Sprintf(handled, registryv1.DataService_Publish_FullMethodName)),
+					testcluster.Metric(t, leader.Registry, fmt.Sprintf(handled, registryv1.DataService_PublishSlots_FullMethodName))
 			}
-			for _, m := range mf.GetMetric() {
-				for _, l := range m.GetLabel() {
-					switch {
-					case l.GetName() != "method":
-					case l.GetValue() == registryv1.DataService_Publish_FullMethodName:
-						publish += m.GetCounter().GetValue()
-					case l.GetValue() == registryv1.DataService_PublishSlots_FullMethodName:
-						publishSlots += m.GetCounter().GetValue()
-					}
+			// Held at a frozen leader's door, the writes queue up; then it thaws.
+			leader.Front.Pause()
+			const services = 200
+			for i := range services {
+				rp := &registryv1.RegisterPublisher{RegisterId: "p", DataId: fmt.Sprintf("com.example.Many%d", i), Version: 1, Values: [][]byte{[]byte("v")}}
+				if err := cl.Post(&registryv1.ClientFrame{Body: &registryv1.ClientFrame_RegisterPublisher{RegisterPublisher: rp}}); err != nil {
+					t.Fatal(err)
 				}
 			}
-		}
-		return publish, publishSlots
-	}
-	// Held at a frozen leader's door, the writes queue up; then it thaws.
-	leader.Front.Pause()
-	const services = 200
-	for i := range services {
-		rp := &registryv1.RegisterPublisher{RegisterId: "p", DataId: fmt.Sprintf("com.example.Many%d", i), Version: 1, Values: [][]byte{[]byte("v")}}
-		if err := cl.Post(&registryv1.ClientFrame{Body: &registryv1.ClientFrame_RegisterPublisher{RegisterPublisher: rp}}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	testcluster.Eventually(t, testcluster.DefaultWait, func() error {
-		if got := gauge(t, n, "strata_session_publishers"); got != services {
-			return fmt.Errorf("session holds %v publishers, want %d", got, services)
-		}
-		return nil
-	})
-	p0, s0 := calls()
-	leader.Front.Heal()
-	testcluster.Eventually(t, time.Minute, func() error {
-		pubs := 0.0
-		mfs, err := leader.Registry.Gather()
-		if err != nil {
-			return err
-		}
-		for _, mf := range mfs {
-			if mf.GetName() == "strata_data_publishers" {
-				for _, m := range mf.GetMetric() {
-					pubs += m.GetGauge().GetValue()
+			testcluster.Eventually(t, testcluster.DefaultWait, func() error {
+				if got := gauge(t, n, "strata_session_publishers"); got != services {
+					return fmt.Errorf("session holds %v publishers, want %d", got, services)
 				}
+				return nil
+			})
+			p0, s0 := calls()
+			leader.Front.Heal()
+			testcluster.Eventually(t, time.Minute, func() error {
+				if pubs := testcluster.Metric(t, leader.Registry, "strata_data_publishers"); pubs != services {
+					return fmt.Errorf("the leader holds %v publishers, want %d", pubs, services)
+				}
+				return nil
+			})
+			p1, s1 := calls()
+			switch {
+			case !tc.older && (s1-s0 < 1 || (p1-p0)+(s1-s0) > services/4):
+				t.Fatalf("%d writes over many slots took %v Publish and %v PublishSlots calls; want a few calls, several slots each", services, p1-p0, s1-s0)
+			case tc.older && s1-s0 > 8:
+				// At most the calls in flight when the first refusal came.
+				t.Fatalf("an older leader was sent %v PublishSlots calls; want it remembered after the first refusals", s1-s0)
+			case tc.older && p1-p0 < 2:
+				t.Fatalf("an older leader got %v Publish calls for writes over many slots", p1-p0)
 			}
-		}
-		if pubs != services {
-			return fmt.Errorf("the leader holds %v publishers, want %d", pubs, services)
-		}
-		return nil
-	})
-	p1, s1 := calls()
-	if s1-s0 < 1 || (p1-p0)+(s1-s0) > services/4 {
-		t.Fatalf("%d writes over many slots took %v Publish and %v PublishSlots calls; want a few calls, several slots each", services, p1-p0, s1-s0)
+		})
 	}
 }
 
 // frozenLeaderCluster starts 1 meta, 1 data node behind a fault proxy
-// (its Front, to freeze), and a session whose rates never hold a test's
-// burst of registrations back.
-func frozenLeaderCluster(t *testing.T) (*testcluster.Cluster, *testcluster.SessionNode) {
+// (its Front, to freeze; dataOpts added to its gRPC server), and a
+// session whose rates never hold a test's burst of registrations back.
+func frozenLeaderCluster(t *testing.T, dataOpts ...grpc.ServerOption) (*testcluster.Cluster, *testcluster.SessionNode) {
 	c := testcluster.Start(t, testcluster.Spec{Meta: 1, Data: 1, DataFronts: true, SessionConfig: func(_ int, cfg *session.Config) {
 		cfg.RegisterRate, cfg.RegisterBurst = 1e6, 1e6
 		cfg.IdentityRegisterRate = 1e6
-	}})
+	}, DataServerOptions: func(int) []grpc.ServerOption { return dataOpts }})
 	n := c.AddSession(t)
 	c.WaitDataSettled(t)
 	return c, n

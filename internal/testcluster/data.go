@@ -87,12 +87,16 @@ func (c *Cluster) startData(t testing.TB, n *DataNode) {
 	if _, port, err := net.SplitHostPort(n.addrs[2]); err == nil {
 		cfg.GossipPort, _ = strconv.Atoi(port)
 	}
-	srv, err := data.New(cfg, data.Deps{
+	deps := data.Deps{
 		Logger:       logger,
 		Registry:     n.Registry,
 		GRPCListener: grpcLn,
 		HTTPListener: httpLn,
-	})
+	}
+	if c.spec.DataServerOptions != nil {
+		deps.ServerOptions = c.spec.DataServerOptions(n.Index)
+	}
+	srv, err := data.New(cfg, deps)
 	if err != nil {
 		_ = lf.Close()
 		t.Fatalf("testcluster: new %s: %v", n.ID, err)

@@ -53,6 +53,9 @@ type Spec struct {
 	// DataConfig, when set, adjusts each data node's config (from
 	// data.TestConfig) before it starts.
 	DataConfig func(i int, c *data.Config)
+	// DataServerOptions, when set, adds gRPC server options (a test's
+	// interceptors) to data node i, after its own.
+	DataServerOptions func(i int) []grpc.ServerOption
 	// Session is the number of session nodes, started after the data nodes.
 	Session int
 	// SessionConfig adjusts each session node's config (from
