@@ -80,10 +80,7 @@ func TestEngine_NotifiesDuringFetch_MergeIntoOneFollowUpWithNewest(t *testing.T)
 	f.set("k", 1)
 	h := start(t, TestConfig(), f, false)
 	c := newFakeConn("c", "a")
-	h.e.Subscribe(c, "s", "k", ScopeGlobal, 0)
-	h.settled("k", 1)
-	waitPushes(t, c, "s", 1)
-	h.e.Ack("c", "s", 1)
+	h.subscribedAcked(c, "s", "k")
 
 	gate := make(chan struct{})
 	f.setGate(gate)
@@ -181,10 +178,7 @@ func TestEngine_FetchError_NoPushKeepsDatumRetriesWithBackoff(t *testing.T) {
 	f.set("k", 1, pub("p1", "a", "x"), pub("p2", "a", "y"))
 	h := start(t, cfg, f, true)
 	c := newFakeConn("c", "a")
-	h.e.Subscribe(c, "s", "k", ScopeGlobal, 0)
-	h.settled("k", 1)
-	waitPushes(t, c, "s", 1)
-	h.e.Ack("c", "s", 1)
+	h.subscribedAcked(c, "s", "k")
 
 	// The slot migrates: the read fails.
 	f.setErr("k", errMigrating)
@@ -769,10 +763,7 @@ func TestEngine_NotifyAt_LatencyFromTheDataChange(t *testing.T) {
 	f.set("k", 1, pub("p", "a", "x"))
 	h := start(t, TestConfig(), f, true)
 	c := newFakeConn("c", "a")
-	h.e.Subscribe(c, "s", "k", ScopeGlobal, 0)
-	h.settled("k", 1)
-	waitPushes(t, c, "s", 1)
-	h.e.Ack("c", "s", 1)
+	h.subscribedAcked(c, "s", "k")
 	sum := func() float64 { return metric(t, h, "strata_push_latency_seconds").GetHistogram().GetSampleSum() }
 	before := sum()
 
@@ -805,10 +796,7 @@ func TestEngine_Offer_QuietKeyPushedWithoutFetch_BusyKeyFetches(t *testing.T) {
 	f.set("k", 1, pub("p1", "a", "x"))
 	h := start(t, TestConfig(), f, true)
 	c := newFakeConn("c", "a")
-	h.e.Subscribe(c, "s", "k", ScopeGlobal, 0)
-	h.settled("k", 1)
-	waitPushes(t, c, "s", 1)
-	h.e.Ack("c", "s", 1)
+	h.subscribedAcked(c, "s", "k")
 
 	h.e.Offer(&registryv1.Datum{DataInfoId: "k", Version: 2, Publishers: []*registryv1.Publisher{pub("p1", "a", "x"), pub("p2", "a", "y")}}, time.Time{})
 	if got := waitPushes(t, c, "s", 2); !slices.Equal(got, []uint64{1, 2}) {
@@ -863,10 +851,7 @@ func TestEngine_AckAll_HeldTimeLeftOutOfTheLatency_CappedAtTwiceTheDelay(t *test
 	cfg.AckDelay = 20 * time.Millisecond
 	h := start(t, cfg, f, true)
 	c := newFakeConn("c", "a")
-	h.e.Subscribe(c, "s", "k", ScopeGlobal, 0)
-	h.settled("k", 1)
-	waitPushes(t, c, "s", 1)
-	h.e.Ack("c", "s", 1)
+	h.subscribedAcked(c, "s", "k")
 	sum := func() float64 { return metric(t, h, "strata_push_latency_seconds").GetHistogram().GetSampleSum() }
 
 	for i, x := range []struct {

@@ -279,6 +279,16 @@ func (h *harness) keyState(key string) (state uint8, fetched uint64, ok bool) {
 	return k.state, k.fetched, true
 }
 
+// subscribedAcked subscribes subID on c to key (scope global, from
+// nothing), waits for the first fetch and push, and acks it.
+func (h *harness) subscribedAcked(c *fakeConn, subID, key string) {
+	h.t.Helper()
+	h.e.Subscribe(c, subID, key, ScopeGlobal, 0)
+	h.settled(key, 1)
+	waitPushes(h.t, c, subID, 1)
+	h.e.Ack(c.id, subID, 1)
+}
+
 // waitPushes waits until c has n pushes to subID and returns their versions.
 func waitPushes(t testing.TB, c *fakeConn, subID string, n int) []uint64 {
 	t.Helper()
