@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"strings"
 	"sync"
 	"testing"
@@ -62,6 +63,19 @@ func TestHealth_WaitSettled_WaitsForTheRestartedNodesSlots(t *testing.T) {
 	c.WaitDataSettled(t)
 	sess.Mute(true)
 	c.RestartData(t, 2)
+	// Until meta has data-2 back and plans its slots, the table is at
+	// rest: only then are handovers held.
+	testcluster.Eventually(t, testcluster.DefaultWait, func() error {
+		var now healthView
+		_ = executeJSON(t, &now, metaFlag, "health")
+		switch {
+		case now.Slots.From == "":
+			return errors.New("no health view read yet")
+		case now.Healthy && now.Slots.settled():
+			return errors.New("the table is still at rest: no move to the restarted data-2 planned yet")
+		}
+		return nil
+	})
 
 	// Held: the wait runs out.
 	v = healthView{}
